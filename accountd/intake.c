@@ -1,0 +1,212 @@
+/* intake.c - accountd's ZeroMQ side: a ROUTER socket that proxyd DEALERs
+ * connect to. Each message is [routing id][EventBatch]; events of several
+ * messages are committed together and each message is acked to its sender
+ * with the request ids it carried, only after the commit.
+ */
+#include "intake.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "log.h"
+
+#define MAX_MESSAGE_BYTES (64 * 1024 * 1024) /* ZMQ_MAXMSGSIZE: bigger peers are cut off */
+#define LINGER_MS 2000                       /* time to flush acks at shutdown */
+
+struct intake {
+    void *ctx;
+    void *router;
+    int batch_max;
+    int batch_wait_ms;
+};
+
+struct intake *intake_new(const char *endpoint, int batch_max, int batch_wait_ms,
+                          char *err, size_t errlen)
+{
+    struct intake *in = calloc(1, sizeof(*in));
+    int64_t maxmsg = MAX_MESSAGE_BYTES;
+    int linger = LINGER_MS;
+    if (in == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    in->batch_max = batch_max;
+    in->batch_wait_ms = batch_wait_ms;
+    if ((in->ctx = zmq_ctx_new()) == NULL || (in->router = zmq_socket(in->ctx, ZMQ_ROUTER)) == NULL ||
+        zmq_setsockopt(in->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
+        zmq_setsockopt(in->router, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_bind(in->router, endpoint) != 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        intake_free(in);
+        return NULL;
+    }
+    return in;
+}
+
+void intake_free(struct intake *in)
+{
+    if (in == NULL)
+        return;
+    if (in->router != NULL)
+        zmq_close(in->router);
+    if (in->ctx != NULL)
+        zmq_ctx_term(in->ctx);
+    free(in);
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, ncap * elem);
+    if (p == NULL)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+/* Adds a decoded message and its events to the batch. -1 on ENOMEM. */
+static int batch_add(struct intake_batch *b, zmq_msg_t *id, Tollgate__EventBatch *eb)
+{
+    if (grow((void **)&b->msgs, &b->cap_msgs, b->n_msgs + 1, sizeof(*b->msgs)) < 0 ||
+        grow((void **)&b->events, &b->cap_events, b->n_events + eb->n_events, sizeof(*b->events)) < 0)
+        return -1;
+    struct intake_msg *m = &b->msgs[b->n_msgs++];
+    m->identity_len = zmq_msg_size(id);
+    memcpy(m->identity, zmq_msg_data(id), m->identity_len);
+    m->batch = eb;
+    for (size_t i = 0; i < eb->n_events; i++)
+        b->events[b->n_events++] = eb->events[i];
+    return 0;
+}
+
+/* Receives one [id][payload] message without blocking. 1 added, 0 none, -1 dropped. */
+static int receive_one(struct intake *in, struct intake_batch *b)
+{
+    zmq_msg_t id, payload;
+    int more = 0, rc = -1;
+    size_t more_len = sizeof(more);
+    zmq_msg_init(&id);
+    zmq_msg_init(&payload);
+    if (zmq_msg_recv(&id, in->router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id);
+        zmq_msg_close(&payload);
+        return 0;
+    }
+    if (zmq_msg_size(&id) > sizeof(b->msgs[0].identity) || !zmq_msg_more(&id) ||
+        zmq_msg_recv(&payload, in->router, 0) < 0) {
+        log_warn("dropping a malformed ZeroMQ message (bad routing frame)");
+        goto out;
+    }
+    zmq_getsockopt(in->router, ZMQ_RCVMORE, &more, &more_len);
+    while (more) { /* extra frames: not ours; drain them */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        zmq_msg_recv(&extra, in->router, 0);
+        more = zmq_msg_more(&extra);
+        zmq_msg_close(&extra);
+        rc = -2;
+    }
+    Tollgate__EventBatch *eb = rc == -2 ? NULL
+        : tollgate__event_batch__unpack(NULL, zmq_msg_size(&payload), zmq_msg_data(&payload));
+    if (eb == NULL) {
+        log_warn("dropping an undecodable event batch of %zu bytes", zmq_msg_size(&payload));
+        rc = -1;
+        goto out;
+    }
+    if (batch_add(b, &id, eb) < 0) {
+        log_error("out of memory receiving a batch; the sender will resend it");
+        tollgate__event_batch__free_unpacked(eb, NULL);
+        goto out;
+    }
+    rc = 1;
+out:
+    zmq_msg_close(&id);
+    zmq_msg_close(&payload);
+    return rc;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+size_t intake_collect(struct intake *in, struct intake_batch *b, int poll_ms)
+{
+    zmq_pollitem_t item = {in->router, 0, ZMQ_POLLIN, 0};
+    long deadline = -1;
+    int wait = poll_ms;
+    for (;;) {
+        int n = zmq_poll(&item, 1, wait);
+        if (n < 0)
+            break; /* EINTR: a signal; let the caller look at its flag */
+        while (n > 0 && b->n_events < (size_t)in->batch_max && receive_one(in, b) != 0)
+            ;
+        if (b->n_events == 0 && n == 0)
+            break;
+        if (b->n_events >= (size_t)in->batch_max)
+            break;
+        if (deadline < 0 && b->n_events > 0)
+            deadline = now_ms() + in->batch_wait_ms;
+        if (deadline >= 0) {
+            long left = deadline - now_ms();
+            if (left <= 0)
+                break;
+            wait = (int)left;
+        }
+    }
+    return b->n_events;
+}
+
+void intake_ack(struct intake *in, const struct intake_batch *b)
+{
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const struct intake_msg *m = &b->msgs[i];
+        Tollgate__EventAck ack = TOLLGATE__EVENT_ACK__INIT;
+        char **ids = malloc((m->batch->n_events ? m->batch->n_events : 1) * sizeof(*ids));
+        if (ids == NULL) {
+            log_error("out of memory acking; the sender will resend");
+            continue;
+        }
+        for (size_t k = 0; k < m->batch->n_events; k++)
+            ids[k] = m->batch->events[k]->request_id;
+        ack.n_request_ids = m->batch->n_events;
+        ack.request_ids = ids;
+        size_t len = tollgate__event_ack__get_packed_size(&ack);
+        uint8_t *buf = malloc(len ? len : 1);
+        if (buf != NULL) {
+            tollgate__event_ack__pack(&ack, buf);
+            if (zmq_send(in->router, m->identity, m->identity_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+                zmq_send(in->router, buf, len, ZMQ_DONTWAIT) < 0)
+                log_warn("cannot ack %zu events: %s (the sender will resend)",
+                         m->batch->n_events, zmq_strerror(zmq_errno()));
+        }
+        free(buf);
+        free(ids);
+    }
+}
+
+void intake_batch_clear(struct intake_batch *b)
+{
+    for (size_t i = 0; i < b->n_msgs; i++)
+        tollgate__event_batch__free_unpacked(b->msgs[i].batch, NULL);
+    b->n_msgs = 0;
+    b->n_events = 0;
+}
+
+void intake_batch_free(struct intake_batch *b)
+{
+    intake_batch_clear(b);
+    free(b->msgs);
+    free(b->events);
+}

@@ -1,0 +1,43 @@
+/* intake.h - receiving event batches from proxyd over ZeroMQ and acking them. */
+#ifndef ACCOUNTD_INTAKE_H
+#define ACCOUNTD_INTAKE_H
+
+#include <stddef.h>
+
+#include "events.pb-c.h"
+
+struct intake;
+
+/* One sender's message inside a batch being committed. */
+struct intake_msg {
+    unsigned char identity[256]; /* the ROUTER routing id of the proxyd */
+    size_t identity_len;
+    Tollgate__EventBatch *batch;
+};
+
+/* Events gathered from one or more messages, committed together. */
+struct intake_batch {
+    struct intake_msg *msgs;
+    size_t n_msgs, cap_msgs;
+    Tollgate__UsageEvent **events;
+    size_t n_events, cap_events;
+};
+
+/* Binds a ROUTER socket at endpoint. NULL on error (err). */
+struct intake *intake_new(const char *endpoint, int batch_max, int batch_wait_ms,
+                          char *err, size_t errlen);
+void intake_free(struct intake *in);
+
+/* Waits up to poll_ms for the first message, then gathers more for up to
+ * batch_wait_ms or batch_max events. Returns the number of events (0 on
+ * timeout or signal). Malformed messages are logged and dropped. */
+size_t intake_collect(struct intake *in, struct intake_batch *b, int poll_ms);
+
+/* Acknowledges every message of b to its sender (after the commit). */
+void intake_ack(struct intake *in, const struct intake_batch *b);
+
+/* Frees the decoded messages; b can be reused. */
+void intake_batch_clear(struct intake_batch *b);
+void intake_batch_free(struct intake_batch *b);
+
+#endif

@@ -1,0 +1,148 @@
+/* main.c - accountd: wiring only.
+ *
+ * accountd receives usage events from proxyd (intake.c), prices them and
+ * commits them to the MariaDB ledger (ledger.c), then acks. It is the only
+ * writer of spend. `accountd -c FILE --migrate` applies schema migrations.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <mysql.h>
+
+#include "config.h"
+#include "db.h"
+#include "intake.h"
+#include "ledger.h"
+#include "log.h"
+#include "price.h"
+
+#define POLL_MS 200 /* how often the loop looks at the stop flag when idle */
+
+static volatile int stop_flag; /* set by SIGTERM/SIGINT */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: accountd -c CONFIG [--migrate]\n");
+}
+
+static int migrate(const struct config *cfg)
+{
+    char err[1024];
+    int applied = 0;
+    MYSQL *db = db_connect(&cfg->db, err, sizeof(err));
+    if (db == NULL || db_migrate(db, &applied, err, sizeof(err)) < 0) {
+        log_error("migration failed: %s", err);
+        if (db != NULL)
+            mysql_close(db);
+        return 1;
+    }
+    log_info("schema at version %d (%d migration%s applied)", db_schema_latest(), applied,
+             applied == 1 ? "" : "s");
+    mysql_close(db);
+    return 0;
+}
+
+static int check_schema(const struct config *cfg)
+{
+    char err[1024];
+    MYSQL *db = db_connect(&cfg->db, err, sizeof(err));
+    int rc = db != NULL ? db_schema_check(db, err, sizeof(err)) : -1;
+    if (rc < 0)
+        log_error("%s", err);
+    if (db != NULL)
+        mysql_close(db);
+    return rc;
+}
+
+static int run(const struct config *cfg)
+{
+    char err[1024];
+    struct sigaction sa = {.sa_handler = on_signal};
+    struct intake_batch batch = {0};
+    struct price_table *prices = price_table_open(cfg->price_file, err, sizeof(err));
+    if (prices == NULL) {
+        log_error("cannot load prices: %s", err);
+        return 1;
+    }
+    struct ledger *ledger = NULL;
+    struct intake *in = NULL;
+    int rc = 1;
+    if (check_schema(cfg) < 0)
+        goto out;
+    if ((ledger = ledger_new(&cfg->db, prices, err, sizeof(err))) == NULL ||
+        (in = intake_new(cfg->accountd.events, cfg->accountd.batch_max_events,
+                         cfg->accountd.batch_wait_ms, err, sizeof(err))) == NULL) {
+        log_error("%s", err);
+        goto out;
+    }
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    log_info("accountd ready: events on %s, %zu priced models", cfg->accountd.events,
+             price_table_count(prices));
+    while (!stop_flag) {
+        if (intake_collect(in, &batch, POLL_MS) == 0)
+            continue;
+        if (ledger_commit(ledger, batch.events, batch.n_events, &stop_flag) == 0)
+            intake_ack(in, &batch);
+        intake_batch_clear(&batch);
+    }
+    log_info("accountd stopping");
+    rc = 0;
+out:
+    intake_batch_free(&batch);
+    intake_free(in);
+    ledger_free(ledger);
+    price_table_free(prices);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"migrate", no_argument, NULL, 'm'}, {0}};
+    const char *path = NULL;
+    bool do_migrate = false;
+    int c;
+    log_init("accountd");
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        if (c == 'c')
+            path = optarg;
+        else if (c == 'm')
+            do_migrate = true;
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (path == NULL || optind != argc) {
+        usage();
+        return 2;
+    }
+    char err[1024];
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || mysql_library_init(0, NULL, NULL) != 0) {
+        log_error("library initialisation failed");
+        return 1;
+    }
+    struct config *cfg = config_load(path, err, sizeof(err));
+    int rc;
+    if (cfg == NULL) {
+        log_error("%s", err);
+        rc = 1;
+    } else {
+        rc = do_migrate ? migrate(cfg) : run(cfg);
+    }
+    config_free(cfg);
+    mysql_library_end();
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,78 @@
+/* config.h - the one config file of all three daemons.
+ *
+ * LiteLLM's format (model_list, general_settings) plus Tollgate's own
+ * `tollgate:` section, in which every key has a default. Loading either
+ * yields a complete, validated struct config or one error naming the file,
+ * the line and the key; unknown keys are warned about on stderr.
+ */
+#ifndef TG_CONFIG_H
+#define TG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "price.h"
+
+enum upstream_kind { UPSTREAM_OPENAI, UPSTREAM_AZURE };
+
+/* One model_list entry: a deployment of the model group model_name. */
+struct deployment {
+    char *model_name;     /* the model group clients ask for */
+    char *model;          /* litellm_params.model as written, e.g. groq/llama-3.1-8b-instant */
+    char *provider;       /* the prefix ("groq"), "openai" when there is none */
+    char *upstream_model; /* what the upstream is sent: model without the prefix */
+    enum upstream_kind kind;
+    char *api_base;       /* without a trailing slash */
+    char *api_key;        /* may be NULL */
+    char *api_version;    /* Azure only; may be NULL */
+    char *base_model;     /* model_info.base_model or litellm_params.base_model */
+    struct price_custom price; /* custom per-token prices; base_model points above */
+    int line;             /* where the entry starts in the file */
+};
+
+struct listen_addr {
+    char host[256];
+    int port;
+};
+
+struct db_config {
+    char *host, *user, *password, *database;
+    unsigned port;
+};
+
+struct config {
+    char *path;
+    struct deployment *deployments;
+    size_t n_deployments;
+    char *master_key; /* may be NULL: then only virtual keys work */
+    struct db_config db;
+    char *price_file; /* NULL: the price map built into the binary */
+
+    struct {
+        struct listen_addr listen;
+        char *spool_dir;
+        size_t max_body_bytes;
+        int upstream_timeout_ms;
+        int key_cache_ttl_ms;
+        int event_resend_ms;
+    } proxyd;
+    struct {
+        struct listen_addr listen;
+        int workers;
+    } reportd;
+    struct {
+        char *events;  /* ZeroMQ endpoint accountd binds, proxyd connects to */
+        char *updates; /* reserved for budget updates (PUB), not used yet */
+        int batch_max_events;
+        int batch_wait_ms;
+    } accountd;
+};
+
+/* Reads and validates path. NULL on error, with "FILE:LINE: key: problem" in err. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* "host:port" -> addr; -1 when malformed. */
+int config_parse_listen(const char *s, struct listen_addr *addr);
+
+#endif

@@ -1,0 +1,36 @@
+/* httpjson.h - JSON answers over libevent's evhttp, in OpenAI's error shape.
+ *
+ * Shared by proxyd and reportd so every error a client sees has the same
+ * envelope: {"error": {"message", "type", "param", "code"}}.
+ */
+#ifndef TG_HTTPJSON_H
+#define TG_HTTPJSON_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <stddef.h>
+
+#include "money.h"
+
+/* Sends obj (reference stolen) with status; Content-Type application/json. */
+void httpjson_reply(struct evhttp_request *req, int status, json_t *obj);
+
+/* Sends the error envelope. param may be NULL. */
+void httpjson_error(struct evhttp_request *req, int status, const char *type,
+                    const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Parses the request body as a JSON object, answering 400/413 itself and
+ * returning NULL when it is not one. */
+json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes);
+
+/* The raw key of a request: Authorization: Bearer, x-litellm-api-key or
+ * api-key (Azure clients). NULL when there is none. */
+const char *httpjson_request_key(struct evhttp_request *req);
+
+/* A money amount as a JSON number, rounded to 10 decimals (the contract). */
+json_t *httpjson_money(money_t m);
+/* Same, from a DECIMAL column's text; JSON null for NULL. */
+json_t *httpjson_money_text(const char *decimal);
+
+#endif

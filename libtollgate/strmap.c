@@ -1,0 +1,161 @@
+/* strmap.c - string-keyed hash map; see strmap.h.
+ *
+ * FNV-1a hashing, power-of-two capacity, load factor <= 1/2, and backward
+ * shift deletion so there are no tombstones to clean up.
+ */
+#include "strmap.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct slot {
+    char *key; /* NULL = empty */
+    void *value;
+    uint64_t hash;
+};
+
+struct strmap {
+    struct slot *slots;
+    size_t cap; /* power of two */
+    size_t count;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+struct strmap *strmap_new(void)
+{
+    struct strmap *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->cap = 16;
+    m->slots = calloc(m->cap, sizeof(*m->slots));
+    if (m->slots == NULL) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void strmap_free(struct strmap *m, void (*free_value)(void *))
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].key == NULL)
+            continue;
+        free(m->slots[i].key);
+        if (free_value != NULL)
+            free_value(m->slots[i].value);
+    }
+    free(m->slots);
+    free(m);
+}
+
+static size_t find_slot(const struct strmap *m, const char *key, uint64_t h)
+{
+    size_t i = (size_t)h & (m->cap - 1);
+    while (m->slots[i].key != NULL &&
+           (m->slots[i].hash != h || strcmp(m->slots[i].key, key) != 0))
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+void *strmap_get(const struct strmap *m, const char *key)
+{
+    size_t i = find_slot(m, key, hash_str(key));
+    return m->slots[i].key != NULL ? m->slots[i].value : NULL;
+}
+
+static int grow(struct strmap *m)
+{
+    size_t old_cap = m->cap;
+    struct slot *old = m->slots;
+    struct slot *slots = calloc(old_cap * 2, sizeof(*slots));
+    if (slots == NULL)
+        return -1;
+    m->slots = slots;
+    m->cap = old_cap * 2;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].key != NULL)
+            m->slots[find_slot(m, old[i].key, old[i].hash)] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+void *strmap_put(struct strmap *m, const char *key, void *value, int *err)
+{
+    uint64_t h = hash_str(key);
+    size_t i = find_slot(m, key, h);
+    *err = 0;
+    if (m->slots[i].key != NULL) {
+        void *old = m->slots[i].value;
+        m->slots[i].value = value;
+        return old;
+    }
+    if ((m->count + 1) * 2 > m->cap) {
+        if (grow(m) < 0) {
+            *err = -1;
+            return NULL;
+        }
+        i = find_slot(m, key, h);
+    }
+    char *copy = strdup(key);
+    if (copy == NULL) {
+        *err = -1;
+        return NULL;
+    }
+    m->slots[i] = (struct slot){copy, value, h};
+    m->count++;
+    return NULL;
+}
+
+void *strmap_del(struct strmap *m, const char *key)
+{
+    size_t i = find_slot(m, key, hash_str(key));
+    if (m->slots[i].key == NULL)
+        return NULL;
+    void *value = m->slots[i].value;
+    free(m->slots[i].key);
+    m->slots[i].key = NULL;
+    m->count--;
+    /* Shift later members of the probe run back into the hole. */
+    for (size_t j = (i + 1) & (m->cap - 1); m->slots[j].key != NULL;
+         j = (j + 1) & (m->cap - 1)) {
+        size_t home = (size_t)m->slots[j].hash & (m->cap - 1);
+        int between = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+        if (between)
+            continue;
+        m->slots[i] = m->slots[j];
+        m->slots[j].key = NULL;
+        i = j;
+    }
+    return value;
+}
+
+size_t strmap_count(const struct strmap *m)
+{
+    return m->count;
+}
+
+int strmap_next(const struct strmap *m, size_t *pos, const char **key, void **value)
+{
+    for (; *pos < m->cap; (*pos)++) {
+        if (m->slots[*pos].key != NULL) {
+            *key = m->slots[*pos].key;
+            *value = m->slots[*pos].value;
+            (*pos)++;
+            return 0;
+        }
+    }
+    return -1;
+}

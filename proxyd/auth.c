@@ -1,0 +1,101 @@
+/* auth.c - proxyd's key checks.
+ *
+ * The master key is compared in constant time; a virtual key is hashed and
+ * its row fetched through the keystore cache. Refusals use LiteLLM's
+ * statuses: unknown or expired key 401, blocked key 403. Raw keys are never
+ * logged; at most their hash is.
+ */
+#include "auth.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "httpjson.h"
+#include "keyhash.h"
+#include "log.h"
+
+struct pending_auth {
+    struct evhttp_request *req;
+    auth_cb cb;
+    void *arg;
+};
+
+static int64_t now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static void on_key(const struct keyinfo *key, const char *error, void *arg)
+{
+    struct pending_auth *pa = arg;
+    struct evhttp_request *req = pa->req;
+    auth_cb cb = pa->cb;
+    void *cb_arg = pa->arg;
+    free(pa);
+    if (key == NULL) {
+        log_error("key lookup failed: %s", error);
+        httpjson_error(req, 503, "service_unavailable", NULL,
+                       "Key check unavailable: the database cannot be reached");
+        cb(NULL, 1, cb_arg);
+    } else if (!key->found) {
+        httpjson_error(req, 401, "auth_error", NULL,
+                       "Authentication Error, Invalid proxy server token passed.");
+        cb(NULL, 1, cb_arg);
+    } else if (key->blocked) {
+        httpjson_error(req, 403, "permission_error", NULL,
+                       "Authentication Error, Key is blocked. Key=%s", key->token);
+        cb(NULL, 1, cb_arg);
+    } else if (key->expires_us != 0 && key->expires_us <= now_us()) {
+        httpjson_error(req, 401, "auth_error", NULL,
+                       "Authentication Error - Expired Key. Key Expiry time passed.");
+        cb(NULL, 1, cb_arg);
+    } else {
+        cb(key, 0, cb_arg);
+    }
+}
+
+void auth_check(struct proxy *px, struct evhttp_request *req, auth_cb cb, void *arg)
+{
+    const char *raw = httpjson_request_key(req);
+    char token[KEYHASH_HEX_LEN + 1];
+    if (raw == NULL) {
+        httpjson_error(req, 401, "auth_error", NULL,
+                       "Authentication Error, No api key passed in.");
+        cb(NULL, 1, arg);
+        return;
+    }
+    if (px->cfg->master_key != NULL && keyhash_equal(raw, px->cfg->master_key)) {
+        cb(NULL, 0, arg);
+        return;
+    }
+    struct pending_auth *pa = malloc(sizeof(*pa));
+    if (pa == NULL || keyhash_sha256_hex(raw, strlen(raw), token) < 0) {
+        free(pa);
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        cb(NULL, 1, arg);
+        return;
+    }
+    *pa = (struct pending_auth){req, cb, arg};
+    keystore_lookup(px->keys, token, on_key, pa);
+}
+
+int auth_model_allowed(const struct keyinfo *key, const char *group)
+{
+    if (key == NULL || key->models_json == NULL)
+        return 1;
+    json_t *models = json_loads(key->models_json, 0, NULL);
+    size_t i;
+    json_t *m;
+    int allowed = !json_is_array(models) || json_array_size(models) == 0;
+    json_array_foreach(models, i, m) {
+        const char *s = json_string_value(m);
+        if (s != NULL && (strcmp(s, group) == 0 || strcmp(s, "all-proxy-models") == 0))
+            allowed = 1;
+    }
+    json_decref(models);
+    return allowed;
+}

@@ -1,0 +1,20 @@
+/* auth.h - who is calling: the master key or a virtual key, and may it. */
+#ifndef PROXYD_AUTH_H
+#define PROXYD_AUTH_H
+
+#include <event2/http.h>
+
+#include "keystore.h"
+#include "proxy.h"
+
+/* key is NULL for the master key. When the caller is refused, auth has
+ * already answered the request and refused is 1: the caller only cleans up. */
+typedef void (*auth_cb)(const struct keyinfo *key, int refused, void *arg);
+
+/* Authenticates req and calls cb (possibly before returning). */
+void auth_check(struct proxy *px, struct evhttp_request *req, auth_cb cb, void *arg);
+
+/* May this key use model group `group`? (models [] or all-proxy-models = all) */
+int auth_model_allowed(const struct keyinfo *key, const char *group);
+
+#endif

@@ -1,0 +1,278 @@
+/* keystore.c - key cache and the MariaDB worker thread behind it.
+ *
+ * Design: the loop thread owns the cache (a strmap, no locks). A miss pushes
+ * a job onto a mutex-protected queue; the worker thread runs the prepared
+ * SELECT on its own connection and moves the job to a done queue, then
+ * wakes the loop with event_active() (libevent built with pthreads). The
+ * loop stores the row in the cache and calls the job's callback.
+ */
+#include "keystore.h"
+
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "log.h"
+#include "strmap.h"
+
+struct cached {
+    struct keyinfo info;
+    int64_t fetched_ms;
+};
+
+struct job {
+    struct job *next;
+    char token[KEYHASH_HEX_LEN + 1];
+    keystore_cb cb;
+    void *arg;
+    struct keyinfo info;
+    bool ok;
+    char error[256];
+};
+
+struct keystore {
+    const struct config *cfg;
+    struct strmap *cache; /* token -> struct cached; loop thread only */
+    struct event *done_ev;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *todo_head, *todo_tail, *done_head, *done_tail; /* under mu */
+    bool stopping;                                           /* under mu */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void keyinfo_clear(struct keyinfo *k)
+{
+    free(k->key_alias);
+    free(k->user_id);
+    free(k->team_id);
+    free(k->models_json);
+    free(k->max_budget);
+    free(k->spend);
+    memset(k, 0, sizeof(*k));
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+/* DECIMAL(38,20) text as money_format writes it ("5", not "5.000..."). */
+static char *dup_money(const char *s)
+{
+    money_t m;
+    char buf[MONEY_STR_MAX];
+    if (s == NULL || money_parse(s, &m) < 0)
+        return dup_or_null(s);
+    money_format(m, buf);
+    return strdup(buf);
+}
+
+static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
+{
+    *dst = *src;
+    dst->key_alias = dup_or_null(src->key_alias);
+    dst->user_id = dup_or_null(src->user_id);
+    dst->team_id = dup_or_null(src->team_id);
+    dst->models_json = dup_or_null(src->models_json);
+    dst->max_budget = dup_or_null(src->max_budget);
+    dst->spend = dup_or_null(src->spend);
+    if ((src->key_alias && !dst->key_alias) || (src->user_id && !dst->user_id) ||
+        (src->team_id && !dst->team_id) || (src->models_json && !dst->models_json) ||
+        (src->max_budget && !dst->max_budget) || (src->spend && !dst->spend)) {
+        keyinfo_clear(dst);
+        return -1;
+    }
+    return 0;
+}
+
+/* Worker thread: one key row by token. */
+static void fetch_key(MYSQL **db, const struct config *cfg, struct job *j)
+{
+    struct db_result *r = NULL;
+    struct db_param p[] = {DB_STR(j->token)};
+    if (*db == NULL && (*db = db_connect(&cfg->db, j->error, sizeof(j->error))) == NULL)
+        return;
+    if (db_exec(*db, "SELECT key_alias, user_id, team_id, models, blocked,"
+                     " COALESCE(FLOOR(UNIX_TIMESTAMP(expires) * 1000000), 0), max_budget, spend"
+                     " FROM api_keys WHERE token = ?",
+                p, 1, &r, NULL, NULL, j->error, sizeof(j->error)) < 0) {
+        mysql_close(*db); /* reconnect next time: the connection may be gone */
+        *db = NULL;
+        return;
+    }
+    memcpy(j->info.token, j->token, sizeof(j->token));
+    j->info.found = r->nrows == 1;
+    if (j->info.found) {
+        j->info.key_alias = dup_or_null(db_cell(r, 0, 0));
+        j->info.user_id = dup_or_null(db_cell(r, 0, 1));
+        j->info.team_id = dup_or_null(db_cell(r, 0, 2));
+        j->info.models_json = dup_or_null(db_cell(r, 0, 3));
+        j->info.blocked = strcmp(db_cell(r, 0, 4), "0") != 0;
+        j->info.expires_us = strtoll(db_cell(r, 0, 5), NULL, 10);
+        j->info.max_budget = dup_money(db_cell(r, 0, 6));
+        j->info.spend = dup_money(db_cell(r, 0, 7));
+    }
+    db_result_free(r);
+    j->ok = true;
+}
+
+static void *worker_main(void *arg)
+{
+    struct keystore *ks = arg;
+    MYSQL *db = NULL;
+    mysql_thread_init();
+    for (;;) {
+        pthread_mutex_lock(&ks->mu);
+        while (ks->todo_head == NULL && !ks->stopping)
+            pthread_cond_wait(&ks->cv, &ks->mu);
+        struct job *j = ks->todo_head;
+        if (j == NULL) { /* stopping and nothing left */
+            pthread_mutex_unlock(&ks->mu);
+            break;
+        }
+        ks->todo_head = j->next;
+        if (ks->todo_head == NULL)
+            ks->todo_tail = NULL;
+        pthread_mutex_unlock(&ks->mu);
+
+        fetch_key(&db, ks->cfg, j);
+
+        pthread_mutex_lock(&ks->mu);
+        j->next = NULL;
+        if (ks->done_tail != NULL)
+            ks->done_tail->next = j;
+        else
+            ks->done_head = j;
+        ks->done_tail = j;
+        pthread_mutex_unlock(&ks->mu);
+        event_active(ks->done_ev, EV_READ, 0);
+    }
+    if (db != NULL)
+        mysql_close(db);
+    mysql_thread_end();
+    return NULL;
+}
+
+static void free_cached(void *p)
+{
+    struct cached *c = p;
+    keyinfo_clear(&c->info);
+    free(c);
+}
+
+/* Loop thread: remembers a fetched row. A failed copy only costs a refetch. */
+static void cache_store(struct keystore *ks, const struct keyinfo *info)
+{
+    struct cached *c = calloc(1, sizeof(*c));
+    int err;
+    if (c == NULL || keyinfo_copy(&c->info, info) < 0) {
+        free(c);
+        return;
+    }
+    c->fetched_ms = now_ms();
+    struct cached *old = strmap_put(ks->cache, info->token, c, &err);
+    if (err < 0)
+        free_cached(c);
+    else if (old != NULL)
+        free_cached(old);
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct keystore *ks = arg;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&ks->mu);
+    struct job *j = ks->done_head;
+    ks->done_head = ks->done_tail = NULL;
+    pthread_mutex_unlock(&ks->mu);
+    while (j != NULL) {
+        struct job *next = j->next;
+        if (j->ok)
+            cache_store(ks, &j->info);
+        j->cb(j->ok ? &j->info : NULL, j->ok ? NULL : j->error, j->arg);
+        keyinfo_clear(&j->info);
+        free(j);
+        j = next;
+    }
+}
+
+struct keystore *keystore_new(struct event_base *base, const struct config *cfg,
+                              char *err, size_t errlen)
+{
+    struct keystore *ks = calloc(1, sizeof(*ks));
+    if (ks == NULL || (ks->cache = strmap_new()) == NULL ||
+        (ks->done_ev = event_new(base, -1, 0, on_done, ks)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        keystore_free(ks);
+        return NULL;
+    }
+    ks->cfg = cfg;
+    pthread_mutex_init(&ks->mu, NULL);
+    pthread_cond_init(&ks->cv, NULL);
+    if (pthread_create(&ks->thread, NULL, worker_main, ks) != 0) {
+        snprintf(err, errlen, "cannot start the key lookup thread");
+        keystore_free(ks);
+        return NULL;
+    }
+    ks->thread_started = true;
+    return ks;
+}
+
+void keystore_free(struct keystore *ks)
+{
+    if (ks == NULL)
+        return;
+    if (ks->thread_started) {
+        pthread_mutex_lock(&ks->mu);
+        ks->stopping = true;
+        pthread_cond_signal(&ks->cv);
+        pthread_mutex_unlock(&ks->mu);
+        pthread_join(ks->thread, NULL);
+        on_done(-1, 0, ks); /* answer what the worker finished */
+        pthread_mutex_destroy(&ks->mu);
+        pthread_cond_destroy(&ks->cv);
+    }
+    if (ks->done_ev != NULL)
+        event_free(ks->done_ev);
+    strmap_free(ks->cache, free_cached);
+    free(ks);
+}
+
+void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
+{
+    struct cached *c = strmap_get(ks->cache, token);
+    if (c != NULL && now_ms() - c->fetched_ms <= ks->cfg->proxyd.key_cache_ttl_ms) {
+        cb(&c->info, NULL, arg);
+        return;
+    }
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        cb(NULL, "out of memory", arg);
+        return;
+    }
+    snprintf(j->token, sizeof(j->token), "%s", token);
+    j->cb = cb;
+    j->arg = arg;
+    pthread_mutex_lock(&ks->mu);
+    if (ks->todo_tail != NULL)
+        ks->todo_tail->next = j;
+    else
+        ks->todo_head = j;
+    ks->todo_tail = j;
+    pthread_cond_signal(&ks->cv);
+    pthread_mutex_unlock(&ks->mu);
+}

@@ -1,0 +1,44 @@
+/* keystore.h - virtual key data for proxyd, without blocking the loop.
+ *
+ * A cache of key rows (by SHA-256 hash) in front of MariaDB. Misses and
+ * stale entries are fetched by one worker thread with its own connection;
+ * the answer comes back to the loop thread through a libevent event.
+ */
+#ifndef PROXYD_KEYSTORE_H
+#define PROXYD_KEYSTORE_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "keyhash.h"
+
+/* What proxyd knows of a key. Strings are owned by the struct. */
+struct keyinfo {
+    char token[KEYHASH_HEX_LEN + 1];
+    bool found;
+    char *key_alias, *user_id, *team_id;
+    char *models_json;   /* JSON array of allowed model groups; "[]" = all */
+    bool blocked;
+    int64_t expires_us;  /* 0 = never */
+    char *max_budget;    /* DECIMAL text or NULL */
+    char *spend;         /* DECIMAL text */
+};
+
+/* Called on the loop thread. info is valid only during the call; NULL when
+ * the database could not be asked (the caller answers 503). */
+typedef void (*keystore_cb)(const struct keyinfo *info, const char *error, void *arg);
+
+struct keystore;
+
+struct keystore *keystore_new(struct event_base *base, const struct config *cfg,
+                              char *err, size_t errlen);
+/* Stops the worker thread (waiting for the query in flight) and frees all. */
+void keystore_free(struct keystore *ks);
+
+/* Looks up token (a key hash); answers from the cache when it is fresher
+ * than key_cache_ttl_ms, else asks the worker. cb may run before return. */
+void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,163 @@
+/* main.c - proxyd: wiring only (see proxy.h for the modules). */
+#include <curl/curl.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "db.h"
+#include "http_front.h"
+#include "keystore.h"
+#include "log.h"
+#include "proxy.h"
+#include "publish.h"
+#include "relay.h"
+#include "router.h"
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    log_info("signal %d: stopping", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+static int check_schema(const struct config *cfg, char *err, size_t errlen)
+{
+    MYSQL *db = db_connect(&cfg->db, err, errlen);
+    int rc = db != NULL ? db_schema_check(db, err, errlen) : -1;
+    if (db != NULL)
+        mysql_close(db);
+    return rc;
+}
+
+/* Warns about every routed model the price map cannot price. */
+static void warn_unpriced(const struct proxy *px)
+{
+    for (size_t i = 0; i < px->cfg->n_deployments; i++) {
+        const struct deployment *d = &px->cfg->deployments[i];
+        if (!price_known(px->prices, d->model, &d->price))
+            log_warn("model group %s: deployment %s has no price; its requests will be "
+                     "logged as unpriced with cost 0", d->model_name, d->model);
+    }
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int build(struct proxy *px, char *err, size_t errlen)
+{
+    if (make_dirs(px->cfg->proxyd.spool_dir) < 0) {
+        snprintf(err, errlen, "cannot create spool_dir %s: %s", px->cfg->proxyd.spool_dir,
+                 strerror(errno));
+        return -1;
+    }
+    if ((px->prices = price_table_open(px->cfg->price_file, err, errlen)) == NULL ||
+        check_schema(px->cfg, err, errlen) < 0 ||
+        (px->router = router_new(px->cfg, err, errlen)) == NULL ||
+        (px->relay = relay_new(px->base, err, errlen)) == NULL ||
+        (px->pub = publisher_new(px->base, px->cfg, err, errlen)) == NULL ||
+        (px->keys = keystore_new(px->base, px->cfg, err, errlen)) == NULL ||
+        http_front_start(px, err, errlen) < 0)
+        return -1;
+    warn_unpriced(px);
+    return 0;
+}
+
+/* Teardown in dependency order: stop accepting, answer what waits, free. */
+static void teardown(struct proxy *px)
+{
+    if (px->http != NULL)
+        evhttp_free(px->http);
+    keystore_free(px->keys);
+    relay_free(px->relay);
+    publisher_free(px->pub);
+    router_free(px->router);
+    price_table_free(px->prices);
+}
+
+static int run(const struct config *cfg)
+{
+    struct proxy px = {.cfg = cfg};
+    struct event *sigterm = NULL, *sigint = NULL;
+    char err[1024];
+    int rc = 1;
+    if ((px.base = event_base_new()) == NULL ||
+        (sigterm = evsignal_new(px.base, SIGTERM, on_stop, px.base)) == NULL ||
+        (sigint = evsignal_new(px.base, SIGINT, on_stop, px.base)) == NULL ||
+        event_add(sigterm, NULL) != 0 || event_add(sigint, NULL) != 0) {
+        log_error("cannot set up the event loop");
+        goto out;
+    }
+    if (build(&px, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("proxyd ready on %s:%d, %zu deployments, %zu priced models",
+             cfg->proxyd.listen.host, cfg->proxyd.listen.port, cfg->n_deployments,
+             price_table_count(px.prices));
+    rc = event_base_dispatch(px.base) < 0 ? 1 : 0;
+out:
+    teardown(&px);
+    if (sigterm != NULL)
+        event_free(sigterm);
+    if (sigint != NULL)
+        event_free(sigint);
+    if (px.base != NULL)
+        event_base_free(px.base);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    char err[1024];
+    int c;
+    log_init("proxyd");
+    while ((c = getopt(argc, argv, "c:")) != -1) {
+        if (c != 'c') {
+            fprintf(stderr, "usage: proxyd -c CONFIG\n");
+            return 2;
+        }
+        path = optarg;
+    }
+    if (path == NULL || optind != argc) {
+        fprintf(stderr, "usage: proxyd -c CONFIG\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
+        mysql_library_init(0, NULL, NULL) != 0) {
+        log_error("library initialisation failed");
+        return 1;
+    }
+    struct config *cfg = config_load(path, err, sizeof(err));
+    int rc = 1;
+    if (cfg == NULL)
+        log_error("%s", err);
+    else
+        rc = run(cfg);
+    config_free(cfg);
+    mysql_library_end();
+    curl_global_cleanup();
+    libevent_global_shutdown();
+    return rc;
+}

@@ -1,0 +1,273 @@
+/* publish.c - the ZeroMQ DEALER that carries usage events to accountd.
+ *
+ * Design: every event is stored in `pending` (request id -> encoded event)
+ * and appended to the outgoing batch. The batch leaves at the end of the
+ * loop iteration (a zero-delay event), so events finished together travel
+ * together. An EventBatch is just its events as length-delimited field 1,
+ * so batches are built by concatenation, without re-encoding. accountd acks
+ * request ids after its commit; acked events are forgotten. A timer re-sends
+ * what has waited longer than event_resend_ms, so a lost batch or a crashed
+ * accountd costs a delay, never an event. ZMQ_IMMEDIATE keeps messages off
+ * dead peers: with no accountd connected a send fails, and the resend timer
+ * tries again later.
+ *
+ * libzmq's ZMQ_FD is edge-triggered: after any send or receive we drain
+ * incoming acks until ZMQ_EVENTS says there are none.
+ */
+#include "publish.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "events.pb-c.h"
+#include "log.h"
+#include "strmap.h"
+
+#define BATCH_MAX_EVENTS 512
+#define BATCH_MAX_BYTES (4 * 1024 * 1024)
+
+struct pending {
+    uint8_t *data;
+    size_t len;
+    int64_t sent_ms; /* 0 = not sent yet */
+};
+
+struct publisher {
+    const struct config *cfg;
+    void *ctx, *dealer;
+    struct event *zmq_ev, *flush_ev, *resend_ev;
+    struct strmap *pending; /* request id -> struct pending */
+    uint8_t *out;           /* outgoing EventBatch being built */
+    size_t out_len, out_cap, out_events;
+    bool send_failing;      /* logged once per state change */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pending_free(void *v)
+{
+    struct pending *p = v;
+    free(p->data);
+    free(p);
+}
+
+static void handle_ack(struct publisher *p, const zmq_msg_t *msg)
+{
+    Tollgate__EventAck *ack = tollgate__event_ack__unpack(NULL, zmq_msg_size(msg),
+                                                          zmq_msg_data((zmq_msg_t *)msg));
+    if (ack == NULL) {
+        log_warn("ignoring an undecodable ack from accountd");
+        return;
+    }
+    for (size_t i = 0; i < ack->n_request_ids; i++) {
+        struct pending *pe = strmap_del(p->pending, ack->request_ids[i]);
+        if (pe != NULL)
+            pending_free(pe);
+    }
+    tollgate__event_ack__free_unpacked(ack, NULL);
+}
+
+static void drain(struct publisher *p)
+{
+    for (;;) {
+        int events = 0;
+        size_t len = sizeof(events);
+        if (zmq_getsockopt(p->dealer, ZMQ_EVENTS, &events, &len) != 0 || !(events & ZMQ_POLLIN))
+            return;
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, p->dealer, ZMQ_DONTWAIT) >= 0)
+            handle_ack(p, &msg);
+        zmq_msg_close(&msg);
+    }
+}
+
+static void on_zmq(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drain(arg);
+}
+
+/* Appends one event as field 1 (length-delimited) of an EventBatch. */
+static int out_append(struct publisher *p, const uint8_t *data, size_t len)
+{
+    uint8_t hdr[11];
+    size_t h = 0;
+    hdr[h++] = 0x0a; /* field 1, wire type 2 */
+    for (size_t v = len; ; v >>= 7) {
+        hdr[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    if (p->out_len + h + len > p->out_cap) {
+        size_t cap = p->out_cap ? p->out_cap : 64 * 1024;
+        while (cap < p->out_len + h + len)
+            cap *= 2;
+        uint8_t *n = realloc(p->out, cap);
+        if (n == NULL)
+            return -1;
+        p->out = n;
+        p->out_cap = cap;
+    }
+    memcpy(p->out + p->out_len, hdr, h);
+    memcpy(p->out + p->out_len + h, data, len);
+    p->out_len += h + len;
+    p->out_events++;
+    return 0;
+}
+
+/* Sends the outgoing batch; on failure its events stay pending for resend. */
+static void flush(struct publisher *p)
+{
+    if (p->out_events == 0)
+        return;
+    int rc = zmq_send(p->dealer, p->out, p->out_len, ZMQ_DONTWAIT);
+    if (rc < 0 && !p->send_failing)
+        log_warn("cannot reach accountd (%s): %zu events wait for resend",
+                 zmq_strerror(zmq_errno()), strmap_count(p->pending));
+    else if (rc >= 0 && p->send_failing)
+        log_info("accountd reachable again");
+    p->send_failing = rc < 0;
+    p->out_len = 0;
+    p->out_events = 0;
+    drain(p);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    flush(arg);
+}
+
+/* Re-sends events whose ack is overdue (or whose first send failed). */
+static void on_resend(evutil_socket_t fd, short what, void *arg)
+{
+    struct publisher *p = arg;
+    int64_t now = now_ms(), due = now - p->cfg->proxyd.event_resend_ms;
+    size_t pos = 0;
+    const char *id;
+    void *v;
+    (void)fd;
+    (void)what;
+    flush(p);
+    while (strmap_next(p->pending, &pos, &id, &v) == 0) {
+        struct pending *pe = v;
+        if (pe->sent_ms > due)
+            continue;
+        if (out_append(p, pe->data, pe->len) < 0)
+            break;
+        pe->sent_ms = now;
+        if (p->out_events >= BATCH_MAX_EVENTS || p->out_len >= BATCH_MAX_BYTES)
+            flush(p);
+    }
+    flush(p);
+}
+
+int publisher_send(struct publisher *p, const char *request_id, const uint8_t *event, size_t len)
+{
+    struct pending *pe = calloc(1, sizeof(*pe));
+    int err;
+    if (pe == NULL || (pe->data = malloc(len)) == NULL) {
+        free(pe);
+        return -1;
+    }
+    memcpy(pe->data, event, len);
+    pe->len = len;
+    pe->sent_ms = now_ms();
+    struct pending *old = strmap_put(p->pending, request_id, pe, &err);
+    if (err < 0) {
+        pending_free(pe);
+        return -1;
+    }
+    if (old != NULL)
+        pending_free(old);
+    if (out_append(p, event, len) < 0)
+        pe->sent_ms = 0; /* the resend timer will carry it */
+    if (p->out_events >= BATCH_MAX_EVENTS || p->out_len >= BATCH_MAX_BYTES)
+        flush(p);
+    else
+        event_active(p->flush_ev, EV_TIMEOUT, 0);
+    return 0;
+}
+
+size_t publisher_pending(const struct publisher *p)
+{
+    return strmap_count(p->pending);
+}
+
+static int setup_socket(struct publisher *p, char *err, size_t errlen)
+{
+    int one = 1, linger = 0;
+    int64_t maxmsg = 16 * 1024 * 1024;
+    int fd;
+    size_t fdlen = sizeof(fd);
+    if ((p->ctx = zmq_ctx_new()) == NULL || (p->dealer = zmq_socket(p->ctx, ZMQ_DEALER)) == NULL ||
+        zmq_setsockopt(p->dealer, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
+        zmq_setsockopt(p->dealer, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_setsockopt(p->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
+        zmq_connect(p->dealer, p->cfg->accountd.events) != 0 ||
+        zmq_getsockopt(p->dealer, ZMQ_FD, &fd, &fdlen) != 0) {
+        snprintf(err, errlen, "ZeroMQ to accountd at %s: %s", p->cfg->accountd.events,
+                 zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    p->zmq_ev = event_new(event_get_base(p->flush_ev), fd, EV_READ | EV_PERSIST, on_zmq, p);
+    if (p->zmq_ev == NULL || event_add(p->zmq_ev, NULL) != 0) {
+        snprintf(err, errlen, "cannot watch the ZeroMQ socket");
+        return -1;
+    }
+    return 0;
+}
+
+struct publisher *publisher_new(struct event_base *base, const struct config *cfg,
+                                char *err, size_t errlen)
+{
+    struct publisher *p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->pending = strmap_new()) == NULL ||
+        (p->flush_ev = event_new(base, -1, 0, on_flush, p)) == NULL ||
+        (p->resend_ev = event_new(base, -1, EV_PERSIST, on_resend, p)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        publisher_free(p);
+        return NULL;
+    }
+    p->cfg = cfg;
+    int tick = cfg->proxyd.event_resend_ms / 2;
+    struct timeval tv = {tick / 1000, (tick % 1000) * 1000};
+    if (setup_socket(p, err, errlen) < 0 || event_add(p->resend_ev, &tv) != 0) {
+        publisher_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void publisher_free(struct publisher *p)
+{
+    if (p == NULL)
+        return;
+    if (p->pending != NULL && strmap_count(p->pending) > 0)
+        log_warn("%zu usage events were not acknowledged by accountd at shutdown",
+                 strmap_count(p->pending));
+    if (p->zmq_ev != NULL)
+        event_free(p->zmq_ev);
+    if (p->flush_ev != NULL)
+        event_free(p->flush_ev);
+    if (p->resend_ev != NULL)
+        event_free(p->resend_ev);
+    if (p->dealer != NULL)
+        zmq_close(p->dealer);
+    if (p->ctx != NULL)
+        zmq_ctx_term(p->ctx);
+    strmap_free(p->pending, pending_free);
+    free(p->out);
+    free(p);
+}

@@ -1,0 +1,27 @@
+/* publish.h - delivering usage events to accountd, at least once.
+ *
+ * Events are kept (in memory, for now) until an accountd acknowledges them
+ * after its commit, and re-sent when no ack came within event_resend_ms.
+ */
+#ifndef PROXYD_PUBLISH_H
+#define PROXYD_PUBLISH_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct publisher;
+
+struct publisher *publisher_new(struct event_base *base, const struct config *cfg,
+                                char *err, size_t errlen);
+void publisher_free(struct publisher *p);
+
+/* Queues an encoded UsageEvent (copied) for delivery. -1 on ENOMEM. */
+int publisher_send(struct publisher *p, const char *request_id, const uint8_t *event, size_t len);
+
+/* Events not yet acknowledged. */
+size_t publisher_pending(const struct publisher *p);
+
+#endif

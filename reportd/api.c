@@ -1,0 +1,119 @@
+/* api.c - reportd's route table and who may call what.
+ *
+ * Management routes take the master key only. Spend routes also take a
+ * virtual key whose permissions grant "get_spend_routes".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "httpjson.h"
+#include "keyhash.h"
+#include "log.h"
+#include "reportd.h"
+
+enum access { MASTER_ONLY, SPEND_READ };
+
+struct route {
+    enum evhttp_cmd_type method;
+    const char *path;
+    enum access access;
+    void (*handler)(struct worker *, struct evhttp_request *, const struct caller *);
+};
+
+static const struct route ROUTES[] = {
+    {EVHTTP_REQ_POST, "/team/new", MASTER_ONLY, manage_team_new},
+    {EVHTTP_REQ_POST, "/user/new", MASTER_ONLY, manage_user_new},
+    {EVHTTP_REQ_POST, "/key/generate", MASTER_ONLY, manage_key_generate},
+    {EVHTTP_REQ_GET, "/spend/logs", SPEND_READ, spend_logs},
+    {EVHTTP_REQ_GET, "/global/spend/report", SPEND_READ, spend_report},
+};
+
+/* Loads a virtual key's row; 0 found and usable, -1 answered. */
+static int load_key(struct worker *w, struct evhttp_request *req, const char *raw,
+                    struct caller *who)
+{
+    struct db_result *r = NULL;
+    char err[512];
+    MYSQL *db;
+    if (keyhash_sha256_hex(raw, strlen(raw), who->token) < 0) {
+        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
+        return -1;
+    }
+    if ((db = worker_db(w, req)) == NULL)
+        return -1;
+    struct db_param p[] = {DB_STR(who->token)};
+    if (db_exec(db, "SELECT permissions, blocked, expires IS NOT NULL AND expires <= UTC_TIMESTAMP(6)"
+                    " FROM api_keys WHERE token = ?", p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
+        worker_db_failed(w, req, err);
+        return -1;
+    }
+    int rc = -1;
+    if (r->nrows == 0)
+        httpjson_error(req, 401, "auth_error", NULL,
+                       "Authentication Error, Invalid proxy server token passed.");
+    else if (strcmp(db_cell(r, 0, 1), "0") != 0)
+        httpjson_error(req, 403, "permission_error", NULL, "Authentication Error, Key is blocked.");
+    else if (strcmp(db_cell(r, 0, 2), "0") != 0)
+        httpjson_error(req, 401, "auth_error", NULL, "Authentication Error - Expired Key.");
+    else if ((who->permissions = json_loads(db_cell(r, 0, 0), 0, NULL)) != NULL)
+        rc = 0;
+    else
+        httpjson_error(req, 500, "internal_error", NULL, "key permissions unreadable");
+    db_result_free(r);
+    return rc;
+}
+
+static int authorize(struct worker *w, struct evhttp_request *req, enum access access,
+                     struct caller *who)
+{
+    const char *raw = httpjson_request_key(req);
+    if (raw == NULL) {
+        httpjson_error(req, 401, "auth_error", NULL, "Authentication Error, No api key passed in.");
+        return -1;
+    }
+    if (w->cfg->master_key != NULL && keyhash_equal(raw, w->cfg->master_key)) {
+        who->master = true;
+        return 0;
+    }
+    if (load_key(w, req, raw, who) < 0)
+        return -1;
+    if (access == SPEND_READ &&
+        json_is_true(json_object_get(who->permissions, "get_spend_routes")))
+        return 0;
+    httpjson_error(req, 403, "permission_error", NULL,
+                   access == MASTER_ONLY ? "Only the master key can call this route"
+                                         : "This key may not call spend routes "
+                                           "(it needs permissions.get_spend_routes)");
+    return -1;
+}
+
+void api_dispatch(struct evhttp_request *req, void *arg)
+{
+    struct worker *w = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    bool path_known = false;
+    if (path == NULL) {
+        httpjson_error(req, 400, "invalid_request_error", NULL, "Malformed request URI");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(ROUTES) / sizeof(ROUTES[0]); i++) {
+        if (strcmp(ROUTES[i].path, path) != 0)
+            continue;
+        path_known = true;
+        if (ROUTES[i].method != method)
+            continue;
+        struct caller who = {0};
+        if (authorize(w, req, ROUTES[i].access, &who) == 0)
+            ROUTES[i].handler(w, req, &who);
+        json_decref(who.permissions);
+        return;
+    }
+    if (path_known)
+        httpjson_error(req, 405, "invalid_request_error", NULL, "Method not allowed for %s", path);
+    else
+        httpjson_error(req, 404, "not_found_error", NULL, "Route not found: %.200s", path);
+}

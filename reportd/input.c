@@ -1,0 +1,185 @@
+/* input.c - checked access to JSON bodies and query strings (see input.h). */
+#include "input.h"
+
+#include <errno.h>
+#include <event2/keyvalq_struct.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "httpjson.h"
+
+#define QUERY_MAX_BYTES 8192
+
+static int bad(struct evhttp_request *req, const char *name, const char *what)
+{
+    httpjson_error(req, 400, "invalid_request_error", name, "Invalid %s: %s", name, what);
+    return -1;
+}
+
+int input_str(struct evhttp_request *req, json_t *body, const char *name, size_t max,
+              const char **out)
+{
+    json_t *v = json_object_get(body, name);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return bad(req, name, "must be a string");
+    size_t len = json_string_length(v);
+    if (len == 0 || len > max || memchr(json_string_value(v), '\0', len) != NULL)
+        return bad(req, name, "must be a non-empty string without NUL bytes, of bounded length");
+    *out = json_string_value(v);
+    return 0;
+}
+
+int input_money(struct evhttp_request *req, json_t *body, const char *name,
+                char out[MONEY_STR_MAX], bool *present)
+{
+    json_t *v = json_object_get(body, name);
+    money_t m;
+    *present = false;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_number(v) || money_from_double(json_number_value(v), &m) < 0 || m < 0)
+        return bad(req, name, "must be a non-negative number");
+    money_format(m, out);
+    *present = true;
+    return 0;
+}
+
+int input_bool(struct evhttp_request *req, json_t *body, const char *name, bool *out)
+{
+    json_t *v = json_object_get(body, name);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v))
+        return bad(req, name, "must be true or false");
+    *out = json_is_true(v);
+    return 0;
+}
+
+int input_str_list(struct evhttp_request *req, json_t *body, const char *name, char **out)
+{
+    json_t *v = json_object_get(body, name), *item;
+    size_t i;
+    if (v == NULL || json_is_null(v)) {
+        *out = strdup("[]");
+        return *out != NULL ? 0 : bad(req, name, "out of memory");
+    }
+    if (!json_is_array(v))
+        return bad(req, name, "must be a list of strings");
+    json_array_foreach(v, i, item) {
+        if (!json_is_string(item) || json_string_length(item) > INPUT_ID_MAX)
+            return bad(req, name, "must be a list of strings");
+    }
+    *out = json_dumps(v, JSON_COMPACT);
+    return *out != NULL ? 0 : bad(req, name, "out of memory");
+}
+
+int input_object(struct evhttp_request *req, json_t *body, const char *name, char **out)
+{
+    json_t *v = json_object_get(body, name);
+    if (v == NULL || json_is_null(v)) {
+        *out = strdup("{}");
+        return *out != NULL ? 0 : bad(req, name, "out of memory");
+    }
+    if (!json_is_object(v))
+        return bad(req, name, "must be an object");
+    *out = json_dumps(v, JSON_COMPACT);
+    return *out != NULL ? 0 : bad(req, name, "out of memory");
+}
+
+struct query {
+    struct evkeyvalq kv;
+};
+
+struct query *query_parse(struct evhttp_request *req)
+{
+    struct query *q = calloc(1, sizeof(*q));
+    const char *uri = evhttp_request_get_uri(req);
+    const char *qs = uri != NULL ? strchr(uri, '?') : NULL;
+    if (q == NULL) {
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        return NULL;
+    }
+    TAILQ_INIT(&q->kv);
+    if (qs != NULL && strlen(qs) > QUERY_MAX_BYTES) {
+        httpjson_error(req, 414, "invalid_request_error", NULL, "Query string too long");
+        free(q);
+        return NULL;
+    }
+    if (qs != NULL && evhttp_parse_query_str(qs + 1, &q->kv) != 0) {
+        httpjson_error(req, 400, "invalid_request_error", NULL, "Malformed query string");
+        query_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void query_free(struct query *q)
+{
+    if (q == NULL)
+        return;
+    evhttp_clear_headers(&q->kv);
+    free(q);
+}
+
+int query_str(struct evhttp_request *req, struct query *q, const char *name, size_t max,
+              const char **out)
+{
+    const char *v = evhttp_find_header(&q->kv, name);
+    *out = NULL;
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (strlen(v) > max)
+        return bad(req, name, "too long");
+    *out = v;
+    return 0;
+}
+
+int query_date(struct evhttp_request *req, struct query *q, const char *name, bool required,
+               time_t *out, bool *present)
+{
+    const char *v;
+    struct tm tm = {0};
+    char back[16];
+    *present = false;
+    if (query_str(req, q, name, 10, &v) < 0)
+        return -1;
+    if (v == NULL)
+        return required ? bad(req, name, "required, as YYYY-MM-DD") : 0;
+    const char *end = strptime(v, "%Y-%m-%d", &tm);
+    if (end == NULL || *end != '\0')
+        return bad(req, name, "must be a date as YYYY-MM-DD");
+    *out = timegm(&tm);
+    struct tm check;
+    gmtime_r(out, &check);
+    strftime(back, sizeof(back), "%Y-%m-%d", &check);
+    if (strcmp(back, v) != 0) /* 2024-02-30 and friends */
+        return bad(req, name, "not a calendar date");
+    *present = true;
+    return 0;
+}
+
+int query_int(struct evhttp_request *req, struct query *q, const char *name, long min,
+              long max, long def, long *out)
+{
+    const char *v;
+    char *end;
+    if (query_str(req, q, name, 20, &v) < 0)
+        return -1;
+    if (v == NULL) {
+        *out = def;
+        return 0;
+    }
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (*end != '\0' || errno != 0 || x < min || x > max) {
+        httpjson_error(req, 400, "invalid_request_error", name,
+                       "Invalid %s: must be an integer from %ld to %ld", name, min, max);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}

@@ -1,0 +1,43 @@
+/* input.h - validating request input for reportd's handlers.
+ *
+ * Each getter answers the 400 itself, naming the parameter, and returns -1;
+ * 0 means the value (or its absence, for optional ones) is good.
+ */
+#ifndef REPORTD_INPUT_H
+#define REPORTD_INPUT_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "money.h"
+
+#define INPUT_ID_MAX 255 /* ids, aliases, emails */
+
+/* Body fields. *out is NULL/unchanged when the field is absent or null. */
+int input_str(struct evhttp_request *req, json_t *body, const char *name, size_t max,
+              const char **out);
+int input_money(struct evhttp_request *req, json_t *body, const char *name,
+                char out[MONEY_STR_MAX], bool *present);
+int input_bool(struct evhttp_request *req, json_t *body, const char *name, bool *out);
+/* An array of strings (each <= INPUT_ID_MAX), dumped as JSON; "[]" when absent. */
+int input_str_list(struct evhttp_request *req, json_t *body, const char *name, char **out);
+/* An object, dumped as JSON; "{}" when absent. */
+int input_object(struct evhttp_request *req, json_t *body, const char *name, char **out);
+
+/* Query string parameters of req, parsed once. */
+struct query;
+struct query *query_parse(struct evhttp_request *req);
+void query_free(struct query *q);
+/* The raw value or NULL; a parameter longer than max is a 400. */
+int query_str(struct evhttp_request *req, struct query *q, const char *name, size_t max,
+              const char **out);
+/* YYYY-MM-DD as UTC midnight; *present false when absent (required -> 400). */
+int query_date(struct evhttp_request *req, struct query *q, const char *name, bool required,
+               time_t *out, bool *present);
+/* An integer in [min, max], def when absent. */
+int query_int(struct evhttp_request *req, struct query *q, const char *name, long min,
+              long max, long def, long *out);
+
+#endif

@@ -1,0 +1,212 @@
+/* main.c - reportd: wiring only.
+ *
+ * Binds the listening socket once, then starts `workers` threads, each
+ * with its own event loop, evhttp server (on a dup of that socket) and
+ * MariaDB connection (see reportd.h). The main thread waits for SIGTERM or
+ * SIGINT and then stops the loops.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/thread.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "httpjson.h"
+#include "log.h"
+#include "reportd.h"
+
+#define CLIENT_TIMEOUT_S 60
+#define MAX_BODY_BYTES (1024 * 1024)
+
+MYSQL *worker_db(struct worker *w, struct evhttp_request *req)
+{
+    char err[512];
+    if (w->db != NULL && mysql_ping(w->db) == 0)
+        return w->db;
+    if (w->db != NULL)
+        mysql_close(w->db);
+    if ((w->db = db_connect(&w->cfg->db, err, sizeof(err))) == NULL) {
+        log_error("%s", err);
+        httpjson_error(req, 503, "service_unavailable", NULL, "The database cannot be reached");
+    }
+    return w->db;
+}
+
+void worker_db_failed(struct worker *w, struct evhttp_request *req, const char *err)
+{
+    (void)w;
+    log_error("query failed: %s", err);
+    httpjson_error(req, 500, "internal_error", NULL, "Database error (see the reportd log)");
+}
+
+/* A non-blocking listening TCP socket on host:port. */
+static evutil_socket_t listen_on(const struct listen_addr *l, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%d", l->port);
+    int gai = getaddrinfo(l->host, port, &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", l->host, gai_strerror(gai));
+        return -1;
+    }
+    evutil_socket_t fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (fd < 0 || evutil_make_listen_socket_reuseable(fd) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0 ||
+        evutil_make_socket_nonblocking(fd) < 0 || evutil_make_socket_closeonexec(fd) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", l->host, l->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static int worker_init(struct worker *w, const struct config *cfg, evutil_socket_t fd)
+{
+    w->cfg = cfg;
+    evutil_socket_t mine = dup(fd);
+    if (mine < 0 || (w->base = event_base_new()) == NULL || (w->http = evhttp_new(w->base)) == NULL) {
+        if (mine >= 0)
+            close(mine);
+        return -1;
+    }
+    evhttp_set_max_body_size(w->http, MAX_BODY_BYTES);
+    evhttp_set_timeout(w->http, CLIENT_TIMEOUT_S);
+    evhttp_set_gencb(w->http, api_dispatch, w);
+    if (evhttp_accept_socket(w->http, mine) != 0) {
+        close(mine);
+        return -1;
+    }
+    return 0;
+}
+
+static void worker_fini(struct worker *w)
+{
+    if (w->http != NULL)
+        evhttp_free(w->http);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    if (w->db != NULL)
+        mysql_close(w->db);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    mysql_thread_init();
+    if (event_base_dispatch(w->base) < 0)
+        log_error("event loop failed");
+    if (w->db != NULL) {
+        mysql_close(w->db);
+        w->db = NULL;
+    }
+    mysql_thread_end();
+    return NULL;
+}
+
+static int check_schema(const struct config *cfg)
+{
+    char err[1024];
+    MYSQL *db = db_connect(&cfg->db, err, sizeof(err));
+    int rc = db != NULL ? db_schema_check(db, err, sizeof(err)) : -1;
+    if (rc < 0)
+        log_error("%s", err);
+    if (db != NULL)
+        mysql_close(db);
+    return rc;
+}
+
+/* Runs the workers until SIGTERM/SIGINT (blocked here, taken by sigwait). */
+static int serve(const struct config *cfg, evutil_socket_t fd, const sigset_t *stop)
+{
+    int n = cfg->reportd.workers, started = 0, sig, rc = 1;
+    struct worker *workers = calloc((size_t)n, sizeof(*workers));
+    pthread_t *threads = calloc((size_t)n, sizeof(*threads));
+    if (workers == NULL || threads == NULL)
+        goto out;
+    for (; started < n; started++) {
+        if (worker_init(&workers[started], cfg, fd) < 0 ||
+            pthread_create(&threads[started], NULL, worker_main, &workers[started]) != 0) {
+            log_error("cannot start worker %d", started);
+            worker_fini(&workers[started]);
+            goto stop;
+        }
+    }
+    log_info("reportd ready on %s:%d with %d workers", cfg->reportd.listen.host,
+             cfg->reportd.listen.port, n);
+    sigwait(stop, &sig);
+    log_info("signal %d: stopping", sig);
+    rc = 0;
+stop:
+    for (int i = 0; i < started; i++)
+        event_base_loopexit(workers[i].base, NULL);
+    for (int i = 0; i < started; i++) {
+        pthread_join(threads[i], NULL);
+        worker_fini(&workers[i]);
+    }
+out:
+    free(workers);
+    free(threads);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    char err[1024];
+    int c, rc = 1;
+    sigset_t stop;
+    log_init("reportd");
+    while ((c = getopt(argc, argv, "c:")) != -1) {
+        if (c != 'c')
+            break;
+        path = optarg;
+    }
+    if (path == NULL || optind != argc) {
+        fprintf(stderr, "usage: reportd -c CONFIG\n");
+        return 2;
+    }
+    /* Block the stop signals in every thread; the main thread sigwaits for them. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
+        mysql_library_init(0, NULL, NULL) != 0) {
+        log_error("library initialisation failed");
+        return 1;
+    }
+    struct config *cfg = config_load(path, err, sizeof(err));
+    evutil_socket_t fd = -1;
+    if (cfg == NULL) {
+        log_error("%s", err);
+    } else if (check_schema(cfg) == 0) {
+        if ((fd = listen_on(&cfg->reportd.listen, err, sizeof(err))) < 0)
+            log_error("%s", err);
+        else
+            rc = serve(cfg, fd, &stop);
+    }
+    if (fd >= 0)
+        close(fd);
+    config_free(cfg);
+    mysql_library_end();
+    curl_global_cleanup();
+    libevent_global_shutdown();
+    return rc;
+}

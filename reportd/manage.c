@@ -1,0 +1,271 @@
+/* manage.c - management routes: teams, internal users and virtual keys.
+ *
+ * Shapes follow LiteLLM's /team/new, /user/new and /key/generate. A raw key
+ * is shown once, in the /key/generate answer; only its SHA-256 is stored.
+ */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "httpjson.h"
+#include "ids.h"
+#include "input.h"
+#include "keyhash.h"
+#include "log.h"
+#include "reportd.h"
+
+#define ER_DUP_ENTRY 1062
+
+static const char *const USER_ROLES[] = {"proxy_admin", "proxy_admin_viewer", "internal_user",
+                                         "internal_user_viewer", NULL};
+
+/* JSON text from our own validated input back into the answer. */
+static json_t *parsed(const char *text)
+{
+    json_t *v = json_loads(text, 0, NULL);
+    return v != NULL ? v : json_null();
+}
+
+static json_t *money_or_null(bool present, const char *text)
+{
+    return present ? httpjson_money_text(text) : json_null();
+}
+
+/* Does a row with this id exist? -1 answered (DB error). */
+static int exists(struct worker *w, struct evhttp_request *req, MYSQL *db, const char *sql,
+                  const char *id)
+{
+    struct db_result *r = NULL;
+    struct db_param p[] = {DB_STR(id)};
+    char err[512];
+    if (db_exec(db, sql, p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
+        worker_db_failed(w, req, err);
+        return -1;
+    }
+    int found = r->nrows > 0;
+    db_result_free(r);
+    return found;
+}
+
+void manage_team_new(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    json_t *body = httpjson_body(req, 1 << 20);
+    const char *team_id = NULL, *alias = NULL;
+    char budget[MONEY_STR_MAX], id[IDS_UUID_LEN + 1], err[512];
+    char *models = NULL, *metadata = NULL;
+    bool has_budget = false, blocked = false;
+    unsigned errnum = 0;
+    MYSQL *db;
+    (void)who;
+    if (body == NULL)
+        return;
+    if (input_str(req, body, "team_id", INPUT_ID_MAX, &team_id) < 0 ||
+        input_str(req, body, "team_alias", INPUT_ID_MAX, &alias) < 0 ||
+        input_money(req, body, "max_budget", budget, &has_budget) < 0 ||
+        input_bool(req, body, "blocked", &blocked) < 0 ||
+        input_str_list(req, body, "models", &models) < 0 ||
+        input_object(req, body, "metadata", &metadata) < 0 || (db = worker_db(w, req)) == NULL)
+        goto out;
+    if (team_id == NULL && ids_uuid4(id) == 0)
+        team_id = id;
+    struct db_param p[] = {DB_STR(team_id), DB_STR(alias), DB_STR(has_budget ? budget : NULL),
+                           DB_STR(models), DB_STR(metadata), DB_I64(blocked)};
+    if (db_exec(db, "INSERT INTO teams (team_id, team_alias, max_budget, models, metadata, blocked,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6),"
+                    " UTC_TIMESTAMP(6))", p, 6, NULL, NULL, &errnum, err, sizeof(err)) < 0) {
+        if (errnum == ER_DUP_ENTRY)
+            httpjson_error(req, 400, "invalid_request_error", "team_id",
+                           "Team id = %s already exists. Please use a different team id.", team_id);
+        else
+            worker_db_failed(w, req, err);
+        goto out;
+    }
+    httpjson_reply(req, 200, json_pack("{s:s, s:o, s:o, s:i, s:o, s:o, s:b, s:[]}",
+        "team_id", team_id, "team_alias", alias ? json_string(alias) : json_null(),
+        "max_budget", money_or_null(has_budget, budget), "spend", 0, "models", parsed(models),
+        "metadata", parsed(metadata), "blocked", blocked, "members_with_roles"));
+out:
+    free(models);
+    free(metadata);
+    json_decref(body);
+}
+
+static int valid_role(struct evhttp_request *req, const char *role)
+{
+    for (size_t i = 0; USER_ROLES[i] != NULL; i++) {
+        if (strcmp(USER_ROLES[i], role) == 0)
+            return 0;
+    }
+    httpjson_error(req, 400, "invalid_request_error", "user_role",
+                   "Invalid user_role: must be one of proxy_admin, proxy_admin_viewer, "
+                   "internal_user, internal_user_viewer");
+    return -1;
+}
+
+void manage_user_new(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    json_t *body = httpjson_body(req, 1 << 20);
+    const char *user_id = NULL, *email = NULL, *alias = NULL, *role = "internal_user";
+    char budget[MONEY_STR_MAX], id[IDS_UUID_LEN + 1], err[512];
+    char *models = NULL, *teams = NULL, *metadata = NULL;
+    bool has_budget = false;
+    unsigned errnum = 0;
+    MYSQL *db;
+    (void)who;
+    if (body == NULL)
+        return;
+    if (input_str(req, body, "user_id", INPUT_ID_MAX, &user_id) < 0 ||
+        input_str(req, body, "user_email", INPUT_ID_MAX, &email) < 0 ||
+        input_str(req, body, "user_alias", INPUT_ID_MAX, &alias) < 0 ||
+        input_str(req, body, "user_role", 32, &role) < 0 || valid_role(req, role) < 0 ||
+        input_money(req, body, "max_budget", budget, &has_budget) < 0 ||
+        input_str_list(req, body, "models", &models) < 0 ||
+        input_str_list(req, body, "teams", &teams) < 0 ||
+        input_object(req, body, "metadata", &metadata) < 0 || (db = worker_db(w, req)) == NULL)
+        goto out;
+    if (user_id == NULL && ids_uuid4(id) == 0)
+        user_id = id;
+    struct db_param p[] = {DB_STR(user_id), DB_STR(email), DB_STR(alias), DB_STR(role),
+                           DB_STR(has_budget ? budget : NULL), DB_STR(models), DB_STR(teams),
+                           DB_STR(metadata)};
+    if (db_exec(db, "INSERT INTO internal_users (user_id, user_email, user_alias, user_role,"
+                    " max_budget, models, teams, metadata, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+                p, 8, NULL, NULL, &errnum, err, sizeof(err)) < 0) {
+        if (errnum == ER_DUP_ENTRY)
+            httpjson_error(req, 400, "invalid_request_error", "user_id",
+                           "User id = %s already exists.", user_id);
+        else
+            worker_db_failed(w, req, err);
+        goto out;
+    }
+    httpjson_reply(req, 200, json_pack("{s:s, s:o, s:o, s:s, s:o, s:i, s:o, s:o, s:o}",
+        "user_id", user_id, "user_email", email ? json_string(email) : json_null(),
+        "user_alias", alias ? json_string(alias) : json_null(), "user_role", role,
+        "max_budget", money_or_null(has_budget, budget), "spend", 0, "models", parsed(models),
+        "teams", parsed(teams), "metadata", parsed(metadata)));
+out:
+    free(models);
+    free(teams);
+    free(metadata);
+    json_decref(body);
+}
+
+/* Keys name their internal user; like LiteLLM, a user named for the first
+ * time is created, so its spend has a row to land in. */
+static int ensure_user(MYSQL *db, const char *user_id, char *err, size_t errlen)
+{
+    struct db_param p[] = {DB_STR(user_id)};
+    return db_exec(db, "INSERT INTO internal_users (user_id, created_at, updated_at)"
+                       " VALUES (?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+                       " ON DUPLICATE KEY UPDATE user_id = user_id",
+                   p, 1, NULL, NULL, NULL, err, errlen);
+}
+
+struct new_key {
+    const char *alias, *user_id, *team_id;
+    char budget[MONEY_STR_MAX];
+    bool has_budget;
+    char *models, *metadata, *permissions;
+    char raw[KEYHASH_RAW_MAX], token[KEYHASH_HEX_LEN + 1], name[16], created[40];
+};
+
+static int insert_key(MYSQL *db, struct new_key *k, unsigned *errnum, char *err, size_t errlen)
+{
+    struct db_param p[] = {DB_STR(k->token), DB_STR(k->name), DB_STR(k->alias), DB_STR(k->user_id),
+                           DB_STR(k->team_id), DB_STR(k->has_budget ? k->budget : NULL),
+                           DB_STR(k->models), DB_STR(k->metadata), DB_STR(k->permissions),
+                           DB_STR(k->created), DB_STR(k->created)};
+    if (db_begin(db, err, errlen) < 0)
+        return -1;
+    if ((k->user_id != NULL && ensure_user(db, k->user_id, err, errlen) < 0) ||
+        db_exec(db, "INSERT INTO api_keys (token, key_name, key_alias, user_id, team_id, max_budget,"
+                    " models, metadata, permissions, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                p, 11, NULL, NULL, errnum, err, errlen) < 0 ||
+        db_commit(db, err, errlen) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *key_answer(const struct new_key *k)
+{
+    char created[48];
+    snprintf(created, sizeof(created), "%.10sT%s+00:00", k->created, k->created + 11);
+    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:n, s:b, s:s}",
+        "key", k->raw, "key_name", k->name,
+        "key_alias", k->alias ? json_string(k->alias) : json_null(), "token", k->token,
+        "user_id", k->user_id ? json_string(k->user_id) : json_null(),
+        "team_id", k->team_id ? json_string(k->team_id) : json_null(),
+        "max_budget", money_or_null(k->has_budget, k->budget), "spend", 0,
+        "models", parsed(k->models), "metadata", parsed(k->metadata),
+        "permissions", parsed(k->permissions), "expires", "blocked", 0, "created_at", created);
+}
+
+static void now_text(char out[40])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out + n, 40 - n, ".%06ld", ts.tv_nsec / 1000);
+}
+
+void manage_key_generate(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    json_t *body = httpjson_body(req, 1 << 20);
+    struct new_key k = {0};
+    char err[512];
+    unsigned errnum = 0;
+    MYSQL *db;
+    (void)who;
+    if (body == NULL)
+        return;
+    if (input_str(req, body, "key_alias", INPUT_ID_MAX, &k.alias) < 0 ||
+        input_str(req, body, "user_id", INPUT_ID_MAX, &k.user_id) < 0 ||
+        input_str(req, body, "team_id", INPUT_ID_MAX, &k.team_id) < 0 ||
+        input_money(req, body, "max_budget", k.budget, &k.has_budget) < 0 ||
+        input_str_list(req, body, "models", &k.models) < 0 ||
+        input_object(req, body, "metadata", &k.metadata) < 0 ||
+        input_object(req, body, "permissions", &k.permissions) < 0 ||
+        (db = worker_db(w, req)) == NULL)
+        goto out;
+    if (k.team_id != NULL) {
+        int found = exists(w, req, db, "SELECT 1 FROM teams WHERE team_id = ?", k.team_id);
+        if (found < 0)
+            goto out;
+        if (!found) {
+            httpjson_error(req, 400, "invalid_request_error", "team_id",
+                           "Team not found, passed team_id=%s", k.team_id);
+            goto out;
+        }
+    }
+    if (keyhash_generate(k.raw) < 0 || keyhash_sha256_hex(k.raw, strlen(k.raw), k.token) < 0) {
+        httpjson_error(req, 500, "internal_error", NULL, "cannot generate a key");
+        goto out;
+    }
+    keyhash_display_name(k.raw, k.name);
+    now_text(k.created);
+    if (insert_key(db, &k, &errnum, err, sizeof(err)) < 0) {
+        if (errnum == ER_DUP_ENTRY)
+            httpjson_error(req, 400, "invalid_request_error", "key_alias",
+                           "Key with alias '%s' already exists.", k.alias ? k.alias : "");
+        else
+            worker_db_failed(w, req, err);
+        goto out;
+    }
+    log_info("key generated token=%s alias=%s", k.token, k.alias ? k.alias : "-");
+    httpjson_reply(req, 200, key_answer(&k));
+out:
+    OPENSSL_cleanse(k.raw, sizeof(k.raw));
+    free(k.models);
+    free(k.metadata);
+    free(k.permissions);
+    json_decref(body);
+}

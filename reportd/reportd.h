@@ -1,0 +1,48 @@
+/* reportd.h - reportd's shared types.
+ *
+ * reportd runs `workers` threads; each has its own event loop, evhttp
+ * server (all accepting on one listening socket) and MariaDB connection,
+ * so a slow query holds up only its own thread. Handlers run on a worker
+ * and use its connection with plain blocking calls.
+ */
+#ifndef REPORTD_REPORTD_H
+#define REPORTD_REPORTD_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <mysql.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+struct worker {
+    const struct config *cfg;
+    struct event_base *base;
+    struct evhttp *http;
+    MYSQL *db; /* NULL until first use and after a lost connection */
+};
+
+/* Who is calling (filled by api.c before a handler runs). */
+struct caller {
+    bool master;
+    char token[65];   /* key hash; "" for the master key */
+    json_t *permissions; /* the key's permissions object; NULL for the master key */
+};
+
+/* The worker's connection, (re)connecting when needed. Answers 503 and
+ * returns NULL when MariaDB cannot be reached. */
+MYSQL *worker_db(struct worker *w, struct evhttp_request *req);
+/* Answers 500 for a failed query (the detail goes to the log, not the client). */
+void worker_db_failed(struct worker *w, struct evhttp_request *req, const char *err);
+
+/* Route handlers. */
+void manage_team_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_user_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_key_generate(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void spend_logs(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void spend_report(struct worker *w, struct evhttp_request *req, const struct caller *who);
+
+/* Dispatches a request (api.c). */
+void api_dispatch(struct evhttp_request *req, void *worker);
+
+#endif
