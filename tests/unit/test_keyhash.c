@@ -1,0 +1,62 @@
+/* test_keyhash.c - key minting, hashing and the helpers around it. */
+#include "check.h"
+#include "ids.h"
+#include "keyhash.h"
+#include "strmap.h"
+
+static void keys(void)
+{
+    char hex[KEYHASH_HEX_LEN + 1], a[KEYHASH_RAW_MAX], b[KEYHASH_RAW_MAX], name[16];
+    CHECK(keyhash_sha256_hex("abc", 3, hex) == 0, "sha256");
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(keyhash_generate(a) == 0 && keyhash_generate(b) == 0, "generate");
+    CHECK(strncmp(a, "sk-", 3) == 0 && strlen(a) == 3 + 32, "key format %s", a);
+    CHECK(strcmp(a, b) != 0, "two keys differ");
+    CHECK(strcspn(a + 3, "+/=") == strlen(a + 3), "URL-safe alphabet: %s", a);
+    CHECK(!keyhash_is_hash(a), "a raw key is not a hash");
+    CHECK(keyhash_is_hash(hex), "a hash is a hash");
+    char norm[KEYHASH_HEX_LEN + 1], direct[KEYHASH_HEX_LEN + 1];
+    keyhash_normalize(a, norm);
+    keyhash_sha256_hex(a, strlen(a), direct);
+    CHECK_STR(norm, direct);
+    keyhash_normalize(hex, norm);
+    CHECK_STR(norm, hex);
+    CHECK(keyhash_equal("sk-1234", "sk-1234") && !keyhash_equal("sk-1234", "sk-1235") &&
+              !keyhash_equal("sk-1234", "sk-12345"), "equal");
+    keyhash_display_name("sk-abcdefgh", name);
+    CHECK_STR(name, "sk-...efgh");
+    char id[IDS_UUID_LEN + 1];
+    CHECK(ids_uuid4(id) == 0 && strlen(id) == 36 && id[14] == '4', "uuid4 %s", id);
+}
+
+static void map(void)
+{
+    struct strmap *m = strmap_new();
+    char key[32];
+    int err;
+    for (long i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "k%ld", i);
+        strmap_put(m, key, (void *)(i + 1), &err);
+    }
+    CHECK(strmap_count(m) == 5000, "count");
+    for (long i = 0; i < 5000; i += 2) {
+        snprintf(key, sizeof(key), "k%ld", i);
+        CHECK(strmap_del(m, key) == (void *)(i + 1), "del %s", key);
+    }
+    long found = 0;
+    for (long i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "k%ld", i);
+        void *v = strmap_get(m, key);
+        found += v != NULL;
+        CHECK((i % 2 == 0) == (v == NULL), "get %s after deletes", key);
+    }
+    CHECK(found == 2500 && strmap_count(m) == 2500, "half left");
+    strmap_free(m, NULL);
+}
+
+int main(void)
+{
+    keys();
+    map();
+    return check_summary("test_keyhash");
+}
