@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# run-all.sh - the whole test suite, as CI runs it (.ci/run calls this).
+#
+# Installs the Debian packages, builds with -Werror, runs every ctest test
+# (unit and end-to-end: each e2e test starts its own throwaway MariaDB),
+# then builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
+# runs the same tests against the sanitized binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash deploy/install-deps.sh
+
+run_suite() { # build-dir label cmake-args...
+  local dir=$1 label=$2
+  shift 2
+  echo "=== $label: build ($dir)"
+  cmake -S . -B "$dir" -DTOLLGATE_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+  echo "=== $label: tests"
+  (cd "$dir" && ctest --output-on-failure --timeout 600)
+}
+
+start=$(date +%s)
+run_suite build "release" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite build-asan "asan+ubsan" -DCMAKE_BUILD_TYPE=Debug -DTOLLGATE_SANITIZE=ON
+echo "=== all tests passed in $(( $(date +%s) - start ))s"
