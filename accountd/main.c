@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <mysql.h>
 
 #include "config.h"
@@ -18,6 +17,7 @@
 #include "intake.h"
 #include "ledger.h"
 #include "log.h"
+#include "runtime.h"
 #include "price.h"
 
 #define POLL_MS 200 /* how often the loop looks at the stop flag when idle */
@@ -52,18 +52,6 @@ static int migrate(const struct config *cfg)
     return 0;
 }
 
-static int check_schema(const struct config *cfg)
-{
-    char err[1024];
-    MYSQL *db = db_connect(&cfg->db, err, sizeof(err));
-    int rc = db != NULL ? db_schema_check(db, err, sizeof(err)) : -1;
-    if (rc < 0)
-        log_error("%s", err);
-    if (db != NULL)
-        mysql_close(db);
-    return rc;
-}
-
 static int run(const struct config *cfg)
 {
     char err[1024];
@@ -77,8 +65,10 @@ static int run(const struct config *cfg)
     struct ledger *ledger = NULL;
     struct intake *in = NULL;
     int rc = 1;
-    if (check_schema(cfg) < 0)
+    if (db_schema_check_at(&cfg->db, err, sizeof(err)) < 0) {
+        log_error("%s", err);
         goto out;
+    }
     if ((ledger = ledger_new(&cfg->db, prices, err, sizeof(err))) == NULL ||
         (in = intake_new(cfg->accountd.events, cfg->accountd.batch_max_events,
                          cfg->accountd.batch_wait_ms, err, sizeof(err))) == NULL) {
@@ -129,10 +119,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[1024];
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || mysql_library_init(0, NULL, NULL) != 0) {
-        log_error("library initialisation failed");
+    if (runtime_init() < 0)
         return 1;
-    }
     struct config *cfg = config_load(path, err, sizeof(err));
     int rc;
     if (cfg == NULL) {
@@ -142,7 +130,6 @@ int main(int argc, char **argv)
         rc = do_migrate ? migrate(cfg) : run(cfg);
     }
     config_free(cfg);
-    mysql_library_end();
-    curl_global_cleanup();
+    runtime_end();
     return rc;
 }

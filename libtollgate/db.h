@@ -54,6 +54,9 @@ int db_schema_latest(void);
 int db_schema_version(MYSQL *db, char *err, size_t errlen);
 /* Fails with "run accountd --migrate" unless the schema is the latest. */
 int db_schema_check(MYSQL *db, char *err, size_t errlen);
+/* Connects, checks the schema as db_schema_check, disconnects: a daemon's
+ * start-up gate. */
+int db_schema_check_at(const struct db_config *cfg, char *err, size_t errlen);
 /* Applies the pending migrations in order; *applied gets how many. */
 int db_migrate(MYSQL *db, int *applied, char *err, size_t errlen);
 

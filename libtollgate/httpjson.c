@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,5 +122,31 @@ const char *httpjson_request_key(struct evhttp_request *req)
         return v;
     if ((v = evhttp_find_header(h, "api-key")) != NULL && *v != '\0')
         return v;
+    return NULL;
+}
+
+const void *httpjson_find_route(struct evhttp_request *req, const void *table, size_t n,
+                                size_t stride)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    bool path_known = false;
+    if (path == NULL) {
+        httpjson_error(req, 400, "invalid_request_error", NULL, "Malformed request URI");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct httpjson_route *r = (const void *)((const char *)table + i * stride);
+        if (strcmp(r->path, path) != 0)
+            continue;
+        path_known = true;
+        if (r->method == method)
+            return r;
+    }
+    if (path_known)
+        httpjson_error(req, 405, "invalid_request_error", NULL, "Method not allowed for %.200s", path);
+    else
+        httpjson_error(req, 404, "not_found_error", NULL, "Route not found: %.200s", path);
     return NULL;
 }

@@ -24,6 +24,18 @@ void httpjson_error(struct evhttp_request *req, int status, const char *type,
  * returning NULL when it is not one. */
 json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes);
 
+/* The key of a route table entry; a daemon's own route struct starts with it. */
+struct httpjson_route {
+    enum evhttp_cmd_type method;
+    const char *path;
+};
+
+/* Finds req's route in table (n entries of `stride` bytes, each starting
+ * with a struct httpjson_route). Answers 400/404/405 itself and returns
+ * NULL when there is none. */
+const void *httpjson_find_route(struct evhttp_request *req, const void *table, size_t n,
+                                size_t stride);
+
 /* The raw key of a request: Authorization: Bearer, x-litellm-api-key or
  * api-key (Azure clients). NULL when there is none. */
 const char *httpjson_request_key(struct evhttp_request *req);

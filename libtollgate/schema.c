@@ -55,6 +55,15 @@ int db_schema_check(MYSQL *db, char *err, size_t errlen)
     return 0;
 }
 
+int db_schema_check_at(const struct db_config *cfg, char *err, size_t errlen)
+{
+    MYSQL *db = db_connect(cfg, err, errlen);
+    int rc = db != NULL ? db_schema_check(db, err, errlen) : -1;
+    if (db != NULL)
+        mysql_close(db);
+    return rc;
+}
+
 /* Runs a migration file (several statements) and drains all its results. */
 static int run_script(MYSQL *db, const struct embedded_migration *m, char *err, size_t errlen)
 {

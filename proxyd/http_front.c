@@ -15,8 +15,7 @@
 #define CLIENT_TIMEOUT_S 120 /* idle keep-alive and slow-client limit */
 
 struct route {
-    enum evhttp_cmd_type method;
-    const char *path;
+    struct httpjson_route key; /* first: httpjson_find_route reads it */
     void (*handler)(struct proxy *px, struct evhttp_request *req);
 };
 
@@ -32,35 +31,17 @@ static void liveliness(struct proxy *px, struct evhttp_request *req)
 }
 
 static const struct route ROUTES[] = {
-    {EVHTTP_REQ_POST, "/chat/completions", chat},
-    {EVHTTP_REQ_POST, "/v1/chat/completions", chat},
-    {EVHTTP_REQ_GET, "/health/liveliness", liveliness},
+    {{EVHTTP_REQ_POST, "/chat/completions"}, chat},
+    {{EVHTTP_REQ_POST, "/v1/chat/completions"}, chat},
+    {{EVHTTP_REQ_GET, "/health/liveliness"}, liveliness},
 };
 
 static void dispatch(struct evhttp_request *req, void *arg)
 {
-    struct proxy *px = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    bool path_known = false;
-    if (path == NULL) {
-        httpjson_error(req, 400, "invalid_request_error", NULL, "Malformed request URI");
-        return;
-    }
-    for (size_t i = 0; i < sizeof(ROUTES) / sizeof(ROUTES[0]); i++) {
-        if (strcmp(ROUTES[i].path, path) != 0)
-            continue;
-        path_known = true;
-        if (ROUTES[i].method == method) {
-            ROUTES[i].handler(px, req);
-            return;
-        }
-    }
-    if (path_known)
-        httpjson_error(req, 405, "invalid_request_error", NULL, "Method not allowed for %s", path);
-    else
-        httpjson_error(req, 404, "not_found_error", NULL, "Route not found: %.200s", path);
+    const struct route *r = httpjson_find_route(req, ROUTES, sizeof(ROUTES) / sizeof(ROUTES[0]),
+                                                sizeof(ROUTES[0]));
+    if (r != NULL)
+        r->handler(arg, req);
 }
 
 int http_front_start(struct proxy *px, char *err, size_t errlen)

@@ -1,6 +1,4 @@
 /* main.c - proxyd: wiring only (see proxy.h for the modules). */
-#include <curl/curl.h>
-#include <event2/thread.h>
 #include <getopt.h>
 #include <mysql.h>
 #include <signal.h>
@@ -14,6 +12,7 @@
 #include "http_front.h"
 #include "keystore.h"
 #include "log.h"
+#include "runtime.h"
 #include "proxy.h"
 #include "publish.h"
 #include "relay.h"
@@ -24,15 +23,6 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     (void)what;
     log_info("signal %d: stopping", (int)sig);
     event_base_loopexit(arg, NULL);
-}
-
-static int check_schema(const struct config *cfg, char *err, size_t errlen)
-{
-    MYSQL *db = db_connect(&cfg->db, err, errlen);
-    int rc = db != NULL ? db_schema_check(db, err, errlen) : -1;
-    if (db != NULL)
-        mysql_close(db);
-    return rc;
 }
 
 /* Warns about every routed model the price map cannot price. */
@@ -71,7 +61,7 @@ static int build(struct proxy *px, char *err, size_t errlen)
         return -1;
     }
     if ((px->prices = price_table_open(px->cfg->price_file, err, errlen)) == NULL ||
-        check_schema(px->cfg, err, errlen) < 0 ||
+        db_schema_check_at(&px->cfg->db, err, errlen) < 0 ||
         (px->router = router_new(px->cfg, err, errlen)) == NULL ||
         (px->relay = relay_new(px->base, err, errlen)) == NULL ||
         (px->pub = publisher_new(px->base, px->cfg, err, errlen)) == NULL ||
@@ -143,12 +133,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: proxyd -c CONFIG\n");
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
-    if (evthread_use_pthreads() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
-        mysql_library_init(0, NULL, NULL) != 0) {
-        log_error("library initialisation failed");
+    if (runtime_init() < 0)
         return 1;
-    }
     struct config *cfg = config_load(path, err, sizeof(err));
     int rc = 1;
     if (cfg == NULL)
@@ -156,8 +142,6 @@ int main(int argc, char **argv)
     else
         rc = run(cfg);
     config_free(cfg);
-    mysql_library_end();
-    curl_global_cleanup();
-    libevent_global_shutdown();
+    runtime_end();
     return rc;
 }

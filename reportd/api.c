@@ -16,18 +16,17 @@
 enum access { MASTER_ONLY, SPEND_READ };
 
 struct route {
-    enum evhttp_cmd_type method;
-    const char *path;
+    struct httpjson_route key; /* first: httpjson_find_route reads it */
     enum access access;
     void (*handler)(struct worker *, struct evhttp_request *, const struct caller *);
 };
 
 static const struct route ROUTES[] = {
-    {EVHTTP_REQ_POST, "/team/new", MASTER_ONLY, manage_team_new},
-    {EVHTTP_REQ_POST, "/user/new", MASTER_ONLY, manage_user_new},
-    {EVHTTP_REQ_POST, "/key/generate", MASTER_ONLY, manage_key_generate},
-    {EVHTTP_REQ_GET, "/spend/logs", SPEND_READ, spend_logs},
-    {EVHTTP_REQ_GET, "/global/spend/report", SPEND_READ, spend_report},
+    {{EVHTTP_REQ_POST, "/team/new"}, MASTER_ONLY, manage_team_new},
+    {{EVHTTP_REQ_POST, "/user/new"}, MASTER_ONLY, manage_user_new},
+    {{EVHTTP_REQ_POST, "/key/generate"}, MASTER_ONLY, manage_key_generate},
+    {{EVHTTP_REQ_GET, "/spend/logs"}, SPEND_READ, spend_logs},
+    {{EVHTTP_REQ_GET, "/global/spend/report"}, SPEND_READ, spend_report},
 };
 
 /* Loads a virtual key's row; 0 found and usable, -1 answered. */
@@ -91,29 +90,10 @@ static int authorize(struct worker *w, struct evhttp_request *req, enum access a
 
 void api_dispatch(struct evhttp_request *req, void *arg)
 {
-    struct worker *w = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    bool path_known = false;
-    if (path == NULL) {
-        httpjson_error(req, 400, "invalid_request_error", NULL, "Malformed request URI");
-        return;
-    }
-    for (size_t i = 0; i < sizeof(ROUTES) / sizeof(ROUTES[0]); i++) {
-        if (strcmp(ROUTES[i].path, path) != 0)
-            continue;
-        path_known = true;
-        if (ROUTES[i].method != method)
-            continue;
-        struct caller who = {0};
-        if (authorize(w, req, ROUTES[i].access, &who) == 0)
-            ROUTES[i].handler(w, req, &who);
-        json_decref(who.permissions);
-        return;
-    }
-    if (path_known)
-        httpjson_error(req, 405, "invalid_request_error", NULL, "Method not allowed for %s", path);
-    else
-        httpjson_error(req, 404, "not_found_error", NULL, "Route not found: %.200s", path);
+    const struct route *r = httpjson_find_route(req, ROUTES, sizeof(ROUTES) / sizeof(ROUTES[0]),
+                                                sizeof(ROUTES[0]));
+    struct caller who = {0};
+    if (r != NULL && authorize(arg, req, r->access, &who) == 0)
+        r->handler(arg, req, &who);
+    json_decref(who.permissions);
 }

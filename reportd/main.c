@@ -6,9 +6,7 @@
  * SIGINT and then stops the loops.
  */
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
-#include <event2/thread.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <getopt.h>
@@ -24,6 +22,7 @@
 #include "db.h"
 #include "httpjson.h"
 #include "log.h"
+#include "runtime.h"
 #include "reportd.h"
 
 #define CLIENT_TIMEOUT_S 60
@@ -119,18 +118,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int check_schema(const struct config *cfg)
-{
-    char err[1024];
-    MYSQL *db = db_connect(&cfg->db, err, sizeof(err));
-    int rc = db != NULL ? db_schema_check(db, err, sizeof(err)) : -1;
-    if (rc < 0)
-        log_error("%s", err);
-    if (db != NULL)
-        mysql_close(db);
-    return rc;
-}
-
 /* Runs the workers until SIGTERM/SIGINT (blocked here, taken by sigwait). */
 static int serve(const struct config *cfg, evutil_socket_t fd, const sigset_t *stop)
 {
@@ -186,17 +173,15 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (evthread_use_pthreads() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
-        mysql_library_init(0, NULL, NULL) != 0) {
-        log_error("library initialisation failed");
+    if (runtime_init() < 0)
         return 1;
-    }
     struct config *cfg = config_load(path, err, sizeof(err));
     evutil_socket_t fd = -1;
     if (cfg == NULL) {
         log_error("%s", err);
-    } else if (check_schema(cfg) == 0) {
+    } else if (db_schema_check_at(&cfg->db, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+    } else {
         if ((fd = listen_on(&cfg->reportd.listen, err, sizeof(err))) < 0)
             log_error("%s", err);
         else
@@ -205,8 +190,6 @@ int main(int argc, char **argv)
     if (fd >= 0)
         close(fd);
     config_free(cfg);
-    mysql_library_end();
-    curl_global_cleanup();
-    libevent_global_shutdown();
+    runtime_end();
     return rc;
 }

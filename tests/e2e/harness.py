@@ -1,0 +1,731 @@
+"""harness.py - end-to-end test harness for Tollgate (standard library only).
+
+A Stack is one complete, private Tollgate installation on loopback:
+
+    MariaDB (deploy/local-mariadb.sh, in a temp dir)  <- accountd --migrate
+    fake-upstream (--api-key, --log)
+    accountd, reportd, proxyd (one config.yaml)
+
+Use it as a context manager:
+
+    with Stack() as s:
+        status, headers, body = s.http("POST", s.proxyd_port, "/v1/chat/completions",
+                                       {"model": "llama3", "messages": [...]}, key=s.master_key)
+        rows = s.sql("SELECT request_id, spend FROM spend_logs")
+
+or, for unittest, subclass StackTestCase (one Stack per class; `stack_options`
+are passed to Stack()).
+
+Teardown (Stack.stop) always runs, also when start() fails half-way: every
+daemon gets SIGTERM (reverse start order) and must exit 0 within 15 s (under
+AddressSanitizer a leak makes the exit code non-zero, which fails the test and
+prints the tail of that daemon's log); then MariaDB is stopped and a final
+check verifies no process started from the temp dir survives. The temp dir is
+removed only when everything passed; otherwise its path is printed.
+
+Environment:
+    TOLLGATE_BIN       directory holding proxyd, accountd, reportd, fake-upstream
+                       (default <repo>/build/bin)
+    TOLLGATE_KEEP_TMP  set to 1 to keep every temp dir (logs, config, database)
+
+JSON answers are parsed with parse_float=decimal.Decimal, so money compares exactly.
+"""
+
+import atexit
+import copy
+import ctypes
+import datetime
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from decimal import Decimal
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MARIADB_SCRIPT = REPO / "deploy" / "local-mariadb.sh"
+
+MASTER_KEY = "sk-1234"
+UPSTREAM_KEY = "fake-upstream-key-0123456789"
+DB_NAME, DB_USER, DB_PASSWORD = "tollgate", "tollgate", "secret"
+
+# Price of groq/llama-3.1-8b-instant (libtollgate/data/prices.json).
+INPUT_PRICE = Decimal("0.00000005")
+OUTPUT_PRICE = Decimal("0.00000008")
+
+DAEMON_START_TIMEOUT = float(os.environ.get("TOLLGATE_START_TIMEOUT", "30"))
+STOP_TIMEOUT = 15.0
+LOG_TAIL_LINES = 60
+
+
+def bin_dir():
+    """The directory of the binaries under test (TOLLGATE_BIN)."""
+    return Path(os.environ.get("TOLLGATE_BIN", str(REPO / "build" / "bin"))).resolve()
+
+
+def expected_cost(prompt_tokens, completion_tokens):
+    """Exact cost of a groq/llama-3.1-8b-instant call, as a Decimal."""
+    return INPUT_PRICE * prompt_tokens + OUTPUT_PRICE * completion_tokens
+
+
+class HarnessError(AssertionError):
+    """The stack could not start or did not stop cleanly."""
+
+
+# --------------------------------------------------------------------- helpers
+
+_ports_given = set()
+
+
+def free_port():
+    """A free loopback TCP port (bind port 0, then close); never the same twice."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise HarnessError("cannot find a free loopback port")
+
+
+def log_tail(path, lines=LOG_TAIL_LINES):
+    """The last lines of a log file, as one string (for error messages)."""
+    try:
+        with open(path, "r", errors="replace") as f:
+            text = f.read().splitlines()
+    except OSError as e:
+        return "(no log %s: %s)" % (path, e)
+    tail = text[-lines:]
+    return "---- last %d lines of %s ----\n%s\n---- end ----" % (len(tail), path, "\n".join(tail))
+
+
+def wait_for(predicate, timeout=5.0, interval=0.05, message=None):
+    """Calls predicate() until it returns something truthy and returns that;
+    raises AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(message or "condition not met within %.1f s" % timeout)
+        time.sleep(interval)
+
+
+def utc_today():
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def _yaml_scalar(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, Decimal)):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid double-quoted YAML scalar
+    raise TypeError("cannot write %r as YAML" % (v,))
+
+
+def _yaml_key(k):
+    return k if re.fullmatch(r"[A-Za-z0-9_.-]+", k) else json.dumps(k)
+
+
+def _yaml_lines(obj, indent):
+    pad = " " * indent
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, (dict, list)) and v:
+                out.append("%s%s:" % (pad, _yaml_key(k)))
+                out.extend(_yaml_lines(v, indent + 2))
+            elif isinstance(v, (dict, list)):
+                out.append("%s%s: %s" % (pad, _yaml_key(k), "{}" if isinstance(v, dict) else "[]"))
+            else:
+                out.append("%s%s: %s" % (pad, _yaml_key(k), _yaml_scalar(v)))
+    elif isinstance(obj, list):
+        for item in obj:
+            if isinstance(item, (dict, list)) and item:
+                sub = _yaml_lines(item, indent + 2)
+                sub[0] = pad + "- " + sub[0][indent + 2:]
+                out.extend(sub)
+            else:
+                out.append("%s- %s" % (pad, _yaml_scalar(item) if not isinstance(item, (dict, list))
+                                       else ("{}" if isinstance(item, dict) else "[]")))
+    else:
+        out.append(pad + _yaml_scalar(obj))
+    return out
+
+
+def dump_yaml(obj):
+    """Block-style YAML for dicts, lists and scalars (strings double-quoted)."""
+    return "\n".join(_yaml_lines(obj, 0)) + "\n"
+
+
+def deep_merge(base, extra):
+    """base updated recursively with extra (both dicts); returns base."""
+    for k, v in (extra or {}).items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def _pdeathsig():
+    """preexec_fn: the child gets SIGTERM if the test process dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def daemon_env(extra=None, unset=()):
+    env = dict(os.environ)
+    env["GROQ_API_KEY"] = UPSTREAM_KEY
+    env.update(extra or {})
+    for name in unset:
+        env.pop(name, None)
+    return env
+
+
+def run_daemon_once(name, config_path, args=(), timeout=30.0, env=None):
+    """Runs bin/NAME -c CONFIG ARGS... to completion (for bad-config and
+    --migrate runs). Returns (exit code, stderr text). A run that does not end
+    within timeout seconds is killed and fails with AssertionError."""
+    cmd = [str(bin_dir() / name), "-c", str(config_path)] + list(args)
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout,
+                           env=env if env is not None else daemon_env(),
+                           preexec_fn=_pdeathsig)
+    except subprocess.TimeoutExpired as e:  # subprocess.run has killed it
+        err = e.stderr.decode(errors="replace") if e.stderr else ""
+        raise AssertionError("%s did not exit within %.0f s (killed); stderr:\n%s"
+                             % (" ".join(cmd), timeout, err[-4000:]))
+    return p.returncode, p.stderr.decode(errors="replace") + p.stdout.decode(errors="replace")
+
+
+_BATCH_ESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\0": "\0"}
+
+
+def _unescape(cell):
+    if cell == "NULL":
+        return None
+    return re.sub(r"\\[\\tn0]", lambda m: _BATCH_ESCAPES[m.group(0)], cell)
+
+
+# ----------------------------------------------------------------------- stack
+
+_live_stacks = []
+
+
+@atexit.register
+def _stop_leftover_stacks():
+    for s in list(_live_stacks):
+        try:
+            s.stop()
+        except Exception as e:  # report, keep going
+            print("harness: at exit: %s" % e, file=sys.stderr)
+
+
+class Daemon:
+    def __init__(self, name, proc, log_path, port=None):
+        self.name, self.proc, self.log_path, self.port = name, proc, log_path, port
+
+    def tail(self, lines=LOG_TAIL_LINES):
+        return log_tail(self.log_path, lines)
+
+
+class Stack:
+    """A private Tollgate: MariaDB, fake-upstream, accountd, reportd, proxyd.
+
+    extra_models  more model_list entries: a list of dicts, or a callable
+                  taking the Stack (so entries can use stack.upstream_base)
+    tollgate      dict merged into the config's `tollgate:` section
+    fake_args     more fake-upstream arguments, e.g. ["--prompt-tokens", "7"]
+    """
+
+    def __init__(self, extra_models=(), tollgate=None, master_key=MASTER_KEY,
+                 upstream_key=UPSTREAM_KEY, fake_args=()):
+        self.extra_models = extra_models
+        self.tollgate_overrides = tollgate or {}
+        self.master_key = master_key
+        self.upstream_key = upstream_key
+        self.fake_args = list(fake_args)
+        self.dir = None
+        self.daemons = []           # in start order
+        self.mariadb_started = False
+        self.failures = []          # teardown problems
+        self.keep = bool(os.environ.get("TOLLGATE_KEEP_TMP"))
+        self.keep_reasons = []
+        self.stopped = False
+        self.config = None
+        self.config_path = None
+
+    # -- lifecycle
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.keep_tmp("%s raised inside the stack" % exc_type.__name__)
+        self.stop()
+        return False
+
+    def start(self):
+        _live_stacks.append(self)
+        try:
+            self._start()
+        except BaseException as e:
+            self.keep_tmp("start failed: %s" % str(e).splitlines()[0] if str(e) else type(e).__name__)
+            try:
+                self.stop()
+            except AssertionError as stop_error:
+                print("harness: teardown after a failed start also failed:\n%s" % stop_error,
+                      file=sys.stderr)
+            raise
+        return self
+
+    def _start(self):
+        for name in ("proxyd", "accountd", "reportd", "fake-upstream"):
+            if not os.access(bin_dir() / name, os.X_OK):
+                raise HarnessError("%s not found or not executable in %s (set TOLLGATE_BIN)"
+                                   % (name, bin_dir()))
+        self.dir = Path(tempfile.mkdtemp(prefix="tg-", dir="/tmp"))
+        self.log_dir = self.dir / "logs"
+        self.log_dir.mkdir()
+        self.db_dir = self.dir / "db"
+        self.upstream_log_path = self.dir / "upstream.jsonl"
+        self.db_port = free_port()
+        self.proxyd_port = free_port()
+        self.reportd_port = free_port()
+        self.events_port = free_port()
+        self.updates_port = free_port()
+
+        self._start_mariadb()
+        self._start_fake_upstream()
+        self.config = self.make_config()
+        self.config_path = self.dir / "config.yaml"
+        self.config_path.write_text(dump_yaml(self.config))
+
+        rc, err = self.run_daemon_once("accountd", args=["--migrate"], timeout=60)
+        (self.log_dir / "migrate.log").write_text(err)
+        if rc != 0:
+            raise HarnessError("accountd --migrate exited %d:\n%s" % (rc, err[-4000:]))
+
+        self._spawn("accountd", ["-c", str(self.config_path)])
+        self._wait_log("accountd", "accountd ready")
+        self._spawn("reportd", ["-c", str(self.config_path)], port=self.reportd_port)
+        self._wait_port("reportd")
+        self._spawn("proxyd", ["-c", str(self.config_path)], port=self.proxyd_port)
+        self._wait_port("proxyd")
+
+    def _start_mariadb(self):
+        self.mariadb_started = True  # from here on, stop() must try to stop it
+        try:
+            p = subprocess.run(["bash", str(MARIADB_SCRIPT), "start", str(self.db_dir),
+                                str(self.db_port), DB_NAME, DB_USER, DB_PASSWORD],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=90)
+        except subprocess.TimeoutExpired:
+            raise HarnessError("local-mariadb.sh start did not finish within 90 s\n%s"
+                               % log_tail(self.db_dir / "mariadbd.log"))
+        out = p.stdout.decode(errors="replace")
+        (self.log_dir / "mariadb-start.log").write_text(out)
+        if p.returncode != 0 or "mariadb ready" not in out:
+            raise HarnessError("local-mariadb.sh start failed (exit %d):\n%s\n%s"
+                               % (p.returncode, out, log_tail(self.db_dir / "mariadbd.log")))
+
+    def _start_fake_upstream(self):
+        args = ["--listen", "127.0.0.1:0", "--api-key", self.upstream_key,
+                "--log", str(self.upstream_log_path)] + self.fake_args
+        d = self._spawn("fake-upstream", args, stdout_name="fake-upstream.out")
+        out_path = self.log_dir / "fake-upstream.out"
+
+        def listening():
+            if d.proc.poll() is not None:
+                raise HarnessError("fake-upstream exited with %d during startup\n%s\n%s"
+                                   % (d.proc.returncode, log_tail(out_path), d.tail()))
+            m = re.search(r"fake-upstream listening on [^\s:]+:(\d+)", out_path.read_text())
+            return int(m.group(1)) if m else None
+
+        d.port = wait_for(listening, DAEMON_START_TIMEOUT,
+                          message="fake-upstream did not print its port within %.0f s\n%s"
+                          % (DAEMON_START_TIMEOUT, d.tail()))
+        self.upstream_port = d.port
+        self.upstream_base = "http://127.0.0.1:%d/v1" % d.port
+
+    def make_config(self, database=None, new_ports=False):
+        """The config as a dict. database: another database name; new_ports:
+        fresh listen/endpoint ports (for a second daemon set)."""
+        pp, rp, ep, up = ((free_port(), free_port(), free_port(), free_port()) if new_ports else
+                          (self.proxyd_port, self.reportd_port, self.events_port, self.updates_port))
+        models = [{
+            "model_name": "llama3",
+            "litellm_params": {
+                "model": "groq/llama-3.1-8b-instant",
+                "api_base": self.upstream_base,
+                "api_key": "os.environ/GROQ_API_KEY",
+            },
+        }]
+        extra = self.extra_models(self) if callable(self.extra_models) else self.extra_models
+        models.extend(copy.deepcopy(list(extra or [])))
+        general = {"database_url": "mysql://%s:%s@127.0.0.1:%d/%s"
+                   % (DB_USER, DB_PASSWORD, self.db_port, database or DB_NAME)}
+        if self.master_key is not None:
+            general = {"master_key": self.master_key, **general}
+        spool = self.dir / ("spool" if not new_ports else "spool-%d" % pp)
+        cfg = {
+            "model_list": models,
+            "general_settings": general,
+            "tollgate": {
+                "proxyd": {"listen": "127.0.0.1:%d" % pp, "spool_dir": str(spool)},
+                "reportd": {"listen": "127.0.0.1:%d" % rp},
+                "accountd": {"events": "tcp://127.0.0.1:%d" % ep,
+                             "updates": "tcp://127.0.0.1:%d" % up},
+            },
+        }
+        deep_merge(cfg["tollgate"], self.tollgate_overrides)
+        return cfg
+
+    def write_config(self, name, config):
+        """Writes a config dict as DIR/NAME; returns the path."""
+        path = self.dir / name
+        path.write_text(dump_yaml(config))
+        return path
+
+    def _spawn(self, name, args, port=None, stdout_name=None):
+        log_path = self.log_dir / (name + ".log")
+        out_path = self.log_dir / stdout_name if stdout_name else log_path
+        err_f = open(log_path, "ab")
+        out_f = open(out_path, "ab") if stdout_name else err_f
+        try:
+            proc = subprocess.Popen([str(bin_dir() / name)] + args, stdin=subprocess.DEVNULL,
+                                    stdout=out_f, stderr=err_f, env=daemon_env(),
+                                    cwd=str(self.dir), start_new_session=True,
+                                    preexec_fn=_pdeathsig)
+        finally:
+            err_f.close()
+            if out_f is not err_f:
+                out_f.close()
+        d = Daemon(name, proc, log_path, port)
+        self.daemons.append(d)
+        return d
+
+    def daemon(self, name):
+        for d in self.daemons:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def _wait_port(self, name):
+        d = self.daemon(name)
+
+        def up():
+            if d.proc.poll() is not None:
+                raise HarnessError("%s exited with %d during startup\n%s"
+                                   % (name, d.proc.returncode, d.tail()))
+            try:
+                socket.create_connection(("127.0.0.1", d.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(up, DAEMON_START_TIMEOUT,
+                 message="%s did not accept connections on 127.0.0.1:%d within %.0f s\n%s"
+                 % (name, d.port, DAEMON_START_TIMEOUT, d.tail()))
+
+    def _wait_log(self, name, needle):
+        d = self.daemon(name)
+
+        def ready():
+            if d.proc.poll() is not None:
+                raise HarnessError("%s exited with %d during startup\n%s"
+                                   % (name, d.proc.returncode, d.tail()))
+            return needle in d.log_path.read_text(errors="replace")
+
+        wait_for(ready, DAEMON_START_TIMEOUT,
+                 message="%s did not log %r within %.0f s\n%s"
+                 % (name, needle, DAEMON_START_TIMEOUT, d.tail()))
+
+    def keep_tmp(self, reason):
+        """Keep the temp dir at stop() (a test failed, ...)."""
+        self.keep = True
+        self.keep_reasons.append(reason)
+
+    def stop(self):
+        """SIGTERM every daemon (reverse order), each must exit 0 within 15 s;
+        stop MariaDB; check nothing is left; remove the temp dir if all passed.
+        Raises AssertionError (with log tails) on any problem. Idempotent."""
+        if self.stopped:
+            return
+        self.stopped = True
+        problems = []
+        for d in reversed(self.daemons):
+            problems.extend(self._stop_daemon(d))
+        if self.mariadb_started:
+            problems.extend(self._stop_mariadb())
+        problems.extend(self._stray_processes())
+        if self in _live_stacks:
+            _live_stacks.remove(self)
+        self.failures.extend(problems)
+        if problems:
+            self.keep_tmp("teardown problems")
+        if self.dir is not None:
+            if self.keep:
+                print("\nharness: keeping %s (%s)" % (self.dir, "; ".join(self.keep_reasons)
+                                                      or "TOLLGATE_KEEP_TMP"), file=sys.stderr)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+        if problems:
+            raise HarnessError("stack teardown failed:\n" + "\n\n".join(problems))
+
+    def _stop_daemon(self, d):
+        p = d.proc
+        if p.poll() is not None:
+            return ["%s (pid %d) had already exited with %s before teardown\n%s"
+                    % (d.name, p.pid, p.returncode, d.tail())]
+        try:
+            p.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            rc = p.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return ["%s (pid %d) did not exit within %.0f s of SIGTERM; killed with SIGKILL\n%s"
+                    % (d.name, p.pid, STOP_TIMEOUT, d.tail())]
+        if rc != 0:
+            return ["%s (pid %d) exited with %d after SIGTERM (expected 0)\n%s"
+                    % (d.name, p.pid, rc, d.tail())]
+        return []
+
+    def _stop_mariadb(self):
+        problems = []
+        try:
+            p = subprocess.run(["bash", str(MARIADB_SCRIPT), "stop", str(self.db_dir)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=60)
+            if p.returncode != 0:
+                problems.append("local-mariadb.sh stop exited %d: %s"
+                                % (p.returncode, p.stdout.decode(errors="replace")))
+        except subprocess.TimeoutExpired:
+            problems.append("local-mariadb.sh stop did not finish within 60 s")
+        pid_file = self.db_dir / "mysqld.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and _alive(pid):
+            problems.append("mariadbd (pid %d) still running after stop; killing it" % pid)
+            _kill(pid)
+        return problems
+
+    def _stray_processes(self):
+        """Any process whose command line names our temp dir is ours and must be gone."""
+        if self.dir is None:
+            return []
+        problems = []
+        needle = str(self.dir).encode()
+        for pid in _pids_with(needle):
+            cmd = _cmdline(pid)
+            problems.append("stray process %d still running: %s; killing it" % (pid, cmd))
+            _kill(pid)
+        return problems
+
+    # -- helpers for tests
+
+    def http(self, method, port, path, body=None, key=None, headers=None, timeout=30):
+        """One HTTP request to 127.0.0.1:port. body: dict/list (sent as JSON),
+        str/bytes (sent as is) or None. key: sent as 'Authorization: Bearer KEY'.
+        Returns (status, {lower-case header: value}, parsed JSON or text)."""
+        h = {"Connection": "close"}
+        data = None
+        if body is not None:
+            if isinstance(body, (dict, list)):
+                data = json.dumps(body).encode()
+                h["Content-Type"] = "application/json"
+            else:
+                data = body.encode() if isinstance(body, str) else body
+                h["Content-Type"] = "application/json"
+        if key is not None:
+            h["Authorization"] = "Bearer " + key
+        h.update(headers or {})
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request(method, path, body=data, headers=h)
+            resp = conn.getresponse()
+            raw = resp.read()
+            out_headers = {}
+            for k, v in resp.getheaders():
+                k = k.lower()
+                out_headers[k] = out_headers[k] + ", " + v if k in out_headers else v
+            status = resp.status
+        finally:
+            conn.close()
+        text = raw.decode(errors="replace")
+        try:
+            parsed = json.loads(text, parse_float=Decimal)
+        except ValueError:
+            parsed = text
+        return status, out_headers, parsed
+
+    def proxy(self, method, path, body=None, key=None, **kw):
+        return self.http(method, self.proxyd_port, path, body, key, **kw)
+
+    def report(self, method, path, body=None, key=None, **kw):
+        return self.http(method, self.reportd_port, path, body, key, **kw)
+
+    def chat(self, key, model="llama3", prompt_tokens=None, completion_tokens=None, **fields):
+        """POST /v1/chat/completions with a minimal body (plus fields)."""
+        body = {"model": model, "messages": [{"role": "user", "content": "hello"}]}
+        if prompt_tokens is not None or completion_tokens is not None:
+            body["mock_usage"] = {"prompt_tokens": prompt_tokens or 0,
+                                  "completion_tokens": completion_tokens or 0}
+        body.update(fields)
+        return self.proxy("POST", "/v1/chat/completions", body, key)
+
+    def sql(self, query, db=DB_NAME):
+        """Runs SQL as the MariaDB admin; returns the rows of the last result as
+        lists of strings (None for NULL)."""
+        args = ["bash", str(MARIADB_SCRIPT), "sql", str(self.db_dir)] + ([db] if db else [])
+        p = subprocess.run(args, input=query.encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        if p.returncode != 0:
+            raise AssertionError("SQL failed (exit %d): %s\n%s" % (
+                p.returncode, query, p.stderr.decode(errors="replace")))
+        rows = []
+        for line in p.stdout.decode().split("\n"):
+            if line == "":
+                continue
+            rows.append([_unescape(c) for c in line.split("\t")])
+        return rows
+
+    def sql_value(self, query, db=DB_NAME):
+        """The single value of a one-row, one-column query."""
+        rows = self.sql(query, db)
+        if len(rows) != 1 or len(rows[0]) != 1:
+            raise AssertionError("expected one value from %r, got %r" % (query, rows))
+        return rows[0][0]
+
+    def upstream_requests(self):
+        """Every POST the fake upstream received, as parsed JSON log lines."""
+        try:
+            text = self.upstream_log_path.read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line, parse_float=Decimal) for line in text.splitlines() if line]
+
+    wait_for = staticmethod(wait_for)
+
+    def run_daemon_once(self, name, config_path=None, args=(), timeout=30.0, env=None):
+        return run_daemon_once(name, config_path or self.config_path, args, timeout, env)
+
+    def log_tail(self, name, lines=LOG_TAIL_LINES):
+        return self.daemon(name).tail(lines)
+
+
+# ------------------------------------------------------------ process checks
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def _pids_with(needle):
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if needle in cmd and _alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+# -------------------------------------------------------------------- unittest
+
+class StackTestCase(unittest.TestCase):
+    """One Stack per test class (started in setUpClass, always stopped by a
+    class cleanup). A failing test keeps the temp dir for inspection."""
+
+    stack_options = {}
+    stack = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.stack = Stack(**cls.stack_options)
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start()
+
+    def run(self, result=None):
+        def bad(r):
+            return len(r.failures) + len(r.errors) + len(getattr(r, "unexpectedSuccesses", ()))
+        before = bad(result) if result is not None else 0
+        out = super().run(result)
+        r = result if result is not None else out
+        if r is not None and bad(r) > before and self.stack is not None:
+            self.stack.keep_tmp("%s failed" % self.id())
+        return out
+
+    # shared assertions
+
+    def assertErrorShape(self, body, status, param=..., type_=None, msg=None):
+        """An OpenAI-shaped error: {"error": {"message","type","param","code"}};
+        param is checked unless omitted (None means JSON null)."""
+        self.assertIsInstance(body, dict, msg or body)
+        self.assertEqual(set(body), {"error"}, msg or body)
+        err = body["error"]
+        self.assertEqual(set(err), {"message", "type", "param", "code"}, msg or body)
+        self.assertIsInstance(err["message"], str)
+        self.assertTrue(err["message"], msg or body)
+        self.assertIsInstance(err["type"], str)
+        self.assertEqual(err["code"], str(status), msg or body)
+        if param is not ...:
+            self.assertEqual(err["param"], param, msg or body)
+        if type_ is not None:
+            self.assertEqual(err["type"], type_, msg or body)
+        return err
