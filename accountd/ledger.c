@@ -162,7 +162,8 @@ static int insert_log(struct ledger *l, const Tollgate__UsageEvent *e, char cost
     return rc;
 }
 
-/* Adds cost to one counter; a missing owner row (deleted key) is not an error. */
+/* Adds cost to one counter; a missing owner row (deleted key) is not an error.
+ * The CAST matters: DECIMAL + string is computed in floating point. */
 static int add_spend(struct ledger *l, const char *sql, const char *id, const char *cost,
                      unsigned *errnum, char *err, size_t errlen)
 {
@@ -172,22 +173,26 @@ static int add_spend(struct ledger *l, const char *sql, const char *id, const ch
     return db_exec(l->db, sql, p, 2, NULL, NULL, errnum, err, errlen);
 }
 
-/* Lock order, for every writer: key, internal user, team. */
+/* The counters a new log row adds to, in the lock order every writer keeps. */
+static const char *const SQL_ADD_SPEND[] = {
+    "UPDATE api_keys SET spend = spend + CAST(? AS DECIMAL(38,20)) WHERE token = ?",
+    "UPDATE internal_users SET spend = spend + CAST(? AS DECIMAL(38,20)) WHERE user_id = ?",
+    "UPDATE teams SET spend = spend + CAST(? AS DECIMAL(38,20)) WHERE team_id = ?",
+};
+
 static int apply_event(struct ledger *l, const Tollgate__UsageEvent *e, unsigned *errnum,
                        char *err, size_t errlen)
 {
+    const char *owners[] = {e->api_key, e->user_id, e->team_id};
     char cost[MONEY_STR_MAX];
     bool inserted;
     if (insert_log(l, e, cost, &inserted, errnum, err, errlen) < 0)
         return -1;
-    if (!inserted)
-        return 0;
-    return add_spend(l, "UPDATE api_keys SET spend = spend + ? WHERE token = ?", e->api_key,
-                     cost, errnum, err, errlen) < 0 ||
-           add_spend(l, "UPDATE internal_users SET spend = spend + ? WHERE user_id = ?",
-                     e->user_id, cost, errnum, err, errlen) < 0 ||
-           add_spend(l, "UPDATE teams SET spend = spend + ? WHERE team_id = ?", e->team_id,
-                     cost, errnum, err, errlen) < 0 ? -1 : 0;
+    for (size_t i = 0; inserted && i < sizeof(owners) / sizeof(owners[0]); i++) {
+        if (add_spend(l, SQL_ADD_SPEND[i], owners[i], cost, errnum, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 static int write_batch(struct ledger *l, Tollgate__UsageEvent **events, size_t n,

@@ -72,14 +72,17 @@ static int build(struct proxy *px, char *err, size_t errlen)
     return 0;
 }
 
-/* Teardown in dependency order: stop accepting, answer what waits, free. */
+/* Teardown in dependency order: requests waiting on a key lookup are
+ * answered (and may start transfers), transfers in flight are aborted
+ * (answered 502 and their events queued), then the publisher and, last,
+ * the HTTP server that owns the requests go. */
 static void teardown(struct proxy *px)
 {
-    if (px->http != NULL)
-        evhttp_free(px->http);
     keystore_free(px->keys);
     relay_free(px->relay);
     publisher_free(px->pub);
+    if (px->http != NULL)
+        evhttp_free(px->http);
     router_free(px->router);
     price_table_free(px->prices);
 }

@@ -214,7 +214,7 @@ def run_daemon_once(name, config_path, args=(), timeout=30.0, env=None):
         err = e.stderr.decode(errors="replace") if e.stderr else ""
         raise AssertionError("%s did not exit within %.0f s (killed); stderr:\n%s"
                              % (" ".join(cmd), timeout, err[-4000:]))
-    return p.returncode, p.stderr.decode(errors="replace") + p.stdout.decode(errors="replace")
+    return p.returncode, p.stderr.decode(errors="replace")
 
 
 _BATCH_ESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\0": "\0"}
@@ -240,9 +240,20 @@ def _stop_leftover_stacks():
             print("harness: at exit: %s" % e, file=sys.stderr)
 
 
+def _install_sigterm_handler():
+    """A SIGTERM to the test run (e.g. a CI timeout) unwinds it like sys.exit,
+    so live stacks are still stopped (MariaDB is not our child: no PDEATHSIG)."""
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(128 + sig))
+    except ValueError:  # not the main thread
+        pass
+
+
 class Daemon:
     def __init__(self, name, proc, log_path, port=None):
         self.name, self.proc, self.log_path, self.port = name, proc, log_path, port
+        self.reported = False  # its early exit was already raised as a start failure
 
     def tail(self, lines=LOG_TAIL_LINES):
         return log_tail(self.log_path, lines)
@@ -287,11 +298,13 @@ class Stack:
         return False
 
     def start(self):
+        _install_sigterm_handler()
         _live_stacks.append(self)
         try:
             self._start()
         except BaseException as e:
-            self.keep_tmp("start failed: %s" % str(e).splitlines()[0] if str(e) else type(e).__name__)
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.keep_tmp("start failed: " + first)
             try:
                 self.stop()
             except AssertionError as stop_error:
@@ -358,6 +371,7 @@ class Stack:
 
         def listening():
             if d.proc.poll() is not None:
+                d.reported = True
                 raise HarnessError("fake-upstream exited with %d during startup\n%s\n%s"
                                    % (d.proc.returncode, log_tail(out_path), d.tail()))
             m = re.search(r"fake-upstream listening on [^\s:]+:(\d+)", out_path.read_text())
@@ -415,7 +429,7 @@ class Stack:
         out_f = open(out_path, "ab") if stdout_name else err_f
         try:
             proc = subprocess.Popen([str(bin_dir() / name)] + args, stdin=subprocess.DEVNULL,
-                                    stdout=out_f, stderr=err_f, env=daemon_env(),
+                                    stdout=out_f, stderr=err_f, env=self.env(),
                                     cwd=str(self.dir), start_new_session=True,
                                     preexec_fn=_pdeathsig)
         finally:
@@ -437,6 +451,7 @@ class Stack:
 
         def up():
             if d.proc.poll() is not None:
+                d.reported = True
                 raise HarnessError("%s exited with %d during startup\n%s"
                                    % (name, d.proc.returncode, d.tail()))
             try:
@@ -454,6 +469,7 @@ class Stack:
 
         def ready():
             if d.proc.poll() is not None:
+                d.reported = True
                 raise HarnessError("%s exited with %d during startup\n%s"
                                    % (name, d.proc.returncode, d.tail()))
             return needle in d.log_path.read_text(errors="replace")
@@ -496,6 +512,8 @@ class Stack:
 
     def _stop_daemon(self, d):
         p = d.proc
+        if p.poll() is not None and d.reported:
+            return []
         if p.poll() is not None:
             return ["%s (pid %d) had already exited with %s before teardown\n%s"
                     % (d.name, p.pid, p.returncode, d.tail())]
@@ -633,8 +651,14 @@ class Stack:
 
     wait_for = staticmethod(wait_for)
 
+    def env(self, extra=None, unset=()):
+        """The daemons' environment (GROQ_API_KEY = the fake upstream's key)."""
+        return daemon_env(dict({"GROQ_API_KEY": self.upstream_key}, **(extra or {})), unset)
+
     def run_daemon_once(self, name, config_path=None, args=(), timeout=30.0, env=None):
-        return run_daemon_once(name, config_path or self.config_path, args, timeout, env)
+        """run_daemon_once with this stack's config and environment by default."""
+        return run_daemon_once(name, config_path or self.config_path, args, timeout,
+                               env if env is not None else self.env())
 
     def log_tail(self, name, lines=LOG_TAIL_LINES):
         return self.daemon(name).tail(lines)

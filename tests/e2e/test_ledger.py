@@ -1,0 +1,141 @@
+"""test_ledger.py - the ledger's promises beyond the seed flow.
+
+- a usage event delivered three times (lost acks) is counted once;
+- an event the database refuses is kept whole in rejected_events, acked,
+  and accountd goes on;
+- a model without a price is logged as unpriced with cost 0, never silently
+  free, and warned about;
+- per-deployment custom prices and base_model pricing reach header and
+  ledger alike.
+
+Run from the repo root:  python3 -m unittest -v tests/e2e/test_ledger.py
+"""
+
+import os
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from harness import MASTER_KEY, wait_for  # noqa: E402
+
+LEDGER_TIMEOUT = 5.0
+
+
+def extra_models(stack):
+    return [
+        {"model_name": "mystery",
+         "litellm_params": {"model": "openai/tollgate-no-such-model",
+                            "api_base": stack.upstream_base, "api_key": "os.environ/GROQ_API_KEY"}},
+        {"model_name": "finetune",
+         "litellm_params": {"model": "openai/my-finetune", "api_base": stack.upstream_base,
+                            "api_key": "os.environ/GROQ_API_KEY",
+                            "input_cost_per_token": "0.000006",
+                            "output_cost_per_token": "0.00003"}},
+        {"model_name": "gpt4-by-base",
+         "litellm_params": {"model": "openai/company-gpt4", "api_base": stack.upstream_base,
+                            "api_key": "os.environ/GROQ_API_KEY"},
+         "model_info": {"base_model": "azure/gpt-4-1106-preview"}},
+    ]
+
+
+class LedgerTest(harness.StackTestCase):
+    stack_options = {"extra_models": extra_models}
+
+    def new_key(self, alias):
+        status, _, body = self.stack.report("POST", "/key/generate",
+                                            {"key_alias": alias, "user_id": "u-" + alias},
+                                            key=MASTER_KEY)
+        self.assertEqual(status, 200, body)
+        return body["key"], body["token"]
+
+    def send_events(self, request_id, token, model, prompt, completion, times):
+        exe = harness.bin_dir() / "send-events"
+        p = subprocess.run([str(exe), "tcp://127.0.0.1:%d" % self.stack.events_port, request_id,
+                            token, model, str(prompt), str(completion), str(times)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        return p.returncode, p.stdout.decode() + p.stderr.decode()
+
+    def key_spend(self, token):
+        return Decimal(self.stack.sql_value("SELECT spend FROM api_keys WHERE token = '%s'" % token))
+
+    def test_duplicate_delivery_counts_once(self):
+        _, token = self.new_key("dup")
+        rid = "dup-" + uuid.uuid4().hex
+        rc, out = self.send_events(rid, token, "groq/llama-3.1-8b-instant", 1000, 500, 3)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("acked 3/3", out)
+        rows = self.stack.sql("SELECT spend FROM spend_logs WHERE request_id = '%s'" % rid)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(Decimal(rows[0][0]), Decimal("0.00009"))
+        self.assertEqual(self.key_spend(token), Decimal("0.00009"))
+
+    def test_refused_event_is_kept_not_lost(self):
+        _, token = self.new_key("poison")
+        rid = "poison-" + uuid.uuid4().hex
+        long_model = "openai/" + "x" * 400  # longer than spend_logs.model
+        rc, out = self.send_events(rid, token, long_model, 10, 10, 1)
+        self.assertEqual(rc, 0, out)  # acked: it is safely stored, not retried forever
+        self.assertEqual(self.stack.sql(
+            "SELECT 1 FROM spend_logs WHERE request_id = '%s'" % rid), [])
+        rows = self.stack.sql("SELECT error, LENGTH(payload) FROM rejected_events"
+                              " WHERE request_id = '%s'" % rid)
+        self.assertEqual(len(rows), 1, rows)
+        self.assertIn("model", rows[0][0])
+        self.assertGreater(int(rows[0][1]), 400)
+        self.assertEqual(self.key_spend(token), 0)
+        # accountd is unharmed: a normal request still lands
+        key, _ = self.new_key("after-poison")
+        status, headers, body = self.stack.chat(key, prompt_tokens=10, completion_tokens=10)
+        self.assertEqual(status, 200, body)
+        wait_for(lambda: self.stack.sql("SELECT 1 FROM spend_logs WHERE request_id = '%s'"
+                                        % headers["x-litellm-call-id"]), LEDGER_TIMEOUT)
+
+    def test_unpriced_model_is_flagged(self):
+        key, token = self.new_key("unpriced")
+        ids = []
+        for _ in range(2):
+            status, headers, body = self.stack.chat(key, model="mystery", prompt_tokens=100,
+                                                    completion_tokens=100)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(headers["x-litellm-response-cost"], "0")
+            ids.append(headers["x-litellm-call-id"])
+        for rid in ids:
+            row = wait_for(lambda: self.stack.sql(
+                "SELECT spend, pricing, model FROM spend_logs WHERE request_id = '%s'" % rid),
+                LEDGER_TIMEOUT)
+            self.assertEqual(Decimal(row[0][0]), 0)
+            self.assertEqual(row[0][1], "unpriced")
+            self.assertEqual(row[0][2], "openai/tollgate-no-such-model")
+        log = self.stack.daemon("accountd").log_path.read_text()
+        self.assertEqual(log.count("model openai/tollgate-no-such-model has no price"), 1, log)
+        plog = self.stack.daemon("proxyd").log_path.read_text()
+        self.assertIn("deployment openai/tollgate-no-such-model has no price", plog)
+
+    def check_priced(self, model, prompt, completion, want):
+        key, token = self.new_key("priced-" + model)
+        status, headers, body = self.stack.chat(key, model=model, prompt_tokens=prompt,
+                                                completion_tokens=completion)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["x-litellm-response-cost"], want)
+        rid = headers["x-litellm-call-id"]
+        row = wait_for(lambda: self.stack.sql(
+            "SELECT spend, pricing FROM spend_logs WHERE request_id = '%s'" % rid), LEDGER_TIMEOUT)
+        self.assertEqual(Decimal(row[0][0]), Decimal(want))
+        self.assertEqual(row[0][1], "priced")
+        self.assertEqual(self.key_spend(token), Decimal(want))
+
+    def test_custom_deployment_prices(self):
+        # cost_cases.jsonl: "custom per-token pricing on the deployment"
+        self.check_priced("finetune", 100, 200, "0.0066")
+
+    def test_base_model_pricing(self):
+        # cost_cases.jsonl: "azure deployment priced by base_model"
+        self.check_priced("gpt4-by-base", 9, 28, "0.00093")
+
+
+if __name__ == "__main__":
+    unittest.main()
