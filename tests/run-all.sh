@@ -18,11 +18,14 @@ run_suite() { # build-dir label cmake-args...
   cmake --build "$dir" -j"$(nproc)"
   echo "=== $label: tests"
   (cd "$dir" && ctest --output-on-failure --timeout 600)
+  total=$((total + $(cd "$dir" && ctest -N | sed -n 's/^Total Tests: //p')))
 }
 
+total=0
 start=$(date +%s)
 run_suite build "release" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-asan "asan+ubsan" -DCMAKE_BUILD_TYPE=Debug -DTOLLGATE_SANITIZE=ON
 echo "=== all tests passed in $(( $(date +%s) - start ))s"
+echo "tests: $total passed, 0 failed"
