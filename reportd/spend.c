@@ -195,7 +195,9 @@ static json_t *nest_report(const struct report_form *f, const struct db_result *
         if (new_day || !same(g, db_cell(r, i - 1, 1))) {
             close_group(group, total);
             total = 0;
-            group = json_pack("{s:o, s:[]}", f->item_key, str_or_null(g), "metadata");
+            /* total_spend is a placeholder until close_group: keeps the contract's key order */
+            group = json_pack("{s:o, s:i, s:[]}", f->item_key, str_or_null(g), "total_spend", 0,
+                              "metadata");
             json_array_append_new(groups, group);
             meta = json_object_get(group, "metadata");
         }
