@@ -367,8 +367,9 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
 static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
     static const char *const known[] = {"listen", "spool_dir", "max_body_bytes",
-        "upstream_timeout_ms", "key_cache_ttl_ms", "event_resend_ms", NULL};
-    long body = 10L * 1024 * 1024, timeout = 600000, ttl = 1000, resend = 2000;
+        "upstream_timeout_ms", "key_cache_ttl_ms", "event_resend_ms", "reportd_url",
+        "readiness_grace_ms", NULL};
+    long body = 10L * 1024 * 1024, timeout = 600000, ttl = 1000, resend = 2000, grace = 10000;
     if (want_map(ld, n, "tollgate.proxyd") < 0)
         return -1;
     check_keys(ld, n, "tollgate.proxyd.", known);
@@ -378,8 +379,15 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
         get_int(ld, n, "max_body_bytes", "tollgate.proxyd.max_body_bytes", 1024, 1L << 30, &body) < 0 ||
         get_int(ld, n, "upstream_timeout_ms", "tollgate.proxyd.upstream_timeout_ms", 100, 3600000, &timeout) < 0 ||
         get_int(ld, n, "key_cache_ttl_ms", "tollgate.proxyd.key_cache_ttl_ms", 0, 60000, &ttl) < 0 ||
-        get_int(ld, n, "event_resend_ms", "tollgate.proxyd.event_resend_ms", 100, 600000, &resend) < 0)
+        get_int(ld, n, "event_resend_ms", "tollgate.proxyd.event_resend_ms", 100, 600000, &resend) < 0 ||
+        get_int(ld, n, "readiness_grace_ms", "tollgate.proxyd.readiness_grace_ms", 0, 3600000, &grace) < 0 ||
+        get_str(ld, n, "reportd_url", "tollgate.proxyd.reportd_url", &cfg->proxyd.reportd_url) < 0)
         return -1;
+    if (cfg->proxyd.reportd_url != NULL &&
+        check_url(ld, map_get(ld, n, "reportd_url"), "tollgate.proxyd.reportd_url",
+                  cfg->proxyd.reportd_url) < 0)
+        return -1;
+    cfg->proxyd.readiness_grace_ms = (int)grace;
     cfg->proxyd.max_body_bytes = (size_t)body;
     cfg->proxyd.upstream_timeout_ms = (int)timeout;
     cfg->proxyd.key_cache_ttl_ms = (int)ttl;
@@ -420,6 +428,20 @@ static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
     return 0;
 }
 
+/* proxyd forwards to the reportd of this config unless told otherwise. */
+static int default_reportd_url(struct loader *ld, yaml_node_t *tg, struct config *cfg)
+{
+    if (cfg->proxyd.reportd_url != NULL)
+        return 0;
+    const struct listen_addr *l = &cfg->reportd.listen;
+    size_t len = strlen(l->host) + 32;
+    if ((cfg->proxyd.reportd_url = malloc(len)) == NULL)
+        return fail(ld, tg, "tollgate.proxyd.reportd_url", "out of memory");
+    snprintf(cfg->proxyd.reportd_url, len, strchr(l->host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+             l->host, l->port);
+    return 0;
+}
+
 /* The tollgate: section; absent sub-sections take all their defaults. */
 static int parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *cfg)
 {
@@ -430,9 +452,11 @@ static int parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *c
     check_keys(ld, tg, "tollgate.", known);
     if (get_str(ld, tg, "price_file", "tollgate.price_file", &cfg->price_file) < 0)
         return -1;
-    return parse_proxyd(ld, map_get(ld, tg, "proxyd"), cfg) < 0 ||
-           parse_reportd(ld, map_get(ld, tg, "reportd"), cfg) < 0 ||
-           parse_accountd(ld, map_get(ld, tg, "accountd"), cfg) < 0 ? -1 : 0;
+    if (parse_proxyd(ld, map_get(ld, tg, "proxyd"), cfg) < 0 ||
+        parse_reportd(ld, map_get(ld, tg, "reportd"), cfg) < 0 ||
+        parse_accountd(ld, map_get(ld, tg, "accountd"), cfg) < 0)
+        return -1;
+    return default_reportd_url(ld, tg, cfg);
 }
 
 static int load_document(struct loader *ld)
@@ -518,6 +542,7 @@ void config_free(struct config *cfg)
     curl_free(cfg->db.password);
     free(cfg->db.database);
     free(cfg->proxyd.spool_dir);
+    free(cfg->proxyd.reportd_url);
     free(cfg->accountd.events);
     free(cfg->accountd.updates);
     free(cfg);

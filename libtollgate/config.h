@@ -55,6 +55,8 @@ struct config {
         int upstream_timeout_ms;
         int key_cache_ttl_ms;
         int event_resend_ms;
+        char *reportd_url;      /* where control-plane paths are forwarded */
+        int readiness_grace_ms; /* readiness fails after accountd/MariaDB are gone this long */
     } proxyd;
     struct {
         struct listen_addr listen;

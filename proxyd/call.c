@@ -47,8 +47,12 @@ struct call {
     char *metadata_json;    /* metadata without tags */
 };
 
-static const char *const UPSTREAM_PATH[] = {[CALL_CHAT] = "chat/completions"};
-static const char *const CALL_TYPE[] = {[CALL_CHAT] = "chat_completion"};
+static const char *const UPSTREAM_PATH[] = {
+    [CALL_CHAT] = "chat/completions", [CALL_COMPLETION] = "completions",
+    [CALL_EMBEDDING] = "embeddings", [CALL_IMAGE] = "images/generations"};
+static const char *const CALL_TYPE[] = {
+    [CALL_CHAT] = "chat_completion", [CALL_COMPLETION] = "text_completion",
+    [CALL_EMBEDDING] = "embedding", [CALL_IMAGE] = "image_generation"};
 
 static int64_t wall_us(void)
 {
@@ -336,9 +340,12 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
     char *body = upstream_body(c);
     struct curl_slist *headers = upstream_headers(c->dep);
     c->upstream_us = since_us(&c->t0);
+    struct relay_request rq = {.method = "POST", .url = url, .headers = headers, .body = body,
+                               .body_len = body ? strlen(body) : 0,
+                               .timeout_ms = c->px->cfg->proxyd.upstream_timeout_ms,
+                               .done = on_upstream, .arg = c};
     if (body == NULL || headers == NULL || upstream_url(c, url, sizeof(url)) < 0 ||
-        relay_post(c->px->relay, url, headers, body, c->px->cfg->proxyd.upstream_timeout_ms,
-                   on_upstream, c) < 0) {
+        relay_start(c->px->relay, &rq, NULL) < 0) {
         free(body);
         curl_slist_free_all(headers);
         httpjson_error(c->req, 500, "internal_error", NULL, "cannot start the upstream request");
@@ -346,7 +353,8 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
     }
 }
 
-void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind)
+void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind,
+                const char *path_model)
 {
     struct call *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -357,6 +365,12 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kin
     clock_gettime(CLOCK_MONOTONIC, &c->t0);
     if ((c->body = httpjson_body(req, px->cfg->proxyd.max_body_bytes)) == NULL) {
         free(c);
+        return;
+    }
+    if (path_model != NULL &&
+        json_object_set_new(c->body, "model", json_string(path_model)) != 0) {
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        call_free(c);
         return;
     }
     json_t *model = json_object_get(c->body, "model");

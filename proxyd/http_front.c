@@ -1,18 +1,26 @@
 /* http_front.c - proxyd's evhttp server and its route table.
  *
- * Clients keep HTTP/1.1 connections alive; an idle or too slow client is
- * closed after CLIENT_TIMEOUT_S. Bodies above max_body_bytes are refused
- * before they are read in full.
+ * Data-plane routes are relayed (call.c); control-plane paths go to reportd
+ * (forward.c); /models and the health checks are answered here. Clients
+ * keep HTTP/1.1 connections alive; an idle or too slow client is closed
+ * after CLIENT_TIMEOUT_S. Bodies above max_body_bytes are refused.
  */
 #include "http_front.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "call.h"
+#include "forward.h"
 #include "httpjson.h"
+#include "keystore.h"
+#include "publish.h"
+#include "router.h"
 
 #define CLIENT_TIMEOUT_S 120 /* idle keep-alive and slow-client limit */
+#define AZURE_PREFIX "/openai/deployments/"
 
 struct route {
     struct httpjson_route key; /* first: httpjson_find_route reads it */
@@ -21,7 +29,22 @@ struct route {
 
 static void chat(struct proxy *px, struct evhttp_request *req)
 {
-    call_start(px, req, CALL_CHAT);
+    call_start(px, req, CALL_CHAT, NULL);
+}
+
+static void completion(struct proxy *px, struct evhttp_request *req)
+{
+    call_start(px, req, CALL_COMPLETION, NULL);
+}
+
+static void embedding(struct proxy *px, struct evhttp_request *req)
+{
+    call_start(px, req, CALL_EMBEDDING, NULL);
+}
+
+static void image(struct proxy *px, struct evhttp_request *req)
+{
+    call_start(px, req, CALL_IMAGE, NULL);
 }
 
 static void liveliness(struct proxy *px, struct evhttp_request *req)
@@ -30,18 +53,108 @@ static void liveliness(struct proxy *px, struct evhttp_request *req)
     httpjson_reply(req, 200, json_string("I'm alive!"));
 }
 
+/* Ready while accountd and MariaDB have not been gone longer than the grace. */
+static void readiness(struct proxy *px, struct evhttp_request *req)
+{
+    int64_t acc = publisher_down_ms(px->pub), db = keystore_db_down_ms(px->keys);
+    int64_t grace = px->cfg->proxyd.readiness_grace_ms;
+    bool ready = acc <= grace && db <= grace;
+    httpjson_reply(req, ready ? 200 : 503,
+                   json_pack("{s:s, s:s, s:s}", "status", ready ? "healthy" : "unhealthy",
+                             "accountd", acc == 0 ? "connected" : acc <= grace ? "reconnecting"
+                                                                             : "unreachable",
+                             "db", db == 0 ? "connected" : db <= grace ? "reconnecting"
+                                                                      : "unreachable"));
+}
+
+struct models_call {
+    struct proxy *px;
+    struct evhttp_request *req;
+};
+
+static void models_answer(const struct keyinfo *key, int refused, void *arg)
+{
+    struct models_call *mc = arg;
+    json_t *data = json_array();
+    for (size_t i = 0; !refused && data != NULL && i < router_group_count(mc->px->router); i++) {
+        const char *name = router_group_name(mc->px->router, i);
+        if (auth_model_allowed(key, name))
+            json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", name, "object",
+                                                  "model", "created", 0, "owned_by", "tollgate"));
+    }
+    if (!refused)
+        httpjson_reply(mc->req, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+    else
+        json_decref(data);
+    free(mc);
+}
+
+static void models(struct proxy *px, struct evhttp_request *req)
+{
+    struct models_call *mc = malloc(sizeof(*mc));
+    if (mc == NULL) {
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        return;
+    }
+    *mc = (struct models_call){px, req};
+    auth_check(px, req, models_answer, mc);
+}
+
 static const struct route ROUTES[] = {
     {{EVHTTP_REQ_POST, "/chat/completions"}, chat},
     {{EVHTTP_REQ_POST, "/v1/chat/completions"}, chat},
+    {{EVHTTP_REQ_POST, "/completions"}, completion},
+    {{EVHTTP_REQ_POST, "/v1/completions"}, completion},
+    {{EVHTTP_REQ_POST, "/embeddings"}, embedding},
+    {{EVHTTP_REQ_POST, "/v1/embeddings"}, embedding},
+    {{EVHTTP_REQ_POST, "/images/generations"}, image},
+    {{EVHTTP_REQ_POST, "/v1/images/generations"}, image},
+    {{EVHTTP_REQ_GET, "/models"}, models},
+    {{EVHTTP_REQ_GET, "/v1/models"}, models},
     {{EVHTTP_REQ_GET, "/health/liveliness"}, liveliness},
+    {{EVHTTP_REQ_GET, "/health/readiness"}, readiness},
 };
+
+/* /openai/deployments/{model}/{chat/completions|completions|embeddings|images/generations} */
+static bool azure_style(struct proxy *px, struct evhttp_request *req, const char *path)
+{
+    static const struct { const char *suffix; enum call_kind kind; } KINDS[] = {
+        {"/chat/completions", CALL_CHAT}, {"/completions", CALL_COMPLETION},
+        {"/embeddings", CALL_EMBEDDING}, {"/images/generations", CALL_IMAGE}};
+    if (strncmp(path, AZURE_PREFIX, strlen(AZURE_PREFIX)) != 0)
+        return false;
+    const char *model = path + strlen(AZURE_PREFIX), *slash = strchr(model, '/');
+    if (slash == NULL || slash == model || slash - model > 255 ||
+        evhttp_request_get_command(req) != EVHTTP_REQ_POST)
+        return false;
+    for (size_t i = 0; i < sizeof(KINDS) / sizeof(KINDS[0]); i++) {
+        if (strcmp(slash, KINDS[i].suffix) == 0) {
+            char name[256];
+            snprintf(name, sizeof(name), "%.*s", (int)(slash - model), model);
+            char *decoded = evhttp_uridecode(name, 0, NULL);
+            call_start(px, req, KINDS[i].kind, decoded != NULL ? decoded : name);
+            free(decoded);
+            return true;
+        }
+    }
+    return false;
+}
 
 static void dispatch(struct evhttp_request *req, void *arg)
 {
+    struct proxy *px = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    if (path != NULL && forward_wanted(path)) {
+        forward_to_reportd(px, req);
+        return;
+    }
+    if (path != NULL && azure_style(px, req, path))
+        return;
     const struct route *r = httpjson_find_route(req, ROUTES, sizeof(ROUTES) / sizeof(ROUTES[0]),
                                                 sizeof(ROUTES[0]));
     if (r != NULL)
-        r->handler(arg, req);
+        r->handler(px, req);
 }
 
 int http_front_start(struct proxy *px, char *err, size_t errlen)

@@ -10,6 +10,7 @@
 
 #include <event2/thread.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #include "db.h"
 #include "log.h"
 #include "strmap.h"
+
+#define HEALTH_PING_S 1 /* how often an idle worker checks MariaDB */
 
 struct cached {
     struct keyinfo info;
@@ -44,6 +47,7 @@ struct keystore {
     pthread_cond_t cv;
     struct job *todo_head, *todo_tail, *done_head, *done_tail; /* under mu */
     bool stopping;                                           /* under mu */
+    _Atomic int64_t db_down_since_ms; /* 0 while MariaDB answers; set by the worker */
 };
 
 static int64_t now_ms(void)
@@ -129,6 +133,29 @@ static void fetch_key(MYSQL **db, const struct config *cfg, struct job *j)
     j->ok = true;
 }
 
+/* Records whether MariaDB answered, for /health/readiness. */
+static void note_db(struct keystore *ks, bool ok)
+{
+    int64_t expected = 0;
+    if (ok)
+        atomic_store(&ks->db_down_since_ms, 0);
+    else
+        atomic_compare_exchange_strong(&ks->db_down_since_ms, &expected, now_ms());
+}
+
+/* Idle worker: checks the connection so readiness knows MariaDB's state. */
+static void idle_ping(struct keystore *ks, MYSQL **db)
+{
+    char err[256];
+    if (*db == NULL)
+        *db = db_connect(&ks->cfg->db, err, sizeof(err));
+    else if (mysql_ping(*db) != 0) {
+        mysql_close(*db);
+        *db = NULL;
+    }
+    note_db(ks, *db != NULL);
+}
+
 static void *worker_main(void *arg)
 {
     struct keystore *ks = arg;
@@ -136,8 +163,17 @@ static void *worker_main(void *arg)
     mysql_thread_init();
     for (;;) {
         pthread_mutex_lock(&ks->mu);
-        while (ks->todo_head == NULL && !ks->stopping)
-            pthread_cond_wait(&ks->cv, &ks->mu);
+        while (ks->todo_head == NULL && !ks->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += HEALTH_PING_S;
+            if (pthread_cond_timedwait(&ks->cv, &ks->mu, &until) != 0 && ks->todo_head == NULL &&
+                !ks->stopping) {
+                pthread_mutex_unlock(&ks->mu);
+                idle_ping(ks, &db);
+                pthread_mutex_lock(&ks->mu);
+            }
+        }
         struct job *j = ks->todo_head;
         if (j == NULL) { /* stopping and nothing left */
             pthread_mutex_unlock(&ks->mu);
@@ -149,6 +185,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&ks->mu);
 
         fetch_key(&db, ks->cfg, j);
+        note_db(ks, j->ok);
 
         pthread_mutex_lock(&ks->mu);
         j->next = NULL;
@@ -275,4 +312,10 @@ void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, voi
     ks->todo_tail = j;
     pthread_cond_signal(&ks->cv);
     pthread_mutex_unlock(&ks->mu);
+}
+
+int64_t keystore_db_down_ms(struct keystore *ks)
+{
+    int64_t since = atomic_load(&ks->db_down_since_ms);
+    return since == 0 ? 0 : now_ms() - since;
 }

@@ -41,4 +41,7 @@ void keystore_free(struct keystore *ks);
  * than key_cache_ttl_ms, else asks the worker. cb may run before return. */
 void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg);
 
+/* How long MariaDB has been unreachable (0 when it answers). */
+int64_t keystore_db_down_ms(struct keystore *ks);
+
 #endif

@@ -11,6 +11,8 @@
  * dead peers: with no accountd connected a send fails, and the resend timer
  * tries again later.
  *
+ * A socket monitor counts the connections to accountd, for readiness.
+ *
  * libzmq's ZMQ_FD is edge-triggered: after any send or receive we drain
  * incoming acks until ZMQ_EVENTS says there are none.
  */
@@ -37,8 +39,10 @@ struct pending {
 
 struct publisher {
     const struct config *cfg;
-    void *ctx, *dealer;
-    struct event *zmq_ev, *flush_ev, *resend_ev;
+    void *ctx, *dealer, *monitor;
+    struct event *zmq_ev, *flush_ev, *resend_ev, *monitor_ev;
+    int connected;          /* accountd connections up (socket monitor) */
+    int64_t down_since_ms;  /* when connected last became 0; 0 while connected */
     struct strmap *pending; /* request id -> struct pending */
     uint8_t *out;           /* outgoing EventBatch being built */
     size_t out_len, out_cap, out_events;
@@ -205,6 +209,66 @@ size_t publisher_pending(const struct publisher *p)
     return strmap_count(p->pending);
 }
 
+/* Monitor events: [uint16 event, uint32 value][endpoint]. */
+static void drain_monitor(struct publisher *p)
+{
+    for (;;) {
+        int events = 0;
+        size_t len = sizeof(events);
+        if (zmq_getsockopt(p->monitor, ZMQ_EVENTS, &events, &len) != 0 || !(events & ZMQ_POLLIN))
+            return;
+        zmq_msg_t msg;
+        uint16_t ev = 0;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, p->monitor, ZMQ_DONTWAIT) >= 2)
+            memcpy(&ev, zmq_msg_data(&msg), sizeof(ev));
+        while (zmq_msg_more(&msg)) /* the endpoint frame */
+            if (zmq_msg_recv(&msg, p->monitor, ZMQ_DONTWAIT) < 0)
+                break;
+        zmq_msg_close(&msg);
+        if (ev == ZMQ_EVENT_CONNECTED && p->connected++ == 0) {
+            p->down_since_ms = 0;
+            log_info("connected to accountd");
+        } else if (ev == ZMQ_EVENT_DISCONNECTED && p->connected > 0 && --p->connected == 0) {
+            p->down_since_ms = now_ms();
+            log_warn("lost the connection to accountd");
+        }
+    }
+}
+
+static void on_monitor(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drain_monitor(arg);
+}
+
+static int setup_monitor(struct publisher *p, char *err, size_t errlen)
+{
+    char addr[64];
+    int fd;
+    size_t fdlen = sizeof(fd);
+    snprintf(addr, sizeof(addr), "inproc://publisher-monitor-%p", (void *)p);
+    if (zmq_socket_monitor(p->dealer, addr, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+        (p->monitor = zmq_socket(p->ctx, ZMQ_PAIR)) == NULL || zmq_connect(p->monitor, addr) != 0 ||
+        zmq_getsockopt(p->monitor, ZMQ_FD, &fd, &fdlen) != 0) {
+        snprintf(err, errlen, "ZeroMQ socket monitor: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    p->monitor_ev = event_new(event_get_base(p->flush_ev), fd, EV_READ | EV_PERSIST, on_monitor, p);
+    if (p->monitor_ev == NULL || event_add(p->monitor_ev, NULL) != 0) {
+        snprintf(err, errlen, "cannot watch the ZeroMQ monitor");
+        return -1;
+    }
+    p->down_since_ms = now_ms(); /* until the first connection */
+    return 0;
+}
+
+int64_t publisher_down_ms(const struct publisher *p)
+{
+    return p->down_since_ms == 0 ? 0 : now_ms() - p->down_since_ms;
+}
+
 static int setup_socket(struct publisher *p, char *err, size_t errlen)
 {
     int one = 1, linger = 0;
@@ -215,7 +279,7 @@ static int setup_socket(struct publisher *p, char *err, size_t errlen)
         zmq_setsockopt(p->dealer, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
         zmq_setsockopt(p->dealer, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
         zmq_setsockopt(p->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
-        zmq_connect(p->dealer, p->cfg->accountd.events) != 0 ||
+        setup_monitor(p, err, errlen) < 0 || zmq_connect(p->dealer, p->cfg->accountd.events) != 0 ||
         zmq_getsockopt(p->dealer, ZMQ_FD, &fd, &fdlen) != 0) {
         snprintf(err, errlen, "ZeroMQ to accountd at %s: %s", p->cfg->accountd.events,
                  zmq_strerror(zmq_errno()));
@@ -263,6 +327,12 @@ void publisher_free(struct publisher *p)
         event_free(p->flush_ev);
     if (p->resend_ev != NULL)
         event_free(p->resend_ev);
+    if (p->monitor_ev != NULL)
+        event_free(p->monitor_ev);
+    if (p->monitor != NULL) {
+        (void)zmq_socket_monitor(p->dealer, NULL, 0); /* stop it; failure changes nothing */
+        zmq_close(p->monitor);
+    }
     if (p->dealer != NULL)
         zmq_close(p->dealer);
     if (p->ctx != NULL)

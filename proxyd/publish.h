@@ -24,4 +24,7 @@ int publisher_send(struct publisher *p, const char *request_id, const uint8_t *e
 /* Events not yet acknowledged. */
 size_t publisher_pending(const struct publisher *p);
 
+/* How long no accountd has been connected (0 while one is). */
+int64_t publisher_down_ms(const struct publisher *p);
+
 #endif

@@ -155,10 +155,20 @@ void relay_free(struct relay *r)
     free(r);
 }
 
+void relay_cancel(struct relay_transfer *t)
+{
+    transfer_finish(t->relay, t, CURLE_ABORTED_BY_CALLBACK);
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
     struct relay_transfer *t = arg;
-    return evbuffer_add(t->response, data, size * n) == 0 ? size * n : 0;
+    size_t len = size * n;
+    if (t->on_data == NULL)
+        return evbuffer_add(t->response, data, len) == 0 ? len : 0;
+    if (t->status == 0)
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+    return t->on_data(t, data, len, t->arg) == 0 ? len : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
@@ -178,38 +188,58 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-int relay_post(struct relay *r, const char *url, struct curl_slist *headers, char *body,
-               long timeout_ms, relay_done_cb done, void *arg)
+static int set_method(CURL *e, const struct relay_request *rq)
 {
-    struct relay_transfer *t = calloc(1, sizeof(*t));
-    if (t == NULL || (t->response = evbuffer_new()) == NULL || (t->easy = curl_easy_init()) == NULL)
-        goto fail;
-    t->relay = r;
-    t->done = done;
-    t->arg = arg;
+    if (strcmp(rq->method, "GET") == 0)
+        return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK ? 0 : -1;
+    if (curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body != NULL ? rq->body : "") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len) != CURLE_OK)
+        return -1;
+    if (strcmp(rq->method, "POST") != 0 &&
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, rq->method) != CURLE_OK)
+        return -1;
+    return 0;
+}
+
+static int configure(struct relay_transfer *t, const struct relay_request *rq)
+{
     CURL *e = t->easy;
-    if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body)) != CURLE_OK ||
+    if (curl_easy_setopt(e, CURLOPT_URL, rq->url) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->headers) != CURLE_OK ||
+        set_method(e, rq) < 0 ||
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_HEADERDATA, t) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, rq->timeout_ms) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-        curl_multi_add_handle(r->multi, e) != CURLM_OK)
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
+        return -1;
+    return 0;
+}
+
+int relay_start(struct relay *r, struct relay_request *rq, struct relay_transfer **out)
+{
+    struct relay_transfer *t = calloc(1, sizeof(*t));
+    if (t == NULL || (t->response = evbuffer_new()) == NULL || (t->easy = curl_easy_init()) == NULL)
         goto fail;
-    t->headers = headers;
-    t->body = body;
+    t->relay = r;
+    t->on_data = rq->on_data;
+    t->done = rq->done;
+    t->arg = rq->arg;
+    if (configure(t, rq) < 0 || curl_multi_add_handle(r->multi, t->easy) != CURLM_OK)
+        goto fail;
+    t->headers = rq->headers;
+    t->body = rq->body;
     t->next = r->active;
     if (r->active != NULL)
         r->active->prev = t;
     r->active = t;
+    if (out != NULL)
+        *out = t;
     return 0;
 fail:
     if (t != NULL) {

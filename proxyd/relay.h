@@ -13,15 +13,31 @@ struct relay_transfer;
 /* Called once per transfer, on the loop thread. result is CURLE_OK when an
  * HTTP answer arrived (whatever its status). The transfer is freed after. */
 typedef void (*relay_done_cb)(struct relay_transfer *t, CURLcode result, void *arg);
+/* Streaming: called for each piece of the response body as it arrives
+ * (t->status and t->content_type are set by then). Return -1 to abort. */
+typedef int (*relay_data_cb)(struct relay_transfer *t, const char *data, size_t len, void *arg);
+
+struct relay_request {
+    const char *method;         /* GET, POST, PUT, DELETE */
+    const char *url;
+    struct curl_slist *headers; /* taken */
+    char *body;                 /* taken; NULL for none */
+    size_t body_len;
+    long timeout_ms;            /* the whole transfer; 0 = no limit */
+    relay_data_cb on_data;      /* NULL: the body is collected in t->response */
+    relay_done_cb done;
+    void *arg;
+};
 
 struct relay_transfer {
     CURL *easy;
     struct curl_slist *headers;
     char *body;                 /* request body; owned */
-    struct evbuffer *response;  /* response body */
+    struct evbuffer *response;  /* response body (when not streamed) */
     long status;
     char content_type[128];
     char errbuf[CURL_ERROR_SIZE];
+    relay_data_cb on_data;
     relay_done_cb done;
     void *arg;
     struct relay *relay;
@@ -32,9 +48,12 @@ struct relay *relay_new(struct event_base *base, char *err, size_t errlen);
 /* Aborts transfers in flight (their callbacks run with CURLE_ABORTED_BY_CALLBACK). */
 void relay_free(struct relay *r);
 
-/* Starts a POST of body (ownership taken) to url with headers (taken).
- * -1 on error, and then nothing was taken and no callback will run. */
-int relay_post(struct relay *r, const char *url, struct curl_slist *headers, char *body,
-               long timeout_ms, relay_done_cb done, void *arg);
+/* Starts a transfer. -1 on error: then nothing was taken and no callback
+ * will run. *out (may be NULL) gets the transfer, for relay_cancel. */
+int relay_start(struct relay *r, struct relay_request *rq, struct relay_transfer **out);
+
+/* Aborts t now (not from inside its own callbacks): done runs with
+ * CURLE_ABORTED_BY_CALLBACK, then t is freed. */
+void relay_cancel(struct relay_transfer *t);
 
 #endif

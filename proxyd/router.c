@@ -20,6 +20,8 @@ struct group {
 
 struct router {
     struct strmap *groups; /* model_name -> struct group */
+    const char **order;    /* group names in config order */
+    size_t n_groups;
     char *names;
 };
 
@@ -42,6 +44,7 @@ static int add_member(struct router *r, const struct deployment *d)
             free(g);
             return -1;
         }
+        r->order[r->n_groups++] = d->model_name;
     }
     const struct deployment **m = realloc(g->members, (g->n + 1) * sizeof(*m));
     if (m == NULL)
@@ -51,24 +54,18 @@ static int add_member(struct router *r, const struct deployment *d)
     return 0;
 }
 
-/* Builds "a, b" in config order, each group once. */
-static int build_names(struct router *r, const struct config *cfg)
+/* Builds "a, b" from the groups in config order. */
+static int build_names(struct router *r)
 {
     size_t cap = 1;
-    for (size_t i = 0; i < cfg->n_deployments; i++)
-        cap += strlen(cfg->deployments[i].model_name) + 2;
+    for (size_t i = 0; i < r->n_groups; i++)
+        cap += strlen(r->order[i]) + 2;
     if ((r->names = calloc(1, cap)) == NULL)
         return -1;
-    for (size_t i = 0; i < cfg->n_deployments; i++) {
-        const char *name = cfg->deployments[i].model_name;
-        bool seen = false;
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = strcmp(cfg->deployments[k].model_name, name) == 0;
-        if (seen)
-            continue;
-        if (r->names[0] != '\0')
+    for (size_t i = 0; i < r->n_groups; i++) {
+        if (i > 0)
             strcat(r->names, ", ");
-        strcat(r->names, name);
+        strcat(r->names, r->order[i]);
     }
     return 0;
 }
@@ -76,13 +73,14 @@ static int build_names(struct router *r, const struct config *cfg)
 struct router *router_new(const struct config *cfg, char *err, size_t errlen)
 {
     struct router *r = calloc(1, sizeof(*r));
-    if (r == NULL || (r->groups = strmap_new()) == NULL)
+    if (r == NULL || (r->groups = strmap_new()) == NULL ||
+        (r->order = calloc(cfg->n_deployments, sizeof(*r->order))) == NULL)
         goto oom;
     for (size_t i = 0; i < cfg->n_deployments; i++) {
         if (add_member(r, &cfg->deployments[i]) < 0)
             goto oom;
     }
-    if (build_names(r, cfg) < 0)
+    if (build_names(r) < 0)
         goto oom;
     return r;
 oom:
@@ -96,6 +94,7 @@ void router_free(struct router *r)
     if (r == NULL)
         return;
     strmap_free(r->groups, group_free);
+    free(r->order);
     free(r->names);
     free(r);
 }
@@ -113,4 +112,14 @@ const struct deployment *router_pick(struct router *r, const char *group)
 const char *router_group_names(const struct router *r)
 {
     return r->names;
+}
+
+size_t router_group_count(const struct router *r)
+{
+    return r->n_groups;
+}
+
+const char *router_group_name(const struct router *r, size_t i)
+{
+    return r->order[i];
 }

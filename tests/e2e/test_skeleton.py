@@ -410,7 +410,7 @@ class SkeletonTest(harness.StackTestCase):
         status, _, body = s.proxy("GET", "/no/such/route", key=raw)
         self.assertEqual(status, 404, body)
         self.assertErrorShape(body, 404, type_="not_found_error")
-        status, _, body = s.proxy("POST", "/v1/embeddings", chat_body, raw)
+        status, _, body = s.proxy("POST", "/v1/audio/speech", chat_body, raw)
         self.assertEqual(status, 404, body)
         self.assertErrorShape(body, 404)
         status, _, body = s.proxy("GET", "/v1/chat/completions", key=raw)

@@ -1,0 +1,118 @@
+/* forward.c - relaying the control-plane paths to reportd.
+ *
+ * The request goes to tollgate.proxyd.reportd_url with its method, path,
+ * query, body and the headers that matter (the key and the content type);
+ * the answer comes back with its status, content type and body. reportd
+ * does all the checking: proxyd only carries bytes.
+ */
+#include "forward.h"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httpjson.h"
+#include "log.h"
+#include "relay.h"
+
+#define FORWARD_TIMEOUT_MS 60000
+
+static const char *const PREFIXES[] = {"/key/", "/team/", "/user/", "/customer/", "/end_user/",
+                                       "/budget/", "/global/", "/spend/", "/ui/", NULL};
+static const char *const EXACT[] = {"/get_budget", "/set_budget", "/ui", NULL};
+static const char *const PASSED_HEADERS[] = {"Authorization", "x-litellm-api-key", "api-key",
+                                             "Content-Type", NULL};
+
+bool forward_wanted(const char *path)
+{
+    for (size_t i = 0; PREFIXES[i] != NULL; i++) {
+        if (strncmp(path, PREFIXES[i], strlen(PREFIXES[i])) == 0)
+            return true;
+    }
+    for (size_t i = 0; EXACT[i] != NULL; i++) {
+        if (strcmp(path, EXACT[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    default: return NULL;
+    }
+}
+
+static void on_answer(struct relay_transfer *t, CURLcode result, void *arg)
+{
+    struct evhttp_request *req = arg;
+    if (result != CURLE_OK) {
+        log_warn("forward to reportd failed: %s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
+        httpjson_error(req, 502, "upstream_error", NULL, "reportd cannot be reached");
+        return;
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    if (evhttp_add_header(h, "Content-Type", t->content_type[0] ? t->content_type
+                                                                 : "application/json") != 0)
+        log_warn("cannot set Content-Type");
+    evhttp_send_reply(req, (int)t->status, NULL, t->response);
+}
+
+static struct curl_slist *copy_headers(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+    char line[8192];
+    for (size_t i = 0; list != NULL && PASSED_HEADERS[i] != NULL; i++) {
+        const char *v = evhttp_find_header(in, PASSED_HEADERS[i]);
+        if (v == NULL)
+            continue;
+        snprintf(line, sizeof(line), "%s: %s", PASSED_HEADERS[i], v);
+        struct curl_slist *more = curl_slist_append(list, line);
+        if (more == NULL) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = more;
+    }
+    return list;
+}
+
+void forward_to_reportd(struct proxy *px, struct evhttp_request *req)
+{
+    const char *method = method_name(evhttp_request_get_command(req));
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    size_t ulen = strlen(px->cfg->proxyd.reportd_url) + strlen(evhttp_request_get_uri(req)) + 1;
+    char *url = malloc(ulen), *body = len > 0 ? malloc(len) : NULL;
+    struct curl_slist *headers = copy_headers(req);
+    if (method == NULL) {
+        httpjson_error(req, 405, "invalid_request_error", NULL, "Method not allowed");
+        goto fail;
+    }
+    if (url == NULL || headers == NULL || (len > 0 && body == NULL) ||
+        (len > 0 && evbuffer_copyout(in, body, len) != (ev_ssize_t)len)) {
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        goto fail;
+    }
+    snprintf(url, ulen, "%s%s", px->cfg->proxyd.reportd_url, evhttp_request_get_uri(req));
+    struct relay_request rq = {.method = method, .url = url, .headers = headers, .body = body,
+                               .body_len = len, .timeout_ms = FORWARD_TIMEOUT_MS,
+                               .done = on_answer, .arg = req};
+    if (relay_start(px->relay, &rq, NULL) < 0) {
+        httpjson_error(req, 500, "internal_error", NULL, "cannot start the forward to reportd");
+        goto fail;
+    }
+    free(url); /* libcurl copied it */
+    return;
+fail:
+    free(url);
+    free(body);
+    curl_slist_free_all(headers);
+}
