@@ -121,11 +121,12 @@ static const char *provider_of(const char *model, char buf[64])
 
 static const char SQL_INSERT_LOG[] =
     "INSERT INTO spend_logs (request_id, call_type, api_key, key_alias, spend, pricing,"
+    " usage_estimated,"
     " prompt_tokens, completion_tokens, total_tokens, cache_read_input_tokens,"
     " cache_creation_input_tokens, start_time, end_time, model, model_group,"
     " custom_llm_provider, api_base, user, team_id, end_user, request_tags, metadata,"
     " status, http_status, committed_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
     " UTC_TIMESTAMP(6))"
     " ON DUPLICATE KEY UPDATE request_id = request_id";
 
@@ -146,6 +147,7 @@ static int insert_log(struct ledger *l, const Tollgate__UsageEvent *e, char cost
     struct db_param p[] = {
         DB_STR(e->request_id), DB_STR(e->call_type), DB_STR(e->api_key ? e->api_key : ""),
         DB_STR(nonempty(e->key_alias)), DB_STR(cost), DB_STR(pricing),
+        DB_I64(e->has_usage_estimated && e->usage_estimated),
         DB_I64(e->prompt_tokens), DB_I64(e->completion_tokens), DB_I64(e->total_tokens),
         DB_I64(e->cache_read_tokens), DB_I64(e->cache_creation_tokens), DB_STR(start),
         DB_STR(end), DB_STR(e->model), DB_STR(e->model_group), DB_STR(provider_of(e->model, prov)),

@@ -1,15 +1,12 @@
-/* call.c - the life of one relayed request.
+/* call.c - the start of one relayed request.
  *
- * call_start parses the body (model, user, metadata), auth.c checks the key,
- * router.c picks a deployment, relay.c sends the rewritten body upstream
- * (model replaced by the deployment's model, metadata removed), and
- * on_upstream answers the client with the upstream's status and body plus
- * the x-litellm-* headers, then hands one UsageEvent to publish.c.
- *
- * The cost in x-litellm-response-cost is computed here with the same price
- * library and the same inputs accountd uses, so header == ledger.
+ * call_start parses the body (model, stream, user, metadata), auth.c checks
+ * the key, router.c picks a deployment, and relay.c sends the rewritten body
+ * upstream: the deployment's model name, no metadata, and for streams
+ * stream_options.include_usage, so every stream can be priced. The answer
+ * is then handled by answer.c (whole answers) or stream.c (streams).
  */
-#include "call.h"
+#include "call_priv.h"
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -21,36 +18,15 @@
 #include <time.h>
 
 #include "auth.h"
-#include "events.pb-c.h"
 #include "httpjson.h"
-#include "ids.h"
 #include "log.h"
-#include "publish.h"
-#include "relay.h"
 #include "router.h"
-#include "usage.h"
-
-struct call {
-    struct proxy *px;
-    struct evhttp_request *req;
-    enum call_kind kind;
-    char request_id[IDS_UUID_LEN + 1];
-    int64_t start_us;       /* wall clock, for the ledger */
-    struct timespec t0;     /* monotonic, for durations */
-    int64_t upstream_us;    /* time spent waiting on the upstream */
-    json_t *body;
-    const char *model_group; /* inside body */
-    const struct deployment *dep;
-    struct keyinfo key;     /* copy of the caller's key row (token "" for master) */
-    char *end_user;
-    json_t *tags;           /* array of strings */
-    char *metadata_json;    /* metadata without tags */
-};
+#include "sse.h"
 
 static const char *const UPSTREAM_PATH[] = {
     [CALL_CHAT] = "chat/completions", [CALL_COMPLETION] = "completions",
     [CALL_EMBEDDING] = "embeddings", [CALL_IMAGE] = "images/generations"};
-static const char *const CALL_TYPE[] = {
+const char *const CALL_TYPE[] = {
     [CALL_CHAT] = "chat_completion", [CALL_COMPLETION] = "text_completion",
     [CALL_EMBEDDING] = "embedding", [CALL_IMAGE] = "image_generation"};
 
@@ -61,15 +37,18 @@ static int64_t wall_us(void)
     return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
-static int64_t since_us(const struct timespec *t0)
+int64_t call_since_us(const struct timespec *t0)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 + (now.tv_nsec - t0->tv_nsec) / 1000;
 }
 
-static void call_free(struct call *c)
+void call_free(struct call *c)
 {
+    sse_filter_free(c->sse);
+    if (c->error_body != NULL)
+        evbuffer_free(c->error_body);
     json_decref(c->body);
     json_decref(c->tags);
     free(c->end_user);
@@ -161,12 +140,22 @@ static struct curl_slist *upstream_headers(const struct deployment *d)
     return h2;
 }
 
+/* Streams always ask for usage; the client's own stream_options are kept. */
+static int ask_usage(json_t *b)
+{
+    json_t *opts = json_object_get(b, "stream_options");
+    json_t *copy = json_is_object(opts) ? json_copy(opts) : json_object();
+    return copy != NULL && json_object_set_new(copy, "include_usage", json_true()) == 0 &&
+           json_object_set_new(b, "stream_options", copy) == 0 ? 0 : -1;
+}
+
 /* The body as the upstream sees it: its model name, no metadata. */
 static char *upstream_body(struct call *c)
 {
     json_t *b = json_copy(c->body);
     char *s = NULL;
-    if (b != NULL && json_object_set_new(b, "model", json_string(c->dep->upstream_model)) == 0) {
+    if (b != NULL && json_object_set_new(b, "model", json_string(c->dep->upstream_model)) == 0 &&
+        (!c->stream || ask_usage(b) == 0)) {
         json_object_del(b, "metadata");
         s = json_dumps(b, JSON_COMPACT);
     }
@@ -174,122 +163,15 @@ static char *upstream_body(struct call *c)
     return s;
 }
 
-static void fill_event(const struct call *c, Tollgate__UsageEvent *e, const struct usage *u,
-                       int status, char in_price[MONEY_STR_MAX], char out_price[MONEY_STR_MAX])
-{
-    const struct deployment *d = c->dep;
-    e->request_id = (char *)c->request_id;
-    e->call_type = (char *)CALL_TYPE[c->kind];
-    e->start_time_us = c->start_us;
-    e->end_time_us = c->start_us + since_us(&c->t0);
-    e->api_key = (char *)c->key.token;
-    e->user_id = c->key.user_id;
-    e->team_id = c->key.team_id;
-    e->key_alias = c->key.key_alias;
-    e->end_user = c->end_user;
-    e->metadata_json = c->metadata_json;
-    e->model_group = (char *)c->model_group;
-    e->model = d->model;
-    e->api_base = d->api_base;
-    e->base_model = d->base_model;
-    if (d->price.has_input) {
-        money_format(d->price.input_per_token, in_price);
-        e->input_cost_per_token = in_price;
-    }
-    if (d->price.has_output) {
-        money_format(d->price.output_per_token, out_price);
-        e->output_cost_per_token = out_price;
-    }
-    e->has_prompt_tokens = e->has_completion_tokens = e->has_total_tokens = 1;
-    e->has_cache_read_tokens = e->has_cache_creation_tokens = 1;
-    e->prompt_tokens = u->prompt_tokens;
-    e->completion_tokens = u->completion_tokens;
-    e->total_tokens = u->total_tokens;
-    e->cache_read_tokens = u->cache_read_tokens;
-    e->cache_creation_tokens = u->cache_creation_tokens;
-    e->http_status = status;
-}
-
-/* Hands the usage event to the publisher (which keeps it until acked). */
-static void publish_event(struct call *c, const struct usage *u, int status)
-{
-    Tollgate__UsageEvent e = TOLLGATE__USAGE_EVENT__INIT;
-    char in_price[MONEY_STR_MAX], out_price[MONEY_STR_MAX];
-    size_t ntags = json_array_size(c->tags);
-    char *tags[ntags ? ntags : 1];
-    for (size_t i = 0; i < ntags; i++)
-        tags[i] = (char *)json_string_value(json_array_get(c->tags, i));
-    fill_event(c, &e, u, status, in_price, out_price);
-    e.n_tags = ntags;
-    e.tags = tags;
-    size_t len = tollgate__usage_event__get_packed_size(&e);
-    uint8_t *buf = malloc(len);
-    if (buf == NULL || (tollgate__usage_event__pack(&e, buf),
-                        publisher_send(c->px->pub, c->request_id, buf, len)) < 0)
-        log_error("request %s: out of memory queueing its usage event", c->request_id);
-    free(buf);
-}
-
-static void add_header(struct evkeyvalq *h, const char *name, const char *value)
-{
-    if (value != NULL && evhttp_add_header(h, name, value) != 0)
-        log_warn("cannot add header %s", name);
-}
-
-/* Usage and cost of a 2xx answer; usage all 0 when the body has none. */
-static void price_answer(struct call *c, struct evbuffer *body, struct usage *u, char cost[MONEY_STR_MAX])
-{
-    money_t m = 0;
-    char err[256];
-    size_t len = evbuffer_get_length(body);
-    json_t *doc = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
-    *u = (struct usage){0};
-    if (doc == NULL || usage_from_json(json_object_get(doc, "usage"), u) < 0) {
-        log_warn("request %s: upstream answer has no usable usage object", c->request_id);
-        *u = (struct usage){0};
-    }
-    json_decref(doc);
-    if (price_cost(c->px->prices, c->dep->model, &c->dep->price, u, &m, err, sizeof(err)) == PRICE_ERROR)
-        log_warn("request %s: %s", c->request_id, err);
-    money_format(m, cost);
-}
-
 static void on_upstream(struct relay_transfer *t, CURLcode result, void *arg)
 {
     struct call *c = arg;
-    struct usage u = {0};
-    char cost[MONEY_STR_MAX] = "0", num[32];
-    c->upstream_us = since_us(&c->t0) - c->upstream_us;
-    if (result != CURLE_OK) {
-        int status = result == CURLE_OPERATION_TIMEDOUT ? 504 : 502;
-        log_warn("request %s: upstream %s failed: %s", c->request_id, c->dep->api_base,
-                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
-        httpjson_error(c->req, status, "upstream_error", NULL, "Upstream %s failed: %s",
-                       c->dep->model_name, t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
-        publish_event(c, &u, status);
-        call_free(c);
-        return;
-    }
-    int status = (int)t->status;
-    if (status >= 200 && status < 300)
-        price_answer(c, t->response, &u, cost);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-    add_header(h, "Content-Type", t->content_type[0] ? t->content_type : "application/json");
-    add_header(h, "x-litellm-call-id", c->request_id);
-    if (status >= 200 && status < 300)
-        add_header(h, "x-litellm-response-cost", cost);
-    add_header(h, "x-litellm-model-api-base", c->dep->api_base);
-    add_header(h, "x-litellm-model-group", c->model_group);
-    add_header(h, "x-litellm-key-spend", c->key.spend);
-    add_header(h, "x-litellm-key-max-budget", c->key.max_budget);
-    int64_t total = since_us(&c->t0);
-    snprintf(num, sizeof(num), "%.3f", (double)total / 1000.0);
-    add_header(h, "x-litellm-response-duration-ms", num);
-    snprintf(num, sizeof(num), "%.3f", (double)(total - c->upstream_us) / 1000.0);
-    add_header(h, "x-litellm-overhead-duration-ms", num);
-    /* The event is queued before the answer leaves, so it is never younger than the 2xx. */
-    publish_event(c, &u, status);
-    evhttp_send_reply(c->req, status, NULL, t->response);
+    c->xfer = NULL;
+    c->upstream_us = call_since_us(&c->t0) - c->upstream_us;
+    if (c->stream)
+        stream_done(c, t, result);
+    else
+        answer_whole(c, t, result);
     call_free(c);
 }
 
@@ -339,18 +221,22 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
     }
     char *body = upstream_body(c);
     struct curl_slist *headers = upstream_headers(c->dep);
-    c->upstream_us = since_us(&c->t0);
+    c->upstream_us = call_since_us(&c->t0);
     struct relay_request rq = {.method = "POST", .url = url, .headers = headers, .body = body,
                                .body_len = body ? strlen(body) : 0,
                                .timeout_ms = c->px->cfg->proxyd.upstream_timeout_ms,
+                               .on_data = c->stream ? stream_on_data : NULL,
                                .done = on_upstream, .arg = c};
     if (body == NULL || headers == NULL || upstream_url(c, url, sizeof(url)) < 0 ||
-        relay_start(c->px->relay, &rq, NULL) < 0) {
+        relay_start(c->px->relay, &rq, &c->xfer) < 0) {
         free(body);
         curl_slist_free_all(headers);
         httpjson_error(c->req, 500, "internal_error", NULL, "cannot start the upstream request");
         call_free(c);
+        return;
     }
+    if (c->stream)
+        stream_watch(c);
 }
 
 void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind,
@@ -380,12 +266,14 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kin
         call_free(c);
         return;
     }
-    if (json_is_true(stream)) {
-        httpjson_error(req, 400, "invalid_request_error", "stream",
-                       "streaming is not supported by this Tollgate version yet");
+    if (stream != NULL && !json_is_boolean(stream) && !json_is_null(stream)) {
+        httpjson_error(req, 400, "invalid_request_error", "stream", "stream must be a boolean");
         call_free(c);
         return;
     }
+    c->stream = json_is_true(stream) && (kind == CALL_CHAT || kind == CALL_COMPLETION);
+    c->client_wants_usage = json_is_true(
+        json_object_get(json_object_get(c->body, "stream_options"), "include_usage"));
     c->model_group = json_string_value(model);
     if (ids_uuid4(c->request_id) < 0) {
         httpjson_error(req, 500, "internal_error", NULL, "no randomness for a request id");

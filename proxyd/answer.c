@@ -1,0 +1,158 @@
+/* answer.c - what a relayed request leaves behind: the answer's
+ * x-litellm-* headers, whole (non-streamed) answers and failures, and the
+ * one usage event per request handed to the publisher.
+ *
+ * The cost in x-litellm-response-cost is computed here with the same price
+ * library and the same inputs accountd uses, so header == ledger.
+ */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "call_priv.h"
+#include "events.pb-c.h"
+#include "httpjson.h"
+#include "log.h"
+#include "publish.h"
+#include "usage.h"
+
+static void fill_event(const struct call *c, Tollgate__UsageEvent *e, const struct usage *u,
+                       int status, char in_price[MONEY_STR_MAX], char out_price[MONEY_STR_MAX])
+{
+    const struct deployment *d = c->dep;
+    e->request_id = (char *)c->request_id;
+    e->call_type = (char *)CALL_TYPE[c->kind];
+    e->start_time_us = c->start_us;
+    e->end_time_us = c->start_us + call_since_us(&c->t0);
+    e->api_key = (char *)c->key.token;
+    e->user_id = c->key.user_id;
+    e->team_id = c->key.team_id;
+    e->key_alias = c->key.key_alias;
+    e->end_user = c->end_user;
+    e->metadata_json = c->metadata_json;
+    e->model_group = (char *)c->model_group;
+    e->model = d->model;
+    e->api_base = d->api_base;
+    e->base_model = d->base_model;
+    if (d->price.has_input) {
+        money_format(d->price.input_per_token, in_price);
+        e->input_cost_per_token = in_price;
+    }
+    if (d->price.has_output) {
+        money_format(d->price.output_per_token, out_price);
+        e->output_cost_per_token = out_price;
+    }
+    e->has_prompt_tokens = e->has_completion_tokens = e->has_total_tokens = 1;
+    e->has_cache_read_tokens = e->has_cache_creation_tokens = 1;
+    e->prompt_tokens = u->prompt_tokens;
+    e->completion_tokens = u->completion_tokens;
+    e->total_tokens = u->total_tokens;
+    e->cache_read_tokens = u->cache_read_tokens;
+    e->cache_creation_tokens = u->cache_creation_tokens;
+    e->http_status = status;
+}
+
+/* Hands the usage event to the publisher (which keeps it until acked). */
+void answer_publish(struct call *c, const struct usage *u, int status, bool estimated)
+{
+    Tollgate__UsageEvent e = TOLLGATE__USAGE_EVENT__INIT;
+    char in_price[MONEY_STR_MAX], out_price[MONEY_STR_MAX];
+    size_t ntags = json_array_size(c->tags);
+    char *tags[ntags ? ntags : 1];
+    for (size_t i = 0; i < ntags; i++)
+        tags[i] = (char *)json_string_value(json_array_get(c->tags, i));
+    fill_event(c, &e, u, status, in_price, out_price);
+    e.has_usage_estimated = estimated;
+    e.usage_estimated = estimated;
+    e.n_tags = ntags;
+    e.tags = tags;
+    size_t len = tollgate__usage_event__get_packed_size(&e);
+    uint8_t *buf = malloc(len);
+    if (buf == NULL || (tollgate__usage_event__pack(&e, buf),
+                        publisher_send(c->px->pub, c->request_id, buf, len)) < 0)
+        log_error("request %s: out of memory queueing its usage event", c->request_id);
+    free(buf);
+}
+
+static void add_header(struct evkeyvalq *h, const char *name, const char *value)
+{
+    if (value != NULL && evhttp_add_header(h, name, value) != 0)
+        log_warn("cannot add header %s", name);
+}
+
+void answer_price(struct call *c, const struct usage *u, char cost[MONEY_STR_MAX])
+{
+    money_t m = 0;
+    char err[256];
+    if (price_cost(c->px->prices, c->dep->model, &c->dep->price, u, &m, err, sizeof(err)) ==
+        PRICE_ERROR)
+        log_warn("request %s: %s", c->request_id, err);
+    money_format(m, cost);
+}
+
+/* Usage of a whole 2xx answer; all 0 when the body has none. */
+static void read_usage(struct call *c, struct evbuffer *body, struct usage *u)
+{
+    size_t len = evbuffer_get_length(body);
+    json_t *doc = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
+    *u = (struct usage){0};
+    if (c->kind != CALL_IMAGE &&
+        (doc == NULL || usage_from_json(json_object_get(doc, "usage"), u) < 0)) {
+        log_warn("request %s: upstream answer has no usable usage object", c->request_id);
+        *u = (struct usage){0};
+    }
+    json_decref(doc);
+}
+
+void answer_headers(struct call *c, struct evkeyvalq *h, const char *content_type,
+                    const char *cost)
+{
+    char num[32];
+    add_header(h, "Content-Type", content_type[0] ? content_type : "application/json");
+    add_header(h, "x-litellm-call-id", c->request_id);
+    add_header(h, "x-litellm-response-cost", cost);
+    add_header(h, "x-litellm-model-api-base", c->dep->api_base);
+    add_header(h, "x-litellm-model-group", c->model_group);
+    add_header(h, "x-litellm-key-spend", c->key.spend);
+    add_header(h, "x-litellm-key-max-budget", c->key.max_budget);
+    int64_t total = call_since_us(&c->t0);
+    snprintf(num, sizeof(num), "%.3f", (double)total / 1000.0);
+    add_header(h, "x-litellm-response-duration-ms", num);
+    snprintf(num, sizeof(num), "%.3f", (double)(total - c->upstream_us) / 1000.0);
+    add_header(h, "x-litellm-overhead-duration-ms", num);
+}
+
+void answer_failed(struct call *c, struct relay_transfer *t, CURLcode result)
+{
+    struct usage u = {0};
+    int status = result == CURLE_OPERATION_TIMEDOUT ? 504 : 502;
+    const char *why = t->errbuf[0] ? t->errbuf : curl_easy_strerror(result);
+    log_warn("request %s: upstream %s failed: %s", c->request_id, c->dep->api_base, why);
+    if (c->req != NULL)
+        httpjson_error(c->req, status, "upstream_error", NULL, "Upstream %s failed: %s",
+                       c->dep->model_name, why);
+    answer_publish(c, &u, status, false);
+}
+
+void answer_whole(struct call *c, struct relay_transfer *t, CURLcode result)
+{
+    struct usage u = {0};
+    char cost[MONEY_STR_MAX];
+    if (result != CURLE_OK) {
+        answer_failed(c, t, result);
+        return;
+    }
+    int status = (int)t->status;
+    bool ok = status >= 200 && status < 300;
+    if (ok) {
+        read_usage(c, t->response, &u);
+        answer_price(c, &u, cost);
+    }
+    answer_headers(c, evhttp_request_get_output_headers(c->req), t->content_type,
+                   ok ? cost : NULL);
+    /* The event is queued before the answer leaves, so it is never younger than the 2xx. */
+    answer_publish(c, &u, status, false);
+    evhttp_send_reply(c->req, status, NULL, t->response);
+}

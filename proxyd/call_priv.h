@@ -1,0 +1,62 @@
+/* call_priv.h - the state of one relayed request, shared by the files that
+ * handle its phases: call.c (intake, key check, routing, the upstream
+ * request), answer.c (whole answers, the x-litellm-* headers, the usage
+ * event) and stream.c (streamed answers). */
+#ifndef PROXYD_CALL_PRIV_H
+#define PROXYD_CALL_PRIV_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "call.h"
+#include "ids.h"
+#include "keystore.h"
+#include "price.h"
+#include "relay.h"
+
+struct sse_filter;
+
+struct call {
+    struct proxy *px;
+    struct evhttp_request *req; /* NULL once the client has gone */
+    enum call_kind kind;
+    char request_id[IDS_UUID_LEN + 1];
+    int64_t start_us;       /* wall clock, for the ledger */
+    struct timespec t0;     /* monotonic, for durations */
+    int64_t upstream_us;    /* time spent waiting on the upstream */
+    json_t *body;
+    const char *model_group; /* inside body */
+    const struct deployment *dep;
+    struct keyinfo key;     /* copy of the caller's key row (token "" for master) */
+    char *end_user;
+    json_t *tags;           /* array of strings */
+    char *metadata_json;    /* metadata without tags */
+    /* streaming */
+    bool stream, client_wants_usage, started, client_gone;
+    struct relay_transfer *xfer;  /* the upstream transfer while it runs */
+    struct sse_filter *sse;
+    struct evbuffer *error_body;  /* a failed stream's non-2xx answer */
+};
+
+extern const char *const CALL_TYPE[];
+
+int64_t call_since_us(const struct timespec *t0);
+void call_free(struct call *c);
+
+/* answer.c */
+void answer_whole(struct call *c, struct relay_transfer *t, CURLcode result);
+void answer_failed(struct call *c, struct relay_transfer *t, CURLcode result);
+void answer_price(struct call *c, const struct usage *u, char cost[MONEY_STR_MAX]);
+void answer_headers(struct call *c, struct evkeyvalq *h, const char *content_type,
+                    const char *cost);
+void answer_publish(struct call *c, const struct usage *u, int status, bool estimated);
+
+/* stream.c */
+void stream_watch(struct call *c); /* notice a client leaving while streaming */
+int stream_on_data(struct relay_transfer *t, const char *data, size_t len, void *arg);
+void stream_done(struct call *c, struct relay_transfer *t, CURLcode result);
+
+#endif

@@ -1,0 +1,133 @@
+/* stream.c - streamed answers: Server-Sent Events relayed as they arrive.
+ *
+ * The first upstream bytes decide: a 2xx starts a chunked reply at once
+ * (headers with x-litellm-call-id; the cost goes into the final usage
+ * chunk instead, since headers leave before usage is known), anything else
+ * is collected and answered whole. Every piece then goes through the SSE
+ * filter (sse.c) and straight to the client: nothing waits for the end.
+ *
+ * A client that goes away mid-stream (the connection's close callback)
+ * cancels the upstream transfer; the request is still accounted for what
+ * was produced. libevent detaches, rather than frees, a request whose
+ * connection failed, so c->req stays valid until evhttp_send_reply_end.
+ */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "call_priv.h"
+#include "httpjson.h"
+#include "log.h"
+#include "sse.h"
+
+static void price_chunk(const struct usage *u, char cost[MONEY_STR_MAX], void *arg)
+{
+    answer_price(arg, u, cost);
+}
+
+static void on_client_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct call *c = arg;
+    (void)evcon;
+    c->client_gone = true;
+    if (c->xfer != NULL)
+        relay_cancel(c->xfer); /* runs stream_done and frees c */
+}
+
+static void watch_client(struct call *c, bool on)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
+    if (evcon != NULL)
+        evhttp_connection_set_closecb(evcon, on ? on_client_close : NULL, on ? c : NULL);
+}
+
+void stream_watch(struct call *c)
+{
+    watch_client(c, true);
+}
+
+/* First bytes of a 2xx stream: headers out, filter ready. -1 aborts. */
+static int start_reply(struct call *c, struct relay_transfer *t)
+{
+    if ((c->sse = sse_filter_new(c->client_wants_usage, price_chunk, c)) == NULL)
+        return -1;
+    answer_headers(c, evhttp_request_get_output_headers(c->req),
+                   t->content_type[0] ? t->content_type : "text/event-stream", NULL);
+    evhttp_send_reply_start(c->req, (int)t->status, "OK");
+    c->started = true;
+    return 0;
+}
+
+int stream_on_data(struct relay_transfer *t, const char *data, size_t len, void *arg)
+{
+    struct call *c = arg;
+    if (c->client_gone)
+        return -1;
+    if (!c->started && (t->status < 200 || t->status >= 300)) {
+        if (c->error_body == NULL && (c->error_body = evbuffer_new()) == NULL)
+            return -1;
+        return evbuffer_add(c->error_body, data, len) == 0 ? 0 : -1;
+    }
+    if (!c->started && start_reply(c, t) < 0)
+        return -1;
+    struct evbuffer *out = evbuffer_new();
+    int rc = out != NULL && sse_filter_feed(c->sse, data, len, out) == 0 ? 0 : -1;
+    if (rc == 0 && evbuffer_get_length(out) > 0)
+        evhttp_send_reply_chunk(c->req, out);
+    if (out != NULL)
+        evbuffer_free(out);
+    return rc;
+}
+
+/* Tokens of a stream whose upstream reported no usage. */
+static bool stream_usage(struct call *c, struct usage *u)
+{
+    if (c->sse != NULL && sse_filter_usage(c->sse, u))
+        return false;
+    *u = (struct usage){0};
+    log_warn("request %s: stream without usage; tokens not counted", c->request_id);
+    return true;
+}
+
+/* A stream that never started: the upstream failed or answered non-2xx. */
+static void answer_unstarted(struct call *c, struct relay_transfer *t, CURLcode result)
+{
+    struct usage u = {0};
+    int status = (int)t->status;
+    if (c->client_gone) {
+        answer_publish(c, &u, 499, false);
+        evhttp_send_reply(c->req, 499, NULL, NULL); /* frees the detached request */
+        return;
+    }
+    if (result != CURLE_OK) {
+        answer_failed(c, t, result);
+        return;
+    }
+    answer_headers(c, evhttp_request_get_output_headers(c->req), t->content_type, NULL);
+    answer_publish(c, &u, status, false);
+    evhttp_send_reply(c->req, status, NULL, c->error_body);
+}
+
+void stream_done(struct call *c, struct relay_transfer *t, CURLcode result)
+{
+    if (!c->client_gone)
+        watch_client(c, false);
+    if (!c->started) {
+        answer_unstarted(c, t, result);
+        return;
+    }
+    if (result != CURLE_OK && !c->client_gone)
+        log_warn("request %s: upstream stream ended early: %s", c->request_id,
+                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
+    struct usage u;
+    bool estimated = stream_usage(c, &u);
+    answer_publish(c, &u, (int)t->status, estimated);
+    struct evbuffer *out = evbuffer_new();
+    if (!c->client_gone && out != NULL && sse_filter_finish(c->sse, out) == 0 &&
+        evbuffer_get_length(out) > 0)
+        evhttp_send_reply_chunk(c->req, out);
+    if (out != NULL)
+        evbuffer_free(out);
+    evhttp_send_reply_end(c->req); /* after a client left: frees the detached request */
+}
