@@ -543,7 +543,10 @@ class SkeletonTest(harness.StackTestCase):
         # Migrating it works once, then there is nothing left to apply.
         rc, err = s.run_daemon_once("accountd", fresh, ["--migrate"])
         self.assertEqual(rc, 0, err)
-        self.assertIn("1 migration applied", err)
+        migrations = sorted(harness.REPO.glob("schema/[0-9][0-9][0-9]_*.sql"))
+        self.assertIn("schema at version %d (%d migration%s applied)"
+                      % (int(migrations[-1].name[:3]), len(migrations),
+                         "" if len(migrations) == 1 else "s"), err)
         self.assertEqual(
             sorted(r[0] for r in s.sql("SELECT table_name FROM information_schema.tables"
                                        " WHERE table_schema = 'tg_fresh'")),
