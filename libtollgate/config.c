@@ -368,8 +368,9 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
     static const char *const known[] = {"listen", "spool_dir", "max_body_bytes",
         "upstream_timeout_ms", "key_cache_ttl_ms", "event_resend_ms", "reportd_url",
-        "readiness_grace_ms", NULL};
+        "readiness_grace_ms", "spool_fsync_ms", "spool_max_bytes", "spool_segment_bytes", NULL};
     long body = 10L * 1024 * 1024, timeout = 600000, ttl = 1000, resend = 2000, grace = 10000;
+    long fsync_ms = 5, spool_max = 1L << 30, segment = 64L << 20;
     if (want_map(ld, n, "tollgate.proxyd") < 0)
         return -1;
     check_keys(ld, n, "tollgate.proxyd.", known);
@@ -381,6 +382,11 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
         get_int(ld, n, "key_cache_ttl_ms", "tollgate.proxyd.key_cache_ttl_ms", 0, 60000, &ttl) < 0 ||
         get_int(ld, n, "event_resend_ms", "tollgate.proxyd.event_resend_ms", 100, 600000, &resend) < 0 ||
         get_int(ld, n, "readiness_grace_ms", "tollgate.proxyd.readiness_grace_ms", 0, 3600000, &grace) < 0 ||
+        get_int(ld, n, "spool_fsync_ms", "tollgate.proxyd.spool_fsync_ms", 0, 1000, &fsync_ms) < 0 ||
+        get_int(ld, n, "spool_max_bytes", "tollgate.proxyd.spool_max_bytes", 1L << 20, 1L << 50,
+                &spool_max) < 0 ||
+        get_int(ld, n, "spool_segment_bytes", "tollgate.proxyd.spool_segment_bytes", 1L << 16,
+                1L << 32, &segment) < 0 ||
         get_str(ld, n, "reportd_url", "tollgate.proxyd.reportd_url", &cfg->proxyd.reportd_url) < 0)
         return -1;
     if (cfg->proxyd.reportd_url != NULL &&
@@ -388,6 +394,9 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
                   cfg->proxyd.reportd_url) < 0)
         return -1;
     cfg->proxyd.readiness_grace_ms = (int)grace;
+    cfg->proxyd.spool_fsync_ms = (int)fsync_ms;
+    cfg->proxyd.spool_max_bytes = (uint64_t)spool_max;
+    cfg->proxyd.spool_segment_bytes = (uint64_t)segment;
     cfg->proxyd.max_body_bytes = (size_t)body;
     cfg->proxyd.upstream_timeout_ms = (int)timeout;
     cfg->proxyd.key_cache_ttl_ms = (int)ttl;

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "price.h"
 
@@ -57,6 +58,8 @@ struct config {
         int event_resend_ms;
         char *reportd_url;      /* where control-plane paths are forwarded */
         int readiness_grace_ms; /* readiness fails after accountd/MariaDB are gone this long */
+        int spool_fsync_ms;     /* group fsync period; 0 = sync every event */
+        uint64_t spool_max_bytes, spool_segment_bytes;
     } proxyd;
     struct {
         struct listen_addr listen;

@@ -20,6 +20,7 @@
 #include "auth.h"
 #include "httpjson.h"
 #include "log.h"
+#include "publish.h"
 #include "router.h"
 #include "sse.h"
 
@@ -245,6 +246,13 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kin
     struct call *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        return;
+    }
+    if (publisher_full(px->pub)) {
+        httpjson_error(req, 503, "service_unavailable", NULL,
+                       "Usage spool is full (accountd unreachable): new requests are refused "
+                       "so that every request stays billable");
+        free(c);
         return;
     }
     *c = (struct call){.px = px, .req = req, .kind = kind, .start_us = wall_us()};

@@ -1,7 +1,8 @@
 /* publish.c - the ZeroMQ DEALER that carries usage events to accountd.
  *
- * Design: every event is stored in `pending` (request id -> encoded event)
- * and appended to the outgoing batch. The batch leaves at the end of the
+ * Design: every event is first appended to the durable spool (spool.c),
+ * then stored in `pending` (request id -> encoded event) and appended to
+ * the outgoing batch. The batch leaves at the end of the
  * loop iteration (a zero-delay event), so events finished together travel
  * together. An EventBatch is just its events as length-delimited field 1,
  * so batches are built by concatenation, without re-encoding. accountd acks
@@ -26,6 +27,7 @@
 
 #include "events.pb-c.h"
 #include "log.h"
+#include "spool.h"
 #include "strmap.h"
 
 #define BATCH_MAX_EVENTS 512
@@ -34,7 +36,8 @@
 struct pending {
     uint8_t *data;
     size_t len;
-    int64_t sent_ms; /* 0 = not sent yet */
+    int64_t sent_ms;           /* 0 = not sent yet */
+    struct spool_segment *seg; /* where it is on disk; NULL if the spool refused it */
 };
 
 struct publisher {
@@ -44,6 +47,7 @@ struct publisher {
     int connected;          /* accountd connections up (socket monitor) */
     int64_t down_since_ms;  /* when connected last became 0; 0 while connected */
     struct strmap *pending; /* request id -> struct pending */
+    struct spool *spool;
     uint8_t *out;           /* outgoing EventBatch being built */
     size_t out_len, out_cap, out_events;
     bool send_failing;      /* logged once per state change */
@@ -73,8 +77,11 @@ static void handle_ack(struct publisher *p, const zmq_msg_t *msg)
     }
     for (size_t i = 0; i < ack->n_request_ids; i++) {
         struct pending *pe = strmap_del(p->pending, ack->request_ids[i]);
-        if (pe != NULL)
-            pending_free(pe);
+        if (pe == NULL)
+            continue;
+        if (pe->seg != NULL)
+            spool_ack(p->spool, pe->seg, ack->request_ids[i]);
+        pending_free(pe);
     }
     tollgate__event_ack__free_unpacked(ack, NULL);
 }
@@ -153,17 +160,22 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     flush(arg);
 }
 
+static void drain_monitor(struct publisher *p);
+
 /* Re-sends events whose ack is overdue (or whose first send failed). */
 static void on_resend(evutil_socket_t fd, short what, void *arg)
 {
     struct publisher *p = arg;
-    int64_t now = now_ms(), due = now - p->cfg->proxyd.event_resend_ms;
     size_t pos = 0;
     const char *id;
     void *v;
     (void)fd;
     (void)what;
+    drain_monitor(p); /* ZMQ_FD is edge-triggered: never rely on it alone */
+    drain(p);
     flush(p);
+    /* While sends fail, everything is due: nothing went out. */
+    int64_t now = now_ms(), due = p->send_failing ? now : now - p->cfg->proxyd.event_resend_ms;
     while (strmap_next(p->pending, &pos, &id, &v) == 0) {
         struct pending *pe = v;
         if (pe->sent_ms > due)
@@ -177,17 +189,19 @@ static void on_resend(evutil_socket_t fd, short what, void *arg)
     flush(p);
 }
 
-int publisher_send(struct publisher *p, const char *request_id, const uint8_t *event, size_t len)
+/* Adds an event to `pending` and to the outgoing batch. */
+static int enqueue(struct publisher *p, const char *request_id, const uint8_t *event, size_t len,
+                   struct spool_segment *seg)
 {
     struct pending *pe = calloc(1, sizeof(*pe));
     int err;
-    if (pe == NULL || (pe->data = malloc(len)) == NULL) {
+    if (pe == NULL || (pe->data = malloc(len ? len : 1)) == NULL) {
         free(pe);
         return -1;
     }
     memcpy(pe->data, event, len);
     pe->len = len;
-    pe->sent_ms = now_ms();
+    pe->seg = seg;
     struct pending *old = strmap_put(p->pending, request_id, pe, &err);
     if (err < 0) {
         pending_free(pe);
@@ -195,13 +209,35 @@ int publisher_send(struct publisher *p, const char *request_id, const uint8_t *e
     }
     if (old != NULL)
         pending_free(old);
-    if (out_append(p, event, len) < 0)
-        pe->sent_ms = 0; /* the resend timer will carry it */
+    if (out_append(p, event, len) == 0)
+        pe->sent_ms = now_ms();
     if (p->out_events >= BATCH_MAX_EVENTS || p->out_len >= BATCH_MAX_BYTES)
         flush(p);
     else
         event_active(p->flush_ev, EV_TIMEOUT, 0);
     return 0;
+}
+
+int publisher_send(struct publisher *p, const char *request_id, const uint8_t *event, size_t len)
+{
+    struct spool_segment *seg = NULL;
+    if (spool_append(p->spool, request_id, event, len, &seg) < 0)
+        log_error("request %s: the spool refused its usage event; it is kept in memory only",
+                  request_id);
+    return enqueue(p, request_id, event, len, seg);
+}
+
+/* Events found in the spool at start go out again. */
+static void on_recovered(const char *request_id, const uint8_t *event, size_t len,
+                         struct spool_segment *seg, void *arg)
+{
+    if (enqueue(arg, request_id, event, len, seg) < 0)
+        log_error("spool: out of memory re-queueing %s; it stays on disk", request_id);
+}
+
+bool publisher_full(const struct publisher *p)
+{
+    return spool_full(p->spool);
 }
 
 size_t publisher_pending(const struct publisher *p)
@@ -229,6 +265,7 @@ static void drain_monitor(struct publisher *p)
         if (ev == ZMQ_EVENT_CONNECTED && p->connected++ == 0) {
             p->down_since_ms = 0;
             log_info("connected to accountd");
+            event_active(p->resend_ev, EV_TIMEOUT, 0); /* deliver what waited */
         } else if (ev == ZMQ_EVENT_DISCONNECTED && p->connected > 0 && --p->connected == 0) {
             p->down_since_ms = now_ms();
             log_warn("lost the connection to accountd");
@@ -307,7 +344,8 @@ struct publisher *publisher_new(struct event_base *base, const struct config *cf
     p->cfg = cfg;
     int tick = cfg->proxyd.event_resend_ms / 2;
     struct timeval tv = {tick / 1000, (tick % 1000) * 1000};
-    if (setup_socket(p, err, errlen) < 0 || event_add(p->resend_ev, &tv) != 0) {
+    if (setup_socket(p, err, errlen) < 0 || event_add(p->resend_ev, &tv) != 0 ||
+        (p->spool = spool_new(base, cfg, on_recovered, p, err, errlen)) == NULL) {
         publisher_free(p);
         return NULL;
     }
@@ -319,7 +357,7 @@ void publisher_free(struct publisher *p)
     if (p == NULL)
         return;
     if (p->pending != NULL && strmap_count(p->pending) > 0)
-        log_warn("%zu usage events were not acknowledged by accountd at shutdown",
+        log_info("%zu usage events not yet acknowledged stay in the spool for the next start",
                  strmap_count(p->pending));
     if (p->zmq_ev != NULL)
         event_free(p->zmq_ev);
@@ -338,6 +376,7 @@ void publisher_free(struct publisher *p)
     if (p->ctx != NULL)
         zmq_ctx_term(p->ctx);
     strmap_free(p->pending, pending_free);
+    spool_free(p->spool);
     free(p->out);
     free(p);
 }

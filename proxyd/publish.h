@@ -1,12 +1,14 @@
 /* publish.h - delivering usage events to accountd, at least once.
  *
- * Events are kept (in memory, for now) until an accountd acknowledges them
- * after its commit, and re-sent when no ack came within event_resend_ms.
+ * Events are kept in the durable spool (and in memory) until an accountd
+ * acknowledges them after its commit, and re-sent when no ack came within
+ * event_resend_ms, also after a restart of proxyd.
  */
 #ifndef PROXYD_PUBLISH_H
 #define PROXYD_PUBLISH_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +22,9 @@ void publisher_free(struct publisher *p);
 
 /* Queues an encoded UsageEvent (copied) for delivery. -1 on ENOMEM. */
 int publisher_send(struct publisher *p, const char *request_id, const uint8_t *event, size_t len);
+
+/* Is the spool at its cap (new requests must be refused)? */
+bool publisher_full(const struct publisher *p);
 
 /* Events not yet acknowledged. */
 size_t publisher_pending(const struct publisher *p);

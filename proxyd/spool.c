@@ -1,0 +1,468 @@
+/* spool.c - the durable event spool (see spool.h).
+ *
+ * Design: append-only segment files spool_dir/NNNNNNNNNNNN.spool. A record
+ * is [u32 payload length][u32 CRC-32 of the payload][payload]; the payload
+ * is [u8 type][u16 id length][request id][event bytes], type E (event) or
+ * A (ack). Appends are written at once and fdatasync'ed together every
+ * spool_fsync_ms (0: every append is synced before spool_append returns),
+ * so a killed proxyd loses nothing and a lost machine at most that window.
+ *
+ * Each segment counts its events without an ack; a segment that is not the
+ * one being appended to is deleted when the count reaches zero. At start
+ * every segment is replayed in order (a torn last record is cut off), the
+ * events still unacknowledged are handed back for delivery, and appends go
+ * to a fresh segment.
+ */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "log.h"
+#include "strmap.h"
+
+#define REC_HEADER 8
+#define REC_MAX (64u * 1024 * 1024)
+#define NEAR_FULL_PERCENT 80
+
+struct spool_segment {
+    uint64_t seq;
+    uint64_t bytes;
+    size_t unacked;
+    struct spool_segment *next;
+};
+
+struct spool {
+    const struct config *cfg;
+    char dir[4096];
+    struct spool_segment *segments; /* oldest first; the last is current */
+    struct spool_segment *current;
+    int fd;                         /* the current segment */
+    uint64_t total_bytes;
+    bool dirty, warned_near;
+    struct event *sync_ev;
+};
+
+static void seg_path(const struct spool *s, uint64_t seq, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%012" PRIu64 ".spool", s->dir, seq);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int sync_now(struct spool *s)
+{
+    if (!s->dirty)
+        return 0;
+    if (fdatasync(s->fd) != 0) {
+        log_error("spool: fdatasync failed: %s", strerror(errno));
+        return -1;
+    }
+    s->dirty = false;
+    return 0;
+}
+
+static void on_sync(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)sync_now(arg); /* logged inside; the next tick tries again */
+}
+
+/* Writes one record to the current segment. */
+static int write_record(struct spool *s, char type, const char *id, const uint8_t *event,
+                        size_t len)
+{
+    size_t idlen = strlen(id), plen = 3 + idlen + len;
+    uint8_t *rec = malloc(REC_HEADER + plen);
+    if (rec == NULL || idlen > 0xffff || plen > REC_MAX) {
+        free(rec);
+        return -1;
+    }
+    uint8_t *p = rec + REC_HEADER;
+    p[0] = (uint8_t)type;
+    p[1] = (uint8_t)(idlen >> 8);
+    p[2] = (uint8_t)idlen;
+    memcpy(p + 3, id, idlen);
+    if (len > 0)
+        memcpy(p + 3 + idlen, event, len);
+    put32(rec, (uint32_t)plen);
+    put32(rec + 4, (uint32_t)crc32(0L, p, (uInt)plen));
+    int rc = write_all(s->fd, rec, REC_HEADER + plen);
+    free(rec);
+    if (rc < 0) {
+        log_error("spool: write failed: %s", strerror(errno));
+        return -1;
+    }
+    s->current->bytes += REC_HEADER + plen;
+    s->total_bytes += REC_HEADER + plen;
+    s->dirty = true;
+    return 0;
+}
+
+static struct spool_segment *seg_add(struct spool *s, uint64_t seq, uint64_t bytes)
+{
+    struct spool_segment *seg = calloc(1, sizeof(*seg)), **tail = &s->segments;
+    if (seg == NULL)
+        return NULL;
+    seg->seq = seq;
+    seg->bytes = bytes;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = seg;
+    s->total_bytes += bytes;
+    return seg;
+}
+
+/* Deletes a fully acknowledged segment that is no longer appended to. */
+static void seg_drop(struct spool *s, struct spool_segment *seg)
+{
+    char path[4200];
+    struct spool_segment **p = &s->segments;
+    seg_path(s, seg->seq, path, sizeof(path));
+    if (unlink(path) != 0 && errno != ENOENT)
+        log_warn("spool: cannot delete %s: %s", path, strerror(errno));
+    while (*p != seg)
+        p = &(*p)->next;
+    *p = seg->next;
+    s->total_bytes -= seg->bytes;
+    free(seg);
+}
+
+/* Starts segment seq for appends (the previous one is synced first). */
+static int open_segment(struct spool *s, uint64_t seq)
+{
+    char path[4200];
+    seg_path(s, seq, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    struct spool_segment *seg = fd >= 0 ? seg_add(s, seq, 0) : NULL;
+    if (seg == NULL) {
+        log_error("spool: cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (s->fd >= 0) {
+        (void)sync_now(s);
+        close(s->fd);
+    }
+    struct spool_segment *old = s->current;
+    s->fd = fd;
+    s->current = seg;
+    if (old != NULL && old->unacked == 0)
+        seg_drop(s, old);
+    return 0;
+}
+
+/* An event read back from disk, waiting to see whether an ack follows. */
+struct found {
+    struct spool_segment *seg;
+    uint8_t *data;
+    size_t len;
+};
+
+static void found_free(void *p)
+{
+    struct found *f = p;
+    free(f->data);
+    free(f);
+}
+
+/* Applies one record read back from segment seg. */
+static void replay_record(struct strmap *found, struct spool_segment *seg, const uint8_t *p,
+                          size_t plen)
+{
+    size_t idlen = (size_t)p[1] << 8 | p[2];
+    char id[0x10000];
+    int err;
+    if (3 + idlen > plen)
+        return;
+    memcpy(id, p + 3, idlen);
+    id[idlen] = '\0';
+    if (p[0] == 'A') {
+        struct found *f = strmap_del(found, id);
+        if (f != NULL)
+            found_free(f);
+        return;
+    }
+    struct found *f = calloc(1, sizeof(*f));
+    size_t len = plen - 3 - idlen;
+    if (f == NULL || (f->data = malloc(len ? len : 1)) == NULL) {
+        free(f);
+        log_error("spool: out of memory replaying %s", id);
+        return;
+    }
+    memcpy(f->data, p + 3 + idlen, len);
+    f->len = len;
+    f->seg = seg;
+    struct found *old = strmap_put(found, id, f, &err);
+    if (err < 0)
+        found_free(f);
+    else if (old != NULL)
+        found_free(old);
+}
+
+static int read_file(const char *path, uint8_t **data, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    *data = NULL;
+    if (fd < 0 || fstat(fd, &st) != 0 || (*data = malloc((size_t)st.st_size + 1)) == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, *data + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    *len = got;
+    return 0;
+}
+
+/* Replays one segment file; a torn or corrupt tail is cut off. */
+static int replay_segment(struct spool *s, uint64_t seq, struct strmap *found)
+{
+    char path[4200];
+    uint8_t *data;
+    size_t len, off = 0;
+    seg_path(s, seq, path, sizeof(path));
+    if (read_file(path, &data, &len) < 0) {
+        log_error("spool: cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct spool_segment *seg = seg_add(s, seq, 0);
+    while (seg != NULL && off + REC_HEADER <= len) {
+        uint32_t plen = get32(data + off), crc = get32(data + off + 4);
+        if (plen < 3 || plen > REC_MAX || off + REC_HEADER + plen > len ||
+            crc32(0L, data + off + REC_HEADER, plen) != crc)
+            break;
+        replay_record(found, seg, data + off + REC_HEADER, plen);
+        off += REC_HEADER + plen;
+    }
+    free(data);
+    if (seg == NULL)
+        return -1;
+    if (off < len) {
+        log_warn("spool: %s: cutting %zu bytes of torn or corrupt tail", path, len - off);
+        if (truncate(path, (off_t)off) != 0)
+            log_error("spool: cannot truncate %s: %s", path, strerror(errno));
+    }
+    seg->bytes = off;
+    s->total_bytes += off;
+    return 0;
+}
+
+static int seq_of(const char *name, uint64_t *seq)
+{
+    char *end;
+    if (strlen(name) != 18 || strcmp(name + 12, ".spool") != 0)
+        return -1;
+    *seq = strtoull(name, &end, 10);
+    return end == name + 12 ? 0 : -1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The segment numbers in the directory, sorted. */
+static int list_segments(struct spool *s, uint64_t **seqs, size_t *n)
+{
+    DIR *d = opendir(s->dir);
+    struct dirent *e;
+    size_t cap = 0;
+    *seqs = NULL;
+    *n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t seq;
+        if (seq_of(e->d_name, &seq) < 0)
+            continue;
+        if (*n == cap) {
+            uint64_t *more = realloc(*seqs, (cap = cap ? cap * 2 : 16) * sizeof(*more));
+            if (more == NULL) {
+                closedir(d);
+                return -1;
+            }
+            *seqs = more;
+        }
+        (*seqs)[(*n)++] = seq;
+    }
+    closedir(d);
+    qsort(*seqs, *n, sizeof(**seqs), cmp_u64);
+    return 0;
+}
+
+/* Replays every segment and hands back the events without an ack. */
+static int recover(struct spool *s, spool_recover_cb cb, void *arg, uint64_t *next_seq)
+{
+    uint64_t *seqs = NULL;
+    size_t n = 0, pending = 0;
+    struct strmap *found = strmap_new();
+    int rc = found != NULL && list_segments(s, &seqs, &n) == 0 ? 0 : -1;
+    *next_seq = 1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = replay_segment(s, seqs[i], found);
+        *next_seq = seqs[i] + 1;
+    }
+    size_t pos = 0;
+    const char *id;
+    void *v;
+    while (rc == 0 && strmap_next(found, &pos, &id, &v) == 0) {
+        struct found *f = v;
+        f->seg->unacked++;
+        cb(id, f->data, f->len, f->seg, arg);
+        pending++;
+    }
+    for (struct spool_segment *seg = s->segments, *next; rc == 0 && seg != NULL; seg = next) {
+        next = seg->next;
+        if (seg->unacked == 0)
+            seg_drop(s, seg);
+    }
+    if (rc == 0 && pending > 0)
+        log_info("spool: %zu unacknowledged events recovered for delivery", pending);
+    strmap_free(found, found_free);
+    free(seqs);
+    return rc;
+}
+
+struct spool *spool_new(struct event_base *base, const struct config *cfg,
+                        spool_recover_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct spool *s = calloc(1, sizeof(*s));
+    uint64_t next_seq;
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->fd = -1;
+    snprintf(s->dir, sizeof(s->dir), "%s", cfg->proxyd.spool_dir);
+    if (recover(s, cb, arg, &next_seq) < 0 || open_segment(s, next_seq) < 0) {
+        snprintf(err, errlen, "spool %s: cannot recover or open (see the log)", s->dir);
+        spool_free(s);
+        return NULL;
+    }
+    int ms = cfg->proxyd.spool_fsync_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (ms > 0 && ((s->sync_ev = event_new(base, -1, EV_PERSIST, on_sync, s)) == NULL ||
+                   event_add(s->sync_ev, &tv) != 0)) {
+        snprintf(err, errlen, "spool: cannot start the sync timer");
+        spool_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void spool_free(struct spool *s)
+{
+    if (s == NULL)
+        return;
+    if (s->sync_ev != NULL)
+        event_free(s->sync_ev);
+    if (s->fd >= 0) {
+        (void)sync_now(s);
+        close(s->fd);
+    }
+    while (s->segments != NULL) {
+        struct spool_segment *next = s->segments->next;
+        free(s->segments);
+        s->segments = next;
+    }
+    free(s);
+}
+
+static void check_fill(struct spool *s)
+{
+    uint64_t cap = s->cfg->proxyd.spool_max_bytes;
+    bool near = s->total_bytes * 100 >= cap * NEAR_FULL_PERCENT;
+    if (near && !s->warned_near)
+        log_warn("spool: %" PRIu64 " of %" PRIu64 " bytes used: accountd is not keeping up or "
+                 "is unreachable; at the cap proxyd refuses requests", s->total_bytes, cap);
+    else if (!near && s->warned_near)
+        log_info("spool: back to %" PRIu64 " bytes", s->total_bytes);
+    s->warned_near = near;
+}
+
+int spool_append(struct spool *s, const char *request_id, const uint8_t *event, size_t len,
+                 struct spool_segment **seg)
+{
+    if (spool_full(s))
+        return -1;
+    if (s->current->bytes >= s->cfg->proxyd.spool_segment_bytes &&
+        open_segment(s, s->current->seq + 1) < 0)
+        return -1;
+    if (write_record(s, 'E', request_id, event, len) < 0)
+        return -1;
+    if (s->cfg->proxyd.spool_fsync_ms == 0 && sync_now(s) < 0)
+        return -1;
+    s->current->unacked++;
+    *seg = s->current;
+    check_fill(s);
+    return 0;
+}
+
+void spool_ack(struct spool *s, struct spool_segment *seg, const char *request_id)
+{
+    if (--seg->unacked == 0 && seg != s->current) {
+        seg_drop(s, seg); /* nothing in it is needed any more: no ack record either */
+        check_fill(s);
+        return;
+    }
+    /* A lost ack record only means one more delivery, which accountd dedupes. */
+    if (write_record(s, 'A', request_id, NULL, 0) < 0)
+        log_warn("spool: cannot record the ack of %s", request_id);
+}
+
+uint64_t spool_bytes(const struct spool *s)
+{
+    return s->total_bytes;
+}
+
+bool spool_full(const struct spool *s)
+{
+    return s->total_bytes >= s->cfg->proxyd.spool_max_bytes;
+}
