@@ -478,6 +478,42 @@ class Stack:
                  message="%s did not log %r within %.0f s\n%s"
                  % (name, needle, DAEMON_START_TIMEOUT, d.tail()))
 
+    def crash(self, name):
+        """kill -9 a daemon (a crash); restart() brings it back."""
+        d = self.daemon(name)
+        d.proc.kill()
+        d.proc.wait()
+        self.daemons.remove(d)
+
+    def restart(self, name):
+        """Starts a daemon again (after crash() or a clean stop_one()) and waits
+        until it is ready; its log file is appended to."""
+        d0 = self.daemon_log(name)
+        before = d0.read_text(errors="replace").count("ready") if d0.exists() else 0
+        port = {"proxyd": self.proxyd_port, "reportd": self.reportd_port}.get(name)
+        d = self._spawn(name, ["-c", str(self.config_path)], port=port)
+
+        def ready():
+            if d.proc.poll() is not None:
+                d.reported = True
+                raise HarnessError("%s exited with %d during restart\n%s"
+                                   % (name, d.proc.returncode, d.tail()))
+            return d.log_path.read_text(errors="replace").count("ready") > before
+
+        wait_for(ready, DAEMON_START_TIMEOUT, message="%s did not restart\n%s" % (name, d.tail()))
+        return d
+
+    def stop_one(self, name):
+        """SIGTERM one daemon and check it exits 0 (as at teardown)."""
+        d = self.daemon(name)
+        problems = self._stop_daemon(d)
+        self.daemons.remove(d)
+        if problems:
+            raise HarnessError("\n".join(problems))
+
+    def daemon_log(self, name):
+        return self.log_dir / (name + ".log")
+
     def keep_tmp(self, reason):
         """Keep the temp dir at stop() (a test failed, ...)."""
         self.keep = True
