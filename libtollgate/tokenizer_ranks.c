@@ -131,12 +131,17 @@ static int read_file(struct load_state *st, const char *path, uint32_t *maxrank,
     while (rc == 0 && gzgets(gz, line, sizeof(line)) != NULL) {
         lineno++;
         size_t ll = strlen(line);
-        if (ll > 0 && line[ll - 1] == '\n')
+        if (ll > 0 && line[ll - 1] == '\n') {
             line[--ll] = '\0';
-        else if (!gzeof(gz)) {
+        } else if (!gzeof(gz)) {
             snprintf(err, errlen, "%s:%lu: line too long or contains NUL", path, lineno);
             rc = -1;
             break;
+        } else { /* last line: complete, or cut by a damaged stream? */
+            int zerr = Z_OK;
+            gzerror(gz, &zerr);
+            if (zerr != Z_OK)
+                break;
         }
         if (ll > 0 && line[ll - 1] == '\r')
             line[--ll] = '\0';
@@ -146,7 +151,7 @@ static int read_file(struct load_state *st, const char *path, uint32_t *maxrank,
     int zerr = Z_OK;
     const char *zmsg = gzerror(gz, &zerr);
     if (rc == 0 && zerr != Z_OK) {
-        snprintf(err, errlen, "%s: damaged gzip stream: %s", path, zmsg);
+        snprintf(err, errlen, "damaged gzip stream: %s", zmsg); /* zmsg names path */
         rc = -1;
     }
     if (gzclose(gz) != Z_OK && rc == 0) {

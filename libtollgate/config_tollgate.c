@@ -1,0 +1,125 @@
+/* config_tollgate.c - the `tollgate:` section: Tollgate's own settings,
+ * every one with a default (documented in deploy/config.example.yaml). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "config_yaml.h"
+
+static int get_listen(struct loader *ld, yaml_node_t *map, const char *key,
+                      const char *def, struct listen_addr *out)
+{
+    char *s;
+    if (cy_str_default(ld, map, "listen", key, def, &s) < 0)
+        return -1;
+    int rc = config_parse_listen(s, out);
+    free(s);
+    if (rc < 0)
+        return cy_fail(ld, cy_map_get(ld, map, "listen"), key, "must be HOST:PORT with a port from 1 to 65535");
+    return 0;
+}
+
+static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
+{
+    static const char *const known[] = {"listen", "spool_dir", "max_body_bytes",
+        "upstream_timeout_ms", "key_cache_ttl_ms", "event_resend_ms", "reportd_url",
+        "readiness_grace_ms", "spool_fsync_ms", "spool_max_bytes", "spool_segment_bytes", NULL};
+    long body = 10L * 1024 * 1024, timeout = 600000, ttl = 1000, resend = 2000, grace = 10000;
+    long fsync_ms = 5, spool_max = 1L << 30, segment = 64L << 20;
+    if (cy_want_map(ld, n, "tollgate.proxyd") < 0)
+        return -1;
+    cy_check_keys(ld, n, "tollgate.proxyd.", known);
+    if (get_listen(ld, n, "tollgate.proxyd.listen", "127.0.0.1:4000", &cfg->proxyd.listen) < 0 ||
+        cy_str_default(ld, n, "spool_dir", "tollgate.proxyd.spool_dir", "var/spool",
+                        &cfg->proxyd.spool_dir) < 0 ||
+        cy_int(ld, n, "max_body_bytes", "tollgate.proxyd.max_body_bytes", 1024, 1L << 30, &body) < 0 ||
+        cy_int(ld, n, "upstream_timeout_ms", "tollgate.proxyd.upstream_timeout_ms", 100, 3600000, &timeout) < 0 ||
+        cy_int(ld, n, "key_cache_ttl_ms", "tollgate.proxyd.key_cache_ttl_ms", 0, 60000, &ttl) < 0 ||
+        cy_int(ld, n, "event_resend_ms", "tollgate.proxyd.event_resend_ms", 100, 600000, &resend) < 0 ||
+        cy_int(ld, n, "readiness_grace_ms", "tollgate.proxyd.readiness_grace_ms", 0, 3600000, &grace) < 0 ||
+        cy_int(ld, n, "spool_fsync_ms", "tollgate.proxyd.spool_fsync_ms", 0, 1000, &fsync_ms) < 0 ||
+        cy_int(ld, n, "spool_max_bytes", "tollgate.proxyd.spool_max_bytes", 1L << 20, 1L << 50,
+                &spool_max) < 0 ||
+        cy_int(ld, n, "spool_segment_bytes", "tollgate.proxyd.spool_segment_bytes", 1L << 16,
+                1L << 32, &segment) < 0 ||
+        cy_str(ld, n, "reportd_url", "tollgate.proxyd.reportd_url", &cfg->proxyd.reportd_url) < 0)
+        return -1;
+    if (cfg->proxyd.reportd_url != NULL &&
+        cy_url(ld, cy_map_get(ld, n, "reportd_url"), "tollgate.proxyd.reportd_url",
+                  cfg->proxyd.reportd_url) < 0)
+        return -1;
+    cfg->proxyd.readiness_grace_ms = (int)grace;
+    cfg->proxyd.spool_fsync_ms = (int)fsync_ms;
+    cfg->proxyd.spool_max_bytes = (uint64_t)spool_max;
+    cfg->proxyd.spool_segment_bytes = (uint64_t)segment;
+    cfg->proxyd.max_body_bytes = (size_t)body;
+    cfg->proxyd.upstream_timeout_ms = (int)timeout;
+    cfg->proxyd.key_cache_ttl_ms = (int)ttl;
+    cfg->proxyd.event_resend_ms = (int)resend;
+    return 0;
+}
+
+static int parse_reportd(struct loader *ld, yaml_node_t *n, struct config *cfg)
+{
+    static const char *const known[] = {"listen", "workers", NULL};
+    long workers = 4;
+    if (cy_want_map(ld, n, "tollgate.reportd") < 0)
+        return -1;
+    cy_check_keys(ld, n, "tollgate.reportd.", known);
+    if (get_listen(ld, n, "tollgate.reportd.listen", "127.0.0.1:4001", &cfg->reportd.listen) < 0 ||
+        cy_int(ld, n, "workers", "tollgate.reportd.workers", 1, 64, &workers) < 0)
+        return -1;
+    cfg->reportd.workers = (int)workers;
+    return 0;
+}
+
+static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
+{
+    static const char *const known[] = {"events", "updates", "batch_max_events", "batch_wait_ms", NULL};
+    long batch = 1000, wait = 5;
+    if (cy_want_map(ld, n, "tollgate.accountd") < 0)
+        return -1;
+    cy_check_keys(ld, n, "tollgate.accountd.", known);
+    if (cy_str_default(ld, n, "events", "tollgate.accountd.events", "tcp://127.0.0.1:5555",
+                        &cfg->accountd.events) < 0 ||
+        cy_str_default(ld, n, "updates", "tollgate.accountd.updates", "tcp://127.0.0.1:5556",
+                        &cfg->accountd.updates) < 0 ||
+        cy_int(ld, n, "batch_max_events", "tollgate.accountd.batch_max_events", 1, 100000, &batch) < 0 ||
+        cy_int(ld, n, "batch_wait_ms", "tollgate.accountd.batch_wait_ms", 0, 10000, &wait) < 0)
+        return -1;
+    cfg->accountd.batch_max_events = (int)batch;
+    cfg->accountd.batch_wait_ms = (int)wait;
+    return 0;
+}
+
+/* proxyd forwards to the reportd of this config unless told otherwise. */
+static int default_reportd_url(struct loader *ld, yaml_node_t *tg, struct config *cfg)
+{
+    if (cfg->proxyd.reportd_url != NULL)
+        return 0;
+    const struct listen_addr *l = &cfg->reportd.listen;
+    size_t len = strlen(l->host) + 32;
+    if ((cfg->proxyd.reportd_url = malloc(len)) == NULL)
+        return cy_fail(ld, tg, "tollgate.proxyd.reportd_url", "out of memory");
+    snprintf(cfg->proxyd.reportd_url, len, strchr(l->host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+             l->host, l->port);
+    return 0;
+}
+
+/* The tollgate: section; absent sub-sections take all their defaults. */
+int config_parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *cfg)
+{
+    static const char *const known[] = {"proxyd", "reportd", "accountd", "price_file", NULL};
+    yaml_node_t *tg = cy_map_get(ld, root, "tollgate");
+    if (cy_want_map(ld, tg, "tollgate") < 0)
+        return -1;
+    cy_check_keys(ld, tg, "tollgate.", known);
+    if (cy_str(ld, tg, "price_file", "tollgate.price_file", &cfg->price_file) < 0)
+        return -1;
+    if (parse_proxyd(ld, cy_map_get(ld, tg, "proxyd"), cfg) < 0 ||
+        parse_reportd(ld, cy_map_get(ld, tg, "reportd"), cfg) < 0 ||
+        parse_accountd(ld, cy_map_get(ld, tg, "accountd"), cfg) < 0)
+        return -1;
+    return default_reportd_url(ld, tg, cfg);
+}

@@ -1,0 +1,51 @@
+/* config_yaml.h - the YAML walking helpers shared by the config loaders
+ * (config.c, config_tollgate.c, config_router.c). Not a public API. */
+#ifndef TG_CONFIG_YAML_H
+#define TG_CONFIG_YAML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <yaml.h>
+
+/* The state of one load: the document and where to put an error. */
+struct loader {
+    const char *path;
+    yaml_document_t doc;
+    char *err;
+    size_t errlen;
+};
+
+/* Fills ld->err with "FILE:LINE: key: message" (line of node) and returns -1. */
+int cy_fail(struct loader *ld, const yaml_node_t *node, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void cy_warn_unknown(struct loader *ld, const yaml_node_t *node, const char *key);
+const char *cy_scalar(const yaml_node_t *n);
+/* The value of key in mapping node map, or NULL. */
+yaml_node_t *cy_map_get(struct loader *ld, yaml_node_t *map, const char *key);
+/* Warns about keys of map not in allowed (a NULL-terminated list). */
+void cy_check_keys(struct loader *ld, yaml_node_t *map, const char *prefix,
+                   const char *const *allowed);
+/* -1 (error set) when n exists and is not a mapping. */
+int cy_want_map(struct loader *ld, yaml_node_t *n, const char *key);
+/* Optional string (os.environ/NAME resolved); *out NULL when absent. */
+int cy_str(struct loader *ld, yaml_node_t *map, const char *name, const char *key, char **out);
+/* Same, with a default when absent. */
+int cy_str_default(struct loader *ld, yaml_node_t *map, const char *name, const char *key,
+                   const char *def, char **out);
+/* Optional integer in [min, max]; *out unchanged when absent. */
+int cy_int(struct loader *ld, yaml_node_t *map, const char *name, const char *key, long min,
+           long max, long *out);
+/* Optional number in [min, max]; *out unchanged when absent. */
+int cy_double(struct loader *ld, yaml_node_t *map, const char *name, const char *key,
+              double min, double max, double *out);
+/* An http:// or https:// URL (libcurl's parser). */
+int cy_url(struct loader *ld, yaml_node_t *n, const char *key, const char *url);
+/* Parses ld->path into ld->doc. */
+int cy_load_document(struct loader *ld);
+
+struct config;
+/* The sections (config_tollgate.c, config_router.c). */
+int config_parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *cfg);
+int config_parse_router(struct loader *ld, yaml_node_t *root, struct config *cfg);
+
+#endif
