@@ -70,6 +70,24 @@ static int get_price(struct loader *ld, yaml_node_t *params, const char *name,
     return 0;
 }
 
+/* weight (else rpm, else tpm, as LiteLLM's simple-shuffle), timeout, stream_timeout. */
+static int parse_routing(struct loader *ld, yaml_node_t *params, size_t i, struct deployment *d)
+{
+    char key[128];
+    double weight = 0, rpm = 0, tpm = 0, timeout = 0, stream_timeout = 0;
+    snprintf(key, sizeof(key), "model_list[%zu].litellm_params", i);
+    if (cy_double(ld, params, "weight", key, 0, 1e9, &weight) < 0 ||
+        cy_double(ld, params, "rpm", key, 0, 1e12, &rpm) < 0 ||
+        cy_double(ld, params, "tpm", key, 0, 1e15, &tpm) < 0 ||
+        cy_double(ld, params, "timeout", key, 0.001, 86400, &timeout) < 0 ||
+        cy_double(ld, params, "stream_timeout", key, 0.001, 86400, &stream_timeout) < 0)
+        return -1;
+    d->weight = weight > 0 ? weight : rpm > 0 ? rpm : tpm > 0 ? tpm : 1;
+    d->timeout_ms = (int)(timeout * 1000);
+    d->stream_timeout_ms = (int)(stream_timeout * 1000);
+    return 0;
+}
+
 #define KEY(buf, idx, suffix) (snprintf(buf, sizeof(buf), "model_list[%zu]%s", idx, suffix), buf)
 
 static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, struct deployment *d)
@@ -127,7 +145,7 @@ static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, stru
         get_price(ld, params, "output_cost_per_token", KEY(key, i, ".litellm_params.output_cost_per_token"),
                   &d->price.output_per_token, &d->price.has_output) < 0)
         return -1;
-    return 0;
+    return parse_routing(ld, params, i, d);
 }
 
 static int parse_model_list(struct loader *ld, yaml_node_t *root, struct config *cfg)
@@ -215,7 +233,7 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
     static const char *const top_keys[] = {"model_list", "general_settings", "tollgate",
-        NULL};
+        "router_settings", "litellm_settings", NULL};
     struct loader ld = {.path = path, .err = err, .errlen = errlen};
     struct config *cfg = calloc(1, sizeof(*cfg));
     if (cfg == NULL || (cfg->path = strdup(path)) == NULL) {
@@ -234,7 +252,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     } else {
         cy_check_keys(&ld, root, "", top_keys);
         rc = parse_model_list(&ld, root, cfg) < 0 || parse_general(&ld, root, cfg) < 0 ||
-             config_parse_tollgate(&ld, root, cfg) < 0 ? -1 : 0;
+             config_parse_tollgate(&ld, root, cfg) < 0 ||
+             config_parse_router(&ld, root, cfg) < 0 ? -1 : 0;
     }
     yaml_document_delete(&ld.doc);
     if (rc < 0) {
@@ -264,6 +283,7 @@ void config_free(struct config *cfg)
         deployment_free(&cfg->deployments[i]);
     free(cfg->deployments);
     free(cfg->path);
+    config_router_free(&cfg->router);
     free(cfg->master_key);
     free(cfg->price_file);
     curl_free(cfg->db.host);

@@ -28,7 +28,27 @@ struct deployment {
     char *api_version;    /* Azure only; may be NULL */
     char *base_model;     /* model_info.base_model or litellm_params.base_model */
     struct price_custom price; /* custom per-token prices; base_model points above */
+    double weight;        /* share of the group's traffic (weight, else rpm, else tpm, else 1) */
+    int timeout_ms;       /* litellm_params.timeout; 0 = the router's / proxyd's */
+    int stream_timeout_ms; /* streams: longest silence from the upstream; 0 = timeout_ms */
     int line;             /* where the entry starts in the file */
+};
+
+/* router_settings.fallbacks / litellm_settings.fallbacks: {group: [groups]} */
+struct fallback {
+    char *group;
+    char **to;
+    size_t n;
+};
+
+/* How proxyd spreads a group's traffic and what it does when a deployment fails. */
+struct router_config {
+    int num_retries;    /* more attempts within the group after a failure */
+    int timeout_ms;     /* per attempt, unless the deployment sets its own */
+    int allowed_fails;  /* failures within a minute before a deployment cools down */
+    int cooldown_ms;
+    struct fallback *fallbacks;
+    size_t n_fallbacks;
 };
 
 struct listen_addr {
@@ -48,6 +68,7 @@ struct config {
     char *master_key; /* may be NULL: then only virtual keys work */
     struct db_config db;
     char *price_file; /* NULL: the price map built into the binary */
+    struct router_config router;
 
     struct {
         struct listen_addr listen;

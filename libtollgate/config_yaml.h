@@ -47,5 +47,7 @@ struct config;
 /* The sections (config_tollgate.c, config_router.c). */
 int config_parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *cfg);
 int config_parse_router(struct loader *ld, yaml_node_t *root, struct config *cfg);
+struct router_config;
+void config_router_free(struct router_config *rc);
 
 #endif

@@ -120,7 +120,8 @@ void answer_headers(struct call *c, struct evkeyvalq *h, const char *content_typ
     int64_t total = call_since_us(&c->t0);
     snprintf(num, sizeof(num), "%.3f", (double)total / 1000.0);
     add_header(h, "x-litellm-response-duration-ms", num);
-    snprintf(num, sizeof(num), "%.3f", (double)(total - c->upstream_us) / 1000.0);
+    int64_t upstream = c->upstream_us + (c->xfer != NULL ? total - c->attempt_start_us : 0);
+    snprintf(num, sizeof(num), "%.3f", (double)(total - upstream) / 1000.0);
     add_header(h, "x-litellm-overhead-duration-ms", num);
 }
 

@@ -164,11 +164,68 @@ static char *upstream_body(struct call *c)
     return s;
 }
 
+/* Worth another deployment: no answer at all, 429, or a 5xx. */
+static bool retryable(const struct relay_transfer *t, CURLcode result)
+{
+    if (result == CURLE_ABORTED_BY_CALLBACK || result == CURLE_WRITE_ERROR)
+        return false; /* we stopped it: shutdown or the client left */
+    return result != CURLE_OK || t->status == 429 || t->status >= 500;
+}
+
+static void on_upstream(struct relay_transfer *t, CURLcode result, void *arg);
+
+/* Sends the request to c->dep. */
+static int start_attempt(struct call *c)
+{
+    char url[4096];
+    const struct deployment *d = c->dep;
+    char *body = upstream_body(c);
+    struct curl_slist *headers = upstream_headers(d);
+    int timeout = d->timeout_ms > 0 ? d->timeout_ms : c->px->cfg->router.timeout_ms;
+    int idle = d->stream_timeout_ms > 0 ? d->stream_timeout_ms : timeout;
+    c->attempt_start_us = call_since_us(&c->t0);
+    struct relay_request rq = {.method = "POST", .url = url, .headers = headers, .body = body,
+                               .body_len = body ? strlen(body) : 0,
+                               /* a stream may run long; what must not last is silence */
+                               .timeout_ms = c->stream ? 0 : timeout,
+                               .idle_timeout_s = c->stream ? (idle + 999) / 1000 : 0,
+                               .on_data = c->stream ? stream_on_data : NULL,
+                               .done = on_upstream, .arg = c};
+    if (body == NULL || headers == NULL || upstream_url(c, url, sizeof(url)) < 0 ||
+        relay_start(c->px->relay, &rq, &c->xfer) < 0) {
+        free(body);
+        curl_slist_free_all(headers);
+        return -1;
+    }
+    if (c->stream)
+        stream_watch(c);
+    return 0;
+}
+
+/* After a retryable failure, before the client saw anything: next deployment. */
+static bool retry(struct call *c, struct relay_transfer *t, CURLcode result)
+{
+    const struct deployment *next;
+    if (c->started || c->client_gone || !retryable(t, result) ||
+        (next = router_next(c->px->router, &c->route)) == NULL)
+        return false;
+    log_warn("request %s: %s failed (%s), trying %s", c->request_id, c->dep->model,
+             result != CURLE_OK ? curl_easy_strerror(result) : "HTTP error", next->model);
+    if (c->error_body != NULL)
+        evbuffer_drain(c->error_body, evbuffer_get_length(c->error_body));
+    c->dep = next;
+    return start_attempt(c) == 0;
+}
+
 static void on_upstream(struct relay_transfer *t, CURLcode result, void *arg)
 {
     struct call *c = arg;
     c->xfer = NULL;
-    c->upstream_us = call_since_us(&c->t0) - c->upstream_us;
+    c->upstream_us += call_since_us(&c->t0) - c->attempt_start_us;
+    if (result != CURLE_ABORTED_BY_CALLBACK)
+        router_report(c->px->router, c->dep, !retryable(t, result));
+    if (retry(c, t, result))
+        return;
     if (c->stream)
         stream_done(c, t, result);
     else
@@ -194,7 +251,6 @@ static int keep_key(struct call *c, const struct keyinfo *key)
 static void on_auth(const struct keyinfo *key, int refused, void *arg)
 {
     struct call *c = arg;
-    char url[4096];
     if (refused) {
         call_free(c);
         return;
@@ -212,7 +268,7 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         call_free(c);
         return;
     }
-    if ((c->dep = router_pick(c->px->router, c->model_group)) == NULL) {
+    if ((c->dep = router_first(c->px->router, c->model_group, &c->route)) == NULL) {
         httpjson_error(c->req, 400, "invalid_request_error", "model",
                        "Invalid model name passed in model=%s. Call `/v1/models` to view "
                        "available models for your key. Available: %s",
@@ -220,24 +276,10 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         call_free(c);
         return;
     }
-    char *body = upstream_body(c);
-    struct curl_slist *headers = upstream_headers(c->dep);
-    c->upstream_us = call_since_us(&c->t0);
-    struct relay_request rq = {.method = "POST", .url = url, .headers = headers, .body = body,
-                               .body_len = body ? strlen(body) : 0,
-                               .timeout_ms = c->px->cfg->proxyd.upstream_timeout_ms,
-                               .on_data = c->stream ? stream_on_data : NULL,
-                               .done = on_upstream, .arg = c};
-    if (body == NULL || headers == NULL || upstream_url(c, url, sizeof(url)) < 0 ||
-        relay_start(c->px->relay, &rq, &c->xfer) < 0) {
-        free(body);
-        curl_slist_free_all(headers);
+    if (start_attempt(c) < 0) {
         httpjson_error(c->req, 500, "internal_error", NULL, "cannot start the upstream request");
         call_free(c);
-        return;
     }
-    if (c->stream)
-        stream_watch(c);
 }
 
 void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind,

@@ -16,6 +16,7 @@
 #include "keystore.h"
 #include "price.h"
 #include "relay.h"
+#include "router.h"
 
 struct sse_filter;
 
@@ -26,10 +27,12 @@ struct call {
     char request_id[IDS_UUID_LEN + 1];
     int64_t start_us;       /* wall clock, for the ledger */
     struct timespec t0;     /* monotonic, for durations */
-    int64_t upstream_us;    /* time spent waiting on the upstream */
+    int64_t upstream_us;    /* time spent waiting on upstreams, all attempts */
+    int64_t attempt_start_us;
     json_t *body;
     const char *model_group; /* inside body */
-    const struct deployment *dep;
+    const struct deployment *dep; /* the deployment of the current attempt */
+    struct route_state route;
     struct keyinfo key;     /* copy of the caller's key row (token "" for master) */
     char *end_user;
     json_t *tags;           /* array of strings */

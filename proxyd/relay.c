@@ -214,6 +214,8 @@ static int configure(struct relay_transfer *t, const struct relay_request *rq)
         curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, rq->timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, rq->idle_timeout_s > 0 ? 1L : 0L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, rq->idle_timeout_s) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)

@@ -24,6 +24,7 @@ struct relay_request {
     char *body;                 /* taken; NULL for none */
     size_t body_len;
     long timeout_ms;            /* the whole transfer; 0 = no limit */
+    long idle_timeout_s;        /* abort after this long without a byte; 0 = no limit */
     relay_data_cb on_data;      /* NULL: the body is collected in t->response */
     relay_done_cb done;
     void *arg;

@@ -1,0 +1,132 @@
+/* config_router.c - LiteLLM's router_settings and litellm_settings: retries,
+ * timeouts, cooldowns and fallbacks. router_settings wins where both set a
+ * value. Only the simple-shuffle strategy exists here; naming another is an
+ * error rather than a silent change of behaviour.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "config_yaml.h"
+
+#define DEFAULT_ALLOWED_FAILS 3
+#define DEFAULT_COOLDOWN_S 5
+
+/* One {group: [fallback, ...]} item of a fallbacks list. */
+static int parse_fallback(struct loader *ld, yaml_node_t *item, const char *key,
+                          struct fallback *fb)
+{
+    if (item->type != YAML_MAPPING_NODE ||
+        item->data.mapping.pairs.top - item->data.mapping.pairs.start != 1)
+        return cy_fail(ld, item, key, "each item must be {group: [fallback groups]}");
+    yaml_node_pair_t *pair = item->data.mapping.pairs.start;
+    yaml_node_t *to = yaml_document_get_node(&ld->doc, pair->value);
+    const char *group = cy_scalar(yaml_document_get_node(&ld->doc, pair->key));
+    if (group == NULL || to == NULL || to->type != YAML_SEQUENCE_NODE)
+        return cy_fail(ld, item, key, "each item must be {group: [fallback groups]}");
+    size_t n = (size_t)(to->data.sequence.items.top - to->data.sequence.items.start);
+    if ((fb->group = strdup(group)) == NULL || (fb->to = calloc(n ? n : 1, sizeof(char *))) == NULL)
+        return cy_fail(ld, item, key, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *g = cy_scalar(yaml_document_get_node(&ld->doc, to->data.sequence.items.start[i]));
+        if (g == NULL)
+            return cy_fail(ld, to, key, "fallback groups must be names");
+        if ((fb->to[fb->n++] = strdup(g)) == NULL)
+            return cy_fail(ld, to, key, "out of memory");
+    }
+    return 0;
+}
+
+static int parse_fallbacks(struct loader *ld, yaml_node_t *list, const char *key,
+                           struct router_config *rc)
+{
+    if (list->type != YAML_SEQUENCE_NODE)
+        return cy_fail(ld, list, key, "must be a list of {group: [fallback groups]}");
+    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    if ((rc->fallbacks = calloc(n ? n : 1, sizeof(*rc->fallbacks))) == NULL)
+        return cy_fail(ld, list, key, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        rc->n_fallbacks = i + 1;
+        yaml_node_t *item = yaml_document_get_node(&ld->doc, list->data.sequence.items.start[i]);
+        if (parse_fallback(ld, item, key, &rc->fallbacks[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Reads one section; values it sets override what is there. */
+static int parse_section(struct loader *ld, yaml_node_t *sec, const char *name, bool router,
+                         struct router_config *rc)
+{
+    static const char *const router_keys[] = {"routing_strategy", "num_retries", "timeout",
+        "allowed_fails", "cooldown_time", "fallbacks", NULL};
+    static const char *const litellm_keys[] = {"num_retries", "request_timeout", "fallbacks", NULL};
+    char key[64], prefix[64];
+    long retries = rc->num_retries, fails = rc->allowed_fails;
+    double timeout = rc->timeout_ms / 1000.0, cooldown = rc->cooldown_ms / 1000.0;
+    char *strategy = NULL;
+    if (sec == NULL)
+        return 0;
+    if (cy_want_map(ld, sec, name) < 0)
+        return -1;
+    snprintf(prefix, sizeof(prefix), "%s.", name);
+    cy_check_keys(ld, sec, prefix, router ? router_keys : litellm_keys);
+    snprintf(key, sizeof(key), "%s.routing_strategy", name);
+    if (router && cy_str(ld, sec, "routing_strategy", key, &strategy) < 0)
+        return -1;
+    if (strategy != NULL && strcmp(strategy, "simple-shuffle") != 0) {
+        free(strategy);
+        return cy_fail(ld, cy_map_get(ld, sec, "routing_strategy"), key,
+                       "only simple-shuffle is supported");
+    }
+    free(strategy);
+    snprintf(key, sizeof(key), "%s.num_retries", name);
+    if (cy_int(ld, sec, "num_retries", key, 0, 10, &retries) < 0)
+        return -1;
+    snprintf(key, sizeof(key), "%s.%s", name, router ? "timeout" : "request_timeout");
+    if (cy_double(ld, sec, router ? "timeout" : "request_timeout", key, 0.001, 86400, &timeout) < 0)
+        return -1;
+    snprintf(key, sizeof(key), "%s.allowed_fails", name);
+    if (router && cy_int(ld, sec, "allowed_fails", key, 1, 1000000, &fails) < 0)
+        return -1;
+    snprintf(key, sizeof(key), "%s.cooldown_time", name);
+    if (router && cy_double(ld, sec, "cooldown_time", key, 0, 86400, &cooldown) < 0)
+        return -1;
+    rc->num_retries = (int)retries;
+    rc->timeout_ms = (int)(timeout * 1000);
+    rc->allowed_fails = (int)fails;
+    rc->cooldown_ms = (int)(cooldown * 1000);
+    yaml_node_t *fb = cy_map_get(ld, sec, "fallbacks");
+    snprintf(key, sizeof(key), "%s.fallbacks", name);
+    if (fb == NULL)
+        return 0;
+    config_router_free(rc); /* router_settings' list replaces litellm_settings' */
+    return parse_fallbacks(ld, fb, key, rc);
+}
+
+void config_router_free(struct router_config *rc)
+{
+    for (size_t i = 0; i < rc->n_fallbacks; i++) {
+        free(rc->fallbacks[i].group);
+        for (size_t k = 0; k < rc->fallbacks[i].n; k++)
+            free(rc->fallbacks[i].to[k]);
+        free(rc->fallbacks[i].to);
+    }
+    free(rc->fallbacks);
+    rc->fallbacks = NULL;
+    rc->n_fallbacks = 0;
+}
+
+int config_parse_router(struct loader *ld, yaml_node_t *root, struct config *cfg)
+{
+    struct router_config *rc = &cfg->router;
+    rc->allowed_fails = DEFAULT_ALLOWED_FAILS;
+    rc->cooldown_ms = DEFAULT_COOLDOWN_S * 1000;
+    rc->timeout_ms = cfg->proxyd.upstream_timeout_ms;
+    /* litellm_settings first, so that router_settings overrides it */
+    return parse_section(ld, cy_map_get(ld, root, "litellm_settings"), "litellm_settings", false,
+                         rc) < 0 ||
+           parse_section(ld, cy_map_get(ld, root, "router_settings"), "router_settings", true,
+                         rc) < 0 ? -1 : 0;
+}
