@@ -115,8 +115,13 @@ void answer_headers(struct call *c, struct evkeyvalq *h, const char *content_typ
     add_header(h, "x-litellm-response-cost", cost);
     add_header(h, "x-litellm-model-api-base", c->dep->api_base);
     add_header(h, "x-litellm-model-group", c->model_group);
-    add_header(h, "x-litellm-key-spend", c->key.spend);
-    add_header(h, "x-litellm-key-max-budget", c->key.max_budget);
+    if (c->key.token[0] != '\0') {
+        char money[MONEY_STR_MAX];
+        money_format(c->key.key.spend, money);
+        add_header(h, "x-litellm-key-spend", money);
+        money_format(c->key.key.max, money);
+        add_header(h, "x-litellm-key-max-budget", c->key.key.has_max ? money : NULL);
+    }
     int64_t total = call_since_us(&c->t0);
     snprintf(num, sizeof(num), "%.3f", (double)total / 1000.0);
     add_header(h, "x-litellm-response-duration-ms", num);

@@ -49,6 +49,11 @@ static void on_key(const struct keyinfo *key, const char *error, void *arg)
         httpjson_error(req, 403, "permission_error", NULL,
                        "Authentication Error, Key is blocked. Key=%s", key->token);
         cb(NULL, 1, cb_arg);
+    } else if (key->team_blocked) {
+        httpjson_error(req, 403, "permission_error", NULL,
+                       "Team=%s is blocked. Update via `/team/unblock` if you're an admin.",
+                       key->team_id);
+        cb(NULL, 1, cb_arg);
     } else if (key->expires_us != 0 && key->expires_us <= now_us()) {
         httpjson_error(req, 401, "auth_error", NULL,
                        "Authentication Error - Expired Key. Key Expiry time passed.");

@@ -57,8 +57,6 @@ void call_free(struct call *c)
     free(c->key.key_alias);
     free(c->key.user_id);
     free(c->key.team_id);
-    free(c->key.max_budget);
-    free(c->key.spend);
     free(c);
 }
 
@@ -241,11 +239,11 @@ static int keep_key(struct call *c, const struct keyinfo *key)
     c->key.key_alias = key->key_alias ? strdup(key->key_alias) : NULL;
     c->key.user_id = key->user_id ? strdup(key->user_id) : NULL;
     c->key.team_id = key->team_id ? strdup(key->team_id) : NULL;
-    c->key.max_budget = key->max_budget ? strdup(key->max_budget) : NULL;
-    c->key.spend = key->spend ? strdup(key->spend) : NULL;
+    c->key.key = key->key;
+    c->key.user = key->user;
+    c->key.team = key->team;
     return (key->key_alias && !c->key.key_alias) || (key->user_id && !c->key.user_id) ||
-           (key->team_id && !c->key.team_id) || (key->max_budget && !c->key.max_budget) ||
-           (key->spend && !c->key.spend) ? -1 : 0;
+           (key->team_id && !c->key.team_id) ? -1 : 0;
 }
 
 static void on_auth(const struct keyinfo *key, int refused, void *arg)

@@ -24,7 +24,7 @@
 
 struct cached {
     struct keyinfo info;
-    int64_t fetched_ms;
+    bool refreshing; /* a background refresh is queued */
 };
 
 struct job {
@@ -63,8 +63,6 @@ static void keyinfo_clear(struct keyinfo *k)
     free(k->user_id);
     free(k->team_id);
     free(k->models_json);
-    free(k->max_budget);
-    free(k->spend);
     memset(k, 0, sizeof(*k));
 }
 
@@ -73,15 +71,12 @@ static char *dup_or_null(const char *s)
     return s != NULL ? strdup(s) : NULL;
 }
 
-/* DECIMAL(38,20) text as money_format writes it ("5", not "5.000..."). */
-static char *dup_money(const char *s)
+/* A DECIMAL(38,20) cell; NULL means no budget. */
+static void budget_cell(const char *max, const char *spend, struct budget_row *b)
 {
-    money_t m;
-    char buf[MONEY_STR_MAX];
-    if (s == NULL || money_parse(s, &m) < 0)
-        return dup_or_null(s);
-    money_format(m, buf);
-    return strdup(buf);
+    b->has_max = max != NULL && money_parse(max, &b->max) == 0;
+    if (spend == NULL || money_parse(spend, &b->spend) < 0)
+        b->spend = 0;
 }
 
 static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
@@ -91,43 +86,48 @@ static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
     dst->user_id = dup_or_null(src->user_id);
     dst->team_id = dup_or_null(src->team_id);
     dst->models_json = dup_or_null(src->models_json);
-    dst->max_budget = dup_or_null(src->max_budget);
-    dst->spend = dup_or_null(src->spend);
     if ((src->key_alias && !dst->key_alias) || (src->user_id && !dst->user_id) ||
-        (src->team_id && !dst->team_id) || (src->models_json && !dst->models_json) ||
-        (src->max_budget && !dst->max_budget) || (src->spend && !dst->spend)) {
+        (src->team_id && !dst->team_id) || (src->models_json && !dst->models_json)) {
         keyinfo_clear(dst);
         return -1;
     }
     return 0;
 }
 
-/* Worker thread: one key row by token. */
+static const char SQL_KEY[] =
+    "SELECT k.key_alias, k.user_id, k.team_id, k.models, k.blocked,"
+    " COALESCE(FLOOR(UNIX_TIMESTAMP(k.expires) * 1000000), 0), k.max_budget, k.spend,"
+    " u.max_budget, u.spend, t.max_budget, t.spend, COALESCE(t.blocked, 0)"
+    " FROM api_keys k LEFT JOIN internal_users u ON u.user_id = k.user_id"
+    " LEFT JOIN teams t ON t.team_id = k.team_id WHERE k.token = ?";
+
+/* Worker thread: one key row (with its user's and team's budgets) by token. */
 static void fetch_key(MYSQL **db, const struct config *cfg, struct job *j)
 {
     struct db_result *r = NULL;
     struct db_param p[] = {DB_STR(j->token)};
+    struct keyinfo *k = &j->info;
+    k->fetched_ms = now_ms();
     if (*db == NULL && (*db = db_connect(&cfg->db, j->error, sizeof(j->error))) == NULL)
         return;
-    if (db_exec(*db, "SELECT key_alias, user_id, team_id, models, blocked,"
-                     " COALESCE(FLOOR(UNIX_TIMESTAMP(expires) * 1000000), 0), max_budget, spend"
-                     " FROM api_keys WHERE token = ?",
-                p, 1, &r, NULL, NULL, j->error, sizeof(j->error)) < 0) {
+    if (db_exec(*db, SQL_KEY, p, 1, &r, NULL, NULL, j->error, sizeof(j->error)) < 0) {
         mysql_close(*db); /* reconnect next time: the connection may be gone */
         *db = NULL;
         return;
     }
-    memcpy(j->info.token, j->token, sizeof(j->token));
-    j->info.found = r->nrows == 1;
-    if (j->info.found) {
-        j->info.key_alias = dup_or_null(db_cell(r, 0, 0));
-        j->info.user_id = dup_or_null(db_cell(r, 0, 1));
-        j->info.team_id = dup_or_null(db_cell(r, 0, 2));
-        j->info.models_json = dup_or_null(db_cell(r, 0, 3));
-        j->info.blocked = strcmp(db_cell(r, 0, 4), "0") != 0;
-        j->info.expires_us = strtoll(db_cell(r, 0, 5), NULL, 10);
-        j->info.max_budget = dup_money(db_cell(r, 0, 6));
-        j->info.spend = dup_money(db_cell(r, 0, 7));
+    memcpy(k->token, j->token, sizeof(j->token));
+    k->found = r->nrows == 1;
+    if (k->found) {
+        k->key_alias = dup_or_null(db_cell(r, 0, 0));
+        k->user_id = dup_or_null(db_cell(r, 0, 1));
+        k->team_id = dup_or_null(db_cell(r, 0, 2));
+        k->models_json = dup_or_null(db_cell(r, 0, 3));
+        k->blocked = strcmp(db_cell(r, 0, 4), "0") != 0;
+        k->expires_us = strtoll(db_cell(r, 0, 5), NULL, 10);
+        budget_cell(db_cell(r, 0, 6), db_cell(r, 0, 7), &k->key);
+        budget_cell(db_cell(r, 0, 8), db_cell(r, 0, 9), &k->user);
+        budget_cell(db_cell(r, 0, 10), db_cell(r, 0, 11), &k->team);
+        k->team_blocked = strcmp(db_cell(r, 0, 12), "0") != 0;
     }
     db_result_free(r);
     j->ok = true;
@@ -219,8 +219,12 @@ static void cache_store(struct keystore *ks, const struct keyinfo *info)
         free(c);
         return;
     }
-    c->fetched_ms = now_ms();
-    struct cached *old = strmap_put(ks->cache, info->token, c, &err);
+    struct cached *old = strmap_get(ks->cache, info->token);
+    if (old != NULL && old->info.fetched_ms > info->fetched_ms) {
+        free_cached(c); /* an older answer overtaken by a newer one */
+        return;
+    }
+    old = strmap_put(ks->cache, info->token, c, &err);
     if (err < 0)
         free_cached(c);
     else if (old != NULL)
@@ -238,9 +242,13 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&ks->mu);
     while (j != NULL) {
         struct job *next = j->next;
+        struct cached *c;
         if (j->ok)
-            cache_store(ks, &j->info);
-        j->cb(j->ok ? &j->info : NULL, j->ok ? NULL : j->error, j->arg);
+            cache_store(ks, &j->info); /* a new entry: not refreshing */
+        else if ((c = strmap_get(ks->cache, j->token)) != NULL)
+            c->refreshing = false;     /* try again on the next lookup */
+        if (j->cb != NULL)
+            j->cb(j->ok ? &j->info : NULL, j->ok ? NULL : j->error, j->arg);
         keyinfo_clear(&j->info);
         free(j);
         j = next;
@@ -289,21 +297,8 @@ void keystore_free(struct keystore *ks)
     free(ks);
 }
 
-void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
+static void enqueue(struct keystore *ks, struct job *j)
 {
-    struct cached *c = strmap_get(ks->cache, token);
-    if (c != NULL && now_ms() - c->fetched_ms <= ks->cfg->proxyd.key_cache_ttl_ms) {
-        cb(&c->info, NULL, arg);
-        return;
-    }
-    struct job *j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        cb(NULL, "out of memory", arg);
-        return;
-    }
-    snprintf(j->token, sizeof(j->token), "%s", token);
-    j->cb = cb;
-    j->arg = arg;
     pthread_mutex_lock(&ks->mu);
     if (ks->todo_tail != NULL)
         ks->todo_tail->next = j;
@@ -312,6 +307,31 @@ void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, voi
     ks->todo_tail = j;
     pthread_cond_signal(&ks->cv);
     pthread_mutex_unlock(&ks->mu);
+}
+
+void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
+{
+    struct cached *c = strmap_get(ks->cache, token);
+    int64_t age = c != NULL ? now_ms() - c->info.fetched_ms : 0;
+    int ttl = ks->cfg->proxyd.key_cache_ttl_ms;
+    struct job *j = NULL;
+    if (c != NULL && age <= KEYSTORE_STALE_MS(ttl)) {
+        if (age > ttl && !c->refreshing && (j = calloc(1, sizeof(*j))) != NULL) {
+            snprintf(j->token, sizeof(j->token), "%s", token); /* cb NULL: a refresh */
+            c->refreshing = true;
+            enqueue(ks, j);
+        }
+        cb(&c->info, NULL, arg);
+        return;
+    }
+    if ((j = calloc(1, sizeof(*j))) == NULL) {
+        cb(NULL, "out of memory", arg);
+        return;
+    }
+    snprintf(j->token, sizeof(j->token), "%s", token);
+    j->cb = cb;
+    j->arg = arg;
+    enqueue(ks, j);
 }
 
 int64_t keystore_db_down_ms(struct keystore *ks)

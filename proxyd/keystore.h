@@ -13,22 +13,33 @@
 
 #include "config.h"
 #include "keyhash.h"
+#include "money.h"
 
-/* What proxyd knows of a key. Strings are owned by the struct. */
+/* Spend and budget of one owner, as the database had them at fetch time. */
+struct budget_row {
+    bool has_max;
+    money_t max, spend;
+};
+
+/* What proxyd knows of a key, its internal user and its team. Strings are
+ * owned by the struct. */
 struct keyinfo {
     char token[KEYHASH_HEX_LEN + 1];
     bool found;
     char *key_alias, *user_id, *team_id;
     char *models_json;   /* JSON array of allowed model groups; "[]" = all */
-    bool blocked;
+    bool blocked, team_blocked;
     int64_t expires_us;  /* 0 = never */
-    char *max_budget;    /* DECIMAL text or NULL */
-    char *spend;         /* DECIMAL text */
+    struct budget_row key, user, team;
+    int64_t fetched_ms;  /* monotonic time the fetch started: spend is as of then */
 };
 
 /* Called on the loop thread. info is valid only during the call; NULL when
  * the database could not be asked (the caller answers 503). */
 typedef void (*keystore_cb)(const struct keyinfo *info, const char *error, void *arg);
+
+/* How old a cached row may be and still answer while it is refreshed. */
+#define KEYSTORE_STALE_MS(ttl) (2 * (ttl) + 1000)
 
 struct keystore;
 
@@ -37,8 +48,10 @@ struct keystore *keystore_new(struct event_base *base, const struct config *cfg,
 /* Stops the worker thread (waiting for the query in flight) and frees all. */
 void keystore_free(struct keystore *ks);
 
-/* Looks up token (a key hash); answers from the cache when it is fresher
- * than key_cache_ttl_ms, else asks the worker. cb may run before return. */
+/* Looks up token (a key hash). A row younger than key_cache_ttl_ms is used
+ * as it is; an older one still answers (up to KEYSTORE_STALE_MS) while a
+ * refresh runs in the background; otherwise the caller waits for the
+ * worker. cb may run before return. */
 void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg);
 
 /* How long MariaDB has been unreachable (0 when it answers). */
