@@ -21,6 +21,7 @@
 struct price_model {
     money_t input, output, cache_read, cache_write;
     bool has_input, has_output, has_cache_read, has_cache_write;
+    int64_t max_output_tokens;
 };
 
 struct price_table {
@@ -59,6 +60,9 @@ static struct price_model *parse_model(const char *name, json_t *spec, char *err
         free(pm);
         return NULL;
     }
+    json_t *max_out = json_object_get(spec, "max_output_tokens");
+    pm->max_output_tokens = json_is_integer(max_out) && json_integer_value(max_out) > 0
+                                ? json_integer_value(max_out) : 0;
     return pm;
 }
 
@@ -175,6 +179,13 @@ bool price_known(const struct price_table *t, const char *model,
         return true;
     const struct price_model *pm = lookup(t, model, custom);
     return pm != NULL && pm->has_input;
+}
+
+int64_t price_max_output(const struct price_table *t, const char *model,
+                         const struct price_custom *custom)
+{
+    const struct price_model *pm = lookup(t, model, custom);
+    return pm != NULL ? pm->max_output_tokens : 0;
 }
 
 /* Adds count * price to *sum; -1 on overflow. */

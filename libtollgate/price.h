@@ -46,6 +46,10 @@ size_t price_table_count(const struct price_table *t);
 bool price_known(const struct price_table *t, const char *model,
                  const struct price_custom *custom);
 
+/* The model's largest answer in tokens (0 when the map does not say). */
+int64_t price_max_output(const struct price_table *t, const char *model,
+                         const struct price_custom *custom);
+
 /* Cost of a request. PRICE_UNPRICED leaves *cost = 0 (the caller flags the
  * row, never silently charging $0); PRICE_ERROR on impossible usage. */
 enum price_status price_cost(const struct price_table *t, const char *model,

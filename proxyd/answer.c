@@ -57,6 +57,12 @@ static void fill_event(const struct call *c, Tollgate__UsageEvent *e, const stru
 /* Hands the usage event to the publisher (which keeps it until acked). */
 void answer_publish(struct call *c, const struct usage *u, int status, bool estimated)
 {
+    money_t cost = 0;
+    char err[128];
+    if (price_cost(c->px->prices, c->dep->model, &c->dep->price, u, &cost, err, sizeof(err)) !=
+        PRICE_OK)
+        cost = 0;
+    admission_settle(c->px->admission, &c->reservation, cost, c->request_id);
     Tollgate__UsageEvent e = TOLLGATE__USAGE_EVENT__INIT;
     char in_price[MONEY_STR_MAX], out_price[MONEY_STR_MAX];
     size_t ntags = json_array_size(c->tags);

@@ -24,6 +24,8 @@
 #include "router.h"
 #include "sse.h"
 
+#define DEFAULT_MAX_OUTPUT 16384 /* answer tokens assumed when neither request nor map says */
+
 static const char *const UPSTREAM_PATH[] = {
     [CALL_CHAT] = "chat/completions", [CALL_COMPLETION] = "completions",
     [CALL_EMBEDDING] = "embeddings", [CALL_IMAGE] = "images/generations"};
@@ -47,6 +49,7 @@ int64_t call_since_us(const struct timespec *t0)
 
 void call_free(struct call *c)
 {
+    admission_release(c->px->admission, &c->reservation); /* if no event settled it */
     sse_filter_free(c->sse);
     if (c->error_body != NULL)
         evbuffer_free(c->error_body);
@@ -246,6 +249,51 @@ static int keep_key(struct call *c, const struct keyinfo *key)
            (key->team_id && !c->key.team_id) ? -1 : 0;
 }
 
+/* The most this request can cost: every body byte a prompt token (a token
+ * is at least a byte) and the longest answer it allows. */
+static money_t worst_case(const struct call *c, const struct deployment *d)
+{
+    json_t *mt = json_object_get(c->body, "max_completion_tokens");
+    json_t *n = json_object_get(c->body, "n");
+    int64_t out = 0, prompt = (int64_t)evbuffer_get_length(evhttp_request_get_input_buffer(c->req));
+    char err[128];
+    money_t cost = 0;
+    if (!json_is_integer(mt))
+        mt = json_object_get(c->body, "max_tokens");
+    if (c->kind == CALL_CHAT || c->kind == CALL_COMPLETION) {
+        out = json_is_integer(mt) && json_integer_value(mt) > 0 ? json_integer_value(mt)
+                                                               : price_max_output(c->px->prices, d->model, &d->price);
+        if (out <= 0)
+            out = DEFAULT_MAX_OUTPUT;
+        if (json_is_integer(n) && json_integer_value(n) > 1 && json_integer_value(n) <= 128)
+            out *= json_integer_value(n);
+    }
+    struct usage u = {.prompt_tokens = prompt, .completion_tokens = out, .total_tokens = prompt + out};
+    if (price_cost(c->px->prices, d->model, &d->price, &u, &cost, err, sizeof(err)) != PRICE_OK)
+        cost = 0; /* unpriced: nothing to reserve, and nothing will be charged */
+    return cost;
+}
+
+/* Refuses a spent budget (400, LiteLLM's words); else reserves the worst
+ * case of the group's priciest deployment against each budget. */
+static int admit(struct call *c, const struct keyinfo *key)
+{
+    char msg[512];
+    money_t reserve = 0;
+    struct route_state probe;
+    const struct deployment *d = router_first(c->px->router, c->model_group, &probe);
+    for (; d != NULL; d = router_next(c->px->router, &probe)) {
+        money_t w = worst_case(c, d);
+        if (w > reserve)
+            reserve = w;
+    }
+    if (admission_admit(c->px->admission, key, reserve, &c->reservation, msg, sizeof(msg)) < 0) {
+        httpjson_error(c->req, 400, "budget_exceeded", NULL, "%s", msg);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_auth(const struct keyinfo *key, int refused, void *arg)
 {
     struct call *c = arg;
@@ -263,6 +311,10 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
                        "Authentication Error, API Key not allowed to access model. This token "
                        "can only access models=%s. Tried to access %s",
                        key->models_json, c->model_group);
+        call_free(c);
+        return;
+    }
+    if (key != NULL && admit(c, key) < 0) {
         call_free(c);
         return;
     }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "admission.h"
 #include "call.h"
 #include "ids.h"
 #include "keystore.h"
@@ -33,6 +34,7 @@ struct call {
     const char *model_group; /* inside body */
     const struct deployment *dep; /* the deployment of the current attempt */
     struct route_state route;
+    struct reservation reservation; /* held against the key's budgets while in flight */
     struct keyinfo key;     /* copy of the caller's key row (token "" for master) */
     char *end_user;
     json_t *tags;           /* array of strings */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include "admission.h"
 #include "db.h"
 #include "http_front.h"
 #include "keystore.h"
@@ -53,6 +54,11 @@ static int make_dirs(const char *path)
     return mkdir(buf, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+static void on_ack(const char *request_id, void *arg)
+{
+    admission_acked(arg, request_id);
+}
+
 static int build(struct proxy *px, char *err, size_t errlen)
 {
     if (make_dirs(px->cfg->proxyd.spool_dir) < 0) {
@@ -66,8 +72,11 @@ static int build(struct proxy *px, char *err, size_t errlen)
         (px->relay = relay_new(px->base, err, errlen)) == NULL ||
         (px->pub = publisher_new(px->base, px->cfg, err, errlen)) == NULL ||
         (px->keys = keystore_new(px->base, px->cfg, err, errlen)) == NULL ||
+        (px->admission = admission_new(KEYSTORE_STALE_MS(px->cfg->proxyd.key_cache_ttl_ms))) ==
+            NULL ||
         http_front_start(px, err, errlen) < 0)
         return -1;
+    publisher_on_ack(px->pub, on_ack, px->admission);
     warn_unpriced(px);
     return 0;
 }
@@ -83,6 +92,7 @@ static void teardown(struct proxy *px)
     publisher_free(px->pub);
     if (px->http != NULL)
         evhttp_free(px->http);
+    admission_free(px->admission);
     router_free(px->router);
     price_table_free(px->prices);
 }

@@ -3,8 +3,9 @@
  * proxyd is one libevent loop: HTTP front (http_front.c), key checks
  * (auth.c, with MariaDB queries on a worker thread: keystore.c), the
  * upstream transfer (relay.c, libcurl multi), the request lifecycle
- * (call.c), deployment choice (router.c) and event publishing to accountd
- * over ZeroMQ (publish.c).
+ * (call.c, answer.c, stream.c), budgets (admission.c), deployment choice
+ * (router.c) and event publishing to accountd over ZeroMQ (publish.c) with
+ * its durable spool (spool.c).
  */
 #ifndef PROXYD_PROXY_H
 #define PROXYD_PROXY_H
@@ -19,6 +20,7 @@ struct relay;
 struct publisher;
 struct keystore;
 struct router;
+struct admission;
 
 struct proxy {
     struct event_base *base;
@@ -29,6 +31,7 @@ struct proxy {
     struct publisher *pub;
     struct keystore *keys;
     struct router *router;
+    struct admission *admission;
 };
 
 #endif

@@ -48,6 +48,8 @@ struct publisher {
     int64_t down_since_ms;  /* when connected last became 0; 0 while connected */
     struct strmap *pending; /* request id -> struct pending */
     struct spool *spool;
+    void (*ack_cb)(const char *request_id, void *arg);
+    void *ack_arg;
     uint8_t *out;           /* outgoing EventBatch being built */
     size_t out_len, out_cap, out_events;
     bool send_failing;      /* logged once per state change */
@@ -82,6 +84,8 @@ static void handle_ack(struct publisher *p, const zmq_msg_t *msg)
         if (pe->seg != NULL)
             spool_ack(p->spool, pe->seg, ack->request_ids[i]);
         pending_free(pe);
+        if (p->ack_cb != NULL)
+            p->ack_cb(ack->request_ids[i], p->ack_arg);
     }
     tollgate__event_ack__free_unpacked(ack, NULL);
 }
@@ -233,6 +237,13 @@ static void on_recovered(const char *request_id, const uint8_t *event, size_t le
 {
     if (enqueue(arg, request_id, event, len, seg) < 0)
         log_error("spool: out of memory re-queueing %s; it stays on disk", request_id);
+}
+
+void publisher_on_ack(struct publisher *p, void (*cb)(const char *request_id, void *arg),
+                      void *arg)
+{
+    p->ack_cb = cb;
+    p->ack_arg = arg;
 }
 
 bool publisher_full(const struct publisher *p)

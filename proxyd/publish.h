@@ -23,6 +23,10 @@ void publisher_free(struct publisher *p);
 /* Queues an encoded UsageEvent (copied) for delivery. -1 on ENOMEM. */
 int publisher_send(struct publisher *p, const char *request_id, const uint8_t *event, size_t len);
 
+/* cb runs for every event accountd acknowledges (after its commit). */
+void publisher_on_ack(struct publisher *p, void (*cb)(const char *request_id, void *arg),
+                      void *arg);
+
 /* Is the spool at its cap (new requests must be refused)? */
 bool publisher_full(const struct publisher *p);
 

@@ -1,0 +1,48 @@
+/* admission.h - budget admission: refusing spent budgets and reserving
+ * in-flight requests' worst-case cost against them. */
+#ifndef PROXYD_ADMISSION_H
+#define PROXYD_ADMISSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keystore.h"
+#include "money.h"
+
+#define ADMISSION_MAX_OWNERS 3 /* key, internal user, team */
+
+struct admission;
+struct owner;
+
+/* What one admitted request holds. */
+struct reservation {
+    money_t amount;
+    struct owner *owners[ADMISSION_MAX_OWNERS];
+    size_t n;
+};
+
+/* stale_ms: the oldest key row proxyd still uses (KEYSTORE_STALE_MS). */
+struct admission *admission_new(int64_t stale_ms);
+void admission_free(struct admission *a);
+
+/* Checks every budget of the key's chain (key; internal user when the key
+ * has no team, as LiteLLM; team). Refused when spend >= max budget, where
+ * spend = the row's spend + what this proxyd knows the row does not include
+ * yet + in-flight reservations. On refusal msg gets LiteLLM's message and
+ * -1 is returned; else the reserve is held against each budget. */
+int admission_admit(struct admission *a, const struct keyinfo *k, money_t reserve,
+                    struct reservation *r, char *msg, size_t len);
+
+/* The request ended costing `actual`: the reservation goes, the cost counts
+ * as unconfirmed until accountd has committed it and a key row fetched
+ * after that includes it. */
+void admission_settle(struct admission *a, struct reservation *r, money_t actual,
+                      const char *request_id);
+
+/* The request ended without a usage event (refused before relaying). */
+void admission_release(struct admission *a, struct reservation *r);
+
+/* accountd acknowledged (committed) request_id. */
+void admission_acked(struct admission *a, const char *request_id);
+
+#endif
