@@ -184,9 +184,11 @@ int admission_admit(struct admission *a, const struct keyinfo *k, money_t reserv
         money_t known = checks[i].row->spend, total;
         if (money_add(known, unconfirmed(o, k->fetched_ms), &known) < 0 ||
             money_add(known, o->reserved, &total) < 0 || total >= checks[i].row->max) {
+            /* Costs not yet acked may already be in the row: then ask again later. */
+            int rc = total - o->pending < checks[i].row->max ? ADMISSION_UNSURE : -1;
             refusal(&checks[i], known, msg, len);
             owner_release(a, o);
-            return -1;
+            return rc;
         }
         r->owners[r->n++] = o;
     }

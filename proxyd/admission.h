@@ -25,11 +25,16 @@ struct reservation {
 struct admission *admission_new(int64_t stale_ms);
 void admission_free(struct admission *a);
 
+#define ADMISSION_UNSURE (-2)
+
 /* Checks every budget of the key's chain (key; internal user when the key
  * has no team, as LiteLLM; team). Refused when spend >= max budget, where
  * spend = the row's spend + what this proxyd knows the row does not include
  * yet + in-flight reservations. On refusal msg gets LiteLLM's message and
- * -1 is returned; else the reserve is held against each budget. */
+ * -1 is returned; else the reserve is held against each budget.
+ * ADMISSION_UNSURE: refused only because of costs accountd has not acked
+ * yet, which the row may already include; ask again with a row fetched
+ * after their acks (msg holds the refusal to give if it stays so). */
 int admission_admit(struct admission *a, const struct keyinfo *k, money_t reserve,
                     struct reservation *r, char *msg, size_t len);
 

@@ -25,6 +25,8 @@
 #include "sse.h"
 
 #define DEFAULT_MAX_OUTPUT 16384 /* answer tokens assumed when neither request nor map says */
+#define ADMIT_WAIT_MS 20         /* an unsure budget check looks again after this */
+#define ADMIT_WAITS_MAX 25       /* and gives up (refuses) after this many looks */
 
 static const char *const UPSTREAM_PATH[] = {
     [CALL_CHAT] = "chat/completions", [CALL_COMPLETION] = "completions",
@@ -49,6 +51,8 @@ int64_t call_since_us(const struct timespec *t0)
 
 void call_free(struct call *c)
 {
+    if (c->wait_ev != NULL)
+        event_free(c->wait_ev);
     admission_release(c->px->admission, &c->reservation); /* if no event settled it */
     sse_filter_free(c->sse);
     if (c->error_body != NULL)
@@ -274,11 +278,10 @@ static money_t worst_case(const struct call *c, const struct deployment *d)
     return cost;
 }
 
-/* Refuses a spent budget (400, LiteLLM's words); else reserves the worst
- * case of the group's priciest deployment against each budget. */
-static int admit(struct call *c, const struct keyinfo *key)
+/* The worst case of the group's priciest deployment (retries and fallbacks
+ * included), reserved against each budget while the request runs. */
+static money_t reserve_for(struct call *c)
 {
-    char msg[512];
     money_t reserve = 0;
     struct route_state probe;
     const struct deployment *d = router_first(c->px->router, c->model_group, &probe);
@@ -287,11 +290,72 @@ static int admit(struct call *c, const struct keyinfo *key)
         if (w > reserve)
             reserve = w;
     }
-    if (admission_admit(c->px->admission, key, reserve, &c->reservation, msg, sizeof(msg)) < 0) {
-        httpjson_error(c->req, 400, "budget_exceeded", NULL, "%s", msg);
-        return -1;
+    return reserve;
+}
+
+static void route_and_start(struct call *c)
+{
+    if ((c->dep = router_first(c->px->router, c->model_group, &c->route)) == NULL) {
+        httpjson_error(c->req, 400, "invalid_request_error", "model",
+                       "Invalid model name passed in model=%s. Call `/v1/models` to view "
+                       "available models for your key. Available: %s",
+                       c->model_group, router_group_names(c->px->router));
+        call_free(c);
+        return;
     }
-    return 0;
+    if (start_attempt(c) < 0) {
+        httpjson_error(c->req, 500, "internal_error", NULL, "cannot start the upstream request");
+        call_free(c);
+    }
+}
+
+static void admit(struct call *c, const struct keyinfo *key);
+
+static void on_fresh_key(const struct keyinfo *key, const char *error, void *arg)
+{
+    struct call *c = arg;
+    if (key == NULL || !key->found) {
+        httpjson_error(c->req, key == NULL ? 503 : 401, key == NULL ? "service_unavailable"
+                                                                     : "auth_error",
+                       NULL, "Key check failed: %s", key == NULL ? error : "key not found");
+        call_free(c);
+        return;
+    }
+    c->key.key = key->key;
+    c->key.user = key->user;
+    c->key.team = key->team;
+    admit(c, key);
+}
+
+static void on_admit_wait(evutil_socket_t fd, short what, void *arg)
+{
+    struct call *c = arg;
+    (void)fd;
+    (void)what;
+    event_free(c->wait_ev);
+    c->wait_ev = NULL;
+    keystore_lookup_fresh(c->px->keys, c->key.token, on_fresh_key, c);
+}
+
+/* Refuses a spent budget (400, LiteLLM's words) or reserves and goes on.
+ * When only costs not yet acked by accountd stand in the way, waits for the
+ * acks and a row fetched after them, so a cost is never counted twice. */
+static void admit(struct call *c, const struct keyinfo *key)
+{
+    char msg[512];
+    int rc = admission_admit(c->px->admission, key, reserve_for(c), &c->reservation, msg,
+                             sizeof(msg));
+    if (rc == 0) {
+        route_and_start(c);
+        return;
+    }
+    struct timeval tv = {0, ADMIT_WAIT_MS * 1000};
+    if (rc == ADMISSION_UNSURE && c->admit_waits++ < ADMIT_WAITS_MAX &&
+        (c->wait_ev = evtimer_new(c->px->base, on_admit_wait, c)) != NULL &&
+        evtimer_add(c->wait_ev, &tv) == 0)
+        return;
+    httpjson_error(c->req, 400, "budget_exceeded", NULL, "%s", msg);
+    call_free(c);
 }
 
 static void on_auth(const struct keyinfo *key, int refused, void *arg)
@@ -314,22 +378,10 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         call_free(c);
         return;
     }
-    if (key != NULL && admit(c, key) < 0) {
-        call_free(c);
-        return;
-    }
-    if ((c->dep = router_first(c->px->router, c->model_group, &c->route)) == NULL) {
-        httpjson_error(c->req, 400, "invalid_request_error", "model",
-                       "Invalid model name passed in model=%s. Call `/v1/models` to view "
-                       "available models for your key. Available: %s",
-                       c->model_group, router_group_names(c->px->router));
-        call_free(c);
-        return;
-    }
-    if (start_attempt(c) < 0) {
-        httpjson_error(c->req, 500, "internal_error", NULL, "cannot start the upstream request");
-        call_free(c);
-    }
+    if (key != NULL)
+        admit(c, key);
+    else
+        route_and_start(c); /* the master key has no budget */
 }
 
 void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind,

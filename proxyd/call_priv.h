@@ -35,6 +35,8 @@ struct call {
     const struct deployment *dep; /* the deployment of the current attempt */
     struct route_state route;
     struct reservation reservation; /* held against the key's budgets while in flight */
+    struct event *wait_ev;          /* an unsure budget check waiting to look again */
+    int admit_waits;
     struct keyinfo key;     /* copy of the caller's key row (token "" for master) */
     char *end_user;
     json_t *tags;           /* array of strings */

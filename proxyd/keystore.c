@@ -334,6 +334,19 @@ void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, voi
     enqueue(ks, j);
 }
 
+void keystore_lookup_fresh(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        cb(NULL, "out of memory", arg);
+        return;
+    }
+    snprintf(j->token, sizeof(j->token), "%s", token);
+    j->cb = cb;
+    j->arg = arg;
+    enqueue(ks, j);
+}
+
 int64_t keystore_db_down_ms(struct keystore *ks)
 {
     int64_t since = atomic_load(&ks->db_down_since_ms);

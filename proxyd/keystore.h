@@ -57,4 +57,7 @@ void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, voi
 /* How long MariaDB has been unreachable (0 when it answers). */
 int64_t keystore_db_down_ms(struct keystore *ks);
 
+/* Like keystore_lookup, but always answers with a row fetched from now on. */
+void keystore_lookup_fresh(struct keystore *ks, const char *token, keystore_cb cb, void *arg);
+
 #endif

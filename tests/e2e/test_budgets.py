@@ -1,0 +1,172 @@
+"""test_budgets.py - budgets hold: sequentially, under concurrency, and with
+two proxyd instances (where the stated overshoot bound is measured).
+
+Run from the repo root:  python3 -m unittest -v tests/e2e/test_budgets.py
+"""
+
+import copy
+import json
+import os
+import sys
+import threading
+import unittest
+from decimal import Decimal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from harness import MASTER_KEY, expected_cost, free_port, wait_for  # noqa: E402
+
+PROMPT, COMPLETION = 100, 500          # prompt <= body bytes: the worst case holds
+COST = expected_cost(PROMPT, COMPLETION)  # 0.000045
+
+
+def body():
+    return {"model": "llama3", "max_tokens": COMPLETION,
+            "messages": [{"role": "user", "content": "budget test " + "x" * 150}],
+            "mock_usage": {"prompt_tokens": PROMPT, "completion_tokens": COMPLETION}}
+
+
+class BudgetTest(harness.StackTestCase):
+
+    def make(self, path, fields):
+        status, _, b = self.stack.report("POST", path, fields, key=MASTER_KEY)
+        self.assertEqual(status, 200, b)
+        return b
+
+    def chat(self, key, port=None):
+        return self.stack.http("POST", port or self.stack.proxyd_port, "/v1/chat/completions",
+                               body(), key)
+
+    def ledger_sum(self, token):
+        return Decimal(self.stack.sql_value(
+            "SELECT COALESCE(SUM(spend), 0) FROM spend_logs WHERE api_key = '%s'" % token))
+
+    def wait_ledger(self, token, n):
+        wait_for(lambda: int(self.stack.sql_value(
+            "SELECT COUNT(*) FROM spend_logs WHERE api_key = '%s'" % token)) >= n, 10)
+
+    def run_sequential(self, key, limit=20):
+        ok, refusal = 0, None
+        for _ in range(limit):
+            status, _, b = self.chat(key)
+            if status != 200:
+                refusal = (status, b)
+                break
+            ok += 1
+        return ok, refusal
+
+    def assert_refusal(self, refusal, message):
+        self.assertIsNotNone(refusal, "never refused")
+        status, b = refusal
+        self.assertEqual(status, 400, b)
+        self.assertEqual(b["error"]["type"], "budget_exceeded")
+        self.assertEqual(b["error"]["code"], "400")
+        self.assertEqual(b["error"]["message"], message)
+
+    def test_key_budget_sequential(self):
+        k = self.make("/key/generate", {"max_budget": float(COST * 10)})
+        ok, refusal = self.run_sequential(k["key"])
+        self.assertEqual(ok, 10)
+        spent = COST * 10
+        self.assert_refusal(refusal, "Budget has been exceeded! Current cost: %s, Max budget: %s"
+                            % (spent.normalize(), spent.normalize()))
+        self.wait_ledger(k["token"], 10)
+        self.assertEqual(self.ledger_sum(k["token"]), spent)
+
+    def test_user_budget_for_keys_without_team(self):
+        self.make("/user/new", {"user_id": "budget-user", "max_budget": float(COST * 3)})
+        k1 = self.make("/key/generate", {"user_id": "budget-user"})
+        k2 = self.make("/key/generate", {"user_id": "budget-user"})
+        self.assertEqual(self.run_sequential(k1["key"], 2)[0], 2)
+        ok, refusal = self.run_sequential(k2["key"])
+        self.assertEqual(ok, 1)  # the user's budget is shared by both keys
+        self.assert_refusal(refusal, "ExceededBudget: User=budget-user over budget. "
+                            "Spend=%s, Budget=%s" % ((COST * 3).normalize(), (COST * 3).normalize()))
+
+    def test_team_budget(self):
+        self.make("/team/new", {"team_id": "budget-team", "max_budget": float(COST * 2)})
+        k = self.make("/key/generate", {"team_id": "budget-team"})
+        ok, refusal = self.run_sequential(k["key"])
+        self.assertEqual(ok, 2)
+        self.assert_refusal(refusal, "Budget has been exceeded! Team=budget-team Current cost: "
+                            "%s, Max budget: %s" % ((COST * 2).normalize(), (COST * 2).normalize()))
+
+    def parallel(self, key, n, port=None):
+        results = []
+        lock = threading.Lock()
+
+        def one():
+            status, _, b = self.chat(key, port)
+            with lock:
+                results.append((status, b))
+
+        threads = [threading.Thread(target=one) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+    def test_50_concurrent_against_a_budget_for_10(self):
+        budget = COST * 10
+        k = self.make("/key/generate", {"max_budget": float(budget)})
+        results = self.parallel(k["key"], 50)
+        ok = sum(1 for s, _ in results if s == 200)
+        for s, b in results:
+            if s != 200:
+                self.assertEqual(s, 400, b)
+                self.assertEqual(b["error"]["type"], "budget_exceeded")
+        self.wait_ledger(k["token"], ok)
+        spent = self.ledger_sum(k["token"])
+        # one proxyd: reservations let at most one request past the budget
+        self.assertLessEqual(spent, budget + COST, "overshoot beyond one request")
+        self.assertGreaterEqual(ok, 5, "reservations should not starve the budget")
+        print("\n  one proxyd: %d of 50 admitted, spend %s of budget %s" % (ok, spent, budget))
+
+    def test_two_proxyd_instances_overshoot_bound(self):
+        """Stated bound: each proxyd sees the other's spend only once accountd
+        has committed it and its key row is refreshed (key_cache_ttl_ms), so
+        with N instances a budget can be overshot by what the others spend in
+        that window: at most (N - 1) x the budget, plus one request each."""
+        s = self.stack
+        cfg = copy.deepcopy(s.config)
+        port2 = free_port()
+        cfg["tollgate"]["proxyd"]["listen"] = "127.0.0.1:%d" % port2
+        cfg["tollgate"]["proxyd"]["spool_dir"] = str(s.dir / "spool-2")
+        path = s.write_config("proxyd-2.yaml", cfg)
+        second = s._spawn("proxyd", ["-c", str(path)], port=port2)
+        s.daemons.remove(second)  # stopped here, not by the stack
+        try:
+            def up():
+                try:
+                    return s.http("GET", port2, "/health/liveliness")[0] == 200
+                except OSError:
+                    return False
+
+            wait_for(up, 10)
+            budget = COST * 10
+            k = self.make("/key/generate", {"max_budget": float(budget)})
+            results = []
+            threads = [threading.Thread(target=lambda p=p: results.extend(
+                self.parallel(k["key"], 25, p))) for p in (s.proxyd_port, port2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            ok = sum(1 for st, _ in results if st == 200)
+            self.wait_ledger(k["token"], ok)
+            spent = self.ledger_sum(k["token"])
+            self.assertLessEqual(spent, 2 * budget + 2 * COST)
+            print("\n  two proxyd: %d of 50 admitted, spend %s of budget %s (overshoot %s)"
+                  % (ok, spent, budget, max(Decimal(0), spent - budget)))
+            # once the ledger has it, both instances refuse
+            for port in (s.proxyd_port, port2):
+                wait_for(lambda port=port: self.chat(k["key"], port)[0] == 400, 5)
+        finally:
+            second.proc.terminate()
+            self.assertEqual(second.proc.wait(15), 0, second.tail())
+
+
+if __name__ == "__main__":
+    unittest.main()
