@@ -3,7 +3,8 @@
  * Data-plane routes are relayed (call.c); control-plane paths go to reportd
  * (forward.c); /models and the health checks are answered here. Clients
  * keep HTTP/1.1 connections alive; an idle or too slow client is closed
- * after CLIENT_TIMEOUT_S. Bodies above max_body_bytes are refused.
+ * after CLIENT_TIMEOUT_S. Bodies above max_body_bytes are refused with a
+ * JSON 413 (httpjson_body).
  */
 #include "http_front.h"
 
@@ -164,7 +165,9 @@ int http_front_start(struct proxy *px, char *err, size_t errlen)
         snprintf(err, errlen, "evhttp_new failed");
         return -1;
     }
-    evhttp_set_max_body_size(px->http, (ev_ssize_t)px->cfg->proxyd.max_body_bytes);
+    /* libevent answers bodies over its limit with an HTML page: give it room
+     * above ours, so that what clients see past max_body_bytes is our JSON 413. */
+    evhttp_set_max_body_size(px->http, (ev_ssize_t)(2 * px->cfg->proxyd.max_body_bytes + (1 << 20)));
     evhttp_set_timeout(px->http, CLIENT_TIMEOUT_S);
     evhttp_set_allowed_methods(px->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);

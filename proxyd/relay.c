@@ -68,9 +68,7 @@ static void on_socket(evutil_socket_t fd, short what, void *arg)
     struct relay *r = arg;
     int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     curl_multi_socket_action(r->multi, fd, action, &r->running);
-    check_done(r);
-    if (r->running <= 0)
-        evtimer_del(r->timer);
+    check_done(r); /* may start new transfers (retries): curl's timer is theirs now */
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)

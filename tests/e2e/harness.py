@@ -265,13 +265,15 @@ class Stack:
     extra_models  more model_list entries: a list of dicts, or a callable
                   taking the Stack (so entries can use stack.upstream_base)
     tollgate      dict merged into the config's `tollgate:` section
+    extra_config  more top-level sections, e.g. {"router_settings": {...}}
     fake_args     more fake-upstream arguments, e.g. ["--prompt-tokens", "7"]
     """
 
     def __init__(self, extra_models=(), tollgate=None, master_key=MASTER_KEY,
-                 upstream_key=UPSTREAM_KEY, fake_args=()):
+                 upstream_key=UPSTREAM_KEY, fake_args=(), extra_config=None):
         self.extra_models = extra_models
         self.tollgate_overrides = tollgate or {}
+        self.extra_config = extra_config or {}  # more top-level sections (router_settings, ...)
         self.master_key = master_key
         self.upstream_key = upstream_key
         self.fake_args = list(fake_args)
@@ -414,6 +416,7 @@ class Stack:
             },
         }
         deep_merge(cfg["tollgate"], self.tollgate_overrides)
+        cfg.update(copy.deepcopy(self.extra_config))
         return cfg
 
     def write_config(self, name, config):
