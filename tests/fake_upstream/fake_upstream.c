@@ -244,7 +244,8 @@ static void on_call_closed(struct evhttp_connection *conn, void *arg)
     if (c->stream) {
         c->app->active_streams--;
         c->app->cancelled_streams++;
-        fprintf(stderr, "fake-upstream: client went away after %zu chunks\n", c->stream->sent);
+        fprintf(stderr, "fake-upstream: client went away after %zu chunks\n",
+                c->stream->sent);
     } else {
         fprintf(stderr, "fake-upstream: client went away before the reply\n");
     }
@@ -320,7 +321,8 @@ static struct call *call_new(const struct exchange *ex)
     c->timer = evtimer_new(ex->app->base, on_call_timer, c);
     bev = c->conn ? evhttp_connection_get_bufferevent(c->conn) : NULL;
     if (bev && bufferevent_getfd(bev) >= 0)
-        c->watch = event_new(ex->app->base, bufferevent_getfd(bev), EV_READ, on_peer_readable, c);
+        c->watch = event_new(ex->app->base, bufferevent_getfd(bev), EV_READ,
+                             on_peer_readable, c);
     if (!c->timer || !c->watch || event_add(c->watch, NULL) != 0) {
         if (c->timer)
             event_free(c->timer);
