@@ -10,6 +10,10 @@ PACKAGES=(
   mariadb-server mariadb-client python3 curl
 )
 
+# The tests drive proxyd with the official OpenAI Node client: Debian's
+# Node.js unless the machine already has one.
+command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)
+
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "install-deps.sh: run as root or install sudo" >&2; exit 1; }

@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
+echo "=== npm ci (tests/node: the official OpenAI client)"
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
 run_suite() { # build-dir label cmake-args...
   local dir=$1 label=$2

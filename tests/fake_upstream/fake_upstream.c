@@ -948,10 +948,15 @@ static void handle_embeddings(struct exchange *ex)
     }
     if (!common_checks(ex, &u))
         return;
+    /* The OpenAI SDKs ask for base64 (little-endian float32) by default. */
+    const char *fmt = json_string_value(json_object_get(ex->body, "encoding_format"));
+    json_t *vec = fmt != NULL && strcmp(fmt, "base64") == 0
+                      ? json_string("zczMPc3MTD6amZk+") /* 0.1, 0.2, 0.3 */
+                      : json_pack("[f, f, f]", 0.1, 0.2, 0.3);
     send_json(ex, HTTP_OK,
-              json_pack("{s:s, s:[{s:s, s:i, s:[f, f, f]}], s:s, s:o}", "object", "list",
-                        "data", "object", "embedding", "index", 0, "embedding", 0.1, 0.2,
-                        0.3, "model", answer_model(ex), "usage", usage_json(&u, 0)));
+              json_pack("{s:s, s:[{s:s, s:i, s:o}], s:s, s:o}", "object", "list",
+                        "data", "object", "embedding", "index", 0, "embedding", vec,
+                        "model", answer_model(ex), "usage", usage_json(&u, 0)));
 }
 
 /* True if `size` is "auto" or "WIDTHxHEIGHT" (positive decimal numbers). */
