@@ -3,8 +3,9 @@
  * Exactly-once: spend_logs.request_id is the primary key. A batch runs in
  * ONE transaction; each event's row is inserted with ON DUPLICATE KEY doing
  * nothing, and only when the insert really added the row (affected rows 1)
- * are the key, internal user and team spend counters incremented, in that
- * fixed order. A redelivered event therefore adds no spend.
+ * are the spend counters of the key, internal user, team, end user and tags
+ * incremented, in that fixed order (tags sorted), so concurrent writers
+ * take row locks in the same order. A redelivered event adds no spend.
  *
  * Failures: deadlocks and lost connections retry the whole batch with
  * backoff (reconnecting as needed) and nothing is acknowledged meanwhile. A
@@ -182,6 +183,38 @@ static const char *const SQL_ADD_SPEND[] = {
     "UPDATE teams SET spend = spend + CAST(? AS DECIMAL(38,20)) WHERE team_id = ?",
 };
 
+/* End users and tags get a row on first use, so they appear in reports. */
+static const char SQL_ADD_CUSTOMER[] =
+    "INSERT INTO customers (user_id, spend, created_at, updated_at)"
+    " VALUES (?, CAST(? AS DECIMAL(38,20)), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+    " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend)";
+static const char SQL_ADD_TAG[] =
+    "INSERT INTO tags (tag, spend, created_at, updated_at)"
+    " VALUES (?, CAST(? AS DECIMAL(38,20)), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+    " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend)";
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Tags in sorted order (the lock order), each once. */
+static int add_tag_spend(struct ledger *l, const Tollgate__UsageEvent *e, const char *cost,
+                         unsigned *errnum, char *err, size_t errlen)
+{
+    char *tags[e->n_tags ? e->n_tags : 1];
+    memcpy(tags, e->tags, e->n_tags * sizeof(*tags));
+    qsort(tags, e->n_tags, sizeof(*tags), cmp_str);
+    for (size_t i = 0; i < e->n_tags; i++) {
+        if ((i > 0 && strcmp(tags[i], tags[i - 1]) == 0) || tags[i][0] == '\0')
+            continue;
+        struct db_param p[] = {DB_STR(tags[i]), DB_STR(cost)};
+        if (db_exec(l->db, SQL_ADD_TAG, p, 2, NULL, NULL, errnum, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int apply_event(struct ledger *l, const Tollgate__UsageEvent *e, unsigned *errnum,
                        char *err, size_t errlen)
 {
@@ -190,11 +223,17 @@ static int apply_event(struct ledger *l, const Tollgate__UsageEvent *e, unsigned
     bool inserted;
     if (insert_log(l, e, cost, &inserted, errnum, err, errlen) < 0)
         return -1;
-    for (size_t i = 0; inserted && i < sizeof(owners) / sizeof(owners[0]); i++) {
+    if (!inserted)
+        return 0;
+    for (size_t i = 0; i < sizeof(owners) / sizeof(owners[0]); i++) {
         if (add_spend(l, SQL_ADD_SPEND[i], owners[i], cost, errnum, err, errlen) < 0)
             return -1;
     }
-    return 0;
+    struct db_param p[] = {DB_STR(e->end_user), DB_STR(cost)};
+    if (nonempty(e->end_user) != NULL &&
+        db_exec(l->db, SQL_ADD_CUSTOMER, p, 2, NULL, NULL, errnum, err, errlen) < 0)
+        return -1;
+    return add_tag_spend(l, e, cost, errnum, err, errlen);
 }
 
 static int write_batch(struct ledger *l, Tollgate__UsageEvent **events, size_t n,

@@ -219,6 +219,11 @@ class SkeletonTest(harness.StackTestCase):
         # -- counters, exactly the cost
         self.assertEqual(self.spends(token=token, user_id="alice", team_id="prod-team"),
                          [cost, cost, cost])
+        # the end user and the tags, created on first use
+        self.assertEqual(Decimal(s.sql_value("SELECT spend FROM customers"
+                                             " WHERE user_id = 'palantir'")), cost)
+        self.assertEqual(sorted((t, Decimal(v)) for t, v in s.sql("SELECT tag, spend FROM tags")),
+                         sorted((t, cost) for t in tags))
 
         # -- /spend/logs
         expected_log = {
@@ -550,8 +555,8 @@ class SkeletonTest(harness.StackTestCase):
         self.assertEqual(
             sorted(r[0] for r in s.sql("SELECT table_name FROM information_schema.tables"
                                        " WHERE table_schema = 'tg_fresh'")),
-            ["api_keys", "internal_users", "rejected_events", "schema_migrations",
-             "spend_logs", "teams"])
+            ["api_keys", "budgets", "customers", "internal_users", "rejected_events",
+             "schema_migrations", "spend_logs", "tags", "teams"])
         rc, err = s.run_daemon_once("accountd", fresh, ["--migrate"])
         self.assertEqual(rc, 0, err)
         self.assertIn("0 migrations applied", err)
