@@ -1,10 +1,11 @@
 /* keystore.c - key cache and the MariaDB worker thread behind it.
  *
- * Design: the loop thread owns the cache (a strmap, no locks). A miss pushes
- * a job onto a mutex-protected queue; the worker thread runs the prepared
- * SELECT on its own connection and moves the job to a done queue, then
- * wakes the loop with event_active() (libevent built with pthreads). The
- * loop stores the row in the cache and calls the job's callback.
+ * Design: the loop thread owns the caches (strmaps, no locks). A miss
+ * pushes a job onto a mutex-protected queue; the worker thread runs the job
+ * (prepared SELECTs on its own connection) and moves it to a done queue,
+ * then wakes the loop with event_active() (libevent built with pthreads).
+ * The loop finishes the job: stores the rows and calls back. owners.c uses
+ * the same worker for end users and tags.
  */
 #include "keystore.h"
 
@@ -27,14 +28,14 @@ struct cached {
     bool refreshing; /* a background refresh is queued */
 };
 
+/* A key row lookup: cb NULL means a background refresh. */
 struct job {
-    struct job *next;
+    struct keystore_job base; /* first: the worker queues it */
+    struct keystore *ks;
     char token[KEYHASH_HEX_LEN + 1];
     keystore_cb cb;
     void *arg;
     struct keyinfo info;
-    bool ok;
-    char error[256];
 };
 
 struct keystore {
@@ -45,7 +46,7 @@ struct keystore {
     bool thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct job *todo_head, *todo_tail, *done_head, *done_tail; /* under mu */
+    struct keystore_job *todo_head, *todo_tail, *done_head, *done_tail; /* under mu */
     bool stopping;                                           /* under mu */
     _Atomic int64_t db_down_since_ms; /* 0 while MariaDB answers; set by the worker */
 };
@@ -102,19 +103,15 @@ static const char SQL_KEY[] =
     " LEFT JOIN teams t ON t.team_id = k.team_id WHERE k.token = ?";
 
 /* Worker thread: one key row (with its user's and team's budgets) by token. */
-static void fetch_key(MYSQL **db, const struct config *cfg, struct job *j)
+static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config *cfg)
 {
+    struct job *j = (struct job *)base;
     struct db_result *r = NULL;
     struct db_param p[] = {DB_STR(j->token)};
     struct keyinfo *k = &j->info;
     k->fetched_ms = now_ms();
-    if (*db == NULL && (*db = db_connect(&cfg->db, j->error, sizeof(j->error))) == NULL)
+    if (keystore_query(db, cfg, SQL_KEY, p, 1, &r, base) < 0)
         return;
-    if (db_exec(*db, SQL_KEY, p, 1, &r, NULL, NULL, j->error, sizeof(j->error)) < 0) {
-        mysql_close(*db); /* reconnect next time: the connection may be gone */
-        *db = NULL;
-        return;
-    }
     memcpy(k->token, j->token, sizeof(j->token));
     k->found = r->nrows == 1;
     if (k->found) {
@@ -130,7 +127,21 @@ static void fetch_key(MYSQL **db, const struct config *cfg, struct job *j)
         k->team_blocked = strcmp(db_cell(r, 0, 12), "0") != 0;
     }
     db_result_free(r);
-    j->ok = true;
+    base->ok = true;
+}
+
+int keystore_query(MYSQL **db, const struct config *cfg, const char *sql,
+                   const struct db_param *params, size_t n, struct db_result **res,
+                   struct keystore_job *j)
+{
+    if (*db == NULL && (*db = db_connect(&cfg->db, j->error, sizeof(j->error))) == NULL)
+        return -1;
+    if (db_exec(*db, sql, params, n, res, NULL, NULL, j->error, sizeof(j->error)) < 0) {
+        mysql_close(*db); /* reconnect next time: the connection may be gone */
+        *db = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 /* Records whether MariaDB answered, for /health/readiness. */
@@ -174,7 +185,7 @@ static void *worker_main(void *arg)
                 pthread_mutex_lock(&ks->mu);
             }
         }
-        struct job *j = ks->todo_head;
+        struct keystore_job *j = ks->todo_head;
         if (j == NULL) { /* stopping and nothing left */
             pthread_mutex_unlock(&ks->mu);
             break;
@@ -184,7 +195,7 @@ static void *worker_main(void *arg)
             ks->todo_tail = NULL;
         pthread_mutex_unlock(&ks->mu);
 
-        fetch_key(&db, ks->cfg, j);
+        j->run(j, &db, ks->cfg);
         note_db(ks, j->ok);
 
         pthread_mutex_lock(&ks->mu);
@@ -237,22 +248,29 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pthread_mutex_lock(&ks->mu);
-    struct job *j = ks->done_head;
+    struct keystore_job *j = ks->done_head;
     ks->done_head = ks->done_tail = NULL;
     pthread_mutex_unlock(&ks->mu);
     while (j != NULL) {
-        struct job *next = j->next;
-        struct cached *c;
-        if (j->ok)
-            cache_store(ks, &j->info); /* a new entry: not refreshing */
-        else if ((c = strmap_get(ks->cache, j->token)) != NULL)
-            c->refreshing = false;     /* try again on the next lookup */
-        if (j->cb != NULL)
-            j->cb(j->ok ? &j->info : NULL, j->ok ? NULL : j->error, j->arg);
-        keyinfo_clear(&j->info);
-        free(j);
+        struct keystore_job *next = j->next;
+        j->finish(j); /* frees j */
         j = next;
     }
+}
+
+/* Loop thread: a key row arrived (or could not be had). */
+static void finish_key(struct keystore_job *base)
+{
+    struct job *j = (struct job *)base;
+    struct cached *c;
+    if (base->ok)
+        cache_store(j->ks, &j->info); /* a new entry: not refreshing */
+    else if ((c = strmap_get(j->ks->cache, j->token)) != NULL)
+        c->refreshing = false;        /* try again on the next lookup */
+    if (j->cb != NULL)
+        j->cb(base->ok ? &j->info : NULL, base->ok ? NULL : base->error, j->arg);
+    keyinfo_clear(&j->info);
+    free(j);
 }
 
 struct keystore *keystore_new(struct event_base *base, const struct config *cfg,
@@ -297,8 +315,9 @@ void keystore_free(struct keystore *ks)
     free(ks);
 }
 
-static void enqueue(struct keystore *ks, struct job *j)
+void keystore_submit(struct keystore *ks, struct keystore_job *j)
 {
+    j->next = NULL;
     pthread_mutex_lock(&ks->mu);
     if (ks->todo_tail != NULL)
         ks->todo_tail->next = j;
@@ -309,42 +328,46 @@ static void enqueue(struct keystore *ks, struct job *j)
     pthread_mutex_unlock(&ks->mu);
 }
 
+/* A key job for token; cb NULL means a background refresh. */
+static struct job *key_job(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->base.run = fetch_key;
+    j->base.finish = finish_key;
+    j->ks = ks;
+    snprintf(j->token, sizeof(j->token), "%s", token);
+    j->cb = cb;
+    j->arg = arg;
+    return j;
+}
+
 void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
 {
     struct cached *c = strmap_get(ks->cache, token);
     int64_t age = c != NULL ? now_ms() - c->info.fetched_ms : 0;
     int ttl = ks->cfg->proxyd.key_cache_ttl_ms;
-    struct job *j = NULL;
+    struct job *j;
     if (c != NULL && age <= KEYSTORE_STALE_MS(ttl)) {
-        if (age > ttl && !c->refreshing && (j = calloc(1, sizeof(*j))) != NULL) {
-            snprintf(j->token, sizeof(j->token), "%s", token); /* cb NULL: a refresh */
+        if (age > ttl && !c->refreshing && (j = key_job(ks, token, NULL, NULL)) != NULL) {
             c->refreshing = true;
-            enqueue(ks, j);
+            keystore_submit(ks, &j->base);
         }
         cb(&c->info, NULL, arg);
         return;
     }
-    if ((j = calloc(1, sizeof(*j))) == NULL) {
-        cb(NULL, "out of memory", arg);
-        return;
-    }
-    snprintf(j->token, sizeof(j->token), "%s", token);
-    j->cb = cb;
-    j->arg = arg;
-    enqueue(ks, j);
+    keystore_lookup_fresh(ks, token, cb, arg);
 }
 
 void keystore_lookup_fresh(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
 {
-    struct job *j = calloc(1, sizeof(*j));
+    struct job *j = key_job(ks, token, cb, arg);
     if (j == NULL) {
         cb(NULL, "out of memory", arg);
         return;
     }
-    snprintf(j->token, sizeof(j->token), "%s", token);
-    j->cb = cb;
-    j->arg = arg;
-    enqueue(ks, j);
+    keystore_submit(ks, &j->base);
 }
 
 int64_t keystore_db_down_ms(struct keystore *ks)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "db.h"
 #include "keyhash.h"
 #include "money.h"
 
@@ -34,6 +35,15 @@ struct keyinfo {
     int64_t fetched_ms;  /* monotonic time the fetch started: spend is as of then */
 };
 
+/* A unit of work for the keystore's MariaDB thread. */
+struct keystore_job {
+    struct keystore_job *next;
+    void (*run)(struct keystore_job *j, MYSQL **db, const struct config *cfg); /* worker */
+    void (*finish)(struct keystore_job *j); /* loop thread; frees j */
+    bool ok;
+    char error[256];
+};
+
 /* Called on the loop thread. info is valid only during the call; NULL when
  * the database could not be asked (the caller answers 503). */
 typedef void (*keystore_cb)(const struct keyinfo *info, const char *error, void *arg);
@@ -53,6 +63,15 @@ void keystore_free(struct keystore *ks);
  * refresh runs in the background; otherwise the caller waits for the
  * worker. cb may run before return. */
 void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg);
+
+/* Queues a job for the worker thread. */
+void keystore_submit(struct keystore *ks, struct keystore_job *j);
+
+/* Worker thread: runs a query on the worker's connection, (re)connecting;
+ * on failure fills j->error and drops the connection. */
+int keystore_query(MYSQL **db, const struct config *cfg, const char *sql,
+                   const struct db_param *params, size_t n, struct db_result **res,
+                   struct keystore_job *j);
 
 /* How long MariaDB has been unreachable (0 when it answers). */
 int64_t keystore_db_down_ms(struct keystore *ks);
