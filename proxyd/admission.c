@@ -137,6 +137,7 @@ struct budget_check {
     char kind;
     const char *id;
     const struct budget_row *row;
+    int64_t fetched_ms;
 };
 
 static void refusal(const struct budget_check *b, money_t spend, char *msg, size_t len)
@@ -149,27 +150,41 @@ static void refusal(const struct budget_check *b, money_t spend, char *msg, size
     else if (b->kind == 't')
         snprintf(msg, len, "Budget has been exceeded! Team=%s Current cost: %s, Max budget: %s",
                  b->id, s, m);
+    else if (b->kind == 'g')
+        snprintf(msg, len, "Budget has been exceeded! Tag=%s Current cost: %s, Max budget: %s",
+                 b->id, s, m);
+    else if (b->kind == 'c')
+        snprintf(msg, len, "ExceededBudget: End User=%s over budget. Spend=%s, Budget=%s", b->id,
+                 s, m);
     else
         snprintf(msg, len, "ExceededBudget: User=%s over budget. Spend=%s, Budget=%s", b->id, s, m);
 }
 
-/* The budgets of a key's chain; LiteLLM checks the user's only for keys without a team. */
-static size_t chain(const struct keyinfo *k, struct budget_check out[ADMISSION_MAX_OWNERS])
+/* The budgets to check: the key's chain (LiteLLM checks the user's only for
+ * keys without a team), then the end user and the tags. */
+static size_t chain(const struct keyinfo *k, const struct budget_extra *extra, size_t n_extra,
+                    struct budget_check out[ADMISSION_MAX_OWNERS])
 {
     size_t n = 0;
-    out[n++] = (struct budget_check){'k', k->token, &k->key};
-    if (k->user_id != NULL && k->team_id == NULL)
-        out[n++] = (struct budget_check){'u', k->user_id, &k->user};
-    if (k->team_id != NULL)
-        out[n++] = (struct budget_check){'t', k->team_id, &k->team};
+    if (k != NULL) {
+        out[n++] = (struct budget_check){'k', k->token, &k->key, k->fetched_ms};
+        if (k->user_id != NULL && k->team_id == NULL)
+            out[n++] = (struct budget_check){'u', k->user_id, &k->user, k->fetched_ms};
+        if (k->team_id != NULL)
+            out[n++] = (struct budget_check){'t', k->team_id, &k->team, k->fetched_ms};
+    }
+    for (size_t i = 0; i < n_extra && n < ADMISSION_MAX_OWNERS; i++)
+        out[n++] = (struct budget_check){extra[i].kind, extra[i].id, extra[i].row,
+                                         extra[i].fetched_ms};
     return n;
 }
 
-int admission_admit(struct admission *a, const struct keyinfo *k, money_t reserve,
+int admission_admit(struct admission *a, const struct keyinfo *k,
+                    const struct budget_extra *extra, size_t n_extra, money_t reserve,
                     struct reservation *r, char *msg, size_t len)
 {
     struct budget_check checks[ADMISSION_MAX_OWNERS];
-    size_t n = chain(k, checks);
+    size_t n = chain(k, extra, n_extra, checks);
     int64_t now = now_ms();
     *r = (struct reservation){.amount = reserve};
     for (size_t i = 0; i < n; i++) {
@@ -182,12 +197,15 @@ int admission_admit(struct admission *a, const struct keyinfo *k, money_t reserv
         }
         forget_old(a, o, now);
         money_t known = checks[i].row->spend, total;
-        if (money_add(known, unconfirmed(o, k->fetched_ms), &known) < 0 ||
+        if (money_add(known, unconfirmed(o, checks[i].fetched_ms), &known) < 0 ||
             money_add(known, o->reserved, &total) < 0 || total >= checks[i].row->max) {
             /* Costs not yet acked may already be in the row: then ask again later. */
             int rc = total - o->pending < checks[i].row->max ? ADMISSION_UNSURE : -1;
             refusal(&checks[i], known, msg, len);
             owner_release(a, o);
+            for (size_t k2 = 0; k2 < r->n; k2++)
+                owner_release(a, r->owners[k2]);
+            r->n = 0;
             return rc;
         }
         r->owners[r->n++] = o;

@@ -9,7 +9,10 @@
 #include "keystore.h"
 #include "money.h"
 
-#define ADMISSION_MAX_OWNERS 3 /* key, internal user, team */
+#include "owners.h"
+
+/* key, internal user, team, end user, tags */
+#define ADMISSION_MAX_OWNERS (4 + OWNERS_MAX_TAGS)
 
 struct admission;
 struct owner;
@@ -27,15 +30,25 @@ void admission_free(struct admission *a);
 
 #define ADMISSION_UNSURE (-2)
 
+/* A budget beyond the key's chain: the end user ('c') or a tag ('g'). */
+struct budget_extra {
+    char kind;
+    const char *id;
+    const struct budget_row *row;
+    int64_t fetched_ms;
+};
+
 /* Checks every budget of the key's chain (key; internal user when the key
- * has no team, as LiteLLM; team). Refused when spend >= max budget, where
+ * has no team, as LiteLLM; team; k may be NULL for the master key) and the
+ * extra ones (end user, tags). Refused when spend >= max budget, where
  * spend = the row's spend + what this proxyd knows the row does not include
  * yet + in-flight reservations. On refusal msg gets LiteLLM's message and
  * -1 is returned; else the reserve is held against each budget.
  * ADMISSION_UNSURE: refused only because of costs accountd has not acked
  * yet, which the row may already include; ask again with a row fetched
  * after their acks (msg holds the refusal to give if it stays so). */
-int admission_admit(struct admission *a, const struct keyinfo *k, money_t reserve,
+int admission_admit(struct admission *a, const struct keyinfo *k,
+                    const struct budget_extra *extra, size_t n_extra, money_t reserve,
                     struct reservation *r, char *msg, size_t len);
 
 /* The request ended costing `actual`: the reservation goes, the cost counts

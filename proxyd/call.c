@@ -97,10 +97,15 @@ static int read_attribution(struct call *c)
                        "metadata must be an object and metadata.tags a list of strings");
         return -1;
     }
+    if (json_array_size(tags) > OWNERS_MAX_TAGS) {
+        httpjson_error(c->req, 400, "invalid_request_error", "metadata.tags",
+                       "metadata.tags has more than %d tags", OWNERS_MAX_TAGS);
+        return -1;
+    }
     json_array_foreach(tags, i, t) {
-        if (!json_is_string(t)) {
+        if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > 255) {
             httpjson_error(c->req, 400, "invalid_request_error", "metadata.tags",
-                           "metadata.tags must be a list of strings");
+                           "metadata.tags must be a list of strings of 1 to 255 characters");
             return -1;
         }
     }
@@ -249,6 +254,7 @@ static int keep_key(struct call *c, const struct keyinfo *key)
     c->key.key = key->key;
     c->key.user = key->user;
     c->key.team = key->team;
+    c->key.fetched_ms = key->fetched_ms;
     return (key->key_alias && !c->key.key_alias) || (key->user_id && !c->key.user_id) ||
            (key->team_id && !c->key.team_id) ? -1 : 0;
 }
@@ -309,7 +315,7 @@ static void route_and_start(struct call *c)
     }
 }
 
-static void admit(struct call *c, const struct keyinfo *key);
+static void admit(struct call *c);
 
 static void on_fresh_key(const struct keyinfo *key, const char *error, void *arg)
 {
@@ -324,7 +330,8 @@ static void on_fresh_key(const struct keyinfo *key, const char *error, void *arg
     c->key.key = key->key;
     c->key.user = key->user;
     c->key.team = key->team;
-    admit(c, key);
+    c->key.fetched_ms = key->fetched_ms;
+    admit(c);
 }
 
 static void on_admit_wait(evutil_socket_t fd, short what, void *arg)
@@ -340,22 +347,72 @@ static void on_admit_wait(evutil_socket_t fd, short what, void *arg)
 /* Refuses a spent budget (400, LiteLLM's words) or reserves and goes on.
  * When only costs not yet acked by accountd stand in the way, waits for the
  * acks and a row fetched after them, so a cost is never counted twice. */
-static void admit(struct call *c, const struct keyinfo *key)
+static void admit(struct call *c)
 {
     char msg[512];
-    int rc = admission_admit(c->px->admission, key, reserve_for(c), &c->reservation, msg,
-                             sizeof(msg));
+    struct budget_extra extra[1 + OWNERS_MAX_TAGS];
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_owner_rows; i++) {
+        bool customer = c->end_user != NULL && i == 0;
+        const char *id = customer ? c->end_user
+                                  : json_string_value(json_array_get(c->tags, i - (c->end_user != NULL)));
+        extra[n++] = (struct budget_extra){customer ? 'c' : 'g', id, &c->owner_rows[i].budget,
+                                           c->owner_rows[i].fetched_ms};
+    }
+    const struct keyinfo *key = c->key.token[0] != '\0' ? &c->key : NULL;
+    int rc = admission_admit(c->px->admission, key, extra, n, reserve_for(c), &c->reservation,
+                             msg, sizeof(msg));
     if (rc == 0) {
         route_and_start(c);
         return;
     }
     struct timeval tv = {0, ADMIT_WAIT_MS * 1000};
-    if (rc == ADMISSION_UNSURE && c->admit_waits++ < ADMIT_WAITS_MAX &&
+    if (rc == ADMISSION_UNSURE && key != NULL && c->admit_waits++ < ADMIT_WAITS_MAX &&
         (c->wait_ev = evtimer_new(c->px->base, on_admit_wait, c)) != NULL &&
         evtimer_add(c->wait_ev, &tv) == 0)
         return;
     httpjson_error(c->req, 400, "budget_exceeded", NULL, "%s", msg);
     call_free(c);
+}
+
+/* The end user's and the tags' rows are here: a blocked customer is refused. */
+static void on_owners(const struct owner_row *customer, const struct owner_row *const *tags,
+                      size_t ntags, const char *error, void *arg)
+{
+    struct call *c = arg;
+    if (error != NULL) {
+        httpjson_error(c->req, 503, "service_unavailable", NULL,
+                       "Budget check unavailable: the database cannot be reached");
+        call_free(c);
+        return;
+    }
+    if (customer != NULL && customer->blocked) {
+        httpjson_error(c->req, 403, "permission_error", "user",
+                       "End user=%s is blocked. Update via `/customer/unblock` if you're an admin.",
+                       c->end_user);
+        call_free(c);
+        return;
+    }
+    c->n_owner_rows = 0;
+    if (customer != NULL)
+        c->owner_rows[c->n_owner_rows++] = *customer;
+    for (size_t i = 0; i < ntags; i++)
+        c->owner_rows[c->n_owner_rows++] = *tags[i];
+    admit(c);
+}
+
+/* End user and tags come into play: fetch their rows, then admit. */
+static void check_owners(struct call *c)
+{
+    const char *tags[OWNERS_MAX_TAGS];
+    size_t n = json_array_size(c->tags);
+    if (c->end_user == NULL && n == 0) {
+        admit(c);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        tags[i] = json_string_value(json_array_get(c->tags, i));
+    owners_lookup(c->px->owners, c->end_user, tags, n, on_owners, c);
 }
 
 static void on_auth(const struct keyinfo *key, int refused, void *arg)
@@ -378,10 +435,7 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         call_free(c);
         return;
     }
-    if (key != NULL)
-        admit(c, key);
-    else
-        route_and_start(c); /* the master key has no budget */
+    check_owners(c);
 }
 
 void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind,

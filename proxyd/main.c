@@ -13,6 +13,7 @@
 #include "http_front.h"
 #include "keystore.h"
 #include "log.h"
+#include "owners.h"
 #include "runtime.h"
 #include "proxy.h"
 #include "publish.h"
@@ -72,6 +73,7 @@ static int build(struct proxy *px, char *err, size_t errlen)
         (px->relay = relay_new(px->base, err, errlen)) == NULL ||
         (px->pub = publisher_new(px->base, px->cfg, err, errlen)) == NULL ||
         (px->keys = keystore_new(px->base, px->cfg, err, errlen)) == NULL ||
+        (px->owners = owners_new(px->keys, px->cfg)) == NULL ||
         (px->admission = admission_new(KEYSTORE_STALE_MS(px->cfg->proxyd.key_cache_ttl_ms))) ==
             NULL ||
         http_front_start(px, err, errlen) < 0)
@@ -93,6 +95,7 @@ static void teardown(struct proxy *px)
     if (px->http != NULL)
         evhttp_free(px->http);
     admission_free(px->admission);
+    owners_free(px->owners);
     router_free(px->router);
     price_table_free(px->prices);
 }

@@ -21,6 +21,7 @@ struct publisher;
 struct keystore;
 struct router;
 struct admission;
+struct owners;
 
 struct proxy {
     struct event_base *base;
@@ -32,6 +33,7 @@ struct proxy {
     struct keystore *keys;
     struct router *router;
     struct admission *admission;
+    struct owners *owners;
 };
 
 #endif

@@ -92,6 +92,48 @@ class BudgetTest(harness.StackTestCase):
         self.assert_refusal(refusal, "Budget has been exceeded! Team=budget-team Current cost: "
                             "%s, Max budget: %s" % ((COST * 2).normalize(), (COST * 2).normalize()))
 
+    def test_end_user_and_tag_budgets(self):
+        # /customer and tag management routes are reportd's (later); rows by SQL here
+        self.stack.sql("INSERT INTO budgets (budget_id, max_budget, created_at, updated_at)"
+                       " VALUES ('eu-budget', %s, NOW(6), NOW(6));"
+                       " INSERT INTO customers (user_id, budget_id, created_at, updated_at)"
+                       " VALUES ('acme', 'eu-budget', NOW(6), NOW(6));"
+                       " INSERT INTO customers (user_id, blocked, created_at, updated_at)"
+                       " VALUES ('blocked-co', 1, NOW(6), NOW(6));"
+                       " INSERT INTO tags (tag, max_budget, created_at, updated_at)"
+                       " VALUES ('project:x', %s, NOW(6), NOW(6));" % (COST * 2, COST * 3))
+        k = self.make("/key/generate", {})
+        b = body()
+        b["user"] = "acme"
+        ok = 0
+        while ok < 10:
+            st, _, out = self.stack.http("POST", self.stack.proxyd_port, "/v1/chat/completions", b,
+                                         k["key"])
+            if st != 200:
+                break
+            ok += 1
+        self.assertEqual(ok, 2)
+        self.assert_refusal((st, out), "ExceededBudget: End User=acme over budget. Spend=%s, "
+                            "Budget=%s" % ((COST * 2).normalize(), (COST * 2).normalize()))
+        b = body()
+        b["metadata"] = {"tags": ["project:x", "free-tag"]}
+        ok = 0
+        while ok < 10:
+            st, _, out = self.stack.http("POST", self.stack.proxyd_port, "/v1/chat/completions", b,
+                                         k["key"])
+            if st != 200:
+                break
+            ok += 1
+        self.assertEqual(ok, 3)
+        self.assert_refusal((st, out), "Budget has been exceeded! Tag=project:x Current cost: "
+                            "%s, Max budget: %s" % ((COST * 3).normalize(), (COST * 3).normalize()))
+        b = body()
+        b["user"] = "blocked-co"
+        st, _, out = self.stack.http("POST", self.stack.proxyd_port, "/v1/chat/completions", b,
+                                     k["key"])
+        self.assertEqual(st, 403, out)
+        self.assertIn("blocked-co", out["error"]["message"])
+
     def parallel(self, key, n, port=None):
         results = []
         lock = threading.Lock()
