@@ -18,6 +18,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "runtime.h"
+#include "updates.h"
 #include "price.h"
 
 #define POLL_MS 200 /* how often the loop looks at the stop flag when idle */
@@ -64,6 +65,7 @@ static int run(const struct config *cfg)
     }
     struct ledger *ledger = NULL;
     struct intake *in = NULL;
+    struct updates *up = NULL;
     int rc = 1;
     if (db_schema_check_at(&cfg->db, err, sizeof(err)) < 0) {
         log_error("%s", err);
@@ -71,19 +73,23 @@ static int run(const struct config *cfg)
     }
     if ((ledger = ledger_new(&cfg->db, prices, err, sizeof(err))) == NULL ||
         (in = intake_new(cfg->accountd.events, cfg->accountd.batch_max_events,
-                         cfg->accountd.batch_wait_ms, err, sizeof(err))) == NULL) {
+                         cfg->accountd.batch_wait_ms, err, sizeof(err))) == NULL ||
+        (up = updates_new(cfg->accountd.updates, err, sizeof(err))) == NULL) {
         log_error("%s", err);
         goto out;
     }
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    log_info("accountd ready: events on %s, %zu priced models", cfg->accountd.events,
-             price_table_count(prices));
+    log_info("accountd ready: events on %s, updates on %s, %zu priced models",
+             cfg->accountd.events, cfg->accountd.updates, price_table_count(prices));
     while (!stop_flag) {
         if (intake_collect(in, &batch, POLL_MS) == 0)
             continue;
-        if (ledger_commit(ledger, batch.events, batch.n_events, &stop_flag) == 0)
+        if (ledger_commit(ledger, batch.events, batch.n_events, &stop_flag) == 0) {
             intake_ack(in, &batch);
+            if (ledger->db != NULL)
+                updates_publish(up, ledger->db, batch.events, batch.n_events);
+        }
         intake_batch_clear(&batch);
     }
     log_info("accountd stopping");
@@ -91,6 +97,7 @@ static int run(const struct config *cfg)
 out:
     intake_batch_free(&batch);
     intake_free(in);
+    updates_free(up);
     ledger_free(ledger);
     price_table_free(prices);
     return rc;

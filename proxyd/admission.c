@@ -33,6 +33,9 @@ struct owner {
     struct acked_cost *q;
     size_t head, len, cap; /* q[head .. len) are live */
     money_t cum_total, cum_base; /* cum of all pushed / of all forgotten */
+    bool has_pub;                /* spend from accountd's last update (PUB/SUB) */
+    money_t pub_spend;
+    int64_t pub_ms;
 };
 
 struct settled {
@@ -43,6 +46,7 @@ struct settled {
 
 struct admission {
     int64_t stale_ms;
+    int64_t last_ack_ms; /* updates are stamped after every ack before them */
     struct strmap *owners;  /* "k:token" / "u:id" / "t:id" -> struct owner */
     struct strmap *settled; /* request id -> struct settled, until acked */
 };
@@ -127,8 +131,10 @@ static struct owner *owner_get(struct admission *a, char kind, const char *id)
 /* Drops an owner that holds nothing any more. */
 static void owner_release(struct admission *a, struct owner *o)
 {
-    forget_old(a, o, now_ms());
-    if (o->reserved == 0 && o->pending == 0 && o->head == o->len)
+    int64_t now = now_ms();
+    forget_old(a, o, now);
+    if (o->reserved == 0 && o->pending == 0 && o->head == o->len &&
+        (!o->has_pub || o->pub_ms < now - a->stale_ms))
         owner_free(strmap_del(a->owners, o->name));
 }
 
@@ -196,8 +202,10 @@ int admission_admit(struct admission *a, const struct keyinfo *k,
             return -1;
         }
         forget_old(a, o, now);
-        money_t known = checks[i].row->spend, total;
-        if (money_add(known, unconfirmed(o, checks[i].fetched_ms), &known) < 0 ||
+        /* the newer of the row and accountd's last update is the base */
+        bool pub = o->has_pub && o->pub_ms > checks[i].fetched_ms;
+        money_t known = pub ? o->pub_spend : checks[i].row->spend, total;
+        if (money_add(known, unconfirmed(o, pub ? o->pub_ms : checks[i].fetched_ms), &known) < 0 ||
             money_add(known, o->reserved, &total) < 0 || total >= checks[i].row->max) {
             /* Costs not yet acked may already be in the row: then ask again later. */
             int rc = total - o->pending < checks[i].row->max ? ADMISSION_UNSURE : -1;
@@ -275,6 +283,7 @@ void admission_acked(struct admission *a, const char *request_id)
     if (s == NULL)
         return;
     int64_t now = now_ms();
+    a->last_ack_ms = now;
     for (size_t i = 0; i < s->n; i++) {
         push_acked(s->owners[i], s->amount, now);
         owner_release(a, s->owners[i]);
@@ -289,4 +298,16 @@ void admission_release(struct admission *a, struct reservation *r)
         owner_release(a, r->owners[i]);
     }
     r->n = 0;
+}
+
+void admission_spend_update(struct admission *a, const char *owner, money_t spend)
+{
+    struct owner *o = strmap_get(a->owners, owner);
+    if (o == NULL)
+        return; /* not a budget this proxyd is using: its next row read is fresh */
+    int64_t now = now_ms();
+    o->has_pub = true;
+    o->pub_spend = spend;
+    /* strictly after the acks handled so far: costs acked before it are in it */
+    o->pub_ms = now > a->last_ack_ms ? now : a->last_ack_ms + 1;
 }

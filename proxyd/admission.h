@@ -60,6 +60,10 @@ void admission_settle(struct admission *a, struct reservation *r, money_t actual
 /* The request ended without a usage event (refused before relaying). */
 void admission_release(struct admission *a, struct reservation *r);
 
+/* accountd committed spend for owner ("k:<hash>", "u:<id>", ...): from now
+ * on it is the base for that owner, instead of older rows. */
+void admission_spend_update(struct admission *a, const char *owner, money_t spend);
+
 /* accountd acknowledged (committed) request_id. */
 void admission_acked(struct admission *a, const char *request_id);
 

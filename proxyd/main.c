@@ -19,6 +19,7 @@
 #include "publish.h"
 #include "relay.h"
 #include "router.h"
+#include "spend_sub.h"
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
@@ -78,6 +79,8 @@ static int build(struct proxy *px, char *err, size_t errlen)
             NULL ||
         http_front_start(px, err, errlen) < 0)
         return -1;
+    if ((px->spend_sub = spend_sub_new(px->base, px->cfg, px->admission, err, errlen)) == NULL)
+        return -1;
     publisher_on_ack(px->pub, on_ack, px->admission);
     warn_unpriced(px);
     return 0;
@@ -94,6 +97,7 @@ static void teardown(struct proxy *px)
     publisher_free(px->pub);
     if (px->http != NULL)
         evhttp_free(px->http);
+    spend_sub_free(px->spend_sub);
     admission_free(px->admission);
     owners_free(px->owners);
     router_free(px->router);

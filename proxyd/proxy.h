@@ -22,6 +22,7 @@ struct keystore;
 struct router;
 struct admission;
 struct owners;
+struct spend_sub;
 
 struct proxy {
     struct event_base *base;
@@ -34,6 +35,7 @@ struct proxy {
     struct router *router;
     struct admission *admission;
     struct owners *owners;
+    struct spend_sub *spend_sub;
 };
 
 #endif
