@@ -88,7 +88,7 @@ struct config {
     } reportd;
     struct {
         char *events;  /* ZeroMQ endpoint accountd binds, proxyd connects to */
-        char *updates; /* reserved for budget updates (PUB), not used yet */
+        char *updates; /* ZeroMQ PUB accountd binds: committed spend for proxyd */
         int batch_max_events;
         int batch_wait_ms;
     } accountd;
