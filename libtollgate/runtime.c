@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include "log.h"
+#include "tokenizer.h"
 
 int runtime_init(void)
 {
@@ -21,6 +22,7 @@ int runtime_init(void)
 
 void runtime_end(void)
 {
+    tokenizer_cleanup();
     mysql_library_end();
     curl_global_cleanup();
     libevent_global_shutdown();

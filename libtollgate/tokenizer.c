@@ -12,6 +12,10 @@
  * (rank, position) with stale entries skipped, which picks the same pair at
  * every step in O(log n).
  *
+ * PCRE2 runs JIT-compiled when it can (PCRE2_MATCH_INVALID_UTF, so invalid
+ * UTF-8 never fails a match: it is simply never inside one). Without JIT the
+ * interpreter matches in a growing window (see next_match) to stay linear.
+ *
  * The split patterns are OpenAI's published ones. One adjustment: \s is
  * written [\s\x{85}] because tiktoken's regex engine (Rust) takes Unicode
  * White_Space for \s, which includes U+0085 (NEL), while PCRE2's \s does not.
@@ -378,42 +382,83 @@ static int encode_piece(const struct tokenizer_ranks *r, const unsigned char *p,
 
 /* ---- pre-tokenizing ---- */
 
-/* One match from offset: 1 with [*s, *t), 0 for none, -1 on error. Retries
- * with a large JIT stack / heap limit if the defaults run out. */
-static int next_match(const struct tok_encoding *e, const unsigned char *text, size_t len,
-                      size_t offset, pcre2_match_data *md, pcre2_match_context **mctx,
-                      pcre2_jit_stack **jstack, size_t *s, size_t *t, char *err, size_t errlen)
+struct matcher {
+    const struct tok_encoding *e;
+    const unsigned char *text;
+    size_t len;
+    pcre2_match_data *md;
+    pcre2_match_context *mctx; /* only once a default limit was hit */
+    pcre2_jit_stack *jstack;
+};
+
+/* pcre2_match over text[0, end) from offset; on hitting a JIT stack, heap or
+ * match limit, retries once with generous limits. */
+static int run_match(struct matcher *m, size_t end, size_t offset, uint32_t opts)
 {
+    const struct tok_encoding *e = m->e;
     for (;;) {
-        int rc = e->jit ? pcre2_jit_match(e->re, text, len, offset, 0, md, *mctx)
-                        : pcre2_match(e->re, text, len, offset, 0, md, *mctx);
-        if (rc >= 0) {
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-            *s = ov[0];
-            *t = ov[1];
-            return 1;
-        }
-        if (rc == PCRE2_ERROR_NOMATCH)
-            return 0;
+        int rc = e->jit ? pcre2_jit_match(e->re, m->text, end, offset, opts, m->md, m->mctx)
+                        : pcre2_match(e->re, m->text, end, offset, opts, m->md, m->mctx);
         bool limit = rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
                      rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT;
-        if (limit && *mctx == NULL) {
-            *mctx = pcre2_match_context_create(NULL);
-            if (*mctx != NULL && e->jit) {
-                *jstack = pcre2_jit_stack_create(64u << 10, BIG_JIT_STACK, NULL);
-                if (*jstack != NULL)
-                    pcre2_jit_stack_assign(*mctx, NULL, *jstack);
-            }
-            if (*mctx != NULL) {
-                pcre2_set_heap_limit(*mctx, BIG_HEAP_LIMIT);
-                pcre2_set_match_limit(*mctx, UINT32_MAX);
-                pcre2_set_depth_limit(*mctx, UINT32_MAX);
-                continue;
-            }
+        if (!limit || m->mctx != NULL)
+            return rc;
+        m->mctx = pcre2_match_context_create(NULL);
+        if (m->mctx == NULL)
+            return rc;
+        if (e->jit) {
+            m->jstack = pcre2_jit_stack_create(64u << 10, BIG_JIT_STACK, NULL);
+            if (m->jstack != NULL)
+                pcre2_jit_stack_assign(m->mctx, NULL, m->jstack);
+        }
+        pcre2_set_heap_limit(m->mctx, BIG_HEAP_LIMIT);
+        pcre2_set_match_limit(m->mctx, UINT32_MAX);
+        pcre2_set_depth_limit(m->mctx, UINT32_MAX);
+    }
+}
+
+/* The next piece at or after offset: 1 with the piece [*s, *t) (bytes before
+ * *s are not valid UTF-8), 0 if no piece starts before *s (skip to *s), -1
+ * on error. With JIT the whole text is the subject. The interpreter, given
+ * PCRE2_MATCH_INVALID_UTF, scans the rest of the subject for invalid UTF-8
+ * on every call, which makes a long text quadratic; so it gets a window that
+ * grows until the match neither ends at nor looks past the window's end
+ * (PCRE2_PARTIAL_HARD reports any look at the end, $ and lookaheads
+ * included). Windows end on a character boundary. */
+static int next_match(struct matcher *m, size_t offset, size_t *s, size_t *t, char *err,
+                      size_t errlen)
+{
+    size_t window = 256;
+    for (;;) {
+        size_t end = m->len;
+        uint32_t opts = 0;
+        if (!m->e->jit && m->len - offset > window) {
+            end = offset + window;
+            for (int k = 0; k < 3 && (m->text[end] & 0xc0) == 0x80; k++)
+                end--; /* a 4th continuation byte would be invalid anyway */
+            opts = PCRE2_PARTIAL_HARD;
+        }
+        int rc = run_match(m, end, offset, opts);
+        if (rc == PCRE2_ERROR_PARTIAL) {
+            window *= 2;
+            continue;
+        }
+        if (rc >= 0) {
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
+            *s = ov[0];
+            *t = ov[1];
+            if (*t > *s)
+                return 1;
+            *s = *s + 1; /* an empty match: impossible with these patterns */
+            return 0;
+        }
+        if (rc == PCRE2_ERROR_NOMATCH) {
+            *s = end;
+            return 0;
         }
         char msg[256];
         pcre2_get_error_message(rc, (PCRE2_UCHAR *)msg, sizeof(msg));
-        snprintf(err, errlen, "%s: split at offset %zu: %s", e->name, offset, msg);
+        snprintf(err, errlen, "%s: split at offset %zu: %s", m->e->name, offset, msg);
         return -1;
     }
 }
@@ -426,39 +471,33 @@ static int encode_into(enum tokenizer_encoding enc, const char *text, size_t len
         return -1;
     if (len == 0)
         return 0;
-    const unsigned char *u = (const unsigned char *)text;
     const struct tokenizer_ranks *r = &e->ranks;
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    pcre2_match_context *mctx = NULL;
-    pcre2_jit_stack *jstack = NULL;
-    int rc = md ? 0 : -1;
-    if (md == NULL)
-        snprintf(err, errlen, "out of memory");
+    struct matcher m = {e, (const unsigned char *)text, len, NULL, NULL, NULL};
+    m.md = pcre2_match_data_create(1, NULL);
+    int rc = 0;
     size_t pos = 0;
-    while (rc == 0 && pos < len && !out->oom) {
+    while (m.md != NULL && rc == 0 && pos < len && !out->oom) {
         size_t s = len, t = len;
-        int m = next_match(e, u, len, pos, md, &mctx, &jstack, &s, &t, err, errlen);
-        if (m < 0) {
+        int found = next_match(&m, pos, &s, &t, err, errlen);
+        if (found < 0) {
             rc = -1;
             break;
         }
-        if (m == 0)
-            s = t = len;
-        else if (t <= s) /* cannot happen with these patterns; never loop */
-            t = s + 1;
-        for (; pos < s; pos++) /* bytes no match covers: invalid UTF-8 */
-            sink_push(out, r->byte_rank[u[pos]]);
-        if (t > s && s < len && encode_piece(r, u + s, t - s, out) < 0)
-            out->oom = true;
-        pos = t;
+        for (; pos < s; pos++) /* bytes no piece covers: invalid UTF-8 */
+            sink_push(out, r->byte_rank[m.text[pos]]);
+        if (found > 0) {
+            if (encode_piece(r, m.text + s, t - s, out) < 0)
+                out->oom = true;
+            pos = t;
+        }
     }
-    if (rc == 0 && out->oom) {
+    if (m.md == NULL || (rc == 0 && out->oom)) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }
-    pcre2_match_data_free(md);
-    pcre2_match_context_free(mctx);
-    pcre2_jit_stack_free(jstack);
+    pcre2_match_data_free(m.md);
+    pcre2_match_context_free(m.mctx);
+    pcre2_jit_stack_free(m.jstack);
     return rc;
 }
 

@@ -20,6 +20,7 @@
 #include "httpjson.h"
 #include "log.h"
 #include "sse.h"
+#include "tokencount.h"
 
 static void price_chunk(const struct usage *u, char cost[MONEY_STR_MAX], void *arg)
 {
@@ -80,13 +81,33 @@ int stream_on_data(struct relay_transfer *t, const char *data, size_t len, void 
     return rc;
 }
 
-/* Tokens of a stream whose upstream reported no usage. */
+/* Tokens of a stream whose upstream reported no usage (or that was cut
+ * short): counted here, the prompt in OpenAI's chat format and the output
+ * as the text produced so far. The event is flagged as estimated. */
 static bool stream_usage(struct call *c, struct usage *u)
 {
+    char err[256];
+    size_t len = 0;
+    bool est;
     if (c->sse != NULL && sse_filter_usage(c->sse, u))
         return false;
     *u = (struct usage){0};
-    log_warn("request %s: stream without usage; tokens not counted", c->request_id);
+    const char *model = c->dep->base_model != NULL ? c->dep->base_model : c->dep->model;
+    json_t *prompt = json_object_get(c->body, c->kind == CALL_CHAT ? "messages" : "prompt");
+    int64_t in = c->kind == CALL_CHAT ? tokencount_chat(model, prompt, &est, err, sizeof(err))
+                 : json_is_string(prompt) ? tokencount_text(model, json_string_value(prompt),
+                                                            json_string_length(prompt), &est,
+                                                            err, sizeof(err))
+                                          : 0;
+    const char *text = c->sse != NULL ? sse_filter_text(c->sse, &len) : "";
+    int64_t out = tokencount_text(model, text, len, &est, err, sizeof(err));
+    if (in < 0 || out < 0) {
+        log_warn("request %s: cannot count tokens: %s", c->request_id, err);
+        return true;
+    }
+    u->prompt_tokens = in;
+    u->completion_tokens = out;
+    u->total_tokens = in + out;
     return true;
 }
 

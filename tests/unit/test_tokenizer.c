@@ -148,6 +148,38 @@ static void test_invalid_utf8(void)
     free(ids);
 }
 
+static uint32_t *append_ids(uint32_t *acc, size_t *n, enum tokenizer_encoding enc, const char *s)
+{
+    size_t k = 0;
+    uint32_t *ids = encode_checked(enc, s, strlen(s), &k, s);
+    uint32_t *grown = realloc(acc, (*n + k + 1) * sizeof(*acc));
+    if (ids != NULL && grown != NULL) {
+        memcpy(grown + *n, ids, k * sizeof(*ids));
+        *n += k;
+    }
+    free(ids);
+    return grown;
+}
+
+/* U+0085 (NEL) is whitespace for tiktoken's regex engine (Unicode
+ * White_Space), not for PCRE2's \s nor JavaScript's: "a NEL NEL b" splits
+ * as "a" | NEL | NEL "b", like "a\t\tb" does. */
+static void test_nel_is_whitespace(void)
+{
+    for (int e = 0; e < N_ENC; e++) {
+        size_t n = 0, wn = 0;
+        uint32_t *ids = encode_checked(encodings[e], "a\xc2\x85\xc2\x85" "b", 6, &n, "NEL");
+        uint32_t *want = NULL;
+        want = append_ids(want, &wn, encodings[e], "a");
+        want = append_ids(want, &wn, encodings[e], "\xc2\x85");
+        want = append_ids(want, &wn, encodings[e], "\xc2\x85" "b");
+        CHECK(ids != NULL && want != NULL && n == wn && memcmp(ids, want, n * sizeof(*ids)) == 0,
+              "%s: NEL split (%zu ids, want %zu)", tokenizer_encoding_name(encodings[e]), n, wn);
+        free(ids);
+        free(want);
+    }
+}
+
 /* Megabyte-long single pieces: must finish fast and round-trip. */
 static void test_long_pieces(void)
 {
@@ -408,6 +440,7 @@ int main(int argc, char **argv)
     CHECK(vectors > 0, "no vectors in %s", argv[1]);
 
     test_invalid_utf8();
+    test_nel_is_whitespace();
     test_long_pieces();
     test_models();
     test_load_errors(argv[2]);
