@@ -182,6 +182,10 @@ class DataPlaneTest(harness.StackTestCase):
         self.assertEqual(st, 200)
         r = self.row(h["x-litellm-call-id"])
         self.assertEqual(r[6], "1")  # usage_estimated
+        # counted by proxyd (cl100k stands in for llama): 3 + "user" + "x" + 3 priming,
+        # and "This is a fake answer." = This| is| a| fake| answer|.
+        self.assertEqual((r[2], r[3]), ("8", "6"))
+        self.assertEqual(Decimal(r[0]), expected_cost(8, 6))
 
     def test_client_leaving_mid_stream_cancels_upstream(self):
         before = self.stack.http("GET", self.stack.upstream_port, "/stats")[2]["cancelled_streams"]
