@@ -203,6 +203,8 @@ static int add_tag_spend(struct ledger *l, const Tollgate__UsageEvent *e, const 
                          unsigned *errnum, char *err, size_t errlen)
 {
     char *tags[e->n_tags ? e->n_tags : 1];
+    if (e->n_tags == 0)
+        return 0;
     memcpy(tags, e->tags, e->n_tags * sizeof(*tags));
     qsort(tags, e->n_tags, sizeof(*tags), cmp_str);
     for (size_t i = 0; i < e->n_tags; i++) {
