@@ -12,6 +12,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define MAX_MESSAGE_BYTES (64 * 1024 * 1024) /* ZMQ_MAXMSGSIZE: bigger peers are cut off */
@@ -134,13 +135,6 @@ out:
     return rc;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 size_t intake_collect(struct intake *in, struct intake_batch *b, int poll_ms)
 {
     zmq_pollitem_t item = {in->router, 0, ZMQ_POLLIN, 0};
@@ -157,9 +151,9 @@ size_t intake_collect(struct intake *in, struct intake_batch *b, int poll_ms)
         if (b->n_events >= (size_t)in->batch_max)
             break;
         if (deadline < 0 && b->n_events > 0)
-            deadline = now_ms() + in->batch_wait_ms;
+            deadline = clock_ms() + in->batch_wait_ms;
         if (deadline >= 0) {
-            long left = deadline - now_ms();
+            long left = deadline - clock_ms();
             if (left <= 0)
                 break;
             wait = (int)left;

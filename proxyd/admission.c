@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "strmap.h"
 
@@ -50,13 +51,6 @@ struct admission {
     struct strmap *owners;  /* "k:token" / "u:id" / "t:id" -> struct owner */
     struct strmap *settled; /* request id -> struct settled, until acked */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void owner_free(void *p)
 {
@@ -131,7 +125,7 @@ static struct owner *owner_get(struct admission *a, char kind, const char *id)
 /* Drops an owner that holds nothing any more. */
 static void owner_release(struct admission *a, struct owner *o)
 {
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
     forget_old(a, o, now);
     if (o->reserved == 0 && o->pending == 0 && o->head == o->len &&
         (!o->has_pub || o->pub_ms < now - a->stale_ms))
@@ -191,7 +185,7 @@ int admission_admit(struct admission *a, const struct keyinfo *k,
 {
     struct budget_check checks[ADMISSION_MAX_OWNERS];
     size_t n = chain(k, extra, n_extra, checks);
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
     *r = (struct reservation){.amount = reserve};
     for (size_t i = 0; i < n; i++) {
         if (!checks[i].row->has_max)
@@ -282,7 +276,7 @@ void admission_acked(struct admission *a, const char *request_id)
     struct settled *s = strmap_del(a->settled, request_id);
     if (s == NULL)
         return;
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
     a->last_ack_ms = now;
     for (size_t i = 0; i < s->n; i++) {
         push_acked(s->owners[i], s->amount, now);
@@ -305,7 +299,7 @@ void admission_spend_update(struct admission *a, const char *owner, money_t spen
     struct owner *o = strmap_get(a->owners, owner);
     if (o == NULL)
         return; /* not a budget this proxyd is using: its next row read is fresh */
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
     o->has_pub = true;
     o->pub_spend = spend;
     /* strictly after the acks handled so far: costs acked before it are in it */

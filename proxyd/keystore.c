@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "log.h"
 #include "strmap.h"
@@ -50,13 +51,6 @@ struct keystore {
     bool stopping;                                           /* under mu */
     _Atomic int64_t db_down_since_ms; /* 0 while MariaDB answers; set by the worker */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void keyinfo_clear(struct keyinfo *k)
 {
@@ -109,7 +103,7 @@ static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config
     struct db_result *r = NULL;
     struct db_param p[] = {DB_STR(j->token)};
     struct keyinfo *k = &j->info;
-    k->fetched_ms = now_ms();
+    k->fetched_ms = clock_ms();
     if (keystore_query(db, cfg, SQL_KEY, p, 1, &r, base) < 0)
         return;
     memcpy(k->token, j->token, sizeof(j->token));
@@ -151,7 +145,7 @@ static void note_db(struct keystore *ks, bool ok)
     if (ok)
         atomic_store(&ks->db_down_since_ms, 0);
     else
-        atomic_compare_exchange_strong(&ks->db_down_since_ms, &expected, now_ms());
+        atomic_compare_exchange_strong(&ks->db_down_since_ms, &expected, clock_ms());
 }
 
 /* Idle worker: checks the connection so readiness knows MariaDB's state. */
@@ -346,7 +340,7 @@ static struct job *key_job(struct keystore *ks, const char *token, keystore_cb c
 void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
 {
     struct cached *c = strmap_get(ks->cache, token);
-    int64_t age = c != NULL ? now_ms() - c->info.fetched_ms : 0;
+    int64_t age = c != NULL ? clock_ms() - c->info.fetched_ms : 0;
     int ttl = ks->cfg->proxyd.key_cache_ttl_ms;
     struct job *j;
     if (c != NULL && age <= KEYSTORE_STALE_MS(ttl)) {
@@ -373,5 +367,5 @@ void keystore_lookup_fresh(struct keystore *ks, const char *token, keystore_cb c
 int64_t keystore_db_down_ms(struct keystore *ks)
 {
     int64_t since = atomic_load(&ks->db_down_since_ms);
-    return since == 0 ? 0 : now_ms() - since;
+    return since == 0 ? 0 : clock_ms() - since;
 }

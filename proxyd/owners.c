@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "strmap.h"
 
 struct owners {
@@ -35,13 +36,6 @@ static const char SQL_CUSTOMER[] =
     "SELECT c.blocked, b.max_budget, c.spend FROM customers c"
     " LEFT JOIN budgets b ON b.budget_id = c.budget_id WHERE c.user_id = ?";
 static const char SQL_TAG[] = "SELECT 0, max_budget, spend FROM tags WHERE tag = ?";
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct owners *owners_new(struct keystore *ks, const struct config *cfg)
 {
@@ -71,7 +65,7 @@ static void fetch_owners(struct keystore_job *base, MYSQL **db, const struct con
         struct db_result *r = NULL;
         struct db_param p[] = {DB_STR(j->names[i] + 2)};
         struct owner_row *row = &j->rows[i];
-        row->fetched_ms = now_ms();
+        row->fetched_ms = clock_ms();
         if (keystore_query(db, cfg, j->names[i][0] == 'c' ? SQL_CUSTOMER : SQL_TAG, p, 1, &r,
                            base) < 0)
             return;
@@ -165,7 +159,7 @@ void owners_lookup(struct owners *o, const char *end_user, const char *const *ta
     j->cb = cb;
     j->arg = arg;
     struct owner_row rows[OWNERS_MAX_TAGS + 1];
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
     size_t fresh = 0;
     for (; fresh < j->n; fresh++) {
         const struct owner_row *c = strmap_get(o->cache, j->names[fresh]);

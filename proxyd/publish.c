@@ -25,6 +25,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "events.pb-c.h"
 #include "log.h"
 #include "spool.h"
@@ -54,13 +55,6 @@ struct publisher {
     size_t out_len, out_cap, out_events;
     bool send_failing;      /* logged once per state change */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void pending_free(void *v)
 {
@@ -179,7 +173,7 @@ static void on_resend(evutil_socket_t fd, short what, void *arg)
     drain(p);
     flush(p);
     /* While sends fail, everything is due: nothing went out. */
-    int64_t now = now_ms(), due = p->send_failing ? now : now - p->cfg->proxyd.event_resend_ms;
+    int64_t now = clock_ms(), due = p->send_failing ? now : now - p->cfg->proxyd.event_resend_ms;
     while (strmap_next(p->pending, &pos, &id, &v) == 0) {
         struct pending *pe = v;
         if (pe->sent_ms > due)
@@ -214,7 +208,7 @@ static int enqueue(struct publisher *p, const char *request_id, const uint8_t *e
     if (old != NULL)
         pending_free(old);
     if (out_append(p, event, len) == 0)
-        pe->sent_ms = now_ms();
+        pe->sent_ms = clock_ms();
     if (p->out_events >= BATCH_MAX_EVENTS || p->out_len >= BATCH_MAX_BYTES)
         flush(p);
     else
@@ -278,7 +272,7 @@ static void drain_monitor(struct publisher *p)
             log_info("connected to accountd");
             event_active(p->resend_ev, EV_TIMEOUT, 0); /* deliver what waited */
         } else if (ev == ZMQ_EVENT_DISCONNECTED && p->connected > 0 && --p->connected == 0) {
-            p->down_since_ms = now_ms();
+            p->down_since_ms = clock_ms();
             log_warn("lost the connection to accountd");
         }
     }
@@ -308,13 +302,13 @@ static int setup_monitor(struct publisher *p, char *err, size_t errlen)
         snprintf(err, errlen, "cannot watch the ZeroMQ monitor");
         return -1;
     }
-    p->down_since_ms = now_ms(); /* until the first connection */
+    p->down_since_ms = clock_ms(); /* until the first connection */
     return 0;
 }
 
 int64_t publisher_down_ms(const struct publisher *p)
 {
-    return p->down_since_ms == 0 ? 0 : now_ms() - p->down_since_ms;
+    return p->down_since_ms == 0 ? 0 : clock_ms() - p->down_since_ms;
 }
 
 static int setup_socket(struct publisher *p, char *err, size_t errlen)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #include "strmap.h"
@@ -142,13 +143,6 @@ void router_free(struct router *r)
     free(r);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool tried(const struct route_state *st, const struct deployment *d)
 {
     for (size_t i = 0; i < st->n_tried; i++) {
@@ -162,7 +156,7 @@ static bool tried(const struct route_state *st, const struct deployment *d)
 static const struct deployment *draw(struct router *r, const struct group *g,
                                      const struct route_state *st)
 {
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
     for (int pass = 0; pass < 2; pass++) {
         double total = 0;
         for (size_t i = 0; i < g->n; i++) {
@@ -241,7 +235,7 @@ const struct deployment *router_next(struct router *r, struct route_state *st)
 void router_report(struct router *r, const struct deployment *d, bool ok)
 {
     struct health *h = &r->health[d - r->cfg->deployments];
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
     if (ok) {
         h->fails = 0;
         return;

@@ -46,15 +46,18 @@ class BudgetTest(harness.StackTestCase):
         wait_for(lambda: int(self.stack.sql_value(
             "SELECT COUNT(*) FROM spend_logs WHERE api_key = '%s'" % token)) >= n, 10)
 
-    def run_sequential(self, key, limit=20):
-        ok, refusal = 0, None
-        for _ in range(limit):
-            status, _, b = self.chat(key)
+    def until_refused(self, key, limit=20, **fields):
+        """Sends requests (body() plus fields) until one is refused: (ok count, refusal)."""
+        b = dict(body(), **fields)
+        for ok in range(limit):
+            status, _, out = self.stack.http("POST", self.stack.proxyd_port,
+                                             "/v1/chat/completions", b, key)
             if status != 200:
-                refusal = (status, b)
-                break
-            ok += 1
-        return ok, refusal
+                return ok, (status, out)
+        return limit, None
+
+    def run_sequential(self, key, limit=20):
+        return self.until_refused(key, limit)
 
     def assert_refusal(self, refusal, message):
         self.assertIsNotNone(refusal, "never refused")
@@ -103,29 +106,13 @@ class BudgetTest(harness.StackTestCase):
                        " INSERT INTO tags (tag, max_budget, created_at, updated_at)"
                        " VALUES ('project:x', %s, NOW(6), NOW(6));" % (COST * 2, COST * 3))
         k = self.make("/key/generate", {})
-        b = body()
-        b["user"] = "acme"
-        ok = 0
-        while ok < 10:
-            st, _, out = self.stack.http("POST", self.stack.proxyd_port, "/v1/chat/completions", b,
-                                         k["key"])
-            if st != 200:
-                break
-            ok += 1
+        ok, refusal = self.until_refused(k["key"], user="acme")
         self.assertEqual(ok, 2)
-        self.assert_refusal((st, out), "ExceededBudget: End User=acme over budget. Spend=%s, "
+        self.assert_refusal(refusal, "ExceededBudget: End User=acme over budget. Spend=%s, "
                             "Budget=%s" % ((COST * 2).normalize(), (COST * 2).normalize()))
-        b = body()
-        b["metadata"] = {"tags": ["project:x", "free-tag"]}
-        ok = 0
-        while ok < 10:
-            st, _, out = self.stack.http("POST", self.stack.proxyd_port, "/v1/chat/completions", b,
-                                         k["key"])
-            if st != 200:
-                break
-            ok += 1
+        ok, refusal = self.until_refused(k["key"], metadata={"tags": ["project:x", "free-tag"]})
         self.assertEqual(ok, 3)
-        self.assert_refusal((st, out), "Budget has been exceeded! Tag=project:x Current cost: "
+        self.assert_refusal(refusal, "Budget has been exceeded! Tag=project:x Current cost: "
                             "%s, Max budget: %s" % ((COST * 3).normalize(), (COST * 3).normalize()))
         b = body()
         b["user"] = "blocked-co"
