@@ -4,8 +4,9 @@
  * is [u32 payload length][u32 CRC-32 of the payload][payload]; the payload
  * is [u8 type][u16 id length][request id][event bytes], type E (event) or
  * A (ack). Appends are written at once and fdatasync'ed together every
- * spool_fsync_ms (0: every append is synced before spool_append returns),
- * so a killed proxyd loses nothing and a lost machine at most that window.
+ * spool_fsync_ms by the sync thread (spool_sync.c), off the event loop;
+ * with 0 every append is synced before spool_append returns. So a killed
+ * proxyd loses nothing and a lost machine at most that window.
  *
  * Each segment counts its events without an ack; a segment that is not the
  * one being appended to is deleted when the count reaches zero. At start
@@ -27,6 +28,7 @@
 #include <zlib.h>
 
 #include "log.h"
+#include "spool_sync.h"
 #include "strmap.h"
 
 #define REC_HEADER 8
@@ -40,6 +42,11 @@ struct spool_segment {
     struct spool_segment *next;
 };
 
+struct recbuf {
+    uint8_t *data;
+    size_t len, cap;
+};
+
 struct spool {
     const struct config *cfg;
     char dir[4096];
@@ -47,8 +54,10 @@ struct spool {
     struct spool_segment *current;
     int fd;                         /* the current segment */
     uint64_t total_bytes;
-    bool dirty, warned_near;
-    struct event *sync_ev;
+    bool dirty, warned_near;        /* dirty: written since the last synchronous sync */
+    struct spool_sync *sync;        /* the group fsync thread; NULL when spool_fsync_ms is 0 */
+    struct recbuf rec;              /* the event record being written */
+    struct recbuf acks;             /* ack records waiting for spool_flush_acks */
 };
 
 static void seg_path(const struct spool *s, uint64_t seq, char *out, size_t len)
@@ -95,24 +104,24 @@ static int sync_now(struct spool *s)
     return 0;
 }
 
-static void on_sync(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)sync_now(arg); /* logged inside; the next tick tries again */
-}
-
-/* Writes one record to the current segment. */
-static int write_record(struct spool *s, char type, const char *id, const uint8_t *event,
-                        size_t len)
+/* Appends one record to buf (grown as needed). */
+static int encode_record(struct recbuf *buf, char type, const char *id, const uint8_t *event,
+                         size_t len)
 {
     size_t idlen = strlen(id), plen = 3 + idlen + len;
-    uint8_t *rec = malloc(REC_HEADER + plen);
-    if (rec == NULL || idlen > 0xffff || plen > REC_MAX) {
-        free(rec);
+    if (idlen > 0xffff || plen > REC_MAX)
         return -1;
+    if (buf->len + REC_HEADER + plen > buf->cap) {
+        size_t cap = buf->cap ? buf->cap : 4096;
+        while (cap < buf->len + REC_HEADER + plen)
+            cap *= 2;
+        uint8_t *n = realloc(buf->data, cap);
+        if (n == NULL)
+            return -1;
+        buf->data = n;
+        buf->cap = cap;
     }
-    uint8_t *p = rec + REC_HEADER;
+    uint8_t *rec = buf->data + buf->len, *p = rec + REC_HEADER;
     p[0] = (uint8_t)type;
     p[1] = (uint8_t)(idlen >> 8);
     p[2] = (uint8_t)idlen;
@@ -121,16 +130,27 @@ static int write_record(struct spool *s, char type, const char *id, const uint8_
         memcpy(p + 3 + idlen, event, len);
     put32(rec, (uint32_t)plen);
     put32(rec + 4, (uint32_t)crc32(0L, p, (uInt)plen));
-    int rc = write_all(s->fd, rec, REC_HEADER + plen);
-    free(rec);
+    buf->len += REC_HEADER + plen;
+    return 0;
+}
+
+/* Writes buf's records to the current segment and empties buf. */
+static int write_records(struct spool *s, struct recbuf *buf)
+{
+    if (buf->len == 0)
+        return 0;
+    int rc = write_all(s->fd, buf->data, buf->len);
     if (rc < 0) {
         log_error("spool: write failed: %s", strerror(errno));
-        return -1;
+    } else {
+        s->current->bytes += buf->len;
+        s->total_bytes += buf->len;
+        s->dirty = true;
+        if (s->sync != NULL)
+            spool_sync_dirty(s->sync);
     }
-    s->current->bytes += REC_HEADER + plen;
-    s->total_bytes += REC_HEADER + plen;
-    s->dirty = true;
-    return 0;
+    buf->len = 0;
+    return rc;
 }
 
 static struct spool_segment *seg_add(struct spool *s, uint64_t seq, uint64_t bytes)
@@ -175,6 +195,8 @@ static int open_segment(struct spool *s, uint64_t seq)
             close(fd);
         return -1;
     }
+    if (s->sync != NULL)
+        spool_sync_file(s->sync, fd);
     if (s->fd >= 0) {
         (void)sync_now(s);
         close(s->fd);
@@ -370,8 +392,8 @@ static int recover(struct spool *s, spool_recover_cb cb, void *arg, uint64_t *ne
     return rc;
 }
 
-struct spool *spool_new(struct event_base *base, const struct config *cfg,
-                        spool_recover_cb cb, void *arg, char *err, size_t errlen)
+struct spool *spool_new(const struct config *cfg, spool_recover_cb cb, void *arg, char *err,
+                        size_t errlen)
 {
     struct spool *s = calloc(1, sizeof(*s));
     uint64_t next_seq;
@@ -382,16 +404,13 @@ struct spool *spool_new(struct event_base *base, const struct config *cfg,
     s->cfg = cfg;
     s->fd = -1;
     snprintf(s->dir, sizeof(s->dir), "%s", cfg->proxyd.spool_dir);
-    if (recover(s, cb, arg, &next_seq) < 0 || open_segment(s, next_seq) < 0) {
-        snprintf(err, errlen, "spool %s: cannot recover or open (see the log)", s->dir);
-        spool_free(s);
+    if (cfg->proxyd.spool_fsync_ms > 0 &&
+        (s->sync = spool_sync_start(cfg->proxyd.spool_fsync_ms, err, errlen)) == NULL) {
+        free(s);
         return NULL;
     }
-    int ms = cfg->proxyd.spool_fsync_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (ms > 0 && ((s->sync_ev = event_new(base, -1, EV_PERSIST, on_sync, s)) == NULL ||
-                   event_add(s->sync_ev, &tv) != 0)) {
-        snprintf(err, errlen, "spool: cannot start the sync timer");
+    if (recover(s, cb, arg, &next_seq) < 0 || open_segment(s, next_seq) < 0) {
+        snprintf(err, errlen, "spool %s: cannot recover or open (see the log)", s->dir);
         spool_free(s);
         return NULL;
     }
@@ -402,9 +421,9 @@ void spool_free(struct spool *s)
 {
     if (s == NULL)
         return;
-    if (s->sync_ev != NULL)
-        event_free(s->sync_ev);
+    spool_sync_stop(s->sync);
     if (s->fd >= 0) {
+        spool_flush_acks(s);
         (void)sync_now(s);
         close(s->fd);
     }
@@ -413,6 +432,8 @@ void spool_free(struct spool *s)
         free(s->segments);
         s->segments = next;
     }
+    free(s->rec.data);
+    free(s->acks.data);
     free(s);
 }
 
@@ -433,10 +454,16 @@ int spool_append(struct spool *s, const char *request_id, const uint8_t *event, 
 {
     if (spool_full(s))
         return -1;
+    spool_flush_acks(s); /* they belong to the segment being appended to */
     if (s->current->bytes >= s->cfg->proxyd.spool_segment_bytes &&
         open_segment(s, s->current->seq + 1) < 0)
         return -1;
-    if (write_record(s, 'E', request_id, event, len) < 0)
+    if (encode_record(&s->rec, 'E', request_id, event, len) < 0) {
+        s->rec.len = 0;
+        log_error("spool: out of memory or oversized event %s", request_id);
+        return -1;
+    }
+    if (write_records(s, &s->rec) < 0)
         return -1;
     if (s->cfg->proxyd.spool_fsync_ms == 0 && sync_now(s) < 0)
         return -1;
@@ -454,8 +481,14 @@ void spool_ack(struct spool *s, struct spool_segment *seg, const char *request_i
         return;
     }
     /* A lost ack record only means one more delivery, which accountd dedupes. */
-    if (write_record(s, 'A', request_id, NULL, 0) < 0)
+    if (encode_record(&s->acks, 'A', request_id, NULL, 0) < 0)
         log_warn("spool: cannot record the ack of %s", request_id);
+}
+
+void spool_flush_acks(struct spool *s)
+{
+    if (write_records(s, &s->acks) < 0)
+        log_warn("spool: cannot record acks; those events are delivered once more after a restart");
 }
 
 uint64_t spool_bytes(const struct spool *s)

@@ -3,7 +3,6 @@
 #ifndef PROXYD_SPOOL_H
 #define PROXYD_SPOOL_H
 
-#include <event2/event.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,8 +18,8 @@ typedef void (*spool_recover_cb)(const char *request_id, const uint8_t *event, s
 
 /* Opens (creating) cfg->proxyd.spool_dir, replays what is there through cb,
  * and starts a new segment for appends. NULL on error (err). */
-struct spool *spool_new(struct event_base *base, const struct config *cfg,
-                        spool_recover_cb cb, void *arg, char *err, size_t errlen);
+struct spool *spool_new(const struct config *cfg, spool_recover_cb cb, void *arg, char *err,
+                        size_t errlen);
 /* Syncs and closes; the files stay for the next start. */
 void spool_free(struct spool *s);
 
@@ -30,8 +29,11 @@ void spool_free(struct spool *s);
 int spool_append(struct spool *s, const char *request_id, const uint8_t *event, size_t len,
                  struct spool_segment **seg);
 
-/* accountd acknowledged the event: it no longer needs to be on disk. */
+/* accountd acknowledged the event: it no longer needs to be on disk. The
+ * ack's record is buffered; spool_flush_acks writes what is buffered in one
+ * go (spool_append and spool_free do it too). */
 void spool_ack(struct spool *s, struct spool_segment *seg, const char *request_id);
+void spool_flush_acks(struct spool *s);
 
 /* Bytes on disk, and whether appends are refused for reaching the cap. */
 uint64_t spool_bytes(const struct spool *s);
