@@ -2,15 +2,25 @@
  *
  * Design: every event is first appended to the durable spool (spool.c),
  * then stored in `pending` (request id -> encoded event) and appended to
- * the outgoing batch. The batch leaves at the end of the
- * loop iteration (a zero-delay event), so events finished together travel
- * together. An EventBatch is just its events as length-delimited field 1,
- * so batches are built by concatenation, without re-encoding. accountd acks
- * request ids after its commit; acked events are forgotten. A timer re-sends
- * what has waited longer than event_resend_ms, so a lost batch or a crashed
- * accountd costs a delay, never an event. ZMQ_IMMEDIATE keeps messages off
- * dead peers: with no accountd connected a send fails, and the resend timer
- * tries again later.
+ * the outgoing batch. The batch leaves BATCH_WAIT_MS after its first event
+ * (or when full), so under load one ZeroMQ message, one wake-up of its I/O
+ * thread and one ack carry many events. An EventBatch is just its events as
+ * length-delimited field 1, so batches are built by concatenation, without
+ * re-encoding. accountd acks request ids after its commit; acked events are
+ * forgotten.
+ *
+ * Resends: a timer re-sends what has waited for its ack longer than the
+ * resend timeout, so a lost batch or a crashed accountd costs a delay,
+ * never an event. The timeout is event_resend_ms, or twice the recent ack
+ * latency when that is longer: an accountd working through a backlog is
+ * slow, not lost, and re-sending its backlog would only double its work.
+ * (The latency is sampled from first sends only, as TCP does, since the
+ * ack of a re-sent event may answer either copy.) Each further resend of
+ * the same event waits twice as long, up to RESEND_BACKOFF_MAX times, and a
+ * new connection to accountd makes everything due at once: what was sent
+ * to a peer that went away is lost with it. ZMQ_IMMEDIATE keeps messages
+ * off dead peers: with no accountd connected a send fails, and the resend
+ * timer tries again later.
  *
  * A socket monitor counts the connections to accountd, for readiness.
  *
@@ -19,6 +29,7 @@
  */
 #include "publish.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +44,14 @@
 
 #define BATCH_MAX_EVENTS 512
 #define BATCH_MAX_BYTES (4 * 1024 * 1024)
+#define BATCH_WAIT_MS 1        /* a batch leaves at most this long after its first event */
+#define RESEND_BACKOFF_MAX 8   /* a re-sent event waits at most 8x the resend timeout */
 
 struct pending {
     uint8_t *data;
     size_t len;
     int64_t sent_ms;           /* 0 = not sent yet */
+    int sends;                 /* how often it was handed to ZeroMQ */
     struct spool_segment *seg; /* where it is on disk; NULL if the spool refused it */
 };
 
@@ -54,6 +68,7 @@ struct publisher {
     uint8_t *out;           /* outgoing EventBatch being built */
     size_t out_len, out_cap, out_events;
     bool send_failing;      /* logged once per state change */
+    int64_t ack_ms;         /* smoothed time from a first send to its ack; 0 = none yet */
 };
 
 static void pending_free(void *v)
@@ -63,10 +78,20 @@ static void pending_free(void *v)
     free(p);
 }
 
+/* Folds one ack latency into the smoothed one (weight 1/8, as TCP's SRTT). */
+static void sample_ack(struct publisher *p, const struct pending *pe, int64_t now)
+{
+    if (pe->sends != 1 || pe->sent_ms == 0)
+        return;
+    int64_t ms = now - pe->sent_ms;
+    p->ack_ms = p->ack_ms == 0 ? ms : p->ack_ms + (ms - p->ack_ms) / 8;
+}
+
 static void handle_ack(struct publisher *p, const zmq_msg_t *msg)
 {
     Tollgate__EventAck *ack = tollgate__event_ack__unpack(NULL, zmq_msg_size(msg),
                                                           zmq_msg_data((zmq_msg_t *)msg));
+    int64_t now = clock_ms();
     if (ack == NULL) {
         log_warn("ignoring an undecodable ack from accountd");
         return;
@@ -75,12 +100,14 @@ static void handle_ack(struct publisher *p, const zmq_msg_t *msg)
         struct pending *pe = strmap_del(p->pending, ack->request_ids[i]);
         if (pe == NULL)
             continue;
+        sample_ack(p, pe, now);
         if (pe->seg != NULL)
             spool_ack(p->spool, pe->seg, ack->request_ids[i]);
         pending_free(pe);
         if (p->ack_cb != NULL)
             p->ack_cb(ack->request_ids[i], p->ack_arg);
     }
+    spool_flush_acks(p->spool);
     tollgate__event_ack__free_unpacked(ack, NULL);
 }
 
@@ -134,6 +161,16 @@ static int out_append(struct publisher *p, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Puts a pending event into the outgoing batch. */
+static int out_add(struct publisher *p, struct pending *pe, int64_t now)
+{
+    if (out_append(p, pe->data, pe->len) < 0)
+        return -1;
+    pe->sent_ms = now;
+    pe->sends++;
+    return 0;
+}
+
 /* Sends the outgoing batch; on failure its events stay pending for resend. */
 static void flush(struct publisher *p)
 {
@@ -160,11 +197,21 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 
 static void drain_monitor(struct publisher *p);
 
+/* How long an event handed to ZeroMQ `sends` times waits for its ack. */
+static int64_t resend_after_ms(const struct publisher *p, int sends)
+{
+    int64_t base = p->cfg->proxyd.event_resend_ms;
+    if (2 * p->ack_ms > base)
+        base = 2 * p->ack_ms;
+    int shift = sends > 1 ? sends - 1 : 0;
+    return base * (shift >= 3 ? RESEND_BACKOFF_MAX : 1 << shift);
+}
+
 /* Re-sends events whose ack is overdue (or whose first send failed). */
 static void on_resend(evutil_socket_t fd, short what, void *arg)
 {
     struct publisher *p = arg;
-    size_t pos = 0;
+    size_t pos = 0, resent = 0;
     const char *id;
     void *v;
     (void)fd;
@@ -173,18 +220,22 @@ static void on_resend(evutil_socket_t fd, short what, void *arg)
     drain(p);
     flush(p);
     /* While sends fail, everything is due: nothing went out. */
-    int64_t now = clock_ms(), due = p->send_failing ? now : now - p->cfg->proxyd.event_resend_ms;
+    bool all = p->send_failing;
+    int64_t now = clock_ms();
     while (strmap_next(p->pending, &pos, &id, &v) == 0) {
         struct pending *pe = v;
-        if (pe->sent_ms > due)
+        if (!all && pe->sent_ms != 0 && now - pe->sent_ms < resend_after_ms(p, pe->sends))
             continue;
-        if (out_append(p, pe->data, pe->len) < 0)
+        if (out_add(p, pe, now) < 0)
             break;
-        pe->sent_ms = now;
+        resent += pe->sends > 1;
         if (p->out_events >= BATCH_MAX_EVENTS || p->out_len >= BATCH_MAX_BYTES)
             flush(p);
     }
     flush(p);
+    if (resent > 0 && !p->send_failing)
+        log_info("re-sent %zu usage events without an ack (ack latency %" PRId64 " ms)", resent,
+                 p->ack_ms);
 }
 
 /* Adds an event to `pending` and to the outgoing batch. */
@@ -207,12 +258,14 @@ static int enqueue(struct publisher *p, const char *request_id, const uint8_t *e
     }
     if (old != NULL)
         pending_free(old);
-    if (out_append(p, event, len) == 0)
-        pe->sent_ms = clock_ms();
-    if (p->out_events >= BATCH_MAX_EVENTS || p->out_len >= BATCH_MAX_BYTES)
+    (void)out_add(p, pe, clock_ms()); /* on ENOMEM the resend timer sends it */
+    if (p->out_events >= BATCH_MAX_EVENTS || p->out_len >= BATCH_MAX_BYTES) {
         flush(p);
-    else
-        event_active(p->flush_ev, EV_TIMEOUT, 0);
+    } else if (!evtimer_pending(p->flush_ev, NULL)) {
+        struct timeval tv = {0, BATCH_WAIT_MS * 1000};
+        if (evtimer_add(p->flush_ev, &tv) != 0)
+            flush(p);
+    }
     return 0;
 }
 
@@ -250,6 +303,16 @@ size_t publisher_pending(const struct publisher *p)
     return strmap_count(p->pending);
 }
 
+/* Makes every pending event due for (re)sending. */
+static void due_now(struct publisher *p)
+{
+    size_t pos = 0;
+    const char *id;
+    void *v;
+    while (strmap_next(p->pending, &pos, &id, &v) == 0)
+        ((struct pending *)v)->sent_ms = 0;
+}
+
 /* Monitor events: [uint16 event, uint32 value][endpoint]. */
 static void drain_monitor(struct publisher *p)
 {
@@ -267,10 +330,13 @@ static void drain_monitor(struct publisher *p)
             if (zmq_msg_recv(&msg, p->monitor, ZMQ_DONTWAIT) < 0)
                 break;
         zmq_msg_close(&msg);
-        if (ev == ZMQ_EVENT_CONNECTED && p->connected++ == 0) {
-            p->down_since_ms = 0;
-            log_info("connected to accountd");
-            event_active(p->resend_ev, EV_TIMEOUT, 0); /* deliver what waited */
+        if (ev == ZMQ_EVENT_CONNECTED) {
+            if (p->connected++ == 0) {
+                p->down_since_ms = 0;
+                log_info("connected to accountd");
+            }
+            due_now(p); /* what went to a peer that left is lost with it */
+            event_active(p->resend_ev, EV_TIMEOUT, 0);
         } else if (ev == ZMQ_EVENT_DISCONNECTED && p->connected > 0 && --p->connected == 0) {
             p->down_since_ms = clock_ms();
             log_warn("lost the connection to accountd");
@@ -350,7 +416,7 @@ struct publisher *publisher_new(struct event_base *base, const struct config *cf
     int tick = cfg->proxyd.event_resend_ms / 2;
     struct timeval tv = {tick / 1000, (tick % 1000) * 1000};
     if (setup_socket(p, err, errlen) < 0 || event_add(p->resend_ev, &tv) != 0 ||
-        (p->spool = spool_new(base, cfg, on_recovered, p, err, errlen)) == NULL) {
+        (p->spool = spool_new(cfg, on_recovered, p, err, errlen)) == NULL) {
         publisher_free(p);
         return NULL;
     }
