@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config_yaml.h"
+#include "keyhash.h"
 
 static const char *const KNOWN_PROVIDERS[] = {
     "openai", "groq", "deepseek", "together_ai", "hosted_vllm",
@@ -225,6 +226,11 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
         return -1;
     if (url == NULL)
         return cy_fail(ld, gs, "general_settings.database_url", "missing");
+    if (cfg->master_key != NULL &&
+        keyhash_sha256_hex(cfg->master_key, strlen(cfg->master_key), cfg->master_token) < 0) {
+        free(url);
+        return cy_fail(ld, gs, "general_settings.master_key", "cannot hash it (libcrypto)");
+    }
     int rc = parse_database_url(ld, cy_map_get(ld, gs, "database_url"), url, &cfg->db);
     free(url);
     return rc;

@@ -66,6 +66,7 @@ struct config {
     struct deployment *deployments;
     size_t n_deployments;
     char *master_key; /* may be NULL: then only virtual keys work */
+    char master_token[65]; /* its SHA-256 hex, hashed once at load; "" without one */
     struct db_config db;
     char *price_file; /* NULL: the price map built into the binary */
     struct router_config router;

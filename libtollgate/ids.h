@@ -2,9 +2,14 @@
 #ifndef TG_IDS_H
 #define TG_IDS_H
 
+#include <stddef.h>
+
 #define IDS_UUID_LEN 36
 
 /* A random (version 4) UUID, lower-case. -1 if the random generator fails. */
 int ids_uuid4(char out[IDS_UUID_LEN + 1]);
+
+/* The n bytes of b as 2n lower-case hex digits + NUL into out. */
+void ids_hex(const unsigned char *b, size_t n, char *out);
 
 #endif

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ids.h"
+
 #define KEY_RANDOM_BYTES 24
 
 int keyhash_sha256_hex(const char *s, size_t len, char out[KEYHASH_HEX_LEN + 1])
@@ -16,8 +18,7 @@ int keyhash_sha256_hex(const char *s, size_t len, char out[KEYHASH_HEX_LEN + 1])
     unsigned int mdlen = 0;
     if (EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
         return -1;
-    for (unsigned i = 0; i < mdlen; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    ids_hex(md, mdlen, out);
     return 0;
 }
 
@@ -60,13 +61,9 @@ int keyhash_normalize(const char *s, char out[KEYHASH_HEX_LEN + 1])
     return keyhash_sha256_hex(s, strlen(s), out);
 }
 
-/* Compares digests, so neither the content nor the length leaks by timing. */
-bool keyhash_equal(const char *a, const char *b)
+bool keyhash_token_equal(const char *a, const char *b)
 {
-    char ha[KEYHASH_HEX_LEN + 1], hb[KEYHASH_HEX_LEN + 1];
-    if (keyhash_sha256_hex(a, strlen(a), ha) < 0 || keyhash_sha256_hex(b, strlen(b), hb) < 0)
-        return false;
-    return CRYPTO_memcmp(ha, hb, KEYHASH_HEX_LEN) == 0;
+    return CRYPTO_memcmp(a, b, KEYHASH_HEX_LEN) == 0;
 }
 
 void keyhash_display_name(const char *raw, char out[16])

@@ -24,8 +24,10 @@ bool keyhash_is_hash(const char *s);
 /* The key's hash: s itself when it is a hash, else SHA-256 hex of s. */
 int keyhash_normalize(const char *s, char out[KEYHASH_HEX_LEN + 1]);
 
-/* Constant-time equality, for the master key. */
-bool keyhash_equal(const char *a, const char *b);
+/* Constant-time equality of two hashes (64 hex digits each), for the master
+ * key: comparing digests, neither its content nor its length leaks by
+ * timing. */
+bool keyhash_token_equal(const char *a, const char *b);
 
 /* "sk-...abcd": the display name of a raw key (last 4 characters). */
 void keyhash_display_name(const char *raw, char out[16]);

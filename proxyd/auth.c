@@ -73,13 +73,17 @@ void auth_check(struct proxy *px, struct evhttp_request *req, auth_cb cb, void *
         cb(NULL, 1, arg);
         return;
     }
-    if (px->cfg->master_key != NULL && keyhash_equal(raw, px->cfg->master_key)) {
+    if (keyhash_sha256_hex(raw, strlen(raw), token) < 0) {
+        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key (libcrypto)");
+        cb(NULL, 1, arg);
+        return;
+    }
+    if (px->cfg->master_token[0] != '\0' && keyhash_token_equal(token, px->cfg->master_token)) {
         cb(NULL, 0, arg);
         return;
     }
     struct pending_auth *pa = malloc(sizeof(*pa));
-    if (pa == NULL || keyhash_sha256_hex(raw, strlen(raw), token) < 0) {
-        free(pa);
+    if (pa == NULL) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
         cb(NULL, 1, arg);
         return;

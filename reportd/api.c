@@ -29,17 +29,12 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_GET, "/global/spend/report"}, SPEND_READ, spend_report},
 };
 
-/* Loads a virtual key's row; 0 found and usable, -1 answered. */
-static int load_key(struct worker *w, struct evhttp_request *req, const char *raw,
-                    struct caller *who)
+/* Loads the row of the virtual key who->token; 0 found and usable, -1 answered. */
+static int load_key(struct worker *w, struct evhttp_request *req, struct caller *who)
 {
     struct db_result *r = NULL;
     char err[512];
     MYSQL *db;
-    if (keyhash_sha256_hex(raw, strlen(raw), who->token) < 0) {
-        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
-        return -1;
-    }
     if ((db = worker_db(w, req)) == NULL)
         return -1;
     struct db_param p[] = {DB_STR(who->token)};
@@ -72,11 +67,15 @@ static int authorize(struct worker *w, struct evhttp_request *req, enum access a
         httpjson_error(req, 401, "auth_error", NULL, "Authentication Error, No api key passed in.");
         return -1;
     }
-    if (w->cfg->master_key != NULL && keyhash_equal(raw, w->cfg->master_key)) {
+    if (keyhash_sha256_hex(raw, strlen(raw), who->token) < 0) {
+        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
+        return -1;
+    }
+    if (w->cfg->master_token[0] != '\0' && keyhash_token_equal(who->token, w->cfg->master_token)) {
         who->master = true;
         return 0;
     }
-    if (load_key(w, req, raw, who) < 0)
+    if (load_key(w, req, who) < 0)
         return -1;
     if (access == SPEND_READ &&
         json_is_true(json_object_get(who->permissions, "get_spend_routes")))

@@ -21,12 +21,20 @@ static void keys(void)
     CHECK_STR(norm, direct);
     keyhash_normalize(hex, norm);
     CHECK_STR(norm, hex);
-    CHECK(keyhash_equal("sk-1234", "sk-1234") && !keyhash_equal("sk-1234", "sk-1235") &&
-              !keyhash_equal("sk-1234", "sk-12345"), "equal");
+    char h1[KEYHASH_HEX_LEN + 1], h2[KEYHASH_HEX_LEN + 1], h3[KEYHASH_HEX_LEN + 1];
+    keyhash_sha256_hex("sk-1234", 7, h1);
+    keyhash_sha256_hex("sk-1234", 7, h2);
+    keyhash_sha256_hex("sk-1235", 7, h3);
+    CHECK(keyhash_token_equal(h1, h2) && !keyhash_token_equal(h1, h3), "token equal");
     keyhash_display_name("sk-abcdefgh", name);
     CHECK_STR(name, "sk-...efgh");
     char id[IDS_UUID_LEN + 1];
     CHECK(ids_uuid4(id) == 0 && strlen(id) == 36 && id[14] == '4', "uuid4 %s", id);
+    bool shape = strchr("89ab", id[19]) != NULL;
+    for (int i = 0; i < 36; i++)
+        shape = shape && (i == 8 || i == 13 || i == 18 || i == 23 ? id[i] == '-'
+                                                                  : strchr("0123456789abcdef", id[i]) != NULL);
+    CHECK(shape, "uuid4 8-4-4-4-12 lower-case hex with the RFC 4122 variant: %s", id);
 }
 
 static void map(void)
