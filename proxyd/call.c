@@ -59,6 +59,7 @@ void call_free(struct call *c)
         evbuffer_free(c->error_body);
     json_decref(c->body);
     json_decref(c->tags);
+    free(c->owner_rows);
     free(c->end_user);
     free(c->metadata_json);
     free(c->key.key_alias);
@@ -394,6 +395,12 @@ static void on_owners(const struct owner_row *customer, const struct owner_row *
         return;
     }
     c->n_owner_rows = 0;
+    c->owner_rows = malloc((1 + ntags) * sizeof(*c->owner_rows));
+    if (c->owner_rows == NULL) {
+        httpjson_error(c->req, 500, "internal_error", NULL, "out of memory");
+        call_free(c);
+        return;
+    }
     if (customer != NULL)
         c->owner_rows[c->n_owner_rows++] = *customer;
     for (size_t i = 0; i < ntags; i++)

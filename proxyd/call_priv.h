@@ -36,7 +36,7 @@ struct call {
     struct route_state route;
     struct reservation reservation; /* held against the key's budgets while in flight */
     struct event *wait_ev;          /* an unsure budget check waiting to look again */
-    struct owner_row owner_rows[1 + OWNERS_MAX_TAGS]; /* end user (if any) first, then tags */
+    struct owner_row *owner_rows; /* end user (if any) first, then tags; NULL if none */
     size_t n_owner_rows;
     int admit_waits;
     struct keyinfo key;     /* copy of the caller's key row (token "" for master) */

@@ -104,13 +104,29 @@ static void teardown(struct proxy *px)
     price_table_free(px->prices);
 }
 
+/* The event loop. The epoll changelist folds the several interest changes
+ * one request makes to a socket between two epoll_waits (libevent's
+ * evhttp and curl each toggle read and write) into one epoll_ctl. Its one
+ * caveat, fds cloned by dup() registered with the loop, does not apply:
+ * the spool's sync thread dups only its own segment fd. */
+static struct event_base *new_base(void)
+{
+    struct event_config *ec = event_config_new();
+    struct event_base *base = NULL;
+    if (ec != NULL && event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0)
+        base = event_base_new_with_config(ec);
+    if (ec != NULL)
+        event_config_free(ec);
+    return base;
+}
+
 static int run(const struct config *cfg)
 {
     struct proxy px = {.cfg = cfg};
     struct event *sigterm = NULL, *sigint = NULL;
     char err[1024];
     int rc = 1;
-    if ((px.base = event_base_new()) == NULL ||
+    if ((px.base = new_base()) == NULL ||
         (sigterm = evsignal_new(px.base, SIGTERM, on_stop, px.base)) == NULL ||
         (sigint = evsignal_new(px.base, SIGINT, on_stop, px.base)) == NULL ||
         event_add(sigterm, NULL) != 0 || event_add(sigint, NULL) != 0) {

@@ -16,6 +16,10 @@
 #include "log.h"
 
 #define MAX_UPSTREAM_CONNECTIONS 1024 /* pool size across all upstreams */
+/* curl's receive buffer for streamed answers (its default is 16 KiB a
+ * transfer). SSE events are a few hundred bytes, and a thousand streams
+ * held open is what proxyd's memory is made of. */
+#define STREAM_BUFFER_BYTES 4096L
 
 struct relay {
     struct event_base *base;
@@ -216,7 +220,9 @@ static int configure(struct relay_transfer *t, const struct relay_request *rq)
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, rq->idle_timeout_s) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        (rq->on_data != NULL &&
+         curl_easy_setopt(e, CURLOPT_BUFFERSIZE, STREAM_BUFFER_BYTES) != CURLE_OK))
         return -1;
     return 0;
 }

@@ -62,7 +62,7 @@ static void keep_text(struct sse_filter *f, const char *s, size_t len)
     if (f->text_len + len > TEXT_MAX)
         return;
     if (f->text_len + len + 1 > f->text_cap) {
-        size_t cap = f->text_cap ? f->text_cap * 2 : 4096;
+        size_t cap = f->text_cap ? f->text_cap * 2 : 512; /* most answers are short */
         while (cap < f->text_len + len + 1)
             cap *= 2;
         char *t = realloc(f->text, cap);
