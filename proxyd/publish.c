@@ -229,8 +229,11 @@ static void on_resend(evutil_socket_t fd, short what, void *arg)
         if (out_add(p, pe, now) < 0)
             break;
         resent += pe->sends > 1;
-        if (p->out_events >= BATCH_MAX_EVENTS || p->out_len >= BATCH_MAX_BYTES)
+        if (p->out_events >= BATCH_MAX_EVENTS || p->out_len >= BATCH_MAX_BYTES) {
             flush(p);
+            if (p->send_failing)
+                break; /* accountd cannot take more now: the next tick goes on */
+        }
     }
     flush(p);
     if (resent > 0 && !p->send_failing)

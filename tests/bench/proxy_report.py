@@ -1,0 +1,246 @@
+"""proxy_report.py - prints the proxy benchmark's figures (tests/bench/proxy_bench.py)
+next to the targets, with the CPU each process used, and returns the missed targets."""
+
+import os
+import statistics
+
+from load import hist_percentile
+
+TARGET_ADDED_P50_US = 50
+TARGET_ADDED_P99_US = 250
+TARGET_RPS_32 = 10000
+TARGET_STREAM_RSS_MB = 50
+TARGET_STREAM_TTFB_ADDED_MS = 1.0
+
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+def fmt_ms(seconds):
+    return "%.3f ms" % (seconds * 1000)
+
+
+NAMES = {"direct": "direct (fake-upstream)", "proxyd-vkey": "proxyd, virtual key",
+         "proxyd-master": "proxyd, master key"}
+
+
+def run_name(r):
+    """A run's row name: its target, and its round when there were several."""
+    return NAMES[r["target"]] + (" #%d" % (r["round"] + 1) if r["label"].count("#") else "")
+
+
+def combine(runs):
+    """One figure for the runs of one target and connection count: req/s over all of
+    them, p50 and p99 the median of the runs' (a run disturbed by the shared machine
+    moves a median less than a pooled percentile), error counts summed."""
+    keys = ("non2xx", "err_connect", "err_read", "err_write", "err_timeout")
+    return {"rps": sum(r["wrk"]["requests"] for r in runs) / sum(r["seconds"] for r in runs),
+            "p50_us": statistics.median(r["wrk"]["p50_us"] for r in runs),
+            "p99_us": statistics.median(r["wrk"]["p99_us"] for r in runs),
+            "n": len(runs), **{k: sum(r["wrk"][k] for r in runs) for k in keys}}
+
+
+def added(b, target, field):
+    """proxyd's added latency at 1 connection: the median over the rounds of the
+    through-proxyd minus direct figure of the same round."""
+    one = [r for r in b.runs if r["conns"] == 1]
+    diffs = [p["wrk"][field] - d["wrk"][field] for d in one if d["target"] == "direct"
+             for p in one if p["target"] == target and p["round"] == d["round"]]
+    return statistics.median(diffs), diffs
+
+
+def report(b, args):
+    a = args
+    misses = []
+    by = {}
+    for r in b.runs:
+        by.setdefault((r["target"], r["conns"]), []).append(r)
+    by = {k: combine(v) for k, v in by.items()}
+    targets = ["direct", "proxyd-vkey"] + ([] if a.no_master else ["proxyd-master"])
+    names = NAMES
+
+    print()
+    print("=" * 100)
+    print("Tollgate proxy benchmark  (%d CPUs, wrk -t%d, %d s per run, RLIMIT_NOFILE %d%s)"
+          % (os.cpu_count(), a.wrk_threads, a.seconds, b.nofile[0],
+             ", spool under " + a.spool_dir if a.spool_dir else ""))
+    print("=" * 100)
+    print()
+    print("1. Throughput and latency (non-streaming POST /v1/chat/completions; at 1 connection "
+          "the median of %d rounds)" % a.rounds)
+    hdr = "   %-24s" % ""
+    for c in (1, a.connections):
+        hdr += " | %-31s" % ("%d connection%s" % (c, "s" if c > 1 else ""))
+    print(hdr)
+    print("   %-24s" % "" + (" | %9s %10s %10s" % ("req/s", "p50", "p99")) * 2)
+    for t in targets:
+        line = "   %-24s" % names[t]
+        for c in (1, a.connections):
+            r = by[(t, c)]
+            line += " | %9.0f %7d us %7d us" % (r["rps"], r["p50_us"], r["p99_us"])
+        print(line)
+    for t in targets:
+        for c in (1, a.connections):
+            w = by[(t, c)]
+            errs = sum(w[k] for k in ("err_connect", "err_read", "err_write", "err_timeout"))
+            if w["non2xx"] or errs:
+                print("   ! %s c=%d: %d non-2xx answers, %d socket errors"
+                      % (names[t], c, w["non2xx"], errs))
+
+    print()
+    print("2. proxyd's added latency at 1 connection (through proxyd - direct, the median over "
+          "the rounds of each round's difference)")
+    for t in targets[1:]:
+        a50, d50 = added(b, t, "p50_us")
+        a99, d99 = added(b, t, "p99_us")
+        ok50, ok99 = a50 <= TARGET_ADDED_P50_US, a99 <= TARGET_ADDED_P99_US
+        print("   %-24s p50 %+6d us  (target <= %d us)  %s     p99 %+6d us  (target <= %d us)  %s"
+              % (names[t], a50, TARGET_ADDED_P50_US, verdict(ok50), a99, TARGET_ADDED_P99_US,
+                 verdict(ok99)))
+        if len(d50) > 1:
+            print("   %-24s rounds: p50 %s us, p99 %s us" % (
+                "", " ".join("%+d" % v for v in d50), " ".join("%+d" % v for v in d99)))
+        if t == "proxyd-vkey":
+            misses += [] if ok50 else ["added p50"]
+            misses += [] if ok99 else ["added p99"]
+    floor = [r["wrk"]["p99_us"] for r in b.runs if r["target"] == "direct" and r["conns"] == 1]
+    print("   (the floor itself is noisy: direct p99 %s us over the rounds)"
+          % " ".join(str(v) for v in floor))
+    print("   proxyd's own time per request (x-litellm-overhead-duration-ms: from reading the "
+          "request to handing over the answer,\n   minus the upstream wait; proxyd's clock, "
+          "5 us steps), virtual key:")
+    for c in (1, a.connections):
+        hist = [hv for r in b.runs if r["target"] == "proxyd-vkey" and r["conns"] == c
+                for hv in r["wrk"].get("overhead_us", [])]
+        if hist:
+            print("   %-24s p50 %5d us  p99 %5d us  p99.9 %5d us" % (
+                "%d connection%s" % (c, "s" if c > 1 else ""), hist_percentile(hist, 50),
+                hist_percentile(hist, 99), hist_percentile(hist, 99.9)))
+    r32 = by[("proxyd-vkey", a.connections)]
+    ok = r32["rps"] >= TARGET_RPS_32
+    misses += [] if ok else ["req/s"]
+    print("   throughput through proxyd (virtual key, accounting on) at %d connections: "
+          "%.0f req/s  (target >= %d)  %s" % (a.connections, r32["rps"], TARGET_RPS_32,
+                                              verdict(ok)))
+
+    print()
+    print("3. proxyd peak RSS (VmHWM) over the wrk runs: %.1f MB  (RSS %.1f MB before them, "
+          "%.1f MB after%s)" % (b.hwm_wrk_kb / 1024, b.rss_before_wrk_kb / 1024,
+                                b.rss_after_wrk_kb / 1024,
+                                "" if b.hwm_reset else "; VmHWM not reset: peak since start"))
+
+    print()
+    print("4. accountd keeping up (spend_logs rows vs answers proxyd gave)")
+    print("   %-24s %5s %11s %10s %10s %12s %14s" % ("run", "conns", "rows before", "2xx (wrk)",
+                                                   "forwarded", "backlog@end", "then written"))
+    for r in b.runs:
+        if "ledger" not in r:
+            continue
+        L = r["ledger"]
+        if L["settle_s"] is None:
+            then = "(final wait)"
+        elif L["settled"]:
+            then = "in %.1f s" % L["settle_s"]
+        else:
+            then = "%d left @%.0fs" % (L["expected"] - L["rows_after_settle"], L["settle_s"])
+        print("   %-24s %5d %11d %10d %10d %12d %14s" % (
+            run_name(r), r["conns"], L["rows_at_start"], r["wrk"]["requests"] - r["wrk"]["non2xx"],
+            r["forwarded"], L["expected"] - L["rows_at_end"], then))
+    L = b.ledger
+    print("   after the last run: %d rows missing; %s"
+          % (L["expected"] - L["rows_at_end"],
+             "all written %.1f s later" % L["waited"] if L["caught_up"] else
+             "still %d missing after %.0f s" % (L["expected"] - L["rows"], L["waited"])))
+    print("   total: %d ledger rows (%d with a 2xx status) for %d answers proxyd gave: wrk counted "
+          "%d 2xx, the warm-up/smoke/TTFB/stream requests %d, the rest were in flight when wrk stopped "
+          "(proxyd answered and billed them)  %s"
+          % (L["rows"], L["rows_2xx"], L["expected"], L["wrk_2xx"], L["other_2xx"],
+             verdict(L["caught_up"] and L["rows"] == L["expected"])))
+    d = {k: b.db1[k] - b.db0[k] for k in b.db0}
+    starts = [r["ledger"]["rows_at_start"] for r in b.runs if "ledger" in r]
+    new_rows = L["rows"] - min(starts) if starts else 0
+    if new_rows > 0:
+        print("   MariaDB during the wrk runs and the wait: %d INSERTs for %d new rows (%d "
+              "redelivered events), %d UPDATEs, %d statements prepared for %d executed, %d commits"
+              % (d["Com_insert"], new_rows, d["Com_insert"] - new_rows, d["Com_update"],
+                 d["Com_stmt_prepare"], d["Com_stmt_execute"], d["Com_commit"]))
+    if not (L["caught_up"] and L["rows"] == L["expected"]):
+        misses.append("ledger")
+
+    print()
+    print("5. Streaming")
+    S = b.streams
+    mb = S["hwm_kb"] / 1024
+    ok = mb <= TARGET_STREAM_RSS_MB and S["ok"] == a.streams
+    misses += [] if ok else ["stream RSS"]
+    print("   %d concurrent streams: %d completed, %d failed; at most %d open at once (client "
+          "side), %d at the upstream; median stream %.1f s"
+          % (a.streams, S["ok"], len(S["errors"]), S["max_overlap"], S["max_upstream_active"],
+             S["median_duration"]))
+    print("   proxyd VmHWM during the streams: %.1f MB  (target <= %d MB)  %s   [RSS before %.1f MB, "
+          "after %.1f MB, %d fds at peak%s]"
+          % (mb, TARGET_STREAM_RSS_MB, verdict(ok), S["rss_before_kb"] / 1024,
+             S["rss_after_kb"] / 1024, S["max_fds"],
+             "" if S["reset_ok"] else "; VmHWM could not be reset: peak since start"))
+    for e in S["errors"][:5]:
+        print("   ! " + e)
+    T = b.ttfb
+    dm, pm = statistics.median(T["direct_event"]), statistics.median(T["proxyd_event"])
+    ok = pm - dm < TARGET_STREAM_TTFB_ADDED_MS / 1000
+    misses += [] if ok else ["stream TTFB"]
+    print("   time to first SSE event, p50 of %d: direct %s, through proxyd %s -> added %s  "
+          "(target < %.0f ms)  %s" % (len(T["direct_event"]), fmt_ms(dm), fmt_ms(pm),
+                                      fmt_ms(pm - dm), TARGET_STREAM_TTFB_ADDED_MS, verdict(ok)))
+    print("   (time to response headers, p50: direct %s, through proxyd %s)"
+          % (fmt_ms(statistics.median(T["direct_head"])),
+             fmt_ms(statistics.median(T["proxyd_head"]))))
+
+    print()
+    print("CPU during each wrk run, %% of one core (%d cores = %d%%):" % (os.cpu_count(),
+                                                                       100 * os.cpu_count()))
+    procs = ["wrk", "fake-upstream", "proxyd", "accountd", "mariadbd", "reportd", "irq", "other",
+             "all"]
+    print("   %-24s %5s" % ("run", "conns") + "".join(" %8s" % p[:8] for p in procs))
+    for r in b.runs:
+        print("   %-24s %5d" % (run_name(r), r["conns"]) +
+              "".join(" %7.0f%%" % r["cpu"].get(p, 0) for p in procs))
+    print("   (irq = hard and soft interrupts, mostly loopback TCP; other = kernel threads, this "
+          "script, any foreign process;\n    all = busy time from /proc/stat)")
+    for r in b.runs:
+        if r.get("quiet", 0) is None:
+            print("   ! %s c=%d started while the machine was still busy" % (run_name(r), r["conns"]))
+        if r["foreign"]:
+            print("   ! %s c=%d shared the machine with: %s" % (
+                run_name(r), r["conns"], ", ".join(
+                    "%s (pid %d) %.0f%%" % (c, p, pct) for pct, p, c in r["foreign"][:4])))
+
+    print()
+    print("CPU per request in us (accountd, mariadbd: per ledger row committed during the run);")
+    print("ceiling = %d cores / total: the req/s this machine could carry if nothing else ran:"
+          % os.cpu_count())
+    parts = ["proxyd", "accountd", "mariadbd", "fake-upstream", "wrk", "irq"]
+    print("   %-24s %5s" % ("run", "conns") + "".join(" %9s" % n[:9] for n in parts) +
+          " %9s %9s" % ("total", "ceiling"))
+    for r in b.runs:
+        if r["rps"] <= 0:
+            continue
+        rows_rate = 0
+        if "ledger" in r:
+            L = r["ledger"]
+            rows_rate = (L["rows_at_end"] - L["rows_at_start"]) / r["seconds"]
+        us = []
+        for n in parts:
+            rate = rows_rate if n in ("accountd", "mariadbd") else r["rps"]
+            us.append(r["cpu"].get(n, 0) / 100 * 1e6 / rate if rate > 0 else 0)
+        print("   %-24s %5d" % (run_name(r), r["conns"]) +
+              "".join(" %9.0f" % u for u in us) +
+              " %9.0f %9.0f" % (sum(us), os.cpu_count() * 1e6 / sum(us)))
+
+    print()
+    if b.busy_before:
+        print("WARNING: busy before the start: " + ", ".join(
+            "%s (pid %d) %.0f%%" % (c, p, pct) for pct, p, c in b.busy_before))
+    print("Targets: %s   (benchmark took %.0f s)" % (
+        "all PASS" if not misses else "MISS: " + ", ".join(misses), b.elapsed))
+    return misses
