@@ -2,7 +2,9 @@
 
 - kill -9 accountd in the middle of 1,000 requests, restart it later;
 - kill -9 proxyd while events wait in its spool (accountd down), restart both;
-in both cases every request that got a 2xx is in spend_logs exactly once and
+- accountd stalled (SIGSTOP) with its connection up: proxyd re-sends what got no
+  ack, and accountd, continued, gets every event twice or more but counts it once;
+in every case every request that got a 2xx is in spend_logs exactly once and
 the key's spend equals the sum of its log rows to the last digit.
 
 Run from the repo root:  python3 -m unittest -v tests/e2e/test_faults.py
@@ -11,7 +13,9 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_faults.py
 import http.client
 import json
 import os
+import signal
 import sys
+import time
 import unittest
 from decimal import Decimal
 
@@ -92,6 +96,29 @@ class FaultTest(harness.StackTestCase):
         finally:
             client.close()
         self.assertEqual(len(answered), 1000)
+        self.assert_ledger(token, answered)
+
+    def test_accountd_stalled_gets_resends_and_counts_once(self):
+        key, token = self.new_key("stall-accountd")
+        pid = self.stack.daemon("accountd").proc.pid
+        log = self.stack.daemon_log("proxyd")
+        resends_before = log.read_text(errors="replace").count("usage events without an ack")
+        client = Client(self.stack.proxyd_port, key)
+        answered = {}
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for i in range(200):
+                status, rid, cost = client.chat(i % 40 + 1, i % 13 + 1)
+                self.assertEqual(status, 200)  # proxyd keeps serving
+                answered[rid] = cost
+            # no ack can come: past the resend timeout (300 ms) proxyd sends them again
+            wait_for(lambda: log.read_text(errors="replace").count(
+                "usage events without an ack") > resends_before, 10,
+                message="proxyd did not re-send the unacknowledged events")
+            time.sleep(1.0)  # and again, with backoff
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            client.close()
         self.assert_ledger(token, answered)
 
     def test_proxyd_killed_with_events_in_its_spool(self):
