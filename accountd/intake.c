@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "clock.h"
+#include "grow.h"
 #include "log.h"
 
 #define MAX_MESSAGE_BYTES (64 * 1024 * 1024) /* ZMQ_MAXMSGSIZE: bigger peers are cut off */
@@ -59,27 +60,18 @@ void intake_free(struct intake *in)
     free(in);
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *p = realloc(*arr, ncap * elem);
-    if (p == NULL)
-        return -1;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 /* Adds a decoded message and its events to the batch. -1 on ENOMEM. */
 static int batch_add(struct intake_batch *b, zmq_msg_t *id, Tollgate__EventBatch *eb)
 {
-    if (grow((void **)&b->msgs, &b->cap_msgs, b->n_msgs + 1, sizeof(*b->msgs)) < 0 ||
-        grow((void **)&b->events, &b->cap_events, b->n_events + eb->n_events, sizeof(*b->events)) < 0)
+    struct intake_msg *msgs = grow_array(b->msgs, &b->cap_msgs, b->n_msgs + 1, sizeof(*b->msgs), 16);
+    if (msgs == NULL)
         return -1;
+    b->msgs = msgs;
+    Tollgate__UsageEvent **events = grow_array(b->events, &b->cap_events,
+                                               b->n_events + eb->n_events, sizeof(*b->events), 16);
+    if (events == NULL)
+        return -1;
+    b->events = events;
     struct intake_msg *m = &b->msgs[b->n_msgs++];
     m->identity_len = zmq_msg_size(id);
     memcpy(m->identity, zmq_msg_data(id), m->identity_len);

@@ -38,6 +38,7 @@
 
 #include "clock.h"
 #include "events.pb-c.h"
+#include "grow.h"
 #include "log.h"
 #include "spool.h"
 #include "strmap.h"
@@ -144,16 +145,10 @@ static int out_append(struct publisher *p, const uint8_t *data, size_t len)
         if (v <= 0x7f)
             break;
     }
-    if (p->out_len + h + len > p->out_cap) {
-        size_t cap = p->out_cap ? p->out_cap : 64 * 1024;
-        while (cap < p->out_len + h + len)
-            cap *= 2;
-        uint8_t *n = realloc(p->out, cap);
-        if (n == NULL)
-            return -1;
-        p->out = n;
-        p->out_cap = cap;
-    }
+    uint8_t *grown = grow_array(p->out, &p->out_cap, p->out_len + h + len, 1, 64 * 1024);
+    if (grown == NULL)
+        return -1;
+    p->out = grown;
     memcpy(p->out + p->out_len, hdr, h);
     memcpy(p->out + p->out_len + h, data, len);
     p->out_len += h + len;

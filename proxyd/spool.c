@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "grow.h"
 #include "log.h"
 #include "spool_sync.h"
 #include "strmap.h"
@@ -111,16 +112,10 @@ static int encode_record(struct recbuf *buf, char type, const char *id, const ui
     size_t idlen = strlen(id), plen = 3 + idlen + len;
     if (idlen > 0xffff || plen > REC_MAX)
         return -1;
-    if (buf->len + REC_HEADER + plen > buf->cap) {
-        size_t cap = buf->cap ? buf->cap : 4096;
-        while (cap < buf->len + REC_HEADER + plen)
-            cap *= 2;
-        uint8_t *n = realloc(buf->data, cap);
-        if (n == NULL)
-            return -1;
-        buf->data = n;
-        buf->cap = cap;
-    }
+    uint8_t *grown = grow_array(buf->data, &buf->cap, buf->len + REC_HEADER + plen, 1, 4096);
+    if (grown == NULL)
+        return -1;
+    buf->data = grown;
     uint8_t *rec = buf->data + buf->len, *p = rec + REC_HEADER;
     p[0] = (uint8_t)type;
     p[1] = (uint8_t)(idlen >> 8);

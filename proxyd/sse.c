@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "usage.h"
 
 #define EVENT_MAX (1024 * 1024)       /* larger events are passed through unparsed */
@@ -61,16 +62,11 @@ static void keep_text(struct sse_filter *f, const char *s, size_t len)
 {
     if (f->text_len + len > TEXT_MAX)
         return;
-    if (f->text_len + len + 1 > f->text_cap) {
-        size_t cap = f->text_cap ? f->text_cap * 2 : 512; /* most answers are short */
-        while (cap < f->text_len + len + 1)
-            cap *= 2;
-        char *t = realloc(f->text, cap);
-        if (t == NULL)
-            return; /* only the fallback count suffers */
-        f->text = t;
-        f->text_cap = cap;
-    }
+    char *t = grow_array(f->text, &f->text_cap, f->text_len + len + 1, 1,
+                         512); /* most answers are short */
+    if (t == NULL)
+        return; /* only the fallback count suffers */
+    f->text = t;
     memcpy(f->text + f->text_len, s, len);
     f->text_len += len;
     f->text[f->text_len] = '\0';

@@ -1,5 +1,8 @@
 /* test_keyhash.c - key minting, hashing and the helpers around it. */
+#include <stdlib.h>
+
 #include "check.h"
+#include "grow.h"
 #include "ids.h"
 #include "keyhash.h"
 #include "strmap.h"
@@ -62,9 +65,26 @@ static void map(void)
     strmap_free(m, NULL);
 }
 
+static void grow(void)
+{
+    size_t cap = 0;
+    int *a = grow_array(NULL, &cap, 5, sizeof(int), 4);
+    CHECK(a != NULL && cap == 8, "from empty: doubled from the first size (cap %zu)", cap);
+    for (int i = 0; i < 5; i++)
+        a[i] = i;
+    CHECK(grow_array(a, &cap, 8, sizeof(int), 4) == a && cap == 8, "room enough: unchanged");
+    int *b = grow_array(a, &cap, 100, sizeof(int), 4);
+    CHECK(b != NULL && cap == 128 && b[4] == 4, "grown keeps the contents (cap %zu)", cap);
+    size_t huge = cap;
+    CHECK(grow_array(b, &huge, (size_t)-1 / 2, sizeof(int), 4) == NULL && huge == cap,
+          "an impossible size fails and changes nothing");
+    free(b);
+}
+
 int main(void)
 {
     keys();
     map();
+    grow();
     return check_summary("test_keyhash");
 }
