@@ -49,6 +49,14 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
         cy_url(ld, cy_map_get(ld, n, "reportd_url"), "tollgate.proxyd.reportd_url",
                   cfg->proxyd.reportd_url) < 0)
         return -1;
+    /* Only segments no longer appended to are deleted once acknowledged, so the one
+     * being written must leave room under the cap, or a healthy stack fills it. */
+    if (segment > spool_max / 4) {
+        yaml_node_t *at = cy_map_get(ld, n, "spool_segment_bytes");
+        return cy_fail(ld, at != NULL ? at : cy_map_get(ld, n, "spool_max_bytes"),
+                       "tollgate.proxyd.spool_segment_bytes",
+                       "%ld is more than a quarter of spool_max_bytes (%ld)", segment, spool_max);
+    }
     cfg->proxyd.readiness_grace_ms = (int)grace;
     cfg->proxyd.spool_fsync_ms = (int)fsync_ms;
     cfg->proxyd.spool_max_bytes = (uint64_t)spool_max;

@@ -54,18 +54,23 @@ static void liveliness(struct proxy *px, struct evhttp_request *req)
     httpjson_reply(req, 200, json_string("I'm alive!"));
 }
 
-/* Ready while accountd and MariaDB have not been gone longer than the grace. */
+/* Ready while accountd and MariaDB have not been gone longer than the grace
+ * and the spool has room. The spool's figures show how far accountd is behind. */
 static void readiness(struct proxy *px, struct evhttp_request *req)
 {
     int64_t acc = publisher_down_ms(px->pub), db = keystore_db_down_ms(px->keys);
     int64_t grace = px->cfg->proxyd.readiness_grace_ms;
-    bool ready = acc <= grace && db <= grace;
+    bool ready = acc <= grace && db <= grace && !publisher_full(px->pub);
     httpjson_reply(req, ready ? 200 : 503,
-                   json_pack("{s:s, s:s, s:s}", "status", ready ? "healthy" : "unhealthy",
+                   json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "status",
+                             ready ? "healthy" : "unhealthy",
                              "accountd", acc == 0 ? "connected" : acc <= grace ? "reconnecting"
                                                                              : "unreachable",
                              "db", db == 0 ? "connected" : db <= grace ? "reconnecting"
-                                                                      : "unreachable"));
+                                                                      : "unreachable",
+                             "unacked_events", (json_int_t)publisher_pending(px->pub),
+                             "spool_bytes", (json_int_t)publisher_spool_bytes(px->pub),
+                             "spool_max_bytes", (json_int_t)px->cfg->proxyd.spool_max_bytes));
 }
 
 struct models_call {

@@ -48,8 +48,11 @@ struct keystore_job {
  * the database could not be asked (the caller answers 503). */
 typedef void (*keystore_cb)(const struct keyinfo *info, const char *error, void *arg);
 
-/* How old a cached row may be and still answer while it is refreshed. */
-#define KEYSTORE_STALE_MS(ttl) (2 * (ttl) + 1000)
+/* How old a cached row may be and still answer while it is refreshed. Rows
+ * are aged from the start of their fetch, so a change committed to MariaDB
+ * (a key blocked, deleted, expired, a budget changed) reaches every request
+ * that arrives more than this after it: 2 s with the default 1 s ttl. */
+#define KEYSTORE_STALE_MS(ttl) ((ttl) + 1000)
 
 struct keystore;
 

@@ -301,6 +301,11 @@ size_t publisher_pending(const struct publisher *p)
     return strmap_count(p->pending);
 }
 
+uint64_t publisher_spool_bytes(const struct publisher *p)
+{
+    return spool_bytes(p->spool);
+}
+
 /* Makes every pending event due for (re)sending. */
 static void due_now(struct publisher *p)
 {

@@ -30,8 +30,9 @@ void publisher_on_ack(struct publisher *p, void (*cb)(const char *request_id, vo
 /* Is the spool at its cap (new requests must be refused)? */
 bool publisher_full(const struct publisher *p);
 
-/* Events not yet acknowledged. */
+/* Events not yet acknowledged, and the spool's size on disk. */
 size_t publisher_pending(const struct publisher *p);
+uint64_t publisher_spool_bytes(const struct publisher *p);
 
 /* How long no accountd has been connected (0 while one is). */
 int64_t publisher_down_ms(const struct publisher *p);

@@ -4,6 +4,9 @@
 - kill -9 proxyd while events wait in its spool (accountd down), restart both;
 - accountd stalled (SIGSTOP) with its connection up: proxyd re-sends what got no
   ack, and accountd, continued, gets every event twice or more but counts it once;
+- accountd down until proxyd's spool reaches its cap: proxyd serves, warns near
+  the cap, then refuses new requests (503) and reports it in readiness; when
+  accountd is back everything answered is delivered and requests are accepted;
 in every case every request that got a 2xx is in spend_logs exactly once and
 the key's spend equals the sum of its log rows to the last digit.
 
@@ -25,6 +28,7 @@ import harness  # noqa: E402
 from harness import MASTER_KEY, wait_for  # noqa: E402
 
 DELIVERY_TIMEOUT = 30.0
+SPOOL_MAX = 1 << 20
 
 
 class Client:
@@ -50,8 +54,10 @@ class Client:
 
 
 class FaultTest(harness.StackTestCase):
-    # quick resends so the tests do not wait on the default 2 s
-    stack_options = {"tollgate": {"proxyd": {"event_resend_ms": 300}}}
+    # quick resends so the tests do not wait on the default 2 s; a small spool to fill
+    stack_options = {"tollgate": {"proxyd": {"event_resend_ms": 300,
+                                             "spool_max_bytes": SPOOL_MAX,
+                                             "spool_segment_bytes": SPOOL_MAX // 16}}}
 
     def new_key(self, alias):
         status, _, body = self.stack.report("POST", "/key/generate", {"key_alias": alias},
@@ -120,6 +126,39 @@ class FaultTest(harness.StackTestCase):
             os.kill(pid, signal.SIGCONT)
             client.close()
         self.assert_ledger(token, answered)
+
+    def test_spool_cap_with_accountd_down(self):
+        key, token = self.new_key("spool-cap")
+        s = self.stack
+        self.stack.stop_one("accountd")
+        body = {"model": "llama3", "messages": [{"role": "user", "content": "x"}],
+                "metadata": {"note": "n" * 4000}}  # ~4 KB events: the cap after ~250
+        answered, refusal = {}, None
+        try:
+            for _ in range(2000):
+                st, h, b = s.proxy("POST", "/v1/chat/completions", body, key)
+                if st != 200:
+                    refusal = (st, b)
+                    break
+                answered[h["x-litellm-call-id"]] = h["x-litellm-response-cost"]
+            self.assertIsNotNone(refusal, "the spool never reached its cap")
+            self.assertEqual(refusal[0], 503, refusal)
+            self.assertErrorShape(refusal[1], 503, type_="service_unavailable")
+            self.assertIn("spool is full", refusal[1]["error"]["message"])
+            self.assertGreater(len(answered), 100)
+            log = s.daemon_log("proxyd").read_text(errors="replace")
+            self.assertIn("accountd is not keeping up or is unreachable", log)
+            st, _, ready = s.proxy("GET", "/health/readiness")
+            self.assertEqual(st, 503, ready)
+            self.assertGreaterEqual(ready["spool_bytes"], SPOOL_MAX)
+            self.assertEqual(ready["unacked_events"], len(answered))
+        finally:
+            s.restart("accountd")
+        self.assert_ledger(token, answered)
+        wait_for(lambda: s.proxy("GET", "/health/readiness")[0] == 200, 10,
+                 message="readiness did not recover after the spool drained")
+        st, _, b = s.proxy("POST", "/v1/chat/completions", body, key)
+        self.assertEqual(st, 200, b)
 
     def test_proxyd_killed_with_events_in_its_spool(self):
         key, token = self.new_key("kill-proxyd")
