@@ -33,7 +33,9 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: accountd -c CONFIG [--migrate]\n");
+    fprintf(stderr, "usage: accountd -c CONFIG [--instance N] [--migrate]\n"
+                    "  --instance N  bind the N-th (from 1) of tollgate.accountd.events and\n"
+                    "                .updates (default 1), one per accountd instance\n");
 }
 
 static int migrate(const struct config *cfg)
@@ -53,8 +55,9 @@ static int migrate(const struct config *cfg)
     return 0;
 }
 
-static int run(const struct config *cfg)
+static int run(const struct config *cfg, size_t instance)
 {
+    const char *events = cfg->accountd.events[instance], *updates = cfg->accountd.updates[instance];
     char err[1024];
     struct sigaction sa = {.sa_handler = on_signal};
     struct intake_batch batch = {0};
@@ -72,27 +75,30 @@ static int run(const struct config *cfg)
         goto out;
     }
     if ((ledger = ledger_new(&cfg->db, prices, err, sizeof(err))) == NULL ||
-        (in = intake_new(cfg->accountd.events, cfg->accountd.batch_max_events,
-                         cfg->accountd.batch_wait_ms, err, sizeof(err))) == NULL ||
-        (up = updates_new(cfg->accountd.updates, err, sizeof(err))) == NULL) {
+        (in = intake_new(events, cfg->accountd.batch_max_events, cfg->accountd.batch_wait_ms,
+                         err, sizeof(err))) == NULL ||
+        (up = updates_new(updates, err, sizeof(err))) == NULL) {
         log_error("%s", err);
         goto out;
     }
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    log_info("accountd ready: events on %s, updates on %s, %zu priced models",
-             cfg->accountd.events, cfg->accountd.updates, price_table_count(prices));
+    log_info("accountd ready: instance %zu of %zu, events on %s, updates on %s, %zu priced models",
+             instance + 1, cfg->accountd.n_accountd, events, updates, price_table_count(prices));
+    size_t committed = 0, batches = 0;
     while (!stop_flag) {
         if (intake_collect(in, &batch, POLL_MS) == 0)
             continue;
         if (ledger_commit(ledger, batch.events, batch.n_events, &stop_flag) == 0) {
+            committed += batch.n_events;
+            batches++;
             intake_ack(in, &batch);
             if (ledger->db != NULL)
                 updates_publish(up, ledger->db, batch.events, batch.n_events);
         }
         intake_batch_clear(&batch);
     }
-    log_info("accountd stopping");
+    log_info("accountd stopping: committed %zu events in %zu batches", committed, batches);
     rc = 0;
 out:
     intake_batch_free(&batch);
@@ -106,9 +112,12 @@ out:
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"migrate", no_argument, NULL, 'm'}, {0}};
+        {"config", required_argument, NULL, 'c'}, {"migrate", no_argument, NULL, 'm'},
+        {"instance", required_argument, NULL, 'i'}, {0}};
     const char *path = NULL;
     bool do_migrate = false;
+    long instance = 1;
+    char *end;
     int c;
     log_init("accountd");
     while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -116,6 +125,9 @@ int main(int argc, char **argv)
             path = optarg;
         else if (c == 'm')
             do_migrate = true;
+        else if (c == 'i' && (instance = strtol(optarg, &end, 10)) >= 1 && *end == '\0' &&
+                 instance <= CONFIG_MAX_ACCOUNTD)
+            ;
         else {
             usage();
             return 2;
@@ -133,8 +145,12 @@ int main(int argc, char **argv)
     if (cfg == NULL) {
         log_error("%s", err);
         rc = 1;
+    } else if ((size_t)instance > cfg->accountd.n_accountd) {
+        log_error("--instance %ld: %s names %zu accountd instance%s in tollgate.accountd.events",
+                  instance, path, cfg->accountd.n_accountd, cfg->accountd.n_accountd == 1 ? "" : "s");
+        rc = 2;
     } else {
-        rc = do_migrate ? migrate(cfg) : run(cfg);
+        rc = do_migrate ? migrate(cfg) : run(cfg, (size_t)instance - 1);
     }
     config_free(cfg);
     runtime_end();

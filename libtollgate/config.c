@@ -298,7 +298,9 @@ void config_free(struct config *cfg)
     free(cfg->db.database);
     free(cfg->proxyd.spool_dir);
     free(cfg->proxyd.reportd_url);
-    free(cfg->accountd.events);
-    free(cfg->accountd.updates);
+    for (size_t i = 0; i < CONFIG_MAX_ACCOUNTD; i++) {
+        free(cfg->accountd.events[i]);
+        free(cfg->accountd.updates[i]);
+    }
     free(cfg);
 }

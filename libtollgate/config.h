@@ -61,6 +61,8 @@ struct db_config {
     unsigned port;
 };
 
+#define CONFIG_MAX_ACCOUNTD 16 /* accountd instances one config can name */
+
 struct config {
     char *path;
     struct deployment *deployments;
@@ -88,8 +90,12 @@ struct config {
         int workers;
     } reportd;
     struct {
-        char *events;  /* ZeroMQ endpoint accountd binds, proxyd connects to */
-        char *updates; /* ZeroMQ PUB accountd binds: committed spend for proxyd */
+        /* One pair of ZeroMQ endpoints per accountd instance: instance i binds
+         * events[i] (ROUTER) and updates[i] (PUB, committed spend); proxyd
+         * connects to all of them and shares its events among them. */
+        char *events[CONFIG_MAX_ACCOUNTD];
+        char *updates[CONFIG_MAX_ACCOUNTD];
+        size_t n_accountd;
         int batch_max_events;
         int batch_wait_ms;
     } accountd;

@@ -89,10 +89,18 @@ static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
     if (cy_want_map(ld, n, "tollgate.accountd") < 0)
         return -1;
     cy_check_keys(ld, n, "tollgate.accountd.", known);
-    if (cy_str_default(ld, n, "events", "tollgate.accountd.events", "tcp://127.0.0.1:5555",
-                        &cfg->accountd.events) < 0 ||
-        cy_str_default(ld, n, "updates", "tollgate.accountd.updates", "tcp://127.0.0.1:5556",
-                        &cfg->accountd.updates) < 0 ||
+    size_t n_updates = 0;
+    if (cy_str_list(ld, n, "events", "tollgate.accountd.events", "tcp://127.0.0.1:5555",
+                    cfg->accountd.events, CONFIG_MAX_ACCOUNTD, &cfg->accountd.n_accountd) < 0 ||
+        cy_str_list(ld, n, "updates", "tollgate.accountd.updates", "tcp://127.0.0.1:5556",
+                    cfg->accountd.updates, CONFIG_MAX_ACCOUNTD, &n_updates) < 0)
+        return -1;
+    if (n_updates != cfg->accountd.n_accountd)
+        return cy_fail(ld, cy_map_get(ld, n, "updates") ? cy_map_get(ld, n, "updates") : n,
+                       "tollgate.accountd.updates",
+                       "names %zu endpoints for %zu in tollgate.accountd.events: one each per "
+                       "accountd instance", n_updates, cfg->accountd.n_accountd);
+    if (
         cy_int(ld, n, "batch_max_events", "tollgate.accountd.batch_max_events", 1, 100000, &batch) < 0 ||
         cy_int(ld, n, "batch_wait_ms", "tollgate.accountd.batch_wait_ms", 0, 10000, &wait) < 0)
         return -1;

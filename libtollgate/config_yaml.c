@@ -77,14 +77,9 @@ int cy_want_map(struct loader *ld, yaml_node_t *n, const char *key)
     return 0;
 }
 
-/* Reads an optional string; resolves os.environ/NAME. *out stays NULL if absent. */
-int cy_str(struct loader *ld, yaml_node_t *map, const char *name,
-                   const char *key, char **out)
+/* The string of scalar node n into *out; resolves os.environ/NAME. */
+static int str_of(struct loader *ld, yaml_node_t *n, const char *key, char **out)
 {
-    yaml_node_t *n = cy_map_get(ld, map, name);
-    *out = NULL;
-    if (n == NULL)
-        return 0;
     const char *v = cy_scalar(n);
     if (v == NULL)
         return cy_fail(ld, n, key, "must be a string");
@@ -96,6 +91,40 @@ int cy_str(struct loader *ld, yaml_node_t *map, const char *name,
     }
     if ((*out = strdup(v)) == NULL)
         return cy_fail(ld, n, key, "out of memory");
+    return 0;
+}
+
+/* Reads an optional string; resolves os.environ/NAME. *out stays NULL if absent. */
+int cy_str(struct loader *ld, yaml_node_t *map, const char *name,
+                   const char *key, char **out)
+{
+    yaml_node_t *n = cy_map_get(ld, map, name);
+    *out = NULL;
+    return n == NULL ? 0 : str_of(ld, n, key, out);
+}
+
+int cy_str_list(struct loader *ld, yaml_node_t *map, const char *name, const char *key,
+                const char *def, char **out, size_t max, size_t *n)
+{
+    yaml_node_t *node = cy_map_get(ld, map, name);
+    *n = 0;
+    if (node == NULL || node->type != YAML_SEQUENCE_NODE) {
+        if (node != NULL && str_of(ld, node, key, &out[0]) < 0)
+            return -1;
+        if (node == NULL && (out[0] = strdup(def)) == NULL)
+            return cy_fail(ld, map, key, "out of memory");
+        *n = 1;
+        return 0;
+    }
+    size_t len = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (len == 0 || len > max)
+        return cy_fail(ld, node, key, "must be a string or a list of 1 to %zu strings", max);
+    for (size_t i = 0; i < len; i++) {
+        yaml_node_t *item = yaml_document_get_node(&ld->doc, node->data.sequence.items.start[i]);
+        if (str_of(ld, item, key, &out[i]) < 0)
+            return -1;
+        *n = i + 1;
+    }
     return 0;
 }
 

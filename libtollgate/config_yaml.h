@@ -32,6 +32,10 @@ int cy_str(struct loader *ld, yaml_node_t *map, const char *name, const char *ke
 /* Same, with a default when absent. */
 int cy_str_default(struct loader *ld, yaml_node_t *map, const char *name, const char *key,
                    const char *def, char **out);
+/* Optional string or list of strings (os.environ/NAME resolved), at most max
+ * of them; absent: one, def. *n is how many were stored in out[]. */
+int cy_str_list(struct loader *ld, yaml_node_t *map, const char *name, const char *key,
+                const char *def, char **out, size_t max, size_t *n);
 /* Optional integer in [min, max]; *out unchanged when absent. */
 int cy_int(struct loader *ld, yaml_node_t *map, const char *name, const char *key, long min,
            long max, long *out);

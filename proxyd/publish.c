@@ -340,9 +340,13 @@ static void drain_monitor(struct publisher *p)
             }
             due_now(p); /* what went to a peer that left is lost with it */
             event_active(p->resend_ev, EV_TIMEOUT, 0);
-        } else if (ev == ZMQ_EVENT_DISCONNECTED && p->connected > 0 && --p->connected == 0) {
-            p->down_since_ms = clock_ms();
-            log_warn("lost the connection to accountd");
+        } else if (ev == ZMQ_EVENT_DISCONNECTED && p->connected > 0) {
+            if (--p->connected == 0) {
+                p->down_since_ms = clock_ms();
+                log_warn("lost the connection to accountd");
+            }
+            due_now(p); /* what that peer had not acked went with it: to the others */
+            event_active(p->resend_ev, EV_TIMEOUT, 0);
         }
     }
 }
@@ -390,11 +394,18 @@ static int setup_socket(struct publisher *p, char *err, size_t errlen)
         zmq_setsockopt(p->dealer, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
         zmq_setsockopt(p->dealer, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
         zmq_setsockopt(p->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
-        setup_monitor(p, err, errlen) < 0 || zmq_connect(p->dealer, p->cfg->accountd.events) != 0 ||
-        zmq_getsockopt(p->dealer, ZMQ_FD, &fd, &fdlen) != 0) {
-        snprintf(err, errlen, "ZeroMQ to accountd at %s: %s", p->cfg->accountd.events,
-                 zmq_strerror(zmq_errno()));
+        setup_monitor(p, err, errlen) < 0 || zmq_getsockopt(p->dealer, ZMQ_FD, &fd, &fdlen) != 0) {
+        snprintf(err, errlen, "ZeroMQ to accountd: %s", zmq_strerror(zmq_errno()));
         return -1;
+    }
+    /* One DEALER connected to every accountd: batches go round-robin to the
+     * connected ones, so the instances share the load. */
+    for (size_t i = 0; i < p->cfg->accountd.n_accountd; i++) {
+        if (zmq_connect(p->dealer, p->cfg->accountd.events[i]) != 0) {
+            snprintf(err, errlen, "ZeroMQ to accountd at %s: %s", p->cfg->accountd.events[i],
+                     zmq_strerror(zmq_errno()));
+            return -1;
+        }
     }
     p->zmq_ev = event_new(event_get_base(p->flush_ev), fd, EV_READ | EV_PERSIST, on_zmq, p);
     if (p->zmq_ev == NULL || event_add(p->zmq_ev, NULL) != 0) {

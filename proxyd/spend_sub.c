@@ -69,12 +69,18 @@ struct spend_sub *spend_sub_new(struct event_base *base, const struct config *cf
         (s->sub = zmq_socket(s->ctx, ZMQ_SUB)) == NULL ||
         zmq_setsockopt(s->sub, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, "", 0) != 0 ||
-        zmq_connect(s->sub, cfg->accountd.updates) != 0 ||
         zmq_getsockopt(s->sub, ZMQ_FD, &fd, &fdlen) != 0) {
-        snprintf(err, errlen, "spend updates from %s: %s", cfg->accountd.updates,
-                 zmq_strerror(zmq_errno()));
+        snprintf(err, errlen, "spend updates: %s", zmq_strerror(zmq_errno()));
         spend_sub_free(s);
         return NULL;
+    }
+    for (size_t i = 0; i < cfg->accountd.n_accountd; i++) { /* every accountd publishes */
+        if (zmq_connect(s->sub, cfg->accountd.updates[i]) != 0) {
+            snprintf(err, errlen, "spend updates from %s: %s", cfg->accountd.updates[i],
+                     zmq_strerror(zmq_errno()));
+            spend_sub_free(s);
+            return NULL;
+        }
     }
     s->admission = a;
     if ((s->fd_ev = event_new(base, fd, EV_READ | EV_PERSIST, drain, s)) == NULL ||

@@ -267,16 +267,20 @@ class Stack:
     tollgate      dict merged into the config's `tollgate:` section
     extra_config  more top-level sections, e.g. {"router_settings": {...}}
     fake_args     more fake-upstream arguments, e.g. ["--prompt-tokens", "7"]
+    accountd_instances  how many accountd run (named accountd, accountd-2, ...;
+                  each binds its own pair of endpoints, proxyd connects to all)
     """
 
     def __init__(self, extra_models=(), tollgate=None, master_key=MASTER_KEY,
-                 upstream_key=UPSTREAM_KEY, fake_args=(), extra_config=None):
+                 upstream_key=UPSTREAM_KEY, fake_args=(), extra_config=None,
+                 accountd_instances=1):
         self.extra_models = extra_models
         self.tollgate_overrides = tollgate or {}
         self.extra_config = extra_config or {}  # more top-level sections (router_settings, ...)
         self.master_key = master_key
         self.upstream_key = upstream_key
         self.fake_args = list(fake_args)
+        self.accountd_instances = accountd_instances
         self.dir = None
         self.daemons = []           # in start order
         self.mariadb_started = False
@@ -328,8 +332,9 @@ class Stack:
         self.db_port = free_port()
         self.proxyd_port = free_port()
         self.reportd_port = free_port()
-        self.events_port = free_port()
-        self.updates_port = free_port()
+        self.events_ports = [free_port() for _ in range(self.accountd_instances)]
+        self.updates_ports = [free_port() for _ in range(self.accountd_instances)]
+        self.events_port, self.updates_port = self.events_ports[0], self.updates_ports[0]
 
         self._start_mariadb()
         self._start_fake_upstream()
@@ -342,8 +347,9 @@ class Stack:
         if rc != 0:
             raise HarnessError("accountd --migrate exited %d:\n%s" % (rc, err[-4000:]))
 
-        self._spawn("accountd", ["-c", str(self.config_path)])
-        self._wait_log("accountd", "accountd ready")
+        for name in self.accountd_names():
+            self._spawn(name, self.daemon_args(name))
+            self._wait_log(name, "accountd ready")
         self._spawn("reportd", ["-c", str(self.config_path)], port=self.reportd_port)
         self._wait_port("reportd")
         self._spawn("proxyd", ["-c", str(self.config_path)], port=self.proxyd_port)
@@ -388,8 +394,12 @@ class Stack:
     def make_config(self, database=None, new_ports=False):
         """The config as a dict. database: another database name; new_ports:
         fresh listen/endpoint ports (for a second daemon set)."""
-        pp, rp, ep, up = ((free_port(), free_port(), free_port(), free_port()) if new_ports else
-                          (self.proxyd_port, self.reportd_port, self.events_port, self.updates_port))
+        n = self.accountd_instances
+        pp, rp = (free_port(), free_port()) if new_ports else (self.proxyd_port, self.reportd_port)
+        eps = [free_port() for _ in range(n)] if new_ports else self.events_ports
+        ups = [free_port() for _ in range(n)] if new_ports else self.updates_ports
+        ev = ["tcp://127.0.0.1:%d" % p for p in eps]
+        up = ["tcp://127.0.0.1:%d" % p for p in ups]
         models = [{
             "model_name": "llama3",
             "litellm_params": {
@@ -411,8 +421,8 @@ class Stack:
             "tollgate": {
                 "proxyd": {"listen": "127.0.0.1:%d" % pp, "spool_dir": str(spool)},
                 "reportd": {"listen": "127.0.0.1:%d" % rp},
-                "accountd": {"events": "tcp://127.0.0.1:%d" % ep,
-                             "updates": "tcp://127.0.0.1:%d" % up},
+                "accountd": {"events": ev[0] if n == 1 else ev,
+                             "updates": up[0] if n == 1 else up},
             },
         }
         deep_merge(cfg["tollgate"], self.tollgate_overrides)
@@ -425,13 +435,24 @@ class Stack:
         path.write_text(dump_yaml(config))
         return path
 
+    def accountd_names(self):
+        return ["accountd"] + ["accountd-%d" % i for i in range(2, self.accountd_instances + 1)]
+
+    def daemon_args(self, name):
+        """The arguments a daemon of this stack runs with (accountd-N: instance N)."""
+        args = ["-c", str(self.config_path)]
+        if name.startswith("accountd-"):
+            args += ["--instance", name.split("-", 1)[1]]
+        return args
+
     def _spawn(self, name, args, port=None, stdout_name=None):
         log_path = self.log_dir / (name + ".log")
         out_path = self.log_dir / stdout_name if stdout_name else log_path
         err_f = open(log_path, "ab")
         out_f = open(out_path, "ab") if stdout_name else err_f
         try:
-            proc = subprocess.Popen([str(bin_dir() / name)] + args, stdin=subprocess.DEVNULL,
+            binary = "accountd" if name.startswith("accountd-") else name
+            proc = subprocess.Popen([str(bin_dir() / binary)] + args, stdin=subprocess.DEVNULL,
                                     stdout=out_f, stderr=err_f, env=self.env(),
                                     cwd=str(self.dir), start_new_session=True,
                                     preexec_fn=_pdeathsig)
@@ -494,7 +515,7 @@ class Stack:
         d0 = self.daemon_log(name)
         before = d0.read_text(errors="replace").count("ready") if d0.exists() else 0
         port = {"proxyd": self.proxyd_port, "reportd": self.reportd_port}.get(name)
-        d = self._spawn(name, ["-c", str(self.config_path)], port=port)
+        d = self._spawn(name, self.daemon_args(name), port=port)
 
         def ready():
             if d.proc.poll() is not None:

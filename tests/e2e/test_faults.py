@@ -7,6 +7,8 @@
 - accountd down until proxyd's spool reaches its cap: proxyd serves, warns near
   the cap, then refuses new requests (503) and reports it in readiness; when
   accountd is back everything answered is delivered and requests are accepted;
+- two accountd instances share one proxyd's events, one is killed midway and
+  comes back: nothing lost, nothing twice, and both committed events;
 in every case every request that got a 2xx is in spend_logs exactly once and
 the key's spend equals the sum of its log rows to the last digit.
 
@@ -16,6 +18,7 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_faults.py
 import http.client
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -53,12 +56,7 @@ class Client:
         self.conn.close()
 
 
-class FaultTest(harness.StackTestCase):
-    # quick resends so the tests do not wait on the default 2 s; a small spool to fill
-    stack_options = {"tollgate": {"proxyd": {"event_resend_ms": 300,
-                                             "spool_max_bytes": SPOOL_MAX,
-                                             "spool_segment_bytes": SPOOL_MAX // 16}}}
-
+class LedgerChecks:
     def new_key(self, alias):
         status, _, body = self.stack.report("POST", "/key/generate", {"key_alias": alias},
                                             key=MASTER_KEY)
@@ -85,6 +83,13 @@ class FaultTest(harness.StackTestCase):
         key_spend = s.sql_value("SELECT spend FROM api_keys WHERE token = '%s'" % token)
         self.assertEqual(Decimal(key_spend), Decimal(total))
         self.assertEqual(Decimal(total), sum(Decimal(c) for c in answered.values()))
+
+
+class FaultTest(LedgerChecks, harness.StackTestCase):
+    # quick resends so the tests do not wait on the default 2 s; a small spool to fill
+    stack_options = {"tollgate": {"proxyd": {"event_resend_ms": 300,
+                                             "spool_max_bytes": SPOOL_MAX,
+                                             "spool_segment_bytes": SPOOL_MAX // 16}}}
 
     def test_accountd_killed_during_1000_requests(self):
         key, token = self.new_key("kill-accountd")
@@ -184,6 +189,34 @@ class FaultTest(harness.StackTestCase):
         # only the segment proxyd appends to now remains
         wait_for(lambda: len(list(spool.glob("*.spool"))) == 1, 10,
                  message="acked segments stayed in the spool: %s" % list(spool.glob("*")))
+
+
+class TwoAccountdTest(LedgerChecks, harness.StackTestCase):
+    stack_options = {"accountd_instances": 2, "tollgate": {"proxyd": {"event_resend_ms": 300}}}
+
+    def test_two_instances_share_events_and_one_is_killed(self):
+        key, token = self.new_key("two-accountd")
+        s = self.stack
+        client = Client(s.proxyd_port, key)
+        answered = {}
+        try:
+            for i in range(600):
+                if i == 200:
+                    s.crash("accountd-2")
+                if i == 400:
+                    s.restart("accountd-2")
+                status, rid, cost = client.chat(i % 30 + 1, i % 11 + 1)
+                self.assertEqual(status, 200)
+                answered[rid] = cost
+        finally:
+            client.close()
+        self.assert_ledger(token, answered)
+        # both instances committed events of their own (a clean stop logs how many)
+        for name in ("accountd", "accountd-2"):
+            s.stop_one(name)
+            counts = re.findall(r"committed (\d+) events", s.daemon_log(name).read_text())
+            self.assertTrue(counts and int(counts[-1]) > 0, "%s committed nothing: %s"
+                            % (name, counts))
 
 
 if __name__ == "__main__":

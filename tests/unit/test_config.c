@@ -31,9 +31,26 @@ static void check_seed(const char *path)
     CHECK(cfg->db.port == 3306, "db port %u", cfg->db.port);
     CHECK(cfg->proxyd.listen.port == 4000 && cfg->reportd.listen.port == 4001, "listen ports");
     CHECK_STR(cfg->proxyd.spool_dir, "var/spool");
-    CHECK_STR(cfg->accountd.events, "tcp://127.0.0.1:5555");
+    CHECK(cfg->accountd.n_accountd == 1, "one accountd");
+    CHECK_STR(cfg->accountd.events[0], "tcp://127.0.0.1:5555");
+    CHECK_STR(cfg->accountd.updates[0], "tcp://127.0.0.1:5556");
     CHECK(cfg->proxyd.max_body_bytes == 10 * 1024 * 1024, "default max body");
     CHECK(cfg->accountd.batch_max_events > 0 && cfg->reportd.workers > 0, "defaults");
+    config_free(cfg);
+}
+
+/* Lists of accountd endpoints: one pair per instance, in order. */
+static void check_multi(const char *dir)
+{
+    char path[4096], err[1024];
+    snprintf(path, sizeof(path), "%s/multi-accountd.yaml", dir);
+    struct config *cfg = config_load(path, err, sizeof(err));
+    CHECK(cfg != NULL, "%s should load: %s", path, err);
+    if (cfg == NULL)
+        return;
+    CHECK(cfg->accountd.n_accountd == 2, "two accountd (%zu)", cfg->accountd.n_accountd);
+    CHECK_STR(cfg->accountd.events[1], "tcp://10.0.0.2:5555");
+    CHECK_STR(cfg->accountd.updates[0], "tcp://10.0.0.1:5556");
     config_free(cfg);
 }
 
@@ -89,6 +106,7 @@ int main(int argc, char **argv)
     if (dir != NULL)
         closedir(dir);
     CHECK(good == 1 && bad >= 8, "found %d good and %d bad cases", good, bad);
+    check_multi(argv[1]);
 
     struct config *cfg = config_load("/nonexistent/tollgate.yaml", err, sizeof(err));
     CHECK(cfg == NULL, "missing file refused");
