@@ -488,7 +488,7 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kin
     c->client_wants_usage = json_is_true(
         json_object_get(json_object_get(c->body, "stream_options"), "include_usage"));
     c->model_group = json_string_value(model);
-    if (ids_uuid4(c->request_id) < 0) {
+    if (ids_uuid7(c->request_id) < 0) {
         httpjson_error(req, 500, "internal_error", NULL, "no randomness for a request id");
         call_free(c);
         return;

@@ -28,6 +28,7 @@ from decimal import Decimal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+import invariants  # noqa: E402
 from harness import MASTER_KEY, wait_for  # noqa: E402
 
 DELIVERY_TIMEOUT = 30.0
@@ -83,6 +84,7 @@ class LedgerChecks:
         key_spend = s.sql_value("SELECT spend FROM api_keys WHERE token = '%s'" % token)
         self.assertEqual(Decimal(key_spend), Decimal(total))
         self.assertEqual(Decimal(total), sum(Decimal(c) for c in answered.values()))
+        self.assertEqual(invariants.check(s), [])
 
 
 class FaultTest(LedgerChecks, harness.StackTestCase):

@@ -20,6 +20,7 @@ from decimal import Decimal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+import invariants  # noqa: E402
 from harness import MASTER_KEY, wait_for  # noqa: E402
 
 LEDGER_TIMEOUT = 5.0
@@ -72,6 +73,7 @@ class LedgerTest(harness.StackTestCase):
         self.assertEqual(len(rows), 1)
         self.assertEqual(Decimal(rows[0][0]), Decimal("0.00009"))
         self.assertEqual(self.key_spend(token), Decimal("0.00009"))
+        self.assertEqual(invariants.check(self.stack), [])
 
     def test_refused_event_is_kept_not_lost(self):
         _, token = self.new_key("poison")

@@ -23,7 +23,8 @@ import harness  # noqa: E402
 from harness import MASTER_KEY, expected_cost, wait_for  # noqa: E402
 
 LEDGER_TIMEOUT = float(os.environ.get("TOLLGATE_LEDGER_TIMEOUT", "5"))  # eventually consistent
-UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+# request ids are time-ordered UUIDs (version 7)
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 EXACT_DECIMAL_RE = re.compile(r"0|[1-9][0-9]*|[0-9]+\.[0-9]*[1-9]")  # no float noise, no trailing 0
 SQL_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -555,8 +556,9 @@ class SkeletonTest(harness.StackTestCase):
         self.assertEqual(
             sorted(r[0] for r in s.sql("SELECT table_name FROM information_schema.tables"
                                        " WHERE table_schema = 'tg_fresh'")),
-            ["api_keys", "budgets", "customers", "internal_users", "rejected_events",
-             "schema_migrations", "spend_logs", "tags", "teams"])
+            ["api_keys", "budgets", "customers", "daily_spend", "daily_tag_spend",
+             "entity_model_spend", "internal_users", "rejected_events", "schema_migrations",
+             "spend_logs", "tags", "team_members", "teams"])
         rc, err = s.run_daemon_once("accountd", fresh, ["--migrate"])
         self.assertEqual(rc, 0, err)
         self.assertIn("0 migrations applied", err)

@@ -1,5 +1,7 @@
 /* test_keyhash.c - key minting, hashing and the helpers around it. */
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "grow.h"
@@ -38,6 +40,18 @@ static void keys(void)
         shape = shape && (i == 8 || i == 13 || i == 18 || i == 23 ? id[i] == '-'
                                                                   : strchr("0123456789abcdef", id[i]) != NULL);
     CHECK(shape, "uuid4 8-4-4-4-12 lower-case hex with the RFC 4122 variant: %s", id);
+    char a7[IDS_UUID_LEN + 1], b7[IDS_UUID_LEN + 1];
+    CHECK(ids_uuid7(a7) == 0 && strlen(a7) == 36 && a7[14] == '7' && strchr("89ab", a7[19]),
+          "uuid7 %s", a7);
+    struct timespec pause = {0, 2000000};
+    nanosleep(&pause, NULL);
+    CHECK(ids_uuid7(b7) == 0 && strcmp(a7, b7) < 0, "uuid7 sorts by time: %s < %s", a7, b7);
+    char stamp[13]; /* the first 48 bits: 8 hex digits, a dash, 4 more */
+    memcpy(stamp, a7, 8);
+    memcpy(stamp + 8, a7 + 9, 4);
+    stamp[12] = '\0';
+    long long secs = (long long)(strtoull(stamp, NULL, 16) / 1000);
+    CHECK(llabs(secs - (long long)time(NULL)) <= 2, "uuid7 carries the time: %s", a7);
 }
 
 static void map(void)

@@ -1,0 +1,367 @@
+/* ledger_counters.c - a batch's spend counters and rollups (see
+ * ledger_counters.h).
+ *
+ * Design: the rows this transaction inserted are summed in C, exactly
+ * (money_t), into one aggregate per counter row: per key, internal user,
+ * team, team member, end user, tag, entity and model, and per rollup group
+ * of a day. Each table then gets ONE bulk statement (db_bulk.c) whose rows
+ * are sorted by their key, and the tables always go in the same order
+ * (TABLES below). So every accountd instance takes its row locks in one
+ * global order, and two instances committing at once wait for each other
+ * instead of deadlocking.
+ *
+ * Aggregates are keyed by a composite text of length-prefixed fields
+ * ("4:team|5:alice|"), so no id can be mistaken for two others joined. The
+ * rollups' group_key is the first 128 bits of that text's SHA-256.
+ */
+#include "ledger_counters.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_bulk.h"
+#include "keyhash.h"
+#include "strmap.h"
+
+struct sums {
+    money_t spend;
+    int64_t prompt, completion, total, cache_read, cache_write, requests, ok, failed;
+};
+
+/* One counter row to write: its key, what identifies it, and its sums. */
+struct agg {
+    const char *key;              /* the composite key (owned by the map) */
+    const struct ledger_row *row; /* a row of the group: its dimensions */
+    char entity;                  /* entity_model_spend */
+    const char *id, *id2;         /* entity id / tag / team; team member's user */
+    char group_hex[33];           /* rollups */
+    char spend_text[MONEY_STR_MAX];
+    struct sums s;
+};
+
+enum table {
+    T_KEYS, T_USERS, T_TEAMS, T_MEMBERS, T_CUSTOMERS, T_TAGS, T_ENTITY_MODEL, T_DAILY,
+    T_DAILY_TAG, T_COUNT
+};
+
+static const char *const SQL[T_COUNT] = {
+    [T_KEYS] = "UPDATE api_keys SET spend = spend + CAST(? AS DECIMAL(38,20)) WHERE token = ?",
+    [T_USERS] = "UPDATE internal_users SET spend = spend + CAST(? AS DECIMAL(38,20))"
+                " WHERE user_id = ?",
+    [T_TEAMS] = "UPDATE teams SET spend = spend + CAST(? AS DECIMAL(38,20)) WHERE team_id = ?",
+    [T_MEMBERS] = "UPDATE team_members SET spend = spend + CAST(? AS DECIMAL(38,20))"
+                  " WHERE team_id = ? AND user_id = ?",
+    /* end users and tags get a row on first use, so they appear in reports */
+    [T_CUSTOMERS] = "INSERT INTO customers (user_id, spend, created_at, updated_at)"
+                    " VALUES (?, CAST(? AS DECIMAL(38,20)), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+                    " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend)",
+    [T_TAGS] = "INSERT INTO tags (tag, spend, created_at, updated_at)"
+               " VALUES (?, CAST(? AS DECIMAL(38,20)), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+               " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend)",
+    [T_ENTITY_MODEL] = "INSERT INTO entity_model_spend (entity, entity_id, model, spend)"
+                       " VALUES (?, ?, ?, CAST(? AS DECIMAL(38,20)))"
+                       " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend)",
+    [T_DAILY] = "INSERT INTO daily_spend (day, group_key, api_key, user, team_id, end_user,"
+                " model_group, model, custom_llm_provider, spend, prompt_tokens,"
+                " completion_tokens, total_tokens, cache_read_input_tokens,"
+                " cache_creation_input_tokens, api_requests, successful_requests,"
+                " failed_requests)"
+                " VALUES (?, UNHEX(?), ?, ?, ?, ?, ?, ?, ?, CAST(? AS DECIMAL(38,20)),"
+                " ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend),"
+                " prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"
+                " completion_tokens = completion_tokens + VALUES(completion_tokens),"
+                " total_tokens = total_tokens + VALUES(total_tokens),"
+                " cache_read_input_tokens = cache_read_input_tokens + VALUES(cache_read_input_tokens),"
+                " cache_creation_input_tokens = cache_creation_input_tokens"
+                " + VALUES(cache_creation_input_tokens),"
+                " api_requests = api_requests + VALUES(api_requests),"
+                " successful_requests = successful_requests + VALUES(successful_requests),"
+                " failed_requests = failed_requests + VALUES(failed_requests)",
+    [T_DAILY_TAG] = "INSERT INTO daily_tag_spend (day, group_key, tag, api_key, model_group,"
+                    " model, custom_llm_provider, spend, prompt_tokens, completion_tokens,"
+                    " total_tokens, cache_read_input_tokens, cache_creation_input_tokens,"
+                    " api_requests, successful_requests, failed_requests)"
+                    " VALUES (?, UNHEX(?), ?, ?, ?, ?, ?, CAST(? AS DECIMAL(38,20)),"
+                    " ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend),"
+                    " prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"
+                    " completion_tokens = completion_tokens + VALUES(completion_tokens),"
+                    " total_tokens = total_tokens + VALUES(total_tokens),"
+                    " cache_read_input_tokens = cache_read_input_tokens + VALUES(cache_read_input_tokens),"
+                    " cache_creation_input_tokens = cache_creation_input_tokens"
+                    " + VALUES(cache_creation_input_tokens),"
+                    " api_requests = api_requests + VALUES(api_requests),"
+                    " successful_requests = successful_requests + VALUES(successful_requests),"
+                    " failed_requests = failed_requests + VALUES(failed_requests)",
+};
+
+#define MAX_COLS 18 /* daily_spend's */
+
+struct counters {
+    struct strmap *maps[T_COUNT];
+    char *keybuf; /* scratch for composite keys */
+    size_t keycap;
+};
+
+static const char *nonempty(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+/* Appends "LEN:TEXT|" for each field (NULL as "-|") to c->keybuf. */
+static const char *compose(struct counters *c, const char *const *fields, size_t n)
+{
+    size_t need = 1;
+    for (size_t i = 0; i < n; i++)
+        need += (fields[i] ? strlen(fields[i]) : 0) + 24;
+    if (need > c->keycap) {
+        char *k = realloc(c->keybuf, need);
+        if (k == NULL)
+            return NULL;
+        c->keybuf = k;
+        c->keycap = need;
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)(fields[i] ? snprintf(c->keybuf + len, need - len, "%zu:%s|",
+                                             strlen(fields[i]), fields[i])
+                                  : snprintf(c->keybuf + len, need - len, "-|"));
+    return c->keybuf;
+}
+
+static void add_sums(struct sums *s, const struct ledger_row *r, bool *overflow)
+{
+    const Tollgate__UsageEvent *e = r->e;
+    if (money_add(s->spend, r->cost, &s->spend) < 0)
+        *overflow = true;
+    s->prompt += e->prompt_tokens;
+    s->completion += e->completion_tokens;
+    s->total += e->total_tokens;
+    s->cache_read += e->cache_read_tokens;
+    s->cache_write += e->cache_creation_tokens;
+    s->requests++;
+    if (e->http_status >= 200 && e->http_status < 300)
+        s->ok++;
+    else
+        s->failed++;
+}
+
+/* Finds or makes the aggregate for fields in table t and adds row r to it. */
+static struct agg *account(struct counters *c, enum table t, const char *const *fields,
+                           size_t n, const struct ledger_row *r, bool *overflow)
+{
+    const char *key = compose(c, fields, n);
+    if (key == NULL)
+        return NULL;
+    struct agg *a = strmap_get(c->maps[t], key);
+    if (a == NULL) {
+        int err = 0;
+        if ((a = calloc(1, sizeof(*a))) == NULL)
+            return NULL;
+        a->row = r;
+        strmap_put(c->maps[t], key, a, &err);
+        if (err < 0) {
+            free(a);
+            return NULL;
+        }
+    }
+    add_sums(&a->s, r, overflow);
+    return a;
+}
+
+/* The first 128 bits of SHA-256 of the group's composite key, as hex. */
+static int group_of(struct agg *a, const char *key)
+{
+    char hex[KEYHASH_HEX_LEN + 1];
+    if (keyhash_sha256_hex(key, strlen(key), hex) < 0)
+        return -1;
+    memcpy(a->group_hex, hex, 32);
+    a->group_hex[32] = '\0';
+    return 0;
+}
+
+/* Adds one inserted row to every aggregate it belongs to. -1 on ENOMEM. */
+static int account_row(struct counters *c, const struct ledger_row *r, bool *overflow)
+{
+    const Tollgate__UsageEvent *e = r->e;
+    const char *key = nonempty(e->api_key), *user = nonempty(e->user_id),
+               *team = nonempty(e->team_id), *end_user = nonempty(e->end_user);
+    const char *owners[] = {key, user, team, end_user};
+    static const enum table owner_table[] = {T_KEYS, T_USERS, T_TEAMS, T_CUSTOMERS};
+    static const char entity[] = "kutc";
+    struct agg *a;
+    for (size_t i = 0; i < 4; i++) {
+        if (owners[i] == NULL)
+            continue;
+        const char *f[] = {owners[i]}, *fm[] = {(char[]){entity[i], 0}, owners[i], e->model};
+        if ((a = account(c, owner_table[i], f, 1, r, overflow)) == NULL)
+            return -1;
+        a->id = owners[i];
+        if ((a = account(c, T_ENTITY_MODEL, fm, 3, r, overflow)) == NULL)
+            return -1;
+        a->entity = entity[i];
+        a->id = owners[i];
+    }
+    if (team != NULL && user != NULL) {
+        const char *f[] = {team, user};
+        if ((a = account(c, T_MEMBERS, f, 2, r, overflow)) == NULL)
+            return -1;
+        a->id = team;
+        a->id2 = user;
+    }
+    const char *g[] = {key ? key : "", user, team, end_user, e->model_group, e->model, r->provider};
+    if ((a = account(c, T_DAILY, (const char *[]){r->day, g[0], g[1], g[2], g[3], g[4], g[5], g[6]},
+                     8, r, overflow)) == NULL ||
+        group_of(a, compose(c, g, 7)) < 0)
+        return -1;
+    for (size_t i = 0; i < e->n_tags; i++) {
+        const char *tag = nonempty(e->tags[i]);
+        bool seen = false;
+        for (size_t k = 0; tag != NULL && k < i && !seen; k++)
+            seen = strcmp(e->tags[k], tag) == 0;
+        if (tag == NULL || seen)
+            continue;
+        const char *f[] = {tag}, *fm[] = {"g", tag, e->model},
+                   *tg[] = {tag, key ? key : "", e->model_group, e->model, r->provider};
+        if ((a = account(c, T_TAGS, f, 1, r, overflow)) == NULL)
+            return -1;
+        a->id = tag;
+        if ((a = account(c, T_ENTITY_MODEL, fm, 3, r, overflow)) == NULL)
+            return -1;
+        a->entity = 'g';
+        a->id = tag;
+        if ((a = account(c, T_DAILY_TAG, (const char *[]){r->day, tg[0], tg[1], tg[2], tg[3], tg[4]},
+                         6, r, overflow)) == NULL ||
+            group_of(a, compose(c, tg, 5)) < 0)
+            return -1;
+        a->id = tag;
+    }
+    return 0;
+}
+
+/* The bulk parameters of one aggregate of table t into p; returns how many. */
+static size_t params_of(enum table t, struct agg *a, struct db_param *p, char entity[2])
+{
+    const struct ledger_row *r = a->row;
+    const Tollgate__UsageEvent *e = r->e;
+    const struct sums *s = &a->s;
+    money_format(s->spend, a->spend_text);
+    switch (t) {
+    case T_KEYS: case T_USERS: case T_TEAMS:
+        p[0] = DB_STR(a->spend_text), p[1] = DB_STR(a->id);
+        return 2;
+    case T_MEMBERS:
+        p[0] = DB_STR(a->spend_text), p[1] = DB_STR(a->id), p[2] = DB_STR(a->id2);
+        return 3;
+    case T_CUSTOMERS: case T_TAGS:
+        p[0] = DB_STR(a->id), p[1] = DB_STR(a->spend_text);
+        return 2;
+    case T_ENTITY_MODEL:
+        entity[0] = a->entity, entity[1] = '\0';
+        p[0] = DB_STR(entity), p[1] = DB_STR(a->id), p[2] = DB_STR(e->model),
+        p[3] = DB_STR(a->spend_text);
+        return 4;
+    default:
+        break;
+    }
+    size_t n = 0;
+    p[n++] = DB_STR(r->day);
+    p[n++] = DB_STR(a->group_hex);
+    if (t == T_DAILY_TAG)
+        p[n++] = DB_STR(a->id);
+    p[n++] = DB_STR(e->api_key ? e->api_key : "");
+    if (t == T_DAILY) {
+        p[n++] = DB_STR(nonempty(e->user_id));
+        p[n++] = DB_STR(nonempty(e->team_id));
+        p[n++] = DB_STR(nonempty(e->end_user));
+    }
+    p[n++] = DB_STR(e->model_group);
+    p[n++] = DB_STR(e->model);
+    p[n++] = DB_STR(r->provider);
+    p[n++] = DB_STR(a->spend_text);
+    const int64_t v[] = {s->prompt, s->completion, s->total, s->cache_read, s->cache_write,
+                         s->requests, s->ok, s->failed};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        p[n++] = DB_I64(v[i]);
+    return n;
+}
+
+static int cmp_agg(const void *x, const void *y)
+{
+    return strcmp((*(struct agg *const *)x)->key, (*(struct agg *const *)y)->key);
+}
+
+/* Writes table t's aggregates, sorted by key, in one bulk statement. */
+static int write_table(MYSQL *db, struct counters *c, enum table t, unsigned *errnum,
+                       char *err, size_t errlen)
+{
+    size_t n = strmap_count(c->maps[t]), pos = 0, k = 0;
+    if (n == 0)
+        return 0;
+    struct agg **list = malloc(n * sizeof(*list));
+    char (*entities)[2] = malloc(n * sizeof(*entities));
+    struct db_param p[MAX_COLS];
+    const char *key;
+    void *v;
+    struct db_bulk *b = NULL;
+    int rc = -1;
+    if (list == NULL || entities == NULL)
+        goto oom;
+    while (strmap_next(c->maps[t], &pos, &key, &v) == 0) {
+        list[k] = v;
+        list[k++]->key = key;
+    }
+    qsort(list, k, sizeof(*list), cmp_agg);
+    for (size_t i = 0; i < k; i++) {
+        size_t cols = params_of(t, list[i], p, entities[i]);
+        if ((b == NULL && (b = db_bulk_new(cols)) == NULL) || db_bulk_add(b, p) < 0)
+            goto oom;
+    }
+    rc = db_bulk_exec(db, SQL[t], b, NULL, errnum, err, errlen);
+    goto out;
+oom:
+    snprintf(err, errlen, "out of memory");
+out:
+    db_bulk_free(b);
+    free(entities);
+    free(list);
+    return rc;
+}
+
+static void counters_free(struct counters *c)
+{
+    for (size_t t = 0; t < T_COUNT; t++)
+        strmap_free(c->maps[t], free);
+    free(c->keybuf);
+}
+
+int counters_apply(MYSQL *db, const struct ledger_row *rows, size_t n, unsigned *errnum,
+                   char *err, size_t errlen)
+{
+    struct counters c = {0};
+    bool overflow = false;
+    int rc = -1;
+    *errnum = 0;
+    for (size_t t = 0; t < T_COUNT; t++)
+        if ((c.maps[t] = strmap_new()) == NULL)
+            goto oom;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].inserted && account_row(&c, &rows[i], &overflow) < 0)
+            goto oom;
+    if (overflow) {
+        snprintf(err, errlen, "a counter's sum does not fit DECIMAL(38,20)");
+        goto out;
+    }
+    for (size_t t = 0; t < T_COUNT; t++) /* the lock order: the same for every writer */
+        if (write_table(db, &c, (enum table)t, errnum, err, errlen) < 0)
+            goto out;
+    rc = 0;
+    goto out;
+oom:
+    snprintf(err, errlen, "out of memory");
+out:
+    counters_free(&c);
+    return rc;
+}

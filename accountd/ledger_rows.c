@@ -1,0 +1,256 @@
+/* ledger_rows.c - usage events as spend_logs rows (see ledger_rows.h).
+ *
+ * Exactly-once starts here: spend_logs.request_id is the primary key and the
+ * insert leaves an existing row alone, so a redelivered event adds no row.
+ * Every row this transaction writes carries its batch_id; when the insert
+ * affected fewer rows than it sent, the new ones are told from the old by
+ * that tag, so the counters (ledger_counters.c) add only what is new.
+ *
+ * A row that cannot fit its columns is marked bad here, before the batch
+ * is sent, so one poisoned event does not fail the whole batch; it goes to
+ * rejected_events (ledger.c). Anything else the database refuses fails the
+ * batch, which ledger.c then writes event by event.
+ */
+#include "ledger_rows.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "db_bulk.h"
+#include "log.h"
+
+#define READBACK_CHUNK 200 /* request ids per "which rows are ours" SELECT */
+
+static void fmt_time(int64_t us, char out[32], char day[11])
+{
+    time_t s = (time_t)(us / 1000000);
+    struct tm tm;
+    if (gmtime_r(&s, &tm) == NULL)
+        memset(&tm, 0, sizeof(tm));
+    size_t n = strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%06d", (int)(us % 1000000));
+    if (day != NULL)
+        snprintf(day, 11, "%.10s", out);
+}
+
+/* Warns once per model, so an unpriced model is loud but not a flood. */
+static void warn_unpriced(struct strmap *warned, const char *model)
+{
+    int err;
+    if (strmap_get(warned, model) != NULL)
+        return;
+    strmap_put(warned, model, (void *)1, &err);
+    log_warn("model %s has no price: its requests are logged with cost 0 and pricing=unpriced",
+             model);
+}
+
+/* The event's cost, exact, and how it was priced. */
+static void price_row(struct ledger_row *r, const struct price_table *prices,
+                      struct strmap *warned)
+{
+    const Tollgate__UsageEvent *e = r->e;
+    struct price_custom custom = {.base_model = e->base_model};
+    struct usage u = {e->prompt_tokens, e->completion_tokens, e->total_tokens,
+                      e->cache_read_tokens, e->cache_creation_tokens};
+    char err[256];
+    custom.has_input = e->input_cost_per_token != NULL &&
+                       money_parse(e->input_cost_per_token, &custom.input_per_token) == 0;
+    custom.has_output = e->output_cost_per_token != NULL &&
+                        money_parse(e->output_cost_per_token, &custom.output_per_token) == 0;
+    enum price_status st = price_cost(prices, e->model, &custom, &u, &r->cost, err, sizeof(err));
+    if (st != PRICE_OK)
+        r->cost = 0;
+    money_format(r->cost, r->cost_text);
+    if (st == PRICE_UNPRICED)
+        warn_unpriced(warned, e->model);
+    else if (st == PRICE_ERROR)
+        log_warn("request %s: cannot price: %s", e->request_id, err);
+    r->pricing = st == PRICE_OK ? "priced" : st == PRICE_UNPRICED ? "unpriced" : "invalid";
+}
+
+static char *tags_json(const Tollgate__UsageEvent *e)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < e->n_tags; i++)
+        json_array_append_new(a, json_string(e->tags[i]));
+    char *s = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return s;
+}
+
+/* Why the event cannot fit spend_logs' columns (and tags'), or NULL. */
+static const char *misfit(const Tollgate__UsageEvent *e)
+{
+    static const struct {
+        size_t off, max;
+        const char *why;
+    } limits[] = {
+#define LIMIT(field, max) {offsetof(Tollgate__UsageEvent, field), max, \
+                           #field " is longer than " #max " characters"}
+        LIMIT(request_id, 64), LIMIT(call_type, 32), LIMIT(api_key, 64), LIMIT(key_alias, 255),
+        LIMIT(model, 255), LIMIT(model_group, 255), LIMIT(api_base, 1024),
+        LIMIT(user_id, 255), LIMIT(team_id, 255), LIMIT(end_user, 255),
+#undef LIMIT
+    };
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        const char *s = *(char *const *)((const char *)e + limits[i].off);
+        if (s != NULL && strlen(s) > limits[i].max)
+            return limits[i].why;
+    }
+    if (e->request_id[0] == '\0')
+        return "request_id is empty";
+    for (size_t i = 0; i < e->n_tags; i++)
+        if (strlen(e->tags[i]) > 255)
+            return "a tag is longer than 255 characters";
+    if (e->http_status < 0 || e->http_status > 999)
+        return "http_status out of range";
+    return NULL;
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+    return strcmp(((const struct ledger_row *)a)->e->request_id,
+                  ((const struct ledger_row *)b)->e->request_id);
+}
+
+int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t n,
+                 const struct price_table *prices, struct strmap *warned)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct ledger_row *r = &rows[i];
+        const char *slash = strchr(events[i]->model, '/');
+        *r = (struct ledger_row){.e = events[i]};
+        price_row(r, prices, warned);
+        fmt_time(r->e->start_time_us, r->start, r->day);
+        fmt_time(r->e->end_time_us, r->end, NULL);
+        snprintf(r->provider, sizeof(r->provider), "%.*s",
+                 slash != NULL ? (int)(slash - r->e->model) : 6, slash != NULL ? r->e->model : "openai");
+        r->bad = misfit(r->e);
+        if ((r->tags_json = tags_json(r->e)) == NULL) {
+            rows_release(rows, i + 1);
+            return -1;
+        }
+    }
+    if (n > 1)
+        qsort(rows, n, sizeof(*rows), cmp_rows);
+    for (size_t i = 1; i < n; i++)
+        rows[i].dup_in_batch = strcmp(rows[i].e->request_id, rows[i - 1].e->request_id) == 0;
+    return 0;
+}
+
+void rows_release(struct ledger_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].tags_json);
+        rows[i].tags_json = NULL;
+    }
+}
+
+static const char *nonempty(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+static const char SQL_INSERT_LOGS[] =
+    "INSERT INTO spend_logs (request_id, call_type, api_key, key_alias, spend, pricing,"
+    " usage_estimated, prompt_tokens, completion_tokens, total_tokens, cache_read_input_tokens,"
+    " cache_creation_input_tokens, start_time, end_time, model, model_group,"
+    " custom_llm_provider, api_base, user, team_id, end_user, request_tags, metadata,"
+    " status, http_status, batch_id, committed_at)"
+    " VALUES (?, ?, ?, ?, CAST(? AS DECIMAL(38,20)), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))"
+    " ON DUPLICATE KEY UPDATE request_id = request_id";
+#define INSERT_LOGS_COLS 26
+
+static int add_log_row(struct db_bulk *b, const struct ledger_row *r, int64_t batch_id)
+{
+    const Tollgate__UsageEvent *e = r->e;
+    struct db_param p[INSERT_LOGS_COLS] = {
+        DB_STR(e->request_id), DB_STR(e->call_type), DB_STR(e->api_key ? e->api_key : ""),
+        DB_STR(nonempty(e->key_alias)), DB_STR(r->cost_text), DB_STR(r->pricing),
+        DB_I64(e->has_usage_estimated && e->usage_estimated),
+        DB_I64(e->prompt_tokens), DB_I64(e->completion_tokens), DB_I64(e->total_tokens),
+        DB_I64(e->cache_read_tokens), DB_I64(e->cache_creation_tokens), DB_STR(r->start),
+        DB_STR(r->end), DB_STR(e->model), DB_STR(e->model_group), DB_STR(r->provider),
+        DB_STR(e->api_base ? e->api_base : ""), DB_STR(nonempty(e->user_id)),
+        DB_STR(nonempty(e->team_id)), DB_STR(nonempty(e->end_user)), DB_STR(r->tags_json),
+        DB_STR(nonempty(e->metadata_json) ? e->metadata_json : "{}"),
+        DB_STR(e->http_status >= 200 && e->http_status < 300 ? "success" : "failure"),
+        DB_I64(e->http_status), DB_I64(batch_id),
+    };
+    return db_bulk_add(b, p);
+}
+
+/* Marks which of the sent rows carry batch_id, for up to READBACK_CHUNK rows. */
+static int mark_chunk(MYSQL *db, struct ledger_row **sent, size_t n, int64_t batch_id,
+                      unsigned *errnum, char *err, size_t errlen)
+{
+    char sql[128 + READBACK_CHUNK * 2];
+    struct db_param p[1 + READBACK_CHUNK];
+    struct db_result *res = NULL;
+    int len = snprintf(sql, sizeof(sql),
+                       "SELECT request_id FROM spend_logs WHERE batch_id = ? AND request_id IN (");
+    p[0] = DB_I64(batch_id);
+    for (size_t i = 0; i < n; i++) {
+        len += snprintf(sql + len, sizeof(sql) - (size_t)len, i ? ",?" : "?");
+        p[1 + i] = DB_STR(sent[i]->e->request_id);
+    }
+    snprintf(sql + len, sizeof(sql) - (size_t)len, ")");
+    if (db_exec(db, sql, p, 1 + n, &res, NULL, errnum, err, errlen) < 0)
+        return -1;
+    for (size_t k = 0; k < res->nrows; k++) {
+        const char *id = db_cell(res, k, 0);
+        for (size_t i = 0; i < n; i++) /* n is small and this is the rare path */
+            if (strcmp(sent[i]->e->request_id, id) == 0)
+                sent[i]->inserted = true;
+    }
+    db_result_free(res);
+    return 0;
+}
+
+int rows_insert(MYSQL *db, struct ledger_row *rows, size_t n, int64_t batch_id,
+                unsigned *errnum, char *err, size_t errlen)
+{
+    struct db_bulk *b = db_bulk_new(INSERT_LOGS_COLS);
+    struct ledger_row **sent = malloc((n ? n : 1) * sizeof(*sent));
+    size_t nsent = 0;
+    uint64_t affected = 0;
+    int rc = -1;
+    *errnum = 0;
+    if (b == NULL || sent == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rows[i].inserted = false;
+        if (rows[i].bad != NULL || rows[i].dup_in_batch)
+            continue;
+        if (add_log_row(b, &rows[i], batch_id) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        sent[nsent++] = &rows[i];
+    }
+    if (db_bulk_exec(db, SQL_INSERT_LOGS, b, &affected, errnum, err, errlen) < 0)
+        goto out;
+    if (affected == nsent) { /* the usual case: every row is new */
+        for (size_t i = 0; i < nsent; i++)
+            sent[i]->inserted = true;
+    } else {
+        for (size_t i = 0; i < nsent; i += READBACK_CHUNK) {
+            size_t k = nsent - i < READBACK_CHUNK ? nsent - i : READBACK_CHUNK;
+            if (mark_chunk(db, sent + i, k, batch_id, errnum, err, errlen) < 0)
+                goto out;
+        }
+    }
+    rc = 0;
+out:
+    db_bulk_free(b);
+    free(sent);
+    return rc;
+}
