@@ -110,12 +110,29 @@ static const char *nonempty(const char *s)
     return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
-/* Appends "LEN:TEXT|" for each field (NULL as "-|") to c->keybuf. */
+/* Writes n in decimal at p; returns the end. */
+static char *put_len(char *p, size_t n)
+{
+    char digits[24];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    while (k > 0)
+        *p++ = digits[--k];
+    return p;
+}
+
+/* "LEN:TEXT|" for each field (NULL as "-|") in c->keybuf. By hand, not
+ * snprintf: this runs several times per event. */
 static const char *compose(struct counters *c, const char *const *fields, size_t n)
 {
-    size_t need = 1;
-    for (size_t i = 0; i < n; i++)
-        need += (fields[i] ? strlen(fields[i]) : 0) + 24;
+    size_t lens[16], need = 1;
+    for (size_t i = 0; i < n && i < 16; i++)
+        need += (lens[i] = fields[i] ? strlen(fields[i]) : 0) + 24;
+    if (n > 16)
+        return NULL;
     if (need > c->keycap) {
         char *k = realloc(c->keybuf, need);
         if (k == NULL)
@@ -123,11 +140,19 @@ static const char *compose(struct counters *c, const char *const *fields, size_t
         c->keybuf = k;
         c->keycap = need;
     }
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)(fields[i] ? snprintf(c->keybuf + len, need - len, "%zu:%s|",
-                                             strlen(fields[i]), fields[i])
-                                  : snprintf(c->keybuf + len, need - len, "-|"));
+    char *p = c->keybuf;
+    for (size_t i = 0; i < n; i++) {
+        if (fields[i] == NULL) {
+            *p++ = '-';
+        } else {
+            p = put_len(p, lens[i]);
+            *p++ = ':';
+            memcpy(p, fields[i], lens[i]);
+            p += lens[i];
+        }
+        *p++ = '|';
+    }
+    *p = '\0';
     return c->keybuf;
 }
 
@@ -148,14 +173,17 @@ static void add_sums(struct sums *s, const struct ledger_row *r, bool *overflow)
         s->failed++;
 }
 
-/* Finds or makes the aggregate for fields in table t and adds row r to it. */
+/* Finds or makes the aggregate for fields in table t and adds row r to it.
+ * *fresh (may be NULL) tells whether it was made now. */
 static struct agg *account(struct counters *c, enum table t, const char *const *fields,
-                           size_t n, const struct ledger_row *r, bool *overflow)
+                           size_t n, const struct ledger_row *r, bool *overflow, bool *fresh)
 {
     const char *key = compose(c, fields, n);
     if (key == NULL)
         return NULL;
     struct agg *a = strmap_get(c->maps[t], key);
+    if (fresh != NULL)
+        *fresh = a == NULL;
     if (a == NULL) {
         int err = 0;
         if ((a = calloc(1, sizeof(*a))) == NULL)
@@ -196,25 +224,26 @@ static int account_row(struct counters *c, const struct ledger_row *r, bool *ove
         if (owners[i] == NULL)
             continue;
         const char *f[] = {owners[i]}, *fm[] = {(char[]){entity[i], 0}, owners[i], e->model};
-        if ((a = account(c, owner_table[i], f, 1, r, overflow)) == NULL)
+        if ((a = account(c, owner_table[i], f, 1, r, overflow, NULL)) == NULL)
             return -1;
         a->id = owners[i];
-        if ((a = account(c, T_ENTITY_MODEL, fm, 3, r, overflow)) == NULL)
+        if ((a = account(c, T_ENTITY_MODEL, fm, 3, r, overflow, NULL)) == NULL)
             return -1;
         a->entity = entity[i];
         a->id = owners[i];
     }
     if (team != NULL && user != NULL) {
         const char *f[] = {team, user};
-        if ((a = account(c, T_MEMBERS, f, 2, r, overflow)) == NULL)
+        if ((a = account(c, T_MEMBERS, f, 2, r, overflow, NULL)) == NULL)
             return -1;
         a->id = team;
         a->id2 = user;
     }
     const char *g[] = {key ? key : "", user, team, end_user, e->model_group, e->model, r->provider};
+    bool fresh;
     if ((a = account(c, T_DAILY, (const char *[]){r->day, g[0], g[1], g[2], g[3], g[4], g[5], g[6]},
-                     8, r, overflow)) == NULL ||
-        group_of(a, compose(c, g, 7)) < 0)
+                     8, r, overflow, &fresh)) == NULL ||
+        (fresh && group_of(a, compose(c, g, 7)) < 0))
         return -1;
     for (size_t i = 0; i < e->n_tags; i++) {
         const char *tag = nonempty(e->tags[i]);
@@ -225,16 +254,16 @@ static int account_row(struct counters *c, const struct ledger_row *r, bool *ove
             continue;
         const char *f[] = {tag}, *fm[] = {"g", tag, e->model},
                    *tg[] = {tag, key ? key : "", e->model_group, e->model, r->provider};
-        if ((a = account(c, T_TAGS, f, 1, r, overflow)) == NULL)
+        if ((a = account(c, T_TAGS, f, 1, r, overflow, NULL)) == NULL)
             return -1;
         a->id = tag;
-        if ((a = account(c, T_ENTITY_MODEL, fm, 3, r, overflow)) == NULL)
+        if ((a = account(c, T_ENTITY_MODEL, fm, 3, r, overflow, NULL)) == NULL)
             return -1;
         a->entity = 'g';
         a->id = tag;
         if ((a = account(c, T_DAILY_TAG, (const char *[]){r->day, tg[0], tg[1], tg[2], tg[3], tg[4]},
-                         6, r, overflow)) == NULL ||
-            group_of(a, compose(c, tg, 5)) < 0)
+                         6, r, overflow, &fresh)) == NULL ||
+            (fresh && group_of(a, compose(c, tg, 5)) < 0))
             return -1;
         a->id = tag;
     }

@@ -6,6 +6,8 @@
 # /etc/mysql (--no-defaults everywhere) and keeps everything inside DIR:
 #   DIR/data  DIR/mysqld.sock  DIR/mysqld.pid  DIR/mariadbd.log  DIR/install.log
 # Works as root (runs mariadbd --user=root) and as a normal user.
+# TOLLGATE_DB_BUFFER_POOL and TOLLGATE_DB_LOG_FILE size the InnoDB buffer pool and
+# redo log (default 128M and 64M: small, for tests; the benchmarks set more).
 #
 # Usage:
 #   local-mariadb.sh start  DIR PORT [DB USER PASSWORD]   (default tollgate tollgate secret)
@@ -85,7 +87,8 @@ cmd_start() {
     ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && exec {fd}>&-; done 2>/dev/null
       exec setsid "$mariadbd" --no-defaults "${USEROPT[@]}" --datadir="$DATA" --socket="$SOCK" \
         --port="$port" --bind-address=127.0.0.1 --pid-file="$PIDF" --log-error="$LOG" \
-        --skip-name-resolve --innodb-buffer-pool-size=128M --innodb-log-file-size=64M \
+        --skip-name-resolve --innodb-buffer-pool-size="${TOLLGATE_DB_BUFFER_POOL:-128M}" \
+        --innodb-log-file-size="${TOLLGATE_DB_LOG_FILE:-64M}" \
         --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
         </dev/null >>"$LOG" 2>&1 ) &
     pid=$!

@@ -5,7 +5,6 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_budgets.py
 """
 
 import copy
-import json
 import os
 import sys
 import threading

@@ -7,7 +7,6 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_dataplane.py
 import http.client
 import json
 import os
-import socket
 import sys
 import time
 import unittest

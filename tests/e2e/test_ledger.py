@@ -14,6 +14,7 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_ledger.py
 import os
 import subprocess
 import sys
+import unittest
 import uuid
 from decimal import Decimal
 
