@@ -292,6 +292,7 @@ void config_free(struct config *cfg)
     config_router_free(&cfg->router);
     free(cfg->master_key);
     free(cfg->price_file);
+    free(cfg->timezone);
     curl_free(cfg->db.host);
     curl_free(cfg->db.user);
     curl_free(cfg->db.password);

@@ -71,6 +71,7 @@ struct config {
     char master_token[65]; /* its SHA-256 hex, hashed once at load; "" without one */
     struct db_config db;
     char *price_file; /* NULL: the price map built into the binary */
+    char *timezone;   /* litellm_settings.timezone: budget periods' calendar (IANA name) */
     struct router_config router;
 
     struct {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "budget_period.h"
 #include "config_yaml.h"
 
 #define DEFAULT_ALLOWED_FAILS 3
@@ -61,7 +62,8 @@ static int parse_section(struct loader *ld, yaml_node_t *sec, const char *name, 
 {
     static const char *const router_keys[] = {"routing_strategy", "num_retries", "timeout",
         "allowed_fails", "cooldown_time", "fallbacks", NULL};
-    static const char *const litellm_keys[] = {"num_retries", "request_timeout", "fallbacks", NULL};
+    static const char *const litellm_keys[] = {"num_retries", "request_timeout", "fallbacks",
+                                               "timezone", NULL};
     char key[64], prefix[64];
     long retries = rc->num_retries, fails = rc->allowed_fails;
     double timeout = rc->timeout_ms / 1000.0, cooldown = rc->cooldown_ms / 1000.0;
@@ -118,9 +120,24 @@ void config_router_free(struct router_config *rc)
     rc->n_fallbacks = 0;
 }
 
+/* litellm_settings.timezone: the zone budget periods follow (default UTC). */
+static int parse_timezone(struct loader *ld, yaml_node_t *root, struct config *cfg)
+{
+    yaml_node_t *ls = cy_map_get(ld, root, "litellm_settings");
+    if (cy_str_default(ld, ls, "timezone", "litellm_settings.timezone", "UTC", &cfg->timezone) < 0)
+        return -1;
+    if (!period_zone_known(cfg->timezone))
+        return cy_fail(ld, cy_map_get(ld, ls, "timezone"), "litellm_settings.timezone",
+                       "%s is not an installed IANA time zone (see /usr/share/zoneinfo)",
+                       cfg->timezone);
+    return 0;
+}
+
 int config_parse_router(struct loader *ld, yaml_node_t *root, struct config *cfg)
 {
     struct router_config *rc = &cfg->router;
+    if (parse_timezone(ld, root, cfg) < 0)
+        return -1;
     rc->allowed_fails = DEFAULT_ALLOWED_FAILS;
     rc->cooldown_ms = DEFAULT_COOLDOWN_S * 1000;
     rc->timeout_ms = cfg->proxyd.upstream_timeout_ms;

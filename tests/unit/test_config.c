@@ -32,6 +32,7 @@ static void check_seed(const char *path)
     CHECK(cfg->proxyd.listen.port == 4000 && cfg->reportd.listen.port == 4001, "listen ports");
     CHECK_STR(cfg->proxyd.spool_dir, "var/spool");
     CHECK(cfg->accountd.n_accountd == 1, "one accountd");
+    CHECK_STR(cfg->timezone, "UTC");
     CHECK_STR(cfg->accountd.events[0], "tcp://127.0.0.1:5555");
     CHECK_STR(cfg->accountd.updates[0], "tcp://127.0.0.1:5556");
     CHECK(cfg->proxyd.max_body_bytes == 10 * 1024 * 1024, "default max body");
