@@ -5,10 +5,12 @@
  * (money_t), into one aggregate per counter row: per key, internal user,
  * team, team member, end user, tag, entity and model, and per rollup group
  * of a day. Each table then gets ONE bulk statement (db_bulk.c) whose rows
- * are sorted by their key, and the tables always go in the same order
- * (TABLES below). So every accountd instance takes its row locks in one
- * global order, and two instances committing at once wait for each other
- * instead of deadlocking.
+ * are sorted by their key, and the tables always go in the same order (enum
+ * table, ledger_agg.h). So every accountd instance takes its row locks in
+ * one global order, and two instances committing at once wait for each
+ * other instead of deadlocking. The budget owners' tables hold the spend of
+ * the current period and are written by ledger_periods.c; the lifetime
+ * tables (per entity and model, the daily rollups) here.
  *
  * Aggregates are keyed by a composite text of length-prefixed fields
  * ("4:team|5:alice|"), so no id can be mistaken for two others joined. The
@@ -22,43 +24,9 @@
 
 #include "db_bulk.h"
 #include "keyhash.h"
-#include "strmap.h"
-
-struct sums {
-    money_t spend;
-    int64_t prompt, completion, total, cache_read, cache_write, requests, ok, failed;
-};
-
-/* One counter row to write: its key, what identifies it, and its sums. */
-struct agg {
-    const char *key;              /* the composite key (owned by the map) */
-    const struct ledger_row *row; /* a row of the group: its dimensions */
-    char entity;                  /* entity_model_spend */
-    const char *id, *id2;         /* entity id / tag / team; team member's user */
-    char group_hex[33];           /* rollups */
-    char spend_text[MONEY_STR_MAX];
-    struct sums s;
-};
-
-enum table {
-    T_KEYS, T_USERS, T_TEAMS, T_MEMBERS, T_CUSTOMERS, T_TAGS, T_ENTITY_MODEL, T_DAILY,
-    T_DAILY_TAG, T_COUNT
-};
+#include "ledger_agg.h"
 
 static const char *const SQL[T_COUNT] = {
-    [T_KEYS] = "UPDATE api_keys SET spend = spend + CAST(? AS DECIMAL(38,20)) WHERE token = ?",
-    [T_USERS] = "UPDATE internal_users SET spend = spend + CAST(? AS DECIMAL(38,20))"
-                " WHERE user_id = ?",
-    [T_TEAMS] = "UPDATE teams SET spend = spend + CAST(? AS DECIMAL(38,20)) WHERE team_id = ?",
-    [T_MEMBERS] = "UPDATE team_members SET spend = spend + CAST(? AS DECIMAL(38,20))"
-                  " WHERE team_id = ? AND user_id = ?",
-    /* end users and tags get a row on first use, so they appear in reports */
-    [T_CUSTOMERS] = "INSERT INTO customers (user_id, spend, created_at, updated_at)"
-                    " VALUES (?, CAST(? AS DECIMAL(38,20)), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
-                    " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend)",
-    [T_TAGS] = "INSERT INTO tags (tag, spend, created_at, updated_at)"
-               " VALUES (?, CAST(? AS DECIMAL(38,20)), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
-               " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend)",
     [T_ENTITY_MODEL] = "INSERT INTO entity_model_spend (entity, entity_id, model, spend)"
                        " VALUES (?, ?, ?, CAST(? AS DECIMAL(38,20)))"
                        " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend)",
@@ -99,12 +67,6 @@ static const char *const SQL[T_COUNT] = {
 
 #define MAX_COLS 18 /* daily_spend's */
 
-struct counters {
-    struct strmap *maps[T_COUNT];
-    char *keybuf; /* scratch for composite keys */
-    size_t keycap;
-};
-
 static const char *nonempty(const char *s)
 {
     return s != NULL && s[0] != '\0' ? s : NULL;
@@ -126,7 +88,7 @@ static char *put_len(char *p, size_t n)
 
 /* "LEN:TEXT|" for each field (NULL as "-|") in c->keybuf. By hand, not
  * snprintf: this runs several times per event. */
-static const char *compose(struct counters *c, const char *const *fields, size_t n)
+const char *counters_compose(struct counters *c, const char *const *fields, size_t n)
 {
     size_t lens[16], need = 1;
     for (size_t i = 0; i < n && i < 16; i++)
@@ -178,7 +140,7 @@ static void add_sums(struct sums *s, const struct ledger_row *r, bool *overflow)
 static struct agg *account(struct counters *c, enum table t, const char *const *fields,
                            size_t n, const struct ledger_row *r, bool *overflow, bool *fresh)
 {
-    const char *key = compose(c, fields, n);
+    const char *key = counters_compose(c, fields, n);
     if (key == NULL)
         return NULL;
     struct agg *a = strmap_get(c->maps[t], key);
@@ -189,12 +151,15 @@ static struct agg *account(struct counters *c, enum table t, const char *const *
         if ((a = calloc(1, sizeof(*a))) == NULL)
             return NULL;
         a->row = r;
+        snprintf(a->min_start, sizeof(a->min_start), "%s", r->start);
         strmap_put(c->maps[t], key, a, &err);
         if (err < 0) {
             free(a);
             return NULL;
         }
     }
+    if (strcmp(r->start, a->min_start) < 0)
+        snprintf(a->min_start, sizeof(a->min_start), "%s", r->start);
     add_sums(&a->s, r, overflow);
     return a;
 }
@@ -243,7 +208,7 @@ static int account_row(struct counters *c, const struct ledger_row *r, bool *ove
     bool fresh;
     if ((a = account(c, T_DAILY, (const char *[]){r->day, g[0], g[1], g[2], g[3], g[4], g[5], g[6]},
                      8, r, overflow, &fresh)) == NULL ||
-        (fresh && group_of(a, compose(c, g, 7)) < 0))
+        (fresh && group_of(a, counters_compose(c, g, 7)) < 0))
         return -1;
     for (size_t i = 0; i < e->n_tags; i++) {
         const char *tag = nonempty(e->tags[i]);
@@ -263,7 +228,7 @@ static int account_row(struct counters *c, const struct ledger_row *r, bool *ove
         a->id = tag;
         if ((a = account(c, T_DAILY_TAG, (const char *[]){r->day, tg[0], tg[1], tg[2], tg[3], tg[4]},
                          6, r, overflow, &fresh)) == NULL ||
-            (fresh && group_of(a, compose(c, tg, 5)) < 0))
+            (fresh && group_of(a, counters_compose(c, tg, 5)) < 0))
             return -1;
         a->id = tag;
     }
@@ -277,23 +242,11 @@ static size_t params_of(enum table t, struct agg *a, struct db_param *p, char en
     const Tollgate__UsageEvent *e = r->e;
     const struct sums *s = &a->s;
     money_format(s->spend, a->spend_text);
-    switch (t) {
-    case T_KEYS: case T_USERS: case T_TEAMS:
-        p[0] = DB_STR(a->spend_text), p[1] = DB_STR(a->id);
-        return 2;
-    case T_MEMBERS:
-        p[0] = DB_STR(a->spend_text), p[1] = DB_STR(a->id), p[2] = DB_STR(a->id2);
-        return 3;
-    case T_CUSTOMERS: case T_TAGS:
-        p[0] = DB_STR(a->id), p[1] = DB_STR(a->spend_text);
-        return 2;
-    case T_ENTITY_MODEL:
+    if (t == T_ENTITY_MODEL) {
         entity[0] = a->entity, entity[1] = '\0';
         p[0] = DB_STR(entity), p[1] = DB_STR(a->id), p[2] = DB_STR(e->model),
         p[3] = DB_STR(a->spend_text);
         return 4;
-    default:
-        break;
     }
     size_t n = 0;
     p[n++] = DB_STR(r->day);
@@ -322,27 +275,39 @@ static int cmp_agg(const void *x, const void *y)
     return strcmp((*(struct agg *const *)x)->key, (*(struct agg *const *)y)->key);
 }
 
-/* Writes table t's aggregates, sorted by key, in one bulk statement. */
-static int write_table(MYSQL *db, struct counters *c, enum table t, unsigned *errnum,
-                       char *err, size_t errlen)
+struct agg **counters_sorted(struct counters *c, enum table t, size_t *n)
 {
-    size_t n = strmap_count(c->maps[t]), pos = 0, k = 0;
-    if (n == 0)
-        return 0;
-    struct agg **list = malloc(n * sizeof(*list));
-    char (*entities)[2] = malloc(n * sizeof(*entities));
-    struct db_param p[MAX_COLS];
+    size_t pos = 0, k = 0;
     const char *key;
     void *v;
-    struct db_bulk *b = NULL;
-    int rc = -1;
-    if (list == NULL || entities == NULL)
-        goto oom;
+    *n = 0;
+    struct agg **list = strmap_count(c->maps[t]) > 0
+        ? malloc(strmap_count(c->maps[t]) * sizeof(*list)) : NULL;
+    if (list == NULL)
+        return NULL;
     while (strmap_next(c->maps[t], &pos, &key, &v) == 0) {
         list[k] = v;
         list[k++]->key = key;
     }
     qsort(list, k, sizeof(*list), cmp_agg);
+    *n = k;
+    return list;
+}
+
+/* Writes a lifetime table's aggregates, sorted by key, in one bulk statement. */
+static int write_table(MYSQL *db, struct counters *c, enum table t, unsigned *errnum,
+                       char *err, size_t errlen)
+{
+    if (strmap_count(c->maps[t]) == 0)
+        return 0;
+    size_t k = 0;
+    struct agg **list = counters_sorted(c, t, &k);
+    char (*entities)[2] = malloc(strmap_count(c->maps[t]) * sizeof(*entities));
+    struct db_param p[MAX_COLS];
+    struct db_bulk *b = NULL;
+    int rc = -1;
+    if (list == NULL || entities == NULL)
+        goto oom;
     for (size_t i = 0; i < k; i++) {
         size_t cols = params_of(t, list[i], p, entities[i]);
         if ((b == NULL && (b = db_bulk_new(cols)) == NULL) || db_bulk_add(b, p) < 0)
@@ -384,7 +349,8 @@ int counters_apply(MYSQL *db, const struct ledger_row *rows, size_t n, unsigned 
         goto out;
     }
     for (size_t t = 0; t < T_COUNT; t++) /* the lock order: the same for every writer */
-        if (write_table(db, &c, (enum table)t, errnum, err, errlen) < 0)
+        if ((t < T_ENTITY_MODEL ? periods_write(db, &c, rows, n, (enum table)t, errnum, err, errlen)
+                                : write_table(db, &c, (enum table)t, errnum, err, errlen)) < 0)
             goto out;
     rc = 0;
     goto out;

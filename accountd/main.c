@@ -15,13 +15,17 @@
 #include "config.h"
 #include "db.h"
 #include "intake.h"
+#include "budget_period.h"
+#include "clock.h"
 #include "ledger.h"
 #include "log.h"
+#include "resets.h"
 #include "runtime.h"
 #include "updates.h"
 #include "price.h"
 
-#define POLL_MS 200 /* how often the loop looks at the stop flag when idle */
+#define POLL_MS 200       /* how often the loop looks at the stop flag when idle */
+#define RESET_TICK_MS 250 /* how often due budget resets are looked for */
 
 static volatile int stop_flag; /* set by SIGTERM/SIGINT */
 
@@ -55,6 +59,19 @@ static int migrate(const struct config *cfg)
     return 0;
 }
 
+/* Resets the budgets that are due; logs once per change between working and
+ * failing. Returns whether it failed. */
+static bool tick_resets(MYSQL *db, struct updates *up, bool was_failing)
+{
+    char err[1024];
+    bool failing = resets_run(db, up, time(NULL), err, sizeof(err)) < 0;
+    if (failing && !was_failing)
+        log_error("budget resets failed (will retry): %s", err);
+    else if (!failing && was_failing)
+        log_info("budget resets work again");
+    return failing;
+}
+
 static int run(const struct config *cfg, size_t instance)
 {
     const char *events = cfg->accountd.events[instance], *updates = cfg->accountd.updates[instance];
@@ -70,6 +87,10 @@ static int run(const struct config *cfg, size_t instance)
     struct intake *in = NULL;
     struct updates *up = NULL;
     int rc = 1;
+    if (period_set_timezone(cfg->timezone) < 0) {
+        log_error("time zone %s is not installed", cfg->timezone);
+        goto out;
+    }
     if (db_schema_check_at(&cfg->db, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;
@@ -86,7 +107,13 @@ static int run(const struct config *cfg, size_t instance)
     log_info("accountd ready: instance %zu of %zu, events on %s, updates on %s, %zu priced models",
              instance + 1, cfg->accountd.n_accountd, events, updates, price_table_count(prices));
     size_t committed = 0, batches = 0;
+    int64_t last_reset = 0;
+    bool resets_failing = false;
     while (!stop_flag) {
+        if (clock_ms() - last_reset >= RESET_TICK_MS && ledger->db != NULL) {
+            last_reset = clock_ms();
+            resets_failing = tick_resets(ledger->db, up, resets_failing);
+        }
         if (intake_collect(in, &batch, POLL_MS) == 0)
             continue;
         if (ledger_commit(ledger, batch.events, batch.n_events, &stop_flag) == 0) {

@@ -158,36 +158,55 @@ static void send_update(struct updates *u, const Tollgate__SpendUpdate *up)
     free(buf);
 }
 
-void updates_publish(struct updates *u, MYSQL *db, Tollgate__UsageEvent **events, size_t n)
+/* Reads the spend of the ids of each table and publishes it, with the
+ * request ids it includes (may be none). */
+static void publish_sets(struct updates *u, MYSQL *db, struct strmap *const *ids, char **rids,
+                         size_t nrids)
 {
-    struct strmap *ids[N_TABLES] = {0};
     size_t total = 0;
     Tollgate__SpendUpdate up = TOLLGATE__SPEND_UPDATE__INIT;
-    for (size_t t = 0; t < N_TABLES; t++) {
-        if ((ids[t] = strmap_new()) == NULL)
-            goto out;
-        collect(&TABLES[t], events, n, ids[t]);
-        total += strmap_count(ids[t]);
-    }
-    if (total == 0 || (up.owners = calloc(total, sizeof(*up.owners))) == NULL)
-        goto out;
     for (size_t t = 0; t < N_TABLES; t++)
-        read_table(db, &TABLES[t], ids[t], &up);
-    char **rids = malloc(n * sizeof(*rids));
-    for (size_t i = 0; rids != NULL && i < n; i++)
-        rids[i] = events[i]->request_id;
-    up.n_request_ids = rids != NULL ? n : 0;
+        total += ids[t] != NULL ? strmap_count(ids[t]) : 0;
+    if (total == 0 || (up.owners = calloc(total, sizeof(*up.owners))) == NULL)
+        return;
+    for (size_t t = 0; t < N_TABLES; t++)
+        if (ids[t] != NULL)
+            read_table(db, &TABLES[t], ids[t], &up);
+    up.n_request_ids = nrids;
     up.request_ids = rids;
     if (up.n_owners > 0)
         send_update(u, &up);
-    free(rids);
-out:
     for (size_t i = 0; i < up.n_owners; i++) {
         free(up.owners[i]->owner);
         free(up.owners[i]->spend);
         free(up.owners[i]);
     }
     free(up.owners);
+}
+
+void updates_publish(struct updates *u, MYSQL *db, Tollgate__UsageEvent **events, size_t n)
+{
+    struct strmap *ids[N_TABLES] = {0};
+    char **rids = malloc((n ? n : 1) * sizeof(*rids));
+    for (size_t t = 0; t < N_TABLES; t++) {
+        if ((ids[t] = strmap_new()) == NULL)
+            goto out;
+        collect(&TABLES[t], events, n, ids[t]);
+    }
+    for (size_t i = 0; rids != NULL && i < n; i++)
+        rids[i] = events[i]->request_id;
+    publish_sets(u, db, ids, rids, rids != NULL ? n : 0);
+out:
+    free(rids);
     for (size_t t = 0; t < N_TABLES; t++)
         strmap_free(ids[t], NULL);
+}
+
+void updates_publish_owners(struct updates *u, MYSQL *db, char prefix, struct strmap *ids)
+{
+    struct strmap *sets[N_TABLES] = {0};
+    for (size_t t = 0; t < N_TABLES; t++)
+        if (TABLES[t].prefix == prefix)
+            sets[t] = ids;
+    publish_sets(u, db, sets, NULL, 0);
 }

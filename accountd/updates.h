@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "events.pb-c.h"
+#include "strmap.h"
 
 struct updates;
 
@@ -17,5 +18,9 @@ void updates_free(struct updates *u);
  * name (key, user, team, end user, tags) and publishes it. Best effort:
  * proxyd also re-reads rows, so a lost update only costs freshness. */
 void updates_publish(struct updates *u, MYSQL *db, Tollgate__UsageEvent **events, size_t n);
+
+/* The same for ids (keys of the map) of one owner kind: 'k' keys, 'u' internal
+ * users, 't' teams, 'c' end users, 'g' tags; after a budget reset. */
+void updates_publish_owners(struct updates *u, MYSQL *db, char prefix, struct strmap *ids);
 
 #endif

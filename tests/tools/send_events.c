@@ -3,7 +3,9 @@
  * does when acks are lost) and waits for each ack. Used by the end-to-end
  * tests to show that a redelivered event is counted once.
  *
- * Usage: send-events ENDPOINT REQUEST_ID API_KEY_HASH MODEL PROMPT COMPLETION TIMES
+ * Usage: send-events ENDPOINT REQUEST_ID API_KEY_HASH MODEL PROMPT COMPLETION TIMES [START_MS]
+ * START_MS: when the request started, Unix milliseconds (default now), so a
+ * test can send an event that started before a budget reset.
  * Prints "acked N/TIMES" and exits 0 when every send was acknowledged.
  */
 #include <stdio.h>
@@ -40,9 +42,9 @@ static int send_and_wait(void *sock, const uint8_t *buf, size_t len, const char 
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
+    if (argc != 8 && argc != 9) {
         fprintf(stderr, "usage: send-events ENDPOINT REQUEST_ID API_KEY_HASH MODEL PROMPT "
-                        "COMPLETION TIMES\n");
+                        "COMPLETION TIMES [START_MS]\n");
         return 2;
     }
     struct timeval tv;
@@ -52,7 +54,7 @@ int main(int argc, char **argv)
     Tollgate__EventBatch batch = TOLLGATE__EVENT_BATCH__INIT;
     e.request_id = argv[2];
     e.call_type = "chat_completion";
-    e.start_time_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    e.start_time_us = argc == 9 ? atoll(argv[8]) * 1000 : (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
     e.end_time_us = e.start_time_us + 1000;
     e.api_key = argv[3];
     e.model_group = argv[4];

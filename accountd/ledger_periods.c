@@ -1,0 +1,213 @@
+/* ledger_periods.c - the period spend of budget owners (see ledger_agg.h).
+ *
+ * spend on keys, internal users, teams, team members, end users and tags is
+ * the spend of the owner's current budget period: an event counts in the
+ * period in which its request started. The common case costs nothing
+ * extra: each owner's batch sum is added by a bulk UPDATE whose WHERE asks
+ * that the period began no later than the earliest request start of the
+ * sum, so the rows it updates take all of it. A row it skips is an owner
+ * whose period began inside the batch's span (a reset came in between);
+ * those rows are then locked (SELECT ... FOR UPDATE, so no reset can move
+ * them again), and only the events that started at or after the period's
+ * start are added, event by event. End users and team members read their
+ * period from their budget (budget_id).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "db_bulk.h"
+#include "ledger_agg.h"
+
+#define FIX_CHUNK 200 /* owners per "which periods began inside the batch" SELECT */
+
+struct owner_sql {
+    const char *create; /* end users and tags: a row on first use (params: ids) */
+    const char *add;    /* params: spend, ids, earliest start */
+    const char *fix;    /* SELECT ids, period start ... IN ( -- then the ids, then FIX_TAIL */
+    const char *force;  /* params: spend, ids: the exact part, on a locked row */
+    int nids;
+};
+
+#define SPEND "CAST(? AS DECIMAL(38,20))"
+#define IN_PERIOD(col) " AND (" col " IS NULL OR " col " <= ?)"
+#define FIX_TAIL ") FOR UPDATE"
+
+static const struct owner_sql SQL[T_ENTITY_MODEL] = {
+    [T_KEYS] = {NULL,
+        "UPDATE api_keys SET spend = spend + " SPEND " WHERE token = ?"
+        IN_PERIOD("budget_period_start"),
+        "SELECT token, budget_period_start FROM api_keys"
+        " WHERE budget_period_start IS NOT NULL AND token IN (",
+        "UPDATE api_keys SET spend = spend + " SPEND " WHERE token = ?", 1},
+    [T_USERS] = {NULL,
+        "UPDATE internal_users SET spend = spend + " SPEND " WHERE user_id = ?"
+        IN_PERIOD("budget_period_start"),
+        "SELECT user_id, budget_period_start FROM internal_users"
+        " WHERE budget_period_start IS NOT NULL AND user_id IN (",
+        "UPDATE internal_users SET spend = spend + " SPEND " WHERE user_id = ?", 1},
+    [T_TEAMS] = {NULL,
+        "UPDATE teams SET spend = spend + " SPEND " WHERE team_id = ?"
+        IN_PERIOD("budget_period_start"),
+        "SELECT team_id, budget_period_start FROM teams"
+        " WHERE budget_period_start IS NOT NULL AND team_id IN (",
+        "UPDATE teams SET spend = spend + " SPEND " WHERE team_id = ?", 1},
+    [T_MEMBERS] = {NULL,
+        "UPDATE team_members m LEFT JOIN budgets b ON b.budget_id = m.budget_id"
+        " SET m.spend = m.spend + " SPEND " WHERE m.team_id = ? AND m.user_id = ?"
+        IN_PERIOD("b.budget_period_start"),
+        "SELECT m.team_id, m.user_id, b.budget_period_start FROM team_members m"
+        " JOIN budgets b ON b.budget_id = m.budget_id"
+        " WHERE b.budget_period_start IS NOT NULL AND (m.team_id, m.user_id) IN (",
+        "UPDATE team_members SET spend = spend + " SPEND " WHERE team_id = ? AND user_id = ?", 2},
+    [T_CUSTOMERS] = {
+        "INSERT INTO customers (user_id, spend, created_at, updated_at)"
+        " VALUES (?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE user_id = user_id",
+        "UPDATE customers c LEFT JOIN budgets b ON b.budget_id = c.budget_id"
+        " SET c.spend = c.spend + " SPEND " WHERE c.user_id = ?" IN_PERIOD("b.budget_period_start"),
+        "SELECT c.user_id, b.budget_period_start FROM customers c"
+        " JOIN budgets b ON b.budget_id = c.budget_id"
+        " WHERE b.budget_period_start IS NOT NULL AND c.user_id IN (",
+        "UPDATE customers SET spend = spend + " SPEND " WHERE user_id = ?", 1},
+    [T_TAGS] = {
+        "INSERT INTO tags (tag, spend, created_at, updated_at)"
+        " VALUES (?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE tag = tag",
+        "UPDATE tags SET spend = spend + " SPEND " WHERE tag = ?" IN_PERIOD("budget_period_start"),
+        "SELECT tag, budget_period_start FROM tags"
+        " WHERE budget_period_start IS NOT NULL AND tag IN (",
+        "UPDATE tags SET spend = spend + " SPEND " WHERE tag = ?", 1},
+};
+
+static const char *nonempty(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+/* Does log row r belong to owner a of table t? */
+static bool owns(enum table t, const struct agg *a, const struct ledger_row *r)
+{
+    const Tollgate__UsageEvent *e = r->e;
+    const char *v = t == T_KEYS ? e->api_key : t == T_USERS ? e->user_id
+                  : t == T_TEAMS || t == T_MEMBERS ? e->team_id : t == T_CUSTOMERS ? e->end_user
+                  : NULL;
+    if (t == T_TAGS) {
+        for (size_t i = 0; i < e->n_tags; i++)
+            if (strcmp(e->tags[i], a->id) == 0)
+                return true;
+        return false;
+    }
+    if (nonempty(v) == NULL || strcmp(v, a->id) != 0)
+        return false;
+    return t != T_MEMBERS || (nonempty(e->user_id) != NULL && strcmp(e->user_id, a->id2) == 0);
+}
+
+/* Adds to owner a what its rows that started at or after `since` cost. */
+static int add_since(MYSQL *db, enum table t, const struct agg *a, const char *since,
+                     const struct ledger_row *rows, size_t nrows, unsigned *errnum, char *err,
+                     size_t errlen)
+{
+    money_t sum = 0;
+    char text[MONEY_STR_MAX];
+    for (size_t i = 0; i < nrows; i++)
+        if (rows[i].inserted && strcmp(rows[i].start, since) >= 0 && owns(t, a, &rows[i]) &&
+            money_add(sum, rows[i].cost, &sum) < 0) {
+            snprintf(err, errlen, "a counter's sum does not fit DECIMAL(38,20)");
+            return -1;
+        }
+    if (sum == 0)
+        return 0;
+    money_format(sum, text);
+    struct db_param p[] = {DB_STR(text), DB_STR(a->id), DB_STR(a->id2)};
+    return db_exec(db, SQL[t].force, p, 1 + (size_t)SQL[t].nids, NULL, NULL, errnum, err, errlen);
+}
+
+/* Owners among list[0..n) whose period began after their earliest start:
+ * locks them and adds the exact part. */
+static int fix_chunk(MYSQL *db, struct counters *c, enum table t, struct agg **list, size_t n,
+                     const struct ledger_row *rows, size_t nrows, unsigned *errnum, char *err,
+                     size_t errlen)
+{
+    const struct owner_sql *q = &SQL[t];
+    size_t cap = strlen(q->fix) + n * 8 + sizeof(FIX_TAIL);
+    char *sql = malloc(cap);
+    struct db_param *p = malloc(n * 2 * sizeof(*p));
+    struct db_result *res = NULL;
+    int rc = -1;
+    if (sql == NULL || p == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    size_t len = (size_t)snprintf(sql, cap, "%s", q->fix), np = 0;
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(sql + len, cap - len, "%s%s", i ? "," : "",
+                                q->nids == 2 ? "(?,?)" : "?");
+        p[np++] = DB_STR(list[i]->id);
+        if (q->nids == 2)
+            p[np++] = DB_STR(list[i]->id2);
+    }
+    snprintf(sql + len, cap - len, FIX_TAIL);
+    if (db_exec(db, sql, p, np, &res, NULL, errnum, err, errlen) < 0)
+        goto out;
+    for (size_t k = 0; k < res->nrows; k++) {
+        const char *ids[2] = {db_cell(res, k, 0), q->nids == 2 ? db_cell(res, k, 1) : NULL};
+        const char *since = db_cell(res, k, (size_t)q->nids);
+        const char *key = counters_compose(c, ids, (size_t)q->nids);
+        struct agg *a = key != NULL ? strmap_get(c->maps[t], key) : NULL;
+        if (a != NULL && since != NULL && strcmp(a->min_start, since) < 0 &&
+            add_since(db, t, a, since, rows, nrows, errnum, err, errlen) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    db_result_free(res);
+    free(sql);
+    free(p);
+    return rc;
+}
+
+int periods_write(MYSQL *db, struct counters *c, const struct ledger_row *rows, size_t nrows,
+                  enum table t, unsigned *errnum, char *err, size_t errlen)
+{
+    const struct owner_sql *q = &SQL[t];
+    size_t n = 0, nz = 0;
+    struct agg **list = counters_sorted(c, t, &n);
+    struct db_bulk *create = db_bulk_new((size_t)q->nids), *add = db_bulk_new(2 + (size_t)q->nids);
+    uint64_t added = 0;
+    int rc = -1;
+    if ((n > 0 && list == NULL) || create == NULL || add == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) { /* zero sums change nothing: not sent, not counted */
+        struct agg *a = list[i];
+        money_format(a->s.spend, a->spend_text);
+        struct db_param id[] = {DB_STR(a->id), DB_STR(a->id2)};
+        struct db_param p[] = {DB_STR(a->spend_text), DB_STR(a->id), DB_STR(a->id2),
+                               DB_STR(a->min_start)};
+        if (q->nids == 1)
+            p[2] = p[3];
+        if ((q->create != NULL && db_bulk_add(create, id) < 0) ||
+            (a->s.spend != 0 && db_bulk_add(add, p) < 0)) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        if (a->s.spend != 0)
+            list[nz++] = a;
+    }
+    if ((q->create != NULL && db_bulk_exec(db, q->create, create, NULL, errnum, err, errlen) < 0) ||
+        db_bulk_exec(db, q->add, add, &added, errnum, err, errlen) < 0)
+        goto out;
+    /* Fewer updated than sent: some period began inside the batch (or an owner
+     * has no row, which the check below finds as well and leaves alone). */
+    for (size_t i = 0; added < nz && i < nz; i += FIX_CHUNK)
+        if (fix_chunk(db, c, t, list + i, nz - i < FIX_CHUNK ? nz - i : FIX_CHUNK, rows, nrows,
+                      errnum, err, errlen) < 0)
+            goto out;
+    rc = 0;
+out:
+    db_bulk_free(create);
+    db_bulk_free(add);
+    free(list);
+    return rc;
+}
