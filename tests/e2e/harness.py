@@ -535,6 +535,15 @@ class Stack:
         if problems:
             raise HarnessError("\n".join(problems))
 
+    def crash_mariadb(self):
+        """kill -9 MariaDB (a crash); start_mariadb() brings it back, same data and port."""
+        pid = int((self.db_dir / "mysqld.pid").read_text().strip())
+        _kill(pid)
+        wait_for(lambda: not _alive(pid), 10, message="mariadbd survived kill -9")
+
+    def start_mariadb(self):
+        self._start_mariadb()
+
     def daemon_log(self, name):
         return self.log_dir / (name + ".log")
 
