@@ -181,7 +181,9 @@ int ledger_commit(struct ledger *l, Tollgate__UsageEvent **events, size_t n,
     int backoff = BACKOFF_MIN_MS, rc = -1;
     bool degraded = false;
     struct ledger_row *rows = calloc(n ? n : 1, sizeof(*rows));
-    if (rows == NULL || rows_prepare(rows, events, n, l->prices, l->warned_unpriced) < 0) {
+    int64_t horizon_us = l->retention_s > 0 ? ((int64_t)time(NULL) - l->retention_s) * 1000000 : 0;
+    if (rows == NULL ||
+        rows_prepare(rows, events, n, l->prices, l->warned_unpriced, horizon_us) < 0) {
         log_error("out of memory pricing a batch of %zu events; the senders will resend", n);
         free(rows);
         return -1;

@@ -15,6 +15,7 @@ struct ledger {
     const struct db_config *dbcfg;
     const struct price_table *prices;
     struct strmap *warned_unpriced; /* models already warned about */
+    long retention_s;               /* log retention; 0 = forever (main.c sets it) */
 };
 
 struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_table *prices,

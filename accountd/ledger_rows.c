@@ -119,7 +119,7 @@ static int cmp_rows(const void *a, const void *b)
 }
 
 int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t n,
-                 const struct price_table *prices, struct strmap *warned)
+                 const struct price_table *prices, struct strmap *warned, int64_t horizon_us)
 {
     for (size_t i = 0; i < n; i++) {
         struct ledger_row *r = &rows[i];
@@ -131,6 +131,9 @@ int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t 
         snprintf(r->provider, sizeof(r->provider), "%.*s",
                  slash != NULL ? (int)(slash - r->e->model) : 6, slash != NULL ? r->e->model : "openai");
         r->bad = misfit(r->e);
+        if (r->bad == NULL && r->e->start_time_us < horizon_us)
+            r->bad = "started before the log retention period (maximum_spend_logs_retention_"
+                     "period): its first copy may be deleted, so it is not counted again";
         if ((r->tags_json = tags_json(r->e)) == NULL) {
             rows_release(rows, i + 1);
             return -1;

@@ -20,12 +20,14 @@
 #include "ledger.h"
 #include "log.h"
 #include "resets.h"
+#include "retention.h"
 #include "runtime.h"
 #include "updates.h"
 #include "price.h"
 
 #define POLL_MS 200       /* how often the loop looks at the stop flag when idle */
 #define RESET_TICK_MS 250 /* how often due budget resets are looked for */
+#define RETENTION_TICK_MS 60000 /* how often log rows past the retention period are deleted */
 
 static volatile int stop_flag; /* set by SIGTERM/SIGINT */
 
@@ -72,6 +74,17 @@ static bool tick_resets(MYSQL *db, struct updates *up, bool was_failing)
     return failing;
 }
 
+/* Deletes log rows past the retention period (a chunk per tick). */
+static void tick_retention(MYSQL *db, long retention_s)
+{
+    char err[1024];
+    long n = retention_run(db, time(NULL) - retention_s, err, sizeof(err));
+    if (n < 0)
+        log_error("log retention: %s (will retry)", err);
+    else if (n > 0)
+        log_info("log retention: deleted %ld log rows older than %ld days", n, retention_s / 86400);
+}
+
 static int run(const struct config *cfg, size_t instance)
 {
     const char *events = cfg->accountd.events[instance], *updates = cfg->accountd.updates[instance];
@@ -95,7 +108,9 @@ static int run(const struct config *cfg, size_t instance)
         log_error("%s", err);
         goto out;
     }
-    if ((ledger = ledger_new(&cfg->db, prices, err, sizeof(err))) == NULL ||
+    if ((ledger = ledger_new(&cfg->db, prices, err, sizeof(err))) != NULL)
+        ledger->retention_s = cfg->log_retention_s;
+    if (ledger == NULL ||
         (in = intake_new(events, cfg->accountd.batch_max_events, cfg->accountd.batch_wait_ms,
                          err, sizeof(err))) == NULL ||
         (up = updates_new(updates, err, sizeof(err))) == NULL) {
@@ -107,12 +122,17 @@ static int run(const struct config *cfg, size_t instance)
     log_info("accountd ready: instance %zu of %zu, events on %s, updates on %s, %zu priced models",
              instance + 1, cfg->accountd.n_accountd, events, updates, price_table_count(prices));
     size_t committed = 0, batches = 0;
-    int64_t last_reset = 0;
+    int64_t last_reset = 0, last_retention = 0;
     bool resets_failing = false;
     while (!stop_flag) {
         if (clock_ms() - last_reset >= RESET_TICK_MS && ledger->db != NULL) {
             last_reset = clock_ms();
             resets_failing = tick_resets(ledger->db, up, resets_failing);
+        }
+        if (cfg->log_retention_s > 0 && ledger->db != NULL &&
+            (last_retention == 0 || clock_ms() - last_retention >= RETENTION_TICK_MS)) {
+            last_retention = clock_ms();
+            tick_retention(ledger->db, cfg->log_retention_s);
         }
         if (intake_collect(in, &batch, POLL_MS) == 0)
             continue;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget_period.h"
 #include "config_yaml.h"
 #include "keyhash.h"
 
@@ -211,9 +212,32 @@ out:
     return rc;
 }
 
+/* general_settings.maximum_spend_logs_retention_period: "30d" and the like. */
+static int parse_retention(struct loader *ld, yaml_node_t *gs, struct config *cfg)
+{
+    static const long unit_s[] = {[PERIOD_SECOND] = 1, [PERIOD_MINUTE] = 60,
+                                  [PERIOD_HOUR] = 3600, [PERIOD_DAY] = 86400,
+                                  [PERIOD_WEEK] = 7 * 86400, [PERIOD_MONTH] = 30 * 86400};
+    const char *key = "general_settings.maximum_spend_logs_retention_period";
+    char *v;
+    struct period p;
+    if (cy_str(ld, gs, "maximum_spend_logs_retention_period", key, &v) < 0)
+        return -1;
+    if (v == NULL)
+        return 0; /* keep every log row */
+    int bad = period_parse(v, &p) < 0 || p.n * unit_s[p.unit] < 3600;
+    free(v);
+    if (bad)
+        return cy_fail(ld, cy_map_get(ld, gs, "maximum_spend_logs_retention_period"), key,
+                       "must be a duration of at least an hour, such as 90d");
+    cfg->log_retention_s = p.n * unit_s[p.unit];
+    return 0;
+}
+
 static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cfg)
 {
-    static const char *const known[] = {"master_key", "database_url", NULL};
+    static const char *const known[] = {"master_key", "database_url",
+                                        "maximum_spend_logs_retention_period", NULL};
     yaml_node_t *gs = cy_map_get(ld, root, "general_settings");
     if (gs == NULL)
         return cy_fail(ld, root, "general_settings", "missing (database_url is required)");
@@ -233,7 +257,7 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
     }
     int rc = parse_database_url(ld, cy_map_get(ld, gs, "database_url"), url, &cfg->db);
     free(url);
-    return rc;
+    return rc < 0 ? -1 : parse_retention(ld, gs, cfg);
 }
 
 struct config *config_load(const char *path, char *err, size_t errlen)

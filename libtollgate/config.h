@@ -72,6 +72,7 @@ struct config {
     struct db_config db;
     char *price_file; /* NULL: the price map built into the binary */
     char *timezone;   /* litellm_settings.timezone: budget periods' calendar (IANA name) */
+    long log_retention_s; /* maximum_spend_logs_retention_period; 0 = keep every log row */
     struct router_config router;
 
     struct {

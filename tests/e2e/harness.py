@@ -265,7 +265,7 @@ class Stack:
     extra_models  more model_list entries: a list of dicts, or a callable
                   taking the Stack (so entries can use stack.upstream_base)
     tollgate      dict merged into the config's `tollgate:` section
-    extra_config  more top-level sections, e.g. {"router_settings": {...}}
+    extra_config  more config, merged into it, e.g. {"router_settings": {...}}
     fake_args     more fake-upstream arguments, e.g. ["--prompt-tokens", "7"]
     accountd_instances  how many accountd run (named accountd, accountd-2, ...;
                   each binds its own pair of endpoints, proxyd connects to all)
@@ -426,7 +426,7 @@ class Stack:
             },
         }
         deep_merge(cfg["tollgate"], self.tollgate_overrides)
-        cfg.update(copy.deepcopy(self.extra_config))
+        deep_merge(cfg, self.extra_config)
         return cfg
 
     def write_config(self, name, config):

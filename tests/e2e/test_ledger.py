@@ -14,6 +14,7 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_ledger.py
 import os
 import subprocess
 import sys
+import time
 import unittest
 import uuid
 from decimal import Decimal
@@ -138,6 +139,49 @@ class LedgerTest(harness.StackTestCase):
     def test_base_model_pricing(self):
         # cost_cases.jsonl: "azure deployment priced by base_model"
         self.check_priced("gpt4-by-base", 9, 28, "0.00093")
+
+
+class RetentionTest(harness.StackTestCase):
+    """maximum_spend_logs_retention_period: old log rows go, rollups stay, and an event
+    older than the horizon is not counted again."""
+    stack_options = {"extra_config": {"general_settings": {
+        "maximum_spend_logs_retention_period": "2d"}}}
+
+    def test_old_rows_deleted_and_old_events_refused(self):
+        s = self.stack
+        st, _, k = s.report("POST", "/key/generate", {"key_alias": "ret"}, key=MASTER_KEY)
+        self.assertEqual(st, 200, k)
+        status, headers, body = s.chat(k["key"], prompt_tokens=10, completion_tokens=10)
+        self.assertEqual(status, 200, body)
+        recent = headers["x-litellm-call-id"]
+        wait_for(lambda: s.sql("SELECT 1 FROM spend_logs WHERE request_id = '%s'" % recent),
+                 LEDGER_TIMEOUT)
+        s.sql("INSERT INTO spend_logs (request_id, call_type, spend, pricing, start_time,"
+              " end_time, model, model_group, status, http_status, committed_at) VALUES "
+              + ", ".join("('old-%d', 'chat_completion', 0.001, 'priced',"
+                          " UTC_TIMESTAMP(6) - INTERVAL 3 DAY, UTC_TIMESTAMP(6) - INTERVAL 3 DAY,"
+                          " 'm', 'g', 'success', 200, UTC_TIMESTAMP(6))" % i for i in range(50)))
+        s.stop_one("accountd")
+        s.restart("accountd")  # retention runs at start, then every minute
+        wait_for(lambda: s.sql_value("SELECT COUNT(*) FROM spend_logs"
+                                     " WHERE request_id LIKE 'old-%'") == "0", 10,
+                 message="old log rows were not deleted")
+        self.assertEqual(s.sql_value("SELECT COUNT(*) FROM spend_logs WHERE request_id = '%s'"
+                                     % recent), "1")
+        self.assertIn("log retention: deleted 50 log rows", s.daemon_log("accountd").read_text())
+        spend = s.sql_value("SELECT spend FROM api_keys WHERE token = '%s'" % k["token"])
+        rid = "late-" + uuid.uuid4().hex
+        p = subprocess.run([str(harness.bin_dir() / "send-events"),
+                            "tcp://127.0.0.1:%d" % s.events_port, rid, k["token"],
+                            "groq/llama-3.1-8b-instant", "100", "100", "1",
+                            str(int((time.time() - 3 * 86400) * 1000))],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)  # acked: kept, not retried
+        self.assertEqual(s.sql("SELECT 1 FROM spend_logs WHERE request_id = '%s'" % rid), [])
+        why = s.sql_value("SELECT error FROM rejected_events WHERE request_id = '%s'" % rid)
+        self.assertIn("retention", why)
+        self.assertEqual(s.sql_value("SELECT spend FROM api_keys WHERE token = '%s'" % k["token"]),
+                         spend)
 
 
 if __name__ == "__main__":
