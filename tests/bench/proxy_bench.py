@@ -17,7 +17,7 @@ and in one run measures, side by side:
   4. whether accountd keeps up: the spend_logs backlog when each proxyd run ends,
      and after the last one the wait (bounded by --catchup-timeout) until there is
      one row per answer proxyd gave, with both counts, the time it took, and
-     MariaDB's statement counters (redelivered events, prepares per execute).
+     how many events proxyd re-sent, and MariaDB's statement counters.
   5. streaming (run first, on a quiet stack): proxyd's VmHWM while --streams
      (1,000) slow-reading clients hold concurrent SSE streams (each about 4.6 s:
      20 one-word chunks 200 ms apart), and the time to the first SSE event,
@@ -313,9 +313,12 @@ class Bench:
             "SELECT COUNT(*), COALESCE(SUM(http_status BETWEEN 200 AND 299), 0) "
             "FROM spend_logs")[0])
         ok = ok and rows >= self.expected
+        resent = sum(int(line.split("re-sent ")[1].split()[0]) for line in
+                     s.daemon_log("proxyd").read_text(errors="replace").splitlines()
+                     if "re-sent " in line)
         self.ledger = {"expected": self.expected, "rows_at_end": rows_end, "rows": rows,
                        "rows_2xx": ok2xx, "waited": waited, "caught_up": ok,
-                       "wrk_2xx": self.wrk_2xx, "other_2xx": self.other_2xx}
+                       "wrk_2xx": self.wrk_2xx, "other_2xx": self.other_2xx, "resent": resent}
         print("ledger: %d rows (%d with a 2xx status) for %d answers proxyd gave, %.1f s after "
               "the last run" % (rows, ok2xx, self.expected, waited), flush=True)
         self.elapsed = time.monotonic() - t_start
