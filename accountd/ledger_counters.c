@@ -26,6 +26,19 @@
 #include "keyhash.h"
 #include "ledger_agg.h"
 
+/* What a rollup row already there gets from the batch: every sum added. */
+#define ROLLUP_ADD                                                                            \
+    " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend),"                                 \
+    " prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"                                 \
+    " completion_tokens = completion_tokens + VALUES(completion_tokens),"                     \
+    " total_tokens = total_tokens + VALUES(total_tokens),"                                    \
+    " cache_read_input_tokens = cache_read_input_tokens + VALUES(cache_read_input_tokens),"   \
+    " cache_creation_input_tokens = cache_creation_input_tokens"                              \
+    " + VALUES(cache_creation_input_tokens),"                                                 \
+    " api_requests = api_requests + VALUES(api_requests),"                                    \
+    " successful_requests = successful_requests + VALUES(successful_requests),"               \
+    " failed_requests = failed_requests + VALUES(failed_requests)"
+
 static const char *const SQL[T_COUNT] = {
     [T_ENTITY_MODEL] = "INSERT INTO entity_model_spend (entity, entity_id, model, spend)"
                        " VALUES (?, ?, ?, CAST(? AS DECIMAL(38,20)))"
@@ -37,32 +50,14 @@ static const char *const SQL[T_COUNT] = {
                 " failed_requests)"
                 " VALUES (?, UNHEX(?), ?, ?, ?, ?, ?, ?, ?, CAST(? AS DECIMAL(38,20)),"
                 " ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend),"
-                " prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"
-                " completion_tokens = completion_tokens + VALUES(completion_tokens),"
-                " total_tokens = total_tokens + VALUES(total_tokens),"
-                " cache_read_input_tokens = cache_read_input_tokens + VALUES(cache_read_input_tokens),"
-                " cache_creation_input_tokens = cache_creation_input_tokens"
-                " + VALUES(cache_creation_input_tokens),"
-                " api_requests = api_requests + VALUES(api_requests),"
-                " successful_requests = successful_requests + VALUES(successful_requests),"
-                " failed_requests = failed_requests + VALUES(failed_requests)",
+                ROLLUP_ADD,
     [T_DAILY_TAG] = "INSERT INTO daily_tag_spend (day, group_key, tag, api_key, model_group,"
                     " model, custom_llm_provider, spend, prompt_tokens, completion_tokens,"
                     " total_tokens, cache_read_input_tokens, cache_creation_input_tokens,"
                     " api_requests, successful_requests, failed_requests)"
                     " VALUES (?, UNHEX(?), ?, ?, ?, ?, ?, CAST(? AS DECIMAL(38,20)),"
                     " ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend),"
-                    " prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"
-                    " completion_tokens = completion_tokens + VALUES(completion_tokens),"
-                    " total_tokens = total_tokens + VALUES(total_tokens),"
-                    " cache_read_input_tokens = cache_read_input_tokens + VALUES(cache_read_input_tokens),"
-                    " cache_creation_input_tokens = cache_creation_input_tokens"
-                    " + VALUES(cache_creation_input_tokens),"
-                    " api_requests = api_requests + VALUES(api_requests),"
-                    " successful_requests = successful_requests + VALUES(successful_requests),"
-                    " failed_requests = failed_requests + VALUES(failed_requests)",
+                    ROLLUP_ADD,
 };
 
 #define MAX_COLS 18 /* daily_spend's */
