@@ -6,6 +6,7 @@
 #include "intake.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,32 +155,58 @@ size_t intake_collect(struct intake *in, struct intake_batch *b, int poll_ms)
     return b->n_events;
 }
 
+static bool same_sender(const struct intake_msg *a, const struct intake_msg *b)
+{
+    return a->identity_len == b->identity_len &&
+           memcmp(a->identity, b->identity, a->identity_len) == 0;
+}
+
+/* One ack for every message of the batch from the sender of msgs[first]: a
+ * proxyd sends a message a millisecond, and one ack per commit instead of
+ * one per message spares it most of its wake-ups. */
+static void ack_sender(struct intake *in, const struct intake_batch *b, size_t first,
+                       bool *done)
+{
+    const struct intake_msg *m0 = &b->msgs[first];
+    Tollgate__EventAck ack = TOLLGATE__EVENT_ACK__INIT;
+    char **ids = malloc((b->n_events ? b->n_events : 1) * sizeof(*ids));
+    if (ids == NULL) {
+        log_error("out of memory acking; the sender will resend");
+        return;
+    }
+    for (size_t i = first; i < b->n_msgs; i++) {
+        const struct intake_msg *m = &b->msgs[i];
+        if (done[i] || !same_sender(m0, m))
+            continue;
+        done[i] = true;
+        for (size_t k = 0; k < m->batch->n_events; k++)
+            ids[ack.n_request_ids++] = m->batch->events[k]->request_id;
+    }
+    ack.request_ids = ids;
+    size_t len = tollgate__event_ack__get_packed_size(&ack);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf != NULL) {
+        tollgate__event_ack__pack(&ack, buf);
+        if (zmq_send(in->router, m0->identity, m0->identity_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_send(in->router, buf, len, ZMQ_DONTWAIT) < 0)
+            log_warn("cannot ack %zu events: %s (the sender will resend)", ack.n_request_ids,
+                     zmq_strerror(zmq_errno()));
+    }
+    free(buf);
+    free(ids);
+}
+
 void intake_ack(struct intake *in, const struct intake_batch *b)
 {
-    for (size_t i = 0; i < b->n_msgs; i++) {
-        const struct intake_msg *m = &b->msgs[i];
-        Tollgate__EventAck ack = TOLLGATE__EVENT_ACK__INIT;
-        char **ids = malloc((m->batch->n_events ? m->batch->n_events : 1) * sizeof(*ids));
-        if (ids == NULL) {
-            log_error("out of memory acking; the sender will resend");
-            continue;
-        }
-        for (size_t k = 0; k < m->batch->n_events; k++)
-            ids[k] = m->batch->events[k]->request_id;
-        ack.n_request_ids = m->batch->n_events;
-        ack.request_ids = ids;
-        size_t len = tollgate__event_ack__get_packed_size(&ack);
-        uint8_t *buf = malloc(len ? len : 1);
-        if (buf != NULL) {
-            tollgate__event_ack__pack(&ack, buf);
-            if (zmq_send(in->router, m->identity, m->identity_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-                zmq_send(in->router, buf, len, ZMQ_DONTWAIT) < 0)
-                log_warn("cannot ack %zu events: %s (the sender will resend)",
-                         m->batch->n_events, zmq_strerror(zmq_errno()));
-        }
-        free(buf);
-        free(ids);
+    bool *done = calloc(b->n_msgs ? b->n_msgs : 1, sizeof(*done));
+    if (done == NULL) {
+        log_error("out of memory acking; the senders will resend");
+        return;
     }
+    for (size_t i = 0; i < b->n_msgs; i++)
+        if (!done[i])
+            ack_sender(in, b, i, done);
+    free(done);
 }
 
 void intake_batch_clear(struct intake_batch *b)

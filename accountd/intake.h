@@ -33,7 +33,8 @@ void intake_free(struct intake *in);
  * timeout or signal). Malformed messages are logged and dropped. */
 size_t intake_collect(struct intake *in, struct intake_batch *b, int poll_ms);
 
-/* Acknowledges every message of b to its sender (after the commit). */
+/* Acknowledges the events of b to their senders (after the commit), one
+ * ack per sender. */
 void intake_ack(struct intake *in, const struct intake_batch *b);
 
 /* Frees the decoded messages; b can be reused. */
