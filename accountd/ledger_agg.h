@@ -23,7 +23,7 @@ struct agg {
     const struct ledger_row *row; /* a row of the group: its dimensions */
     char entity;                  /* entity_model_spend */
     const char *id, *id2;         /* entity id / tag / team; team member's user */
-    char min_start[32];           /* the earliest request start among its rows */
+    char min_start[DB_DATETIME_MAX]; /* the earliest request start among its rows */
     char group_hex[33];           /* rollups */
     char spend_text[MONEY_STR_MAX];
     struct sums s;

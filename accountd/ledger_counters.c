@@ -62,11 +62,6 @@ static const char *const SQL[T_COUNT] = {
 
 #define MAX_COLS 18 /* daily_spend's */
 
-static const char *nonempty(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? s : NULL;
-}
-
 /* Writes n in decimal at p; returns the end. */
 static char *put_len(char *p, size_t n)
 {
@@ -174,8 +169,8 @@ static int group_of(struct agg *a, const char *key)
 static int account_row(struct counters *c, const struct ledger_row *r, bool *overflow)
 {
     const Tollgate__UsageEvent *e = r->e;
-    const char *key = nonempty(e->api_key), *user = nonempty(e->user_id),
-               *team = nonempty(e->team_id), *end_user = nonempty(e->end_user);
+    const char *key = ledger_nonempty(e->api_key), *user = ledger_nonempty(e->user_id),
+               *team = ledger_nonempty(e->team_id), *end_user = ledger_nonempty(e->end_user);
     const char *owners[] = {key, user, team, end_user};
     static const enum table owner_table[] = {T_KEYS, T_USERS, T_TEAMS, T_CUSTOMERS};
     static const char entity[] = "kutc";
@@ -206,7 +201,7 @@ static int account_row(struct counters *c, const struct ledger_row *r, bool *ove
         (fresh && group_of(a, counters_compose(c, g, 7)) < 0))
         return -1;
     for (size_t i = 0; i < e->n_tags; i++) {
-        const char *tag = nonempty(e->tags[i]);
+        const char *tag = ledger_nonempty(e->tags[i]);
         bool seen = false;
         for (size_t k = 0; tag != NULL && k < i && !seen; k++)
             seen = strcmp(e->tags[k], tag) == 0;
@@ -250,9 +245,9 @@ static size_t params_of(enum table t, struct agg *a, struct db_param *p, char en
         p[n++] = DB_STR(a->id);
     p[n++] = DB_STR(e->api_key ? e->api_key : "");
     if (t == T_DAILY) {
-        p[n++] = DB_STR(nonempty(e->user_id));
-        p[n++] = DB_STR(nonempty(e->team_id));
-        p[n++] = DB_STR(nonempty(e->end_user));
+        p[n++] = DB_STR(ledger_nonempty(e->user_id));
+        p[n++] = DB_STR(ledger_nonempty(e->team_id));
+        p[n++] = DB_STR(ledger_nonempty(e->end_user));
     }
     p[n++] = DB_STR(e->model_group);
     p[n++] = DB_STR(e->model);

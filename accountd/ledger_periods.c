@@ -79,11 +79,6 @@ static const struct owner_sql SQL[T_ENTITY_MODEL] = {
         "UPDATE tags SET spend = spend + " SPEND " WHERE tag = ?", 1},
 };
 
-static const char *nonempty(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? s : NULL;
-}
-
 /* Does log row r belong to owner a of table t? */
 static bool owns(enum table t, const struct agg *a, const struct ledger_row *r)
 {
@@ -97,9 +92,9 @@ static bool owns(enum table t, const struct agg *a, const struct ledger_row *r)
                 return true;
         return false;
     }
-    if (nonempty(v) == NULL || strcmp(v, a->id) != 0)
+    if (ledger_nonempty(v) == NULL || strcmp(v, a->id) != 0)
         return false;
-    return t != T_MEMBERS || (nonempty(e->user_id) != NULL && strcmp(e->user_id, a->id2) == 0);
+    return t != T_MEMBERS || (ledger_nonempty(e->user_id) != NULL && strcmp(e->user_id, a->id2) == 0);
 }
 
 /* Adds to owner a what its rows that started at or after `since` cost. */

@@ -18,25 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "db.h"
 #include "db_bulk.h"
 #include "log.h"
 
 #define READBACK_CHUNK 200 /* request ids per "which rows are ours" SELECT */
-
-static void fmt_time(int64_t us, char out[32], char day[11])
-{
-    time_t s = (time_t)(us / 1000000);
-    struct tm tm;
-    if (gmtime_r(&s, &tm) == NULL)
-        memset(&tm, 0, sizeof(tm));
-    size_t n = strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%06d", (int)(us % 1000000));
-    if (day != NULL)
-        snprintf(day, 11, "%.10s", out);
-}
 
 /* Warns once per model, so an unpriced model is loud but not a flood. */
 static void warn_unpriced(struct strmap *warned, const char *model)
@@ -126,8 +113,9 @@ int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t 
         const char *slash = strchr(events[i]->model, '/');
         *r = (struct ledger_row){.e = events[i]};
         price_row(r, prices, warned);
-        fmt_time(r->e->start_time_us, r->start, r->day);
-        fmt_time(r->e->end_time_us, r->end, NULL);
+        db_datetime(r->e->start_time_us, r->start);
+        db_datetime(r->e->end_time_us, r->end);
+        snprintf(r->day, sizeof(r->day), "%.10s", r->start);
         snprintf(r->provider, sizeof(r->provider), "%.*s",
                  slash != NULL ? (int)(slash - r->e->model) : 6, slash != NULL ? r->e->model : "openai");
         r->bad = misfit(r->e);
@@ -154,11 +142,6 @@ void rows_release(struct ledger_row *rows, size_t n)
     }
 }
 
-static const char *nonempty(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? s : NULL;
-}
-
 static const char SQL_INSERT_LOGS[] =
     "INSERT INTO spend_logs (request_id, call_type, api_key, key_alias, spend, pricing,"
     " usage_estimated, prompt_tokens, completion_tokens, total_tokens, cache_read_input_tokens,"
@@ -175,14 +158,14 @@ static int add_log_row(struct db_bulk *b, const struct ledger_row *r, int64_t ba
     const Tollgate__UsageEvent *e = r->e;
     struct db_param p[INSERT_LOGS_COLS] = {
         DB_STR(e->request_id), DB_STR(e->call_type), DB_STR(e->api_key ? e->api_key : ""),
-        DB_STR(nonempty(e->key_alias)), DB_STR(r->cost_text), DB_STR(r->pricing),
+        DB_STR(ledger_nonempty(e->key_alias)), DB_STR(r->cost_text), DB_STR(r->pricing),
         DB_I64(e->has_usage_estimated && e->usage_estimated),
         DB_I64(e->prompt_tokens), DB_I64(e->completion_tokens), DB_I64(e->total_tokens),
         DB_I64(e->cache_read_tokens), DB_I64(e->cache_creation_tokens), DB_STR(r->start),
         DB_STR(r->end), DB_STR(e->model), DB_STR(e->model_group), DB_STR(r->provider),
-        DB_STR(e->api_base ? e->api_base : ""), DB_STR(nonempty(e->user_id)),
-        DB_STR(nonempty(e->team_id)), DB_STR(nonempty(e->end_user)), DB_STR(r->tags_json),
-        DB_STR(nonempty(e->metadata_json) ? e->metadata_json : "{}"),
+        DB_STR(e->api_base ? e->api_base : ""), DB_STR(ledger_nonempty(e->user_id)),
+        DB_STR(ledger_nonempty(e->team_id)), DB_STR(ledger_nonempty(e->end_user)), DB_STR(r->tags_json),
+        DB_STR(ledger_nonempty(e->metadata_json) ? e->metadata_json : "{}"),
         DB_STR(e->http_status >= 200 && e->http_status < 300 ? "success" : "failure"),
         DB_I64(e->http_status), DB_I64(batch_id),
     };

@@ -8,17 +8,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "db.h"
 #include "events.pb-c.h"
 #include "money.h"
 #include "price.h"
 #include "strmap.h"
+
+/* s, or NULL when it is NULL or empty (an event's optional string). */
+static inline const char *ledger_nonempty(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
 
 struct ledger_row {
     const Tollgate__UsageEvent *e;
     money_t cost;
     char cost_text[MONEY_STR_MAX];
     const char *pricing;     /* priced | unpriced | invalid */
-    char start[32], end[32]; /* DATETIME(6) text, UTC */
+    char start[DB_DATETIME_MAX], end[DB_DATETIME_MAX]; /* DATETIME(6) text, UTC */
     char day[11];            /* YYYY-MM-DD of start, UTC */
     char provider[64];
     char *tags_json;

@@ -62,11 +62,9 @@ static const char SQL_BUDGET_MEMBERS[] =
 static const char SQL_BUDGET_ROW[] =
     "UPDATE budgets SET budget_period_start = ?, budget_reset_at = ? WHERE budget_id = ?";
 
-static void fmt_utc(time_t t, char out[32])
+static void fmt_utc(time_t t, char out[DB_DATETIME_MAX])
 {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm);
+    db_datetime((int64_t)t * 1000000, out);
 }
 
 static int parse_utc(const char *s, time_t *out)
@@ -85,7 +83,7 @@ static int reset_row(MYSQL *db, const struct owner_kind *k, const char *id, cons
 {
     struct period p;
     time_t at;
-    char start[32], next[32];
+    char start[DB_DATETIME_MAX], next[DB_DATETIME_MAX];
     *reset = false;
     if (period_parse(duration, &p) < 0 || parse_utc(reset_at, &at) < 0) {
         log_warn("%s %s: budget_duration '%s' is not a duration; its budget is no longer reset",
@@ -133,7 +131,7 @@ static void add_customers(MYSQL *db, const char *budget_id, struct strmap *ids)
 static int reset_pass(MYSQL *db, const struct owner_kind *k, time_t now, struct strmap *ids,
                       char *err, size_t errlen)
 {
-    char sql[256], nowtxt[32];
+    char sql[256], nowtxt[DB_DATETIME_MAX];
     struct db_result *due = NULL;
     int done = 0, e;
     fmt_utc(now, nowtxt);
@@ -170,7 +168,7 @@ fail:
 /* Is anything of kind k due? A cheap indexed look before taking locks. */
 static int any_due(MYSQL *db, const struct owner_kind *k, time_t now, char *err, size_t errlen)
 {
-    char sql[160], nowtxt[32];
+    char sql[160], nowtxt[DB_DATETIME_MAX];
     struct db_result *r = NULL;
     fmt_utc(now, nowtxt);
     snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE budget_reset_at <= ? LIMIT 1", k->table);

@@ -21,11 +21,9 @@
 
 long retention_run(MYSQL *db, time_t horizon, char *err, size_t errlen)
 {
-    char cutoff[32];
-    struct tm tm;
+    char cutoff[DB_DATETIME_MAX];
     long total = 0;
-    gmtime_r(&horizon, &tm);
-    strftime(cutoff, sizeof(cutoff), "%Y-%m-%d %H:%M:%S", &tm);
+    db_datetime((int64_t)horizon * 1000000, cutoff);
     struct db_param p[] = {DB_STR(cutoff)};
     for (uint64_t n = RETENTION_CHUNK; n == RETENTION_CHUNK && total < RETENTION_MAX_ROWS;) {
         if (db_exec(db, "DELETE FROM spend_logs WHERE start_time < ? ORDER BY start_time LIMIT 5000",

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DB_CELL_MAX (16 * 1024 * 1024) /* longest cell we fetch */
 
@@ -217,6 +218,16 @@ void db_result_free(struct db_result *r)
         free(r->cells[i]);
     free(r->cells);
     free(r);
+}
+
+void db_datetime(int64_t unix_us, char out[DB_DATETIME_MAX])
+{
+    time_t s = (time_t)(unix_us / 1000000);
+    struct tm tm;
+    if (gmtime_r(&s, &tm) == NULL)
+        memset(&tm, 0, sizeof(tm));
+    size_t n = strftime(out, DB_DATETIME_MAX, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out + n, DB_DATETIME_MAX - n, ".%06d", (int)(unix_us % 1000000));
 }
 
 static int simple(MYSQL *db, const char *sql, char *err, size_t errlen)

@@ -60,6 +60,12 @@ int db_schema_check_at(const struct db_config *cfg, char *err, size_t errlen);
 /* Applies the pending migrations in order; *applied gets how many. */
 int db_migrate(MYSQL *db, int *applied, char *err, size_t errlen);
 
+#define DB_DATETIME_MAX 32
+
+/* A time (Unix microseconds) as DATETIME(6) text in UTC, the sessions' time
+ * zone: "YYYY-MM-DD HH:MM:SS.ffffff". */
+void db_datetime(int64_t unix_us, char out[DB_DATETIME_MAX]);
+
 /* Transactions: BEGIN / COMMIT / ROLLBACK. */
 int db_begin(MYSQL *db, char *err, size_t errlen);
 int db_commit(MYSQL *db, char *err, size_t errlen);

@@ -207,14 +207,11 @@ static json_t *key_answer(const struct new_key *k)
         "permissions", parsed(k->permissions), "expires", "blocked", 0, "created_at", created);
 }
 
-static void now_text(char out[40])
+static void now_text(char out[DB_DATETIME_MAX])
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%06ld", ts.tv_nsec / 1000);
+    db_datetime((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, out);
 }
 
 void manage_key_generate(struct worker *w, struct evhttp_request *req, const struct caller *who)

@@ -18,16 +18,14 @@
 #define PAGE_SIZE_MAX 1000
 #define PAGE_SIZE_DEFAULT 100
 
-static void sql_time(time_t t, char out[24])
+static void sql_time(time_t t, char out[DB_DATETIME_MAX])
 {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 24, "%Y-%m-%d %H:%M:%S", &tm);
+    db_datetime((int64_t)t * 1000000, out);
 }
 
 /* Reads start_date/end_date into [from, to) bounds as SQL text. */
 static int date_range(struct evhttp_request *req, struct query *q, bool required,
-                      char from[24], char to[24], bool *present)
+                      char from[DB_DATETIME_MAX], char to[DB_DATETIME_MAX], bool *present)
 {
     time_t start = 0, end = 0;
     bool has_start, has_end;
@@ -82,7 +80,7 @@ static json_t *log_row(const struct db_result *r, size_t i)
 struct log_filter {
     const char *api_key, *user_id, *request_id;
     char token[KEYHASH_HEX_LEN + 1];
-    char from[24], to[24];
+    char from[DB_DATETIME_MAX], to[DB_DATETIME_MAX];
     bool dated;
     long page, page_size;
 };
@@ -218,7 +216,7 @@ void spend_report(struct worker *w, struct evhttp_request *req, const struct cal
     struct db_result *r = NULL;
     const char *group_by;
     const struct report_form *form = NULL;
-    char from[24], to[24], err[512];
+    char from[DB_DATETIME_MAX], to[DB_DATETIME_MAX], err[512];
     bool dated;
     MYSQL *db;
     (void)who;
