@@ -40,7 +40,8 @@ static int connect_db(struct ledger *l, unsigned *errnum, char *err, size_t errl
     }
     /* fewer gap locks between concurrent accountd instances */
     if (db_exec(l->db, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, 0, NULL,
-                NULL, errnum, err, errlen) < 0) {
+                NULL, errnum, err, errlen) < 0 ||
+        periods_session_init(l->db, errnum, err, errlen) < 0) {
         mysql_close(l->db);
         l->db = NULL;
         return -1;

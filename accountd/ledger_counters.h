@@ -15,4 +15,8 @@
 int counters_apply(MYSQL *db, const struct ledger_row *rows, size_t n, unsigned *errnum,
                    char *err, size_t errlen);
 
+/* Creates the session's staging tables the period writer needs
+ * (ledger_periods.c); once per connection, before the first batch. */
+int periods_session_init(MYSQL *db, unsigned *errnum, char *err, size_t errlen);
+
 #endif

@@ -3,7 +3,7 @@
  * spend on keys, internal users, teams, team members, end users and tags is
  * the spend of the owner's current budget period: an event counts in the
  * period in which its request started. The common case costs nothing
- * extra: each owner's batch sum is added by a bulk UPDATE whose WHERE asks
+ * extra: each owner's batch sum is added by one UPDATE whose WHERE asks
  * that the period began no later than the earliest request start of the
  * sum, so the rows it updates take all of it. A row it skips is an owner
  * whose period began inside the batch's span (a reset came in between);
@@ -11,6 +11,12 @@
  * them again), and only the events that started at or after the period's
  * start are added, event by event. End users and team members read their
  * period from their budget (budget_id).
+ *
+ * Why a staging table: a bulk UPDATE (array binding) is planned again for
+ * every row, which cost MariaDB 40-60 us per owner; the sums go instead
+ * into a session's temporary table (bulk INSERTs are cheap) and ONE joined
+ * UPDATE per table applies them, driven by the staging rows in key order
+ * (STRAIGHT_JOIN), so row locks are still taken in the global order.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,62 +28,88 @@
 
 #define FIX_CHUNK 200 /* owners per "which periods began inside the batch" SELECT */
 
+/* The staging tables: one for key hashes (ASCII, as api_keys.token), one for
+ * every other id (utf8mb4_bin, as the owners' tables), so the join compares
+ * like with like and uses the owners' primary keys. */
+#define STAGE_COLS " (seq INT NOT NULL PRIMARY KEY, id %s NOT NULL, id2 VARCHAR(255) NULL," \
+                   " spend DECIMAL(38,20) NOT NULL, since DATETIME(6) NOT NULL) ENGINE=InnoDB"
+#define STAGE_KEYS "tg_stage_keys"
+#define STAGE_IDS "tg_stage_ids"
+
 struct owner_sql {
-    const char *create; /* end users and tags: a row on first use (params: ids) */
-    const char *add;    /* params: spend, ids, earliest start */
+    const char *stage;  /* the staging table */
+    const char *create; /* end users and tags: a row on first use, from the staging table */
+    const char *add;    /* the period-checked UPDATE, from the staging table */
     const char *fix;    /* SELECT ids, period start ... IN ( -- then the ids, then FIX_TAIL */
     const char *force;  /* params: spend, ids: the exact part, on a locked row */
     int nids;
 };
 
 #define SPEND "CAST(? AS DECIMAL(38,20))"
-#define IN_PERIOD(col) " AND (" col " IS NULL OR " col " <= ?)"
+#define FROM_STAGE(stage) "UPDATE " stage " t STRAIGHT_JOIN "
+#define IN_PERIOD(col) " WHERE t.spend <> 0 AND (" col " IS NULL OR " col " <= t.since)"
 #define FIX_TAIL ") FOR UPDATE"
 
 static const struct owner_sql SQL[T_ENTITY_MODEL] = {
-    [T_KEYS] = {NULL,
-        "UPDATE api_keys SET spend = spend + " SPEND " WHERE token = ?"
-        IN_PERIOD("budget_period_start"),
+    [T_KEYS] = {STAGE_KEYS, NULL,
+        FROM_STAGE(STAGE_KEYS) "api_keys o ON o.token = t.id SET o.spend = o.spend + t.spend"
+        IN_PERIOD("o.budget_period_start"),
         "SELECT token, budget_period_start FROM api_keys"
         " WHERE budget_period_start IS NOT NULL AND token IN (",
         "UPDATE api_keys SET spend = spend + " SPEND " WHERE token = ?", 1},
-    [T_USERS] = {NULL,
-        "UPDATE internal_users SET spend = spend + " SPEND " WHERE user_id = ?"
-        IN_PERIOD("budget_period_start"),
+    [T_USERS] = {STAGE_IDS, NULL,
+        FROM_STAGE(STAGE_IDS) "internal_users o ON o.user_id = t.id"
+        " SET o.spend = o.spend + t.spend" IN_PERIOD("o.budget_period_start"),
         "SELECT user_id, budget_period_start FROM internal_users"
         " WHERE budget_period_start IS NOT NULL AND user_id IN (",
         "UPDATE internal_users SET spend = spend + " SPEND " WHERE user_id = ?", 1},
-    [T_TEAMS] = {NULL,
-        "UPDATE teams SET spend = spend + " SPEND " WHERE team_id = ?"
-        IN_PERIOD("budget_period_start"),
+    [T_TEAMS] = {STAGE_IDS, NULL,
+        FROM_STAGE(STAGE_IDS) "teams o ON o.team_id = t.id SET o.spend = o.spend + t.spend"
+        IN_PERIOD("o.budget_period_start"),
         "SELECT team_id, budget_period_start FROM teams"
         " WHERE budget_period_start IS NOT NULL AND team_id IN (",
         "UPDATE teams SET spend = spend + " SPEND " WHERE team_id = ?", 1},
-    [T_MEMBERS] = {NULL,
-        "UPDATE team_members m LEFT JOIN budgets b ON b.budget_id = m.budget_id"
-        " SET m.spend = m.spend + " SPEND " WHERE m.team_id = ? AND m.user_id = ?"
+    [T_MEMBERS] = {STAGE_IDS, NULL,
+        FROM_STAGE(STAGE_IDS) "team_members m ON m.team_id = t.id AND m.user_id = t.id2"
+        " LEFT JOIN budgets b ON b.budget_id = m.budget_id SET m.spend = m.spend + t.spend"
         IN_PERIOD("b.budget_period_start"),
         "SELECT m.team_id, m.user_id, b.budget_period_start FROM team_members m"
         " JOIN budgets b ON b.budget_id = m.budget_id"
         " WHERE b.budget_period_start IS NOT NULL AND (m.team_id, m.user_id) IN (",
         "UPDATE team_members SET spend = spend + " SPEND " WHERE team_id = ? AND user_id = ?", 2},
-    [T_CUSTOMERS] = {
+    [T_CUSTOMERS] = {STAGE_IDS,
         "INSERT INTO customers (user_id, spend, created_at, updated_at)"
-        " VALUES (?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE user_id = user_id",
-        "UPDATE customers c LEFT JOIN budgets b ON b.budget_id = c.budget_id"
-        " SET c.spend = c.spend + " SPEND " WHERE c.user_id = ?" IN_PERIOD("b.budget_period_start"),
+        " SELECT id, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) FROM " STAGE_IDS " ORDER BY seq"
+        " ON DUPLICATE KEY UPDATE user_id = customers.user_id",
+        FROM_STAGE(STAGE_IDS) "customers c ON c.user_id = t.id"
+        " LEFT JOIN budgets b ON b.budget_id = c.budget_id SET c.spend = c.spend + t.spend"
+        IN_PERIOD("b.budget_period_start"),
         "SELECT c.user_id, b.budget_period_start FROM customers c"
         " JOIN budgets b ON b.budget_id = c.budget_id"
         " WHERE b.budget_period_start IS NOT NULL AND c.user_id IN (",
         "UPDATE customers SET spend = spend + " SPEND " WHERE user_id = ?", 1},
-    [T_TAGS] = {
+    [T_TAGS] = {STAGE_IDS,
         "INSERT INTO tags (tag, spend, created_at, updated_at)"
-        " VALUES (?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE tag = tag",
-        "UPDATE tags SET spend = spend + " SPEND " WHERE tag = ?" IN_PERIOD("budget_period_start"),
+        " SELECT id, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) FROM " STAGE_IDS " ORDER BY seq"
+        " ON DUPLICATE KEY UPDATE tag = tags.tag",
+        FROM_STAGE(STAGE_IDS) "tags o ON o.tag = t.id SET o.spend = o.spend + t.spend"
+        IN_PERIOD("o.budget_period_start"),
         "SELECT tag, budget_period_start FROM tags"
         " WHERE budget_period_start IS NOT NULL AND tag IN (",
         "UPDATE tags SET spend = spend + " SPEND " WHERE tag = ?", 1},
 };
+
+int periods_session_init(MYSQL *db, unsigned *errnum, char *err, size_t errlen)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "CREATE TEMPORARY TABLE IF NOT EXISTS " STAGE_KEYS STAGE_COLS,
+             "CHAR(64) CHARACTER SET ascii COLLATE ascii_bin");
+    if (db_exec(db, sql, NULL, 0, NULL, NULL, errnum, err, errlen) < 0)
+        return -1;
+    snprintf(sql, sizeof(sql), "CREATE TEMPORARY TABLE IF NOT EXISTS " STAGE_IDS STAGE_COLS
+             " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin", "VARCHAR(255)");
+    return db_exec(db, sql, NULL, 0, NULL, NULL, errnum, err, errlen);
+}
 
 /* Does log row r belong to owner a of table t? */
 static bool owns(enum table t, const struct agg *a, const struct ledger_row *r)
@@ -161,48 +193,68 @@ out:
     return rc;
 }
 
+/* Empties q's staging table and fills it with the owners of list, in order. */
+static int stage(MYSQL *db, const struct owner_sql *q, struct agg **list, size_t n,
+                 unsigned *errnum, char *err, size_t errlen)
+{
+    char sql[128];
+    struct db_bulk *b = db_bulk_new(5);
+    int rc = -1;
+    if (b == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct agg *a = list[i];
+        money_format(a->s.spend, a->spend_text);
+        struct db_param p[] = {DB_I64((int64_t)i), DB_STR(a->id), DB_STR(a->id2),
+                               DB_STR(a->spend_text), DB_STR(a->min_start)};
+        if (db_bulk_add(b, p) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    snprintf(sql, sizeof(sql), "DELETE FROM %s", q->stage);
+    if (db_exec(db, sql, NULL, 0, NULL, NULL, errnum, err, errlen) < 0)
+        goto out;
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (seq, id, id2, spend, since)"
+             " VALUES (?, ?, ?, " SPEND ", ?)", q->stage);
+    rc = db_bulk_exec(db, sql, b, NULL, errnum, err, errlen);
+out:
+    db_bulk_free(b);
+    return rc;
+}
+
 int periods_write(MYSQL *db, struct counters *c, const struct ledger_row *rows, size_t nrows,
                   enum table t, unsigned *errnum, char *err, size_t errlen)
 {
     const struct owner_sql *q = &SQL[t];
     size_t n = 0, nz = 0;
     struct agg **list = counters_sorted(c, t, &n);
-    struct db_bulk *create = db_bulk_new((size_t)q->nids), *add = db_bulk_new(2 + (size_t)q->nids);
     uint64_t added = 0;
     int rc = -1;
-    if ((n > 0 && list == NULL) || create == NULL || add == NULL) {
+    *errnum = 0;
+    if (n == 0 && strmap_count(c->maps[t]) == 0)
+        return 0;
+    if (list == NULL) {
         snprintf(err, errlen, "out of memory");
-        goto out;
+        return -1;
     }
-    for (size_t i = 0; i < n; i++) { /* zero sums change nothing: not sent, not counted */
-        struct agg *a = list[i];
-        money_format(a->s.spend, a->spend_text);
-        struct db_param id[] = {DB_STR(a->id), DB_STR(a->id2)};
-        struct db_param p[] = {DB_STR(a->spend_text), DB_STR(a->id), DB_STR(a->id2),
-                               DB_STR(a->min_start)};
-        if (q->nids == 1)
-            p[2] = p[3];
-        if ((q->create != NULL && db_bulk_add(create, id) < 0) ||
-            (a->s.spend != 0 && db_bulk_add(add, p) < 0)) {
-            snprintf(err, errlen, "out of memory");
-            goto out;
-        }
-        if (a->s.spend != 0)
-            list[nz++] = a;
-    }
-    if ((q->create != NULL && db_bulk_exec(db, q->create, create, NULL, errnum, err, errlen) < 0) ||
-        db_bulk_exec(db, q->add, add, &added, errnum, err, errlen) < 0)
+    if (stage(db, q, list, n, errnum, err, errlen) < 0 ||
+        (q->create != NULL && db_exec(db, q->create, NULL, 0, NULL, NULL, errnum, err, errlen) < 0) ||
+        db_exec(db, q->add, NULL, 0, NULL, &added, errnum, err, errlen) < 0)
         goto out;
-    /* Fewer updated than sent: some period began inside the batch (or an owner
-     * has no row, which the check below finds as well and leaves alone). */
+    for (size_t i = 0; i < n; i++) /* zero sums change nothing: not counted */
+        if (list[i]->s.spend != 0)
+            list[nz++] = list[i];
+    /* Fewer updated than staged: some period began inside the batch (or an
+     * owner has no row, which the check below finds as well and leaves alone). */
     for (size_t i = 0; added < nz && i < nz; i += FIX_CHUNK)
         if (fix_chunk(db, c, t, list + i, nz - i < FIX_CHUNK ? nz - i : FIX_CHUNK, rows, nrows,
                       errnum, err, errlen) < 0)
             goto out;
     rc = 0;
 out:
-    db_bulk_free(create);
-    db_bulk_free(add);
     free(list);
     return rc;
 }

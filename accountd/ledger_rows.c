@@ -70,6 +70,14 @@ static char *tags_json(const Tollgate__UsageEvent *e)
     return s;
 }
 
+static bool ascii(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x80)
+            return false;
+    return true;
+}
+
 /* Why the event cannot fit spend_logs' columns (and tags'), or NULL. */
 static const char *misfit(const Tollgate__UsageEvent *e)
 {
@@ -91,6 +99,8 @@ static const char *misfit(const Tollgate__UsageEvent *e)
     }
     if (e->request_id[0] == '\0')
         return "request_id is empty";
+    if (!ascii(e->request_id) || (e->api_key != NULL && !ascii(e->api_key)))
+        return "request_id or api_key is not ASCII";
     for (size_t i = 0; i < e->n_tags; i++)
         if (strlen(e->tags[i]) > 255)
             return "a tag is longer than 255 characters";

@@ -15,12 +15,12 @@
 #define DIGITS_MAX 38 /* significant digits that fit in money_t */
 
 /* DECIMAL(38,20) holds at most 38 digits: the largest amount we accept. */
+/* 10^38 - 1, the largest money_t of DIGITS_MAX digits; a constant the
+ * compiler folds (money_add runs several times per event). */
 static money_t money_limit(void)
 {
-    money_t v = 1;
-    for (int i = 0; i < DIGITS_MAX; i++)
-        v *= 10;
-    return v - 1;
+    const money_t e19 = (money_t)10000000000000000000ULL;
+    return e19 * e19 - 1;
 }
 
 /* Collect the digits of a decimal mantissa and the position of its point. */
