@@ -75,6 +75,7 @@ void ledger_free(struct ledger *l)
     if (l->db != NULL)
         mysql_close(l->db);
     strmap_free(l->warned_unpriced, NULL);
+    spend_list_free(&l->spent);
     free(l);
 }
 
@@ -105,8 +106,9 @@ static int write_batch(struct ledger *l, struct ledger_row *rows, size_t n, unsi
         *errnum = mysql_errno(l->db);
         return -1;
     }
+    size_t spent_before = l->spent.n;
     if (rows_insert(l->db, rows, n, new_batch_id(), errnum, err, errlen) < 0 ||
-        counters_apply(l->db, rows, n, errnum, err, errlen) < 0)
+        counters_apply(l->db, rows, n, &l->spent, errnum, err, errlen) < 0)
         goto fail;
     for (size_t i = 0; i < n; i++)
         if (rows[i].bad != NULL && !rows[i].dup_in_batch &&
@@ -119,6 +121,7 @@ static int write_batch(struct ledger *l, struct ledger_row *rows, size_t n, unsi
     return 0;
 fail:
     db_rollback(l->db);
+    spend_list_truncate(&l->spent, spent_before); /* not committed: not published */
     return -1;
 }
 
@@ -192,6 +195,7 @@ int ledger_commit(struct ledger *l, Tollgate__UsageEvent **events, size_t n,
     while (!*stop) {
         char err[1024];
         unsigned errnum = 0;
+        spend_list_truncate(&l->spent, 0);
         rc = write_batch(l, rows, n, &errnum, err, sizeof(err));
         if (rc < 0 && errnum != 0 && !db_error_retryable(errnum))
             rc = write_singly(l, rows, n, &errnum, err, sizeof(err));

@@ -9,6 +9,7 @@
 #include "events.pb-c.h"
 #include "price.h"
 #include "strmap.h"
+#include "updates.h"
 
 struct ledger {
     MYSQL *db;
@@ -16,6 +17,7 @@ struct ledger {
     const struct price_table *prices;
     struct strmap *warned_unpriced; /* models already warned about */
     long retention_s;               /* log retention; 0 = forever (main.c sets it) */
+    struct spend_list spent;        /* owners' spend as the last commit wrote it */
 };
 
 struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_table *prices,
@@ -25,8 +27,8 @@ void ledger_free(struct ledger *l);
 /* Commits events in ONE transaction: each new request_id gets its log row
  * and its spend increments; a request_id already in the ledger changes
  * nothing. Retries deadlocks and lost connections until *stop becomes true.
- * 0 when every event is in the ledger (so all may be acknowledged), -1 if
- * stopped before that. */
+ * 0 when every event is in the ledger (so all may be acknowledged; l->spent
+ * then holds the budget owners' committed spend), -1 if stopped before that. */
 int ledger_commit(struct ledger *l, Tollgate__UsageEvent **events, size_t n,
                   volatile const int *stop);
 

@@ -11,6 +11,7 @@
 #include "ledger_rows.h"
 #include "money.h"
 #include "strmap.h"
+#include "updates.h"
 
 struct sums {
     money_t spend;
@@ -37,6 +38,7 @@ enum table {
 
 struct counters {
     struct strmap *maps[T_COUNT]; /* composite key -> struct agg */
+    struct spend_list *spent;     /* the owners' spend as written (ledger_periods.c) */
     char *keybuf;                 /* scratch for composite keys */
     size_t keycap;
 };

@@ -321,10 +321,10 @@ static void counters_free(struct counters *c)
     free(c->keybuf);
 }
 
-int counters_apply(MYSQL *db, const struct ledger_row *rows, size_t n, unsigned *errnum,
-                   char *err, size_t errlen)
+int counters_apply(MYSQL *db, const struct ledger_row *rows, size_t n, struct spend_list *spent,
+                   unsigned *errnum, char *err, size_t errlen)
 {
-    struct counters c = {0};
+    struct counters c = {.spent = spent};
     bool overflow = false;
     int rc = -1;
     *errnum = 0;

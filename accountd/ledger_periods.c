@@ -37,47 +37,55 @@
 #define STAGE_IDS "tg_stage_ids"
 
 struct owner_sql {
+    char prefix;        /* in spend updates (updates.h); 0: not published */
     const char *stage;  /* the staging table */
     const char *create; /* end users and tags: a row on first use, from the staging table */
     const char *add;    /* the period-checked UPDATE, from the staging table */
     const char *fix;    /* SELECT ids, period start ... IN ( -- then the ids, then FIX_TAIL */
     const char *force;  /* params: spend, ids: the exact part, on a locked row */
     int nids;
+    const char *read;   /* id, spend and period end of the staged owners, as written */
 };
 
 #define SPEND "CAST(? AS DECIMAL(38,20))"
 #define FROM_STAGE(stage) "UPDATE " stage " t STRAIGHT_JOIN "
 #define IN_PERIOD(col) " WHERE t.spend <> 0 AND (" col " IS NULL OR " col " <= t.since)"
 #define FIX_TAIL ") FOR UPDATE"
+#define READ(stage, join, reset_at) "SELECT t.id, " join ".spend, COALESCE(FLOOR(UNIX_TIMESTAMP(" \
+    reset_at ") * 1000000), 0) FROM " stage " t STRAIGHT_JOIN "
 
 static const struct owner_sql SQL[T_ENTITY_MODEL] = {
-    [T_KEYS] = {STAGE_KEYS, NULL,
+    [T_KEYS] = {'k', STAGE_KEYS, NULL,
         FROM_STAGE(STAGE_KEYS) "api_keys o ON o.token = t.id SET o.spend = o.spend + t.spend"
         IN_PERIOD("o.budget_period_start"),
         "SELECT token, budget_period_start FROM api_keys"
         " WHERE budget_period_start IS NOT NULL AND token IN (",
-        "UPDATE api_keys SET spend = spend + " SPEND " WHERE token = ?", 1},
-    [T_USERS] = {STAGE_IDS, NULL,
+        "UPDATE api_keys SET spend = spend + " SPEND " WHERE token = ?", 1,
+        READ(STAGE_KEYS, "o", "o.budget_reset_at") "api_keys o ON o.token = t.id"},
+    [T_USERS] = {'u', STAGE_IDS, NULL,
         FROM_STAGE(STAGE_IDS) "internal_users o ON o.user_id = t.id"
         " SET o.spend = o.spend + t.spend" IN_PERIOD("o.budget_period_start"),
         "SELECT user_id, budget_period_start FROM internal_users"
         " WHERE budget_period_start IS NOT NULL AND user_id IN (",
-        "UPDATE internal_users SET spend = spend + " SPEND " WHERE user_id = ?", 1},
-    [T_TEAMS] = {STAGE_IDS, NULL,
+        "UPDATE internal_users SET spend = spend + " SPEND " WHERE user_id = ?", 1,
+        READ(STAGE_IDS, "o", "o.budget_reset_at") "internal_users o ON o.user_id = t.id"},
+    [T_TEAMS] = {'t', STAGE_IDS, NULL,
         FROM_STAGE(STAGE_IDS) "teams o ON o.team_id = t.id SET o.spend = o.spend + t.spend"
         IN_PERIOD("o.budget_period_start"),
         "SELECT team_id, budget_period_start FROM teams"
         " WHERE budget_period_start IS NOT NULL AND team_id IN (",
-        "UPDATE teams SET spend = spend + " SPEND " WHERE team_id = ?", 1},
-    [T_MEMBERS] = {STAGE_IDS, NULL,
+        "UPDATE teams SET spend = spend + " SPEND " WHERE team_id = ?", 1,
+        READ(STAGE_IDS, "o", "o.budget_reset_at") "teams o ON o.team_id = t.id"},
+    [T_MEMBERS] = {0, STAGE_IDS, NULL,
         FROM_STAGE(STAGE_IDS) "team_members m ON m.team_id = t.id AND m.user_id = t.id2"
         " LEFT JOIN budgets b ON b.budget_id = m.budget_id SET m.spend = m.spend + t.spend"
         IN_PERIOD("b.budget_period_start"),
         "SELECT m.team_id, m.user_id, b.budget_period_start FROM team_members m"
         " JOIN budgets b ON b.budget_id = m.budget_id"
         " WHERE b.budget_period_start IS NOT NULL AND (m.team_id, m.user_id) IN (",
-        "UPDATE team_members SET spend = spend + " SPEND " WHERE team_id = ? AND user_id = ?", 2},
-    [T_CUSTOMERS] = {STAGE_IDS,
+        "UPDATE team_members SET spend = spend + " SPEND " WHERE team_id = ? AND user_id = ?", 2,
+        NULL},
+    [T_CUSTOMERS] = {'c', STAGE_IDS,
         "INSERT INTO customers (user_id, spend, created_at, updated_at)"
         " SELECT id, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) FROM " STAGE_IDS " ORDER BY seq"
         " ON DUPLICATE KEY UPDATE user_id = customers.user_id",
@@ -87,8 +95,10 @@ static const struct owner_sql SQL[T_ENTITY_MODEL] = {
         "SELECT c.user_id, b.budget_period_start FROM customers c"
         " JOIN budgets b ON b.budget_id = c.budget_id"
         " WHERE b.budget_period_start IS NOT NULL AND c.user_id IN (",
-        "UPDATE customers SET spend = spend + " SPEND " WHERE user_id = ?", 1},
-    [T_TAGS] = {STAGE_IDS,
+        "UPDATE customers SET spend = spend + " SPEND " WHERE user_id = ?", 1,
+        READ(STAGE_IDS, "c", "b.budget_reset_at") "customers c ON c.user_id = t.id"
+        " LEFT JOIN budgets b ON b.budget_id = c.budget_id"},
+    [T_TAGS] = {'g', STAGE_IDS,
         "INSERT INTO tags (tag, spend, created_at, updated_at)"
         " SELECT id, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) FROM " STAGE_IDS " ORDER BY seq"
         " ON DUPLICATE KEY UPDATE tag = tags.tag",
@@ -96,7 +106,8 @@ static const struct owner_sql SQL[T_ENTITY_MODEL] = {
         IN_PERIOD("o.budget_period_start"),
         "SELECT tag, budget_period_start FROM tags"
         " WHERE budget_period_start IS NOT NULL AND tag IN (",
-        "UPDATE tags SET spend = spend + " SPEND " WHERE tag = ?", 1},
+        "UPDATE tags SET spend = spend + " SPEND " WHERE tag = ?", 1,
+        READ(STAGE_IDS, "o", "o.budget_reset_at") "tags o ON o.tag = t.id"},
 };
 
 int periods_session_init(MYSQL *db, unsigned *errnum, char *err, size_t errlen)
@@ -225,6 +236,25 @@ out:
     return rc;
 }
 
+/* What the staged owners' rows hold now, for the spend update this
+ * transaction publishes once committed (its row locks keep it exact). */
+static int read_back(MYSQL *db, const struct owner_sql *q, struct spend_list *out,
+                     unsigned *errnum, char *err, size_t errlen)
+{
+    struct db_result *r = NULL;
+    if (db_exec(db, q->read, NULL, 0, &r, NULL, errnum, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < r->nrows; i++)
+        if (spend_list_add(out, q->prefix, db_cell(r, i, 0), db_cell(r, i, 1),
+                           strtoll(db_cell(r, i, 2), NULL, 10)) < 0) {
+            snprintf(err, errlen, "out of memory");
+            db_result_free(r);
+            return -1;
+        }
+    db_result_free(r);
+    return 0;
+}
+
 int periods_write(MYSQL *db, struct counters *c, const struct ledger_row *rows, size_t nrows,
                   enum table t, unsigned *errnum, char *err, size_t errlen)
 {
@@ -253,6 +283,8 @@ int periods_write(MYSQL *db, struct counters *c, const struct ledger_row *rows, 
         if (fix_chunk(db, c, t, list + i, nz - i < FIX_CHUNK ? nz - i : FIX_CHUNK, rows, nrows,
                       errnum, err, errlen) < 0)
             goto out;
+    if (q->read != NULL && read_back(db, q, c->spent, errnum, err, errlen) < 0)
+        goto out;
     rc = 0;
 out:
     free(list);

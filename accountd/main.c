@@ -140,8 +140,7 @@ static int run(const struct config *cfg, size_t instance)
             committed += batch.n_events;
             batches++;
             intake_ack(in, &batch);
-            if (ledger->db != NULL)
-                updates_publish(up, ledger->db, batch.events, batch.n_events);
+            updates_publish(up, &ledger->spent, batch.events, batch.n_events);
         }
         intake_batch_clear(&batch);
     }

@@ -1,10 +1,12 @@
 /* updates.c - publishing committed spend to proxyd (see updates.h).
  *
- * After each commit the owners of the batch are collected per table, their
- * spend is read back in chunks (prepared "WHERE id IN (?, ...)"), and one
- * SpendUpdate goes out on the PUB socket. proxyd uses it to see spend
- * committed through other proxyd instances within milliseconds rather than
- * at its next row refresh.
+ * After each commit the ledger hands over the spend of every owner its
+ * transaction touched, read under the transaction's own row locks, and one
+ * SpendUpdate goes out on the PUB socket with the batch's request ids.
+ * After a reset, the reset owners' rows are read back here. proxyd uses
+ * the updates to see spend committed through other proxyd instances within
+ * milliseconds rather than at its next row refresh, and to say when a
+ * refused budget resets.
  */
 #include "updates.h"
 
@@ -14,26 +16,75 @@
 #include <zmq.h>
 
 #include "db.h"
+#include "grow.h"
 #include "log.h"
-#include "strmap.h"
 
-#define CHUNK 100 /* ids per SELECT */
+#define CHUNK 100 /* ids per SELECT after a reset */
 
 struct updates {
     void *ctx, *pub;
 };
 
-/* One owner table: its prefix in update names and its id column. */
+/* One owner table after a reset: its prefix, rows, id column and the
+ * column that holds the end of its period. */
 struct owner_table {
     char prefix;
-    const char *table, *id;
+    const char *from, *id, *reset_at;
 };
 
 static const struct owner_table TABLES[] = {
-    {'k', "api_keys", "token"}, {'u', "internal_users", "user_id"}, {'t', "teams", "team_id"},
-    {'c', "customers", "user_id"}, {'g', "tags", "tag"},
+    {'k', "api_keys", "token", "budget_reset_at"},
+    {'u', "internal_users", "user_id", "budget_reset_at"},
+    {'t', "teams", "team_id", "budget_reset_at"},
+    {'c', "customers c LEFT JOIN budgets b ON b.budget_id = c.budget_id", "c.user_id",
+     "b.budget_reset_at"},
+    {'g', "tags", "tag", "budget_reset_at"},
 };
 #define N_TABLES (sizeof(TABLES) / sizeof(TABLES[0]))
+
+int spend_list_add(struct spend_list *l, char prefix, const char *id, const char *spend,
+                   int64_t reset_at_us)
+{
+    Tollgate__OwnerSpend *v = grow_array(l->v, &l->cap, l->n + 1, sizeof(*l->v), 64);
+    if (v == NULL)
+        return -1;
+    l->v = v;
+    Tollgate__OwnerSpend *o = &l->v[l->n];
+    size_t idlen = strlen(id);
+    tollgate__owner_spend__init(o);
+    o->owner = malloc(idlen + 3);
+    o->spend = strdup(spend != NULL ? spend : "0");
+    if (o->owner == NULL || o->spend == NULL) {
+        free(o->owner);
+        free(o->spend);
+        return -1;
+    }
+    o->owner[0] = prefix;
+    o->owner[1] = ':';
+    memcpy(o->owner + 2, id, idlen + 1);
+    o->has_reset_at_us = reset_at_us != 0;
+    o->reset_at_us = reset_at_us;
+    l->n++;
+    return 0;
+}
+
+void spend_list_truncate(struct spend_list *l, size_t n)
+{
+    for (size_t i = n; i < l->n; i++) {
+        free(l->v[i].owner);
+        free(l->v[i].spend);
+    }
+    if (n < l->n)
+        l->n = n;
+}
+
+void spend_list_free(struct spend_list *l)
+{
+    spend_list_truncate(l, 0);
+    free(l->v);
+    l->v = NULL;
+    l->cap = 0;
+}
 
 struct updates *updates_new(const char *endpoint, char *err, size_t errlen)
 {
@@ -61,40 +112,53 @@ void updates_free(struct updates *u)
     free(u);
 }
 
-static void add_id(struct strmap *ids, const char *id)
+/* Sends the list's owners with request ids rids (may be none). */
+static void send_update(struct updates *u, const struct spend_list *l, char **rids, size_t nrids)
 {
-    int err;
-    if (id != NULL && id[0] != '\0' && strmap_get(ids, id) == NULL)
-        strmap_put(ids, id, (void *)1, &err); /* a lost id only costs freshness */
-}
-
-/* The ids of table t that the events name. */
-static void collect(const struct owner_table *t, Tollgate__UsageEvent **events, size_t n,
-                    struct strmap *ids)
-{
-    for (size_t i = 0; i < n; i++) {
-        const Tollgate__UsageEvent *e = events[i];
-        switch (t->prefix) {
-        case 'k': add_id(ids, e->api_key); break;
-        case 'u': add_id(ids, e->user_id); break;
-        case 't': add_id(ids, e->team_id); break;
-        case 'c': add_id(ids, e->end_user); break;
-        default:
-            for (size_t k = 0; k < e->n_tags; k++)
-                add_id(ids, e->tags[k]);
-        }
+    Tollgate__SpendUpdate up = TOLLGATE__SPEND_UPDATE__INIT;
+    Tollgate__OwnerSpend **owners = malloc((l->n ? l->n : 1) * sizeof(*owners));
+    uint8_t *buf = NULL;
+    if (owners == NULL)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        owners[i] = &l->v[i];
+    up.owners = owners;
+    up.n_owners = l->n;
+    up.request_ids = rids;
+    up.n_request_ids = nrids;
+    size_t len = tollgate__spend_update__get_packed_size(&up);
+    if ((buf = malloc(len ? len : 1)) != NULL) {
+        tollgate__spend_update__pack(&up, buf);
+        if (zmq_send(u->pub, buf, len, ZMQ_DONTWAIT) < 0)
+            log_warn("spend update not published: %s", zmq_strerror(zmq_errno()));
     }
+    free(buf);
+    free(owners);
 }
 
-/* Reads spend for up to CHUNK ids and appends OwnerSpend entries. */
-static int read_chunk(MYSQL *db, const struct owner_table *t, const char **ids, size_t n,
-                      Tollgate__SpendUpdate *out)
+void updates_publish(struct updates *u, const struct spend_list *l,
+                     Tollgate__UsageEvent **events, size_t n)
 {
-    char sql[256 + CHUNK * 3], err[256];
+    char **rids = malloc((n ? n : 1) * sizeof(*rids));
+    if (rids == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        rids[i] = events[i]->request_id;
+    if (l->n > 0 || n > 0)
+        send_update(u, l, rids, n);
+    free(rids);
+}
+
+/* Reads spend and period end of up to CHUNK ids of table t into l. */
+static int read_chunk(MYSQL *db, const struct owner_table *t, const char **ids, size_t n,
+                      struct spend_list *l)
+{
+    char sql[512 + CHUNK * 3], err[256];
     struct db_param p[CHUNK];
     struct db_result *r = NULL;
-    int len = snprintf(sql, sizeof(sql), "SELECT %s, spend FROM %s WHERE %s IN (", t->id,
-                       t->table, t->id);
+    int len = snprintf(sql, sizeof(sql),
+                       "SELECT %s, spend, COALESCE(FLOOR(UNIX_TIMESTAMP(%s) * 1000000), 0)"
+                       " FROM %s WHERE %s IN (", t->id, t->reset_at, t->from, t->id);
     for (size_t i = 0; i < n; i++) {
         len += snprintf(sql + len, sizeof(sql) - (size_t)len, i ? ",?" : "?");
         p[i] = DB_STR(ids[i]);
@@ -104,109 +168,38 @@ static int read_chunk(MYSQL *db, const struct owner_table *t, const char **ids, 
         log_warn("spend update not published: %s", err);
         return -1;
     }
-    for (size_t i = 0; i < r->nrows; i++) {
-        Tollgate__OwnerSpend *o = malloc(sizeof(*o));
-        const char *id = db_cell(r, i, 0), *spend = db_cell(r, i, 1);
-        size_t idlen = strlen(id);
-        if (o == NULL)
-            break;
-        tollgate__owner_spend__init(o);
-        o->owner = malloc(idlen + 3);
-        o->spend = strdup(spend != NULL ? spend : "0");
-        if (o->owner == NULL || o->spend == NULL) {
-            free(o->owner);
-            free(o->spend);
-            free(o);
-            break;
-        }
-        snprintf(o->owner, idlen + 3, "%c:%s", t->prefix, id);
-        out->owners[out->n_owners++] = o;
-    }
+    for (size_t i = 0; i < r->nrows; i++)
+        if (spend_list_add(l, t->prefix, db_cell(r, i, 0), db_cell(r, i, 1),
+                           strtoll(db_cell(r, i, 2), NULL, 10)) < 0)
+            break; /* out of memory: publish what fits */
     db_result_free(r);
     return 0;
 }
 
-/* Reads the spend of table t's ids into out (capacity reserved by the caller). */
-static void read_table(MYSQL *db, const struct owner_table *t, struct strmap *ids,
-                       Tollgate__SpendUpdate *out)
+void updates_publish_owners(struct updates *u, MYSQL *db, char prefix, struct strmap *ids)
 {
-    const char *chunk[CHUNK];
+    const struct owner_table *t = NULL;
+    struct spend_list l = {0};
+    const char *chunk[CHUNK], *id;
     size_t n = 0, pos = 0;
-    const char *id;
     void *v;
+    for (size_t i = 0; i < N_TABLES; i++)
+        if (TABLES[i].prefix == prefix)
+            t = &TABLES[i];
+    if (t == NULL)
+        return;
     while (strmap_next(ids, &pos, &id, &v) == 0) {
         chunk[n++] = id;
         if (n == CHUNK) {
-            if (read_chunk(db, t, chunk, n, out) < 0)
-                return;
+            if (read_chunk(db, t, chunk, n, &l) < 0)
+                goto out;
             n = 0;
         }
     }
-    if (n > 0)
-        (void)read_chunk(db, t, chunk, n, out); /* logged inside */
-}
-
-static void send_update(struct updates *u, const Tollgate__SpendUpdate *up)
-{
-    size_t len = tollgate__spend_update__get_packed_size(up);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL)
-        return;
-    tollgate__spend_update__pack(up, buf);
-    if (zmq_send(u->pub, buf, len, ZMQ_DONTWAIT) < 0)
-        log_warn("spend update not published: %s", zmq_strerror(zmq_errno()));
-    free(buf);
-}
-
-/* Reads the spend of the ids of each table and publishes it, with the
- * request ids it includes (may be none). */
-static void publish_sets(struct updates *u, MYSQL *db, struct strmap *const *ids, char **rids,
-                         size_t nrids)
-{
-    size_t total = 0;
-    Tollgate__SpendUpdate up = TOLLGATE__SPEND_UPDATE__INIT;
-    for (size_t t = 0; t < N_TABLES; t++)
-        total += ids[t] != NULL ? strmap_count(ids[t]) : 0;
-    if (total == 0 || (up.owners = calloc(total, sizeof(*up.owners))) == NULL)
-        return;
-    for (size_t t = 0; t < N_TABLES; t++)
-        if (ids[t] != NULL)
-            read_table(db, &TABLES[t], ids[t], &up);
-    up.n_request_ids = nrids;
-    up.request_ids = rids;
-    if (up.n_owners > 0)
-        send_update(u, &up);
-    for (size_t i = 0; i < up.n_owners; i++) {
-        free(up.owners[i]->owner);
-        free(up.owners[i]->spend);
-        free(up.owners[i]);
-    }
-    free(up.owners);
-}
-
-void updates_publish(struct updates *u, MYSQL *db, Tollgate__UsageEvent **events, size_t n)
-{
-    struct strmap *ids[N_TABLES] = {0};
-    char **rids = malloc((n ? n : 1) * sizeof(*rids));
-    for (size_t t = 0; t < N_TABLES; t++) {
-        if ((ids[t] = strmap_new()) == NULL)
-            goto out;
-        collect(&TABLES[t], events, n, ids[t]);
-    }
-    for (size_t i = 0; rids != NULL && i < n; i++)
-        rids[i] = events[i]->request_id;
-    publish_sets(u, db, ids, rids, rids != NULL ? n : 0);
+    if (n > 0 && read_chunk(db, t, chunk, n, &l) < 0)
+        goto out;
+    if (l.n > 0)
+        send_update(u, &l, NULL, 0);
 out:
-    free(rids);
-    for (size_t t = 0; t < N_TABLES; t++)
-        strmap_free(ids[t], NULL);
-}
-
-void updates_publish_owners(struct updates *u, MYSQL *db, char prefix, struct strmap *ids)
-{
-    struct strmap *sets[N_TABLES] = {0};
-    for (size_t t = 0; t < N_TABLES; t++)
-        if (TABLES[t].prefix == prefix)
-            sets[t] = ids;
-    publish_sets(u, db, sets, NULL, 0);
+    spend_list_free(&l);
 }

@@ -36,7 +36,7 @@ struct owner {
     money_t cum_total, cum_base; /* cum of all pushed / of all forgotten */
     bool has_pub;                /* spend from accountd's last update (PUB/SUB) */
     money_t pub_spend;
-    int64_t pub_ms;
+    int64_t pub_ms, pub_reset_at_us;
 };
 
 struct settled {
@@ -140,9 +140,10 @@ struct budget_check {
     int64_t fetched_ms;
 };
 
-static void refusal(const struct budget_check *b, money_t spend, char *msg, size_t len)
+static void refusal(const struct budget_check *b, money_t spend, struct admission_refusal *why)
 {
-    char s[MONEY_STR_MAX], m[MONEY_STR_MAX];
+    char s[MONEY_STR_MAX], m[MONEY_STR_MAX], *msg = why->msg;
+    size_t len = sizeof(why->msg);
     money_format(spend, s);
     money_format(b->row->max, m);
     if (b->kind == 'k')
@@ -181,7 +182,7 @@ static size_t chain(const struct keyinfo *k, const struct budget_extra *extra, s
 
 int admission_admit(struct admission *a, const struct keyinfo *k,
                     const struct budget_extra *extra, size_t n_extra, money_t reserve,
-                    struct reservation *r, char *msg, size_t len)
+                    struct reservation *r, struct admission_refusal *why)
 {
     struct budget_check checks[ADMISSION_MAX_OWNERS];
     size_t n = chain(k, extra, n_extra, checks);
@@ -192,7 +193,7 @@ int admission_admit(struct admission *a, const struct keyinfo *k,
             continue;
         struct owner *o = owner_get(a, checks[i].kind, checks[i].id);
         if (o == NULL) {
-            snprintf(msg, len, "out of memory");
+            *why = (struct admission_refusal){.msg = "out of memory"};
             return -1;
         }
         forget_old(a, o, now);
@@ -203,7 +204,8 @@ int admission_admit(struct admission *a, const struct keyinfo *k,
             money_add(known, o->reserved, &total) < 0 || total >= checks[i].row->max) {
             /* Costs not yet acked may already be in the row: then ask again later. */
             int rc = total - o->pending < checks[i].row->max ? ADMISSION_UNSURE : -1;
-            refusal(&checks[i], known, msg, len);
+            refusal(&checks[i], known, why);
+            why->reset_at_us = pub ? o->pub_reset_at_us : checks[i].row->reset_at_us;
             owner_release(a, o);
             for (size_t k2 = 0; k2 < r->n; k2++)
                 owner_release(a, r->owners[k2]);
@@ -294,7 +296,8 @@ void admission_release(struct admission *a, struct reservation *r)
     r->n = 0;
 }
 
-void admission_spend_update(struct admission *a, const char *owner, money_t spend)
+void admission_spend_update(struct admission *a, const char *owner, money_t spend,
+                            int64_t reset_at_us)
 {
     struct owner *o = strmap_get(a->owners, owner);
     if (o == NULL)
@@ -302,6 +305,7 @@ void admission_spend_update(struct admission *a, const char *owner, money_t spen
     int64_t now = clock_ms();
     o->has_pub = true;
     o->pub_spend = spend;
+    o->pub_reset_at_us = reset_at_us;
     /* strictly after the acks handled so far: costs acked before it are in it */
     o->pub_ms = now > a->last_ack_ms ? now : a->last_ack_ms + 1;
 }

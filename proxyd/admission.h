@@ -30,6 +30,13 @@ void admission_free(struct admission *a);
 
 #define ADMISSION_UNSURE (-2)
 
+/* Why a request was refused: LiteLLM's message, and when the refusing
+ * budget's period ends (Unix microseconds; 0 when it has no duration). */
+struct admission_refusal {
+    char msg[512];
+    int64_t reset_at_us;
+};
+
 /* A budget beyond the key's chain: the end user ('c') or a tag ('g'). */
 struct budget_extra {
     char kind;
@@ -43,13 +50,14 @@ struct budget_extra {
  * extra ones (end user, tags). Refused when spend >= max budget, where
  * spend = the row's spend + what this proxyd knows the row does not include
  * yet + in-flight reservations. On refusal msg gets LiteLLM's message and
- * -1 is returned; else the reserve is held against each budget.
+ * -1 is returned (why says which budget and when it resets); else the
+ * reserve is held against each budget.
  * ADMISSION_UNSURE: refused only because of costs accountd has not acked
  * yet, which the row may already include; ask again with a row fetched
- * after their acks (msg holds the refusal to give if it stays so). */
+ * after their acks (why holds the refusal to give if it stays so). */
 int admission_admit(struct admission *a, const struct keyinfo *k,
                     const struct budget_extra *extra, size_t n_extra, money_t reserve,
-                    struct reservation *r, char *msg, size_t len);
+                    struct reservation *r, struct admission_refusal *why);
 
 /* The request ended costing `actual`: the reservation goes, the cost counts
  * as unconfirmed until accountd has committed it and a key row fetched
@@ -60,9 +68,11 @@ void admission_settle(struct admission *a, struct reservation *r, money_t actual
 /* The request ended without a usage event (refused before relaying). */
 void admission_release(struct admission *a, struct reservation *r);
 
-/* accountd committed spend for owner ("k:<hash>", "u:<id>", ...): from now
- * on it is the base for that owner, instead of older rows. */
-void admission_spend_update(struct admission *a, const char *owner, money_t spend);
+/* accountd committed spend for owner ("k:<hash>", "u:<id>", ...), in a
+ * period ending at reset_at_us (0: none): from now on it is the base for
+ * that owner, instead of older rows. */
+void admission_spend_update(struct admission *a, const char *owner, money_t spend,
+                            int64_t reset_at_us);
 
 /* accountd acknowledged (committed) request_id. */
 void admission_acked(struct admission *a, const char *request_id);

@@ -345,12 +345,30 @@ static void on_admit_wait(evutil_socket_t fd, short what, void *arg)
     keystore_lookup_fresh(c->px->keys, c->key.token, on_fresh_key, c);
 }
 
+/* The 400 of a spent budget, with x-tollgate-budget-reset-at (RFC 3339,
+ * UTC) when the budget has a period. */
+static void refuse_budget(struct call *c, const struct admission_refusal *why)
+{
+    time_t secs = (time_t)(why->reset_at_us / 1000000);
+    long us = (long)(why->reset_at_us % 1000000);
+    struct tm tm;
+    char at[64];
+    if (why->reset_at_us > 0 && gmtime_r(&secs, &tm) != NULL) {
+        size_t len = strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(at + len, sizeof(at) - len, us != 0 ? ".%06ld+00:00" : "+00:00", us);
+        if (evhttp_add_header(evhttp_request_get_output_headers(c->req),
+                              "x-tollgate-budget-reset-at", at) != 0)
+            log_warn("request %s: cannot add x-tollgate-budget-reset-at", c->request_id);
+    }
+    httpjson_error(c->req, 400, "budget_exceeded", NULL, "%s", why->msg);
+}
+
 /* Refuses a spent budget (400, LiteLLM's words) or reserves and goes on.
  * When only costs not yet acked by accountd stand in the way, waits for the
  * acks and a row fetched after them, so a cost is never counted twice. */
 static void admit(struct call *c)
 {
-    char msg[512];
+    struct admission_refusal why;
     struct budget_extra extra[1 + OWNERS_MAX_TAGS];
     size_t n = 0;
     for (size_t i = 0; i < c->n_owner_rows; i++) {
@@ -362,7 +380,7 @@ static void admit(struct call *c)
     }
     const struct keyinfo *key = c->key.token[0] != '\0' ? &c->key : NULL;
     int rc = admission_admit(c->px->admission, key, extra, n, reserve_for(c), &c->reservation,
-                             msg, sizeof(msg));
+                             &why);
     if (rc == 0) {
         route_and_start(c);
         return;
@@ -372,7 +390,7 @@ static void admit(struct call *c)
         (c->wait_ev = evtimer_new(c->px->base, on_admit_wait, c)) != NULL &&
         evtimer_add(c->wait_ev, &tv) == 0)
         return;
-    httpjson_error(c->req, 400, "budget_exceeded", NULL, "%s", msg);
+    refuse_budget(c, &why);
     call_free(c);
 }
 

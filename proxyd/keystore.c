@@ -66,12 +66,15 @@ static char *dup_or_null(const char *s)
     return s != NULL ? strdup(s) : NULL;
 }
 
-/* A DECIMAL(38,20) cell; NULL means no budget. */
-static void budget_cell(const char *max, const char *spend, struct budget_row *b)
+/* Cells max (DECIMAL(38,20); NULL means no budget), spend and the period's
+ * end (Unix microseconds, "0" for none) from column col on. */
+void budget_cells(const struct db_result *r, size_t row, size_t col, struct budget_row *b)
 {
+    const char *max = db_cell(r, row, col), *spend = db_cell(r, row, col + 1);
     b->has_max = max != NULL && money_parse(max, &b->max) == 0;
     if (spend == NULL || money_parse(spend, &b->spend) < 0)
         b->spend = 0;
+    b->reset_at_us = strtoll(db_cell(r, row, col + 2), NULL, 10);
 }
 
 static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
@@ -89,10 +92,14 @@ static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
     return 0;
 }
 
+#define RESET_US(col) " COALESCE(FLOOR(UNIX_TIMESTAMP(" col ") * 1000000), 0)"
+
 static const char SQL_KEY[] =
     "SELECT k.key_alias, k.user_id, k.team_id, k.models, k.blocked,"
-    " COALESCE(FLOOR(UNIX_TIMESTAMP(k.expires) * 1000000), 0), k.max_budget, k.spend,"
-    " u.max_budget, u.spend, t.max_budget, t.spend, COALESCE(t.blocked, 0)"
+    " COALESCE(FLOOR(UNIX_TIMESTAMP(k.expires) * 1000000), 0),"
+    " k.max_budget, k.spend," RESET_US("k.budget_reset_at") ","
+    " u.max_budget, u.spend," RESET_US("u.budget_reset_at") ","
+    " t.max_budget, t.spend," RESET_US("t.budget_reset_at") ", COALESCE(t.blocked, 0)"
     " FROM api_keys k LEFT JOIN internal_users u ON u.user_id = k.user_id"
     " LEFT JOIN teams t ON t.team_id = k.team_id WHERE k.token = ?";
 
@@ -115,10 +122,10 @@ static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config
         k->models_json = dup_or_null(db_cell(r, 0, 3));
         k->blocked = strcmp(db_cell(r, 0, 4), "0") != 0;
         k->expires_us = strtoll(db_cell(r, 0, 5), NULL, 10);
-        budget_cell(db_cell(r, 0, 6), db_cell(r, 0, 7), &k->key);
-        budget_cell(db_cell(r, 0, 8), db_cell(r, 0, 9), &k->user);
-        budget_cell(db_cell(r, 0, 10), db_cell(r, 0, 11), &k->team);
-        k->team_blocked = strcmp(db_cell(r, 0, 12), "0") != 0;
+        budget_cells(r, 0, 6, &k->key);
+        budget_cells(r, 0, 9, &k->user);
+        budget_cells(r, 0, 12, &k->team);
+        k->team_blocked = strcmp(db_cell(r, 0, 15), "0") != 0;
     }
     db_result_free(r);
     base->ok = true;

@@ -20,6 +20,7 @@
 struct budget_row {
     bool has_max;
     money_t max, spend;
+    int64_t reset_at_us; /* end of the budget period (Unix us); 0: no budget_duration */
 };
 
 /* What proxyd knows of a key, its internal user and its team. Strings are
@@ -75,6 +76,10 @@ void keystore_submit(struct keystore *ks, struct keystore_job *j);
 int keystore_query(MYSQL **db, const struct config *cfg, const char *sql,
                    const struct db_param *params, size_t n, struct db_result **res,
                    struct keystore_job *j);
+
+/* Reads a budget_row from a result's cells col (max_budget), col + 1
+ * (spend) and col + 2 (budget_reset_at as Unix microseconds, 0 for none). */
+void budget_cells(const struct db_result *r, size_t row, size_t col, struct budget_row *b);
 
 /* How long MariaDB has been unreachable (0 when it answers). */
 int64_t keystore_db_down_ms(struct keystore *ks);

@@ -33,9 +33,12 @@ struct owners_job {
 };
 
 static const char SQL_CUSTOMER[] =
-    "SELECT c.blocked, b.max_budget, c.spend FROM customers c"
+    "SELECT c.blocked, b.max_budget, c.spend,"
+    " COALESCE(FLOOR(UNIX_TIMESTAMP(b.budget_reset_at) * 1000000), 0) FROM customers c"
     " LEFT JOIN budgets b ON b.budget_id = c.budget_id WHERE c.user_id = ?";
-static const char SQL_TAG[] = "SELECT 0, max_budget, spend FROM tags WHERE tag = ?";
+static const char SQL_TAG[] =
+    "SELECT 0, max_budget, spend, COALESCE(FLOOR(UNIX_TIMESTAMP(budget_reset_at) * 1000000), 0)"
+    " FROM tags WHERE tag = ?";
 
 struct owners *owners_new(struct keystore *ks, const struct config *cfg)
 {
@@ -71,11 +74,8 @@ static void fetch_owners(struct keystore_job *base, MYSQL **db, const struct con
             return;
         row->found = r->nrows == 1;
         if (row->found) {
-            const char *max = db_cell(r, 0, 1), *spend = db_cell(r, 0, 2);
             row->blocked = strcmp(db_cell(r, 0, 0), "0") != 0;
-            row->budget.has_max = max != NULL && money_parse(max, &row->budget.max) == 0;
-            if (spend == NULL || money_parse(spend, &row->budget.spend) < 0)
-                row->budget.spend = 0;
+            budget_cells(r, 0, 1, &row->budget);
         }
         db_result_free(r);
     }

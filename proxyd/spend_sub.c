@@ -36,7 +36,8 @@ static void apply(struct spend_sub *s, const zmq_msg_t *msg)
     for (size_t i = 0; i < up->n_owners; i++) {
         money_t m;
         if (money_parse(up->owners[i]->spend, &m) == 0)
-            admission_spend_update(s->admission, up->owners[i]->owner, m);
+            admission_spend_update(s->admission, up->owners[i]->owner, m,
+                                   up->owners[i]->has_reset_at_us ? up->owners[i]->reset_at_us : 0);
     }
     tollgate__spend_update__free_unpacked(up, NULL);
 }

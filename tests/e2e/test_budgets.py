@@ -94,6 +94,51 @@ class BudgetTest(harness.StackTestCase):
         self.assert_refusal(refusal, "Budget has been exceeded! Team=budget-team Current cost: "
                             "%s, Max budget: %s" % ((COST * 2).normalize(), (COST * 2).normalize()))
 
+    def test_refusal_says_when_the_budget_resets(self):
+        """x-tollgate-budget-reset-at: the refusing budget's budget_reset_at, RFC 3339 UTC;
+        none for a budget without a duration. The team's row is read by proxyd before the
+        first request and its spend then comes from accountd's updates, which carry the
+        reset time too."""
+        reset_at = "2031-01-01 00:00:00"
+        self.make("/team/new", {"team_id": "reset-team", "max_budget": float(COST * 2)})
+        self.stack.sql("UPDATE teams SET budget_duration = '1mo', budget_reset_at = '%s',"
+                       " budget_period_start = UTC_TIMESTAMP(6) - INTERVAL 1 DAY"
+                       " WHERE team_id = 'reset-team'"
+                       % reset_at)
+        k = self.make("/key/generate", {"team_id": "reset-team"})
+        ok = 0
+        for _ in range(10):
+            st, headers, out = self.chat(k["key"])
+            if st != 200:
+                break
+            ok += 1
+        self.assertEqual(ok, 2)
+        self.assertEqual(st, 400, out)
+        self.assertEqual(out["error"]["type"], "budget_exceeded")
+        self.assertEqual(headers.get("x-tollgate-budget-reset-at"), "2031-01-01T00:00:00+00:00")
+
+        k2 = self.make("/key/generate", {"max_budget": float(COST)})
+        self.assertEqual(self.chat(k2["key"])[0], 200)
+        st, headers, out = self.chat(k2["key"])
+        self.assertEqual(st, 400, out)
+        self.assertNotIn("x-tollgate-budget-reset-at", headers)
+
+        # an end user's budget: the period of its shared budget
+        self.stack.sql("INSERT INTO budgets (budget_id, max_budget, budget_duration,"
+                       " budget_reset_at, budget_period_start, created_at, updated_at)"
+                       " VALUES ('eu-reset', %s, '1d', '2030-06-02 00:00:00',"
+                       " UTC_TIMESTAMP(6) - INTERVAL 1 DAY, NOW(6), NOW(6));"
+                       " INSERT INTO customers (user_id, budget_id, created_at, updated_at)"
+                       " VALUES ('reset-co', 'eu-reset', NOW(6), NOW(6))" % COST)
+        k3 = self.make("/key/generate", {})
+        ok, refusal = self.until_refused(k3["key"], user="reset-co")
+        self.assertEqual(ok, 1)
+        b = dict(body(), user="reset-co")
+        st, headers, out = self.stack.http("POST", self.stack.proxyd_port,
+                                           "/v1/chat/completions", b, k3["key"])
+        self.assertEqual(st, 400, out)
+        self.assertEqual(headers.get("x-tollgate-budget-reset-at"), "2030-06-02T00:00:00+00:00")
+
     def test_end_user_and_tag_budgets(self):
         # /customer and tag management routes are reportd's (later); rows by SQL here
         self.stack.sql("INSERT INTO budgets (budget_id, max_budget, created_at, updated_at)"
