@@ -50,14 +50,26 @@ static int connect_db(struct ledger *l, unsigned *errnum, char *err, size_t errl
 }
 
 struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_table *prices,
-                          char *err, size_t errlen)
+                          struct metrics *metrics, char *err, size_t errlen)
 {
     struct ledger *l = calloc(1, sizeof(*l));
-    if (l == NULL || (l->warned_unpriced = strmap_new()) == NULL) {
+    if (l == NULL || (l->warned_unpriced = strmap_new()) == NULL ||
+        (l->m_rows = metrics_counter(metrics, "tollgate_accountd_log_rows_inserted_total",
+                                     "Rows written to spend_logs (redelivered events add none)",
+                                     NULL)) < 0 ||
+        (l->m_unpriced = metrics_counter(metrics, "tollgate_accountd_unpriced_events_total",
+                                         "Requests logged with cost 0 because their model has"
+                                         " no price (pricing=unpriced)", "model")) < 0 ||
+        (l->m_rejected = metrics_counter(metrics, "tollgate_accountd_rejected_events_total",
+                                         "Events the database refused, kept in rejected_events",
+                                         NULL)) < 0) {
         snprintf(err, errlen, "out of memory");
+        if (l != NULL)
+            strmap_free(l->warned_unpriced, NULL);
         free(l);
         return NULL;
     }
+    l->metrics = metrics;
     l->dbcfg = dbcfg;
     l->prices = prices;
     unsigned errnum;
@@ -147,6 +159,8 @@ static int reject_row(struct ledger *l, const Tollgate__UsageEvent *e, const cha
                      p, 4, NULL, &added, errnum, err, errlen);
     free(buf);
     if (rc == 0 && added > 0)
+        metrics_add(l->metrics, l->m_rejected, NULL, 1);
+    if (rc == 0 && added > 0)
         log_error("request %s: rejected by the database (%s); kept in rejected_events",
                   e->request_id, why);
     return rc;
@@ -171,6 +185,20 @@ static int write_singly(struct ledger *l, struct ledger_row *rows, size_t n, uns
             return -1;
     }
     return 0;
+}
+
+/* The committed batch's new rows in the metrics. */
+static void count_rows(struct ledger *l, const struct ledger_row *rows, size_t n)
+{
+    uint64_t inserted = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!rows[i].inserted)
+            continue;
+        inserted++;
+        if (strcmp(rows[i].pricing, "unpriced") == 0)
+            metrics_add(l->metrics, l->m_unpriced, rows[i].e->model, 1);
+    }
+    metrics_add(l->metrics, l->m_rows, NULL, inserted);
 }
 
 static void sleep_ms(int ms)
@@ -202,6 +230,7 @@ int ledger_commit(struct ledger *l, Tollgate__UsageEvent **events, size_t n,
         if (rc == 0) {
             if (degraded)
                 log_info("MariaDB writes work again");
+            count_rows(l, rows, n);
             break;
         }
         if (!degraded)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "events.pb-c.h"
+#include "metrics.h"
 #include "price.h"
 #include "strmap.h"
 #include "updates.h"
@@ -18,10 +19,14 @@ struct ledger {
     struct strmap *warned_unpriced; /* models already warned about */
     long retention_s;               /* log retention; 0 = forever (main.c sets it) */
     struct spend_list spent;        /* owners' spend as the last commit wrote it */
+    struct metrics *metrics;        /* counters below: ids in it */
+    int m_rows, m_unpriced, m_rejected;
 };
 
+/* metrics: where the ledger declares and counts its rows, unpriced events
+ * and rejected events (kept, not owned). */
 struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_table *prices,
-                          char *err, size_t errlen);
+                          struct metrics *metrics, char *err, size_t errlen);
 void ledger_free(struct ledger *l);
 
 /* Commits events in ONE transaction: each new request_id gets its log row

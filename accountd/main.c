@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "ledger.h"
 #include "log.h"
+#include "metrics.h"
 #include "resets.h"
 #include "retention.h"
 #include "runtime.h"
@@ -61,12 +62,32 @@ static int migrate(const struct config *cfg)
     return 0;
 }
 
+/* accountd's own counters (the ledger declares its own, ledger.h). */
+struct counters_ids {
+    int events, batches, resets;
+};
+
+static int declare_counters(struct metrics *m, struct counters_ids *ids)
+{
+    return (ids->events = metrics_counter(m, "tollgate_accountd_events_committed_total",
+                                          "Usage events committed (or found already in the"
+                                          " ledger) and acknowledged", NULL)) < 0 ||
+           (ids->batches = metrics_counter(m, "tollgate_accountd_batches_committed_total",
+                                           "Ledger transactions committed", NULL)) < 0 ||
+           (ids->resets = metrics_counter(m, "tollgate_accountd_budget_resets_total",
+                                          "Budget periods reset", NULL)) < 0 ? -1 : 0;
+}
+
 /* Resets the budgets that are due; logs once per change between working and
  * failing. Returns whether it failed. */
-static bool tick_resets(MYSQL *db, struct updates *up, bool was_failing)
+static bool tick_resets(MYSQL *db, struct updates *up, bool was_failing, struct metrics *m,
+                        int counter)
 {
     char err[1024];
-    bool failing = resets_run(db, up, time(NULL), err, sizeof(err)) < 0;
+    int n = resets_run(db, up, time(NULL), err, sizeof(err));
+    bool failing = n < 0;
+    if (n > 0)
+        metrics_add(m, counter, NULL, (uint64_t)n);
     if (failing && !was_failing)
         log_error("budget resets failed (will retry): %s", err);
     else if (!failing && was_failing)
@@ -99,7 +120,14 @@ static int run(const struct config *cfg, size_t instance)
     struct ledger *ledger = NULL;
     struct intake *in = NULL;
     struct updates *up = NULL;
+    struct metrics *metrics = metrics_new();
+    struct metrics_server *metrics_srv = NULL;
+    struct counters_ids ids;
     int rc = 1;
+    if (metrics == NULL || declare_counters(metrics, &ids) < 0) {
+        log_error("out of memory");
+        goto out;
+    }
     if (period_set_timezone(cfg->timezone) < 0) {
         log_error("time zone %s is not installed", cfg->timezone);
         goto out;
@@ -108,12 +136,15 @@ static int run(const struct config *cfg, size_t instance)
         log_error("%s", err);
         goto out;
     }
-    if ((ledger = ledger_new(&cfg->db, prices, err, sizeof(err))) != NULL)
+    if ((ledger = ledger_new(&cfg->db, prices, metrics, err, sizeof(err))) != NULL)
         ledger->retention_s = cfg->log_retention_s;
     if (ledger == NULL ||
         (in = intake_new(events, cfg->accountd.batch_max_events, cfg->accountd.batch_wait_ms,
                          err, sizeof(err))) == NULL ||
-        (up = updates_new(updates, err, sizeof(err))) == NULL) {
+        (up = updates_new(updates, err, sizeof(err))) == NULL ||
+        (cfg->accountd.n_metrics > 0 &&
+         (metrics_srv = metrics_serve(metrics, &cfg->accountd.metrics[instance], err,
+                                      sizeof(err))) == NULL)) {
         log_error("%s", err);
         goto out;
     }
@@ -127,7 +158,7 @@ static int run(const struct config *cfg, size_t instance)
     while (!stop_flag) {
         if (clock_ms() - last_reset >= RESET_TICK_MS && ledger->db != NULL) {
             last_reset = clock_ms();
-            resets_failing = tick_resets(ledger->db, up, resets_failing);
+            resets_failing = tick_resets(ledger->db, up, resets_failing, metrics, ids.resets);
         }
         if (cfg->log_retention_s > 0 && ledger->db != NULL &&
             (last_retention == 0 || clock_ms() - last_retention >= RETENTION_TICK_MS)) {
@@ -139,6 +170,8 @@ static int run(const struct config *cfg, size_t instance)
         if (ledger_commit(ledger, batch.events, batch.n_events, &stop_flag) == 0) {
             committed += batch.n_events;
             batches++;
+            metrics_add(metrics, ids.events, NULL, batch.n_events);
+            metrics_add(metrics, ids.batches, NULL, 1);
             intake_ack(in, &batch);
             updates_publish(up, &ledger->spent, batch.events, batch.n_events);
         }
@@ -147,11 +180,13 @@ static int run(const struct config *cfg, size_t instance)
     log_info("accountd stopping: committed %zu events in %zu batches", committed, batches);
     rc = 0;
 out:
+    metrics_server_free(metrics_srv);
     intake_batch_free(&batch);
     intake_free(in);
     updates_free(up);
     ledger_free(ledger);
     price_table_free(prices);
+    metrics_free(metrics);
     return rc;
 }
 

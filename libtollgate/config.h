@@ -97,6 +97,10 @@ struct config {
          * connects to all of them and shares its events among them. */
         char *events[CONFIG_MAX_ACCOUNTD];
         char *updates[CONFIG_MAX_ACCOUNTD];
+        /* HOST:PORT of each instance's GET /metrics (Prometheus text); none
+         * when the config names none (n_metrics 0, else n_accountd). */
+        struct listen_addr metrics[CONFIG_MAX_ACCOUNTD];
+        size_t n_metrics;
         size_t n_accountd;
         int batch_max_events;
         int batch_wait_ms;

@@ -82,9 +82,35 @@ static int parse_reportd(struct loader *ld, yaml_node_t *n, struct config *cfg)
     return 0;
 }
 
+/* tollgate.accountd.metrics: absent, or HOST:PORT per accountd instance. */
+static int parse_metrics(struct loader *ld, yaml_node_t *n, struct config *cfg)
+{
+    const char *key = "tollgate.accountd.metrics";
+    yaml_node_t *node = cy_map_get(ld, n, "metrics");
+    char *addrs[CONFIG_MAX_ACCOUNTD] = {0};
+    size_t count = 0;
+    int rc = 0;
+    if (node == NULL)
+        return 0;
+    if (cy_str_list(ld, n, "metrics", key, "", addrs, CONFIG_MAX_ACCOUNTD, &count) < 0)
+        rc = -1;
+    else if (count != cfg->accountd.n_accountd)
+        rc = cy_fail(ld, node, key, "names %zu addresses for %zu in tollgate.accountd.events: "
+                     "one per accountd instance", count, cfg->accountd.n_accountd);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        if (config_parse_listen(addrs[i], &cfg->accountd.metrics[i]) < 0)
+            rc = cy_fail(ld, node, key, "must be HOST:PORT with a port from 1 to 65535");
+    if (rc == 0)
+        cfg->accountd.n_metrics = count;
+    for (size_t i = 0; i < count; i++)
+        free(addrs[i]);
+    return rc;
+}
+
 static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
-    static const char *const known[] = {"events", "updates", "batch_max_events", "batch_wait_ms", NULL};
+    static const char *const known[] = {"events", "updates", "metrics", "batch_max_events",
+                                        "batch_wait_ms", NULL};
     long batch = 1000, wait = 5;
     if (cy_want_map(ld, n, "tollgate.accountd") < 0)
         return -1;
@@ -100,7 +126,7 @@ static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
                        "tollgate.accountd.updates",
                        "names %zu endpoints for %zu in tollgate.accountd.events: one each per "
                        "accountd instance", n_updates, cfg->accountd.n_accountd);
-    if (
+    if (parse_metrics(ld, n, cfg) < 0 ||
         cy_int(ld, n, "batch_max_events", "tollgate.accountd.batch_max_events", 1, 100000, &batch) < 0 ||
         cy_int(ld, n, "batch_wait_ms", "tollgate.accountd.batch_wait_ms", 0, 10000, &wait) < 0)
         return -1;

@@ -334,6 +334,7 @@ class Stack:
         self.reportd_port = free_port()
         self.events_ports = [free_port() for _ in range(self.accountd_instances)]
         self.updates_ports = [free_port() for _ in range(self.accountd_instances)]
+        self.metrics_ports = [free_port() for _ in range(self.accountd_instances)]
         self.events_port, self.updates_port = self.events_ports[0], self.updates_ports[0]
 
         self._start_mariadb()
@@ -398,6 +399,7 @@ class Stack:
         pp, rp = (free_port(), free_port()) if new_ports else (self.proxyd_port, self.reportd_port)
         eps = [free_port() for _ in range(n)] if new_ports else self.events_ports
         ups = [free_port() for _ in range(n)] if new_ports else self.updates_ports
+        mps = [free_port() for _ in range(n)] if new_ports else self.metrics_ports
         ev = ["tcp://127.0.0.1:%d" % p for p in eps]
         up = ["tcp://127.0.0.1:%d" % p for p in ups]
         models = [{
@@ -422,7 +424,8 @@ class Stack:
                 "proxyd": {"listen": "127.0.0.1:%d" % pp, "spool_dir": str(spool)},
                 "reportd": {"listen": "127.0.0.1:%d" % rp},
                 "accountd": {"events": ev[0] if n == 1 else ev,
-                             "updates": up[0] if n == 1 else up},
+                             "updates": up[0] if n == 1 else up,
+                             "metrics": ["127.0.0.1:%d" % p for p in mps]},
             },
         }
         deep_merge(cfg["tollgate"], self.tollgate_overrides)

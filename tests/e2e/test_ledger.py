@@ -91,6 +91,11 @@ class LedgerTest(harness.StackTestCase):
         self.assertIn("model", rows[0][0])
         self.assertGreater(int(rows[0][1]), 400)
         self.assertEqual(self.key_spend(token), 0)
+        # every row of rejected_events was counted by accountd's metric
+        st, _, text = self.stack.http("GET", self.stack.metrics_ports[0], "/metrics")
+        self.assertEqual(st, 200, text)
+        self.assertIn("tollgate_accountd_rejected_events_total %s\n"
+                      % self.stack.sql_value("SELECT COUNT(*) FROM rejected_events"), text)
         # accountd is unharmed: a normal request still lands
         key, _ = self.new_key("after-poison")
         status, headers, body = self.stack.chat(key, prompt_tokens=10, completion_tokens=10)
@@ -116,6 +121,13 @@ class LedgerTest(harness.StackTestCase):
             self.assertEqual(row[0][2], "openai/tollgate-no-such-model")
         log = self.stack.daemon("accountd").log_path.read_text()
         self.assertEqual(log.count("model openai/tollgate-no-such-model has no price"), 1, log)
+        # the metric counts each unpriced request once, per model
+        st, headers, text = self.stack.http("GET", self.stack.metrics_ports[0], "/metrics")
+        self.assertEqual(st, 200, text)
+        self.assertTrue(headers["content-type"].startswith("text/plain; version=0.0.4"))
+        self.assertIn('tollgate_accountd_unpriced_events_total{model="openai/tollgate-no-such-model"}'
+                      ' 2\n', text)
+        self.assertIn("# TYPE tollgate_accountd_unpriced_events_total counter\n", text)
         plog = self.stack.daemon("proxyd").log_path.read_text()
         self.assertIn("deployment openai/tollgate-no-such-model has no price", plog)
 

@@ -32,6 +32,7 @@ static void check_seed(const char *path)
     CHECK(cfg->proxyd.listen.port == 4000 && cfg->reportd.listen.port == 4001, "listen ports");
     CHECK_STR(cfg->proxyd.spool_dir, "var/spool");
     CHECK(cfg->accountd.n_accountd == 1, "one accountd");
+    CHECK(cfg->accountd.n_metrics == 0, "no metrics endpoint unless configured");
     CHECK_STR(cfg->timezone, "UTC");
     CHECK_STR(cfg->accountd.events[0], "tcp://127.0.0.1:5555");
     CHECK_STR(cfg->accountd.updates[0], "tcp://127.0.0.1:5556");
@@ -52,6 +53,8 @@ static void check_multi(const char *dir)
     CHECK(cfg->accountd.n_accountd == 2, "two accountd (%zu)", cfg->accountd.n_accountd);
     CHECK_STR(cfg->accountd.events[1], "tcp://10.0.0.2:5555");
     CHECK_STR(cfg->accountd.updates[0], "tcp://10.0.0.1:5556");
+    CHECK(cfg->accountd.n_metrics == 2 && cfg->accountd.metrics[1].port == 9091, "metrics");
+    CHECK_STR(cfg->accountd.metrics[1].host, "10.0.0.2");
     config_free(cfg);
 }
 
