@@ -24,11 +24,9 @@ struct intake {
     void *ctx;
     void *router;
     int batch_max;
-    int batch_wait_ms;
 };
 
-struct intake *intake_new(const char *endpoint, int batch_max, int batch_wait_ms,
-                          char *err, size_t errlen)
+struct intake *intake_new(const char *endpoint, int batch_max, char *err, size_t errlen)
 {
     struct intake *in = calloc(1, sizeof(*in));
     int64_t maxmsg = MAX_MESSAGE_BYTES;
@@ -38,7 +36,6 @@ struct intake *intake_new(const char *endpoint, int batch_max, int batch_wait_ms
         return NULL;
     }
     in->batch_max = batch_max;
-    in->batch_wait_ms = batch_wait_ms;
     if ((in->ctx = zmq_ctx_new()) == NULL || (in->router = zmq_socket(in->ctx, ZMQ_ROUTER)) == NULL ||
         zmq_setsockopt(in->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
         zmq_setsockopt(in->router, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
@@ -128,31 +125,27 @@ out:
     return rc;
 }
 
-size_t intake_collect(struct intake *in, struct intake_batch *b, int poll_ms)
+bool intake_full(const struct intake *in, const struct intake_batch *b)
 {
-    zmq_pollitem_t item = {in->router, 0, ZMQ_POLLIN, 0};
-    long deadline = -1;
-    int wait = poll_ms;
-    for (;;) {
-        int n = zmq_poll(&item, 1, wait);
-        if (n < 0)
-            break; /* EINTR: a signal; let the caller look at its flag */
-        while (n > 0 && b->n_events < (size_t)in->batch_max && receive_one(in, b) != 0)
-            ;
-        if (b->n_events == 0 && n == 0)
-            break;
-        if (b->n_events >= (size_t)in->batch_max)
-            break;
-        if (deadline < 0 && b->n_events > 0)
-            deadline = clock_ms() + in->batch_wait_ms;
-        if (deadline >= 0) {
-            long left = deadline - clock_ms();
-            if (left <= 0)
-                break;
-            wait = (int)left;
-        }
-    }
-    return b->n_events;
+    return b->n_events >= (size_t)in->batch_max;
+}
+
+size_t intake_collect(struct intake *in, struct intake_batch *b, int timeout_ms, int wake_fd)
+{
+    zmq_pollitem_t items[2];
+    int n = 0;
+    bool listen = !intake_full(in, b); /* a full batch leaves messages waiting in ZeroMQ */
+    size_t before = b->n_events;
+    if (listen)
+        items[n++] = (zmq_pollitem_t){in->router, 0, ZMQ_POLLIN, 0};
+    if (wake_fd >= 0)
+        items[n++] = (zmq_pollitem_t){NULL, wake_fd, ZMQ_POLLIN, 0};
+    /* no items: zmq_poll sleeps for the timeout; < 0: EINTR, the caller's flag */
+    if (zmq_poll(items, n, timeout_ms) <= 0 || !listen || !(items[0].revents & ZMQ_POLLIN))
+        return 0;
+    while (!intake_full(in, b) && receive_one(in, b) != 0)
+        ;
+    return b->n_events - before;
 }
 
 static bool same_sender(const struct intake_msg *a, const struct intake_msg *b)

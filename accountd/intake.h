@@ -2,6 +2,7 @@
 #ifndef ACCOUNTD_INTAKE_H
 #define ACCOUNTD_INTAKE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "events.pb-c.h"
@@ -24,14 +25,18 @@ struct intake_batch {
 };
 
 /* Binds a ROUTER socket at endpoint. NULL on error (err). */
-struct intake *intake_new(const char *endpoint, int batch_max, int batch_wait_ms,
-                          char *err, size_t errlen);
+struct intake *intake_new(const char *endpoint, int batch_max, char *err, size_t errlen);
 void intake_free(struct intake *in);
 
-/* Waits up to poll_ms for the first message, then gathers more for up to
- * batch_wait_ms or batch_max events. Returns the number of events (0 on
- * timeout or signal). Malformed messages are logged and dropped. */
-size_t intake_collect(struct intake *in, struct intake_batch *b, int poll_ms);
+/* Waits up to timeout_ms for a message (not when b holds batch_max events
+ * already) or for wake_fd (-1: none) to become readable, then adds to b
+ * every message that is there, without waiting, up to batch_max events.
+ * Returns how many events it added (0 on timeout, wake-up or signal).
+ * Malformed messages are logged and dropped. */
+size_t intake_collect(struct intake *in, struct intake_batch *b, int timeout_ms, int wake_fd);
+
+/* Does b hold batch_max events (so it takes no more)? */
+bool intake_full(const struct intake *in, const struct intake_batch *b);
 
 /* Acknowledges the events of b to their senders (after the commit), one
  * ack per sender. */

@@ -49,27 +49,45 @@ static int connect_db(struct ledger *l, unsigned *errnum, char *err, size_t errl
     return 0;
 }
 
-struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_table *prices,
-                          struct metrics *metrics, char *err, size_t errlen)
+int ledger_shared_init(struct ledger_shared *s, struct metrics *metrics)
 {
-    struct ledger *l = calloc(1, sizeof(*l));
-    if (l == NULL || (l->warned_unpriced = strmap_new()) == NULL ||
-        (l->m_rows = metrics_counter(metrics, "tollgate_accountd_log_rows_inserted_total",
+    *s = (struct ledger_shared){.metrics = metrics};
+    if ((s->m_rows = metrics_counter(metrics, "tollgate_accountd_log_rows_inserted_total",
                                      "Rows written to spend_logs (redelivered events add none)",
                                      NULL)) < 0 ||
-        (l->m_unpriced = metrics_counter(metrics, "tollgate_accountd_unpriced_events_total",
+        (s->m_unpriced = metrics_counter(metrics, "tollgate_accountd_unpriced_events_total",
                                          "Requests logged with cost 0 because their model has"
                                          " no price (pricing=unpriced)", "model")) < 0 ||
-        (l->m_rejected = metrics_counter(metrics, "tollgate_accountd_rejected_events_total",
+        (s->m_rejected = metrics_counter(metrics, "tollgate_accountd_rejected_events_total",
                                          "Events the database refused, kept in rejected_events",
-                                         NULL)) < 0) {
+                                         NULL)) < 0 ||
+        (s->warned = strmap_new()) == NULL)
+        return -1;
+    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+        strmap_free(s->warned, NULL);
+        s->warned = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void ledger_shared_destroy(struct ledger_shared *s)
+{
+    if (s->warned == NULL)
+        return;
+    strmap_free(s->warned, NULL);
+    pthread_mutex_destroy(&s->lock);
+}
+
+struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_table *prices,
+                          struct ledger_shared *shared, char *err, size_t errlen)
+{
+    struct ledger *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
         snprintf(err, errlen, "out of memory");
-        if (l != NULL)
-            strmap_free(l->warned_unpriced, NULL);
-        free(l);
         return NULL;
     }
-    l->metrics = metrics;
+    l->shared = shared;
     l->dbcfg = dbcfg;
     l->prices = prices;
     unsigned errnum;
@@ -80,13 +98,26 @@ struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_tabl
     return l;
 }
 
+MYSQL *ledger_db(struct ledger *l)
+{
+    char err[512];
+    unsigned errnum;
+    return connect_db(l, &errnum, err, sizeof(err)) == 0 ? l->db : NULL;
+}
+
+void ledger_disconnect(struct ledger *l)
+{
+    if (l->db != NULL)
+        mysql_close(l->db);
+    l->db = NULL;
+}
+
 void ledger_free(struct ledger *l)
 {
     if (l == NULL)
         return;
     if (l->db != NULL)
         mysql_close(l->db);
-    strmap_free(l->warned_unpriced, NULL);
     spend_list_free(&l->spent);
     free(l);
 }
@@ -159,7 +190,7 @@ static int reject_row(struct ledger *l, const Tollgate__UsageEvent *e, const cha
                      p, 4, NULL, &added, errnum, err, errlen);
     free(buf);
     if (rc == 0 && added > 0)
-        metrics_add(l->metrics, l->m_rejected, NULL, 1);
+        metrics_add(l->shared->metrics, l->shared->m_rejected, NULL, 1);
     if (rc == 0 && added > 0)
         log_error("request %s: rejected by the database (%s); kept in rejected_events",
                   e->request_id, why);
@@ -196,9 +227,9 @@ static void count_rows(struct ledger *l, const struct ledger_row *rows, size_t n
             continue;
         inserted++;
         if (strcmp(rows[i].pricing, "unpriced") == 0)
-            metrics_add(l->metrics, l->m_unpriced, rows[i].e->model, 1);
+            metrics_add(l->shared->metrics, l->shared->m_unpriced, rows[i].e->model, 1);
     }
-    metrics_add(l->metrics, l->m_rows, NULL, inserted);
+    metrics_add(l->shared->metrics, l->shared->m_rows, NULL, inserted);
 }
 
 static void sleep_ms(int ms)
@@ -215,7 +246,7 @@ int ledger_commit(struct ledger *l, Tollgate__UsageEvent **events, size_t n,
     struct ledger_row *rows = calloc(n ? n : 1, sizeof(*rows));
     int64_t horizon_us = l->retention_s > 0 ? ((int64_t)time(NULL) - l->retention_s) * 1000000 : 0;
     if (rows == NULL ||
-        rows_prepare(rows, events, n, l->prices, l->warned_unpriced, horizon_us) < 0) {
+        rows_prepare(rows, events, n, l->prices, l->shared, horizon_us) < 0) {
         log_error("out of memory pricing a batch of %zu events; the senders will resend", n);
         free(rows);
         return -1;

@@ -3,6 +3,7 @@
 #define ACCOUNTD_LEDGER_H
 
 #include <mysql.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -12,22 +13,39 @@
 #include "strmap.h"
 #include "updates.h"
 
+/* What the ledgers (writers) of one accountd share: the metrics they count
+ * in, and the models already warned about as unpriced, so that each is
+ * warned once per process. */
+struct ledger_shared {
+    struct metrics *metrics;
+    int m_rows, m_unpriced, m_rejected;
+    pthread_mutex_t lock; /* guards warned */
+    struct strmap *warned;
+};
+
+/* Declares the ledger's counters in metrics. -1 on ENOMEM. */
+int ledger_shared_init(struct ledger_shared *s, struct metrics *metrics);
+void ledger_shared_destroy(struct ledger_shared *s);
+
 struct ledger {
     MYSQL *db;
     const struct db_config *dbcfg;
     const struct price_table *prices;
-    struct strmap *warned_unpriced; /* models already warned about */
+    struct ledger_shared *shared;
     long retention_s;               /* log retention; 0 = forever (main.c sets it) */
     struct spend_list spent;        /* owners' spend as the last commit wrote it */
-    struct metrics *metrics;        /* counters below: ids in it */
-    int m_rows, m_unpriced, m_rejected;
 };
 
-/* metrics: where the ledger declares and counts its rows, unpriced events
- * and rejected events (kept, not owned). */
+/* A ledger with its own MariaDB connection; shared is kept, not owned. */
 struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_table *prices,
-                          struct metrics *metrics, char *err, size_t errlen);
+                          struct ledger_shared *shared, char *err, size_t errlen);
 void ledger_free(struct ledger *l);
+
+/* The ledger's connection, (re)connected when it has none: for the work
+ * beside the batches (resets, retention). NULL while MariaDB is away. */
+MYSQL *ledger_db(struct ledger *l);
+/* Drops the connection after a failure, so the next use reconnects. */
+void ledger_disconnect(struct ledger *l);
 
 /* Commits events in ONE transaction: each new request_id gets its log row
  * and its spend increments; a request_id already in the ledger changes

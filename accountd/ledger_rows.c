@@ -21,24 +21,30 @@
 
 #include "db.h"
 #include "db_bulk.h"
+#include "ledger.h"
 #include "log.h"
 
 #define READBACK_CHUNK 200 /* request ids per "which rows are ours" SELECT */
 
-/* Warns once per model, so an unpriced model is loud but not a flood. */
-static void warn_unpriced(struct strmap *warned, const char *model)
+/* Warns once per model and process, so an unpriced model is loud but not a
+ * flood. */
+static void warn_unpriced(struct ledger_shared *shared, const char *model)
 {
-    int err;
-    if (strmap_get(warned, model) != NULL)
+    int err = 0;
+    pthread_mutex_lock(&shared->lock);
+    bool seen = strmap_get(shared->warned, model) != NULL;
+    if (!seen)
+        strmap_put(shared->warned, model, (void *)1, &err);
+    pthread_mutex_unlock(&shared->lock);
+    if (seen)
         return;
-    strmap_put(warned, model, (void *)1, &err);
     log_warn("model %s has no price: its requests are logged with cost 0 and pricing=unpriced",
              model);
 }
 
 /* The event's cost, exact, and how it was priced. */
 static void price_row(struct ledger_row *r, const struct price_table *prices,
-                      struct strmap *warned)
+                      struct ledger_shared *shared)
 {
     const Tollgate__UsageEvent *e = r->e;
     struct price_custom custom = {.base_model = e->base_model};
@@ -54,7 +60,7 @@ static void price_row(struct ledger_row *r, const struct price_table *prices,
         r->cost = 0;
     money_format(r->cost, r->cost_text);
     if (st == PRICE_UNPRICED)
-        warn_unpriced(warned, e->model);
+        warn_unpriced(shared, e->model);
     else if (st == PRICE_ERROR)
         log_warn("request %s: cannot price: %s", e->request_id, err);
     r->pricing = st == PRICE_OK ? "priced" : st == PRICE_UNPRICED ? "unpriced" : "invalid";
@@ -116,13 +122,14 @@ static int cmp_rows(const void *a, const void *b)
 }
 
 int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t n,
-                 const struct price_table *prices, struct strmap *warned, int64_t horizon_us)
+                 const struct price_table *prices, struct ledger_shared *shared,
+                 int64_t horizon_us)
 {
     for (size_t i = 0; i < n; i++) {
         struct ledger_row *r = &rows[i];
         const char *slash = strchr(events[i]->model, '/');
         *r = (struct ledger_row){.e = events[i]};
-        price_row(r, prices, warned);
+        price_row(r, prices, shared);
         db_datetime(r->e->start_time_us, r->start);
         db_datetime(r->e->end_time_us, r->end);
         snprintf(r->day, sizeof(r->day), "%.10s", r->start);

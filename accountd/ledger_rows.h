@@ -20,6 +20,8 @@ static inline const char *ledger_nonempty(const char *s)
     return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
+struct ledger_shared;
+
 struct ledger_row {
     const Tollgate__UsageEvent *e;
     money_t cost;
@@ -38,9 +40,10 @@ struct ledger_row {
  * id afterwards, the order every writer takes the log rows' locks in). An
  * event that started before horizon_us (the log retention's, 0 for none)
  * is marked bad: its first copy may have been deleted already.
- * warned: models already warned about as unpriced. -1 on ENOMEM. */
+ * shared: the models already warned about as unpriced. -1 on ENOMEM. */
 int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t n,
-                 const struct price_table *prices, struct strmap *warned, int64_t horizon_us);
+                 const struct price_table *prices, struct ledger_shared *shared,
+                 int64_t horizon_us);
 void rows_release(struct ledger_row *rows, size_t n);
 
 /* Inserts the rows (not dup_in_batch, not bad) tagged with batch_id; a

@@ -104,6 +104,7 @@ struct config {
         size_t n_accountd;
         int batch_max_events;
         int batch_wait_ms;
+        int writers; /* writer threads, each committing a batch on its own connection */
     } accountd;
 };
 

@@ -110,8 +110,8 @@ static int parse_metrics(struct loader *ld, yaml_node_t *n, struct config *cfg)
 static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
     static const char *const known[] = {"events", "updates", "metrics", "batch_max_events",
-                                        "batch_wait_ms", NULL};
-    long batch = 1000, wait = 5;
+                                        "batch_wait_ms", "writers", NULL};
+    long batch = 20000, wait = 5, writers = 2;
     if (cy_want_map(ld, n, "tollgate.accountd") < 0)
         return -1;
     cy_check_keys(ld, n, "tollgate.accountd.", known);
@@ -128,8 +128,10 @@ static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
                        "accountd instance", n_updates, cfg->accountd.n_accountd);
     if (parse_metrics(ld, n, cfg) < 0 ||
         cy_int(ld, n, "batch_max_events", "tollgate.accountd.batch_max_events", 1, 100000, &batch) < 0 ||
-        cy_int(ld, n, "batch_wait_ms", "tollgate.accountd.batch_wait_ms", 0, 10000, &wait) < 0)
+        cy_int(ld, n, "batch_wait_ms", "tollgate.accountd.batch_wait_ms", 0, 10000, &wait) < 0 ||
+        cy_int(ld, n, "writers", "tollgate.accountd.writers", 1, 16, &writers) < 0)
         return -1;
+    cfg->accountd.writers = (int)writers;
     cfg->accountd.batch_max_events = (int)batch;
     cfg->accountd.batch_wait_ms = (int)wait;
     return 0;

@@ -83,7 +83,10 @@ def cpu_of(pids):
 
 
 def run(args):
-    opts = {"tollgate": {"accountd": {"batch_max_events": args.accountd_batch}}}
+    accountd = {"batch_max_events": args.accountd_batch} if args.accountd_batch else {}
+    if args.writers:
+        accountd["writers"] = args.writers
+    opts = {"tollgate": {"accountd": accountd}}
     with harness.Stack(**opts) as s:
         seed(s, args.keys, args.teams)
         pids = {"accountd": s.daemon("accountd").proc.pid, "mariadbd": mariadb_pid(s)}
@@ -114,9 +117,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=300000, help="throughput run (300000)")
     ap.add_argument("--batch", type=int, default=500, help="events per ZeroMQ message (500)")
-    ap.add_argument("--window", type=int, default=40000, help="unacknowledged at most (40000)")
-    ap.add_argument("--accountd-batch", type=int, default=10000,
-                    help="accountd's batch_max_events: events per transaction (10000)")
+    ap.add_argument("--window", type=int, default=100000,
+                    help="unacknowledged at most (100000; a proxyd with a backlog has more)")
+    ap.add_argument("--accountd-batch", type=int, default=0,
+                    help="accountd's batch_max_events: events per transaction at most"
+                         " (default: accountd's own, 20000)")
+    ap.add_argument("--writers", type=int, default=0,
+                    help="accountd's writer threads (default: accountd's own, 2)")
     ap.add_argument("--rate", type=int, default=1000, help="lag run, events/s (1000)")
     ap.add_argument("--lag-seconds", type=int, default=20, help="lag run length (20)")
     ap.add_argument("--keys", type=int, default=1000)
