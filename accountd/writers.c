@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "runtime.h"
 
 enum state { IDLE, BUSY, DONE };
 
@@ -98,7 +99,7 @@ struct writers *writers_new(size_t n, const struct config *cfg, const struct pri
             return NULL;
         }
         s->w.ledger->retention_s = cfg->log_retention_s;
-        if (pthread_create(&s->thread, NULL, run, s) != 0) {
+        if (runtime_thread_start(&s->thread, run, s) != 0) {
             snprintf(err, errlen, "writers: cannot start a thread");
             writers_free(ws);
             return NULL;

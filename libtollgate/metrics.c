@@ -21,6 +21,7 @@
 
 #include "grow.h"
 #include "httpjson.h"
+#include "runtime.h"
 #include "strmap.h"
 
 struct counter {
@@ -238,7 +239,7 @@ struct metrics_server *metrics_serve(struct metrics *m, const struct listen_addr
         metrics_server_free(s);
         return NULL;
     }
-    if (pthread_create(&s->thread, NULL, serve, s) != 0) {
+    if (runtime_thread_start(&s->thread, serve, s) != 0) {
         snprintf(err, errlen, "metrics: cannot start its thread");
         metrics_server_free(s);
         return NULL;

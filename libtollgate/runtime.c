@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <mysql.h>
+#include <pthread.h>
 #include <signal.h>
 
 #include "log.h"
@@ -18,6 +19,18 @@ int runtime_init(void)
         return -1;
     }
     return 0;
+}
+
+int runtime_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    int rc = pthread_sigmask(SIG_BLOCK, &all, &old);
+    if (rc != 0)
+        return rc;
+    rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 void runtime_end(void)

@@ -35,7 +35,7 @@ struct opts {
 
 struct gen {
     struct opts o;
-    void *sock;
+    void *ctx, *sock;
     char (*tokens)[KEYHASH_HEX_LEN + 1];
     char **ids;           /* request id of each event, by sequence number */
     double *sent_at;      /* when each was sent (rate mode) */
@@ -245,11 +245,25 @@ static int setup(struct gen *g)
     if (g->o.rate > 0 && ((g->sent_at = calloc((size_t)g->o.events, sizeof(double))) == NULL ||
                           (g->lag = calloc((size_t)g->o.events, sizeof(double))) == NULL))
         return -1;
-    void *ctx = zmq_ctx_new();
     int linger = 0;
-    return ctx != NULL && (g->sock = zmq_socket(ctx, ZMQ_DEALER)) != NULL &&
+    return (g->ctx = zmq_ctx_new()) != NULL && (g->sock = zmq_socket(g->ctx, ZMQ_DEALER)) != NULL &&
            zmq_setsockopt(g->sock, ZMQ_LINGER, &linger, sizeof(linger)) == 0 &&
            zmq_connect(g->sock, g->o.endpoint) == 0 ? 0 : -1;
+}
+
+/* Everything setup made (a leak-checked run must end clean). */
+static void teardown(struct gen *g)
+{
+    if (g->sock != NULL)
+        zmq_close(g->sock);
+    if (g->ctx != NULL)
+        zmq_ctx_term(g->ctx);
+    for (long i = 0; g->ids != NULL && i < g->o.events; i++)
+        free(g->ids[i]);
+    free(g->ids);
+    free(g->tokens);
+    free(g->sent_at);
+    free(g->lag);
 }
 
 int main(int argc, char **argv)
@@ -288,9 +302,11 @@ int main(int argc, char **argv)
     g.o.endpoint = argv[optind];
     if (g.o.rate > 0 && g.o.seconds > 0)
         g.o.events = g.o.rate * g.o.seconds;
-    if (g.o.events < 1 || setup(&g) < 0) {
+    int rc = 2;
+    if (g.o.events < 1 || setup(&g) < 0)
         fprintf(stderr, "event-gen: cannot set up (%s)\n", zmq_strerror(zmq_errno()));
-        return 2;
-    }
-    return run(&g);
+    else
+        rc = run(&g);
+    teardown(&g);
+    return rc;
 }

@@ -60,10 +60,17 @@ class ContentionTest(harness.StackTestCase):
                      str(END_USERS), "--tags", str(TAGS), "--batch", "20", "--window", "400",
                      "--events", str(EVENTS_PER_GENERATOR), "tcp://127.0.0.1:%d" % port],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-        results = []
-        for p in procs:
-            out, err = p.communicate(timeout=240)
-            self.assertEqual(p.returncode, 0, err.decode())
+        results, outputs = [], []
+        try:
+            for p in procs:
+                outputs.append(p.communicate(timeout=240) + (p.returncode,))
+        finally:
+            for p in procs:  # none left behind when one fails
+                if p.poll() is None:
+                    p.kill()
+                    p.communicate()
+        for out, err, rc in outputs:
+            self.assertEqual(rc, 0, err.decode())
             results.append(json.loads(out.decode().strip().splitlines()[-1]))
         sent = sum(r["sent"] for r in results)
         self.assertEqual(sent, EVENTS_PER_GENERATOR * len(procs))
