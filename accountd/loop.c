@@ -24,6 +24,8 @@
 
 #define POLL_MS 200             /* how often the loop looks at the stop flag when idle */
 #define RESET_TICK_MS 250       /* how often due budget resets are looked for */
+#define RESET_RETRY_MS 2000     /* ... while they fail: a connect may take seconds, and the
+                                 * loop must keep acking what the writers commit */
 #define RETENTION_TICK_MS 60000 /* how often log rows past the retention period are deleted */
 
 int loop_declare_metrics(struct accountd *a)
@@ -110,7 +112,8 @@ void loop_run(struct accountd *a)
     long keep_s = a->cfg->log_retention_s;
     while (!*a->stop) {
         int64_t now = clock_ms();
-        if (now - last_reset >= RESET_TICK_MS) {
+        int reset_every = resets_failing ? RESET_RETRY_MS : RESET_TICK_MS;
+        if (now - last_reset >= reset_every) {
             last_reset = now;
             resets_failing = tick_resets(a, resets_failing);
         }
@@ -127,7 +130,7 @@ void loop_run(struct accountd *a)
         }
         size_t had = gathering.n_events;
         intake_collect(a->in, &gathering, wait_ms(a, &gathering, idle != NULL, first_ms,
-                                                  last_reset + RESET_TICK_MS),
+                                                  last_reset + reset_every),
                        writers_fd(a->writers));
         if (had == 0 && gathering.n_events > 0)
             first_ms = clock_ms();
