@@ -253,6 +253,13 @@ class FaultTest(LedgerChecks, harness.StackTestCase):
 class TwoAccountdTest(LedgerChecks, harness.StackTestCase):
     stack_options = {"accountd_instances": 2, "tollgate": {"proxyd": {"event_resend_ms": 300}}}
 
+    def committed(self, name):
+        """Events the accountd instance `name` committed since it started (its /metrics)."""
+        port = self.stack.metrics_ports[self.stack.accountd_names().index(name)]
+        _, _, text = self.stack.http("GET", port, "/metrics")
+        m = re.search(r"^tollgate_accountd_events_committed_total (\d+)$", text, re.M)
+        return int(m.group(1))
+
     def test_two_instances_share_events_and_one_is_killed(self):
         key, token = self.new_key("two-accountd")
         s = self.stack
@@ -265,6 +272,13 @@ class TwoAccountdTest(LedgerChecks, harness.StackTestCase):
                 if i == 400:
                     s.restart("accountd-2")
                 status, rid, cost = client.chat(i % 30 + 1, i % 11 + 1)
+                self.assertEqual(status, 200)
+                answered[rid] = cost
+            # proxyd reconnects to the restarted instance with ZeroMQ's backoff: go on
+            # (10 s at most) until it has committed events of its own
+            deadline = time.monotonic() + 10
+            while self.committed("accountd-2") == 0 and time.monotonic() < deadline:
+                status, rid, cost = client.chat(5, 5)
                 self.assertEqual(status, 200)
                 answered[rid] = cost
         finally:
