@@ -1,0 +1,116 @@
+"""test_reports.py - reports agree with the raw logs.
+
+/global/spend/report reads the daily rollups accountd keeps; here a random ledger
+(event-gen's population of keys, teams, end users and tags, plus events that started on
+earlier days) is written through accountd, and every figure of the report, in each
+group_by form, is compared with the SQL sum over spend_logs for the same day, group, model
+and key, exactly (DECIMAL against DECIMAL).
+
+Run from the repo root:  python3 -m unittest -v tests/e2e/test_reports.py
+"""
+
+import datetime
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import unittest
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+
+import harness  # noqa: E402
+import invariants  # noqa: E402
+from accountd_bench import seed  # noqa: E402
+from harness import MASTER_KEY  # noqa: E402
+
+KEYS, TEAMS = 12, 4
+DAY_S = 86400
+
+
+def as_json_money(d):
+    """An exact amount as reportd writes it: rounded half up to 10 decimals, %.15g."""
+    return Decimal("%.15g" % float(d.quantize(Decimal("1e-10"), rounding=ROUND_HALF_UP)))
+
+
+class ReportTest(harness.StackTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        s = cls.stack
+        seed(s, KEYS, TEAMS)
+        s.sql("UPDATE teams SET team_alias = NULL WHERE team_id = 'bench-team-3'")  # id as name
+        rnd = random.Random(int(time.time()))
+        p = subprocess.run(
+            [str(harness.bin_dir() / "event-gen"), "--keys", str(KEYS), "--teams", str(TEAMS),
+             "--end-users", str(rnd.randint(20, 40)), "--tags", "4", "--batch", "50",
+             "--events", str(rnd.randint(1500, 2500)), "tcp://127.0.0.1:%d" % s.events_port],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        assert p.returncode == 0, p.stderr.decode()
+        cls.today = datetime.datetime.now(datetime.timezone.utc).date()
+        token = s.sql_value("SELECT token FROM api_keys LIMIT 1")
+        for days_ago in (1, 1, 2, 3):  # requests that started on earlier days (no team)
+            start_ms = int((time.time() - days_ago * DAY_S) * 1000)
+            p = subprocess.run(
+                [str(harness.bin_dir() / "send-events"), "tcp://127.0.0.1:%d" % s.events_port,
+                 "old-" + uuid.uuid4().hex, token, "groq/llama-3.1-8b-instant",
+                 str(rnd.randint(1, 5000)), str(rnd.randint(1, 5000)), "1", str(start_ms)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+            assert p.returncode == 0, p.stdout + p.stderr
+        cls.start = (cls.today - datetime.timedelta(days=3)).isoformat()
+        cls.end = cls.today.isoformat()
+
+    def report(self, group_by):
+        st, _, body = self.stack.report(
+            "GET", "/global/spend/report?start_date=%s&end_date=%s&group_by=%s"
+            % (self.start, self.end, group_by), key=MASTER_KEY)
+        self.assertEqual(st, 200, body)
+        return body
+
+    def logs_by(self, group_sql, join=""):
+        """{(day, group, model, api_key): (spend, total_tokens)} from spend_logs."""
+        rows = self.stack.sql(
+            "SELECT DATE_FORMAT(l.start_time, '%%Y-%%m-%%dT00:00:00+00:00'), %s, l.model,"
+            " l.api_key, SUM(l.spend), SUM(l.total_tokens) FROM spend_logs l %s"
+            " WHERE l.start_time >= '%s' AND l.start_time < '%s' + INTERVAL 1 DAY"
+            " GROUP BY 1, 2, 3, 4" % (group_sql, join, self.start, self.end))
+        return {(r[0], r[1], r[2], r[3]): (Decimal(r[4]), int(r[5])) for r in rows}
+
+    def check(self, form, list_key, item_key, expected):
+        self.assertEqual(len({k[0] for k in expected}), 4, "the ledger spans 4 days")
+        seen, days = {}, self.report(form)
+        self.assertEqual([d["group_by_day"] for d in days],
+                         sorted({k[0] for k in expected}))
+        for day in days:
+            for group in day[list_key]:
+                total = Decimal(0)
+                for m in group["metadata"]:
+                    seen[(day["group_by_day"], group[item_key], m["model"], m["api_key"])] = (
+                        m["spend"], m["total_tokens"])
+                    total += m["spend"]
+                # the group's total is the exact sum of its lines (both rounded to JSON)
+                self.assertAlmostEqual(group["total_spend"], total, delta=Decimal("1e-9"))
+        self.assertEqual(set(seen), set(expected))
+        for k, (spend, tokens) in expected.items():
+            self.assertEqual(seen[k][1], tokens, k)
+            self.assertEqual(seen[k][0], as_json_money(spend), k)
+
+    def test_team_report_equals_logs(self):
+        self.check("team", "teams", "team_name", self.logs_by(
+            "COALESCE(t.team_alias, l.team_id, 'Unassigned Team')",
+            "LEFT JOIN teams t ON t.team_id = l.team_id"))
+
+    def test_customer_report_equals_logs(self):
+        self.check("customer", "customers", "customer", self.logs_by("l.end_user"))
+
+    def test_ledger_invariants(self):
+        self.assertEqual(invariants.check(self.stack), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
