@@ -150,3 +150,13 @@ const void *httpjson_find_route(struct evhttp_request *req, const void *table, s
         httpjson_error(req, 404, "not_found_error", NULL, "Route not found: %.200s", path);
     return NULL;
 }
+
+json_t *httpjson_str_or_null(const char *s)
+{
+    return s != NULL ? json_string(s) : json_null();
+}
+
+json_t *httpjson_int_text(const char *s)
+{
+    return json_integer(s != NULL ? strtoll(s, NULL, 10) : 0);
+}

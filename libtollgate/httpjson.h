@@ -45,4 +45,8 @@ json_t *httpjson_money(money_t m);
 /* Same, from a DECIMAL column's text; JSON null for NULL. */
 json_t *httpjson_money_text(const char *decimal);
 
+/* A result cell as JSON: a string or null; an integer (0 for NULL). */
+json_t *httpjson_str_or_null(const char *s);
+json_t *httpjson_int_text(const char *s);
+
 #endif

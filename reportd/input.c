@@ -183,3 +183,34 @@ int query_int(struct evhttp_request *req, struct query *q, const char *name, lon
     *out = x;
     return 0;
 }
+
+#define DAY_S 86400
+
+static void sql_time(time_t t, char out[DB_DATETIME_MAX])
+{
+    db_datetime((int64_t)t * 1000000, out);
+}
+
+int query_date_range(struct evhttp_request *req, struct query *q, bool required,
+                      char from[DB_DATETIME_MAX], char to[DB_DATETIME_MAX], bool *present)
+{
+    time_t start = 0, end = 0;
+    bool has_start, has_end;
+    if (query_date(req, q, "start_date", required, &start, &has_start) < 0 ||
+        query_date(req, q, "end_date", required, &end, &has_end) < 0)
+        return -1;
+    if (has_start != has_end) {
+        httpjson_error(req, 400, "invalid_request_error", has_start ? "end_date" : "start_date",
+                       "start_date and end_date go together");
+        return -1;
+    }
+    if (has_start && start > end) {
+        httpjson_error(req, 400, "invalid_request_error", "start_date",
+                       "start_date must not be after end_date");
+        return -1;
+    }
+    *present = has_start;
+    sql_time(start, from);
+    sql_time(end + DAY_S, to);
+    return 0;
+}

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "db.h"
 #include "money.h"
 
 #define INPUT_ID_MAX 255 /* ids, aliases, emails */
@@ -36,6 +37,11 @@ int query_str(struct evhttp_request *req, struct query *q, const char *name, siz
 /* YYYY-MM-DD as UTC midnight; *present false when absent (required -> 400). */
 int query_date(struct evhttp_request *req, struct query *q, const char *name, bool required,
                time_t *out, bool *present);
+/* start_date and end_date (together or neither; required -> 400 when
+ * absent) as [from, to) DATETIME text: whole UTC days, from start_date 00:00
+ * through the end of end_date (LiteLLM drops most of the end day). */
+int query_date_range(struct evhttp_request *req, struct query *q, bool required,
+                     char from[DB_DATETIME_MAX], char to[DB_DATETIME_MAX], bool *present);
 /* An integer in [min, max], def when absent. */
 int query_int(struct evhttp_request *req, struct query *q, const char *name, long min,
               long max, long def, long *out);

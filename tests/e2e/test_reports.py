@@ -10,7 +10,7 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_reports.py
 """
 
 import datetime
-import json
+import hashlib
 import os
 import random
 import subprocess
@@ -107,6 +107,72 @@ class ReportTest(harness.StackTestCase):
 
     def test_customer_report_equals_logs(self):
         self.check("customer", "customers", "customer", self.logs_by("l.end_user"))
+
+    def key_form(self, query):
+        st, _, body = self.stack.report(
+            "GET", "/global/spend/report?start_date=%s&end_date=%s&%s"
+            % (self.start, self.end, query), key=MASTER_KEY)
+        self.assertEqual(st, 200, body)
+        return body
+
+    def check_key_form(self, body, where=""):
+        rows = self.stack.sql(
+            "SELECT api_key, model, SUM(spend), SUM(prompt_tokens), SUM(completion_tokens)"
+            " FROM spend_logs WHERE start_time >= '%s' AND start_time < '%s' + INTERVAL 1 DAY %s"
+            " GROUP BY api_key, model" % (self.start, self.end, where))
+        want = {}
+        for key, model, spend, pin, pout in rows:
+            k = want.setdefault(key, {"cost": Decimal(0), "in": 0, "out": 0, "models": {}})
+            k["cost"] += Decimal(spend)
+            k["in"] += int(pin)
+            k["out"] += int(pout)
+            k["models"][model] = (as_json_money(Decimal(spend)), int(pin), int(pout))
+        self.assertEqual([k["api_key"] for k in body],
+                         sorted(want, key=lambda k: (-want[k]["cost"], k)))  # highest cost first
+        for k in body:
+            w = want[k["api_key"]]
+            self.assertEqual((k["total_cost"], k["total_input_tokens"], k["total_output_tokens"]),
+                             (as_json_money(w["cost"]), w["in"], w["out"]))
+            self.assertEqual({m["model"]: (m["total_cost"], m["total_input_tokens"],
+                                           m["total_output_tokens"]) for m in k["model_details"]},
+                             w["models"])
+        return want
+
+    def test_api_key_forms_equal_logs(self):
+        self.assertEqual(len(self.check_key_form(self.key_form("group_by=api_key"))), KEYS)
+        token = hashlib.sha256(b"bench-key-3").hexdigest()
+        # a raw key is hashed first; the hash works as well; precedence: api_key first
+        for q in ("api_key=bench-key-3", "api_key=" + token,
+                  "api_key=bench-key-3&internal_user_id=bench-user-5&team_id=bench-team-0"
+                  "&group_by=customer"):
+            body = self.key_form(q)
+            self.assertEqual([k["api_key"] for k in body], [token], q)
+            self.check_key_form(body, "AND api_key = '%s'" % token)
+        # internal_user_id: that user's keys (before team_id / customer_id)
+        body = self.key_form("internal_user_id=bench-user-5&team_id=bench-team-0")
+        self.check_key_form(body, "AND user = 'bench-user-5'")
+        self.assertEqual(len(body), 1)
+
+    def test_team_and_customer_filters(self):
+        # team_id (before group_by): the team form, that team only
+        body = self.key_form("team_id=bench-team-1&group_by=customer")
+        names = {t["team_name"] for d in body for t in d["teams"]}
+        self.assertEqual(names, {"Bench team 1"})
+        total = sum(t["total_spend"] for d in body for t in d["teams"])
+        self.assertAlmostEqual(total, Decimal(self.stack.sql_value(
+            "SELECT SUM(spend) FROM spend_logs WHERE team_id = 'bench-team-1'")),
+            delta=Decimal("1e-8"))
+        customer = self.stack.sql_value("SELECT end_user FROM spend_logs"
+                                        " WHERE end_user IS NOT NULL LIMIT 1")
+        body = self.key_form("customer_id=" + customer)
+        self.assertEqual({c["customer"] for d in body for c in d["customers"]}, {customer})
+
+    def test_bad_group_by_names_it(self):
+        st, _, body = self.stack.report(
+            "GET", "/global/spend/report?start_date=%s&end_date=%s&group_by=nope"
+            % (self.start, self.end), key=MASTER_KEY)
+        self.assertEqual(st, 400, body)
+        self.assertEqual(body["error"]["param"], "group_by")
 
     def test_ledger_invariants(self):
         self.assertEqual(invariants.check(self.stack), [])
