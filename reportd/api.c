@@ -1,7 +1,7 @@
 /* api.c - reportd's route table and who may call what.
  *
- * Management routes take the master key only. Spend routes also take a
- * virtual key whose permissions grant "get_spend_routes".
+ * Management routes and the spend reset take the master key only. Spend
+ * routes also take a virtual key whose permissions grant "get_spend_routes".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +27,11 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_POST, "/key/generate"}, MASTER_ONLY, manage_key_generate},
     {{EVHTTP_REQ_GET, "/spend/logs"}, SPEND_READ, spend_logs},
     {{EVHTTP_REQ_GET, "/global/spend/report"}, SPEND_READ, spend_report},
+    {{EVHTTP_REQ_GET, "/global/spend/keys"}, SPEND_READ, summary_keys},
+    {{EVHTTP_REQ_GET, "/global/spend/models"}, SPEND_READ, summary_models},
+    {{EVHTTP_REQ_GET, "/global/spend/tags"}, SPEND_READ, summary_global_tags},
+    {{EVHTTP_REQ_GET, "/spend/tags"}, SPEND_READ, summary_tags},
+    {{EVHTTP_REQ_POST, "/global/spend/reset"}, MASTER_ONLY, summary_reset},
 };
 
 /* Loads the row of the virtual key who->token; 0 found and usable, -1 answered. */

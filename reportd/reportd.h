@@ -41,6 +41,11 @@ void manage_user_new(struct worker *w, struct evhttp_request *req, const struct 
 void manage_key_generate(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void spend_logs(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void spend_report(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void summary_keys(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void summary_models(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void summary_global_tags(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void summary_tags(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void summary_reset(struct worker *w, struct evhttp_request *req, const struct caller *who);
 
 /* Dispatches a request (api.c). */
 void api_dispatch(struct evhttp_request *req, void *worker);

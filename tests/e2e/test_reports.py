@@ -174,8 +174,92 @@ class ReportTest(harness.StackTestCase):
         self.assertEqual(st, 400, body)
         self.assertEqual(body["error"]["param"], "group_by")
 
+    def get(self, path, key=MASTER_KEY):
+        st, _, body = self.stack.report("GET", path, key=key)
+        self.assertEqual(st, 200, body)
+        return body
+
+    def test_global_spend_keys(self):
+        body = self.get("/global/spend/keys?limit=5")
+        rows = self.stack.sql("SELECT token, key_name, spend FROM api_keys"
+                              " ORDER BY spend DESC, token LIMIT 5")
+        self.assertEqual([(k["api_key"], k["key_name"], k["total_spend"]) for k in body],
+                         [(r[0], r[1], as_json_money(Decimal(r[2]))) for r in rows])
+        self.assertEqual(len(self.get("/global/spend/keys")), KEYS)  # default limit 100
+
+    def test_global_spend_models(self):
+        body = self.get("/global/spend/models")
+        rows = self.stack.sql("SELECT model, SUM(spend) FROM spend_logs GROUP BY model")
+        self.assertEqual({m["model"]: m["total_spend"] for m in body},
+                         {r[0]: as_json_money(Decimal(r[1])) for r in rows})
+
+    def tag_logs(self, dated, only=None):
+        rows = self.stack.sql(  # each tag once per request, as accountd counts it
+            "SELECT l.tag, SUM(l.spend), COUNT(*) FROM %s l WHERE 1 = 1 %s GROUP BY l.tag"
+            % (invariants.TAGGED_LOGS,
+               "AND l.start_time >= '%s' AND l.start_time < '%s' + INTERVAL 1 DAY"
+               % (self.start, self.end) if dated else ""))
+        return {r[0]: (as_json_money(Decimal(r[1])), int(r[2])) for r in rows
+                if only is None or r[0] in only}
+
+    def test_tag_summaries(self):
+        dates = "start_date=%s&end_date=%s" % (self.start, self.end)
+        body = self.get("/global/spend/tags?" + dates)
+        self.assertEqual({t["name"]: (t["spend"], t["log_count"]) for t in body["spend_per_tag"]},
+                         self.tag_logs(True))
+        self.assertGreater(len(body["spend_per_tag"]), 1)
+        only = [t["name"] for t in body["spend_per_tag"]][:2]
+        body = self.get("/global/spend/tags?%s&tags=%s" % (dates, ",".join(only)))
+        self.assertEqual({t["name"]: (t["spend"], t["log_count"]) for t in body["spend_per_tag"]},
+                         self.tag_logs(True, only))
+        body = self.get("/spend/tags")
+        self.assertEqual({t["individual_request_tag"]: (t["total_spend"], t["log_count"])
+                          for t in body}, self.tag_logs(False))
+
+    def test_spend_route_refusals(self):
+        st, _, gen = self.stack.report("POST", "/key/generate", {}, key=MASTER_KEY)
+        self.assertEqual(st, 200, gen)
+        st, _, reader = self.stack.report("POST", "/key/generate",
+                                          {"permissions": {"get_spend_routes": True}},
+                                          key=MASTER_KEY)
+        self.assertEqual(st, 200, reader)
+        for path in ("/global/spend/keys", "/global/spend/models", "/global/spend/tags",
+                     "/spend/tags"):
+            self.assertEqual(self.stack.report("GET", path)[0], 401, path)
+            self.assertEqual(self.stack.report("GET", path, key="sk-bad")[0], 401, path)
+            st, _, body = self.stack.report("GET", path, key=gen["key"])
+            self.assertEqual((st, body["error"]["type"]), (403, "permission_error"), path)
+            self.assertEqual(self.stack.report("GET", path, key=reader["key"])[0], 200, path)
+        # the reset is the master key's alone, whatever a key's permissions
+        st, _, body = self.stack.report("POST", "/global/spend/reset", key=reader["key"])
+        self.assertEqual((st, body["error"]["type"]), (403, "permission_error"))
+        self.assertEqual(self.stack.report("GET", "/global/spend/keys?limit=0")[0], 401)
+        st, _, body = self.stack.report("GET", "/global/spend/keys?limit=0", key=MASTER_KEY)
+        self.assertEqual((st, body["error"]["param"]), (400, "limit"))
+
     def test_ledger_invariants(self):
         self.assertEqual(invariants.check(self.stack), [])
+
+
+class SpendResetTest(harness.StackTestCase):
+    """/global/spend/reset zeroes keys and teams (LiteLLM's scope) and keeps the logs."""
+
+    def test_reset(self):
+        s = self.stack
+        st, _, team = s.report("POST", "/team/new", {"team_id": "reset-team"}, key=MASTER_KEY)
+        self.assertEqual(st, 200, team)
+        st, _, k = s.report("POST", "/key/generate", {"team_id": "reset-team"}, key=MASTER_KEY)
+        self.assertEqual(st, 200, k)
+        st, headers, body = s.chat(k["key"], prompt_tokens=100, completion_tokens=100)
+        self.assertEqual(st, 200, body)
+        harness.wait_for(lambda: Decimal(s.sql_value(
+            "SELECT spend FROM teams WHERE team_id = 'reset-team'")) > 0, 10)
+        st, _, body = s.report("POST", "/global/spend/reset", key=MASTER_KEY)
+        self.assertEqual((st, body), (200, {"message": "Spend for all API Keys and Teams reset"
+                                                       " successfully", "status": "success"}))
+        self.assertEqual(s.sql("SELECT spend FROM api_keys UNION ALL SELECT spend FROM teams"),
+                         [["0.00000000000000000000"]] * 2)
+        self.assertEqual(s.sql_value("SELECT COUNT(*) FROM spend_logs"), "1")  # logs kept
 
 
 if __name__ == "__main__":
