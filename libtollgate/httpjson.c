@@ -13,12 +13,13 @@
 /* %.15g prints every amount of up to 15 significant digits as written. */
 #define JSON_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
-static void send_text(struct evhttp_request *req, int status, const char *text, size_t len)
+void httpjson_reply_raw(struct evhttp_request *req, int status, const char *content_type,
+                        const char *text, size_t len)
 {
     struct evbuffer *out = evbuffer_new();
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     if (out == NULL || evbuffer_add(out, text, len) != 0 ||
-        evhttp_add_header(h, "Content-Type", "application/json") != 0) {
+        evhttp_add_header(h, "Content-Type", content_type) != 0) {
         evbuffer_free(out);
         evhttp_send_error(req, 500, "out of memory");
         return;
@@ -34,10 +35,10 @@ void httpjson_reply(struct evhttp_request *req, int status, json_t *obj)
     if (text == NULL) {
         static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
                                   "\"internal_error\",\"param\":null,\"code\":\"500\"}}";
-        send_text(req, 500, oom, sizeof(oom) - 1);
+        httpjson_reply_raw(req, 500, "application/json", oom, sizeof(oom) - 1);
         return;
     }
-    send_text(req, status, text, strlen(text));
+    httpjson_reply_raw(req, status, "application/json", text, strlen(text));
     free(text);
 }
 
@@ -84,15 +85,8 @@ json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes)
 
 json_t *httpjson_money(money_t m)
 {
-    /* Round half away from zero from 1e-20 to 1e-10 units. */
-    const money_t step = (money_t)10000000000LL;
-    money_t q = m / step, r = m % step;
-    if (r >= step / 2)
-        q++;
-    else if (r <= -step / 2)
-        q--;
     char buf[MONEY_STR_MAX];
-    money_format(q * step, buf);
+    money_format(money_round(m, 10), buf);
     return json_real(strtod(buf, NULL));
 }
 

@@ -16,6 +16,10 @@
 void httpjson_reply(struct evhttp_request *req, int status, json_t *obj);
 
 /* Sends the error envelope. param may be NULL. */
+/* Answers status with text of content_type (500 on out of memory). */
+void httpjson_reply_raw(struct evhttp_request *req, int status, const char *content_type,
+                        const char *text, size_t len);
+
 void httpjson_error(struct evhttp_request *req, int status, const char *type,
                     const char *param, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

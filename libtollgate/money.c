@@ -178,3 +178,16 @@ int money_from_double(double d, money_t *out)
     }
     return money_parse(buf, out) == 0 && *out <= money_limit() && *out >= -money_limit() ? 0 : -1;
 }
+
+money_t money_round(money_t m, int decimals)
+{
+    money_t step = 1;
+    for (int i = decimals; i < MONEY_SCALE_DIGITS; i++)
+        step *= 10;
+    money_t q = m / step, r = m % step;
+    if (r * 2 >= step)
+        q++;
+    else if (r * 2 <= -step)
+        q--;
+    return q * step;
+}

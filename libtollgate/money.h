@@ -26,6 +26,9 @@ int money_parse(const char *s, money_t *out);
 /* Write the exact decimal with trailing zeros trimmed ("0.00009", "0"). */
 void money_format(money_t m, char out[MONEY_STR_MAX]);
 
+/* m rounded half away from zero to `decimals` (0..20) decimals. */
+money_t money_round(money_t m, int decimals);
+
 /* amount * count; returns -1 on overflow. */
 int money_mul_int(money_t amount, int64_t count, money_t *out);
 

@@ -5,7 +5,8 @@
  * request. Forms, by the contract's precedence: api_key= (one key) >
  * internal_user_id= (that user's keys) > team_id= / customer_id= (one
  * team's or customer's days) > group_by (team, the default; customer;
- * api_key). The day forms nest [{group_by_day, teams|customers: [{name,
+ * api_key; and Tollgate's tag, model and user). format=csv gives the day
+ * forms as CSV (report_csv.c). The day forms nest [{group_by_day, teams|customers: [{name,
  * total_spend, metadata: [{model, spend, total_tokens, api_key}]}]}]; the
  * key form lists [{api_key, total_cost, total_input_tokens,
  * total_output_tokens, model_details: [...]}] by total_cost, highest first.
@@ -19,6 +20,7 @@
 #include "httpjson.h"
 #include "input.h"
 #include "keyhash.h"
+#include "report_csv.h"
 #include "reportd.h"
 
 /* Every filter is bound (NULL switches it off): day from, day to, then the
@@ -26,26 +28,37 @@
 #define DAYS " WHERE d.day >= DATE(?) AND d.day < DATE(?)"
 #define FILTER(col) " AND (? IS NULL OR " col " = ?)"
 
-/* A day form: how rows are grouped and how the JSON names them. */
+/* A day form: how rows are grouped and how the JSON names them. Rows are
+ * (day, group, model, spend, total_tokens, api_key), ordered by the first
+ * three. */
 struct day_form {
+    const char *name;     /* group_by value, and the CSV column */
     const char *list_key; /* "teams" */
     const char *item_key; /* "team_name" */
-    const char *sql;      /* params: days, team filter, customer filter */
+    const char *sql;      /* params: days, then (filters) team and customer */
+    bool filters;
 };
 
-static const struct day_form TEAM_FORM = {"teams", "team_name",
-    "SELECT DATE_FORMAT(d.day, '%Y-%m-%dT00:00:00+00:00') AS dayname,"
-    " COALESCE(t.team_alias, d.team_id, 'Unassigned Team') AS grp, d.model,"
-    " SUM(d.spend), SUM(d.total_tokens), d.api_key"
-    " FROM daily_spend d LEFT JOIN teams t ON t.team_id = d.team_id"
-    DAYS FILTER("d.team_id") FILTER("d.end_user")
-    " GROUP BY dayname, grp, d.model, d.api_key ORDER BY dayname, grp, d.model, d.api_key"};
+#define DAY_COLS "SELECT DATE_FORMAT(d.day, '%Y-%m-%dT00:00:00+00:00') AS dayname, "
+#define DAY_SUMS ", d.model, SUM(d.spend), SUM(d.total_tokens), d.api_key"
+#define DAY_ORDER " GROUP BY dayname, grp, d.model, d.api_key ORDER BY dayname, grp, d.model, d.api_key"
 
-static const struct day_form CUSTOMER_FORM = {"customers", "customer",
-    "SELECT DATE_FORMAT(d.day, '%Y-%m-%dT00:00:00+00:00') AS dayname, d.end_user AS grp,"
-    " d.model, SUM(d.spend), SUM(d.total_tokens), d.api_key FROM daily_spend d"
-    DAYS FILTER("d.team_id") FILTER("d.end_user")
-    " GROUP BY dayname, grp, d.model, d.api_key ORDER BY dayname, grp, d.model, d.api_key"};
+static const struct day_form DAY_FORMS[] = {
+    {"team", "teams", "team_name",
+     DAY_COLS "COALESCE(t.team_alias, d.team_id, 'Unassigned Team') AS grp" DAY_SUMS
+     " FROM daily_spend d LEFT JOIN teams t ON t.team_id = d.team_id"
+     DAYS FILTER("d.team_id") FILTER("d.end_user") DAY_ORDER, true},
+    {"customer", "customers", "customer",
+     DAY_COLS "d.end_user AS grp" DAY_SUMS " FROM daily_spend d"
+     DAYS FILTER("d.team_id") FILTER("d.end_user") DAY_ORDER, true},
+    {"tag", "tags", "tag", DAY_COLS "d.tag AS grp" DAY_SUMS " FROM daily_tag_spend d" DAYS DAY_ORDER,
+     false},
+    {"model", "models", "model", DAY_COLS "d.model AS grp" DAY_SUMS " FROM daily_spend d" DAYS
+     DAY_ORDER, false},
+    {"user", "users", "user", DAY_COLS "d.user AS grp" DAY_SUMS " FROM daily_spend d" DAYS
+     DAY_ORDER, false},
+};
+#define N_DAY_FORMS (sizeof(DAY_FORMS) / sizeof(DAY_FORMS[0]))
 
 /* params: days, key filter, internal user filter */
 static const char SQL_KEYS[] =
@@ -56,7 +69,7 @@ static const char SQL_KEYS[] =
 /* The parameters, validated. */
 struct report_query {
     char from[DB_DATETIME_MAX], to[DB_DATETIME_MAX];
-    const char *group_by, *api_key, *user_id, *team_id, *customer_id;
+    const char *group_by, *format, *api_key, *user_id, *team_id, *customer_id;
     char token[KEYHASH_HEX_LEN + 1];
 };
 
@@ -65,15 +78,23 @@ static int read_query(struct evhttp_request *req, struct query *q, struct report
     bool dated;
     if (query_date_range(req, q, true, r->from, r->to, &dated) < 0 ||
         query_str(req, q, "group_by", 32, &r->group_by) < 0 ||
+        query_str(req, q, "format", 8, &r->format) < 0 ||
         query_str(req, q, "api_key", 255, &r->api_key) < 0 ||
         query_str(req, q, "internal_user_id", 255, &r->user_id) < 0 ||
         query_str(req, q, "team_id", 255, &r->team_id) < 0 ||
         query_str(req, q, "customer_id", 255, &r->customer_id) < 0)
         return -1;
-    if (r->group_by != NULL && strcmp(r->group_by, "team") != 0 &&
-        strcmp(r->group_by, "customer") != 0 && strcmp(r->group_by, "api_key") != 0) {
+    bool known = r->group_by == NULL || strcmp(r->group_by, "api_key") == 0;
+    for (size_t i = 0; !known && i < N_DAY_FORMS; i++)
+        known = strcmp(r->group_by, DAY_FORMS[i].name) == 0;
+    if (!known) {
         httpjson_error(req, 400, "invalid_request_error", "group_by",
-                       "Invalid group_by: must be team, customer or api_key");
+                       "Invalid group_by: must be team, customer, api_key, tag, model or user");
+        return -1;
+    }
+    if (r->format != NULL && strcmp(r->format, "json") != 0 && strcmp(r->format, "csv") != 0) {
+        httpjson_error(req, 400, "invalid_request_error", "format",
+                       "Invalid format: must be json or csv");
         return -1;
     }
     if (r->api_key != NULL && keyhash_normalize(r->api_key, r->token) < 0) {
@@ -223,6 +244,37 @@ static json_t *key_report(const struct db_result *r)
     return list;
 }
 
+/* The day form the query asks for (the contract's precedence below the key
+ * forms): team_id= or customer_id= before group_by; team by default. */
+static const struct day_form *day_form_of(const struct report_query *rq)
+{
+    const char *name = rq->team_id != NULL ? "team" : rq->customer_id != NULL ? "customer"
+                     : rq->group_by != NULL ? rq->group_by : "team";
+    for (size_t i = 0; i < N_DAY_FORMS; i++)
+        if (strcmp(DAY_FORMS[i].name, name) == 0)
+            return &DAY_FORMS[i];
+    return &DAY_FORMS[0];
+}
+
+static void reply_csv(struct evhttp_request *req, const struct day_form *form,
+                      const struct db_result *res)
+{
+    size_t len = 0;
+    char *csv = report_csv_days(form->name, res, &len);
+    if (csv == NULL) {
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        return;
+    }
+    if (evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition",
+                          "attachment; filename=\"spend-report.csv\"") != 0) {
+        free(csv);
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        return;
+    }
+    httpjson_reply_raw(req, 200, "text/csv; charset=utf-8", csv, len);
+    free(csv);
+}
+
 void spend_report(struct worker *w, struct evhttp_request *req, const struct caller *who)
 {
     struct query *q = query_parse(req);
@@ -233,25 +285,35 @@ void spend_report(struct worker *w, struct evhttp_request *req, const struct cal
     (void)who;
     if (q == NULL)
         return;
-    if (read_query(req, q, &rq) < 0 || (db = worker_db(w, req)) == NULL)
+    if (read_query(req, q, &rq) < 0)
         goto out;
     const char *key = rq.api_key != NULL ? rq.token : NULL;
     const char *user = key == NULL ? rq.user_id : NULL;
     bool by_key = key != NULL || user != NULL ||
                   (rq.team_id == NULL && rq.customer_id == NULL && rq.group_by != NULL &&
                    strcmp(rq.group_by, "api_key") == 0);
+    bool csv = rq.format != NULL && strcmp(rq.format, "csv") == 0;
+    if (by_key && csv) {
+        httpjson_error(req, 400, "invalid_request_error", "format",
+                       "format=csv is for the day forms (group_by team, customer, tag, model,"
+                       " user): one row per day, group and model");
+        goto out;
+    }
+    if ((db = worker_db(w, req)) == NULL)
+        goto out;
+    const struct day_form *form = day_form_of(&rq);
     const char *a = by_key ? key : rq.team_id, *b = by_key ? user : rq.customer_id;
     struct db_param p[] = {DB_STR(rq.from), DB_STR(rq.to), DB_STR(a), DB_STR(a), DB_STR(b),
                            DB_STR(b)};
-    const struct day_form *form =
-        rq.team_id != NULL ? &TEAM_FORM
-        : rq.customer_id != NULL || (rq.group_by != NULL && strcmp(rq.group_by, "customer") == 0)
-            ? &CUSTOMER_FORM : &TEAM_FORM;
-    if (db_exec(db, by_key ? SQL_KEYS : form->sql, p, 6, &res, NULL, NULL, err, sizeof(err)) < 0) {
+    if (db_exec(db, by_key ? SQL_KEYS : form->sql, p, by_key || form->filters ? 6 : 2, &res,
+                NULL, NULL, err, sizeof(err)) < 0) {
         worker_db_failed(w, req, err);
         goto out;
     }
-    httpjson_reply(req, 200, by_key ? key_report(res) : nest_report(form, res));
+    if (csv)
+        reply_csv(req, form, res);
+    else
+        httpjson_reply(req, 200, by_key ? key_report(res) : nest_report(form, res));
 out:
     db_result_free(res);
     query_free(q);

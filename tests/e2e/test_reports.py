@@ -9,8 +9,10 @@ and key, exactly (DECIMAL against DECIMAL).
 Run from the repo root:  python3 -m unittest -v tests/e2e/test_reports.py
 """
 
+import csv
 import datetime
 import hashlib
+import io
 import os
 import random
 import subprocess
@@ -72,17 +74,16 @@ class ReportTest(harness.StackTestCase):
         self.assertEqual(st, 200, body)
         return body
 
-    def logs_by(self, group_sql, join=""):
+    def logs_by(self, group_sql, join="", table="spend_logs"):
         """{(day, group, model, api_key): (spend, total_tokens)} from spend_logs."""
         rows = self.stack.sql(
             "SELECT DATE_FORMAT(l.start_time, '%%Y-%%m-%%dT00:00:00+00:00'), %s, l.model,"
-            " l.api_key, SUM(l.spend), SUM(l.total_tokens) FROM spend_logs l %s"
+            " l.api_key, SUM(l.spend), SUM(l.total_tokens) FROM %s l %s"
             " WHERE l.start_time >= '%s' AND l.start_time < '%s' + INTERVAL 1 DAY"
-            " GROUP BY 1, 2, 3, 4" % (group_sql, join, self.start, self.end))
+            " GROUP BY 1, 2, 3, 4" % (group_sql, table, join, self.start, self.end))
         return {(r[0], r[1], r[2], r[3]): (Decimal(r[4]), int(r[5])) for r in rows}
 
     def check(self, form, list_key, item_key, expected):
-        self.assertEqual(len({k[0] for k in expected}), 4, "the ledger spans 4 days")
         seen, days = {}, self.report(form)
         self.assertEqual([d["group_by_day"] for d in days],
                          sorted({k[0] for k in expected}))
@@ -101,12 +102,48 @@ class ReportTest(harness.StackTestCase):
             self.assertEqual(seen[k][0], as_json_money(spend), k)
 
     def test_team_report_equals_logs(self):
-        self.check("team", "teams", "team_name", self.logs_by(
-            "COALESCE(t.team_alias, l.team_id, 'Unassigned Team')",
-            "LEFT JOIN teams t ON t.team_id = l.team_id"))
+        expected = self.logs_by("COALESCE(t.team_alias, l.team_id, 'Unassigned Team')",
+                                "LEFT JOIN teams t ON t.team_id = l.team_id")
+        self.assertEqual(len({k[0] for k in expected}), 4, "the ledger spans 4 days")
+        self.check("team", "teams", "team_name", expected)
 
     def test_customer_report_equals_logs(self):
         self.check("customer", "customers", "customer", self.logs_by("l.end_user"))
+
+    def test_tag_model_user_reports_equal_logs(self):
+        self.check("tag", "tags", "tag", self.logs_by("l.tag", table=invariants.TAGGED_LOGS))
+        self.check("model", "models", "model", self.logs_by("l.model"))
+        self.check("user", "users", "user", self.logs_by("l.user"))
+
+    def test_csv_report(self):
+        # a name a spreadsheet would run as a formula, with a comma and quotes to escape
+        self.stack.sql("UPDATE teams SET team_alias = '=SUM(A1),\\\"x\\\"'"
+                       " WHERE team_id = 'bench-team-2'")
+        st, headers, text = self.stack.report(
+            "GET", "/global/spend/report?start_date=%s&end_date=%s&format=csv"
+            % (self.start, self.end), key=MASTER_KEY)
+        self.assertEqual(st, 200, text)
+        self.assertTrue(headers["content-type"].startswith("text/csv"))
+        self.assertIn("attachment", headers["content-disposition"])
+        rows = list(csv.reader(io.StringIO(text)))
+        self.assertEqual(rows[0], ["date", "team", "model", "spend", "total_tokens"])
+        want = {}
+        for (day, team, model, _key), (spend, tokens) in self.logs_by(
+                "COALESCE(t.team_alias, l.team_id, 'Unassigned Team')",
+                "LEFT JOIN teams t ON t.team_id = l.team_id").items():
+            team = "'" + team if team[0] in "=+-@" else team  # shown, never run
+            w = want.setdefault((day[:10], team, model), [Decimal(0), 0])
+            w[0] += spend
+            w[1] += tokens
+        got = {(r[0], r[1], r[2]): (Decimal(r[3]), int(r[4])) for r in rows[1:]}
+        self.assertEqual(got, {k: (v[0].quantize(Decimal("1e-10"), rounding=ROUND_HALF_UP),
+                                   v[1]) for k, v in want.items()})
+        self.assertEqual(len(rows) - 1, len(got))  # one row per day, team and model
+        self.assertIn("'=SUM(A1),\"x\"", {r[1] for r in rows})
+        st, _, body = self.stack.report(
+            "GET", "/global/spend/report?start_date=%s&end_date=%s&format=xml"
+            % (self.start, self.end), key=MASTER_KEY)
+        self.assertEqual((st, body["error"]["param"]), (400, "format"))
 
     def key_form(self, query):
         st, _, body = self.stack.report(

@@ -31,8 +31,23 @@ static void from_double(double d, const char *want)
     CHECK_STR(out, want);
 }
 
+static void rounds(const char *in, int decimals, const char *want)
+{
+    money_t m = 0;
+    char out[MONEY_STR_MAX];
+    CHECK(money_parse(in, &m) == 0, "parse %s", in);
+    money_format(money_round(m, decimals), out);
+    CHECK_STR(out, want);
+}
+
 int main(void)
 {
+    rounds("0.00000000004999999999", 10, "0");
+    rounds("0.00000000005", 10, "0.0000000001");
+    rounds("-0.00000000005", 10, "-0.0000000001");
+    rounds("1.23456789012345", 10, "1.2345678901");
+    rounds("2.5", 0, "3");
+    rounds("0.00000000000000000001", 20, "0.00000000000000000001");
     parse_format("0", "0");
     parse_format("0.0000025", "0.0000025");
     parse_format("2.5e-06", "0.0000025");
