@@ -39,6 +39,11 @@ void worker_db_failed(struct worker *w, struct evhttp_request *req, const char *
 void manage_team_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_user_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_generate(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_key_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_key_list(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_key_block(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_key_unblock(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_key_delete(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void spend_logs(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void spend_report(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void summary_keys(struct worker *w, struct evhttp_request *req, const struct caller *who);

@@ -1,0 +1,253 @@
+/* manage_keys.c - reading, listing, blocking and deleting virtual keys:
+ * /key/info, /key/list, /key/block, /key/unblock, /key/delete, in LiteLLM's
+ * shapes. A key may be named by its raw value (hashed first) or its hash;
+ * answers never carry a raw key, only the hash ("token").
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "httpjson.h"
+#include "input.h"
+#include "keyhash.h"
+#include "log.h"
+#include "reportd.h"
+
+#define LIST_PAGE_MAX 1000
+#define LIST_PAGE_DEFAULT 100
+#define DELETE_MAX 1000 /* keys or aliases per /key/delete */
+
+#define TIME_TEXT(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%s.%f+00:00')"
+
+static const char SQL_INFO[] =
+    "SELECT token, key_name, key_alias, user_id, team_id, max_budget, spend, models, metadata,"
+    " permissions, blocked, " TIME_TEXT("expires") ", " TIME_TEXT("created_at") ", "
+    TIME_TEXT("updated_at") ", budget_duration, " TIME_TEXT("budget_reset_at")
+    " FROM api_keys WHERE token = ?";
+
+static json_t *json_text(const char *text)
+{
+    json_t *v = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    return v != NULL ? v : json_null();
+}
+
+/* One api_keys row of SQL_INFO as LiteLLM's key info object. */
+static json_t *info_of(const struct db_result *r, size_t i)
+{
+    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:s, s:s,"
+                     " s:o, s:o}",
+        "token", db_cell(r, i, 0), "key_name", db_cell(r, i, 1),
+        "key_alias", httpjson_str_or_null(db_cell(r, i, 2)),
+        "user_id", httpjson_str_or_null(db_cell(r, i, 3)),
+        "team_id", httpjson_str_or_null(db_cell(r, i, 4)),
+        "max_budget", httpjson_money_text(db_cell(r, i, 5)),
+        "spend", httpjson_money_text(db_cell(r, i, 6)),
+        "models", json_text(db_cell(r, i, 7)), "metadata", json_text(db_cell(r, i, 8)),
+        "permissions", json_text(db_cell(r, i, 9)), "blocked", strcmp(db_cell(r, i, 10), "0") != 0,
+        "expires", httpjson_str_or_null(db_cell(r, i, 11)), "created_at", db_cell(r, i, 12),
+        "updated_at", db_cell(r, i, 13), "budget_duration", httpjson_str_or_null(db_cell(r, i, 14)),
+        "budget_reset_at", httpjson_str_or_null(db_cell(r, i, 15)));
+}
+
+/* Answers {"key": hash, "info": {...}} for token, or 404. */
+static void answer_info(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                        const char *token)
+{
+    struct db_result *r = NULL;
+    struct db_param p[] = {DB_STR(token)};
+    char err[512];
+    if (db_exec(db, SQL_INFO, p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
+        worker_db_failed(w, req, err);
+        return;
+    }
+    if (r->nrows == 0)
+        httpjson_error(req, 404, "not_found_error", "key", "Key not found");
+    else
+        httpjson_reply(req, 200, json_pack("{s:s, s:o}", "key", token, "info", info_of(r, 0)));
+    db_result_free(r);
+}
+
+void manage_key_info(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    struct query *q = query_parse(req);
+    const char *key;
+    char token[KEYHASH_HEX_LEN + 1];
+    MYSQL *db;
+    (void)who;
+    if (q == NULL)
+        return;
+    if (query_str(req, q, "key", INPUT_ID_MAX, &key) < 0)
+        goto out;
+    if (key == NULL) {
+        httpjson_error(req, 400, "invalid_request_error", "key", "key is required");
+        goto out;
+    }
+    if (keyhash_normalize(key, token) < 0) {
+        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
+        goto out;
+    }
+    if ((db = worker_db(w, req)) != NULL)
+        answer_info(w, req, db, token);
+out:
+    query_free(q);
+}
+
+void manage_key_list(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    struct query *q = query_parse(req);
+    struct db_result *r = NULL, *count = NULL;
+    long page, size;
+    char err[512];
+    MYSQL *db;
+    (void)who;
+    if (q == NULL)
+        return;
+    if (query_int(req, q, "page", 1, 1000000, 1, &page) < 0 ||
+        query_int(req, q, "size", 1, LIST_PAGE_MAX, LIST_PAGE_DEFAULT, &size) < 0 ||
+        (db = worker_db(w, req)) == NULL)
+        goto out;
+    struct db_param p[] = {DB_I64(size), DB_I64((page - 1) * size)};
+    if (db_exec(db, "SELECT COUNT(*) FROM api_keys", NULL, 0, &count, NULL, NULL, err,
+                sizeof(err)) < 0 ||
+        db_exec(db, "SELECT token FROM api_keys ORDER BY created_at, token LIMIT ? OFFSET ?",
+                p, 2, &r, NULL, NULL, err, sizeof(err)) < 0) {
+        worker_db_failed(w, req, err);
+        goto out;
+    }
+    long long total = strtoll(db_cell(count, 0, 0), NULL, 10);
+    json_t *keys = json_array();
+    for (size_t i = 0; keys != NULL && i < r->nrows; i++)
+        json_array_append_new(keys, json_string(db_cell(r, i, 0)));
+    httpjson_reply(req, 200, json_pack("{s:o, s:I, s:I, s:I}", "keys", keys, "total_count",
+                                       (json_int_t)total, "current_page", (json_int_t)page,
+                                       "total_pages", (json_int_t)((total + size - 1) / size)));
+out:
+    db_result_free(r);
+    db_result_free(count);
+    query_free(q);
+}
+
+/* /key/block and /key/unblock: body {"key"}; answers the key's info. */
+static void set_blocked(struct worker *w, struct evhttp_request *req, bool blocked)
+{
+    json_t *body = httpjson_body(req, 1 << 16);
+    const char *key = NULL;
+    char token[KEYHASH_HEX_LEN + 1], err[512];
+    uint64_t changed = 0;
+    MYSQL *db;
+    if (body == NULL)
+        return;
+    if (input_str(req, body, "key", INPUT_ID_MAX, &key) < 0)
+        goto out;
+    if (key == NULL) {
+        httpjson_error(req, 400, "invalid_request_error", "key", "key is required");
+        goto out;
+    }
+    if (keyhash_normalize(key, token) < 0) {
+        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
+        goto out;
+    }
+    if ((db = worker_db(w, req)) == NULL)
+        goto out;
+    struct db_param p[] = {DB_I64(blocked), DB_STR(token)};
+    if (db_exec(db, "UPDATE api_keys SET blocked = ?, updated_at = UTC_TIMESTAMP(6)"
+                    " WHERE token = ?", p, 2, NULL, &changed, NULL, err, sizeof(err)) < 0) {
+        worker_db_failed(w, req, err);
+        goto out;
+    }
+    log_info("key %s token=%s", blocked ? "blocked" : "unblocked", token);
+    answer_info(w, req, db, token);
+out:
+    json_decref(body);
+}
+
+void manage_key_block(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    (void)who;
+    set_blocked(w, req, true);
+}
+
+void manage_key_unblock(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    (void)who;
+    set_blocked(w, req, false);
+}
+
+/* The string array body[name] (at most DELETE_MAX), or NULL when absent;
+ * -1 answered when it is not one. */
+static int str_array(struct evhttp_request *req, json_t *body, const char *name, json_t **out)
+{
+    json_t *v = json_object_get(body, name);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    bool ok = json_is_array(v) && json_array_size(v) <= DELETE_MAX;
+    for (size_t i = 0; ok && i < json_array_size(v); i++)
+        ok = json_is_string(json_array_get(v, i)) &&
+             strlen(json_string_value(json_array_get(v, i))) <= INPUT_ID_MAX;
+    if (!ok) {
+        httpjson_error(req, 400, "invalid_request_error", name,
+                       "Invalid %s: must be a list of at most %d strings", name, DELETE_MAX);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void manage_key_delete(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    json_t *body = httpjson_body(req, 1 << 20), *keys, *aliases, *deleted = json_array();
+    struct db_result *r = NULL;
+    char token[KEYHASH_HEX_LEN + 1], err[512] = "out of memory";
+    MYSQL *db = NULL;
+    (void)who;
+    if (body == NULL || deleted == NULL)
+        goto out;
+    if (str_array(req, body, "keys", &keys) < 0 ||
+        str_array(req, body, "key_aliases", &aliases) < 0)
+        goto out;
+    if (keys == NULL && aliases == NULL) {
+        httpjson_error(req, 400, "invalid_request_error", "keys",
+                       "keys or key_aliases is required");
+        goto out;
+    }
+    if ((db = worker_db(w, req)) == NULL || db_begin(db, err, sizeof(err)) < 0)
+        goto failed;
+    json_t *list = keys != NULL ? keys : aliases;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *name = json_string_value(json_array_get(list, i));
+        if (keys != NULL && keyhash_normalize(name, token) < 0) {
+            snprintf(err, sizeof(err), "cannot hash a key");
+            goto failed;
+        }
+        struct db_param p[] = {DB_STR(keys != NULL ? token : name)};
+        db_result_free(r);
+        r = NULL;
+        if (db_exec(db, keys != NULL ? "SELECT token FROM api_keys WHERE token = ? FOR UPDATE"
+                                     : "SELECT token FROM api_keys WHERE key_alias = ? FOR UPDATE",
+                    p, 1, &r, NULL, NULL, err, sizeof(err)) < 0)
+            goto failed;
+        if (r->nrows == 0)
+            continue;
+        struct db_param d[] = {DB_STR(db_cell(r, 0, 0))};
+        if (db_exec(db, "DELETE FROM api_keys WHERE token = ?", d, 1, NULL, NULL, NULL, err,
+                    sizeof(err)) < 0)
+            goto failed;
+        json_array_append_new(deleted, json_string(name));
+    }
+    if (db_commit(db, err, sizeof(err)) < 0)
+        goto failed;
+    log_info("keys deleted: %zu", json_array_size(deleted));
+    httpjson_reply(req, 200, json_pack("{s:O}", "deleted_keys", deleted));
+    goto out;
+failed:
+    if (db != NULL) {
+        db_rollback(db);
+        worker_db_failed(w, req, err);
+    }
+out:
+    db_result_free(r);
+    json_decref(deleted);
+    json_decref(body);
+}

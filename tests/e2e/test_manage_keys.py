@@ -1,0 +1,113 @@
+"""test_manage_keys.py - reportd's key routes: /key/info, /key/list, /key/block,
+/key/unblock, /key/delete (LiteLLM's shapes), who may call them, and what proxyd does
+with a blocked or deleted key.
+
+Run from the repo root:  python3 -m unittest -v tests/e2e/test_manage_keys.py
+"""
+
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from harness import MASTER_KEY, wait_for  # noqa: E402
+
+KEY_STATE_S = 2.5  # a key change reaches proxyd within key_cache_ttl_ms + 1 s (2 s)
+
+
+class ManageKeysTest(harness.StackTestCase):
+
+    def post(self, path, body, key=MASTER_KEY):
+        return self.stack.report("POST", path, body, key=key)
+
+    def get(self, path, key=MASTER_KEY):
+        return self.stack.report("GET", path, key=key)
+
+    def new_key(self, **fields):
+        st, _, k = self.post("/key/generate", fields)
+        self.assertEqual(st, 200, k)
+        return k
+
+    def test_info_by_raw_key_or_hash_never_shows_the_raw_key(self):
+        k = self.new_key(key_alias="info-key", max_budget=12.5, metadata={"team": "x"})
+        for name in (k["key"], k["token"]):
+            st, _, body = self.get("/key/info?key=" + name)
+            self.assertEqual(st, 200, body)
+            self.assertEqual(body["key"], k["token"])
+            info = body["info"]
+            self.assertEqual((info["token"], info["key_alias"], info["key_name"], info["blocked"]),
+                             (k["token"], "info-key", k["key_name"], False))
+            self.assertEqual((info["max_budget"], info["spend"], info["metadata"]),
+                             (12.5, 0, {"team": "x"}))
+            self.assertNotIn(k["key"], json.dumps(body, default=str))
+        st, _, body = self.get("/key/info?key=sk-no-such-key")
+        self.assertEqual((st, body["error"]["type"], body["error"]["param"]),
+                         (404, "not_found_error", "key"))
+        st, _, body = self.get("/key/info")
+        self.assertEqual((st, body["error"]["param"]), (400, "key"))
+
+    def test_list_is_paginated(self):
+        for i in range(3):
+            self.new_key(key_alias="list-%d" % i)
+        total = int(self.stack.sql_value("SELECT COUNT(*) FROM api_keys"))
+        st, _, body = self.get("/key/list?size=2")
+        self.assertEqual(st, 200, body)
+        self.assertEqual((len(body["keys"]), body["total_count"], body["current_page"],
+                          body["total_pages"]), (2, total, 1, (total + 1) // 2))
+        seen = []
+        for page in range(1, body["total_pages"] + 1):
+            seen += self.get("/key/list?size=2&page=%d" % page)[2]["keys"]
+        self.assertEqual(sorted(seen), sorted(r[0] for r in self.stack.sql(
+            "SELECT token FROM api_keys")))
+        st, _, body = self.get("/key/list?size=5000")
+        self.assertEqual((st, body["error"]["param"]), (400, "size"))
+
+    def test_block_unblock_reach_proxyd(self):
+        k = self.new_key(key_alias="block-me")
+        self.assertEqual(self.stack.chat(k["key"])[0], 200)
+        st, _, body = self.post("/key/block", {"key": k["key"]})
+        self.assertEqual((st, body["info"]["blocked"]), (200, True))
+        wait_for(lambda: self.stack.chat(k["key"])[0] == 403, KEY_STATE_S,
+                 message="proxyd kept serving a blocked key")
+        st, _, body = self.post("/key/unblock", {"key": k["token"]})
+        self.assertEqual((st, body["info"]["blocked"]), (200, False))
+        wait_for(lambda: self.stack.chat(k["key"])[0] == 200, KEY_STATE_S,
+                 message="proxyd kept refusing an unblocked key")
+        st, _, body = self.post("/key/block", {})
+        self.assertEqual((st, body["error"]["param"]), (400, "key"))
+
+    def test_delete_by_keys_and_aliases(self):
+        a, b, c = (self.new_key(key_alias="del-%d" % i) for i in range(3))
+        self.assertEqual(self.stack.chat(a["key"])[0], 200)
+        st, _, body = self.post("/key/delete", {"keys": [a["key"], b["token"], "sk-gone"]})
+        self.assertEqual((st, body), (200, {"deleted_keys": [a["key"], b["token"]]}))
+        st, _, body = self.post("/key/delete", {"key_aliases": ["del-2"]})
+        self.assertEqual((st, body), (200, {"deleted_keys": ["del-2"]}))
+        for k in (a, b, c):
+            self.assertEqual(self.get("/key/info?key=" + k["token"])[0], 404)
+        wait_for(lambda: self.stack.chat(a["key"])[0] == 401, KEY_STATE_S,
+                 message="proxyd kept serving a deleted key")
+        # the deleted key's requests stay in the ledger
+        wait_for(lambda: self.stack.sql(
+            "SELECT 1 FROM spend_logs WHERE api_key = '%s'" % a["token"]), 10)
+        st, _, body = self.post("/key/delete", {"keys": "not-a-list"})
+        self.assertEqual((st, body["error"]["param"]), (400, "keys"))
+        st, _, body = self.post("/key/delete", {})
+        self.assertEqual((st, body["error"]["param"]), (400, "keys"))
+
+    def test_only_the_master_key(self):
+        reader = self.new_key(permissions={"get_spend_routes": True})
+        for method, path, body in (("GET", "/key/info?key=x", None), ("GET", "/key/list", None),
+                                   ("POST", "/key/block", {"key": "x"}),
+                                   ("POST", "/key/unblock", {"key": "x"}),
+                                   ("POST", "/key/delete", {"keys": ["x"]})):
+            self.assertEqual(self.stack.report(method, path, body)[0], 401, path)
+            st, _, out = self.stack.report(method, path, body, key=reader["key"])
+            self.assertEqual((st, out["error"]["type"]), (403, "permission_error"), path)
+
+
+if __name__ == "__main__":
+    unittest.main()
