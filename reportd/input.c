@@ -59,6 +59,19 @@ int input_bool(struct evhttp_request *req, json_t *body, const char *name, bool 
     return 0;
 }
 
+int input_duration(struct evhttp_request *req, json_t *body, const char *name,
+                   struct period *out, const char **text)
+{
+    *text = NULL;
+    if (input_str(req, body, name, 16, text) < 0)
+        return -1;
+    if (*text != NULL && period_parse(*text, out) < 0) {
+        *text = NULL;
+        return bad(req, name, "must be a duration: Ns, Nm, Nh, Nd, Nw or Nmo (N >= 1)");
+    }
+    return 0;
+}
+
 int input_str_list(struct evhttp_request *req, json_t *body, const char *name, char **out)
 {
     json_t *v = json_object_get(body, name), *item;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "budget_period.h"
 #include "db.h"
 #include "money.h"
 
@@ -26,6 +27,11 @@ int input_bool(struct evhttp_request *req, json_t *body, const char *name, bool 
 int input_str_list(struct evhttp_request *req, json_t *body, const char *name, char **out);
 /* An object, dumped as JSON; "{}" when absent. */
 int input_object(struct evhttp_request *req, json_t *body, const char *name, char **out);
+
+/* A duration ("30s", "1h", "7d", "2w", "1mo") as budget_duration takes
+ * them, into *out; *text is NULL when absent. */
+int input_duration(struct evhttp_request *req, json_t *body, const char *name,
+                   struct period *out, const char **text);
 
 /* Query string parameters of req, parsed once. */
 struct query;

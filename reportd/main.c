@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "budget_period.h"
 #include "db.h"
 #include "httpjson.h"
 #include "log.h"
@@ -179,6 +180,8 @@ int main(int argc, char **argv)
     evutil_socket_t fd = -1;
     if (cfg == NULL) {
         log_error("%s", err);
+    } else if (period_set_timezone(cfg->timezone) < 0) { /* budget periods' calendar */
+        log_error("time zone %s is not installed", cfg->timezone);
     } else if (db_schema_check_at(&cfg->db, err, sizeof(err)) < 0) {
         log_error("%s", err);
     } else {

@@ -166,26 +166,60 @@ static int ensure_user(MYSQL *db, const char *user_id, char *err, size_t errlen)
 }
 
 struct new_key {
-    const char *alias, *user_id, *team_id;
+    const char *alias, *user_id, *team_id, *custom, *duration, *budget_duration;
     char budget[MONEY_STR_MAX];
-    bool has_budget;
+    bool has_budget, blocked;
     char *models, *metadata, *permissions;
     char raw[KEYHASH_RAW_MAX], token[KEYHASH_HEX_LEN + 1], name[16], created[40];
+    struct period expiry, period;
+    char expires[DB_DATETIME_MAX], period_start[DB_DATETIME_MAX], reset_at[DB_DATETIME_MAX];
 };
+
+/* now + d, for a key's `duration`: seconds to weeks exactly, months on the
+ * calendar (UTC), like LiteLLM's expiry. */
+static time_t expiry_after(time_t now, const struct period *d)
+{
+    static const long unit_s[] = {[PERIOD_SECOND] = 1, [PERIOD_MINUTE] = 60,
+                                  [PERIOD_HOUR] = 3600, [PERIOD_DAY] = 86400,
+                                  [PERIOD_WEEK] = 7 * 86400};
+    if (d->unit != PERIOD_MONTH)
+        return now + (time_t)(d->n * unit_s[d->unit]);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    tm.tm_mon += (int)d->n;
+    return timegm(&tm);
+}
+
+/* When the key expires and when its first budget period ends, from now. */
+static void key_times(struct new_key *k)
+{
+    time_t now = time(NULL);
+    if (k->duration != NULL)
+        db_datetime((int64_t)expiry_after(now, &k->expiry) * 1000000, k->expires);
+    if (k->budget_duration != NULL) {
+        db_datetime((int64_t)now * 1000000, k->period_start);
+        db_datetime((int64_t)period_next(&k->period, now) * 1000000, k->reset_at);
+    }
+}
 
 static int insert_key(MYSQL *db, struct new_key *k, unsigned *errnum, char *err, size_t errlen)
 {
+    bool periodic = k->budget_duration != NULL;
     struct db_param p[] = {DB_STR(k->token), DB_STR(k->name), DB_STR(k->alias), DB_STR(k->user_id),
                            DB_STR(k->team_id), DB_STR(k->has_budget ? k->budget : NULL),
                            DB_STR(k->models), DB_STR(k->metadata), DB_STR(k->permissions),
+                           DB_I64(k->blocked), DB_STR(k->duration ? k->expires : NULL),
+                           DB_STR(k->budget_duration), DB_STR(periodic ? k->reset_at : NULL),
+                           DB_STR(periodic ? k->period_start : NULL),
                            DB_STR(k->created), DB_STR(k->created)};
     if (db_begin(db, err, errlen) < 0)
         return -1;
     if ((k->user_id != NULL && ensure_user(db, k->user_id, err, errlen) < 0) ||
         db_exec(db, "INSERT INTO api_keys (token, key_name, key_alias, user_id, team_id, max_budget,"
-                    " models, metadata, permissions, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                p, 11, NULL, NULL, errnum, err, errlen) < 0 ||
+                    " models, metadata, permissions, blocked, expires, budget_duration,"
+                    " budget_reset_at, budget_period_start, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                p, 16, NULL, NULL, errnum, err, errlen) < 0 ||
         db_commit(db, err, errlen) < 0) {
         db_rollback(db);
         return -1;
@@ -193,18 +227,30 @@ static int insert_key(MYSQL *db, struct new_key *k, unsigned *errnum, char *err,
     return 0;
 }
 
+/* A DATETIME(6) text as RFC 3339 UTC, or null. */
+static json_t *rfc3339(const char *t)
+{
+    char out[48];
+    if (t == NULL || t[0] == '\0')
+        return json_null();
+    snprintf(out, sizeof(out), "%.10sT%.15s+00:00", t, t + 11); /* HH:MM:SS.ffffff */
+    return json_string(out);
+}
+
 static json_t *key_answer(const struct new_key *k)
 {
-    char created[48];
-    snprintf(created, sizeof(created), "%.10sT%s+00:00", k->created, k->created + 11);
-    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:n, s:b, s:s}",
+    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:b, s:o,"
+                     " s:o, s:o}",
         "key", k->raw, "key_name", k->name,
         "key_alias", k->alias ? json_string(k->alias) : json_null(), "token", k->token,
         "user_id", k->user_id ? json_string(k->user_id) : json_null(),
         "team_id", k->team_id ? json_string(k->team_id) : json_null(),
         "max_budget", money_or_null(k->has_budget, k->budget), "spend", 0,
         "models", parsed(k->models), "metadata", parsed(k->metadata),
-        "permissions", parsed(k->permissions), "expires", "blocked", 0, "created_at", created);
+        "permissions", parsed(k->permissions), "expires", rfc3339(k->expires),
+        "blocked", k->blocked, "created_at", rfc3339(k->created),
+        "budget_duration", k->budget_duration ? json_string(k->budget_duration) : json_null(),
+        "budget_reset_at", rfc3339(k->reset_at));
 }
 
 static void now_text(char out[DB_DATETIME_MAX])
@@ -231,7 +277,17 @@ void manage_key_generate(struct worker *w, struct evhttp_request *req, const str
         input_str_list(req, body, "models", &k.models) < 0 ||
         input_object(req, body, "metadata", &k.metadata) < 0 ||
         input_object(req, body, "permissions", &k.permissions) < 0 ||
-        (db = worker_db(w, req)) == NULL)
+        input_bool(req, body, "blocked", &k.blocked) < 0 ||
+        input_str(req, body, "key", KEYHASH_RAW_MAX - 1, &k.custom) < 0 ||
+        input_duration(req, body, "duration", &k.expiry, &k.duration) < 0 ||
+        input_duration(req, body, "budget_duration", &k.period, &k.budget_duration) < 0)
+        goto out;
+    if (k.custom != NULL && (strncmp(k.custom, "sk-", 3) != 0 || strlen(k.custom) < 8)) {
+        httpjson_error(req, 400, "invalid_request_error", "key",
+                       "Invalid key: a custom key starts with 'sk-' and has at least 8 characters");
+        goto out;
+    }
+    if ((db = worker_db(w, req)) == NULL)
         goto out;
     if (k.team_id != NULL) {
         int found = exists(w, req, db, "SELECT 1 FROM teams WHERE team_id = ?", k.team_id);
@@ -243,14 +299,20 @@ void manage_key_generate(struct worker *w, struct evhttp_request *req, const str
             goto out;
         }
     }
-    if (keyhash_generate(k.raw) < 0 || keyhash_sha256_hex(k.raw, strlen(k.raw), k.token) < 0) {
+    if (k.custom != NULL)
+        snprintf(k.raw, sizeof(k.raw), "%s", k.custom);
+    if ((k.custom == NULL && keyhash_generate(k.raw) < 0) ||
+        keyhash_sha256_hex(k.raw, strlen(k.raw), k.token) < 0) {
         httpjson_error(req, 500, "internal_error", NULL, "cannot generate a key");
         goto out;
     }
     keyhash_display_name(k.raw, k.name);
     now_text(k.created);
+    key_times(&k);
     if (insert_key(db, &k, &errnum, err, sizeof(err)) < 0) {
-        if (errnum == ER_DUP_ENTRY)
+        if (errnum == ER_DUP_ENTRY && strstr(err, "PRIMARY") != NULL)
+            httpjson_error(req, 400, "invalid_request_error", "key", "This key already exists.");
+        else if (errnum == ER_DUP_ENTRY)
             httpjson_error(req, 400, "invalid_request_error", "key_alias",
                            "Key with alias '%s' already exists.", k.alias ? k.alias : "");
         else

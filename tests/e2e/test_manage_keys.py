@@ -5,6 +5,8 @@ with a blocked or deleted key.
 Run from the repo root:  python3 -m unittest -v tests/e2e/test_manage_keys.py
 """
 
+import datetime
+import hashlib
 import json
 import os
 import sys
@@ -97,6 +99,39 @@ class ManageKeysTest(harness.StackTestCase):
         self.assertEqual((st, body["error"]["param"]), (400, "keys"))
         st, _, body = self.post("/key/delete", {})
         self.assertEqual((st, body["error"]["param"]), (400, "keys"))
+
+    def test_generate_with_durations_custom_key_and_blocked(self):
+        before = datetime.datetime.now(datetime.timezone.utc)
+        k = self.new_key(budget_duration="1d", duration="1h", max_budget=5)
+        midnight = datetime.datetime.combine(before.date() + datetime.timedelta(days=1),
+                                             datetime.time(), datetime.timezone.utc)
+        self.assertEqual(k["budget_duration"], "1d")
+        self.assertEqual(datetime.datetime.fromisoformat(k["budget_reset_at"]), midnight)
+        expires = datetime.datetime.fromisoformat(k["expires"])
+        self.assertLess(abs((expires - before).total_seconds() - 3600), 5)
+        row = self.stack.sql("SELECT budget_duration, budget_reset_at, budget_period_start,"
+                             " expires FROM api_keys WHERE token = '%s'" % k["token"])[0]
+        self.assertEqual(row[:2], ["1d", midnight.strftime("%Y-%m-%d %H:%M:%S.000000")])
+        self.assertIsNotNone(row[2])
+        info = self.get("/key/info?key=" + k["token"])[2]["info"]
+        self.assertEqual((info["budget_duration"], info["budget_reset_at"][:19]),
+                         ("1d", midnight.strftime("%Y-%m-%dT%H:%M:%S")))
+
+        custom = self.new_key(key="sk-my-custom-key-0001")
+        self.assertEqual(custom["key"], "sk-my-custom-key-0001")
+        self.assertEqual(custom["token"], hashlib.sha256(b"sk-my-custom-key-0001").hexdigest())
+        self.assertEqual(self.stack.chat(custom["key"])[0], 200)
+        st, _, body = self.post("/key/generate", {"key": "sk-my-custom-key-0001"})
+        self.assertEqual((st, body["error"]["param"]), (400, "key"))
+
+        blocked = self.new_key(blocked=True)
+        self.assertTrue(blocked["blocked"])
+        self.assertEqual(self.stack.chat(blocked["key"])[0], 403)
+
+        for field, value in (("budget_duration", "3x"), ("duration", "0d"), ("key", "nope"),
+                             ("blocked", "yes"), ("budget_duration", 7)):
+            st, _, body = self.post("/key/generate", {field: value})
+            self.assertEqual((st, body["error"]["param"]), (400, field), (field, value))
 
     def test_only_the_master_key(self):
         reader = self.new_key(permissions={"get_spend_routes": True})
