@@ -25,6 +25,7 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_POST, "/team/new"}, MASTER_ONLY, manage_team_new},
     {{EVHTTP_REQ_POST, "/user/new"}, MASTER_ONLY, manage_user_new},
     {{EVHTTP_REQ_POST, "/key/generate"}, MASTER_ONLY, manage_key_generate},
+    {{EVHTTP_REQ_POST, "/key/update"}, MASTER_ONLY, manage_key_update},
     {{EVHTTP_REQ_GET, "/key/info"}, MASTER_ONLY, manage_key_info},
     {{EVHTTP_REQ_GET, "/key/list"}, MASTER_ONLY, manage_key_list},
     {{EVHTTP_REQ_POST, "/key/block"}, MASTER_ONLY, manage_key_block},

@@ -328,3 +328,129 @@ out:
     free(k.permissions);
     json_decref(body);
 }
+
+/* The SET list and parameters of /key/update for the fields k holds. */
+struct key_changes {
+    char sql[1024];
+    struct db_param p[16];
+    size_t n;
+};
+
+static void change(struct key_changes *c, const char *col, struct db_param v)
+{
+    size_t len = strlen(c->sql);
+    snprintf(c->sql + len, sizeof(c->sql) - len, ", %s = ?", col);
+    c->p[c->n++] = v;
+}
+
+/* Reads /key/update's optional fields into k (and the spend); builds c. */
+static int read_changes(struct evhttp_request *req, json_t *body, struct new_key *k,
+                        char spend[MONEY_STR_MAX], struct key_changes *c)
+{
+    bool has_spend = false;
+    if (input_str(req, body, "key_alias", INPUT_ID_MAX, &k->alias) < 0 ||
+        input_str(req, body, "user_id", INPUT_ID_MAX, &k->user_id) < 0 ||
+        input_str(req, body, "team_id", INPUT_ID_MAX, &k->team_id) < 0 ||
+        input_money(req, body, "max_budget", k->budget, &k->has_budget) < 0 ||
+        input_money(req, body, "spend", spend, &has_spend) < 0 ||
+        input_str_list(req, body, "models", &k->models) < 0 ||
+        input_object(req, body, "metadata", &k->metadata) < 0 ||
+        input_object(req, body, "permissions", &k->permissions) < 0 ||
+        input_bool(req, body, "blocked", &k->blocked) < 0 ||
+        input_duration(req, body, "duration", &k->expiry, &k->duration) < 0 ||
+        input_duration(req, body, "budget_duration", &k->period, &k->budget_duration) < 0)
+        return -1;
+    key_times(k);
+    snprintf(c->sql, sizeof(c->sql), "UPDATE api_keys SET updated_at = UTC_TIMESTAMP(6)");
+    if (k->alias != NULL)
+        change(c, "key_alias", DB_STR(k->alias));
+    if (k->user_id != NULL)
+        change(c, "user_id", DB_STR(k->user_id));
+    if (k->team_id != NULL)
+        change(c, "team_id", DB_STR(k->team_id));
+    if (k->has_budget)
+        change(c, "max_budget", DB_STR(k->budget));
+    if (has_spend)
+        change(c, "spend", DB_STR(spend));
+    if (json_object_get(body, "models") != NULL)
+        change(c, "models", DB_STR(k->models));
+    if (json_object_get(body, "metadata") != NULL)
+        change(c, "metadata", DB_STR(k->metadata));
+    if (json_object_get(body, "permissions") != NULL)
+        change(c, "permissions", DB_STR(k->permissions));
+    if (json_is_boolean(json_object_get(body, "blocked")))
+        change(c, "blocked", DB_I64(k->blocked));
+    if (k->duration != NULL)
+        change(c, "expires", DB_STR(k->expires));
+    if (k->budget_duration != NULL) { /* a new period starts now */
+        change(c, "budget_duration", DB_STR(k->budget_duration));
+        change(c, "budget_period_start", DB_STR(k->period_start));
+        change(c, "budget_reset_at", DB_STR(k->reset_at));
+    }
+    return 0;
+}
+
+void manage_key_update(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    json_t *body = httpjson_body(req, 1 << 20);
+    struct new_key k = {0};
+    struct key_changes c = {0};
+    const char *key = NULL;
+    char spend[MONEY_STR_MAX], token[KEYHASH_HEX_LEN + 1], err[512];
+    unsigned errnum = 0;
+    uint64_t found = 0;
+    MYSQL *db;
+    (void)who;
+    if (body == NULL)
+        return;
+    if (input_str(req, body, "key", INPUT_ID_MAX, &key) < 0 ||
+        read_changes(req, body, &k, spend, &c) < 0)
+        goto out;
+    if (key == NULL || keyhash_normalize(key, token) < 0) {
+        httpjson_error(req, 400, "invalid_request_error", "key", "key is required");
+        goto out;
+    }
+    if ((db = worker_db(w, req)) == NULL)
+        goto out;
+    int known = exists(w, req, db, "SELECT 1 FROM api_keys WHERE token = ?", token);
+    if (known <= 0) {
+        if (known == 0)
+            httpjson_error(req, 404, "not_found_error", "key", "Key not found");
+        goto out;
+    }
+    if (k.team_id != NULL) {
+        int ok = exists(w, req, db, "SELECT 1 FROM teams WHERE team_id = ?", k.team_id);
+        if (ok <= 0) {
+            if (ok == 0)
+                httpjson_error(req, 400, "invalid_request_error", "team_id",
+                               "Team not found, passed team_id=%s", k.team_id);
+            goto out;
+        }
+    }
+    size_t len = strlen(c.sql);
+    snprintf(c.sql + len, sizeof(c.sql) - len, " WHERE token = ?");
+    c.p[c.n++] = DB_STR(token);
+    if (db_begin(db, err, sizeof(err)) < 0 ||
+        (k.user_id != NULL && ensure_user(db, k.user_id, err, sizeof(err)) < 0) ||
+        db_exec(db, c.sql, c.p, c.n, NULL, &found, &errnum, err, sizeof(err)) < 0 ||
+        db_commit(db, err, sizeof(err)) < 0) {
+        db_rollback(db);
+        if (errnum == ER_DUP_ENTRY)
+            httpjson_error(req, 400, "invalid_request_error", "key_alias",
+                           "Key with alias '%s' already exists.", k.alias ? k.alias : "");
+        else
+            worker_db_failed(w, req, err);
+        goto out;
+    }
+    if (found == 0) { /* deleted meanwhile */
+        httpjson_error(req, 404, "not_found_error", "key", "Key not found");
+        goto out;
+    }
+    log_info("key updated token=%s", token);
+    keys_answer_info(w, req, db, token);
+out:
+    free(k.models);
+    free(k.metadata);
+    free(k.permissions);
+    json_decref(body);
+}

@@ -50,9 +50,8 @@ static json_t *info_of(const struct db_result *r, size_t i)
         "budget_reset_at", httpjson_str_or_null(db_cell(r, i, 15)));
 }
 
-/* Answers {"key": hash, "info": {...}} for token, or 404. */
-static void answer_info(struct worker *w, struct evhttp_request *req, MYSQL *db,
-                        const char *token)
+void keys_answer_info(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                      const char *token)
 {
     struct db_result *r = NULL;
     struct db_param p[] = {DB_STR(token)};
@@ -88,7 +87,7 @@ void manage_key_info(struct worker *w, struct evhttp_request *req, const struct 
         goto out;
     }
     if ((db = worker_db(w, req)) != NULL)
-        answer_info(w, req, db, token);
+        keys_answer_info(w, req, db, token);
 out:
     query_free(q);
 }
@@ -157,7 +156,7 @@ static void set_blocked(struct worker *w, struct evhttp_request *req, bool block
         goto out;
     }
     log_info("key %s token=%s", blocked ? "blocked" : "unblocked", token);
-    answer_info(w, req, db, token);
+    keys_answer_info(w, req, db, token);
 out:
     json_decref(body);
 }

@@ -39,6 +39,9 @@ void worker_db_failed(struct worker *w, struct evhttp_request *req, const char *
 void manage_team_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_user_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_generate(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_key_update(struct worker *w, struct evhttp_request *req, const struct caller *who);
+/* Answers {"key": hash, "info": {...}} for the key token, or 404 (manage_keys.c). */
+void keys_answer_info(struct worker *w, struct evhttp_request *req, MYSQL *db, const char *token);
 void manage_key_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_list(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_block(struct worker *w, struct evhttp_request *req, const struct caller *who);

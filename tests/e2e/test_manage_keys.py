@@ -133,10 +133,48 @@ class ManageKeysTest(harness.StackTestCase):
             st, _, body = self.post("/key/generate", {field: value})
             self.assertEqual((st, body["error"]["param"]), (400, field), (field, value))
 
+    def test_update(self):
+        k = self.new_key(key_alias="upd", max_budget=1)
+        st, _, team = self.post("/team/new", {"team_id": "upd-team"})
+        self.assertEqual(st, 200, team)
+        st, _, body = self.post("/key/update", {
+            "key": k["key"], "key_alias": "upd-2", "max_budget": 7.5, "spend": 0.25,
+            "team_id": "upd-team", "user_id": "upd-user", "models": ["llama3"],
+            "metadata": {"cost_center": "42"}, "budget_duration": "1mo"})
+        self.assertEqual(st, 200, body)
+        info = body["info"]
+        self.assertEqual((info["key_alias"], info["max_budget"], info["spend"], info["team_id"],
+                          info["user_id"], info["models"], info["metadata"]),
+                         ("upd-2", 7.5, 0.25, "upd-team", "upd-user", ["llama3"],
+                          {"cost_center": "42"}))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        first = datetime.datetime(now.year + now.month // 12, now.month % 12 + 1, 1,
+                                  tzinfo=datetime.timezone.utc)
+        self.assertEqual((info["budget_duration"],
+                          datetime.datetime.fromisoformat(info["budget_reset_at"])), ("1mo", first))
+        self.assertEqual(self.stack.sql_value("SELECT COUNT(*) FROM internal_users"
+                                              " WHERE user_id = 'upd-user'"), "1")
+        # only what is given changes
+        st, _, body = self.post("/key/update", {"key": k["token"], "blocked": True})
+        self.assertEqual((st, body["info"]["blocked"], body["info"]["key_alias"]),
+                         (200, True, "upd-2"))
+        for fields, param, status in (({"key": "sk-none", "blocked": True}, "key", 404),
+                                      ({"blocked": True}, "key", 400),
+                                      ({"key": k["token"], "team_id": "no-team"}, "team_id", 400),
+                                      ({"key": k["token"], "spend": -1}, "spend", 400),
+                                      ({"key": k["token"], "budget_duration": "1y"},
+                                       "budget_duration", 400)):
+            st, _, body = self.post("/key/update", fields)
+            self.assertEqual((st, body["error"]["param"]), (status, param), fields)
+        other = self.new_key(key_alias="taken")
+        st, _, body = self.post("/key/update", {"key": other["key"], "key_alias": "upd-2"})
+        self.assertEqual((st, body["error"]["param"]), (400, "key_alias"))
+
     def test_only_the_master_key(self):
         reader = self.new_key(permissions={"get_spend_routes": True})
         for method, path, body in (("GET", "/key/info?key=x", None), ("GET", "/key/list", None),
                                    ("POST", "/key/block", {"key": "x"}),
+                                   ("POST", "/key/update", {"key": "x"}),
                                    ("POST", "/key/unblock", {"key": "x"}),
                                    ("POST", "/key/delete", {"keys": ["x"]})):
             self.assertEqual(self.stack.report(method, path, body)[0], 401, path)
