@@ -404,12 +404,8 @@ void manage_key_update(struct worker *w, struct evhttp_request *req, const struc
     if (body == NULL)
         return;
     if (input_str(req, body, "key", INPUT_ID_MAX, &key) < 0 ||
-        read_changes(req, body, &k, spend, &c) < 0)
+        read_changes(req, body, &k, spend, &c) < 0 || keys_token_of(req, key, token) < 0)
         goto out;
-    if (key == NULL || keyhash_normalize(key, token) < 0) {
-        httpjson_error(req, 400, "invalid_request_error", "key", "key is required");
-        goto out;
-    }
     if ((db = worker_db(w, req)) == NULL)
         goto out;
     int known = exists(w, req, db, "SELECT 1 FROM api_keys WHERE token = ?", token);

@@ -67,6 +67,19 @@ void keys_answer_info(struct worker *w, struct evhttp_request *req, MYSQL *db,
     db_result_free(r);
 }
 
+int keys_token_of(struct evhttp_request *req, const char *key, char token[KEYHASH_HEX_LEN + 1])
+{
+    if (key == NULL) {
+        httpjson_error(req, 400, "invalid_request_error", "key", "key is required");
+        return -1;
+    }
+    if (keyhash_normalize(key, token) < 0) {
+        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
+        return -1;
+    }
+    return 0;
+}
+
 void manage_key_info(struct worker *w, struct evhttp_request *req, const struct caller *who)
 {
     struct query *q = query_parse(req);
@@ -76,16 +89,8 @@ void manage_key_info(struct worker *w, struct evhttp_request *req, const struct 
     (void)who;
     if (q == NULL)
         return;
-    if (query_str(req, q, "key", INPUT_ID_MAX, &key) < 0)
+    if (query_str(req, q, "key", INPUT_ID_MAX, &key) < 0 || keys_token_of(req, key, token) < 0)
         goto out;
-    if (key == NULL) {
-        httpjson_error(req, 400, "invalid_request_error", "key", "key is required");
-        goto out;
-    }
-    if (keyhash_normalize(key, token) < 0) {
-        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
-        goto out;
-    }
     if ((db = worker_db(w, req)) != NULL)
         keys_answer_info(w, req, db, token);
 out:
@@ -137,16 +142,8 @@ static void set_blocked(struct worker *w, struct evhttp_request *req, bool block
     MYSQL *db;
     if (body == NULL)
         return;
-    if (input_str(req, body, "key", INPUT_ID_MAX, &key) < 0)
+    if (input_str(req, body, "key", INPUT_ID_MAX, &key) < 0 || keys_token_of(req, key, token) < 0)
         goto out;
-    if (key == NULL) {
-        httpjson_error(req, 400, "invalid_request_error", "key", "key is required");
-        goto out;
-    }
-    if (keyhash_normalize(key, token) < 0) {
-        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
-        goto out;
-    }
     if ((db = worker_db(w, req)) == NULL)
         goto out;
     struct db_param p[] = {DB_I64(blocked), DB_STR(token)};

@@ -40,6 +40,9 @@ void manage_team_new(struct worker *w, struct evhttp_request *req, const struct 
 void manage_user_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_generate(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_update(struct worker *w, struct evhttp_request *req, const struct caller *who);
+/* The hash of a key named by its raw value or hash into token; answers 400
+ * when key is NULL (manage_keys.c). */
+int keys_token_of(struct evhttp_request *req, const char *key, char token[65]);
 /* Answers {"key": hash, "info": {...}} for the key token, or 404 (manage_keys.c). */
 void keys_answer_info(struct worker *w, struct evhttp_request *req, MYSQL *db, const char *token);
 void manage_key_info(struct worker *w, struct evhttp_request *req, const struct caller *who);

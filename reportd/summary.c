@@ -37,53 +37,49 @@ static struct db_result *run(struct worker *w, struct evhttp_request *req, const
     return r;
 }
 
-void summary_keys(struct worker *w, struct evhttp_request *req, const struct caller *who)
+/* A `limit`-bounded query (its one parameter): the rows, or NULL answered. */
+static struct db_result *limited(struct worker *w, struct evhttp_request *req, const char *sql)
 {
     struct query *q = query_parse(req);
     struct db_result *r = NULL;
     long limit;
+    if (q != NULL && query_int(req, q, "limit", 1, LIMIT_MAX, LIMIT_DEFAULT, &limit) == 0) {
+        struct db_param p[] = {DB_I64(limit)};
+        r = run(w, req, sql, p, 1);
+    }
+    query_free(q);
+    return r;
+}
+
+void summary_keys(struct worker *w, struct evhttp_request *req, const struct caller *who)
+{
+    struct db_result *r = limited(w, req, "SELECT token, key_alias, key_name, spend FROM api_keys"
+                                          " ORDER BY spend DESC, token LIMIT ?");
     (void)who;
-    if (q == NULL)
+    if (r == NULL)
         return;
-    if (query_int(req, q, "limit", 1, LIMIT_MAX, LIMIT_DEFAULT, &limit) < 0)
-        goto out;
-    struct db_param p[] = {DB_I64(limit)};
-    if ((r = run(w, req, "SELECT token, key_alias, key_name, spend FROM api_keys"
-                         " ORDER BY spend DESC, token LIMIT ?", p, 1)) == NULL)
-        goto out;
     json_t *list = json_array();
     for (size_t i = 0; list != NULL && i < r->nrows; i++)
         json_array_append_new(list, json_pack("{s:s, s:o, s:s, s:o}",
             "api_key", db_cell(r, i, 0), "key_alias", httpjson_str_or_null(db_cell(r, i, 1)),
             "key_name", db_cell(r, i, 2), "total_spend", httpjson_money_text(db_cell(r, i, 3))));
     httpjson_reply(req, 200, list);
-out:
     db_result_free(r);
-    query_free(q);
 }
 
 void summary_models(struct worker *w, struct evhttp_request *req, const struct caller *who)
 {
-    struct query *q = query_parse(req);
-    struct db_result *r = NULL;
-    long limit;
+    struct db_result *r = limited(w, req, "SELECT model, SUM(spend) AS total FROM daily_spend"
+                                          " GROUP BY model ORDER BY total DESC, model LIMIT ?");
     (void)who;
-    if (q == NULL)
+    if (r == NULL)
         return;
-    if (query_int(req, q, "limit", 1, LIMIT_MAX, LIMIT_DEFAULT, &limit) < 0)
-        goto out;
-    struct db_param p[] = {DB_I64(limit)};
-    if ((r = run(w, req, "SELECT model, SUM(spend) AS total FROM daily_spend GROUP BY model"
-                         " ORDER BY total DESC, model LIMIT ?", p, 1)) == NULL)
-        goto out;
     json_t *list = json_array();
     for (size_t i = 0; list != NULL && i < r->nrows; i++)
         json_array_append_new(list, json_pack("{s:s, s:o}", "model", db_cell(r, i, 0),
                                               "total_spend", httpjson_money_text(db_cell(r, i, 1))));
     httpjson_reply(req, 200, list);
-out:
     db_result_free(r);
-    query_free(q);
 }
 
 /* Spend and request count per tag over [from, to) (all days when not
