@@ -189,11 +189,11 @@ static int reject_row(struct ledger *l, const Tollgate__UsageEvent *e, const cha
                             " WHERE request_id = LEFT(?, 255))",
                      p, 4, NULL, &added, errnum, err, errlen);
     free(buf);
-    if (rc == 0 && added > 0)
+    if (rc == 0 && added > 0) {
         metrics_add(l->shared->metrics, l->shared->m_rejected, NULL, 1);
-    if (rc == 0 && added > 0)
         log_error("request %s: rejected by the database (%s); kept in rejected_events",
                   e->request_id, why);
+    }
     return rc;
 }
 

@@ -51,8 +51,8 @@ struct owner_sql {
 #define FROM_STAGE(stage) "UPDATE " stage " t STRAIGHT_JOIN "
 #define IN_PERIOD(col) " WHERE t.spend <> 0 AND (" col " IS NULL OR " col " <= t.since)"
 #define FIX_TAIL ") FOR UPDATE"
-#define READ(stage, join, reset_at) "SELECT t.id, " join ".spend, COALESCE(FLOOR(UNIX_TIMESTAMP(" \
-    reset_at ") * 1000000), 0) FROM " stage " t STRAIGHT_JOIN "
+#define READ(stage, join, reset_at) \
+    "SELECT t.id, " join ".spend, " DB_SQL_UNIX_US(reset_at) " FROM " stage " t STRAIGHT_JOIN "
 
 static const struct owner_sql SQL[T_ENTITY_MODEL] = {
     [T_KEYS] = {'k', STAGE_KEYS, NULL,

@@ -157,8 +157,8 @@ static int read_chunk(MYSQL *db, const struct owner_table *t, const char **ids, 
     struct db_param p[CHUNK];
     struct db_result *r = NULL;
     int len = snprintf(sql, sizeof(sql),
-                       "SELECT %s, spend, COALESCE(FLOOR(UNIX_TIMESTAMP(%s) * 1000000), 0)"
-                       " FROM %s WHERE %s IN (", t->id, t->reset_at, t->from, t->id);
+                       "SELECT %s, spend, " DB_SQL_UNIX_US("%s") " FROM %s WHERE %s IN (",
+                       t->id, t->reset_at, t->from, t->id);
     for (size_t i = 0; i < n; i++) {
         len += snprintf(sql + len, sizeof(sql) - (size_t)len, i ? ",?" : "?");
         p[i] = DB_STR(ids[i]);

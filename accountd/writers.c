@@ -62,7 +62,6 @@ static void *run(void *arg)
         s->w.rc = ledger_commit(s->w.ledger, s->w.batch.events, s->w.batch.n_events, ws->stop);
         pthread_mutex_lock(&ws->lock);
         s->state = DONE;
-        pthread_cond_broadcast(&ws->cond);
         ssize_t k;
         do /* the pipe only wakes the main thread: a full one is awake already */
             k = write(ws->pipe[1], "d", 1);

@@ -62,6 +62,10 @@ int db_migrate(MYSQL *db, int *applied, char *err, size_t errlen);
 
 #define DB_DATETIME_MAX 32
 
+/* SQL text: a DATETIME column as Unix microseconds, 0 for NULL (the session
+ * time zone is UTC); read the cell with strtoll. */
+#define DB_SQL_UNIX_US(col) "COALESCE(FLOOR(UNIX_TIMESTAMP(" col ") * 1000000), 0)"
+
 /* A time (Unix microseconds) as DATETIME(6) text in UTC, the sessions' time
  * zone: "YYYY-MM-DD HH:MM:SS.ffffff". */
 void db_datetime(int64_t unix_us, char out[DB_DATETIME_MAX]);

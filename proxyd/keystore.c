@@ -92,14 +92,12 @@ static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
     return 0;
 }
 
-#define RESET_US(col) " COALESCE(FLOOR(UNIX_TIMESTAMP(" col ") * 1000000), 0)"
-
 static const char SQL_KEY[] =
     "SELECT k.key_alias, k.user_id, k.team_id, k.models, k.blocked,"
-    " COALESCE(FLOOR(UNIX_TIMESTAMP(k.expires) * 1000000), 0),"
-    " k.max_budget, k.spend," RESET_US("k.budget_reset_at") ","
-    " u.max_budget, u.spend," RESET_US("u.budget_reset_at") ","
-    " t.max_budget, t.spend," RESET_US("t.budget_reset_at") ", COALESCE(t.blocked, 0)"
+    " " DB_SQL_UNIX_US("k.expires") ","
+    " k.max_budget, k.spend, " DB_SQL_UNIX_US("k.budget_reset_at") ","
+    " u.max_budget, u.spend, " DB_SQL_UNIX_US("u.budget_reset_at") ","
+    " t.max_budget, t.spend, " DB_SQL_UNIX_US("t.budget_reset_at") ", COALESCE(t.blocked, 0)"
     " FROM api_keys k LEFT JOIN internal_users u ON u.user_id = k.user_id"
     " LEFT JOIN teams t ON t.team_id = k.team_id WHERE k.token = ?";
 

@@ -34,10 +34,10 @@ struct owners_job {
 
 static const char SQL_CUSTOMER[] =
     "SELECT c.blocked, b.max_budget, c.spend,"
-    " COALESCE(FLOOR(UNIX_TIMESTAMP(b.budget_reset_at) * 1000000), 0) FROM customers c"
+    " " DB_SQL_UNIX_US("b.budget_reset_at") " FROM customers c"
     " LEFT JOIN budgets b ON b.budget_id = c.budget_id WHERE c.user_id = ?";
 static const char SQL_TAG[] =
-    "SELECT 0, max_budget, spend, COALESCE(FLOOR(UNIX_TIMESTAMP(budget_reset_at) * 1000000), 0)"
+    "SELECT 0, max_budget, spend, " DB_SQL_UNIX_US("budget_reset_at")
     " FROM tags WHERE tag = ?";
 
 struct owners *owners_new(struct keystore *ks, const struct config *cfg)

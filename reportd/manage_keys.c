@@ -18,13 +18,11 @@
 #define LIST_PAGE_DEFAULT 100
 #define DELETE_MAX 1000 /* keys or aliases per /key/delete */
 
-#define TIME_TEXT(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%s.%f+00:00')"
-
 static const char SQL_INFO[] =
     "SELECT token, key_name, key_alias, user_id, team_id, max_budget, spend, models, metadata,"
-    " permissions, blocked, " TIME_TEXT("expires") ", " TIME_TEXT("created_at") ", "
-    TIME_TEXT("updated_at") ", budget_duration, " TIME_TEXT("budget_reset_at")
-    " FROM api_keys WHERE token = ?";
+    " permissions, blocked, " REPORTD_SQL_RFC3339("expires") ", "
+    REPORTD_SQL_RFC3339("created_at") ", " REPORTD_SQL_RFC3339("updated_at") ", budget_duration, "
+    REPORTD_SQL_RFC3339("budget_reset_at") " FROM api_keys WHERE token = ?";
 
 static json_t *json_text(const char *text)
 {

@@ -22,6 +22,9 @@ struct worker {
     MYSQL *db; /* NULL until first use and after a lost connection */
 };
 
+/* SQL text: a DATETIME column as RFC 3339 UTC text with microseconds. */
+#define REPORTD_SQL_RFC3339(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%s.%f+00:00')"
+
 /* Who is calling (filled by api.c before a handler runs). */
 struct caller {
     bool master;

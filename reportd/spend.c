@@ -80,8 +80,8 @@ void spend_logs(struct worker *w, struct evhttp_request *req, const struct calle
         DB_STR(f.dated ? f.to : NULL), DB_STR(f.dated ? f.to : NULL),
         DB_I64(f.page_size), DB_I64((f.page - 1) * f.page_size)};
     if (db_exec(db, "SELECT request_id, call_type, api_key, spend, total_tokens, prompt_tokens,"
-                    " completion_tokens, DATE_FORMAT(start_time, '%Y-%m-%dT%H:%i:%s.%f+00:00'),"
-                    " DATE_FORMAT(end_time, '%Y-%m-%dT%H:%i:%s.%f+00:00'), model, model_group,"
+                    " completion_tokens, " REPORTD_SQL_RFC3339("start_time") ","
+                    " " REPORTD_SQL_RFC3339("end_time") ", model, model_group,"
                     " api_base, user, team_id, end_user, key_alias, request_tags, metadata, status,"
                     " cache_read_input_tokens, pricing FROM spend_logs"
                     " WHERE (? IS NULL OR api_key = ?) AND (? IS NULL OR user = ?)"
