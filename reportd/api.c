@@ -1,7 +1,12 @@
 /* api.c - reportd's route table and who may call what.
  *
- * Management routes and the spend reset take the master key only. Spend
- * routes also take a virtual key whose permissions grant "get_spend_routes".
+ * The master key may call everything. A virtual key's rights come from its
+ * internal user's role (LiteLLM's roles) and its permissions:
+ *   proxy_admin           every route but the global spend reset;
+ *   proxy_admin_viewer    every route that only reads;
+ *   internal_user(_viewer) its own keys, user and spend (the handler limits
+ *                         the answer: caller.self_only);
+ *   permissions.get_spend_routes  the spend routes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +18,14 @@
 #include "log.h"
 #include "reportd.h"
 
-enum access { MASTER_ONLY, SPEND_READ };
+enum access {
+    MASTER_ONLY, /* the master key alone */
+    ADMIN,       /* + proxy_admin keys */
+    ADMIN_READ,  /* + proxy_admin_viewer keys */
+    SELF_READ,   /* + internal users' keys, for their own rows */
+    SPEND_READ,  /* ADMIN_READ + keys with get_spend_routes */
+    SPEND_SELF,  /* SPEND_READ + internal users' keys, for their own spend */
+};
 
 struct route {
     struct httpjson_route key; /* first: httpjson_find_route reads it */
@@ -22,16 +34,26 @@ struct route {
 };
 
 static const struct route ROUTES[] = {
-    {{EVHTTP_REQ_POST, "/team/new"}, MASTER_ONLY, manage_team_new},
-    {{EVHTTP_REQ_POST, "/user/new"}, MASTER_ONLY, manage_user_new},
-    {{EVHTTP_REQ_POST, "/key/generate"}, MASTER_ONLY, manage_key_generate},
-    {{EVHTTP_REQ_POST, "/key/update"}, MASTER_ONLY, manage_key_update},
-    {{EVHTTP_REQ_GET, "/key/info"}, MASTER_ONLY, manage_key_info},
-    {{EVHTTP_REQ_GET, "/key/list"}, MASTER_ONLY, manage_key_list},
-    {{EVHTTP_REQ_POST, "/key/block"}, MASTER_ONLY, manage_key_block},
-    {{EVHTTP_REQ_POST, "/key/unblock"}, MASTER_ONLY, manage_key_unblock},
-    {{EVHTTP_REQ_POST, "/key/delete"}, MASTER_ONLY, manage_key_delete},
-    {{EVHTTP_REQ_GET, "/spend/logs"}, SPEND_READ, spend_logs},
+    {{EVHTTP_REQ_POST, "/team/new"}, ADMIN, manage_team_new},
+    {{EVHTTP_REQ_POST, "/team/update"}, ADMIN, manage_team_update},
+    {{EVHTTP_REQ_POST, "/team/delete"}, ADMIN, manage_team_delete},
+    {{EVHTTP_REQ_GET, "/team/info"}, ADMIN_READ, manage_team_info},
+    {{EVHTTP_REQ_POST, "/team/member_add"}, ADMIN, manage_team_member_add},
+    {{EVHTTP_REQ_POST, "/team/member_update"}, ADMIN, manage_team_member_update},
+    {{EVHTTP_REQ_POST, "/team/member_delete"}, ADMIN, manage_team_member_delete},
+    {{EVHTTP_REQ_POST, "/user/new"}, ADMIN, manage_user_new},
+    {{EVHTTP_REQ_POST, "/user/update"}, ADMIN, manage_user_update},
+    {{EVHTTP_REQ_POST, "/user/delete"}, ADMIN, manage_user_delete},
+    {{EVHTTP_REQ_GET, "/user/info"}, SELF_READ, manage_user_info},
+    {{EVHTTP_REQ_POST, "/key/generate"}, ADMIN, manage_key_generate},
+    {{EVHTTP_REQ_POST, "/key/update"}, ADMIN, manage_key_update},
+    {{EVHTTP_REQ_POST, "/key/regenerate"}, ADMIN, manage_key_regenerate},
+    {{EVHTTP_REQ_GET, "/key/info"}, SELF_READ, manage_key_info},
+    {{EVHTTP_REQ_GET, "/key/list"}, SELF_READ, manage_key_list},
+    {{EVHTTP_REQ_POST, "/key/block"}, ADMIN, manage_key_block},
+    {{EVHTTP_REQ_POST, "/key/unblock"}, ADMIN, manage_key_unblock},
+    {{EVHTTP_REQ_POST, "/key/delete"}, ADMIN, manage_key_delete},
+    {{EVHTTP_REQ_GET, "/spend/logs"}, SPEND_SELF, spend_logs},
     {{EVHTTP_REQ_GET, "/global/spend/report"}, SPEND_READ, spend_report},
     {{EVHTTP_REQ_GET, "/global/spend/keys"}, SPEND_READ, summary_keys},
     {{EVHTTP_REQ_GET, "/global/spend/models"}, SPEND_READ, summary_models},
@@ -40,8 +62,10 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_POST, "/global/spend/reset"}, MASTER_ONLY, summary_reset},
 };
 
-/* Loads the row of the virtual key who->token; 0 found and usable, -1 answered. */
-static int load_key(struct worker *w, struct evhttp_request *req, struct caller *who)
+/* Loads the row of the virtual key who->token (its permissions, user and
+ * the user's role into *role); 0 found and usable, -1 answered. */
+static int load_key(struct worker *w, struct evhttp_request *req, struct caller *who,
+                    char role[32])
 {
     struct db_result *r = NULL;
     char err[512];
@@ -49,8 +73,11 @@ static int load_key(struct worker *w, struct evhttp_request *req, struct caller 
     if ((db = worker_db(w, req)) == NULL)
         return -1;
     struct db_param p[] = {DB_STR(who->token)};
-    if (db_exec(db, "SELECT permissions, blocked, expires IS NOT NULL AND expires <= UTC_TIMESTAMP(6)"
-                    " FROM api_keys WHERE token = ?", p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
+    if (db_exec(db, "SELECT k.permissions, k.blocked,"
+                    " k.expires IS NOT NULL AND k.expires <= UTC_TIMESTAMP(6), k.user_id,"
+                    " u.user_role FROM api_keys k LEFT JOIN internal_users u"
+                    " ON u.user_id = k.user_id WHERE k.token = ?",
+                p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
         worker_db_failed(w, req, err);
         return -1;
     }
@@ -66,8 +93,40 @@ static int load_key(struct worker *w, struct evhttp_request *req, struct caller 
         rc = 0;
     else
         httpjson_error(req, 500, "internal_error", NULL, "key permissions unreadable");
+    if (rc == 0 && db_cell(r, 0, 3) != NULL && db_cell(r, 0, 4) != NULL) {
+        snprintf(who->user_id, sizeof(who->user_id), "%s", db_cell(r, 0, 3));
+        snprintf(role, 32, "%s", db_cell(r, 0, 4));
+    }
     db_result_free(r);
     return rc;
+}
+
+/* May a key whose user has `role` (and these permissions) call a route of
+ * this access? Sets who->self_only when only for its own rows. */
+static bool allowed(enum access access, const char *role, struct caller *who)
+{
+    bool admin = strcmp(role, "proxy_admin") == 0;
+    bool reader = admin || strcmp(role, "proxy_admin_viewer") == 0;
+    bool internal = strcmp(role, "internal_user") == 0 ||
+                    strcmp(role, "internal_user_viewer") == 0;
+    bool spend = reader || json_is_true(json_object_get(who->permissions, "get_spend_routes"));
+    switch (access) {
+    case MASTER_ONLY:
+        return false;
+    case ADMIN:
+        return admin;
+    case ADMIN_READ:
+        return reader;
+    case SELF_READ:
+        who->self_only = !reader && internal;
+        return reader || internal;
+    case SPEND_READ:
+        return spend;
+    case SPEND_SELF:
+        who->self_only = !spend && internal;
+        return spend || internal;
+    }
+    return false;
 }
 
 static int authorize(struct worker *w, struct evhttp_request *req, enum access access,
@@ -86,15 +145,18 @@ static int authorize(struct worker *w, struct evhttp_request *req, enum access a
         who->master = true;
         return 0;
     }
-    if (load_key(w, req, who) < 0)
+    char role[32] = "";
+    if (load_key(w, req, who, role) < 0)
         return -1;
-    if (access == SPEND_READ &&
-        json_is_true(json_object_get(who->permissions, "get_spend_routes")))
+    if (allowed(access, role, who))
         return 0;
     httpjson_error(req, 403, "permission_error", NULL,
                    access == MASTER_ONLY ? "Only the master key can call this route"
-                                         : "This key may not call spend routes "
-                                           "(it needs permissions.get_spend_routes)");
+                   : access == SPEND_READ || access == SPEND_SELF
+                       ? "This key may not call spend routes (it needs "
+                         "permissions.get_spend_routes or an admin user)"
+                       : "This key may not call this route (it needs the master key or a "
+                         "proxy_admin user)");
     return -1;
 }
 

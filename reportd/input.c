@@ -59,6 +59,43 @@ int input_bool(struct evhttp_request *req, json_t *body, const char *name, bool 
     return 0;
 }
 
+int input_int(struct evhttp_request *req, json_t *body, const char *name, long long min,
+              long long max, long long *out, bool *present)
+{
+    json_t *v = json_object_get(body, name);
+    *present = false;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        httpjson_error(req, 400, "invalid_request_error", name,
+                       "Invalid %s: must be a whole number from %lld to %lld", name, min, max);
+        return -1;
+    }
+    *out = json_integer_value(v);
+    *present = true;
+    return 0;
+}
+
+int input_id_list(struct evhttp_request *req, json_t *body, const char *name, size_t max,
+                  json_t **out)
+{
+    json_t *v = json_object_get(body, name), *item;
+    size_t i;
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > max) {
+        httpjson_error(req, 400, "invalid_request_error", name,
+                       "Invalid %s: must be a list of 1 to %zu ids", name, max);
+        return -1;
+    }
+    json_array_foreach(v, i, item) {
+        size_t len = json_string_length(item);
+        if (!json_is_string(item) || len == 0 || len > INPUT_ID_MAX ||
+            memchr(json_string_value(item), '\0', len) != NULL)
+            return bad(req, name, "must be a list of non-empty strings of bounded length");
+    }
+    *out = v;
+    return 0;
+}
+
 int input_duration(struct evhttp_request *req, json_t *body, const char *name,
                    struct period *out, const char **text)
 {

@@ -23,6 +23,12 @@ int input_str(struct evhttp_request *req, json_t *body, const char *name, size_t
 int input_money(struct evhttp_request *req, json_t *body, const char *name,
                 char out[MONEY_STR_MAX], bool *present);
 int input_bool(struct evhttp_request *req, json_t *body, const char *name, bool *out);
+/* A whole number in [min, max]; *present false when absent or null. */
+int input_int(struct evhttp_request *req, json_t *body, const char *name, long long min,
+              long long max, long long *out, bool *present);
+/* A non-empty array of at most max non-empty strings (ids), each <= INPUT_ID_MAX. */
+int input_id_list(struct evhttp_request *req, json_t *body, const char *name, size_t max,
+                  json_t **out);
 /* An array of strings (each <= INPUT_ID_MAX), dumped as JSON; "[]" when absent. */
 int input_str_list(struct evhttp_request *req, json_t *body, const char *name, char **out);
 /* An object, dumped as JSON; "{}" when absent. */

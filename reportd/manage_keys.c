@@ -22,7 +22,8 @@ static const char SQL_INFO[] =
     "SELECT token, key_name, key_alias, user_id, team_id, max_budget, spend, models, metadata,"
     " permissions, blocked, " REPORTD_SQL_RFC3339("expires") ", "
     REPORTD_SQL_RFC3339("created_at") ", " REPORTD_SQL_RFC3339("updated_at") ", budget_duration, "
-    REPORTD_SQL_RFC3339("budget_reset_at") " FROM api_keys WHERE token = ?";
+    REPORTD_SQL_RFC3339("budget_reset_at") ", soft_budget, tags, budget_id, tpm_limit, rpm_limit,"
+    " max_parallel_requests FROM api_keys WHERE token = ?";
 
 static json_t *json_text(const char *text)
 {
@@ -30,10 +31,15 @@ static json_t *json_text(const char *text)
     return v != NULL ? v : json_null();
 }
 
+static json_t *int_or_null(const char *text)
+{
+    return text != NULL ? httpjson_int_text(text) : json_null();
+}
+
 /* One api_keys row of SQL_INFO as LiteLLM's key info object. */
 static json_t *info_of(const struct db_result *r, size_t i)
 {
-    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:s, s:s,"
+    json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:s, s:s,"
                      " s:o, s:o}",
         "token", db_cell(r, i, 0), "key_name", db_cell(r, i, 1),
         "key_alias", httpjson_str_or_null(db_cell(r, i, 2)),
@@ -46,23 +52,59 @@ static json_t *info_of(const struct db_result *r, size_t i)
         "expires", httpjson_str_or_null(db_cell(r, i, 11)), "created_at", db_cell(r, i, 12),
         "updated_at", db_cell(r, i, 13), "budget_duration", httpjson_str_or_null(db_cell(r, i, 14)),
         "budget_reset_at", httpjson_str_or_null(db_cell(r, i, 15)));
+    if (o != NULL &&
+        (json_object_set_new(o, "soft_budget", httpjson_money_text(db_cell(r, i, 16))) < 0 ||
+         json_object_set_new(o, "tags", json_text(db_cell(r, i, 17))) < 0 ||
+         json_object_set_new(o, "budget_id", httpjson_str_or_null(db_cell(r, i, 18))) < 0 ||
+         json_object_set_new(o, "tpm_limit", int_or_null(db_cell(r, i, 19))) < 0 ||
+         json_object_set_new(o, "rpm_limit", int_or_null(db_cell(r, i, 20))) < 0 ||
+         json_object_set_new(o, "max_parallel_requests", int_or_null(db_cell(r, i, 21))) < 0)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The info object of key token into *out (NULL: not found); -1 answered. */
+static int load_info(struct worker *w, struct evhttp_request *req, MYSQL *db, const char *token,
+                     json_t **out)
+{
+    struct db_result *r = NULL;
+    struct db_param p[] = {DB_STR(token)};
+    char err[512];
+    *out = NULL;
+    if (db_exec(db, SQL_INFO, p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
+        worker_db_failed(w, req, err);
+        return -1;
+    }
+    if (r->nrows == 0)
+        httpjson_error(req, 404, "not_found_error", "key", "Key not found");
+    else if ((*out = info_of(r, 0)) == NULL)
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+    db_result_free(r);
+    return *out != NULL ? 0 : -1;
 }
 
 void keys_answer_info(struct worker *w, struct evhttp_request *req, MYSQL *db,
                       const char *token)
 {
-    struct db_result *r = NULL;
-    struct db_param p[] = {DB_STR(token)};
-    char err[512];
-    if (db_exec(db, SQL_INFO, p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
-        worker_db_failed(w, req, err);
+    json_t *info;
+    if (load_info(w, req, db, token, &info) == 0)
+        httpjson_reply(req, 200, json_pack("{s:s, s:o}", "key", token, "info", info));
+}
+
+void keys_answer_regenerated(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                             const char *token, const char *raw)
+{
+    json_t *info;
+    if (load_info(w, req, db, token, &info) < 0)
+        return;
+    if (json_object_set_new(info, "key", json_string(raw)) < 0) {
+        json_decref(info);
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
         return;
     }
-    if (r->nrows == 0)
-        httpjson_error(req, 404, "not_found_error", "key", "Key not found");
-    else
-        httpjson_reply(req, 200, json_pack("{s:s, s:o}", "key", token, "info", info_of(r, 0)));
-    db_result_free(r);
+    httpjson_reply(req, 200, info);
 }
 
 int keys_token_of(struct evhttp_request *req, const char *key, char token[KEYHASH_HEX_LEN + 1])
@@ -78,42 +120,84 @@ int keys_token_of(struct evhttp_request *req, const char *key, char token[KEYHAS
     return 0;
 }
 
+/* An internal user's key may read only its user's keys: 403 otherwise. */
+static int own_key(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                   const struct caller *who, const char *token)
+{
+    if (!who->self_only || strcmp(token, who->token) == 0)
+        return 0;
+    struct db_result *r = NULL;
+    struct db_param p[] = {DB_STR(token), DB_STR(who->user_id)};
+    char err[512];
+    if (db_exec(db, "SELECT 1 FROM api_keys WHERE token = ? AND user_id = ?", p, 2, &r, NULL,
+                NULL, err, sizeof(err)) < 0) {
+        worker_db_failed(w, req, err);
+        return -1;
+    }
+    size_t n = r->nrows;
+    db_result_free(r);
+    if (n == 0)
+        httpjson_error(req, 403, "permission_error", "key",
+                       "An internal user's key can only read its own user's keys");
+    return n > 0 ? 0 : -1;
+}
+
+/* GET /key/info?key=: without key, a virtual key reads itself (as LiteLLM). */
 void manage_key_info(struct worker *w, struct evhttp_request *req, const struct caller *who)
 {
     struct query *q = query_parse(req);
     const char *key;
     char token[KEYHASH_HEX_LEN + 1];
     MYSQL *db;
-    (void)who;
     if (q == NULL)
         return;
-    if (query_str(req, q, "key", INPUT_ID_MAX, &key) < 0 || keys_token_of(req, key, token) < 0)
+    if (query_str(req, q, "key", INPUT_ID_MAX, &key) < 0)
         goto out;
-    if ((db = worker_db(w, req)) != NULL)
+    if (key == NULL && !who->master)
+        memcpy(token, who->token, sizeof(token));
+    else if (keys_token_of(req, key, token) < 0)
+        goto out;
+    if ((db = worker_db(w, req)) != NULL && own_key(w, req, db, who, token) == 0)
         keys_answer_info(w, req, db, token);
 out:
     query_free(q);
 }
 
+#define SQL_LIST_WHERE " WHERE (? IS NULL OR user_id = ?) AND (? IS NULL OR team_id = ?)"
+
+/* GET /key/list?page&size[&user_id][&team_id]: key hashes, paginated; an
+ * internal user's key lists its own user's keys only. */
 void manage_key_list(struct worker *w, struct evhttp_request *req, const struct caller *who)
 {
     struct query *q = query_parse(req);
     struct db_result *r = NULL, *count = NULL;
+    const char *user_id, *team_id;
     long page, size;
     char err[512];
     MYSQL *db;
-    (void)who;
     if (q == NULL)
         return;
     if (query_int(req, q, "page", 1, 1000000, 1, &page) < 0 ||
         query_int(req, q, "size", 1, LIST_PAGE_MAX, LIST_PAGE_DEFAULT, &size) < 0 ||
-        (db = worker_db(w, req)) == NULL)
+        query_str(req, q, "user_id", INPUT_ID_MAX, &user_id) < 0 ||
+        query_str(req, q, "team_id", INPUT_ID_MAX, &team_id) < 0)
         goto out;
-    struct db_param p[] = {DB_I64(size), DB_I64((page - 1) * size)};
-    if (db_exec(db, "SELECT COUNT(*) FROM api_keys", NULL, 0, &count, NULL, NULL, err,
+    if (who->self_only && user_id != NULL && strcmp(user_id, who->user_id) != 0) {
+        httpjson_error(req, 403, "permission_error", "user_id",
+                       "An internal user's key can only list its own user's keys");
+        goto out;
+    }
+    if (who->self_only)
+        user_id = who->user_id;
+    if ((db = worker_db(w, req)) == NULL)
+        goto out;
+    struct db_param p[] = {DB_STR(user_id), DB_STR(user_id), DB_STR(team_id), DB_STR(team_id),
+                           DB_I64(size), DB_I64((page - 1) * size)};
+    if (db_exec(db, "SELECT COUNT(*) FROM api_keys" SQL_LIST_WHERE, p, 4, &count, NULL, NULL, err,
                 sizeof(err)) < 0 ||
-        db_exec(db, "SELECT token FROM api_keys ORDER BY created_at, token LIMIT ? OFFSET ?",
-                p, 2, &r, NULL, NULL, err, sizeof(err)) < 0) {
+        db_exec(db, "SELECT token FROM api_keys" SQL_LIST_WHERE
+                    " ORDER BY created_at, token LIMIT ? OFFSET ?",
+                p, 6, &r, NULL, NULL, err, sizeof(err)) < 0) {
         worker_db_failed(w, req, err);
         goto out;
     }

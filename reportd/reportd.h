@@ -30,6 +30,10 @@ struct caller {
     bool master;
     char token[65];   /* key hash; "" for the master key */
     json_t *permissions; /* the key's permissions object; NULL for the master key */
+    /* An internal user's key on a route it may read only for itself: the
+     * handler limits the answer to user_id's own keys, user and spend. */
+    bool self_only;
+    char user_id[256];
 };
 
 /* The worker's connection, (re)connecting when needed. Answers 503 and
@@ -40,7 +44,19 @@ void worker_db_failed(struct worker *w, struct evhttp_request *req, const char *
 
 /* Route handlers. */
 void manage_team_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_team_update(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_team_delete(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_team_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_team_member_add(struct worker *w, struct evhttp_request *req,
+                            const struct caller *who);
+void manage_team_member_update(struct worker *w, struct evhttp_request *req,
+                               const struct caller *who);
+void manage_team_member_delete(struct worker *w, struct evhttp_request *req,
+                               const struct caller *who);
 void manage_user_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_user_update(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_user_delete(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_user_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_generate(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_update(struct worker *w, struct evhttp_request *req, const struct caller *who);
 /* The hash of a key named by its raw value or hash into token; answers 400
@@ -48,6 +64,10 @@ void manage_key_update(struct worker *w, struct evhttp_request *req, const struc
 int keys_token_of(struct evhttp_request *req, const char *key, char token[65]);
 /* Answers {"key": hash, "info": {...}} for the key token, or 404 (manage_keys.c). */
 void keys_answer_info(struct worker *w, struct evhttp_request *req, MYSQL *db, const char *token);
+/* Answers the key's info object plus "key": raw, after /key/regenerate. */
+void keys_answer_regenerated(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                             const char *token, const char *raw);
+void manage_key_regenerate(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_list(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_key_block(struct worker *w, struct evhttp_request *req, const struct caller *who);

@@ -105,9 +105,12 @@ class SkeletonTest(harness.StackTestCase):
         status, _, team = s.report("POST", "/team/new", {
             "team_id": "prod-team", "team_alias": "Prod Team", "max_budget": 100}, MASTER_KEY)
         self.assertEqual(status, 200, team)
+        self.assertRegex(team.pop("created_at"), r"^\d{4}-\d\d-\d\dT.*\+00:00$")
+        self.assertRegex(team.pop("updated_at"), r"^\d{4}-\d\d-\d\dT.*\+00:00$")
         self.assertEqual(team, {
             "team_id": "prod-team", "team_alias": "Prod Team", "max_budget": 100, "spend": 0,
-            "models": [], "metadata": {}, "blocked": False, "members_with_roles": []})
+            "models": [], "metadata": {}, "blocked": False, "members_with_roles": [],
+            "budget_duration": None, "budget_reset_at": None})
         self.assertEqual(s.sql("SELECT team_alias, max_budget, spend FROM teams"
                                " WHERE team_id = 'prod-team'"),
                          [["Prod Team", "100.00000000000000000000", "0.00000000000000000000"]])
@@ -115,10 +118,12 @@ class SkeletonTest(harness.StackTestCase):
         status, _, user = s.report("POST", "/user/new", {"user_id": "alice", "max_budget": 50},
                                    MASTER_KEY)
         self.assertEqual(status, 200, user)
+        self.assertRegex(user.pop("created_at"), r"^\d{4}-\d\d-\d\dT.*\+00:00$")
+        self.assertRegex(user.pop("updated_at"), r"^\d{4}-\d\d-\d\dT.*\+00:00$")
         self.assertEqual(user, {
             "user_id": "alice", "user_email": None, "user_alias": None,
             "user_role": "internal_user", "max_budget": 50, "spend": 0, "models": [],
-            "teams": [], "metadata": {}})
+            "teams": [], "metadata": {}, "budget_duration": None, "budget_reset_at": None})
         # -- key
         key_req = {"key_alias": "alice-prod", "user_id": "alice", "team_id": "prod-team",
                    "max_budget": 10, "permissions": {"get_spend_routes": True},
