@@ -38,6 +38,23 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_GET, "/global/spend/tags"}, SPEND_READ, summary_global_tags},
     {{EVHTTP_REQ_GET, "/spend/tags"}, SPEND_READ, summary_tags},
     {{EVHTTP_REQ_POST, "/global/spend/reset"}, MASTER_ONLY, summary_reset},
+    {{EVHTTP_REQ_POST, "/customer/new"}, MASTER_ONLY, manage_customer_new},
+    {{EVHTTP_REQ_POST, "/end_user/new"}, MASTER_ONLY, manage_customer_new},
+    {{EVHTTP_REQ_GET, "/customer/info"}, MASTER_ONLY, manage_customer_info},
+    {{EVHTTP_REQ_GET, "/end_user/info"}, MASTER_ONLY, manage_customer_info},
+    {{EVHTTP_REQ_POST, "/customer/update"}, MASTER_ONLY, manage_customer_update},
+    {{EVHTTP_REQ_POST, "/end_user/update"}, MASTER_ONLY, manage_customer_update},
+    {{EVHTTP_REQ_POST, "/customer/delete"}, MASTER_ONLY, manage_customer_delete},
+    {{EVHTTP_REQ_POST, "/end_user/delete"}, MASTER_ONLY, manage_customer_delete},
+    {{EVHTTP_REQ_POST, "/customer/block"}, MASTER_ONLY, manage_customer_block},
+    {{EVHTTP_REQ_POST, "/end_user/block"}, MASTER_ONLY, manage_customer_block},
+    {{EVHTTP_REQ_POST, "/customer/unblock"}, MASTER_ONLY, manage_customer_unblock},
+    {{EVHTTP_REQ_POST, "/end_user/unblock"}, MASTER_ONLY, manage_customer_unblock},
+    {{EVHTTP_REQ_POST, "/budget/new"}, MASTER_ONLY, manage_budget_new},
+    {{EVHTTP_REQ_POST, "/budget/update"}, MASTER_ONLY, manage_budget_update},
+    {{EVHTTP_REQ_POST, "/budget/delete"}, MASTER_ONLY, manage_budget_delete},
+    {{EVHTTP_REQ_POST, "/budget/info"}, MASTER_ONLY, manage_budget_info},
+    {{EVHTTP_REQ_GET, "/budget/list"}, MASTER_ONLY, manage_budget_list},
 };
 
 /* Loads the row of the virtual key who->token; 0 found and usable, -1 answered. */
