@@ -60,6 +60,23 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_GET, "/global/spend/tags"}, SPEND_READ, summary_global_tags},
     {{EVHTTP_REQ_GET, "/spend/tags"}, SPEND_READ, summary_tags},
     {{EVHTTP_REQ_POST, "/global/spend/reset"}, MASTER_ONLY, summary_reset},
+    {{EVHTTP_REQ_POST, "/customer/new"}, ADMIN, manage_customer_new},
+    {{EVHTTP_REQ_POST, "/end_user/new"}, ADMIN, manage_customer_new},
+    {{EVHTTP_REQ_GET, "/customer/info"}, ADMIN_READ, manage_customer_info},
+    {{EVHTTP_REQ_GET, "/end_user/info"}, ADMIN_READ, manage_customer_info},
+    {{EVHTTP_REQ_POST, "/customer/update"}, ADMIN, manage_customer_update},
+    {{EVHTTP_REQ_POST, "/end_user/update"}, ADMIN, manage_customer_update},
+    {{EVHTTP_REQ_POST, "/customer/delete"}, ADMIN, manage_customer_delete},
+    {{EVHTTP_REQ_POST, "/end_user/delete"}, ADMIN, manage_customer_delete},
+    {{EVHTTP_REQ_POST, "/customer/block"}, ADMIN, manage_customer_block},
+    {{EVHTTP_REQ_POST, "/end_user/block"}, ADMIN, manage_customer_block},
+    {{EVHTTP_REQ_POST, "/customer/unblock"}, ADMIN, manage_customer_unblock},
+    {{EVHTTP_REQ_POST, "/end_user/unblock"}, ADMIN, manage_customer_unblock},
+    {{EVHTTP_REQ_POST, "/budget/new"}, ADMIN, manage_budget_new},
+    {{EVHTTP_REQ_POST, "/budget/update"}, ADMIN, manage_budget_update},
+    {{EVHTTP_REQ_POST, "/budget/delete"}, ADMIN, manage_budget_delete},
+    {{EVHTTP_REQ_POST, "/budget/info"}, ADMIN_READ, manage_budget_info},
+    {{EVHTTP_REQ_GET, "/budget/list"}, ADMIN_READ, manage_budget_list},
 };
 
 /* Loads the row of the virtual key who->token (its permissions, user and

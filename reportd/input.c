@@ -59,8 +59,8 @@ int input_bool(struct evhttp_request *req, json_t *body, const char *name, bool 
     return 0;
 }
 
-int input_int(struct evhttp_request *req, json_t *body, const char *name, long long min,
-              long long max, long long *out, bool *present)
+int input_int(struct evhttp_request *req, json_t *body, const char *name, int64_t min,
+              int64_t max, int64_t *out, bool *present)
 {
     json_t *v = json_object_get(body, name);
     *present = false;
@@ -68,7 +68,8 @@ int input_int(struct evhttp_request *req, json_t *body, const char *name, long l
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
         httpjson_error(req, 400, "invalid_request_error", name,
-                       "Invalid %s: must be a whole number from %lld to %lld", name, min, max);
+                       "Invalid %s: must be an integer from %lld to %lld", name, (long long)min,
+                       (long long)max);
         return -1;
     }
     *out = json_integer_value(v);
@@ -79,18 +80,19 @@ int input_int(struct evhttp_request *req, json_t *body, const char *name, long l
 int input_id_list(struct evhttp_request *req, json_t *body, const char *name, size_t max,
                   json_t **out)
 {
-    json_t *v = json_object_get(body, name), *item;
-    size_t i;
-    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > max) {
-        httpjson_error(req, 400, "invalid_request_error", name,
-                       "Invalid %s: must be a list of 1 to %zu ids", name, max);
-        return -1;
+    json_t *v = json_object_get(body, name);
+    bool ok = json_is_array(v) && json_array_size(v) > 0 && json_array_size(v) <= max;
+    for (size_t i = 0; ok && i < json_array_size(v); i++) {
+        json_t *item = json_array_get(v, i);
+        ok = json_is_string(item) && json_string_length(item) > 0 &&
+             json_string_length(item) <= INPUT_ID_MAX &&
+             memchr(json_string_value(item), '\0', json_string_length(item)) == NULL;
     }
-    json_array_foreach(v, i, item) {
-        size_t len = json_string_length(item);
-        if (!json_is_string(item) || len == 0 || len > INPUT_ID_MAX ||
-            memchr(json_string_value(item), '\0', len) != NULL)
-            return bad(req, name, "must be a list of non-empty strings of bounded length");
+    if (!ok) {
+        httpjson_error(req, 400, "invalid_request_error", name,
+                       "Invalid %s: required, a list of 1 to %zu non-empty strings of at most %d"
+                       " bytes", name, max, INPUT_ID_MAX);
+        return -1;
     }
     *out = v;
     return 0;

@@ -9,6 +9,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "budget_period.h"
@@ -23,16 +24,18 @@ int input_str(struct evhttp_request *req, json_t *body, const char *name, size_t
 int input_money(struct evhttp_request *req, json_t *body, const char *name,
                 char out[MONEY_STR_MAX], bool *present);
 int input_bool(struct evhttp_request *req, json_t *body, const char *name, bool *out);
-/* A whole number in [min, max]; *present false when absent or null. */
-int input_int(struct evhttp_request *req, json_t *body, const char *name, long long min,
-              long long max, long long *out, bool *present);
-/* A non-empty array of at most max non-empty strings (ids), each <= INPUT_ID_MAX. */
-int input_id_list(struct evhttp_request *req, json_t *body, const char *name, size_t max,
-                  json_t **out);
 /* An array of strings (each <= INPUT_ID_MAX), dumped as JSON; "[]" when absent. */
 int input_str_list(struct evhttp_request *req, json_t *body, const char *name, char **out);
 /* An object, dumped as JSON; "{}" when absent. */
 int input_object(struct evhttp_request *req, json_t *body, const char *name, char **out);
+
+/* A JSON integer in [min, max]; *present false when absent or null. */
+int input_int(struct evhttp_request *req, json_t *body, const char *name, int64_t min,
+              int64_t max, int64_t *out, bool *present);
+/* A required, non-empty array of at most max ids (strings of 1..INPUT_ID_MAX
+ * bytes); *out is borrowed from body. */
+int input_id_list(struct evhttp_request *req, json_t *body, const char *name, size_t max,
+                  json_t **out);
 
 /* A duration ("30s", "1h", "7d", "2w", "1mo") as budget_duration takes
  * them, into *out; *text is NULL when absent. */

@@ -10,6 +10,7 @@
 
 #include "budget_period.h"
 #include "db.h"
+#include "money.h"
 #include "reportd.h"
 
 #define ER_DUP_ENTRY 1062
@@ -41,6 +42,12 @@ struct manage_period {
 int manage_period_read(struct evhttp_request *req, json_t *body, const char *name,
                        struct manage_period *out);
 
+/* A period that starts now, as accountd's reset: the owner's spend becomes
+ * what the logs hold since per->start (log_col names the owner in spend_logs;
+ * table and columns are our constants). A no-op when per gives no duration. */
+int manage_recount(MYSQL *db, const char *table, const char *id_col, const char *log_col,
+                   const char *id, const struct manage_period *per, char *err, size_t errlen);
+
 /* "UPDATE table SET updated_at = now, col = ?, ... WHERE key = ?". */
 struct manage_set {
     char sql[2048];
@@ -54,5 +61,54 @@ void manage_set_period(struct manage_set *s, const struct manage_period *per);
 /* Appends the WHERE clause and runs it; *found = rows matched. */
 int manage_set_run(MYSQL *db, struct manage_set *s, const char *key_col, const char *key,
                    uint64_t *found, unsigned *errnum, char *err, size_t errlen);
+
+
+/* Budget rows (manage_budgets.c), shared by the budget and customer routes. */
+#define BUDGETS_TPM_RPM_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
+#define BUDGETS_ID_LIST_MAX 1000               /* ids per list body (budgets, user_ids) */
+
+/* The budget fields of a request body; has_* / duration say which were given. */
+struct budget_fields {
+    char max_budget[MONEY_STR_MAX], soft_budget[MONEY_STR_MAX];
+    bool has_max, has_soft, has_tpm, has_rpm;
+    int64_t tpm_limit, rpm_limit;
+    /* budget_duration (text NULL: not given); a new period starts now */
+    struct manage_period period;
+};
+/* Reads and validates max_budget, soft_budget, budget_duration, tpm_limit and
+ * rpm_limit; -1 answered (400 naming the field). */
+int budgets_read_fields(struct evhttp_request *req, json_t *body, struct budget_fields *f);
+/* The name of the first budget field given, or NULL when none is. */
+const char *budgets_first_field(const struct budget_fields *f);
+/* Inserts budget `id` with f's fields (the rest NULL). */
+int budgets_insert(MYSQL *db, const char *id, const struct budget_fields *f, unsigned *errnum,
+                   char *err, size_t errlen);
+/* Sets the fields f gives on budget `id` (a duration starts a new period). */
+int budgets_apply(MYSQL *db, const char *id, const struct budget_fields *f, char *err,
+                  size_t errlen);
+/* When f starts a new period (budget_duration given), sets the spend of the
+ * end users and team members on budget `id` to their logs since its start,
+ * as accountd does at a reset; a no-op otherwise. */
+int budgets_recount(MYSQL *db, const char *id, const struct budget_fields *f, char *err,
+                    size_t errlen);
+/* Locks budget `id` (FOR UPDATE when exclusive, else shared) inside the
+ * caller's transaction: 1 exists, 0 not, -1 error. */
+int budgets_lock(MYSQL *db, const char *id, bool exclusive, char *err, size_t errlen);
+/* How many customers (other than except_customer, may be NULL) and team
+ * members use budget `id`, read with shared locks; -1 error. */
+int budgets_users(MYSQL *db, const char *id, const char *except_customer, long long *customers,
+                  long long *members, char *err, size_t errlen);
+/* SELECT text of a budget row's answer columns for table alias `t` ("b.");
+ * BUDGETS_NCOLS cells, read back by budgets_json. */
+#define BUDGETS_SQL_COLS(t) \
+    t "budget_id, " t "max_budget, " t "soft_budget, " t "budget_duration, " \
+    REPORTD_SQL_RFC3339(t "budget_reset_at") ", " t "tpm_limit, " t "rpm_limit, " \
+    REPORTD_SQL_RFC3339(t "created_at") ", " REPORTD_SQL_RFC3339(t "updated_at")
+#define BUDGETS_NCOLS 9
+/* The budget of row i, cells from col on, as LiteLLM's budget table row;
+ * JSON null when the budget_id cell is NULL (no budget). */
+json_t *budgets_json(const struct db_result *r, size_t i, size_t col);
+/* head + "?, ?, ..." (n placeholders) + tail, malloc'ed; NULL out of memory. */
+char *budgets_sql_in(const char *head, size_t n, const char *tail);
 
 #endif

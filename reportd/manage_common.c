@@ -112,3 +112,16 @@ int manage_set_run(MYSQL *db, struct manage_set *s, const char *key_col, const c
     s->p[s->n++] = DB_STR(key);
     return db_exec(db, s->sql, s->p, s->n, NULL, found, errnum, err, errlen);
 }
+
+int manage_recount(MYSQL *db, const char *table, const char *id_col, const char *log_col,
+                   const char *id, const struct manage_period *per, char *err, size_t errlen)
+{
+    char sql[512];
+    if (per->text == NULL)
+        return 0;
+    snprintf(sql, sizeof(sql), "UPDATE %s SET spend = (SELECT COALESCE(SUM(spend), 0)"
+             " FROM spend_logs WHERE start_time >= ? AND %s = ?) WHERE %s = ?",
+             table, log_col, id_col);
+    struct db_param p[] = {DB_STR(per->start), DB_STR(id), DB_STR(id)};
+    return db_exec(db, sql, p, 3, NULL, NULL, NULL, err, errlen);
+}

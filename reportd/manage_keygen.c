@@ -24,7 +24,7 @@ struct key_fields {
     const char *alias, *user_id, *team_id, *budget_id, *duration;
     char budget[MONEY_STR_MAX], soft[MONEY_STR_MAX], spend[MONEY_STR_MAX];
     bool has_budget, has_soft, has_spend, blocked;
-    long long tpm, rpm, parallel;
+    int64_t tpm, rpm, parallel;
     bool has_tpm, has_rpm, has_parallel;
     char *models, *metadata, *permissions, *tags;
     struct period expiry;
@@ -102,7 +102,7 @@ static int check_refs(struct worker *w, struct evhttp_request *req, MYSQL *db,
                : 0;
 }
 
-static struct db_param opt_int(bool present, long long v)
+static struct db_param opt_int(bool present, int64_t v)
 {
     return present ? DB_I64(v) : DB_NULL;
 }
@@ -136,7 +136,7 @@ static int insert_key(MYSQL *db, struct new_key *k, unsigned *errnum, char *err,
     return 0;
 }
 
-static json_t *opt_json_int(bool present, long long v)
+static json_t *opt_json_int(bool present, int64_t v)
 {
     return present ? json_integer(v) : json_null();
 }
@@ -270,16 +270,21 @@ static void changes_of(json_t *body, const struct key_fields *f, struct manage_s
         manage_set_period(s, &f->period);
 }
 
-/* Runs the update s of key token (with the user created first); answers. */
-static int apply(struct worker *w, struct evhttp_request *req, MYSQL *db, const char *user_id,
-                 struct manage_set *s, const char *token, const char *alias)
+/* Runs the update s of key token (with the user created first, and the
+ * spend recounted when a new period starts); answers errors. */
+static int apply(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                 const struct key_fields *f, struct manage_set *s, const char *token)
 {
     char err[512];
     unsigned errnum = 0;
     uint64_t found = 0;
+    const char *user_id = f != NULL ? f->user_id : NULL, *alias = f != NULL ? f->alias : NULL;
     if (db_begin(db, err, sizeof(err)) < 0 ||
         (user_id != NULL && manage_ensure_user(db, user_id, err, sizeof(err)) < 0) ||
         manage_set_run(db, s, "token", token, &found, &errnum, err, sizeof(err)) < 0 ||
+        (f != NULL && !f->has_spend &&
+         manage_recount(db, "api_keys", "token", "api_key", token, &f->period, err,
+                        sizeof(err)) < 0) ||
         db_commit(db, err, sizeof(err)) < 0) {
         db_rollback(db);
         if (errnum == ER_DUP_ENTRY && alias != NULL)
@@ -317,7 +322,7 @@ void manage_key_update(struct worker *w, struct evhttp_request *req, const struc
         check_refs(w, req, db, &f) < 0)
         goto out;
     changes_of(body, &f, &s);
-    if (apply(w, req, db, f.user_id, &s, token, f.alias) < 0)
+    if (apply(w, req, db, &f, &s, token) < 0)
         goto out;
     log_info("key updated token=%s", token);
     keys_answer_info(w, req, db, token);
@@ -350,7 +355,7 @@ void manage_key_regenerate(struct worker *w, struct evhttp_request *req,
     manage_set_init(&s, "api_keys");
     manage_set(&s, "token", DB_STR(k.token));
     manage_set(&s, "key_name", DB_STR(k.name));
-    if (apply(w, req, db, NULL, &s, token, NULL) < 0)
+    if (apply(w, req, db, NULL, &s, token) < 0)
         goto out;
     log_info("key regenerated token=%s new_token=%s", token, k.token);
     keys_answer_regenerated(w, req, db, k.token, k.raw);

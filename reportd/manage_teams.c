@@ -222,7 +222,12 @@ void manage_team_update(struct worker *w, struct evhttp_request *req, const stru
         manage_set(&s, "blocked", DB_I64(t.blocked));
     if (t.period.text != NULL)
         manage_set_period(&s, &t.period);
-    if (manage_set_run(db, &s, "team_id", t.team_id, &found, NULL, err, sizeof(err)) < 0) {
+    if (db_begin(db, err, sizeof(err)) < 0 ||
+        manage_set_run(db, &s, "team_id", t.team_id, &found, NULL, err, sizeof(err)) < 0 ||
+        manage_recount(db, "teams", "team_id", "team_id", t.team_id, &t.period, err,
+                       sizeof(err)) < 0 ||
+        db_commit(db, err, sizeof(err)) < 0) {
+        db_rollback(db);
         worker_db_failed(w, req, err);
         goto out;
     }

@@ -226,7 +226,12 @@ void manage_user_update(struct worker *w, struct evhttp_request *req, const stru
         manage_set(&s, "metadata", DB_STR(u.metadata));
     if (u.period.text != NULL)
         manage_set_period(&s, &u.period);
-    if (manage_set_run(db, &s, "user_id", u.user_id, &found, NULL, err, sizeof(err)) < 0) {
+    if (db_begin(db, err, sizeof(err)) < 0 ||
+        manage_set_run(db, &s, "user_id", u.user_id, &found, NULL, err, sizeof(err)) < 0 ||
+        (!u.has_spend && manage_recount(db, "internal_users", "user_id", "user", u.user_id,
+                                        &u.period, err, sizeof(err)) < 0) ||
+        db_commit(db, err, sizeof(err)) < 0) {
+        db_rollback(db);
         worker_db_failed(w, req, err);
         goto out;
     }

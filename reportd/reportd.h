@@ -13,7 +13,10 @@
 #include <mysql.h>
 #include <stdbool.h>
 
+#include "budget_period.h"
 #include "config.h"
+#include "db.h"
+#include "money.h"
 
 struct worker {
     const struct config *cfg;
@@ -80,6 +83,22 @@ void summary_models(struct worker *w, struct evhttp_request *req, const struct c
 void summary_global_tags(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void summary_tags(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void summary_reset(struct worker *w, struct evhttp_request *req, const struct caller *who);
+
+void manage_customer_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_customer_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_customer_update(struct worker *w, struct evhttp_request *req,
+                            const struct caller *who);
+void manage_customer_delete(struct worker *w, struct evhttp_request *req,
+                            const struct caller *who);
+void manage_customer_block(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_customer_unblock(struct worker *w, struct evhttp_request *req,
+                             const struct caller *who);
+void manage_budget_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_budget_update(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_budget_delete(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_budget_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void manage_budget_list(struct worker *w, struct evhttp_request *req, const struct caller *who);
+
 
 /* Dispatches a request (api.c). */
 void api_dispatch(struct evhttp_request *req, void *worker);

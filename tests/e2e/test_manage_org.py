@@ -87,6 +87,25 @@ class OrgTest(harness.StackTestCase):
             self.refused("POST", "/key/generate", body, 400, param)
         self.assertEqual(self.stack.sql_value("SELECT COUNT(*) FROM api_keys"), "0")
 
+    def test_a_new_period_recounts_spend_from_the_logs(self):
+        """budget_duration on update starts a period now: spend = logs since then (none)."""
+        s = self.stack
+        k = self.ok("POST", "/key/generate", {"user_id": "per-user"})
+        self.ok("POST", "/team/new", {"team_id": "per-team"})
+        s.sql("UPDATE api_keys SET spend = 3"); s.sql("UPDATE teams SET spend = 4")
+        s.sql("UPDATE internal_users SET spend = 5")
+        self.assertEqual(self.ok("POST", "/key/update", {"key": k["token"],
+                                                         "budget_duration": "1d"}
+                                 )["info"]["spend"], 0)
+        self.assertEqual(self.ok("POST", "/team/update", {"team_id": "per-team",
+                                                          "budget_duration": "7d"})["spend"], 0)
+        self.assertEqual(self.ok("POST", "/user/update", {"user_id": "per-user",
+                                                          "budget_duration": "1h"})["spend"], 0)
+        # an explicit spend wins over the recount
+        self.assertEqual(self.ok("POST", "/key/update", {"key": k["token"], "spend": 2,
+                                                         "budget_duration": "1d"}
+                                 )["info"]["spend"], 2)
+
     # -- /key/regenerate
 
     def test_regenerate_keeps_the_row_and_retires_the_old_key(self):
