@@ -38,6 +38,11 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_GET, "/global/spend/tags"}, SPEND_READ, summary_global_tags},
     {{EVHTTP_REQ_GET, "/spend/tags"}, SPEND_READ, summary_tags},
     {{EVHTTP_REQ_POST, "/global/spend/reset"}, MASTER_ONLY, summary_reset},
+    {{EVHTTP_REQ_GET, "/user/daily/activity"}, SPEND_READ, activity_user},
+    {{EVHTTP_REQ_GET, "/team/daily/activity"}, SPEND_READ, activity_team},
+    {{EVHTTP_REQ_GET, "/tag/daily/activity"}, SPEND_READ, activity_tag},
+    {{EVHTTP_REQ_POST, "/global/spend/end_users"}, SPEND_READ, spend_end_users},
+    {{EVHTTP_REQ_POST, "/spend/calculate"}, SPEND_READ, spend_calculate},
 };
 
 /* Loads the row of the virtual key who->token; 0 found and usable, -1 answered. */
