@@ -77,6 +77,11 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_POST, "/budget/delete"}, ADMIN, manage_budget_delete},
     {{EVHTTP_REQ_POST, "/budget/info"}, ADMIN_READ, manage_budget_info},
     {{EVHTTP_REQ_GET, "/budget/list"}, ADMIN_READ, manage_budget_list},
+    {{EVHTTP_REQ_GET, "/user/daily/activity"}, SPEND_SELF, activity_user},
+    {{EVHTTP_REQ_GET, "/team/daily/activity"}, SPEND_READ, activity_team},
+    {{EVHTTP_REQ_GET, "/tag/daily/activity"}, SPEND_READ, activity_tag},
+    {{EVHTTP_REQ_POST, "/global/spend/end_users"}, SPEND_READ, spend_end_users},
+    {{EVHTTP_REQ_POST, "/spend/calculate"}, SPEND_READ, spend_calculate},
 };
 
 /* Loads the row of the virtual key who->token (its permissions, user and

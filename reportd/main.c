@@ -184,6 +184,8 @@ int main(int argc, char **argv)
         log_error("time zone %s is not installed", cfg->timezone);
     } else if (db_schema_check_at(&cfg->db, err, sizeof(err)) < 0) {
         log_error("%s", err);
+    } else if (calculate_init(cfg, err, sizeof(err)) < 0) { /* /spend/calculate's prices */
+        log_error("%s", err);
     } else {
         if ((fd = listen_on(&cfg->reportd.listen, err, sizeof(err))) < 0)
             log_error("%s", err);
@@ -192,6 +194,7 @@ int main(int argc, char **argv)
     }
     if (fd >= 0)
         close(fd);
+    calculate_fini();
     config_free(cfg);
     runtime_end();
     return rc;

@@ -83,6 +83,15 @@ void summary_models(struct worker *w, struct evhttp_request *req, const struct c
 void summary_global_tags(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void summary_tags(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void summary_reset(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void activity_user(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void activity_team(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void activity_tag(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void spend_end_users(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void spend_calculate(struct worker *w, struct evhttp_request *req, const struct caller *who);
+/* The price map /spend/calculate uses: loaded once before the workers start
+ * (calculate.c); -1 with err when it cannot be read. */
+int calculate_init(const struct config *cfg, char *err, size_t errlen);
+void calculate_fini(void);
 
 void manage_customer_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_customer_info(struct worker *w, struct evhttp_request *req, const struct caller *who);

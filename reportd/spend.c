@@ -44,7 +44,8 @@ struct log_filter {
     long page, page_size;
 };
 
-static int read_log_filter(struct evhttp_request *req, struct query *q, struct log_filter *f)
+static int read_log_filter(struct evhttp_request *req, struct query *q,
+                           const struct caller *who, struct log_filter *f)
 {
     if (query_str(req, q, "api_key", 255, &f->api_key) < 0 ||
         query_str(req, q, "user_id", 255, &f->user_id) < 0 ||
@@ -53,6 +54,14 @@ static int read_log_filter(struct evhttp_request *req, struct query *q, struct l
         query_int(req, q, "page", 1, 1000000, 1, &f->page) < 0 ||
         query_int(req, q, "page_size", 1, PAGE_SIZE_MAX, PAGE_SIZE_DEFAULT, &f->page_size) < 0)
         return -1;
+    if (who->self_only) { /* an internal user's key: its own user's logs only */
+        if (f->user_id != NULL && strcmp(f->user_id, who->user_id) != 0) {
+            httpjson_error(req, 403, "permission_error", "user_id",
+                           "An internal user's key can only read its own spend");
+            return -1;
+        }
+        f->user_id = who->user_id;
+    }
     if (f->api_key != NULL && keyhash_normalize(f->api_key, f->token) < 0) {
         httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
         return -1;
@@ -67,10 +76,9 @@ void spend_logs(struct worker *w, struct evhttp_request *req, const struct calle
     struct db_result *r = NULL;
     char err[512];
     MYSQL *db;
-    (void)who;
     if (q == NULL)
         return;
-    if (read_log_filter(req, q, &f) < 0 || (db = worker_db(w, req)) == NULL)
+    if (read_log_filter(req, q, who, &f) < 0 || (db = worker_db(w, req)) == NULL)
         goto out;
     /* Every filter is always bound; "? IS NULL OR" switches it off. */
     struct db_param p[] = {

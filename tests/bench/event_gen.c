@@ -7,6 +7,8 @@
  * SHA-256 of "bench-key-i"), --end-users end users (each the customer of
  * one application: end user u uses key u mod --keys) and --tags tags (each
  * event has one or two), priced as groq/llama-3.1-8b-instant.
+ * --days D (default 1): each event starts on one of the last D UTC days,
+ * drawn at random (today included), for report tests that need history.
  *
  *   --rate 0 (default): as fast as accountd acks, with at most --window
  *     events unacknowledged; prints the committed events per second.
@@ -31,6 +33,7 @@
 struct opts {
     const char *endpoint;
     long events, batch, window, rate, seconds, keys, teams, end_users, tags;
+    long days;
 };
 
 struct gen {
@@ -75,6 +78,8 @@ static void make_event(struct gen *g, long seq, Tollgate__UsageEvent *e, char *u
     e->request_id = g->ids[seq];
     e->call_type = "chat_completion";
     e->start_time_us = wall_us() - 1500;
+    if (g->o.days > 1)
+        e->start_time_us -= (int64_t)(next_rand(g) % (unsigned)g->o.days) * 86400 * 1000000;
     e->end_time_us = e->start_time_us + 1400;
     e->api_key = g->tokens[k];
     snprintf(user, 32, "bench-user-%ld", k);
@@ -273,9 +278,11 @@ int main(int argc, char **argv)
         {"window", required_argument, NULL, 'w'}, {"rate", required_argument, NULL, 'r'},
         {"seconds", required_argument, NULL, 's'}, {"keys", required_argument, NULL, 'k'},
         {"teams", required_argument, NULL, 't'}, {"end-users", required_argument, NULL, 'e'},
-        {"tags", required_argument, NULL, 'g'}, {0}};
+        {"tags", required_argument, NULL, 'g'},
+        {"days", required_argument, NULL, 'd'}, {0}};
     struct gen g = {.o = {.events = 100000, .batch = 500, .window = 20000, .keys = 1000,
-                          .teams = 50, .end_users = 5000, .tags = 10},
+                          .teams = 50, .end_users = 5000, .tags = 10,
+                          .days = 1},
                     .rnd = (unsigned)time(NULL)};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -290,13 +297,15 @@ int main(int argc, char **argv)
         case 't': g.o.teams = v; break;
         case 'e': g.o.end_users = v; break;
         case 'g': g.o.tags = v; break;
+        case 'd': g.o.days = v; break;
         default: return 2;
         }
     }
     if (optind + 1 != argc || g.o.batch < 1 || g.o.window < 1 || g.o.keys < 1 ||
-        g.o.teams < 1 || g.o.end_users < 1 || g.o.tags < 1 || g.o.rate < 0) {
+        g.o.teams < 1 || g.o.end_users < 1 || g.o.tags < 1 || g.o.rate < 0 || g.o.days < 1) {
         fprintf(stderr, "usage: event-gen [--events N | --rate R --seconds S] [--batch B] "
-                        "[--window W] [--keys K] [--teams T] [--end-users E] [--tags G] ENDPOINT\n");
+                        "[--window W] [--keys K] [--teams T] [--end-users E] [--tags G] [--days D] "
+                        "ENDPOINT\n");
         return 2;
     }
     g.o.endpoint = argv[optind];

@@ -23,7 +23,8 @@ class OrgTest(harness.StackTestCase):
 
     def setUp(self):
         # one stack per class: each test starts from empty management tables
-        for table in ("api_keys", "team_members", "teams", "internal_users", "budgets"):
+        for table in ("api_keys", "team_members", "teams", "internal_users", "budgets",
+                      "spend_logs", "daily_spend"):
             self.stack.sql("DELETE FROM %s" % table)
 
     def post(self, path, body, key=MASTER_KEY):
@@ -304,6 +305,26 @@ class OrgTest(harness.StackTestCase):
         self.refused("GET", "/team/info?team_id=by-admin", None, 403, key=mine)
         self.refused("POST", "/key/generate", {}, 403, key=mine)
         self.refused("GET", "/global/spend/report?start_date=2026-01-01&end_date=2026-01-02",
+                     None, 403, key=mine)
+        # its own spend: logs and daily activity limited to its user
+        s = self.stack
+        for key in (mine, other["key"], admin):
+            self.assertEqual(s.chat(key)[0], 200)
+        wait_for(lambda: s.sql_value("SELECT COUNT(*) FROM spend_logs") == "3", 20,
+                 message="3 log rows")
+        logs = self.ok("GET", "/spend/logs", key=mine)
+        self.assertEqual([(r["user"], r["api_key"]) for r in logs],
+                         [("me", hashlib.sha256(mine.encode()).hexdigest())])
+        self.assertEqual(len(self.ok("GET", "/spend/logs", key=viewer)), 3)
+        self.refused("GET", "/spend/logs?user_id=adm", None, 403, "user_id", key=mine)
+        day = s.sql_value("SELECT DATE(MIN(start_time)) FROM spend_logs")
+        act = self.ok("GET", "/user/daily/activity?start_date=%s&end_date=%s" % (day, day),
+                      key=mine)
+        self.assertEqual(list(act["results"][0]["breakdown"]["entities"]), ["me"])
+        self.assertEqual(act["metadata"]["total_api_requests"], 1)
+        self.refused("GET", "/user/daily/activity?start_date=%s&end_date=%s&user_id=adm"
+                     % (day, day), None, 403, "user_id", key=mine)
+        self.refused("GET", "/team/daily/activity?start_date=%s&end_date=%s" % (day, day),
                      None, 403, key=mine)
         # a key without a user is no internal user: it reads nothing of this kind
         nouser = self.ok("POST", "/key/generate", {})
