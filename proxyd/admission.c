@@ -28,8 +28,10 @@ struct acked_cost {
     money_t cum; /* running total including this cost */
 };
 
+#define OWNER_NAME_MAX 520 /* "m:" team id, a separator and a user id (255 bytes each) */
+
 struct owner {
-    char name[300];
+    char name[OWNER_NAME_MAX];
     money_t reserved, pending;
     struct acked_cost *q;
     size_t head, len, cap; /* q[head .. len) are live */
@@ -103,11 +105,15 @@ static money_t unconfirmed(const struct owner *o, int64_t fetched_ms)
     return o->pending + (o->cum_total - before);
 }
 
-static struct owner *owner_get(struct admission *a, char kind, const char *id)
+/* The owner "kind:id" ("m:team\x1fuser" for a team member). */
+static struct owner *owner_get(struct admission *a, char kind, const char *id, const char *user)
 {
-    char name[300];
+    char name[OWNER_NAME_MAX];
     int err;
-    snprintf(name, sizeof(name), "%c:%s", kind, id);
+    if (user != NULL)
+        snprintf(name, sizeof(name), "%c:%s\x1f%s", kind, id, user);
+    else
+        snprintf(name, sizeof(name), "%c:%s", kind, id);
     struct owner *o = strmap_get(a->owners, name);
     if (o != NULL)
         return o;
@@ -138,6 +144,7 @@ struct budget_check {
     const char *id;
     const struct budget_row *row;
     int64_t fetched_ms;
+    const char *user; /* 'm' (team member): the user; id is the team */
 };
 
 static void refusal(const struct budget_check *b, money_t spend, struct admission_refusal *why)
@@ -154,6 +161,9 @@ static void refusal(const struct budget_check *b, money_t spend, struct admissio
     else if (b->kind == 'g')
         snprintf(msg, len, "Budget has been exceeded! Tag=%s Current cost: %s, Max budget: %s",
                  b->id, s, m);
+    else if (b->kind == 'm')
+        snprintf(msg, len, "Budget has been exceeded! User=%s in Team=%s Current cost: %s,"
+                 " Max budget: %s", b->user, b->id, s, m);
     else if (b->kind == 'c')
         snprintf(msg, len, "ExceededBudget: End User=%s over budget. Spend=%s, Budget=%s", b->id,
                  s, m);
@@ -162,21 +172,25 @@ static void refusal(const struct budget_check *b, money_t spend, struct admissio
 }
 
 /* The budgets to check: the key's chain (LiteLLM checks the user's only for
- * keys without a team), then the end user and the tags. */
+ * keys without a team; a team key's user also has its budget in the team),
+ * then the end user and the tags. */
 static size_t chain(const struct keyinfo *k, const struct budget_extra *extra, size_t n_extra,
                     struct budget_check out[ADMISSION_MAX_OWNERS])
 {
     size_t n = 0;
     if (k != NULL) {
-        out[n++] = (struct budget_check){'k', k->token, &k->key, k->fetched_ms};
+        out[n++] = (struct budget_check){'k', k->token, &k->key, k->fetched_ms, NULL};
         if (k->user_id != NULL && k->team_id == NULL)
-            out[n++] = (struct budget_check){'u', k->user_id, &k->user, k->fetched_ms};
+            out[n++] = (struct budget_check){'u', k->user_id, &k->user, k->fetched_ms, NULL};
         if (k->team_id != NULL)
-            out[n++] = (struct budget_check){'t', k->team_id, &k->team, k->fetched_ms};
+            out[n++] = (struct budget_check){'t', k->team_id, &k->team, k->fetched_ms, NULL};
+        if (k->team_id != NULL && k->user_id != NULL) /* max_budget_in_team */
+            out[n++] = (struct budget_check){'m', k->team_id, &k->member, k->fetched_ms,
+                                             k->user_id};
     }
     for (size_t i = 0; i < n_extra && n < ADMISSION_MAX_OWNERS; i++)
         out[n++] = (struct budget_check){extra[i].kind, extra[i].id, extra[i].row,
-                                         extra[i].fetched_ms};
+                                         extra[i].fetched_ms, NULL};
     return n;
 }
 
@@ -191,7 +205,7 @@ int admission_admit(struct admission *a, const struct keyinfo *k,
     for (size_t i = 0; i < n; i++) {
         if (!checks[i].row->has_max)
             continue;
-        struct owner *o = owner_get(a, checks[i].kind, checks[i].id);
+        struct owner *o = owner_get(a, checks[i].kind, checks[i].id, checks[i].user);
         if (o == NULL) {
             *why = (struct admission_refusal){.msg = "out of memory"};
             return -1;

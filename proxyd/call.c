@@ -110,7 +110,9 @@ static int read_attribution(struct call *c)
             return -1;
         }
     }
-    c->tags = tags != NULL ? json_incref(tags) : NULL;
+    /* our own array: the key's tags may be appended to it */
+    if (tags != NULL && (c->tags = json_copy(tags)) == NULL)
+        return oom(c);
     json_t *rest = json_deep_copy(meta);
     if (rest == NULL)
         return oom(c);
@@ -255,6 +257,7 @@ static int keep_key(struct call *c, const struct keyinfo *key)
     c->key.key = key->key;
     c->key.user = key->user;
     c->key.team = key->team;
+    c->key.member = key->member;
     c->key.fetched_ms = key->fetched_ms;
     return (key->key_alias && !c->key.key_alias) || (key->user_id && !c->key.user_id) ||
            (key->team_id && !c->key.team_id) ? -1 : 0;
@@ -331,6 +334,7 @@ static void on_fresh_key(const struct keyinfo *key, const char *error, void *arg
     c->key.key = key->key;
     c->key.user = key->user;
     c->key.team = key->team;
+    c->key.member = key->member;
     c->key.fetched_ms = key->fetched_ms;
     admit(c);
 }
@@ -440,6 +444,42 @@ static void check_owners(struct call *c)
     owners_lookup(c->px->owners, c->end_user, tags, n, on_owners, c);
 }
 
+/* The key's tags join the request's (LiteLLM: key tags are request tags),
+ * before their budgets are fetched. 0, or -1 answered and freed. */
+static int add_key_tags(struct call *c, const struct keyinfo *key)
+{
+    json_t *kt = key != NULL && key->tags_json != NULL ? json_loads(key->tags_json, 0, NULL)
+                                                       : NULL, *t;
+    size_t i;
+    if (json_array_size(kt) > 0 && c->tags == NULL && (c->tags = json_array()) == NULL)
+        goto oom;
+    json_array_foreach(kt, i, t) {
+        bool seen = false;
+        for (size_t j = 0; j < json_array_size(c->tags) && !seen; j++)
+            seen = json_equal(json_array_get(c->tags, j), t);
+        if (seen || !json_is_string(t) || json_string_length(t) == 0 ||
+            json_string_length(t) > 255)
+            continue;
+        if (json_array_size(c->tags) >= OWNERS_MAX_TAGS) {
+            httpjson_error(c->req, 400, "invalid_request_error", "metadata.tags",
+                           "metadata.tags and the key's tags together are more than %d tags",
+                           OWNERS_MAX_TAGS);
+            json_decref(kt);
+            call_free(c);
+            return -1;
+        }
+        if (json_array_append(c->tags, t) < 0)
+            goto oom;
+    }
+    json_decref(kt);
+    return 0;
+oom:
+    json_decref(kt);
+    httpjson_error(c->req, 500, "internal_error", NULL, "out of memory");
+    call_free(c);
+    return -1;
+}
+
 static void on_auth(const struct keyinfo *key, int refused, void *arg)
 {
     struct call *c = arg;
@@ -460,7 +500,8 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         call_free(c);
         return;
     }
-    check_owners(c);
+    if (add_key_tags(c, key) == 0)
+        check_owners(c);
 }
 
 void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind,

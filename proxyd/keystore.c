@@ -58,6 +58,7 @@ static void keyinfo_clear(struct keyinfo *k)
     free(k->user_id);
     free(k->team_id);
     free(k->models_json);
+    free(k->tags_json);
     memset(k, 0, sizeof(*k));
 }
 
@@ -84,8 +85,10 @@ static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
     dst->user_id = dup_or_null(src->user_id);
     dst->team_id = dup_or_null(src->team_id);
     dst->models_json = dup_or_null(src->models_json);
+    dst->tags_json = dup_or_null(src->tags_json);
     if ((src->key_alias && !dst->key_alias) || (src->user_id && !dst->user_id) ||
-        (src->team_id && !dst->team_id) || (src->models_json && !dst->models_json)) {
+        (src->team_id && !dst->team_id) || (src->models_json && !dst->models_json) ||
+        (src->tags_json && !dst->tags_json)) {
         keyinfo_clear(dst);
         return -1;
     }
@@ -97,9 +100,12 @@ static const char SQL_KEY[] =
     " " DB_SQL_UNIX_US("k.expires") ","
     " k.max_budget, k.spend, " DB_SQL_UNIX_US("k.budget_reset_at") ","
     " u.max_budget, u.spend, " DB_SQL_UNIX_US("u.budget_reset_at") ","
-    " t.max_budget, t.spend, " DB_SQL_UNIX_US("t.budget_reset_at") ", COALESCE(t.blocked, 0)"
+    " t.max_budget, t.spend, " DB_SQL_UNIX_US("t.budget_reset_at") ", COALESCE(t.blocked, 0),"
+    " mb.max_budget, m.spend, " DB_SQL_UNIX_US("mb.budget_reset_at") ", k.tags"
     " FROM api_keys k LEFT JOIN internal_users u ON u.user_id = k.user_id"
-    " LEFT JOIN teams t ON t.team_id = k.team_id WHERE k.token = ?";
+    " LEFT JOIN teams t ON t.team_id = k.team_id"
+    " LEFT JOIN team_members m ON m.team_id = k.team_id AND m.user_id = k.user_id"
+    " LEFT JOIN budgets mb ON mb.budget_id = m.budget_id WHERE k.token = ?";
 
 /* Worker thread: one key row (with its user's and team's budgets) by token. */
 static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config *cfg)
@@ -124,6 +130,8 @@ static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config
         budget_cells(r, 0, 9, &k->user);
         budget_cells(r, 0, 12, &k->team);
         k->team_blocked = strcmp(db_cell(r, 0, 15), "0") != 0;
+        budget_cells(r, 0, 16, &k->member);
+        k->tags_json = dup_or_null(db_cell(r, 0, 19));
     }
     db_result_free(r);
     base->ok = true;

@@ -30,9 +30,11 @@ struct keyinfo {
     bool found;
     char *key_alias, *user_id, *team_id;
     char *models_json;   /* JSON array of allowed model groups; "[]" = all */
+    char *tags_json;     /* JSON array of tags added to every request of the key */
     bool blocked, team_blocked;
     int64_t expires_us;  /* 0 = never */
     struct budget_row key, user, team;
+    struct budget_row member; /* the user's max_budget_in_team and spend in the team */
     int64_t fetched_ms;  /* monotonic time the fetch started: spend is as of then */
 };
 

@@ -94,6 +94,29 @@ class BudgetTest(harness.StackTestCase):
         self.assert_refusal(refusal, "Budget has been exceeded! Team=budget-team Current cost: "
                             "%s, Max budget: %s" % ((COST * 2).normalize(), (COST * 2).normalize()))
 
+    def test_team_member_budget(self):
+        """max_budget_in_team: the member's keys in the team stop at it, though the team's
+        own budget is far away; another member's key still works; raising it reopens."""
+        self.make("/team/new", {"team_id": "member-team", "max_budget": float(COST * 100)})
+        self.make("/team/member_add", {"team_id": "member-team", "member": {"user_id": "mia"},
+                                       "max_budget_in_team": float(COST * 2)})
+        self.make("/team/member_add", {"team_id": "member-team", "member": {"user_id": "max"}})
+        k = self.make("/key/generate", {"team_id": "member-team", "user_id": "mia"})
+        other = self.make("/key/generate", {"team_id": "member-team", "user_id": "max"})
+        ok, refusal = self.run_sequential(k["key"])
+        self.assertEqual(ok, 2)
+        self.assert_refusal(refusal, "Budget has been exceeded! User=mia in Team=member-team "
+                            "Current cost: %s, Max budget: %s"
+                            % ((COST * 2).normalize(), (COST * 2).normalize()))
+        self.assertEqual(self.run_sequential(other["key"], 3)[0], 3)
+        self.wait_ledger(k["token"], 2)
+        wait_for(lambda: Decimal(self.stack.sql_value(
+            "SELECT spend FROM team_members WHERE user_id = 'mia'")) == COST * 2, 10,
+            message="member spend = its two requests")
+        self.make("/team/member_update", {"team_id": "member-team", "user_id": "mia",
+                                          "max_budget_in_team": float(COST * 3)})
+        wait_for(lambda: self.chat(k["key"])[0] == 200, 5, message="raised budget admits")
+
     def test_refusal_says_when_the_budget_resets(self):
         """x-tollgate-budget-reset-at: the refusing budget's budget_reset_at, RFC 3339 UTC;
         none for a budget without a duration. The team's row is read by proxyd before the

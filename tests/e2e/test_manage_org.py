@@ -24,7 +24,7 @@ class OrgTest(harness.StackTestCase):
     def setUp(self):
         # one stack per class: each test starts from empty management tables
         for table in ("api_keys", "team_members", "teams", "internal_users", "budgets",
-                      "spend_logs", "daily_spend"):
+                      "spend_logs", "daily_spend", "daily_tag_spend", "tags"):
             self.stack.sql("DELETE FROM %s" % table)
 
     def post(self, path, body, key=MASTER_KEY):
@@ -77,6 +77,25 @@ class OrgTest(harness.StackTestCase):
         plain = self.ok("POST", "/key/generate", {})
         self.assertEqual((plain["soft_budget"], plain["tags"], plain["budget_id"],
                           plain["tpm_limit"]), (None, [], None, None))
+
+    def test_key_tags_are_request_tags(self):
+        """A key's tags join every request's metadata.tags (LiteLLM), budgets included."""
+        s = self.stack
+        k = self.ok("POST", "/key/generate", {"tags": ["from-key", "shared"]})
+        self.assertEqual(s.chat(k["key"], metadata={"tags": ["shared", "from-body"]})[0], 200)
+        self.assertEqual(s.chat(k["key"])[0], 200)
+        wait_for(lambda: s.sql_value("SELECT COUNT(*) FROM spend_logs") == "2", 20,
+                 message="2 log rows")
+        self.assertEqual(sorted(json.loads(r[0]) for r in s.sql(
+            "SELECT request_tags FROM spend_logs")),
+            [["from-key", "shared"], ["shared", "from-body", "from-key"]])
+        s.sql("UPDATE tags SET max_budget = 0 WHERE tag = 'from-key'")
+        wait_for(lambda: s.chat(k["key"])[0] == 400, 5, message="the key tag's budget refuses")
+        status, _, body = s.chat(k["key"])
+        self.assertIn("Tag=from-key", body["error"]["message"])
+        many = ["t%d" % i for i in range(31)]
+        status, _, body = s.chat(k["key"], metadata={"tags": many})
+        self.assertEqual((status, body["error"]["param"]), (400, "metadata.tags"))
 
     def test_key_field_refusals_name_the_field(self):
         for body, param in (({"budget_id": "no-such-budget"}, "budget_id"),
