@@ -62,6 +62,17 @@ void manage_set_period(struct manage_set *s, const struct manage_period *per);
 int manage_set_run(MYSQL *db, struct manage_set *s, const char *key_col, const char *key,
                    uint64_t *found, unsigned *errnum, char *err, size_t errlen);
 
+/* Which row an update names and how the logs name it (for the recount). */
+struct manage_row {
+    const char *table, *id_col, *log_col, *id;
+    const char *what; /* "Team", "User": for the 404, which names id_col */
+};
+/* Runs s on the row and, when per starts a period and recount is set, the
+ * spend recount, in one transaction. 0 updated; -1 answered (404 or 500). */
+int manage_update_row(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                      struct manage_set *s, const struct manage_row *row,
+                      const struct manage_period *per, bool recount);
+
 
 /* Budget rows (manage_budgets.c), shared by the budget and customer routes. */
 #define BUDGETS_TPM_RPM_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */

@@ -125,3 +125,26 @@ int manage_recount(MYSQL *db, const char *table, const char *id_col, const char 
     struct db_param p[] = {DB_STR(per->start), DB_STR(id), DB_STR(id)};
     return db_exec(db, sql, p, 3, NULL, NULL, NULL, err, errlen);
 }
+
+int manage_update_row(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                      struct manage_set *s, const struct manage_row *row,
+                      const struct manage_period *per, bool recount)
+{
+    char err[512];
+    uint64_t found = 0;
+    if (db_begin(db, err, sizeof(err)) < 0 ||
+        manage_set_run(db, s, row->id_col, row->id, &found, NULL, err, sizeof(err)) < 0 ||
+        (recount && manage_recount(db, row->table, row->id_col, row->log_col, row->id, per, err,
+                                   sizeof(err)) < 0) ||
+        db_commit(db, err, sizeof(err)) < 0) {
+        db_rollback(db);
+        worker_db_failed(w, req, err);
+        return -1;
+    }
+    if (found == 0) {
+        httpjson_error(req, 404, "not_found_error", row->id_col, "%s not found, passed %s=%s",
+                       row->what, row->id_col, row->id);
+        return -1;
+    }
+    return 0;
+}

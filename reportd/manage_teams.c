@@ -195,8 +195,6 @@ void manage_team_update(struct worker *w, struct evhttp_request *req, const stru
     json_t *body = httpjson_body(req, 1 << 20);
     struct team_fields t = {0};
     struct manage_set s;
-    char err[512];
-    uint64_t found = 0;
     MYSQL *db;
     (void)who;
     if (body == NULL)
@@ -222,19 +220,8 @@ void manage_team_update(struct worker *w, struct evhttp_request *req, const stru
         manage_set(&s, "blocked", DB_I64(t.blocked));
     if (t.period.text != NULL)
         manage_set_period(&s, &t.period);
-    if (db_begin(db, err, sizeof(err)) < 0 ||
-        manage_set_run(db, &s, "team_id", t.team_id, &found, NULL, err, sizeof(err)) < 0 ||
-        manage_recount(db, "teams", "team_id", "team_id", t.team_id, &t.period, err,
-                       sizeof(err)) < 0 ||
-        db_commit(db, err, sizeof(err)) < 0) {
-        db_rollback(db);
-        worker_db_failed(w, req, err);
-        goto out;
-    }
-    if (found == 0)
-        httpjson_error(req, 404, "not_found_error", "team_id", "Team not found, passed team_id=%s",
-                       t.team_id);
-    else
+    const struct manage_row row = {"teams", "team_id", "team_id", t.team_id, "Team"};
+    if (manage_update_row(w, req, db, &s, &row, &t.period, true) == 0)
         team_answer(w, req, db, t.team_id);
 out:
     free(t.models);

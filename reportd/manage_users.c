@@ -195,8 +195,6 @@ void manage_user_update(struct worker *w, struct evhttp_request *req, const stru
     json_t *body = httpjson_body(req, 1 << 20);
     struct user_fields u = {0};
     struct manage_set s;
-    char err[512];
-    uint64_t found = 0;
     MYSQL *db;
     (void)who;
     if (body == NULL)
@@ -226,19 +224,8 @@ void manage_user_update(struct worker *w, struct evhttp_request *req, const stru
         manage_set(&s, "metadata", DB_STR(u.metadata));
     if (u.period.text != NULL)
         manage_set_period(&s, &u.period);
-    if (db_begin(db, err, sizeof(err)) < 0 ||
-        manage_set_run(db, &s, "user_id", u.user_id, &found, NULL, err, sizeof(err)) < 0 ||
-        (!u.has_spend && manage_recount(db, "internal_users", "user_id", "user", u.user_id,
-                                        &u.period, err, sizeof(err)) < 0) ||
-        db_commit(db, err, sizeof(err)) < 0) {
-        db_rollback(db);
-        worker_db_failed(w, req, err);
-        goto out;
-    }
-    if (found == 0)
-        httpjson_error(req, 404, "not_found_error", "user_id", "User not found, passed user_id=%s",
-                       u.user_id);
-    else
+    const struct manage_row row = {"internal_users", "user_id", "user", u.user_id, "User"};
+    if (manage_update_row(w, req, db, &s, &row, &u.period, !u.has_spend) == 0)
         answer_user(w, req, db, u.user_id);
 out:
     free(u.models);
