@@ -53,6 +53,13 @@ static int read_log_filter(struct evhttp_request *req, struct query *q, struct l
         query_int(req, q, "page", 1, 1000000, 1, &f->page) < 0 ||
         query_int(req, q, "page_size", 1, PAGE_SIZE_MAX, PAGE_SIZE_DEFAULT, &f->page_size) < 0)
         return -1;
+    for (const char *c = f->request_id; c != NULL && *c != '\0'; c++) {
+        if ((unsigned char)*c >= 0x80) { /* request ids are ASCII (an ascii column) */
+            httpjson_error(req, 400, "invalid_request_error", "request_id",
+                           "Invalid request_id: must be ASCII");
+            return -1;
+        }
+    }
     if (f->api_key != NULL && keyhash_normalize(f->api_key, f->token) < 0) {
         httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
         return -1;
