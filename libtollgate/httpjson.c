@@ -5,6 +5,7 @@
 #include <event2/keyvalq_struct.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,41 @@ void httpjson_reply(struct evhttp_request *req, int status, json_t *obj)
     free(text);
 }
 
+size_t httpjson_utf8_prefix(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t n = u[i] < 0x80 ? 1 : (u[i] & 0xE0) == 0xC0 ? 2 : (u[i] & 0xF0) == 0xE0 ? 3
+                 : (u[i] & 0xF8) == 0xF0 ? 4 : 0;
+        if (n == 0 || i + n > len)
+            return i;
+        uint32_t c = n == 1 ? u[i] : u[i] & (0x7F >> n);
+        for (size_t k = 1; k < n; k++) {
+            if ((u[i + k] & 0xC0) != 0x80)
+                return i;
+            c = (c << 6) | (u[i + k] & 0x3F);
+        }
+        /* overlong forms, UTF-16 surrogates and beyond U+10FFFF are not UTF-8 */
+        if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+            (c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF)
+            return i;
+        i += n;
+    }
+    return len;
+}
+
+/* Replaces each byte that does not start valid UTF-8 with '?'. */
+static void utf8_scrub(char *s)
+{
+    size_t len = strlen(s), ok;
+    while ((ok = httpjson_utf8_prefix(s, len)) < len) {
+        s[ok] = '?';
+        s += ok + 1;
+        len -= ok + 1;
+    }
+}
+
 void httpjson_error(struct evhttp_request *req, int status, const char *type,
                     const char *param, const char *fmt, ...)
 {
@@ -50,11 +86,53 @@ void httpjson_error(struct evhttp_request *req, int status, const char *type,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    utf8_scrub(msg); /* a client's bytes or a cut message must not make it a 500 */
     snprintf(code, sizeof(code), "%d", status);
     json_t *err = json_pack("{s:{s:s, s:s, s:o, s:s}}", "error", "message", msg, "type", type,
                             "param", param != NULL ? json_string(param) : json_null(),
                             "code", code);
     httpjson_reply(req, status, err);
+}
+
+static bool has_nul(json_t *v)
+{
+    const char *k;
+    json_t *item;
+    size_t i;
+    if (json_is_string(v))
+        return memchr(json_string_value(v), '\0', json_string_length(v)) != NULL;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, item) {
+            if (has_nul(item))
+                return true;
+        }
+    }
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, item) {
+            if (has_nul(item))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The name (malloc'd) of the top-level member holding the \u0000 jansson
+ * refused, so the 400 can name the parameter; NULL when there is none. */
+static char *nul_member(const char *data, size_t len)
+{
+    json_t *body = json_loadb(data, len, JSON_ALLOW_NUL, NULL), *v;
+    const char *k;
+    char *nul_key = NULL;
+    if (json_is_object(body)) {
+        json_object_foreach(body, k, v) {
+            if (has_nul(v)) {
+                nul_key = strdup(k);
+                break;
+            }
+        }
+    }
+    json_decref(body);
+    return nul_key;
 }
 
 json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes)
@@ -70,8 +148,16 @@ json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes)
     json_error_t jerr;
     json_t *body = data != NULL ? json_loadb((const char *)data, len, 0, &jerr) : NULL;
     if (body == NULL) {
-        httpjson_error(req, 400, "invalid_request_error", NULL, "Invalid JSON body: %s",
-                       len == 0 ? "empty body" : jerr.text);
+        char *param = data != NULL && json_error_code(&jerr) == json_error_null_character
+                                ? nul_member((const char *)data, len)
+                                : NULL;
+        if (param != NULL)
+            httpjson_error(req, 400, "invalid_request_error", param,
+                           "Invalid %s: must not contain NUL bytes", param);
+        else
+            httpjson_error(req, 400, "invalid_request_error", NULL, "Invalid JSON body: %s",
+                           len == 0 ? "empty body" : jerr.text);
+        free(param);
         return NULL;
     }
     if (!json_is_object(body)) {
@@ -119,13 +205,29 @@ const char *httpjson_request_key(struct evhttp_request *req)
     return NULL;
 }
 
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "?";
+}
+
 const void *httpjson_find_route(struct evhttp_request *req, const void *table, size_t n,
                                 size_t stride)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    bool path_known = false;
+    char allow[64] = "";
     if (path == NULL) {
         httpjson_error(req, 400, "invalid_request_error", NULL, "Malformed request URI");
         return NULL;
@@ -134,13 +236,18 @@ const void *httpjson_find_route(struct evhttp_request *req, const void *table, s
         const struct httpjson_route *r = (const void *)((const char *)table + i * stride);
         if (strcmp(r->path, path) != 0)
             continue;
-        path_known = true;
         if (r->method == method)
             return r;
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof(allow) - used, "%s%s", used > 0 ? ", " : "",
+                 method_name(r->method));
     }
-    if (path_known)
-        httpjson_error(req, 405, "invalid_request_error", NULL, "Method not allowed for %.200s", path);
-    else
+    if (allow[0] != '\0') {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+        httpjson_error(req, 405, "invalid_request_error", NULL,
+                       "Method %s not allowed for %.200s (allowed: %s)", method_name(method),
+                       path, allow);
+    } else
         httpjson_error(req, 404, "not_found_error", NULL, "Route not found: %.200s", path);
     return NULL;
 }

@@ -24,6 +24,9 @@ void httpjson_error(struct evhttp_request *req, int status, const char *type,
                     const char *param, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* The length of the longest valid UTF-8 prefix of s[0..len). */
+size_t httpjson_utf8_prefix(const char *s, size_t len);
+
 /* Parses the request body as a JSON object, answering 400/413 itself and
  * returning NULL when it is not one. */
 json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes);

@@ -2,11 +2,9 @@
 #include "input.h"
 
 #include <errno.h>
-#include <event2/keyvalq_struct.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 #include "httpjson.h"
 
@@ -122,8 +120,9 @@ int input_str_list(struct evhttp_request *req, json_t *body, const char *name, c
     if (!json_is_array(v))
         return bad(req, name, "must be a list of strings");
     json_array_foreach(v, i, item) {
-        if (!json_is_string(item) || json_string_length(item) > INPUT_ID_MAX)
-            return bad(req, name, "must be a list of strings");
+        if (!json_is_string(item) || json_string_length(item) > INPUT_ID_MAX ||
+            memchr(json_string_value(item), '\0', json_string_length(item)) != NULL)
+            return bad(req, name, "must be a list of strings without NUL bytes, of bounded length");
     }
     *out = json_dumps(v, JSON_COMPACT);
     return *out != NULL ? 0 : bad(req, name, "out of memory");
@@ -142,51 +141,107 @@ int input_object(struct evhttp_request *req, json_t *body, const char *name, cha
     return *out != NULL ? 0 : bad(req, name, "out of memory");
 }
 
-struct query {
-    struct evkeyvalq kv;
+/* Query parameters decoded by hand rather than by evhttp_parse_query_str,
+ * which cuts a value at a %00 and keeps only the first of two. */
+struct qparam {
+    char *name, *value;
+    size_t len; /* of value, which may hold NUL bytes */
 };
+
+struct query {
+    struct qparam *p;
+    size_t n;
+};
+
+/* Adds one name=value piece; -1 when it is malformed or out of memory. */
+static int query_add(struct query *q, char *piece)
+{
+    char *eq = strchr(piece, '=');
+    if (eq == NULL || eq == piece)
+        return -1;
+    *eq = '\0';
+    struct qparam *grown = realloc(q->p, (q->n + 1) * sizeof(*q->p));
+    if (grown == NULL)
+        return -1;
+    q->p = grown;
+    struct qparam *p = &q->p[q->n];
+    p->name = evhttp_uridecode(piece, 1, NULL);
+    p->value = evhttp_uridecode(eq + 1, 1, &p->len);
+    if (p->name == NULL || p->value == NULL) {
+        free(p->name);
+        free(p->value);
+        return -1;
+    }
+    q->n++;
+    return 0;
+}
 
 struct query *query_parse(struct evhttp_request *req)
 {
     struct query *q = calloc(1, sizeof(*q));
     const char *uri = evhttp_request_get_uri(req);
     const char *qs = uri != NULL ? strchr(uri, '?') : NULL;
-    if (q == NULL) {
+    char *copy = NULL, *save = NULL;
+    if (q == NULL || (qs != NULL && (copy = strdup(qs + 1)) == NULL)) {
+        free(q);
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
         return NULL;
     }
-    TAILQ_INIT(&q->kv);
-    if (qs != NULL && strlen(qs) > QUERY_MAX_BYTES) {
+    if (copy != NULL && strlen(copy) > QUERY_MAX_BYTES) {
         httpjson_error(req, 414, "invalid_request_error", NULL, "Query string too long");
-        free(q);
-        return NULL;
+        goto fail;
     }
-    if (qs != NULL && evhttp_parse_query_str(qs + 1, &q->kv) != 0) {
-        httpjson_error(req, 400, "invalid_request_error", NULL, "Malformed query string");
-        query_free(q);
-        return NULL;
+    char *end = copy != NULL ? strchr(copy, '#') : NULL;
+    if (end != NULL)
+        *end = '\0';
+    for (char *piece = copy != NULL ? strtok_r(copy, "&", &save) : NULL; piece != NULL;
+         piece = strtok_r(NULL, "&", &save)) {
+        if (query_add(q, piece) < 0) {
+            httpjson_error(req, 400, "invalid_request_error", NULL, "Malformed query string");
+            goto fail;
+        }
     }
+    free(copy);
     return q;
+fail:
+    free(copy);
+    query_free(q);
+    return NULL;
 }
 
 void query_free(struct query *q)
 {
     if (q == NULL)
         return;
-    evhttp_clear_headers(&q->kv);
+    for (size_t i = 0; i < q->n; i++) {
+        free(q->p[i].name);
+        free(q->p[i].value);
+    }
+    free(q->p);
     free(q);
 }
 
 int query_str(struct evhttp_request *req, struct query *q, const char *name, size_t max,
               const char **out)
 {
-    const char *v = evhttp_find_header(&q->kv, name);
+    const struct qparam *found = NULL;
     *out = NULL;
-    if (v == NULL || *v == '\0')
+    for (size_t i = 0; i < q->n; i++) {
+        if (strcmp(q->p[i].name, name) != 0)
+            continue;
+        if (found != NULL) /* which one would it be? */
+            return bad(req, name, "given more than once");
+        found = &q->p[i];
+    }
+    if (found == NULL || found->len == 0)
         return 0;
-    if (strlen(v) > max)
+    if (memchr(found->value, '\0', found->len) != NULL)
+        return bad(req, name, "must not contain NUL bytes");
+    if (httpjson_utf8_prefix(found->value, found->len) != found->len)
+        return bad(req, name, "must be UTF-8");
+    if (found->len > max)
         return bad(req, name, "too long");
-    *out = v;
+    *out = found->value;
     return 0;
 }
 
@@ -201,7 +256,10 @@ int query_date(struct evhttp_request *req, struct query *q, const char *name, bo
         return -1;
     if (v == NULL)
         return required ? bad(req, name, "required, as YYYY-MM-DD") : 0;
-    const char *end = strptime(v, "%Y-%m-%d", &tm);
+    bool shape = strlen(v) == 10 && v[4] == '-' && v[7] == '-'; /* not 26-1-1 */
+    for (size_t i = 0; shape && i < 10; i++)
+        shape = i == 4 || i == 7 || (v[i] >= '0' && v[i] <= '9');
+    const char *end = shape ? strptime(v, "%Y-%m-%d", &tm) : NULL;
     if (end == NULL || *end != '\0')
         return bad(req, name, "must be a date as YYYY-MM-DD");
     *out = timegm(&tm);
@@ -227,7 +285,8 @@ int query_int(struct evhttp_request *req, struct query *q, const char *name, lon
     }
     errno = 0;
     long x = strtol(v, &end, 10);
-    if (*end != '\0' || errno != 0 || x < min || x > max) {
+    bool digits = (v[0] == '-' && v[1] >= '0' && v[1] <= '9') || (v[0] >= '0' && v[0] <= '9');
+    if (!digits || *end != '\0' || errno != 0 || x < min || x > max) {
         httpjson_error(req, 400, "invalid_request_error", name,
                        "Invalid %s: must be an integer from %ld to %ld", name, min, max);
         return -1;

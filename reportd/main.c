@@ -27,7 +27,10 @@
 #include "reportd.h"
 
 #define CLIENT_TIMEOUT_S 60
-#define MAX_BODY_BYTES (1024 * 1024)
+/* evhttp's own cap, above the handlers' (at most 1 MiB), so that what a
+ * client sees past a handler's limit is its JSON 413 (httpjson_body);
+ * beyond this evhttp answers its own 413 and closes. */
+#define MAX_BODY_BYTES (8 * 1024 * 1024)
 
 MYSQL *worker_db(struct worker *w, struct evhttp_request *req)
 {
@@ -86,6 +89,10 @@ static int worker_init(struct worker *w, const struct config *cfg, evutil_socket
         return -1;
     }
     evhttp_set_max_body_size(w->http, MAX_BODY_BYTES);
+    /* every method reaches api_dispatch, which answers a JSON 405 */
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_timeout(w->http, CLIENT_TIMEOUT_S);
     evhttp_set_gencb(w->http, api_dispatch, w);
     if (evhttp_accept_socket(w->http, mine) != 0) {

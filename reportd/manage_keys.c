@@ -263,7 +263,9 @@ static int str_array(struct evhttp_request *req, json_t *body, const char *name,
     bool ok = json_is_array(v) && json_array_size(v) <= DELETE_MAX;
     for (size_t i = 0; ok && i < json_array_size(v); i++)
         ok = json_is_string(json_array_get(v, i)) &&
-             strlen(json_string_value(json_array_get(v, i))) <= INPUT_ID_MAX;
+             json_string_length(json_array_get(v, i)) <= INPUT_ID_MAX &&
+             strlen(json_string_value(json_array_get(v, i))) ==
+                 json_string_length(json_array_get(v, i)); /* no NUL to cut it short */
     if (!ok) {
         httpjson_error(req, 400, "invalid_request_error", name,
                        "Invalid %s: must be a list of at most %d strings", name, DELETE_MAX);

@@ -61,8 +61,10 @@ static int read_member(struct evhttp_request *req, json_t *m, const char *param,
                                                       "Invalid %s: user_id is required", param),
                                        -1);
     }
-    httpjson_error(req, 400, "invalid_request_error", param,
-                   "Invalid %s: role must be admin or user", param);
+    /* /team/member_update's member is the body itself: its role is the param */
+    const char *bad = strcmp(param, "user_id") == 0 ? "role" : param;
+    httpjson_error(req, 400, "invalid_request_error", bad,
+                   "Invalid %s: role must be admin or user", bad);
     return -1;
 }
 
@@ -447,6 +449,7 @@ out:
 static int member_team(struct worker *w, struct evhttp_request *req, MYSQL *db, json_t *body,
                        const char **team_id)
 {
+    *team_id = NULL; /* input_str leaves it alone for an absent or null team_id */
     if (input_str(req, body, "team_id", INPUT_ID_MAX, team_id) < 0)
         return -1;
     if (*team_id == NULL) {

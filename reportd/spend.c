@@ -62,6 +62,13 @@ static int read_log_filter(struct evhttp_request *req, struct query *q,
         }
         f->user_id = who->user_id;
     }
+    for (const char *c = f->request_id; c != NULL && *c != '\0'; c++) {
+        if ((unsigned char)*c >= 0x80) { /* request ids are ASCII (an ascii column) */
+            httpjson_error(req, 400, "invalid_request_error", "request_id",
+                           "Invalid request_id: must be ASCII");
+            return -1;
+        }
+    }
     if (f->api_key != NULL && keyhash_normalize(f->api_key, f->token) < 0) {
         httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key");
         return -1;
