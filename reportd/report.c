@@ -10,8 +10,12 @@
  * total_spend, metadata: [{model, spend, total_tokens, api_key}]}]}]; the
  * key form lists [{api_key, total_cost, total_input_tokens,
  * total_output_tokens, model_details: [...]}] by total_cost, highest first.
- * Totals are summed from DECIMAL text with exact money arithmetic.
+ * Totals are summed from DECIMAL text with exact money arithmetic. The day
+ * forms stream the rollup rows in day order and sum each day in C
+ * (report_days.c), writing the answer as text straight into the reply.
  */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,7 @@
 #include "input.h"
 #include "keyhash.h"
 #include "report_csv.h"
+#include "report_days.h"
 #include "reportd.h"
 
 /* Every filter is bound (NULL switches it off): day from, day to, then the
@@ -29,8 +34,9 @@
 #define FILTER(col) " AND (? IS NULL OR " col " = ?)"
 
 /* A day form: how rows are grouped and how the JSON names them. Rows are
- * (day, group, model, spend, total_tokens, api_key), ordered by the first
- * three. */
+ * (day, group, model, spend, total_tokens, api_key), in day order only: the
+ * primary key's order, so MariaDB neither groups nor sorts (report_days.c
+ * sums each day). */
 struct day_form {
     const char *name;     /* group_by value, and the CSV column */
     const char *list_key; /* "teams" */
@@ -39,23 +45,23 @@ struct day_form {
     bool filters;
 };
 
-#define DAY_COLS "SELECT DATE_FORMAT(d.day, '%Y-%m-%dT00:00:00+00:00') AS dayname, "
-#define DAY_SUMS ", d.model, SUM(d.spend), SUM(d.total_tokens), d.api_key"
-#define DAY_ORDER " GROUP BY dayname, grp, d.model, d.api_key ORDER BY dayname, grp, d.model, d.api_key"
+#define DAY_COLS "SELECT d.day, "
+#define DAY_SUMS ", d.model, d.spend, d.total_tokens, d.api_key"
+#define DAY_ORDER " ORDER BY d.day"
 
 static const struct day_form DAY_FORMS[] = {
     {"team", "teams", "team_name",
-     DAY_COLS "COALESCE(t.team_alias, d.team_id, 'Unassigned Team') AS grp" DAY_SUMS
+     DAY_COLS "COALESCE(t.team_alias, d.team_id, 'Unassigned Team')" DAY_SUMS
      " FROM daily_spend d LEFT JOIN teams t ON t.team_id = d.team_id"
      DAYS FILTER("d.team_id") FILTER("d.end_user") DAY_ORDER, true},
     {"customer", "customers", "customer",
-     DAY_COLS "d.end_user AS grp" DAY_SUMS " FROM daily_spend d"
+     DAY_COLS "d.end_user" DAY_SUMS " FROM daily_spend d"
      DAYS FILTER("d.team_id") FILTER("d.end_user") DAY_ORDER, true},
-    {"tag", "tags", "tag", DAY_COLS "d.tag AS grp" DAY_SUMS " FROM daily_tag_spend d" DAYS DAY_ORDER,
+    {"tag", "tags", "tag", DAY_COLS "d.tag" DAY_SUMS " FROM daily_tag_spend d" DAYS DAY_ORDER,
      false},
-    {"model", "models", "model", DAY_COLS "d.model AS grp" DAY_SUMS " FROM daily_spend d" DAYS
+    {"model", "models", "model", DAY_COLS "d.model" DAY_SUMS " FROM daily_spend d" DAYS
      DAY_ORDER, false},
-    {"user", "users", "user", DAY_COLS "d.user AS grp" DAY_SUMS " FROM daily_spend d" DAYS
+    {"user", "users", "user", DAY_COLS "d.user" DAY_SUMS " FROM daily_spend d" DAYS
      DAY_ORDER, false},
 };
 #define N_DAY_FORMS (sizeof(DAY_FORMS) / sizeof(DAY_FORMS[0]))
@@ -109,44 +115,51 @@ static bool same(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* Closes the current group: writes its exact total. */
-static void close_group(json_t *group, money_t total)
+/* The answer being written: JSON text or CSV, straight into a buffer. */
+struct day_answer {
+    struct evbuffer *b;
+    const struct day_form *f;
+    size_t days;
+};
+
+/* The lines of one group (l[0] .. l[n-1]) as {name, total_spend, metadata}. */
+static int json_group(struct evbuffer *b, const struct day_form *f, struct day_line *const *l,
+                      size_t n)
 {
-    if (group != NULL)
-        json_object_set_new(group, "total_spend", httpjson_money(total));
+    money_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        money_add(total, l[i]->spend, &total);
+    int rc = evbuffer_add_printf(b, "{\"%s\":", f->item_key) < 0 ||
+             report_json_str(b, l[0]->group) < 0 ||
+             evbuffer_add_printf(b, ",\"total_spend\":") < 0 || report_json_money(b, total) < 0 ||
+             evbuffer_add_printf(b, ",\"metadata\":[") < 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = evbuffer_add_printf(b, "%s{\"model\":", i ? "," : "") < 0 ||
+             report_json_str(b, l[i]->model) < 0 || evbuffer_add_printf(b, ",\"spend\":") < 0 ||
+             report_json_money(b, l[i]->spend) < 0 ||
+             evbuffer_add_printf(b, ",\"total_tokens\":%lld,\"api_key\":",
+                                 (long long)l[i]->tokens) < 0 ||
+             report_json_str(b, l[i]->key) < 0 || evbuffer_add(b, "}", 1) != 0;
+    return rc == 0 && evbuffer_add(b, "]}", 2) == 0 ? 0 : -1;
 }
 
-/* Rows ordered by day, group: nest them as [{day, groups: [{name, total, metadata}]}]. */
-static json_t *nest_report(const struct day_form *f, const struct db_result *r)
+/* A day as {group_by_day, teams|customers|...: [groups]}. */
+static int json_day(void *ctx, const char *day, struct day_line *const *l, size_t n)
 {
-    json_t *days = json_array(), *day = NULL, *groups = NULL, *group = NULL, *meta = NULL;
-    money_t total = 0;
-    for (size_t i = 0; days != NULL && i < r->nrows; i++) {
-        const char *d = db_cell(r, i, 0), *g = db_cell(r, i, 1);
-        bool new_day = i == 0 || !same(d, db_cell(r, i - 1, 0));
-        if (new_day) {
-            day = json_pack("{s:s, s:[]}", "group_by_day", d, f->list_key);
-            json_array_append_new(days, day);
-            groups = json_object_get(day, f->list_key);
-        }
-        if (new_day || !same(g, db_cell(r, i - 1, 1))) {
-            close_group(group, total);
-            total = 0;
-            /* total_spend is a placeholder until close_group: keeps the contract's key order */
-            group = json_pack("{s:o, s:i, s:[]}", f->item_key, httpjson_str_or_null(g),
-                              "total_spend", 0, "metadata");
-            json_array_append_new(groups, group);
-            meta = json_object_get(group, "metadata");
-        }
-        money_t spend = 0;
-        money_parse(db_cell(r, i, 3), &spend);
-        money_add(total, spend, &total);
-        json_array_append_new(meta, json_pack("{s:s, s:o, s:o, s:s}", "model", db_cell(r, i, 2),
-            "spend", httpjson_money(spend), "total_tokens", httpjson_int_text(db_cell(r, i, 4)),
-            "api_key", db_cell(r, i, 5)));
+    struct day_answer *a = ctx;
+    int rc = evbuffer_add_printf(a->b, "%s{\"group_by_day\":\"%.10sT00:00:00+00:00\",\"%s\":[",
+                                 a->days++ ? "," : "", day, a->f->list_key) < 0;
+    for (size_t i = 0, j; rc == 0 && i < n; i = j) {
+        for (j = i + 1; j < n && same(l[j]->group, l[i]->group); j++)
+            ;
+        rc = (i > 0 && evbuffer_add(a->b, ",", 1) != 0) || json_group(a->b, a->f, l + i, j - i) < 0;
     }
-    close_group(group, total);
-    return days;
+    return rc == 0 && evbuffer_add(a->b, "]}", 2) == 0 ? 0 : -1;
+}
+
+static int csv_day(void *ctx, const char *day, struct day_line *const *l, size_t n)
+{
+    return report_csv_day(((struct day_answer *)ctx)->b, day, l, n);
 }
 
 /* One key's line of the key form, with its models' lines. */
@@ -256,23 +269,34 @@ static const struct day_form *day_form_of(const struct report_query *rq)
     return &DAY_FORMS[0];
 }
 
-static void reply_csv(struct evhttp_request *req, const struct day_form *form,
-                      const struct db_result *res)
+/* Runs a day form and answers it as JSON or CSV. */
+static void reply_days(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                       const struct day_form *form, const struct db_param *p, bool csv)
 {
-    size_t len = 0;
-    char *csv = report_csv_days(form->name, res, &len);
-    if (csv == NULL) {
+    struct day_answer a = {.b = evbuffer_new(), .f = form};
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char err[512];
+    if (a.b == NULL || (csv ? report_csv_header(a.b, form->name) : evbuffer_add(a.b, "[", 1)) != 0) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
-        return;
+        goto out;
     }
-    if (evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition",
-                          "attachment; filename=\"spend-report.csv\"") != 0) {
-        free(csv);
+    if (report_days(db, form->sql, p, form->filters ? 6 : 2, csv ? csv_day : json_day, &a, err,
+                    sizeof(err)) < 0) {
+        worker_db_failed(w, req, err);
+        goto out;
+    }
+    if ((!csv && evbuffer_add(a.b, "]", 1) != 0) ||
+        evhttp_add_header(h, "Content-Type", csv ? "text/csv; charset=utf-8"
+                                                 : "application/json") != 0 ||
+        (csv && evhttp_add_header(h, "Content-Disposition",
+                                  "attachment; filename=\"spend-report.csv\"") != 0)) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
-        return;
+        goto out;
     }
-    httpjson_reply_raw(req, 200, "text/csv; charset=utf-8", csv, len);
-    free(csv);
+    evhttp_send_reply(req, 200, NULL, a.b);
+out:
+    if (a.b != NULL)
+        evbuffer_free(a.b);
 }
 
 void spend_report(struct worker *w, struct evhttp_request *req, const struct caller *who)
@@ -305,15 +329,15 @@ void spend_report(struct worker *w, struct evhttp_request *req, const struct cal
     const char *a = by_key ? key : rq.team_id, *b = by_key ? user : rq.customer_id;
     struct db_param p[] = {DB_STR(rq.from), DB_STR(rq.to), DB_STR(a), DB_STR(a), DB_STR(b),
                            DB_STR(b)};
-    if (db_exec(db, by_key ? SQL_KEYS : form->sql, p, by_key || form->filters ? 6 : 2, &res,
-                NULL, NULL, err, sizeof(err)) < 0) {
+    if (!by_key) {
+        reply_days(w, req, db, form, p, csv);
+        goto out;
+    }
+    if (db_exec(db, SQL_KEYS, p, 6, &res, NULL, NULL, err, sizeof(err)) < 0) {
         worker_db_failed(w, req, err);
         goto out;
     }
-    if (csv)
-        reply_csv(req, form, res);
-    else
-        httpjson_reply(req, 200, by_key ? key_report(res) : nest_report(form, res));
+    httpjson_reply(req, 200, key_report(res));
 out:
     db_result_free(res);
     query_free(q);
