@@ -27,6 +27,7 @@
 #include "report_csv.h"
 #include "report_days.h"
 #include "reportd.h"
+#include "strmap.h"
 
 /* Every filter is bound (NULL switches it off): day from, day to, then the
  * pairs of FILTER_*. */
@@ -66,11 +67,12 @@ static const struct day_form DAY_FORMS[] = {
 };
 #define N_DAY_FORMS (sizeof(DAY_FORMS) / sizeof(DAY_FORMS[0]))
 
-/* params: days, key filter, internal user filter */
+/* params: days, key filter, internal user filter. Not grouped by MariaDB
+ * either (its temporary table keyed by key and model text cost more than
+ * the rows): summed per key and model here (key_row). */
 static const char SQL_KEYS[] =
-    "SELECT d.api_key, d.model, SUM(d.spend), SUM(d.prompt_tokens), SUM(d.completion_tokens)"
-    " FROM daily_spend d" DAYS FILTER("d.api_key") FILTER("d.user")
-    " GROUP BY d.api_key, d.model ORDER BY d.api_key, d.model";
+    "SELECT d.api_key, d.model, d.spend, d.prompt_tokens, d.completion_tokens"
+    " FROM daily_spend d" DAYS FILTER("d.api_key") FILTER("d.user");
 
 /* The parameters, validated. */
 struct report_query {
@@ -211,16 +213,81 @@ static json_t *sorted_details(json_t *details)
     return out;
 }
 
-/* Rows ordered by key, model: [{api_key, totals, model_details}] by cost. */
-static json_t *key_report(const struct db_result *r)
+/* A key's spend on one model over the days. */
+struct key_model {
+    char *key, *model;
+    money_t cost;
+    int64_t in, out;
+};
+
+static void free_key_model(void *v)
 {
-    struct key_total *keys = calloc(r->nrows ? r->nrows : 1, sizeof(*keys));
+    struct key_model *m = v;
+    free(m->key);
+    free(m->model);
+    free(m);
+}
+
+static int cmp_key_model(const void *x, const void *y)
+{
+    const struct key_model *a = *(struct key_model *const *)x, *b = *(struct key_model *const *)y;
+    int c = strcmp(a->key, b->key);
+    return c != 0 ? c : strcmp(a->model, b->model);
+}
+
+/* rows: api_key, model, spend, prompt_tokens, completion_tokens */
+static int key_row(void *ctx, const struct report_row *r)
+{
+    char name[2 * 1100];
+    if (r->cell[0] == NULL || r->cell[1] == NULL || r->cell[2] == NULL)
+        return -1;
+    snprintf(name, sizeof(name), "%zu:%s|%s", r->len[0], r->cell[0], r->cell[1]);
+    struct key_model *m = strmap_get(ctx, name);
+    if (m == NULL) {
+        int err = 0;
+        if ((m = calloc(1, sizeof(*m))) == NULL)
+            return -1;
+        m->key = strdup(r->cell[0]);
+        m->model = strdup(r->cell[1]);
+        if (m->key == NULL || m->model == NULL || (strmap_put(ctx, name, m, &err), err < 0)) {
+            free_key_model(m);
+            return -1;
+        }
+    }
+    money_t cost = 0;
+    money_parse(r->cell[2], &cost);
+    money_add(m->cost, cost, &m->cost);
+    m->in += r->cell[3] != NULL ? strtoll(r->cell[3], NULL, 10) : 0;
+    m->out += r->cell[4] != NULL ? strtoll(r->cell[4], NULL, 10) : 0;
+    return 0;
+}
+
+/* The map's lines sorted by key and model; NULL on ENOMEM. */
+static struct key_model **sorted_key_models(struct strmap *map, size_t *n)
+{
+    size_t pos = 0;
+    const char *name;
+    void *v;
+    struct key_model **list = malloc((strmap_count(map) ? strmap_count(map) : 1) * sizeof(*list));
+    *n = 0;
+    while (list != NULL && strmap_next(map, &pos, &name, &v) == 0)
+        list[(*n)++] = v;
+    if (list != NULL)
+        qsort(list, *n, sizeof(*list), cmp_key_model);
+    return list;
+}
+
+/* Lines sorted by key, model: [{api_key, totals, model_details}] by cost. */
+static json_t *key_report(struct key_model *const *r, size_t nrows)
+{
+    struct key_total *keys = calloc(nrows ? nrows : 1, sizeof(*keys));
     size_t n = 0;
     int64_t in = 0, out = 0;
     json_t *list = json_array();
-    for (size_t i = 0; keys != NULL && list != NULL && i < r->nrows; i++) {
-        const char *key = db_cell(r, i, 0);
-        if (i == 0 || !same(key, db_cell(r, i - 1, 0))) {
+    for (size_t i = 0; keys != NULL && list != NULL && i < nrows; i++) {
+        const char *key = r[i]->key;
+        char cost_text[MONEY_STR_MAX];
+        if (i == 0 || strcmp(key, r[i - 1]->key) != 0) {
             if (n > 0) {
                 json_object_set_new(keys[n - 1].obj, "total_input_tokens", json_integer(in));
                 json_object_set_new(keys[n - 1].obj, "total_output_tokens", json_integer(out));
@@ -230,17 +297,14 @@ static json_t *key_report(const struct db_result *r)
             n++;
             in = out = 0;
         }
-        money_t cost = 0;
-        money_parse(db_cell(r, i, 2), &cost);
-        money_add(keys[n - 1].cost, cost, &keys[n - 1].cost);
-        int64_t pin = strtoll(db_cell(r, i, 3), NULL, 10);
-        int64_t pout = strtoll(db_cell(r, i, 4), NULL, 10);
-        in += pin;
-        out += pout;
+        money_add(keys[n - 1].cost, r[i]->cost, &keys[n - 1].cost);
+        in += r[i]->in;
+        out += r[i]->out;
+        money_format(r[i]->cost, cost_text);
         json_array_append_new(keys[n - 1].details, json_pack(
-            "{s:s, s:o, s:I, s:I, s:s}", "model", db_cell(r, i, 1), "total_cost",
-            httpjson_money(cost), "total_input_tokens", (json_int_t)pin, "total_output_tokens",
-            (json_int_t)pout, "_cost", db_cell(r, i, 2)));
+            "{s:s, s:o, s:I, s:I, s:s}", "model", r[i]->model, "total_cost",
+            httpjson_money(r[i]->cost), "total_input_tokens", (json_int_t)r[i]->in,
+            "total_output_tokens", (json_int_t)r[i]->out, "_cost", cost_text));
     }
     if (n > 0) {
         json_object_set_new(keys[n - 1].obj, "total_input_tokens", json_integer(in));
@@ -255,6 +319,28 @@ static json_t *key_report(const struct db_result *r)
     }
     free(keys);
     return list;
+}
+
+/* Runs the key form and answers it. */
+static void reply_keys(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                       const struct db_param *p)
+{
+    struct strmap *map = strmap_new();
+    struct key_model **list = NULL;
+    size_t n = 0;
+    char err[512];
+    if (map == NULL) {
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        return;
+    }
+    if (report_stream(db, SQL_KEYS, p, 6, key_row, map, err, sizeof(err)) < 0)
+        worker_db_failed(w, req, err);
+    else if ((list = sorted_key_models(map, &n)) == NULL)
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+    else
+        httpjson_reply(req, 200, key_report(list, n));
+    free(list);
+    strmap_free(map, free_key_model);
 }
 
 /* The day form the query asks for (the contract's precedence below the key
@@ -303,8 +389,6 @@ void spend_report(struct worker *w, struct evhttp_request *req, const struct cal
 {
     struct query *q = query_parse(req);
     struct report_query rq = {0};
-    struct db_result *res = NULL;
-    char err[512];
     MYSQL *db;
     (void)who;
     if (q == NULL)
@@ -329,16 +413,10 @@ void spend_report(struct worker *w, struct evhttp_request *req, const struct cal
     const char *a = by_key ? key : rq.team_id, *b = by_key ? user : rq.customer_id;
     struct db_param p[] = {DB_STR(rq.from), DB_STR(rq.to), DB_STR(a), DB_STR(a), DB_STR(b),
                            DB_STR(b)};
-    if (!by_key) {
+    if (!by_key)
         reply_days(w, req, db, form, p, csv);
-        goto out;
-    }
-    if (db_exec(db, SQL_KEYS, p, 6, &res, NULL, NULL, err, sizeof(err)) < 0) {
-        worker_db_failed(w, req, err);
-        goto out;
-    }
-    httpjson_reply(req, 200, key_report(res));
+    else
+        reply_keys(w, req, db, p);
 out:
-    db_result_free(res);
     query_free(q);
 }
