@@ -29,9 +29,11 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -199,10 +201,24 @@ def measure(s, plan, args):
     return results
 
 
+def private_tmpdir():
+    """A directory of our own for MariaDB's temporary tables (it takes $TMPDIR). In the
+    shared /tmp, another server in another PID namespace can pick the same file name
+    and delete ours in the middle of a query ("Error on delete of '/tmp/#sql-temptable
+    ...'")."""
+    d = tempfile.mkdtemp(prefix="tg-rb-tmp-", dir="/tmp")
+    os.environ["TMPDIR"] = d
+    return d
+
+
 def run(args):
-    with harness.Stack() as s:
-        plan, gen, problems, checked, sizes = prepare(s, args)
-        results = measure(s, plan, args)
+    tmp = private_tmpdir()
+    try:
+        with harness.Stack() as s:
+            plan, gen, problems, checked, sizes = prepare(s, args)
+            results = measure(s, plan, args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return plan, gen, problems, checked, sizes, results
 
 

@@ -26,7 +26,7 @@ ledger_periods.c):
   tag and model (lifetime); the spend counters of keys, users, teams, members, customers
   and tags (no budget periods: lifetime spend).
 
-Deterministic: every random choice is CRC32 of the row number and a salt.
+Deterministic: every random choice is a 32-bit slice of the SHA-256 or MD5 of the row number.
 """
 
 import datetime
@@ -70,9 +70,16 @@ def key_token(k):
     return hashlib.sha256(b"bench-key-%d" % k).hexdigest()
 
 
+# The random numbers of a row: 32-bit slices of the SHA-256 (8) and MD5 (4) of its
+# number, hashed once per row (CRC32 would not do: it is linear, so the CRC32s of one
+# row under two salts differ by a constant and the choices would be correlated).
+SLICES = "kmfpclu" + "vtab"
+
+
 def _r(salt):
-    """A pseudo-random number in [0, 1) from the row number s."""
-    return "(CRC32(CONCAT('%s', s)) / 4294967296)" % salt
+    """A pseudo-random number in [0, 1) of row s (column h: its hashes' hex)."""
+    i = SLICES.index(salt)
+    return "(CONV(SUBSTRING(h, %d, 8), 16, 10) / 4294967296)" % (1 + 8 * i)
 
 
 def _composite(cols):
@@ -154,10 +161,11 @@ FROM (SELECT s, st, k, mi, fail, IF(fail, 0, pt0) AS pt,
               20 + FLOOR(POW({rp}, 2) * 4000) AS pt0, 20 + FLOOR({rc} * 800) AS ct0,
               200000 + FLOOR({rl} * 5000000) AS lat, {ru} AS cu, {ru2} AS cu2, {rt} AS tg,
               FLOOR({tags} * POW({rt1}, 2)) AS t1, FLOOR({rt2} * {tags1}) AS t2
-            FROM (SELECT seq AS s FROM seq_{first}_to_{last}) q) r0) r
+            FROM (SELECT seq AS s, CONCAT(SHA2(seq, 256), MD5(seq)) AS h
+                  FROM seq_{first}_to_{last} LIMIT {n}) q) r0) r
 JOIN bench_keys k ON k.k = r.k JOIN bench_models m ON m.m = r.mi
 """.format(keys=p.keys, per_key=per_key, tags=p.tags, tags1=max(1, p.tags - 1),
-           emb=len(MODELS) - 1, start="TIMESTAMP'%s 00:00:00'" % p.start, step=span_us / p.rows, first=first,
+           emb=len(MODELS) - 1, n=last - first + 1, start="TIMESTAMP'%s 00:00:00'" % p.start, step=span_us / p.rows, first=first,
            last=last, rk=_r("k"), model=model_case(), rf=_r("f"), rp=_r("p"), rc=_r("c"),
            rl=_r("l"), ru=_r("u"), ru2=_r("v"), rt=_r("t"), rt1=_r("a"), rt2=_r("b"))
 
