@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "e2e"))
 import harness  # noqa: E402  (tests/e2e/harness.py)
 import invariants  # noqa: E402
+import report_coarse  # noqa: E402
 import report_gen  # noqa: E402
 
 GROUPS = ("team", "customer", "api_key", "tag", "model", "user")
@@ -211,12 +212,25 @@ def private_tmpdir():
     return d
 
 
+def print_coarse(counts, rows):
+    print()
+    print("  coarser rollups (report_coarse.py; MariaDB's time, best of 3 ANALYZE, no rows"
+          " sent): %s" % ", ".join("%s %d rows" % kv for kv in counts.items()))
+    print("  %-28s %12s %10s %12s %10s" % ("statement", "now ms", "rows", "coarser ms", "rows"))
+    for label, a_ms, a_rows, b_ms, b_rows in rows:
+        print("  %-28s %12.1f %10d %12.1f %10d" % (label, a_ms, a_rows, b_ms, b_rows))
+
+
 def run(args):
     tmp = private_tmpdir()
     try:
         with harness.Stack() as s:
             plan, gen, problems, checked, sizes = prepare(s, args)
             results = measure(s, plan, args)
+            if args.coarser:
+                print("building coarser rollups (--coarser) ...", flush=True)
+                coarse = report_coarse.estimate(Db(s), plan, report_gen.key_token(0))
+                print_coarse(*coarse)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return plan, gen, problems, checked, sizes, results
@@ -277,6 +291,9 @@ def main():
                          " beyond a million rows)")
     ap.add_argument("--profile", action="store_true",
                     help="per route: MariaDB's time for its statement and the plan")
+    ap.add_argument("--coarser", action="store_true",
+                    help="afterwards, time the reports' statements against coarser rollups"
+                         " built ad hoc (report_coarse.py)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
