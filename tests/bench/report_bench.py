@@ -89,9 +89,16 @@ def time_route(stack, path, calls, budget_s):
     try:
         for _ in range(calls):
             t0 = time.perf_counter()
-            conn.request("GET", path, headers=hdr)
-            resp = conn.getresponse()
-            body = resp.read()
+            try:
+                conn.request("GET", path, headers=hdr)
+                resp = conn.getresponse()
+                body = resp.read()
+            except (OSError, http.client.HTTPException) as e:  # e.g. reportd's 60 s timeout
+                errors.append("no answer after %.1f s: %r" % (time.perf_counter() - t0, e))
+                conn.close()
+                if time.monotonic() - t_start > budget_s:
+                    break
+                continue
             if resp.status == 200:
                 times.append(time.perf_counter() - t0)
                 size = len(body)
