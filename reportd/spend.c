@@ -79,15 +79,21 @@ void spend_logs(struct worker *w, struct evhttp_request *req, const struct calle
         DB_STR(f.dated ? f.from : NULL), DB_STR(f.dated ? f.from : NULL),
         DB_STR(f.dated ? f.to : NULL), DB_STR(f.dated ? f.to : NULL),
         DB_I64(f.page_size), DB_I64((f.page - 1) * f.page_size)};
-    if (db_exec(db, "SELECT request_id, call_type, api_key, spend, total_tokens, prompt_tokens,"
-                    " completion_tokens, " REPORTD_SQL_RFC3339("start_time") ","
-                    " " REPORTD_SQL_RFC3339("end_time") ", model, model_group,"
-                    " api_base, user, team_id, end_user, key_alias, request_tags, metadata, status,"
-                    " cache_read_input_tokens, pricing FROM spend_logs"
+    /* The page's request ids first, from an index alone ((api_key|user, start_time)
+     * holds request_id too): sorting a busy key's day of whole rows to keep 100 of
+     * them cost tens of ms. Then only the page's rows are read. */
+    if (db_exec(db, "SELECT l.request_id, l.call_type, l.api_key, l.spend, l.total_tokens,"
+                    " l.prompt_tokens, l.completion_tokens, " REPORTD_SQL_RFC3339("l.start_time") ","
+                    " " REPORTD_SQL_RFC3339("l.end_time") ", l.model, l.model_group, l.api_base,"
+                    " l.user, l.team_id, l.end_user, l.key_alias, l.request_tags, l.metadata,"
+                    " l.status, l.cache_read_input_tokens, l.pricing FROM (SELECT request_id,"
+                    " start_time FROM spend_logs"
                     " WHERE (? IS NULL OR api_key = ?) AND (? IS NULL OR user = ?)"
                     " AND (? IS NULL OR request_id = ?) AND (? IS NULL OR start_time >= ?)"
                     " AND (? IS NULL OR start_time < ?)"
-                    " ORDER BY start_time DESC, request_id LIMIT ? OFFSET ?",
+                    " ORDER BY start_time DESC, request_id LIMIT ? OFFSET ?) page"
+                    " STRAIGHT_JOIN spend_logs l ON l.request_id = page.request_id"
+                    " ORDER BY page.start_time DESC, page.request_id",
                 p, sizeof(p) / sizeof(p[0]), &r, NULL, NULL, err, sizeof(err)) < 0) {
         worker_db_failed(w, req, err);
         goto out;
