@@ -10,8 +10,12 @@
  * total_spend, metadata: [{model, spend, total_tokens, api_key}]}]}]; the
  * key form lists [{api_key, total_cost, total_input_tokens,
  * total_output_tokens, model_details: [...]}] by total_cost, highest first.
- * Totals are summed from DECIMAL text with exact money arithmetic.
+ * Totals are summed from DECIMAL text with exact money arithmetic. The day
+ * forms stream the rollup rows in day order and sum each day in C
+ * (report_days.c), writing the answer as text straight into the reply.
  */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +25,9 @@
 #include "input.h"
 #include "keyhash.h"
 #include "report_csv.h"
+#include "report_days.h"
 #include "reportd.h"
+#include "strmap.h"
 
 /* Every filter is bound (NULL switches it off): day from, day to, then the
  * pairs of FILTER_*. */
@@ -29,8 +35,9 @@
 #define FILTER(col) " AND (? IS NULL OR " col " = ?)"
 
 /* A day form: how rows are grouped and how the JSON names them. Rows are
- * (day, group, model, spend, total_tokens, api_key), ordered by the first
- * three. */
+ * (day, group, model, spend, total_tokens, api_key), in day order only: the
+ * primary key's order, so MariaDB neither groups nor sorts (report_days.c
+ * sums each day). */
 struct day_form {
     const char *name;     /* group_by value, and the CSV column */
     const char *list_key; /* "teams" */
@@ -39,32 +46,33 @@ struct day_form {
     bool filters;
 };
 
-#define DAY_COLS "SELECT DATE_FORMAT(d.day, '%Y-%m-%dT00:00:00+00:00') AS dayname, "
-#define DAY_SUMS ", d.model, SUM(d.spend), SUM(d.total_tokens), d.api_key"
-#define DAY_ORDER " GROUP BY dayname, grp, d.model, d.api_key ORDER BY dayname, grp, d.model, d.api_key"
+#define DAY_COLS "SELECT d.day, "
+#define DAY_SUMS ", d.model, d.spend, d.total_tokens, d.api_key"
+#define DAY_ORDER " ORDER BY d.day"
 
 static const struct day_form DAY_FORMS[] = {
     {"team", "teams", "team_name",
-     DAY_COLS "COALESCE(t.team_alias, d.team_id, 'Unassigned Team') AS grp" DAY_SUMS
+     DAY_COLS "COALESCE(t.team_alias, d.team_id, 'Unassigned Team')" DAY_SUMS
      " FROM daily_spend d LEFT JOIN teams t ON t.team_id = d.team_id"
      DAYS FILTER("d.team_id") FILTER("d.end_user") DAY_ORDER, true},
     {"customer", "customers", "customer",
-     DAY_COLS "d.end_user AS grp" DAY_SUMS " FROM daily_spend d"
+     DAY_COLS "d.end_user" DAY_SUMS " FROM daily_spend d"
      DAYS FILTER("d.team_id") FILTER("d.end_user") DAY_ORDER, true},
-    {"tag", "tags", "tag", DAY_COLS "d.tag AS grp" DAY_SUMS " FROM daily_tag_spend d" DAYS DAY_ORDER,
+    {"tag", "tags", "tag", DAY_COLS "d.tag" DAY_SUMS " FROM daily_tag_spend d" DAYS DAY_ORDER,
      false},
-    {"model", "models", "model", DAY_COLS "d.model AS grp" DAY_SUMS " FROM daily_spend d" DAYS
+    {"model", "models", "model", DAY_COLS "d.model" DAY_SUMS " FROM daily_spend d" DAYS
      DAY_ORDER, false},
-    {"user", "users", "user", DAY_COLS "d.user AS grp" DAY_SUMS " FROM daily_spend d" DAYS
+    {"user", "users", "user", DAY_COLS "d.user" DAY_SUMS " FROM daily_spend d" DAYS
      DAY_ORDER, false},
 };
 #define N_DAY_FORMS (sizeof(DAY_FORMS) / sizeof(DAY_FORMS[0]))
 
-/* params: days, key filter, internal user filter */
+/* params: days, key filter, internal user filter. Not grouped by MariaDB
+ * either (its temporary table keyed by key and model text cost more than
+ * the rows): summed per key and model here (key_row). */
 static const char SQL_KEYS[] =
-    "SELECT d.api_key, d.model, SUM(d.spend), SUM(d.prompt_tokens), SUM(d.completion_tokens)"
-    " FROM daily_spend d" DAYS FILTER("d.api_key") FILTER("d.user")
-    " GROUP BY d.api_key, d.model ORDER BY d.api_key, d.model";
+    "SELECT d.api_key, d.model, d.spend, d.prompt_tokens, d.completion_tokens"
+    " FROM daily_spend d" DAYS FILTER("d.api_key") FILTER("d.user");
 
 /* The parameters, validated. */
 struct report_query {
@@ -109,44 +117,51 @@ static bool same(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* Closes the current group: writes its exact total. */
-static void close_group(json_t *group, money_t total)
+/* The answer being written: JSON text or CSV, straight into a buffer. */
+struct day_answer {
+    struct evbuffer *b;
+    const struct day_form *f;
+    size_t days;
+};
+
+/* The lines of one group (l[0] .. l[n-1]) as {name, total_spend, metadata}. */
+static int json_group(struct evbuffer *b, const struct day_form *f, struct day_line *const *l,
+                      size_t n)
 {
-    if (group != NULL)
-        json_object_set_new(group, "total_spend", httpjson_money(total));
+    money_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        money_add(total, l[i]->spend, &total);
+    int rc = evbuffer_add_printf(b, "{\"%s\":", f->item_key) < 0 ||
+             report_json_str(b, l[0]->group) < 0 ||
+             evbuffer_add_printf(b, ",\"total_spend\":") < 0 || report_json_money(b, total) < 0 ||
+             evbuffer_add_printf(b, ",\"metadata\":[") < 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = evbuffer_add_printf(b, "%s{\"model\":", i ? "," : "") < 0 ||
+             report_json_str(b, l[i]->model) < 0 || evbuffer_add_printf(b, ",\"spend\":") < 0 ||
+             report_json_money(b, l[i]->spend) < 0 ||
+             evbuffer_add_printf(b, ",\"total_tokens\":%lld,\"api_key\":",
+                                 (long long)l[i]->tokens) < 0 ||
+             report_json_str(b, l[i]->key) < 0 || evbuffer_add(b, "}", 1) != 0;
+    return rc == 0 && evbuffer_add(b, "]}", 2) == 0 ? 0 : -1;
 }
 
-/* Rows ordered by day, group: nest them as [{day, groups: [{name, total, metadata}]}]. */
-static json_t *nest_report(const struct day_form *f, const struct db_result *r)
+/* A day as {group_by_day, teams|customers|...: [groups]}. */
+static int json_day(void *ctx, const char *day, struct day_line *const *l, size_t n)
 {
-    json_t *days = json_array(), *day = NULL, *groups = NULL, *group = NULL, *meta = NULL;
-    money_t total = 0;
-    for (size_t i = 0; days != NULL && i < r->nrows; i++) {
-        const char *d = db_cell(r, i, 0), *g = db_cell(r, i, 1);
-        bool new_day = i == 0 || !same(d, db_cell(r, i - 1, 0));
-        if (new_day) {
-            day = json_pack("{s:s, s:[]}", "group_by_day", d, f->list_key);
-            json_array_append_new(days, day);
-            groups = json_object_get(day, f->list_key);
-        }
-        if (new_day || !same(g, db_cell(r, i - 1, 1))) {
-            close_group(group, total);
-            total = 0;
-            /* total_spend is a placeholder until close_group: keeps the contract's key order */
-            group = json_pack("{s:o, s:i, s:[]}", f->item_key, httpjson_str_or_null(g),
-                              "total_spend", 0, "metadata");
-            json_array_append_new(groups, group);
-            meta = json_object_get(group, "metadata");
-        }
-        money_t spend = 0;
-        money_parse(db_cell(r, i, 3), &spend);
-        money_add(total, spend, &total);
-        json_array_append_new(meta, json_pack("{s:s, s:o, s:o, s:s}", "model", db_cell(r, i, 2),
-            "spend", httpjson_money(spend), "total_tokens", httpjson_int_text(db_cell(r, i, 4)),
-            "api_key", db_cell(r, i, 5)));
+    struct day_answer *a = ctx;
+    int rc = evbuffer_add_printf(a->b, "%s{\"group_by_day\":\"%.10sT00:00:00+00:00\",\"%s\":[",
+                                 a->days++ ? "," : "", day, a->f->list_key) < 0;
+    for (size_t i = 0, j; rc == 0 && i < n; i = j) {
+        for (j = i + 1; j < n && same(l[j]->group, l[i]->group); j++)
+            ;
+        rc = (i > 0 && evbuffer_add(a->b, ",", 1) != 0) || json_group(a->b, a->f, l + i, j - i) < 0;
     }
-    close_group(group, total);
-    return days;
+    return rc == 0 && evbuffer_add(a->b, "]}", 2) == 0 ? 0 : -1;
+}
+
+static int csv_day(void *ctx, const char *day, struct day_line *const *l, size_t n)
+{
+    return report_csv_day(((struct day_answer *)ctx)->b, day, l, n);
 }
 
 /* One key's line of the key form, with its models' lines. */
@@ -198,16 +213,81 @@ static json_t *sorted_details(json_t *details)
     return out;
 }
 
-/* Rows ordered by key, model: [{api_key, totals, model_details}] by cost. */
-static json_t *key_report(const struct db_result *r)
+/* A key's spend on one model over the days. */
+struct key_model {
+    char *key, *model;
+    money_t cost;
+    int64_t in, out;
+};
+
+static void free_key_model(void *v)
 {
-    struct key_total *keys = calloc(r->nrows ? r->nrows : 1, sizeof(*keys));
+    struct key_model *m = v;
+    free(m->key);
+    free(m->model);
+    free(m);
+}
+
+static int cmp_key_model(const void *x, const void *y)
+{
+    const struct key_model *a = *(struct key_model *const *)x, *b = *(struct key_model *const *)y;
+    int c = strcmp(a->key, b->key);
+    return c != 0 ? c : strcmp(a->model, b->model);
+}
+
+/* rows: api_key, model, spend, prompt_tokens, completion_tokens */
+static int key_row(void *ctx, const struct report_row *r)
+{
+    char name[2 * 1100];
+    if (r->cell[0] == NULL || r->cell[1] == NULL || r->cell[2] == NULL)
+        return -1;
+    snprintf(name, sizeof(name), "%zu:%s|%s", r->len[0], r->cell[0], r->cell[1]);
+    struct key_model *m = strmap_get(ctx, name);
+    if (m == NULL) {
+        int err = 0;
+        if ((m = calloc(1, sizeof(*m))) == NULL)
+            return -1;
+        m->key = strdup(r->cell[0]);
+        m->model = strdup(r->cell[1]);
+        if (m->key == NULL || m->model == NULL || (strmap_put(ctx, name, m, &err), err < 0)) {
+            free_key_model(m);
+            return -1;
+        }
+    }
+    money_t cost = 0;
+    money_parse(r->cell[2], &cost);
+    money_add(m->cost, cost, &m->cost);
+    m->in += r->cell[3] != NULL ? strtoll(r->cell[3], NULL, 10) : 0;
+    m->out += r->cell[4] != NULL ? strtoll(r->cell[4], NULL, 10) : 0;
+    return 0;
+}
+
+/* The map's lines sorted by key and model; NULL on ENOMEM. */
+static struct key_model **sorted_key_models(struct strmap *map, size_t *n)
+{
+    size_t pos = 0;
+    const char *name;
+    void *v;
+    struct key_model **list = malloc((strmap_count(map) ? strmap_count(map) : 1) * sizeof(*list));
+    *n = 0;
+    while (list != NULL && strmap_next(map, &pos, &name, &v) == 0)
+        list[(*n)++] = v;
+    if (list != NULL)
+        qsort(list, *n, sizeof(*list), cmp_key_model);
+    return list;
+}
+
+/* Lines sorted by key, model: [{api_key, totals, model_details}] by cost. */
+static json_t *key_report(struct key_model *const *r, size_t nrows)
+{
+    struct key_total *keys = calloc(nrows ? nrows : 1, sizeof(*keys));
     size_t n = 0;
     int64_t in = 0, out = 0;
     json_t *list = json_array();
-    for (size_t i = 0; keys != NULL && list != NULL && i < r->nrows; i++) {
-        const char *key = db_cell(r, i, 0);
-        if (i == 0 || !same(key, db_cell(r, i - 1, 0))) {
+    for (size_t i = 0; keys != NULL && list != NULL && i < nrows; i++) {
+        const char *key = r[i]->key;
+        char cost_text[MONEY_STR_MAX];
+        if (i == 0 || strcmp(key, r[i - 1]->key) != 0) {
             if (n > 0) {
                 json_object_set_new(keys[n - 1].obj, "total_input_tokens", json_integer(in));
                 json_object_set_new(keys[n - 1].obj, "total_output_tokens", json_integer(out));
@@ -217,17 +297,14 @@ static json_t *key_report(const struct db_result *r)
             n++;
             in = out = 0;
         }
-        money_t cost = 0;
-        money_parse(db_cell(r, i, 2), &cost);
-        money_add(keys[n - 1].cost, cost, &keys[n - 1].cost);
-        int64_t pin = strtoll(db_cell(r, i, 3), NULL, 10);
-        int64_t pout = strtoll(db_cell(r, i, 4), NULL, 10);
-        in += pin;
-        out += pout;
+        money_add(keys[n - 1].cost, r[i]->cost, &keys[n - 1].cost);
+        in += r[i]->in;
+        out += r[i]->out;
+        money_format(r[i]->cost, cost_text);
         json_array_append_new(keys[n - 1].details, json_pack(
-            "{s:s, s:o, s:I, s:I, s:s}", "model", db_cell(r, i, 1), "total_cost",
-            httpjson_money(cost), "total_input_tokens", (json_int_t)pin, "total_output_tokens",
-            (json_int_t)pout, "_cost", db_cell(r, i, 2)));
+            "{s:s, s:o, s:I, s:I, s:s}", "model", r[i]->model, "total_cost",
+            httpjson_money(r[i]->cost), "total_input_tokens", (json_int_t)r[i]->in,
+            "total_output_tokens", (json_int_t)r[i]->out, "_cost", cost_text));
     }
     if (n > 0) {
         json_object_set_new(keys[n - 1].obj, "total_input_tokens", json_integer(in));
@@ -244,6 +321,28 @@ static json_t *key_report(const struct db_result *r)
     return list;
 }
 
+/* Runs the key form and answers it. */
+static void reply_keys(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                       const struct db_param *p)
+{
+    struct strmap *map = strmap_new();
+    struct key_model **list = NULL;
+    size_t n = 0;
+    char err[512];
+    if (map == NULL) {
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        return;
+    }
+    if (report_stream(db, SQL_KEYS, p, 6, key_row, map, err, sizeof(err)) < 0)
+        worker_db_failed(w, req, err);
+    else if ((list = sorted_key_models(map, &n)) == NULL)
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+    else
+        httpjson_reply(req, 200, key_report(list, n));
+    free(list);
+    strmap_free(map, free_key_model);
+}
+
 /* The day form the query asks for (the contract's precedence below the key
  * forms): team_id= or customer_id= before group_by; team by default. */
 static const struct day_form *day_form_of(const struct report_query *rq)
@@ -256,31 +355,40 @@ static const struct day_form *day_form_of(const struct report_query *rq)
     return &DAY_FORMS[0];
 }
 
-static void reply_csv(struct evhttp_request *req, const struct day_form *form,
-                      const struct db_result *res)
+/* Runs a day form and answers it as JSON or CSV. */
+static void reply_days(struct worker *w, struct evhttp_request *req, MYSQL *db,
+                       const struct day_form *form, const struct db_param *p, bool csv)
 {
-    size_t len = 0;
-    char *csv = report_csv_days(form->name, res, &len);
-    if (csv == NULL) {
+    struct day_answer a = {.b = evbuffer_new(), .f = form};
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char err[512];
+    if (a.b == NULL || (csv ? report_csv_header(a.b, form->name) : evbuffer_add(a.b, "[", 1)) != 0) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
-        return;
+        goto out;
     }
-    if (evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition",
-                          "attachment; filename=\"spend-report.csv\"") != 0) {
-        free(csv);
+    if (report_days(db, form->sql, p, form->filters ? 6 : 2, csv ? csv_day : json_day, &a, err,
+                    sizeof(err)) < 0) {
+        worker_db_failed(w, req, err);
+        goto out;
+    }
+    if ((!csv && evbuffer_add(a.b, "]", 1) != 0) ||
+        evhttp_add_header(h, "Content-Type", csv ? "text/csv; charset=utf-8"
+                                                 : "application/json") != 0 ||
+        (csv && evhttp_add_header(h, "Content-Disposition",
+                                  "attachment; filename=\"spend-report.csv\"") != 0)) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
-        return;
+        goto out;
     }
-    httpjson_reply_raw(req, 200, "text/csv; charset=utf-8", csv, len);
-    free(csv);
+    evhttp_send_reply(req, 200, NULL, a.b);
+out:
+    if (a.b != NULL)
+        evbuffer_free(a.b);
 }
 
 void spend_report(struct worker *w, struct evhttp_request *req, const struct caller *who)
 {
     struct query *q = query_parse(req);
     struct report_query rq = {0};
-    struct db_result *res = NULL;
-    char err[512];
     MYSQL *db;
     (void)who;
     if (q == NULL)
@@ -305,16 +413,10 @@ void spend_report(struct worker *w, struct evhttp_request *req, const struct cal
     const char *a = by_key ? key : rq.team_id, *b = by_key ? user : rq.customer_id;
     struct db_param p[] = {DB_STR(rq.from), DB_STR(rq.to), DB_STR(a), DB_STR(a), DB_STR(b),
                            DB_STR(b)};
-    if (db_exec(db, by_key ? SQL_KEYS : form->sql, p, by_key || form->filters ? 6 : 2, &res,
-                NULL, NULL, err, sizeof(err)) < 0) {
-        worker_db_failed(w, req, err);
-        goto out;
-    }
-    if (csv)
-        reply_csv(req, form, res);
+    if (!by_key)
+        reply_days(w, req, db, form, p, csv);
     else
-        httpjson_reply(req, 200, by_key ? key_report(res) : nest_report(form, res));
+        reply_keys(w, req, db, p);
 out:
-    db_result_free(res);
     query_free(q);
 }

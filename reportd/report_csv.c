@@ -7,7 +7,6 @@
 
 #include <event2/buffer.h>
 #include <stdbool.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "money.h"
@@ -42,34 +41,25 @@ static bool same(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-char *report_csv_days(const char *group_name, const struct db_result *r, size_t *len)
+int report_csv_header(struct evbuffer *b, const char *group_name)
 {
-    struct evbuffer *b = evbuffer_new();
+    return evbuffer_add_printf(b, "date,%s,model,spend,total_tokens\r\n", group_name) < 0 ? -1 : 0;
+}
+
+int report_csv_day(struct evbuffer *b, const char *day, struct day_line *const *l, size_t n)
+{
     money_t spend = 0;
     long long tokens = 0;
-    char *out = NULL;
-    int rc = b != NULL ? evbuffer_add_printf(b, "date,%s,model,spend,total_tokens\r\n",
-                                             group_name) < 0 : -1;
-    for (size_t i = 0; rc == 0 && i < r->nrows; i++) { /* rows: day, group, model, key */
-        money_t m = 0;
-        money_parse(db_cell(r, i, 3), &m);
-        money_add(spend, m, &spend);
-        tokens += strtoll(db_cell(r, i, 4), NULL, 10);
-        bool last = i + 1 == r->nrows || !same(db_cell(r, i, 0), db_cell(r, i + 1, 0)) ||
-                    !same(db_cell(r, i, 1), db_cell(r, i + 1, 1)) ||
-                    !same(db_cell(r, i, 2), db_cell(r, i + 1, 2));
-        if (!last)
-            continue;
-        rc = add_row(b, db_cell(r, i, 0), db_cell(r, i, 1), db_cell(r, i, 2), spend, tokens);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        money_add(spend, l[i]->spend, &spend);
+        tokens += l[i]->tokens;
+        if (i + 1 < n && same(l[i]->group, l[i + 1]->group) &&
+            strcmp(l[i]->model, l[i + 1]->model) == 0)
+            continue; /* the next key's line of the same group and model */
+        rc = add_row(b, day, l[i]->group, l[i]->model, spend, tokens);
         spend = 0;
         tokens = 0;
     }
-    if (rc == 0 && (out = malloc(evbuffer_get_length(b) + 1)) != NULL) {
-        *len = evbuffer_get_length(b);
-        evbuffer_remove(b, out, *len);
-        out[*len] = '\0';
-    }
-    if (b != NULL)
-        evbuffer_free(b);
-    return out;
+    return rc;
 }

@@ -2,13 +2,16 @@
 #ifndef REPORTD_REPORT_CSV_H
 #define REPORTD_REPORT_CSV_H
 
+#include <event2/buffer.h>
 #include <stddef.h>
 
-#include "db.h"
+#include "report_days.h"
 
-/* Rows (day, group, model, spend, total_tokens, api_key), ordered by day,
- * group, model, as CSV with a header naming the group column: one line per
- * day, group and model (summed over keys). The caller frees; NULL on ENOMEM. */
-char *report_csv_days(const char *group_name, const struct db_result *r, size_t *len);
+/* The header line, naming the group column. 0, or -1 on ENOMEM. */
+int report_csv_header(struct evbuffer *b, const char *group_name);
+
+/* One day's lines (sorted by group, model, key, see report_days.h) as one CSV
+ * line per group and model, summed over the keys. 0, or -1 on ENOMEM. */
+int report_csv_day(struct evbuffer *b, const char *day, struct day_line *const *lines, size_t n);
 
 #endif
