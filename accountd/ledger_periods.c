@@ -76,7 +76,8 @@ static const struct owner_sql SQL[T_ENTITY_MODEL] = {
         " WHERE budget_period_start IS NOT NULL AND team_id IN (",
         "UPDATE teams SET spend = spend + " SPEND " WHERE team_id = ?", 1,
         READ(STAGE_IDS, "o", "o.budget_reset_at") "teams o ON o.team_id = t.id"},
-    [T_MEMBERS] = {0, STAGE_IDS, NULL,
+    /* a member is published as "m:<team>\x1f<user>", as proxyd names it */
+    [T_MEMBERS] = {'m', STAGE_IDS, NULL,
         FROM_STAGE(STAGE_IDS) "team_members m ON m.team_id = t.id AND m.user_id = t.id2"
         " LEFT JOIN budgets b ON b.budget_id = m.budget_id SET m.spend = m.spend + t.spend"
         IN_PERIOD("b.budget_period_start"),
@@ -84,7 +85,9 @@ static const struct owner_sql SQL[T_ENTITY_MODEL] = {
         " JOIN budgets b ON b.budget_id = m.budget_id"
         " WHERE b.budget_period_start IS NOT NULL AND (m.team_id, m.user_id) IN (",
         "UPDATE team_members SET spend = spend + " SPEND " WHERE team_id = ? AND user_id = ?", 2,
-        NULL},
+        "SELECT CONCAT(t.id, CHAR(31), t.id2), m.spend, " DB_SQL_UNIX_US("b.budget_reset_at")
+        " FROM " STAGE_IDS " t STRAIGHT_JOIN team_members m ON m.team_id = t.id"
+        " AND m.user_id = t.id2 LEFT JOIN budgets b ON b.budget_id = m.budget_id"},
     [T_CUSTOMERS] = {'c', STAGE_IDS,
         "INSERT INTO customers (user_id, spend, created_at, updated_at)"
         " SELECT id, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) FROM " STAGE_IDS " ORDER BY seq"

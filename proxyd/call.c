@@ -24,7 +24,6 @@
 #include "router.h"
 #include "sse.h"
 
-#define DEFAULT_MAX_OUTPUT 16384 /* answer tokens assumed when neither request nor map says */
 #define ADMIT_WAIT_MS 20         /* an unsure budget check looks again after this */
 #define ADMIT_WAITS_MAX 25       /* and gives up (refuses) after this many looks */
 
@@ -263,46 +262,6 @@ static int keep_key(struct call *c, const struct keyinfo *key)
            (key->team_id && !c->key.team_id) ? -1 : 0;
 }
 
-/* The most this request can cost: every body byte a prompt token (a token
- * is at least a byte) and the longest answer it allows. */
-static money_t worst_case(const struct call *c, const struct deployment *d)
-{
-    json_t *mt = json_object_get(c->body, "max_completion_tokens");
-    json_t *n = json_object_get(c->body, "n");
-    int64_t out = 0, prompt = (int64_t)evbuffer_get_length(evhttp_request_get_input_buffer(c->req));
-    char err[128];
-    money_t cost = 0;
-    if (!json_is_integer(mt))
-        mt = json_object_get(c->body, "max_tokens");
-    if (c->kind == CALL_CHAT || c->kind == CALL_COMPLETION) {
-        out = json_is_integer(mt) && json_integer_value(mt) > 0 ? json_integer_value(mt)
-                                                               : price_max_output(c->px->prices, d->model, &d->price);
-        if (out <= 0)
-            out = DEFAULT_MAX_OUTPUT;
-        if (json_is_integer(n) && json_integer_value(n) > 1 && json_integer_value(n) <= 128)
-            out *= json_integer_value(n);
-    }
-    struct usage u = {.prompt_tokens = prompt, .completion_tokens = out, .total_tokens = prompt + out};
-    if (price_cost(c->px->prices, d->model, &d->price, &u, &cost, err, sizeof(err)) != PRICE_OK)
-        cost = 0; /* unpriced: nothing to reserve, and nothing will be charged */
-    return cost;
-}
-
-/* The worst case of the group's priciest deployment (retries and fallbacks
- * included), reserved against each budget while the request runs. */
-static money_t reserve_for(struct call *c)
-{
-    money_t reserve = 0;
-    struct route_state probe;
-    const struct deployment *d = router_first(c->px->router, c->model_group, &probe);
-    for (; d != NULL; d = router_next(c->px->router, &probe)) {
-        money_t w = worst_case(c, d);
-        if (w > reserve)
-            reserve = w;
-    }
-    return reserve;
-}
-
 static void route_and_start(struct call *c)
 {
     if ((c->dep = router_first(c->px->router, c->model_group, &c->route)) == NULL) {
@@ -383,7 +342,8 @@ static void admit(struct call *c)
                                            c->owner_rows[i].fetched_ms};
     }
     const struct keyinfo *key = c->key.token[0] != '\0' ? &c->key : NULL;
-    int rc = admission_admit(c->px->admission, key, extra, n, reserve_for(c), &c->reservation,
+    int rc = admission_admit(c->px->admission, key, extra, n,
+                             reserve_needed(key, extra, n) ? reserve_for(c) : 0, &c->reservation,
                              &why);
     if (rc == 0) {
         route_and_start(c);

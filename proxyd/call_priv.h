@@ -39,6 +39,8 @@ struct call {
     struct owner_row *owner_rows; /* end user (if any) first, then tags; NULL if none */
     size_t n_owner_rows;
     int admit_waits;
+    unsigned prompt_counted;  /* bit per tokenizer encoding: prompt_count[enc] is known */
+    int64_t prompt_count[2];  /* the chat prompt's exact tokens (-1: not countable) */
     struct keyinfo key;     /* copy of the caller's key row (token "" for master) */
     char *end_user;
     json_t *tags;           /* array of strings */
@@ -51,6 +53,12 @@ struct call {
 };
 
 extern const char *const CALL_TYPE[];
+
+/* reserve.c: does any budget of the request have a max (else nothing to
+ * reserve)? And the worst case of the group's priciest deployment (retries
+ * and fallbacks included), reserved against each budget while it runs. */
+bool reserve_needed(const struct keyinfo *key, const struct budget_extra *extra, size_t n);
+money_t reserve_for(struct call *c);
 
 int64_t call_since_us(const struct timespec *t0);
 void call_free(struct call *c);

@@ -1,0 +1,119 @@
+/* reserve.c - the worst-case cost a request reserves against its budgets
+ * while it runs (see admission.c), so that concurrent requests overshoot a
+ * budget by at most one request.
+ *
+ * The prompt's share: for a plain chat (text messages only, no tools) to a
+ * model with OpenAI's tokenizer, the exact count in OpenAI's chat format
+ * (tokencount.h) — what the provider will bill. Anything else keeps the
+ * safe bound of one token per body byte (a token is at least a byte): tool
+ * definitions, images and other providers' tokenizers are not counted here,
+ * and a reservation must never be below the bill. The answer's share: the
+ * request's max tokens, else the model's, times n.
+ */
+#include <event2/buffer.h>
+#include <string.h>
+
+#include "call_priv.h"
+#include "router.h"
+#include "tokencount.h"
+#include "tokenizer.h"
+
+#define DEFAULT_MAX_OUTPUT 16384 /* answer tokens assumed when neither request nor map says */
+
+bool reserve_needed(const struct keyinfo *key, const struct budget_extra *extra, size_t n)
+{
+    bool any = key != NULL && (key->key.has_max || key->user.has_max || key->team.has_max ||
+                               key->member.has_max);
+    for (size_t i = 0; i < n && !any; i++)
+        any = extra[i].row->has_max;
+    return any;
+}
+
+/* Text messages only: every content a string or a list of text parts, no
+ * tool calls; and no tool or function definitions in the body. */
+static bool plain_chat(const json_t *body)
+{
+    const json_t *messages = json_object_get(body, "messages"), *m, *part;
+    size_t i, j;
+    if (!json_is_array(messages) || json_object_get(body, "tools") != NULL ||
+        json_object_get(body, "functions") != NULL)
+        return false;
+    json_array_foreach(messages, i, m) {
+        const json_t *content = json_object_get(m, "content");
+        if (!json_is_object(m) || json_object_get(m, "tool_calls") != NULL ||
+            json_object_get(m, "function_call") != NULL)
+            return false;
+        if (json_is_array(content)) {
+            json_array_foreach(content, j, part) {
+                if (!json_is_string(json_object_get(part, "text")) ||
+                    strcmp(json_string_value(json_object_get(part, "type")) != NULL
+                               ? json_string_value(json_object_get(part, "type")) : "",
+                           "text") != 0)
+                    return false;
+            }
+        } else if (!json_is_string(content) && !json_is_null(content)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Prompt tokens to reserve for deployment d's model: the exact chat count
+ * when it is safe (counted once per encoding per request), else the bytes. */
+static int64_t prompt_tokens(struct call *c, const struct deployment *d, int64_t bytes)
+{
+    bool estimate = false;
+    enum tokenizer_encoding enc = tokenizer_for_model(d->model, &estimate);
+    if (c->kind != CALL_CHAT || estimate || !plain_chat(c->body))
+        return bytes;
+    if (!(c->prompt_counted & (1u << enc))) {
+        char err[128];
+        int64_t n = tokencount_chat(d->model, json_object_get(c->body, "messages"), &estimate,
+                                    err, sizeof(err));
+        c->prompt_count[enc] = n >= 0 && !estimate ? n : -1;
+        c->prompt_counted |= 1u << enc;
+    }
+    return c->prompt_count[enc] >= 0 && c->prompt_count[enc] < bytes ? c->prompt_count[enc]
+                                                                     : bytes;
+}
+
+/* The most this request can cost on deployment d. */
+static money_t worst_case(struct call *c, const struct deployment *d)
+{
+    json_t *mt = json_object_get(c->body, "max_completion_tokens");
+    json_t *n = json_object_get(c->body, "n");
+    int64_t out = 0;
+    int64_t bytes = (int64_t)evbuffer_get_length(evhttp_request_get_input_buffer(c->req));
+    int64_t prompt = prompt_tokens(c, d, bytes);
+    char err[128];
+    money_t cost = 0;
+    if (!json_is_integer(mt))
+        mt = json_object_get(c->body, "max_tokens");
+    if (c->kind == CALL_CHAT || c->kind == CALL_COMPLETION) {
+        out = json_is_integer(mt) && json_integer_value(mt) > 0
+                  ? json_integer_value(mt)
+                  : price_max_output(c->px->prices, d->model, &d->price);
+        if (out <= 0)
+            out = DEFAULT_MAX_OUTPUT;
+        if (json_is_integer(n) && json_integer_value(n) > 1 && json_integer_value(n) <= 128)
+            out *= json_integer_value(n);
+    }
+    struct usage u = {.prompt_tokens = prompt, .completion_tokens = out,
+                      .total_tokens = prompt + out};
+    if (price_cost(c->px->prices, d->model, &d->price, &u, &cost, err, sizeof(err)) != PRICE_OK)
+        cost = 0; /* unpriced: nothing to reserve, and nothing will be charged */
+    return cost;
+}
+
+money_t reserve_for(struct call *c)
+{
+    money_t reserve = 0;
+    struct route_state probe;
+    const struct deployment *d = router_first(c->px->router, c->model_group, &probe);
+    for (; d != NULL; d = router_next(c->px->router, &probe)) {
+        money_t w = worst_case(c, d);
+        if (w > reserve)
+            reserve = w;
+    }
+    return reserve;
+}
