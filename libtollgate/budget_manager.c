@@ -53,10 +53,11 @@ static int check_name(struct tg_bm *m, const char *what, const char *s)
     return TG_BM_OK;
 }
 
+/* Starts a call about one user: clears the last error, checks the name. */
 static int begin(struct tg_bm *m, const char *user)
 {
     m->err[0] = '\0';
-    return user != NULL ? check_name(m, "user", user) : TG_BM_OK;
+    return check_name(m, "user", user);
 }
 
 int tg_bm_open(const char *project, const struct tg_bm_options *opt, struct tg_bm **out,
@@ -175,7 +176,7 @@ int tg_bm_create_budget(struct tg_bm *m, double total_budget, const char *user,
 bool tg_bm_is_valid_user(struct tg_bm *m, const char *user)
 {
     json_t *users = NULL, *entry = NULL;
-    if (m == NULL || begin(m, user) != TG_BM_OK || user == NULL)
+    if (m == NULL || begin(m, user) != TG_BM_OK)
         return false;
     int rc = user_entry(m, user, &users, &entry);
     json_decref(users);
@@ -191,8 +192,6 @@ static int get_amount(struct tg_bm *m, const char *user, const char *field, doub
     if (m == NULL)
         return TG_BM_EINVAL;
     int rc = begin(m, user);
-    if (rc == TG_BM_OK && user == NULL)
-        rc = bm_fail(m, TG_BM_EINVAL, "user is NULL");
     if (rc == TG_BM_OK && out == NULL)
         rc = bm_fail(m, TG_BM_EINVAL, "out is NULL");
     if (rc == TG_BM_OK && (rc = user_entry(m, user, &users, &entry)) == TG_BM_OK)
@@ -217,8 +216,8 @@ int tg_bm_get_model_cost(struct tg_bm *m, const char *user, tg_bm_model_cost_fn 
     if (m == NULL)
         return TG_BM_EINVAL;
     int rc = begin(m, user);
-    if (rc == TG_BM_OK && (user == NULL || fn == NULL))
-        rc = bm_fail(m, TG_BM_EINVAL, "user and fn must not be NULL");
+    if (rc == TG_BM_OK && fn == NULL)
+        rc = bm_fail(m, TG_BM_EINVAL, "fn is NULL");
     if (rc == TG_BM_OK && (rc = user_entry(m, user, &users, &entry)) == TG_BM_OK) {
         const char *model;
         json_t *v;
@@ -272,8 +271,8 @@ int tg_bm_update_cost_response(struct tg_bm *m, const char *user, const char *re
     if (m == NULL)
         return TG_BM_EINVAL;
     int rc = begin(m, user);
-    if (rc != TG_BM_OK || user == NULL || response_json == NULL)
-        return rc != TG_BM_OK ? rc : bm_fail(m, TG_BM_EINVAL, "user and response must be set");
+    if (rc != TG_BM_OK || response_json == NULL)
+        return rc != TG_BM_OK ? rc : bm_fail(m, TG_BM_EINVAL, "response_json is NULL");
     json_error_t jerr;
     json_t *resp = json_loads(response_json, 0, &jerr);
     const json_t *model = json_object_get(resp, "model");
@@ -308,8 +307,8 @@ int tg_bm_update_cost_text(struct tg_bm *m, const char *user, const char *model,
     if (m == NULL)
         return TG_BM_EINVAL;
     int rc = begin(m, user);
-    if (rc == TG_BM_OK && (user == NULL || input_text == NULL || output_text == NULL))
-        rc = bm_fail(m, TG_BM_EINVAL, "user, input_text and output_text must be set");
+    if (rc == TG_BM_OK && (input_text == NULL || output_text == NULL))
+        rc = bm_fail(m, TG_BM_EINVAL, "input_text and output_text must be set");
     if (rc == TG_BM_OK)
         rc = check_name(m, "model", model);
     if (rc != TG_BM_OK)
@@ -342,8 +341,8 @@ int tg_bm_projected_cost(struct tg_bm *m, const char *model, const char *message
     if (m == NULL)
         return TG_BM_EINVAL;
     int rc = begin(m, user);
-    if (rc == TG_BM_OK && (user == NULL || messages_json == NULL || out == NULL))
-        rc = bm_fail(m, TG_BM_EINVAL, "user, messages and out must be set");
+    if (rc == TG_BM_OK && (messages_json == NULL || out == NULL))
+        rc = bm_fail(m, TG_BM_EINVAL, "messages_json and out must be set");
     if (rc == TG_BM_OK)
         rc = check_name(m, "model", model);
     if (rc != TG_BM_OK)
@@ -386,8 +385,8 @@ int tg_bm_reset_cost(struct tg_bm *m, const char *user)
     if (m == NULL)
         return TG_BM_EINVAL;
     int rc = begin(m, user);
-    if (rc != TG_BM_OK || user == NULL)
-        return rc != TG_BM_OK ? rc : bm_fail(m, TG_BM_EINVAL, "user is NULL");
+    if (rc != TG_BM_OK)
+        return rc;
     struct bm_change c = {.op = BM_OP_RESET, .user = user};
     return change(m, &c);
 }
@@ -421,8 +420,8 @@ int tg_bm_reset_on_duration(struct tg_bm *m, const char *user, bool *did_reset)
     if (m == NULL)
         return TG_BM_EINVAL;
     int rc = begin(m, user);
-    if (rc != TG_BM_OK || user == NULL)
-        return rc != TG_BM_OK ? rc : bm_fail(m, TG_BM_EINVAL, "user is NULL");
+    if (rc != TG_BM_OK)
+        return rc;
     struct bm_change c = {.op = BM_OP_RESET_PERIOD, .user = user};
     if (m->client == TG_BM_HOSTED && m->tollgate) {
         rc = tollgate_reset_period(m, user, m->now(), &did);
