@@ -264,6 +264,8 @@ static void emit_real(struct text *t, double d)
         if (strtod(buf, NULL) == d)
             break;
     }
+    if (strchr(buf, 'e') != NULL && fabs(d) >= 1 && fabs(d) < 1e17)
+        snprintf(buf, sizeof(buf), "%.0f", d); /* "1e+01": a whole number, write 10.0 */
     if (strpbrk(buf, ".e") == NULL)
         strcat(buf, ".0");
     emit(t, buf, strlen(buf));

@@ -34,6 +34,8 @@ static json_t *price_map; /* libtollgate/data/prices.json, read here independent
 static char dir[64];
 static double fake_now;
 
+static char *read_text(const char *name);
+
 static double fake_clock(void)
 {
     return fake_now;
@@ -177,6 +179,11 @@ static void operations(void)
     CHECK(tg_bm_create_budget(m, 20, "alice", TG_BM_MONTHLY, 0) == TG_BM_OK, "replace");
     check_amount(current(m, "alice"), both, "cost kept on replace");
     check_layout("ops.json");
+    char *text = read_text("ops.json"); /* floats in their shortest form, as Python writes */
+    CHECK(text != NULL && strstr(text, "\"total_budget\": 20.0,") != NULL &&
+          strstr(text, "\"current_cost\": 0.0102,") != NULL &&
+          strstr(text, "\"total_budget\": 5.5,") != NULL, "file text: %s", text);
+    free(text);
     CHECK(tg_bm_save_data(m) == TG_BM_OK, "save_data");
     struct tg_bm *m2 = open_local("ops.json", NULL); /* a second manager sees it all */
     if (m2 != NULL) {
