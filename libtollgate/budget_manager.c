@@ -219,11 +219,10 @@ int tg_bm_get_model_cost(struct tg_bm *m, const char *user, tg_bm_model_cost_fn 
     if (rc == TG_BM_OK && fn == NULL)
         rc = bm_fail(m, TG_BM_EINVAL, "fn is NULL");
     if (rc == TG_BM_OK && (rc = user_entry(m, user, &users, &entry)) == TG_BM_OK) {
+        json_t *costs = json_object_get(entry, "model_cost"), *v;
         const char *model;
-        json_t *v;
-        json_object_foreach(json_object_get(entry, "model_cost"), model, v)
-            fn(model, money_to_double(bm_entry_money(json_object_get(entry, "model_cost"),
-                                                     model)), arg);
+        json_object_foreach(costs, model, v)
+            fn(model, money_to_double(bm_entry_money(costs, model)), arg);
     }
     json_decref(users);
     return rc;
