@@ -7,6 +7,7 @@
  *   internal_user(_viewer) its own keys, user and spend (the handler limits
  *                         the answer: caller.self_only);
  *   permissions.get_spend_routes  the spend routes.
+ *   permissions.budget_manager  the hosted BudgetManager routes (which no role opens).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ enum access {
     SELF_READ,   /* + internal users' keys, for their own rows */
     SPEND_READ,  /* ADMIN_READ + keys with get_spend_routes */
     SPEND_SELF,  /* SPEND_READ + internal users' keys, for their own spend */
+    BUDGET_MANAGER, /* the master key + keys with permissions.budget_manager */
 };
 
 struct route {
@@ -82,6 +84,11 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_GET, "/tag/daily/activity"}, SPEND_READ, activity_tag},
     {{EVHTTP_REQ_POST, "/global/spend/end_users"}, SPEND_READ, spend_end_users},
     {{EVHTTP_REQ_POST, "/spend/calculate"}, SPEND_READ, spend_calculate},
+    {{EVHTTP_REQ_POST, "/get_budget"}, BUDGET_MANAGER, budget_get},
+    {{EVHTTP_REQ_POST, "/set_budget"}, BUDGET_MANAGER, budget_set},
+    {{EVHTTP_REQ_POST, "/budget_manager/create_budget"}, BUDGET_MANAGER, budget_create},
+    {{EVHTTP_REQ_POST, "/budget_manager/update_cost"}, BUDGET_MANAGER, budget_update_cost},
+    {{EVHTTP_REQ_POST, "/budget_manager/reset_cost"}, BUDGET_MANAGER, budget_reset_cost},
 };
 
 /* Loads the row of the virtual key who->token (its permissions, user and
@@ -147,6 +154,8 @@ static bool allowed(enum access access, const char *role, struct caller *who)
     case SPEND_SELF:
         who->self_only = !spend && internal;
         return spend || internal;
+    case BUDGET_MANAGER:
+        return json_is_true(json_object_get(who->permissions, "budget_manager"));
     }
     return false;
 }
@@ -172,6 +181,12 @@ static int authorize(struct worker *w, struct evhttp_request *req, enum access a
         return -1;
     if (allowed(access, role, who))
         return 0;
+    if (access == BUDGET_MANAGER) {
+        httpjson_error(req, 403, "permission_error", NULL,
+                       "This key may not call the budget manager routes (it needs the master"
+                       " key or permissions.budget_manager)");
+        return -1;
+    }
     httpjson_error(req, 403, "permission_error", NULL,
                    access == MASTER_ONLY ? "Only the master key can call this route"
                    : access == SPEND_READ || access == SPEND_SELF
@@ -187,6 +202,12 @@ void api_dispatch(struct evhttp_request *req, void *arg)
     const struct route *r = httpjson_find_route(req, ROUTES, sizeof(ROUTES) / sizeof(ROUTES[0]),
                                                 sizeof(ROUTES[0]));
     struct caller who = {0};
+    /* tells a hosted BudgetManager client that Tollgate's atomic routes exist,
+     * on every answer of these routes (401 and 403 too) */
+    if (r != NULL && r->access == BUDGET_MANAGER &&
+        evhttp_add_header(evhttp_request_get_output_headers(req), "x-tollgate-budget-manager",
+                          "1") != 0)
+        log_error("cannot add the x-tollgate-budget-manager header");
     if (r != NULL && authorize(arg, req, r->access, &who) == 0)
         r->handler(arg, req, &who);
     json_decref(who.permissions);

@@ -108,6 +108,12 @@ void manage_budget_delete(struct worker *w, struct evhttp_request *req, const st
 void manage_budget_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_budget_list(struct worker *w, struct evhttp_request *req, const struct caller *who);
 
+/* The hosted BudgetManager (budget_api.c). */
+void budget_get(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void budget_set(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void budget_create(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void budget_update_cost(struct worker *w, struct evhttp_request *req, const struct caller *who);
+void budget_reset_cost(struct worker *w, struct evhttp_request *req, const struct caller *who);
 
 /* Dispatches a request (api.c). */
 void api_dispatch(struct evhttp_request *req, void *worker);

@@ -48,6 +48,11 @@ S, E, QI, M, I, B, L, O, MEMBER = "S", "E", "QI", "M", "I", "B", "L", "O", "MEMB
 TEAM, USER, MEMBER_USER, BUDGET, CUSTOMER, ALIAS = (
     "fx-team", "fx-user", "fx-member", "fx-budget", "fx-customer", "fx-alias")
 DATES = {"start_date": "2026-01-01", "end_date": "2026-01-31"}
+# The hosted BudgetManager's fixtures: a project with a user, and a project
+# set whole. "@bmuser" is a user made in BM_PROJECT for each request, so the
+# costs one test adds are never echoed to another, and a reset removes no
+# row that was there before.
+BM_PROJECT, BM_USER, BM_SET = "fx-bm", "fx-bm-user", "fx-bm-set"
 
 BUDGET_FIELDS = {"max_budget": M, "soft_budget": M, "budget_duration": E, "tpm_limit": I,
                  "rpm_limit": I}
@@ -172,6 +177,25 @@ ROUTES = [
     R("POST", "/budget/delete", "ADMIN", body={"id": S}, base_body={"id": "nope"}),
     R("POST", "/budget/info", "ADMIN_READ", body={"budgets": L}, base_body={"budgets": [BUDGET]}),
     R("GET", "/budget/list", "ADMIN_READ", query={"page": QI, "size": QI}),
+    R("POST", "/get_budget", "BUDGET_MANAGER", body={"project_name": S},
+      base_body={"project_name": BM_PROJECT}),
+    R("POST", "/set_budget", "BUDGET_MANAGER", body={"project_name": S, "user_dict": O},
+      base_body={"project_name": BM_SET, "user_dict": {"fx-bm-set-user": {"total_budget": 1}}},
+      store={"project_name": ("budget_manager_users", "project")}),
+    R("POST", "/budget_manager/create_budget", "BUDGET_MANAGER",
+      body={"project_name": S, "user": S, "total_budget": M, "duration": E, "created_at": M},
+      base_body={"project_name": BM_PROJECT, "user": BM_USER, "total_budget": 5},
+      store={"project_name": ("budget_manager_users", "project"),
+             "user": ("budget_manager_users", "user")}),
+    R("POST", "/budget_manager/update_cost", "BUDGET_MANAGER",
+      body={"project_name": S, "user": S, "model": S, "cost": M},
+      base_body={"project_name": BM_PROJECT, "user": "@bmuser", "model": "m", "cost": 0.5},
+      store={"model": ("budget_manager_model_cost", "model")},
+      alt={"project_name": ("user",)}),
+    R("POST", "/budget_manager/reset_cost", "BUDGET_MANAGER",
+      body={"project_name": S, "user": S, "if_last_updated_at": M},
+      base_body={"project_name": BM_PROJECT, "user": "@bmuser"},
+      alt={"project_name": ("user",)}),
 ]
 
 # String payloads: SQL metacharacters, quotes, LIKE wildcards, escapes.
@@ -209,7 +233,8 @@ def allowed(access, role, spend_perm):
     spend = reader or spend_perm
     return {"MASTER_ONLY": False, "ADMIN": admin, "ADMIN_READ": reader,
             "SELF_READ": reader or internal, "SPEND_READ": spend,
-            "SPEND_SELF": spend or internal}[access]
+            "SPEND_SELF": spend or internal,
+            "BUDGET_MANAGER": False}[access]  # no caller here has permissions.budget_manager
 
 
 class InputTest(harness.StackTestCase):
@@ -231,6 +256,8 @@ class InputTest(harness.StackTestCase):
         ok("/team/member_add", {"team_id": TEAM, "member": {"user_id": MEMBER_USER}})
         ok("/budget/new", {"budget_id": BUDGET, "max_budget": 5})
         ok("/customer/new", {"user_id": CUSTOMER})
+        ok("/budget_manager/create_budget",
+           {"project_name": BM_PROJECT, "user": BM_USER, "total_budget": 5})
         k = ok("/key/generate", {"key_alias": ALIAS, "user_id": USER, "team_id": TEAM})
         cls.raw_keys.add(k["key"])
         cls.fx_token = k["token"]
@@ -303,6 +330,13 @@ class InputTest(harness.StackTestCase):
             if v == "@uniq":
                 InputTest.uniq += 1
                 return "uniq-%d" % InputTest.uniq
+            if v == "@bmuser":
+                InputTest.uniq += 1
+                user = "bm-uniq-%d" % InputTest.uniq
+                st, _, ans, text = self.send("POST", "/budget_manager/create_budget", {
+                    "project_name": BM_PROJECT, "user": user, "total_budget": 5})
+                self.assertEqual(st, 200, text)
+                return user
             return self.fx_token if v == "@fxkey" else v
         query, body = fill(route.base_query), fill(route.base_body)
         if route.fresh_key:
@@ -496,6 +530,7 @@ class InputTest(harness.StackTestCase):
         self.assertEqual(sorted(after), sorted(before), "tables changed")
         made_here = {"teams", "internal_users", "api_keys", "team_members", "budgets",
                      "customers"}
+        made_here |= {"budget_manager_users", "budget_manager_model_cost"}
         for t in before:
             gone = before[t] - after[t]
             self.assertEqual(gone, set(), "rows gone from %s" % t)
