@@ -110,24 +110,25 @@ static int check_messages(struct evhttp_request *req, const json_t *messages)
     return 0;
 }
 
-/* The projected cost of a prompt: its tokens, priced as input. */
+/* The projected cost of a prompt: its tokens, priced as input. *estimate:
+ * the model has no OpenAI tokenizer and cl100k stood in. */
 static int prompt_cost(struct evhttp_request *req, const struct config *cfg, json_t *body,
-                       money_t *cost)
+                       money_t *cost, int64_t *tokens_out, bool *estimate)
 {
     const char *model = model_name(req, json_object_get(body, "model"), "model");
     json_t *messages = json_object_get(body, "messages");
     struct pricing pr;
     char err[256];
-    bool estimate;
     if (model == NULL || check_messages(req, messages) < 0 ||
         resolve(req, cfg, model, "model", &pr) < 0)
         return -1;
-    int64_t tokens = tokencount_chat(pr.count_model, messages, &estimate, err, sizeof(err));
+    int64_t tokens = tokencount_chat(pr.count_model, messages, estimate, err, sizeof(err));
     if (tokens < 0) {
         httpjson_error(req, 500, "internal_error", NULL, "cannot count tokens: %s", err);
         return -1;
     }
     struct usage u = {.prompt_tokens = tokens, .total_tokens = tokens};
+    *tokens_out = tokens;
     if (price_cost(prices, pr.model, pr.custom, &u, cost, err, sizeof(err)) != PRICE_OK) {
         httpjson_error(req, 500, "internal_error", NULL, "cannot price: %s", err);
         return -1;
@@ -174,9 +175,18 @@ void spend_calculate(struct worker *w, struct evhttp_request *req, const struct 
     if (body == NULL)
         return;
     model = json_object_get(body, "model");
-    /* LiteLLM's order: a model (which needs messages) before a completion_response */
-    if ((model != NULL && !json_is_null(model) ? prompt_cost(req, w->cfg, body, &cost)
-                                               : response_cost(req, w->cfg, body, &cost)) == 0)
+    /* LiteLLM's order: a model (which needs messages) before a completion_response;
+     * a projection also says how many prompt tokens it counted and whether they
+     * are an estimate (not an OpenAI model: cl100k stood in). */
+    if (model != NULL && !json_is_null(model)) {
+        int64_t tokens = 0;
+        bool estimate = false;
+        if (prompt_cost(req, w->cfg, body, &cost, &tokens, &estimate) == 0)
+            httpjson_reply(req, 200, json_pack("{s:o, s:I, s:b}", "cost", httpjson_money(cost),
+                                               "prompt_tokens", (json_int_t)tokens,
+                                               "estimated", estimate));
+    } else if (response_cost(req, w->cfg, body, &cost) == 0) {
         httpjson_reply(req, 200, json_pack("{s:o}", "cost", httpjson_money(cost)));
+    }
     json_decref(body);
 }

@@ -451,7 +451,8 @@ class ActivityTest(harness.StackTestCase):
             for messages in (chat, parts):
                 want = as_json_money(count(messages, enc) * price)
                 self.assertEqual(self.calculate({"model": model, "messages": messages}),
-                                 {"cost": want}, (model, messages))
+                                 {"cost": want, "prompt_tokens": count(messages, enc),
+                                  "estimated": model in ("llama3", "finetune")}, (model, messages))
         self.assertEqual(count(chat, "cl100k_base"), 3 + 3 + 1 + 15 + 3 + 1 + 10 + 2 + 1)
 
     def test_calculate_completion_response(self):
