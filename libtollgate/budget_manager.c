@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "bm_internal.h"
@@ -60,6 +61,27 @@ static int begin(struct tg_bm *m, const char *user)
     return check_name(m, "user", user);
 }
 
+/* The rank files: the caller's directory, else the build's own (the source
+ * tree, as the daemons use), else where `cmake --install` put them. */
+static void use_tokenizer_dir(const char *dir)
+{
+    char probe[4200];
+    if (dir != NULL) {
+        tokenizer_set_data_dir(dir);
+        return;
+    }
+#ifdef TG_BM_INSTALLED_TOKENIZER_DIR
+    snprintf(probe, sizeof(probe), "%s/o200k_base.tiktoken.gz", tokenizer_default_data_dir());
+    if (access(probe, R_OK) != 0) {
+        snprintf(probe, sizeof(probe), "%s/o200k_base.tiktoken.gz", TG_BM_INSTALLED_TOKENIZER_DIR);
+        if (access(probe, R_OK) == 0)
+            tokenizer_set_data_dir(TG_BM_INSTALLED_TOKENIZER_DIR);
+    }
+#else
+    (void)probe;
+#endif
+}
+
 int tg_bm_open(const char *project, const struct tg_bm_options *opt, struct tg_bm **out,
                char *err, size_t errlen)
 {
@@ -90,8 +112,8 @@ int tg_bm_open(const char *project, const struct tg_bm_options *opt, struct tg_b
     if (rc == TG_BM_OK &&
         (m->prices = price_table_open(opt->price_file, m->err, sizeof(m->err))) == NULL)
         rc = TG_BM_EIO;
-    if (rc == TG_BM_OK && opt->tokenizer_dir != NULL)
-        tokenizer_set_data_dir(opt->tokenizer_dir);
+    if (rc == TG_BM_OK)
+        use_tokenizer_dir(opt->tokenizer_dir);
     if (rc == TG_BM_OK)
         rc = opt->client == TG_BM_LOCAL ? bm_local_open(m, opt->path) : bm_hosted_open(m, opt);
     if (rc != TG_BM_OK) {

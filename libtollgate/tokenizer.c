@@ -89,6 +89,11 @@ const char *tokenizer_encoding_name(enum tokenizer_encoding enc)
     return (unsigned)enc < N_ENCODINGS ? specs[enc].name : "?";
 }
 
+const char *tokenizer_default_data_dir(void)
+{
+    return TOKENIZER_DATA_DIR;
+}
+
 void tokenizer_set_data_dir(const char *dir)
 {
     pthread_mutex_lock(&g_lock);

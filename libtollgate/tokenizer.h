@@ -32,6 +32,8 @@ const char *tokenizer_encoding_name(enum tokenizer_encoding enc);
  * before the first encode: an encoding already loaded is not reloaded. NULL
  * restores the default. */
 void tokenizer_set_data_dir(const char *dir);
+/* The built-in default directory (the build's source tree). */
+const char *tokenizer_default_data_dir(void);
 
 /* Encodes text (len bytes, any bytes: invalid UTF-8 is encoded byte by byte
  * with the single-byte tokens) into ids. *ids is malloc'd (caller frees; not
