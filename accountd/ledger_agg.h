@@ -33,7 +33,7 @@ struct agg {
 /* In lock order: every writer writes the tables in this order. */
 enum table {
     T_KEYS, T_USERS, T_TEAMS, T_MEMBERS, T_CUSTOMERS, T_TAGS, T_ENTITY_MODEL, T_DAILY,
-    T_DAILY_TAG, T_COUNT
+    T_DAILY_TAG, T_DAILY_TAG_TOTAL, T_COUNT
 };
 
 struct counters {

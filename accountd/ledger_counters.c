@@ -4,13 +4,14 @@
  * Design: the rows this transaction inserted are summed in C, exactly
  * (money_t), into one aggregate per counter row: per key, internal user,
  * team, team member, end user, tag, entity and model, and per rollup group
- * of a day. Each table then gets ONE bulk statement (db_bulk.c) whose rows
- * are sorted by their key, and the tables always go in the same order (enum
- * table, ledger_agg.h). So every accountd instance takes its row locks in
- * one global order, and two instances committing at once wait for each
- * other instead of deadlocking. The budget owners' tables hold the spend of
- * the current period and are written by ledger_periods.c; the lifetime
- * tables (per entity and model, the daily rollups) here.
+ * of a day (daily_tag_totals: per day and tag alone). Each table then gets
+ * ONE bulk statement (db_bulk.c) whose rows are sorted by their key, and the
+ * tables always go in the same order (enum table, ledger_agg.h). So every
+ * accountd instance takes its row locks in one global order, and two
+ * instances committing at once wait for each other instead of deadlocking.
+ * The budget owners' tables hold the spend of the current period and are
+ * written by ledger_periods.c; the lifetime tables (per entity and model, the
+ * daily rollups) here.
  *
  * Aggregates are keyed by a composite text of length-prefixed fields
  * ("4:team|5:alice|"), so no id can be mistaken for two others joined. The
@@ -58,6 +59,18 @@ static const char *const SQL[T_COUNT] = {
                     " VALUES (?, UNHEX(?), ?, ?, ?, ?, ?, CAST(? AS DECIMAL(38,20)),"
                     " ?, ?, ?, ?, ?, ?, ?, ?)"
                     ROLLUP_ADD,
+    [T_DAILY_TAG_TOTAL] = "INSERT INTO daily_tag_totals (day, tag, spend, prompt_tokens,"
+                          " completion_tokens, total_tokens, api_requests,"
+                          " successful_requests, failed_requests)"
+                          " VALUES (?, ?, CAST(? AS DECIMAL(38,20)), ?, ?, ?, ?, ?, ?)"
+                          " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend),"
+                          " prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"
+                          " completion_tokens = completion_tokens + VALUES(completion_tokens),"
+                          " total_tokens = total_tokens + VALUES(total_tokens),"
+                          " api_requests = api_requests + VALUES(api_requests),"
+                          " successful_requests = successful_requests"
+                          " + VALUES(successful_requests),"
+                          " failed_requests = failed_requests + VALUES(failed_requests)",
 };
 
 #define MAX_COLS 18 /* daily_spend's */
@@ -221,6 +234,10 @@ static int account_row(struct counters *c, const struct ledger_row *r, bool *ove
             (fresh && group_of(a, counters_compose(c, tg, 5)) < 0))
             return -1;
         a->id = tag;
+        if ((a = account(c, T_DAILY_TAG_TOTAL, (const char *[]){r->day, tag}, 2, r, overflow,
+                         NULL)) == NULL)
+            return -1;
+        a->id = tag;
     }
     return 0;
 }
@@ -239,6 +256,15 @@ static size_t params_of(enum table t, struct agg *a, struct db_param *p, char en
         return 4;
     }
     size_t n = 0;
+    if (t == T_DAILY_TAG_TOTAL) {
+        p[n++] = DB_STR(r->day);
+        p[n++] = DB_STR(a->id);
+        p[n++] = DB_STR(a->spend_text);
+        const int64_t v[] = {s->prompt, s->completion, s->total, s->requests, s->ok, s->failed};
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+            p[n++] = DB_I64(v[i]);
+        return n;
+    }
     p[n++] = DB_STR(r->day);
     p[n++] = DB_STR(a->group_hex);
     if (t == T_DAILY_TAG)

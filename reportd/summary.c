@@ -3,7 +3,11 @@
  * /global/spend/reset, in LiteLLM's shapes.
  *
  * Keys answer with their spend counter (what LiteLLM's key table holds);
- * models and tags with sums over the daily rollups, never the log rows.
+ * models and tags with sums over the daily rollups, never the log rows: tags
+ * over daily_tag_totals (per day and tag, ~10 rows a day for 10 tags) rather
+ * than daily_tag_spend (also per key and model: ~2.4M rows for a quarter of
+ * 10M requests). log_count is the tag's requests (each request counts once
+ * per distinct tag), failed ones included.
  * Lists are bounded: `limit` (keys, models; 1..1000, default 100) or the
  * number of tags. The reset zeroes keys and teams only, as LiteLLM does:
  * the logs and rollups keep the history.
@@ -91,7 +95,7 @@ static struct db_result *tag_sums(struct worker *w, struct evhttp_request *req, 
     struct db_param p[2 + TAGS_MAX];
     size_t n = 0;
     int len = snprintf(sql, sizeof(sql), "SELECT tag, SUM(spend) AS total, SUM(api_requests)"
-                       " FROM daily_tag_spend WHERE 1 = 1");
+                       " FROM daily_tag_totals WHERE 1 = 1");
     if (dated) {
         len += snprintf(sql + len, sizeof(sql) - (size_t)len,
                         " AND day >= DATE(?) AND day < DATE(?)");

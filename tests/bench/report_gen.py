@@ -22,8 +22,9 @@ ledger_periods.c):
   start_time and (key or '', user, team, end user, model group, model, provider),
   daily_tag_spend per day and (tag, key or '', model group, model, provider), each with
   accountd's own group_key (the first 128 bits of SHA-256 of "LEN:TEXT|" per field, NULL
-  as "-|"), successes = HTTP 2xx; entity_model_spend per key, user, team, customer and
-  tag and model (lifetime); the spend counters of keys, users, teams, members, customers
+  as "-|"), successes = HTTP 2xx; daily_tag_totals per day and tag (from the logs, not
+  from daily_tag_spend); entity_model_spend per key, user, team, customer and tag and
+  model (lifetime); the spend counters of keys, users, teams, members, customers
   and tags (no budget periods: lifetime spend).
 
 Deterministic: every random choice is a 32-bit slice of the SHA-256 or MD5 of the row number.
@@ -113,8 +114,8 @@ INSERT INTO bench_keys SELECT seq, SHA2(CONCAT('bench-key-', seq), 256),
   CONCAT('team-', (FLOOR(seq / {per_user}) % {users}) % {teams}) FROM seq_0_to_{klast};
 INSERT INTO teams (team_id, team_alias, created_at, updated_at)
   SELECT CONCAT('team-', seq), CONCAT('Team ', seq), NOW(6), NOW(6) FROM seq_0_to_{tlast};
-INSERT INTO internal_users (user_id, teams, created_at, updated_at)
-  SELECT CONCAT('user-', seq), CONCAT('["team-', seq % {teams}, '"]'), NOW(6), NOW(6)
+INSERT INTO internal_users (user_id, created_at, updated_at)
+  SELECT CONCAT('user-', seq), NOW(6), NOW(6)
   FROM seq_0_to_{ulast};
 INSERT INTO team_members (team_id, user_id, created_at, updated_at)
   SELECT CONCAT('team-', seq % {teams}), CONCAT('user-', seq), NOW(6), NOW(6)
@@ -184,13 +185,19 @@ ROLLUP_COLS = ("spend, prompt_tokens, completion_tokens, total_tokens, cache_rea
 DAILY_DIMS = ("api_key", "user", "team_id", "end_user", "model_group", "model",
               "custom_llm_provider")
 TAG_DIMS = ("tag", "api_key", "model_group", "model", "custom_llm_provider")
+# daily_tag_totals' sums (no cache token counts)
+TOTAL_SUMS = ("SUM(l.spend), SUM(l.prompt_tokens), SUM(l.completion_tokens),"
+              " SUM(l.total_tokens), COUNT(*), SUM(l.http_status BETWEEN 200 AND 299),"
+              " SUM(l.http_status NOT BETWEEN 200 AND 299)")
+TOTAL_COLS = ("spend, prompt_tokens, completion_tokens, total_tokens, api_requests,"
+              " successful_requests, failed_requests")
 # the distinct non-empty tags of each log row
 TAGGED = ("spend_logs l JOIN JSON_TABLE(l.request_tags, '$[*]' COLUMNS (tag VARCHAR(255)"
           " PATH '$')) jt")
 
 
 def rollup_day_sql(day):
-    """daily_spend and daily_tag_spend of one day, from its log rows."""
+    """daily_spend, daily_tag_spend and daily_tag_totals of one day, from its log rows."""
     rng = ("start_time >= TIMESTAMP'%s 00:00:00' AND start_time < TIMESTAMP'%s 00:00:00'"
            % (day, day + datetime.timedelta(days=1)))
     dims = ", ".join(DAILY_DIMS)
@@ -199,11 +206,15 @@ def rollup_day_sql(day):
             " SELECT DATE'%s', %s, %s, %s FROM spend_logs WHERE %s GROUP BY %s;\n"
             "INSERT INTO daily_tag_spend (day, group_key, %s, %s)"
             " SELECT DATE'%s', %s, %s, %s FROM %s WHERE jt.tag <> '' AND l.%s GROUP BY %s;\n"
+            "INSERT INTO daily_tag_totals (day, tag, %s)"
+            " SELECT DATE'%s', jt.tag, %s FROM %s WHERE jt.tag <> '' AND l.%s GROUP BY jt.tag;\n"
             % (dims, ROLLUP_COLS, day, _group_key(DAILY_DIMS), dims, SUMS, rng, dims,
                ", ".join(TAG_DIMS), ROLLUP_COLS, day,
                _group_key(["jt.tag" if d == "tag" else "l." + d for d in TAG_DIMS]), tdims,
                SUMS.replace("SUM(", "SUM(l.").replace("COUNT(*)", "COUNT(*)"), TAGGED,
-               rng.replace(" AND start_time", " AND l.start_time"), tdims))
+               rng.replace(" AND start_time", " AND l.start_time"), tdims,
+               TOTAL_COLS, day, TOTAL_SUMS, TAGGED,
+               rng.replace(" AND start_time", " AND l.start_time")))
 
 
 COUNTERS_SQL = """
@@ -264,21 +275,26 @@ def generate(p, sql, progress=print):
     progress("  rollups written (%.0f s)" % t["rollups"])
     t1 = time.monotonic()
     sql(SESSION + COUNTERS_SQL, 3600)
-    sql("ANALYZE TABLE spend_logs, daily_spend, daily_tag_spend, entity_model_spend;", 3600)
+    sql("ANALYZE TABLE spend_logs, daily_spend, daily_tag_spend, daily_tag_totals,"
+        " entity_model_spend;", 3600)
     t["counters"] = time.monotonic() - t1
     t["total"] = time.monotonic() - t0
     return t
 
 
-def _per_day(sql_rows, query):
-    return {r[0]: tuple(Decimal(v) for v in r[1:]) for r in sql_rows(query, 3600)}
+def _per_day(sql_rows, query, width=1):
+    """The rows of query by their first width columns."""
+    return {tuple(r[:width]) if width > 1 else r[0]: tuple(Decimal(v) for v in r[width:])
+            for r in sql_rows(query, 3600)}
 
 
 def verify(p, sql_rows):
     """The rollups against the logs over the quarter, exactly (DECIMAL sums compared
     as text): per day, spend, every token count, requests, successes and failures of
-    daily_spend against spend_logs, and of daily_tag_spend against the tagged logs; and
-    entity_model_spend's total per entity kind. Returns the differences ([] = equal)."""
+    daily_spend against spend_logs, and of daily_tag_spend against the tagged logs; per day
+    and tag, daily_tag_totals (spend, token counts but the cache ones, requests, successes,
+    failures) against the tagged logs; and entity_model_spend's total per entity kind.
+    Returns the differences ([] = equal)."""
     rng = ("start_time >= TIMESTAMP'%s 00:00:00' AND start_time < TIMESTAMP'%s 00:00:00'"
            % (p.start, p.end))
     days = "day >= DATE'%s' AND day < DATE'%s'" % (p.start, p.end)
@@ -296,6 +312,11 @@ def verify(p, sql_rows):
          " SUM(total_tokens), SUM(cache_read_input_tokens), SUM(cache_creation_input_tokens),"
          " SUM(api_requests), SUM(successful_requests), SUM(failed_requests)"
          " FROM daily_tag_spend WHERE %s GROUP BY day" % days),
+        ("daily_tag_totals",
+         "SELECT DATE(l.start_time) AS d, jt.tag, %s FROM %s WHERE jt.tag <> '' AND l.%s"
+         " GROUP BY d, jt.tag" % (TOTAL_SUMS, TAGGED, rng),
+         "SELECT day, tag, %s FROM daily_tag_totals WHERE %s"
+         % (TOTAL_COLS, days)),
         ("entity_model_spend",
          "SELECT 'k', SUM(IF(api_key <> '', spend, 0)) FROM spend_logs UNION ALL"
          " SELECT 'u', SUM(IF(user IS NOT NULL, spend, 0)) FROM spend_logs UNION ALL"
@@ -306,7 +327,8 @@ def verify(p, sql_rows):
     ]
     problems = []
     for name, logs, rollup in checks:
-        left, right = _per_day(sql_rows, logs), _per_day(sql_rows, rollup)
+        width = 2 if name == "daily_tag_totals" else 1
+        left, right = _per_day(sql_rows, logs, width), _per_day(sql_rows, rollup, width)
         if not left:
             problems.append("%s: no log rows in the quarter" % name)
         for k in sorted(set(left) | set(right)):

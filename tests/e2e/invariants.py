@@ -11,7 +11,8 @@ Checked, exactly (DECIMAL compared as DECIMAL):
 - the daily rollups equal the logs grouped the same way: daily_spend by UTC day of
   start_time, key, user, team, end user, model group, model and provider (spend, every
   token count, requests, successes, failures), daily_tag_spend by day, tag, key, model
-  group, model and provider.
+  group, model and provider, daily_tag_totals by day and tag (spend, prompt, completion
+  and total tokens, requests, successes, failures).
 A /global/spend/reset moves counters away from the logs on purpose; tests that call
 it do not use this.
 
@@ -65,15 +66,15 @@ def _owner(label, table, id_col, log_col, source="spend_logs t", period="o.budge
                    both_sides=False)
 
 
-def _rollup(table, dims, source):
+def _rollup(table, dims, source, sums=SUMS):
     d = ", ".join(dims)
     logs = ("SELECT DATE(start_time) AS day, %s, %s, COUNT(*) AS api_requests,"
             " SUM(status = 'success') AS successful_requests,"
             " SUM(status <> 'success') AS failed_requests FROM %s g GROUP BY day, %s"
-            % (d, ", ".join("SUM(%s) AS %s" % (c, c) for c in SUMS), source, d))
-    rollup = "SELECT day, %s, %s FROM %s" % (d, ", ".join(SUMS + COUNTS), table)
+            % (d, ", ".join("SUM(%s) AS %s" % (c, c) for c in sums), source, d))
+    rollup = "SELECT day, %s, %s FROM %s" % (d, ", ".join(sums + COUNTS), table)
     return _differ("%s != the logs" % table, ("day",) + tuple(dims), logs, rollup,
-                   values=SUMS + COUNTS)
+                   values=sums + COUNTS)
 
 
 def queries():
@@ -110,6 +111,8 @@ def queries():
                                      "model", "custom_llm_provider"), "spend_logs"))
     q.append(_rollup("daily_tag_spend", ("tag", "api_key", "model_group", "model",
                                          "custom_llm_provider"), TAGGED_LOGS))
+    q.append(_rollup("daily_tag_totals", ("tag",), TAGGED_LOGS,
+                     sums=("spend", "prompt_tokens", "completion_tokens", "total_tokens")))
     return q
 
 

@@ -24,7 +24,7 @@ class OrgTest(harness.StackTestCase):
     def setUp(self):
         # one stack per class: each test starts from empty management tables
         for table in ("api_keys", "team_members", "teams", "internal_users", "budgets",
-                      "spend_logs", "daily_spend", "daily_tag_spend", "tags"):
+                      "spend_logs", "daily_spend", "daily_tag_spend", "daily_tag_totals", "tags"):
             self.stack.sql("DELETE FROM %s" % table)
 
     def post(self, path, body, key=MASTER_KEY):

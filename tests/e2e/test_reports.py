@@ -276,6 +276,20 @@ class ReportTest(harness.StackTestCase):
 
     def test_ledger_invariants(self):
         self.assertEqual(invariants.check(self.stack), [])
+        # daily_tag_totals' check sees a drift in any of its sums (restored after)
+        s = self.stack
+        day, tag = s.sql("SELECT day, tag FROM daily_tag_totals ORDER BY day, tag LIMIT 1")[0]
+        where = " WHERE day = '%s' AND tag = '%s'" % (day, tag)
+        for change in ("spend = spend + 0.00000000000000000001", "total_tokens = total_tokens + 1",
+                       "failed_requests = failed_requests + 1"):
+            s.sql("UPDATE daily_tag_totals SET %s%s" % (change, where))
+            try:
+                self.assertEqual([p for p in invariants.check(s) if "daily_tag_totals" in p],
+                                 ["daily_tag_totals != the logs | %s | %s" % (day, tag)], change)
+            finally:
+                s.sql("UPDATE daily_tag_totals SET %s%s"
+                      % (change.replace("+", "-"), where))
+        self.assertEqual(invariants.check(s), [])
 
 
 class SpendResetTest(harness.StackTestCase):

@@ -561,12 +561,40 @@ class SkeletonTest(harness.StackTestCase):
         self.assertEqual(
             sorted(r[0] for r in s.sql("SELECT table_name FROM information_schema.tables"
                                        " WHERE table_schema = 'tg_fresh'")),
-            ["api_keys", "budgets", "customers", "daily_spend", "daily_tag_spend",
-             "entity_model_spend", "internal_users", "rejected_events", "schema_migrations",
-             "spend_logs", "tags", "team_members", "teams"])
+            ["api_keys", "budget_manager_model_cost", "budget_manager_users", "budgets",
+             "customers", "daily_spend", "daily_tag_spend", "daily_tag_totals",
+             "entity_model_spend", "internal_users", "rejected_events",
+             "schema_migrations", "spend_logs", "tags", "team_members", "teams"])
         rc, err = s.run_daemon_once("accountd", fresh, ["--migrate"])
         self.assertEqual(rc, 0, err)
         self.assertIn("0 migrations applied", err)
+        self.check_tag_totals_migration()
+
+    def check_tag_totals_migration(self):
+        """008 fills daily_tag_totals from the daily_tag_spend already there:
+        per (day, tag), every sum exact, tags compared byte for byte."""
+        s = self.stack
+        s.sql("DROP TABLE daily_tag_totals;"
+              " INSERT INTO daily_tag_spend (day, group_key, tag, api_key, model_group, model,"
+              " custom_llm_provider, spend, prompt_tokens, completion_tokens, total_tokens,"
+              " cache_read_input_tokens, cache_creation_input_tokens, api_requests,"
+              " successful_requests, failed_requests) VALUES"
+              " ('2025-01-01', UNHEX(MD5('1')), 'a', 'k1', 'g', 'm1', 'p', 0.1, 1, 2, 3, 0, 0,"
+              "  1, 1, 0),"
+              " ('2025-01-01', UNHEX(MD5('2')), 'a', 'k2', 'g', 'm2', 'p',"
+              "  0.20000000000000000001, 10, 20, 30, 5, 5, 2, 1, 1),"
+              " ('2025-01-01', UNHEX(MD5('3')), 'A', 'k1', 'g', 'm1', 'p', 7, 4, 5, 9, 0, 0,"
+              "  3, 3, 0),"
+              " ('2025-01-02', UNHEX(MD5('4')), 'a', 'k1', 'g', 'm1', 'p', 0.5, 1, 1, 2, 0, 0,"
+              "  1, 0, 1);", db="tg_fresh")
+        s.sql((harness.REPO / "schema/008_daily_tag_totals.sql").read_text(), db="tg_fresh")
+        self.assertEqual(
+            s.sql("SELECT day, tag, spend, prompt_tokens, completion_tokens, total_tokens,"
+                  " api_requests, successful_requests, failed_requests FROM daily_tag_totals"
+                  " ORDER BY day, tag", db="tg_fresh"),
+            [["2025-01-01", "A", "7.00000000000000000000", "4", "5", "9", "3", "3", "0"],
+             ["2025-01-01", "a", "0.30000000000000000001", "11", "22", "33", "3", "2", "1"],
+             ["2025-01-02", "a", "0.50000000000000000000", "1", "1", "2", "1", "0", "1"]])
 
     # ------------------------------------------------------ 6. bad configs
 
