@@ -253,13 +253,16 @@ static void emit(struct text *t, const char *s, size_t n)
 }
 
 /* The shortest %.Ng that reads back as d, with ".0" for whole numbers so
- * Python reads a float, as LiteLLM writes. */
+ * Python reads a float, as LiteLLM writes. Starting at 15 digits gives the
+ * same text as starting at 1 (%g drops trailing zeros, and a double that a
+ * shorter decimal reads back as rounds to that decimal at 15 digits), in at
+ * most three tries: every change rewrites every user's numbers. */
 static void emit_real(struct text *t, double d)
 {
     char buf[40];
     if (!isfinite(d))
         d = 0; /* never stored: amounts and times are checked */
-    for (int prec = 1; prec <= 17; prec++) {
+    for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, sizeof(buf), "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
             break;
