@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "notify.h"
 #include "resets.h"
 #include "retention.h"
 
@@ -107,11 +108,16 @@ static int wait_ms(struct accountd *a, const struct intake_batch *b, bool writer
 void loop_run(struct accountd *a)
 {
     struct intake_batch gathering = {0};
-    int64_t first_ms = 0, last_reset = 0, last_retention = 0;
+    int64_t first_ms = 0, last_reset = 0, last_retention = 0, last_ping = 0;
+    int64_t ping_ms = notify_watchdog_interval_ms(); /* the loop wakes at least every tick */
     bool resets_failing = false;
     long keep_s = a->cfg->log_retention_s;
     while (!*a->stop) {
         int64_t now = clock_ms();
+        if (ping_ms > 0 && now - last_ping >= ping_ms) {
+            last_ping = now;
+            notify_watchdog();
+        }
         int reset_every = resets_failing ? RESET_RETRY_MS : RESET_TICK_MS;
         if (now - last_reset >= reset_every) {
             last_reset = now;
@@ -136,6 +142,7 @@ void loop_run(struct accountd *a)
             first_ms = clock_ms();
         finish_done(a);
     }
+    notify_stopping();
     while (writers_busy(a->writers)) { /* the commits in hand finish and are acked */
         struct pollfd p = {writers_fd(a->writers), POLLIN, 0};
         if (poll(&p, 1, POLL_MS) < 0 && errno != EINTR)

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "notify.h"
 #include "price.h"
 #include "runtime.h"
 #include "updates.h"
@@ -101,6 +102,10 @@ static int run(const struct config *cfg, size_t instance)
     log_info("accountd ready: instance %zu of %zu, events on %s, updates on %s, %d writers,"
              " %zu priced models", instance + 1, cfg->accountd.n_accountd, events, updates,
              cfg->accountd.writers, price_table_count(prices));
+    char status[256];
+    snprintf(status, sizeof(status), "accountd instance %zu of %zu: events on %s", instance + 1,
+             cfg->accountd.n_accountd, events);
+    notify_ready(status);
     loop_run(&a);
     log_info("accountd stopping: committed %zu events in %zu batches", a.committed, a.batches);
     rc = 0;

@@ -6,8 +6,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libevent-dev libcurl4-openssl-dev
-  libmariadb-dev libyaml-dev libssl-dev libjansson-dev zlib1g-dev libpcre2-dev
-  mariadb-server mariadb-client python3 curl tzdata
+  libmariadb-dev libyaml-dev libssl-dev libjansson-dev zlib1g-dev libpcre2-dev libsystemd-dev
+  mariadb-server mariadb-client python3 curl tzdata systemd
 )
 
 # The tests drive proxyd with the official OpenAI Node client: Debian's

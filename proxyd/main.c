@@ -13,6 +13,7 @@
 #include "http_front.h"
 #include "keystore.h"
 #include "log.h"
+#include "notify.h"
 #include "owners.h"
 #include "runtime.h"
 #include "proxy.h"
@@ -25,7 +26,17 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     log_info("signal %d: stopping", (int)sig);
+    notify_stopping();
     event_base_loopexit(arg, NULL);
+}
+
+/* systemd's watchdog: pinged from the event loop, so a stuck loop is seen. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    notify_watchdog();
 }
 
 /* Warns about every routed model the price map cannot price. */
@@ -123,7 +134,7 @@ static struct event_base *new_base(void)
 static int run(const struct config *cfg)
 {
     struct proxy px = {.cfg = cfg};
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *watchdog = NULL;
     char err[1024];
     int rc = 1;
     if ((px.base = new_base()) == NULL ||
@@ -140,9 +151,22 @@ static int run(const struct config *cfg)
     log_info("proxyd ready on %s:%d, %zu deployments, %zu priced models",
              cfg->proxyd.listen.host, cfg->proxyd.listen.port, cfg->n_deployments,
              price_table_count(px.prices));
+    int64_t ping_ms = notify_watchdog_interval_ms();
+    struct timeval every = {(time_t)(ping_ms / 1000), (suseconds_t)(ping_ms % 1000) * 1000};
+    if (ping_ms > 0 && ((watchdog = event_new(px.base, -1, EV_PERSIST, on_watchdog, NULL)) ==
+                            NULL || event_add(watchdog, &every) != 0)) {
+        log_error("cannot set up the systemd watchdog timer");
+        goto out;
+    }
+    char status[320];
+    snprintf(status, sizeof(status), "proxyd serving on %s:%d", cfg->proxyd.listen.host,
+             cfg->proxyd.listen.port);
+    notify_ready(status);
     rc = event_base_dispatch(px.base) < 0 ? 1 : 0;
 out:
     teardown(&px);
+    if (watchdog != NULL)
+        event_free(watchdog);
     if (sigterm != NULL)
         event_free(sigterm);
     if (sigint != NULL)

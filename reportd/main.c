@@ -19,12 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "budget_period.h"
 #include "db.h"
 #include "httpjson.h"
 #include "log.h"
+#include "notify.h"
 #include "runtime.h"
 #include "reportd.h"
 
@@ -53,6 +55,25 @@ void worker_db_failed(struct worker *w, struct evhttp_request *req, const char *
     (void)w;
     log_error("query failed: %s", err);
     httpjson_error(req, 500, "internal_error", NULL, "Database error (see the reportd log)");
+}
+
+/* Waits for SIGTERM/SIGINT, pinging systemd's watchdog meanwhile when the
+ * unit has one. */
+static int wait_for_stop(const sigset_t *stop)
+{
+    int64_t ping_ms = notify_watchdog_interval_ms();
+    int sig;
+    if (ping_ms <= 0) {
+        while (sigwait(stop, &sig) != 0)
+            ;
+        return sig;
+    }
+    struct timespec every = {(time_t)(ping_ms / 1000), (long)(ping_ms % 1000) * 1000000};
+    for (;;) {
+        notify_watchdog();
+        if ((sig = sigtimedwait(stop, NULL, &every)) > 0)
+            return sig;
+    }
 }
 
 /* A non-blocking listening TCP socket on host:port. */
@@ -150,8 +171,13 @@ static int serve(const struct config *cfg, evutil_socket_t fd, const sigset_t *s
     }
     log_info("reportd ready on %s:%d with %d workers", cfg->reportd.listen.host,
              cfg->reportd.listen.port, n);
-    sigwait(stop, &sig);
+    char status[320];
+    snprintf(status, sizeof(status), "reportd serving on %s:%d", cfg->reportd.listen.host,
+             cfg->reportd.listen.port);
+    notify_ready(status);
+    sig = wait_for_stop(stop);
     log_info("signal %d: stopping", sig);
+    notify_stopping();
     rc = 0;
 stop:
     for (int i = 0; i < started; i++)
