@@ -8,7 +8,11 @@
  */
 #include "http_front.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,8 +181,19 @@ int http_front_start(struct proxy *px, char *err, size_t errlen)
     evhttp_set_allowed_methods(px->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(px->http, dispatch, px);
-    if (evhttp_bind_socket(px->http, l->host, (ev_uint16_t)l->port) != 0) {
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(px->http, l->host, (ev_uint16_t)l->port);
+    if (bound == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%d", l->host, l->port);
+        return -1;
+    }
+    /* Accepted sockets inherit TCP_NODELAY (Linux): a stream's events and an
+     * answer written in pieces must not wait for the client's delayed ACK. */
+    int one = 1;
+    if (setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one,
+                   sizeof(one)) != 0) {
+        snprintf(err, errlen, "cannot set TCP_NODELAY on %s:%d: %s", l->host, l->port,
+                 strerror(errno));
         return -1;
     }
     return 0;
