@@ -19,6 +19,9 @@
 /* Our own validated JSON text back as JSON (null for NULL). */
 json_t *manage_parsed(const char *text);
 json_t *manage_money_or_null(bool present, const char *text);
+/* An integer cell as JSON (null for NULL); an optional integer parameter. */
+json_t *manage_int_or_null(const char *text);
+struct db_param manage_opt_int(bool present, int64_t v);
 /* A DATETIME(6) text as RFC 3339 UTC, or null. */
 json_t *manage_rfc3339(const char *datetime);
 void manage_now_text(char out[DB_DATETIME_MAX]);

@@ -45,11 +45,6 @@ const char *budgets_first_field(const struct budget_fields *f)
          : f->has_rpm ? "rpm_limit" : NULL;
 }
 
-static struct db_param int_or_null(bool present, int64_t v)
-{
-    return present ? DB_I64(v) : DB_NULL;
-}
-
 int budgets_insert(MYSQL *db, const char *id, const struct budget_fields *f, unsigned *errnum,
                    char *err, size_t errlen)
 {
@@ -58,8 +53,8 @@ int budgets_insert(MYSQL *db, const char *id, const struct budget_fields *f, uns
                            DB_STR(f->has_soft ? f->soft_budget : NULL), DB_STR(f->period.text),
                            DB_STR(periodic ? f->period.reset_at : NULL),
                            DB_STR(periodic ? f->period.start : NULL),
-                           int_or_null(f->has_tpm, f->tpm_limit),
-                           int_or_null(f->has_rpm, f->rpm_limit)};
+                           manage_opt_int(f->has_tpm, f->tpm_limit),
+                           manage_opt_int(f->has_rpm, f->rpm_limit)};
     return db_exec(db, "INSERT INTO budgets (budget_id, max_budget, soft_budget, budget_duration,"
                        " budget_reset_at, budget_period_start, tpm_limit, rpm_limit, created_at,"
                        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6),"
@@ -143,11 +138,6 @@ int budgets_users(MYSQL *db, const char *id, const char *except_customer, long l
     return 0;
 }
 
-static json_t *int_or_json_null(const char *s)
-{
-    return s != NULL ? httpjson_int_text(s) : json_null();
-}
-
 json_t *budgets_json(const struct db_result *r, size_t i, size_t col)
 {
     if (db_cell(r, i, col) == NULL)
@@ -157,8 +147,8 @@ json_t *budgets_json(const struct db_result *r, size_t i, size_t col)
         "soft_budget", httpjson_money_text(db_cell(r, i, col + 2)),
         "budget_duration", httpjson_str_or_null(db_cell(r, i, col + 3)),
         "budget_reset_at", httpjson_str_or_null(db_cell(r, i, col + 4)),
-        "tpm_limit", int_or_json_null(db_cell(r, i, col + 5)),
-        "rpm_limit", int_or_json_null(db_cell(r, i, col + 6)),
+        "tpm_limit", manage_int_or_null(db_cell(r, i, col + 5)),
+        "rpm_limit", manage_int_or_null(db_cell(r, i, col + 6)),
         "created_at", db_cell(r, i, col + 7), "updated_at", db_cell(r, i, col + 8));
 }
 

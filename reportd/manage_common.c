@@ -19,6 +19,16 @@ json_t *manage_money_or_null(bool present, const char *text)
     return present ? httpjson_money_text(text) : json_null();
 }
 
+json_t *manage_int_or_null(const char *text)
+{
+    return text != NULL ? httpjson_int_text(text) : json_null();
+}
+
+struct db_param manage_opt_int(bool present, int64_t v)
+{
+    return present ? DB_I64(v) : DB_NULL;
+}
+
 json_t *manage_rfc3339(const char *t)
 {
     char out[48];

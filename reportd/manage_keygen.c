@@ -102,11 +102,6 @@ static int check_refs(struct worker *w, struct evhttp_request *req, MYSQL *db,
                : 0;
 }
 
-static struct db_param opt_int(bool present, int64_t v)
-{
-    return present ? DB_I64(v) : DB_NULL;
-}
-
 static int insert_key(MYSQL *db, struct new_key *k, unsigned *errnum, char *err, size_t errlen)
 {
     const struct key_fields *f = &k->f;
@@ -118,8 +113,8 @@ static int insert_key(MYSQL *db, struct new_key *k, unsigned *errnum, char *err,
         DB_STR(f->tags), DB_STR(f->permissions), DB_I64(f->blocked),
         DB_STR(f->duration ? f->expires : NULL), DB_STR(f->period.text),
         DB_STR(periodic ? f->period.reset_at : NULL), DB_STR(periodic ? f->period.start : NULL),
-        opt_int(f->has_tpm, f->tpm), opt_int(f->has_rpm, f->rpm),
-        opt_int(f->has_parallel, f->parallel), DB_STR(k->created), DB_STR(k->created)};
+        manage_opt_int(f->has_tpm, f->tpm), manage_opt_int(f->has_rpm, f->rpm),
+        manage_opt_int(f->has_parallel, f->parallel), DB_STR(k->created), DB_STR(k->created)};
     if (db_begin(db, err, errlen) < 0)
         return -1;
     if ((f->user_id != NULL && manage_ensure_user(db, f->user_id, err, errlen) < 0) ||

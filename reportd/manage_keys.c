@@ -12,7 +12,7 @@
 #include "input.h"
 #include "keyhash.h"
 #include "log.h"
-#include "reportd.h"
+#include "manage.h"
 
 #define LIST_PAGE_MAX 1000
 #define LIST_PAGE_DEFAULT 100
@@ -25,17 +25,6 @@ static const char SQL_INFO[] =
     REPORTD_SQL_RFC3339("budget_reset_at") ", soft_budget, tags, budget_id, tpm_limit, rpm_limit,"
     " max_parallel_requests FROM api_keys WHERE token = ?";
 
-static json_t *json_text(const char *text)
-{
-    json_t *v = text != NULL ? json_loads(text, 0, NULL) : NULL;
-    return v != NULL ? v : json_null();
-}
-
-static json_t *int_or_null(const char *text)
-{
-    return text != NULL ? httpjson_int_text(text) : json_null();
-}
-
 /* One api_keys row of SQL_INFO as LiteLLM's key info object. */
 static json_t *info_of(const struct db_result *r, size_t i)
 {
@@ -47,18 +36,20 @@ static json_t *info_of(const struct db_result *r, size_t i)
         "team_id", httpjson_str_or_null(db_cell(r, i, 4)),
         "max_budget", httpjson_money_text(db_cell(r, i, 5)),
         "spend", httpjson_money_text(db_cell(r, i, 6)),
-        "models", json_text(db_cell(r, i, 7)), "metadata", json_text(db_cell(r, i, 8)),
-        "permissions", json_text(db_cell(r, i, 9)), "blocked", strcmp(db_cell(r, i, 10), "0") != 0,
+        "models", manage_parsed(db_cell(r, i, 7)), "metadata", manage_parsed(db_cell(r, i, 8)),
+        "permissions", manage_parsed(db_cell(r, i, 9)),
+        "blocked", strcmp(db_cell(r, i, 10), "0") != 0,
         "expires", httpjson_str_or_null(db_cell(r, i, 11)), "created_at", db_cell(r, i, 12),
         "updated_at", db_cell(r, i, 13), "budget_duration", httpjson_str_or_null(db_cell(r, i, 14)),
         "budget_reset_at", httpjson_str_or_null(db_cell(r, i, 15)));
     if (o != NULL &&
         (json_object_set_new(o, "soft_budget", httpjson_money_text(db_cell(r, i, 16))) < 0 ||
-         json_object_set_new(o, "tags", json_text(db_cell(r, i, 17))) < 0 ||
+         json_object_set_new(o, "tags", manage_parsed(db_cell(r, i, 17))) < 0 ||
          json_object_set_new(o, "budget_id", httpjson_str_or_null(db_cell(r, i, 18))) < 0 ||
-         json_object_set_new(o, "tpm_limit", int_or_null(db_cell(r, i, 19))) < 0 ||
-         json_object_set_new(o, "rpm_limit", int_or_null(db_cell(r, i, 20))) < 0 ||
-         json_object_set_new(o, "max_parallel_requests", int_or_null(db_cell(r, i, 21))) < 0)) {
+         json_object_set_new(o, "tpm_limit", manage_int_or_null(db_cell(r, i, 19))) < 0 ||
+         json_object_set_new(o, "rpm_limit", manage_int_or_null(db_cell(r, i, 20))) < 0 ||
+         json_object_set_new(o, "max_parallel_requests",
+                             manage_int_or_null(db_cell(r, i, 21))) < 0)) {
         json_decref(o);
         return NULL;
     }
