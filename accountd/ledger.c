@@ -227,7 +227,8 @@ static void count_rows(struct ledger *l, const struct ledger_row *rows, size_t n
             continue;
         inserted++;
         if (strcmp(rows[i].pricing, "unpriced") == 0)
-            metrics_add(l->shared->metrics, l->shared->m_unpriced, rows[i].e->model, 1);
+            metrics_add(l->shared->metrics, l->shared->m_unpriced,
+                        METRICS_LABELS(rows[i].e->model), 1);
     }
     metrics_add(l->shared->metrics, l->shared->m_rows, NULL, inserted);
 }

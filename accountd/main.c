@@ -157,7 +157,8 @@ int main(int argc, char **argv)
     if (cfg == NULL) {
         log_error("%s", err);
         rc = 1;
-    } else if ((size_t)instance > cfg->accountd.n_accountd) {
+    } else if (log_configure(cfg->log_format, cfg->log_level),
+               (size_t)instance > cfg->accountd.n_accountd) {
         log_error("--instance %ld: %s names %zu accountd instance%s in tollgate.accountd.events",
                   instance, path, cfg->accountd.n_accountd, cfg->accountd.n_accountd == 1 ? "" : "s");
         rc = 2;

@@ -10,6 +10,10 @@ PACKAGES=(
   mariadb-server mariadb-client python3 curl tzdata systemd
 )
 
+# The tests (`install-deps.sh --tests`) also parse /metrics with the
+# Prometheus client and run proxyd behind the example nginx and HAProxy configs.
+[ "${1:-}" = "--tests" ] && PACKAGES+=(python3-prometheus-client nginx-light haproxy)
+
 # The tests drive proxyd with the official OpenAI Node client: Debian's
 # Node.js unless the machine already has one.
 command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)

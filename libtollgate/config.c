@@ -172,14 +172,16 @@ static int parse_model_list(struct loader *ld, yaml_node_t *root, struct config 
     return 0;
 }
 
-/* mysql://user:password@host:port/database, parsed with libcurl's URL API. */
-static int parse_database_url(struct loader *ld, yaml_node_t *n, const char *url, struct db_config *db)
+/* mysql://user:password@host:port/database, parsed with libcurl's URL API;
+ * key names the setting in errors. */
+int config_parse_db_url(struct loader *ld, yaml_node_t *n, const char *key, const char *url,
+                        struct db_config *db)
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *port = NULL, *path = NULL;
     int rc = -1;
     if (u == NULL)
-        return cy_fail(ld, n, "general_settings.database_url", "out of memory");
+        return cy_fail(ld, n, key, "out of memory");
     if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcmp(scheme, "mysql") != 0 && strcmp(scheme, "mariadb") != 0) ||
@@ -187,20 +189,20 @@ static int parse_database_url(struct loader *ld, yaml_node_t *n, const char *url
         curl_url_get(u, CURLUPART_USER, &db->user, CURLU_URLDECODE) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) != CURLUE_OK ||
         strlen(path) < 2 || strchr(path + 1, '/') != NULL) {
-        cy_fail(ld, n, "general_settings.database_url",
+        cy_fail(ld, n, key,
              "must be mysql://USER:PASSWORD@HOST:PORT/DATABASE");
         goto out;
     }
     CURLUcode pc = curl_url_get(u, CURLUPART_PASSWORD, &db->password, CURLU_URLDECODE);
     if (pc != CURLUE_OK && pc != CURLUE_NO_PASSWORD) {
-        cy_fail(ld, n, "general_settings.database_url", "bad password part");
+        cy_fail(ld, n, key, "bad password part");
         goto out;
     }
     db->port = 3306;
     if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
         db->port = (unsigned)strtoul(port, NULL, 10);
     if ((db->database = strdup(path + 1)) == NULL) {
-        cy_fail(ld, n, "general_settings.database_url", "out of memory");
+        cy_fail(ld, n, key, "out of memory");
         goto out;
     }
     rc = 0;
@@ -255,7 +257,8 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
         free(url);
         return cy_fail(ld, gs, "general_settings.master_key", "cannot hash it (libcrypto)");
     }
-    int rc = parse_database_url(ld, cy_map_get(ld, gs, "database_url"), url, &cfg->db);
+    int rc = config_parse_db_url(ld, cy_map_get(ld, gs, "database_url"),
+                                 "general_settings.database_url", url, &cfg->db);
     free(url);
     return rc < 0 ? -1 : parse_retention(ld, gs, cfg);
 }
@@ -317,10 +320,16 @@ void config_free(struct config *cfg)
     free(cfg->master_key);
     free(cfg->price_file);
     free(cfg->timezone);
+    free(cfg->log_format);
+    free(cfg->log_level);
     curl_free(cfg->db.host);
     curl_free(cfg->db.user);
     curl_free(cfg->db.password);
     free(cfg->db.database);
+    curl_free(cfg->reportd.read_db.host);
+    curl_free(cfg->reportd.read_db.user);
+    curl_free(cfg->reportd.read_db.password);
+    free(cfg->reportd.read_db.database);
     free(cfg->proxyd.spool_dir);
     free(cfg->proxyd.reportd_url);
     for (size_t i = 0; i < CONFIG_MAX_ACCOUNTD; i++) {

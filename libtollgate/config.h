@@ -73,6 +73,8 @@ struct config {
     char *price_file; /* NULL: the price map built into the binary */
     char *timezone;   /* litellm_settings.timezone: budget periods' calendar (IANA name) */
     long log_retention_s; /* maximum_spend_logs_retention_period; 0 = keep every log row */
+    char *log_format; /* tollgate.log_format: "logfmt" or "json" */
+    char *log_level;  /* tollgate.log_level: debug, info, warn or error */
     struct router_config router;
 
     struct {
@@ -85,11 +87,16 @@ struct config {
         char *reportd_url;      /* where control-plane paths are forwarded */
         int readiness_grace_ms; /* readiness fails after accountd/MariaDB are gone this long */
         int spool_fsync_ms;     /* group fsync period; 0 = sync every event */
+        int shutdown_grace_ms;  /* on SIGTERM: how long requests in flight may finish */
         uint64_t spool_max_bytes, spool_segment_bytes;
     } proxyd;
     struct {
         struct listen_addr listen;
         int workers;
+        int shutdown_grace_ms;  /* on SIGTERM: how long answers in flight may finish */
+        /* tollgate.reportd.read_database_url: a replica the spend reports read
+         * from (host NULL: none; everything uses general_settings.database_url) */
+        struct db_config read_db;
     } reportd;
     struct {
         /* One pair of ZeroMQ endpoints per accountd instance: instance i binds

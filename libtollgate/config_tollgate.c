@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "config_yaml.h"
+#include "log.h"
 
 static int get_listen(struct loader *ld, yaml_node_t *map, const char *key,
                       const char *def, struct listen_addr *out)
@@ -24,8 +25,10 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
     static const char *const known[] = {"listen", "spool_dir", "max_body_bytes",
         "upstream_timeout_ms", "key_cache_ttl_ms", "event_resend_ms", "reportd_url",
-        "readiness_grace_ms", "spool_fsync_ms", "spool_max_bytes", "spool_segment_bytes", NULL};
+        "readiness_grace_ms", "spool_fsync_ms", "spool_max_bytes", "spool_segment_bytes",
+        "shutdown_grace_ms", NULL};
     long body = 10L * 1024 * 1024, timeout = 600000, ttl = 1000, resend = 2000, grace = 10000;
+    long stop_grace = 30000;
     long fsync_ms = 5, spool_max = 1L << 30, segment = 64L << 20;
     if (cy_want_map(ld, n, "tollgate.proxyd") < 0)
         return -1;
@@ -38,6 +41,8 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
         cy_int(ld, n, "key_cache_ttl_ms", "tollgate.proxyd.key_cache_ttl_ms", 0, 60000, &ttl) < 0 ||
         cy_int(ld, n, "event_resend_ms", "tollgate.proxyd.event_resend_ms", 100, 600000, &resend) < 0 ||
         cy_int(ld, n, "readiness_grace_ms", "tollgate.proxyd.readiness_grace_ms", 0, 3600000, &grace) < 0 ||
+        cy_int(ld, n, "shutdown_grace_ms", "tollgate.proxyd.shutdown_grace_ms", 0, 3600000,
+               &stop_grace) < 0 ||
         cy_int(ld, n, "spool_fsync_ms", "tollgate.proxyd.spool_fsync_ms", 0, 1000, &fsync_ms) < 0 ||
         cy_int(ld, n, "spool_max_bytes", "tollgate.proxyd.spool_max_bytes", 1L << 20, 1L << 50,
                 &spool_max) < 0 ||
@@ -58,6 +63,7 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
                        "%ld is more than a quarter of spool_max_bytes (%ld)", segment, spool_max);
     }
     cfg->proxyd.readiness_grace_ms = (int)grace;
+    cfg->proxyd.shutdown_grace_ms = (int)stop_grace;
     cfg->proxyd.spool_fsync_ms = (int)fsync_ms;
     cfg->proxyd.spool_max_bytes = (uint64_t)spool_max;
     cfg->proxyd.spool_segment_bytes = (uint64_t)segment;
@@ -70,16 +76,27 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 
 static int parse_reportd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
-    static const char *const known[] = {"listen", "workers", NULL};
-    long workers = 4;
+    static const char *const known[] = {"listen", "workers", "shutdown_grace_ms",
+                                        "read_database_url", NULL};
+    long workers = 4, stop_grace = 30000;
+    char *url = NULL;
     if (cy_want_map(ld, n, "tollgate.reportd") < 0)
         return -1;
     cy_check_keys(ld, n, "tollgate.reportd.", known);
     if (get_listen(ld, n, "tollgate.reportd.listen", "127.0.0.1:4001", &cfg->reportd.listen) < 0 ||
-        cy_int(ld, n, "workers", "tollgate.reportd.workers", 1, 64, &workers) < 0)
+        cy_int(ld, n, "workers", "tollgate.reportd.workers", 1, 64, &workers) < 0 ||
+        cy_int(ld, n, "shutdown_grace_ms", "tollgate.reportd.shutdown_grace_ms", 0, 3600000,
+               &stop_grace) < 0 ||
+        cy_str(ld, n, "read_database_url", "tollgate.reportd.read_database_url", &url) < 0)
         return -1;
     cfg->reportd.workers = (int)workers;
-    return 0;
+    cfg->reportd.shutdown_grace_ms = (int)stop_grace;
+    int rc = url == NULL ? 0
+                         : config_parse_db_url(ld, cy_map_get(ld, n, "read_database_url"),
+                                               "tollgate.reportd.read_database_url", url,
+                                               &cfg->reportd.read_db);
+    free(url);
+    return rc;
 }
 
 /* tollgate.accountd.metrics: absent, or HOST:PORT per accountd instance. */
@@ -151,15 +168,32 @@ static int default_reportd_url(struct loader *ld, yaml_node_t *tg, struct config
     return 0;
 }
 
+/* tollgate.log_format and tollgate.log_level, checked against log.c's names. */
+static int parse_logging(struct loader *ld, yaml_node_t *tg, struct config *cfg)
+{
+    if (cy_str_default(ld, tg, "log_format", "tollgate.log_format", "logfmt", &cfg->log_format) < 0 ||
+        cy_str_default(ld, tg, "log_level", "tollgate.log_level", "info", &cfg->log_level) < 0)
+        return -1;
+    if (log_format_parse(cfg->log_format) < 0)
+        return cy_fail(ld, cy_map_get(ld, tg, "log_format"), "tollgate.log_format",
+                       "must be logfmt or json");
+    if (log_level_parse(cfg->log_level) < 0)
+        return cy_fail(ld, cy_map_get(ld, tg, "log_level"), "tollgate.log_level",
+                       "must be debug, info, warn or error");
+    return 0;
+}
+
 /* The tollgate: section; absent sub-sections take all their defaults. */
 int config_parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *cfg)
 {
-    static const char *const known[] = {"proxyd", "reportd", "accountd", "price_file", NULL};
+    static const char *const known[] = {"proxyd", "reportd", "accountd", "price_file",
+                                        "log_format", "log_level", NULL};
     yaml_node_t *tg = cy_map_get(ld, root, "tollgate");
     if (cy_want_map(ld, tg, "tollgate") < 0)
         return -1;
     cy_check_keys(ld, tg, "tollgate.", known);
-    if (cy_str(ld, tg, "price_file", "tollgate.price_file", &cfg->price_file) < 0)
+    if (cy_str(ld, tg, "price_file", "tollgate.price_file", &cfg->price_file) < 0 ||
+        parse_logging(ld, tg, cfg) < 0)
         return -1;
     if (parse_proxyd(ld, cy_map_get(ld, tg, "proxyd"), cfg) < 0 ||
         parse_reportd(ld, cy_map_get(ld, tg, "reportd"), cfg) < 0 ||

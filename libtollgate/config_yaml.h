@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <yaml.h>
 
+struct db_config;
+
 /* The state of one load: the document and where to put an error. */
 struct loader {
     const char *path;
@@ -46,6 +48,9 @@ int cy_double(struct loader *ld, yaml_node_t *map, const char *name, const char 
 int cy_url(struct loader *ld, yaml_node_t *n, const char *key, const char *url);
 /* Parses ld->path into ld->doc. */
 int cy_load_document(struct loader *ld);
+/* mysql://USER:PASSWORD@HOST:PORT/DATABASE into db (config.c). */
+int config_parse_db_url(struct loader *ld, yaml_node_t *n, const char *key, const char *url,
+                        struct db_config *db);
 
 struct config;
 /* The sections (config_tollgate.c, config_router.c). */

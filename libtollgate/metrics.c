@@ -1,18 +1,16 @@
-/* metrics.c - Prometheus counters and their HTTP endpoint (see metrics.h).
+/* metrics.c - the Prometheus metrics registry and its text rendering (see
+ * metrics.h; the HTTP side is metrics_http.c).
  *
- * Design: a fixed list of counters, declared at start-up; a labelled one
- * keeps its values in a strmap (label value -> uint64_t). One mutex guards
- * all values: they change a few times per batch or request, and a scrape
- * holds it only while it copies them into text. The server is a libevent
- * loop on its own thread, so serving a scrape never waits for a database
- * write and a daemon without an event loop (accountd) can serve one too.
+ * Design: a fixed list of metrics, declared at start-up. Each keeps its
+ * series in a strmap from the label values joined by US (0x1f) to a cell:
+ * a counter's count, a gauge's value, or a histogram's per-bucket counts,
+ * count and sum. One mutex guards all of them: an observation is a few
+ * additions, and a scrape holds it only while it copies them into text.
  */
 #include "metrics.h"
 
 #include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,19 +18,36 @@
 #include <string.h>
 
 #include "grow.h"
-#include "httpjson.h"
-#include "runtime.h"
 #include "strmap.h"
 
-struct counter {
-    char *name, *help, *label;
-    uint64_t value;        /* without a label */
-    struct strmap *values; /* with one: label value -> uint64_t * */
+#define SEP '\x1f'
+
+const double metrics_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                          0.1,    0.25,  0.5,    1,     2.5,  5,     10,
+                                          30,     60};
+const size_t metrics_latency_nbuckets = sizeof(metrics_latency_buckets) / sizeof(double);
+
+enum kind { COUNTER, GAUGE, HISTOGRAM };
+
+struct cell {
+    uint64_t n; /* a counter's value, a histogram's count */
+    double x;   /* a gauge's value, a histogram's sum */
+    uint64_t bucket[]; /* a histogram's counts per bucket (not cumulative), +Inf last */
+};
+
+struct metric {
+    enum kind kind;
+    char *name, *help;
+    char *labels[METRICS_MAX_LABELS];
+    size_t n_labels;
+    double *bounds;
+    size_t n_bounds;
+    struct strmap *series; /* joined label values -> struct cell * */
 };
 
 struct metrics {
     pthread_mutex_t lock;
-    struct counter *c;
+    struct metric *v;
     size_t n, cap;
 };
 
@@ -46,88 +61,249 @@ struct metrics *metrics_new(void)
     return m;
 }
 
+static void metric_fini(struct metric *x)
+{
+    free(x->name);
+    free(x->help);
+    for (size_t i = 0; i < x->n_labels; i++)
+        free(x->labels[i]);
+    free(x->bounds);
+    strmap_free(x->series, free);
+}
+
 void metrics_free(struct metrics *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->n; i++) {
-        free(m->c[i].name);
-        free(m->c[i].help);
-        free(m->c[i].label);
-        strmap_free(m->c[i].values, free);
-    }
-    free(m->c);
+    for (size_t i = 0; i < m->n; i++)
+        metric_fini(&m->v[i]);
+    free(m->v);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
 
-int metrics_counter(struct metrics *m, const char *name, const char *help, const char *label)
+/* Splits "a,b,c" into x->labels. -1 on ENOMEM or too many labels. */
+static int split_labels(struct metric *x, const char *labels)
 {
-    struct counter *c = grow_array(m->c, &m->cap, m->n + 1, sizeof(*m->c), 8);
-    if (c == NULL)
+    while (labels != NULL && *labels != '\0') {
+        size_t len = strcspn(labels, ",");
+        if (x->n_labels == METRICS_MAX_LABELS || len == 0 ||
+            (x->labels[x->n_labels] = strndup(labels, len)) == NULL)
+            return -1;
+        x->n_labels++;
+        labels += len + (labels[len] == ',');
+    }
+    return 0;
+}
+
+static int declare(struct metrics *m, enum kind kind, const char *name, const char *help,
+                   const char *labels, const double *bounds, size_t n_bounds)
+{
+    struct metric *v = grow_array(m->v, &m->cap, m->n + 1, sizeof(*m->v), 16);
+    if (v == NULL)
         return -1;
-    m->c = c;
-    c = &m->c[m->n];
-    *c = (struct counter){.name = strdup(name), .help = strdup(help),
-                          .label = label != NULL ? strdup(label) : NULL,
-                          .values = label != NULL ? strmap_new() : NULL};
-    if (c->name == NULL || c->help == NULL ||
-        (label != NULL && (c->label == NULL || c->values == NULL))) {
-        free(c->name);
-        free(c->help);
-        free(c->label);
-        strmap_free(c->values, NULL);
+    m->v = v;
+    struct metric *x = &m->v[m->n];
+    *x = (struct metric){.kind = kind, .name = strdup(name), .help = strdup(help),
+                         .series = strmap_new(), .n_bounds = n_bounds};
+    bool ok = x->name != NULL && x->help != NULL && x->series != NULL &&
+              split_labels(x, labels) == 0;
+    if (ok && n_bounds > 0 && (x->bounds = malloc(n_bounds * sizeof(double))) != NULL)
+        memcpy(x->bounds, bounds, n_bounds * sizeof(double));
+    if (!ok || (n_bounds > 0 && x->bounds == NULL)) {
+        metric_fini(x);
         return -1;
     }
     return (int)m->n++;
 }
 
-/* The value cell of counter c for label_value; made on first use. Under lock. */
-static uint64_t *cell(struct counter *c, const char *label_value, bool make)
+int metrics_counter(struct metrics *m, const char *name, const char *help, const char *labels)
 {
-    if (c->values == NULL)
-        return &c->value;
-    uint64_t *v = strmap_get(c->values, label_value != NULL ? label_value : "");
-    int err = 0;
-    if (v != NULL || !make || (v = calloc(1, sizeof(*v))) == NULL)
-        return v;
-    strmap_put(c->values, label_value != NULL ? label_value : "", v, &err);
-    if (err < 0) {
-        free(v);
-        return NULL;
-    }
-    return v;
+    return declare(m, COUNTER, name, help, labels, NULL, 0);
 }
 
-void metrics_add(struct metrics *m, int id, const char *label_value, uint64_t n)
+int metrics_gauge(struct metrics *m, const char *name, const char *help, const char *labels)
 {
-    if (m == NULL || id < 0 || (size_t)id >= m->n)
+    return declare(m, GAUGE, name, help, labels, NULL, 0);
+}
+
+int metrics_histogram(struct metrics *m, const char *name, const char *help, const char *labels,
+                      const double *bounds, size_t n_bounds)
+{
+    for (size_t i = 1; i < n_bounds; i++)
+        if (!(bounds[i] > bounds[i - 1]))
+            return -1;
+    return declare(m, HISTOGRAM, name, help, labels, bounds, n_bounds);
+}
+
+/* The series key of values: each value with SEP and control bytes made
+ * '?', joined by SEP; "other" in every label once the metric is full. */
+static void series_key(const struct metric *x, const char *const *values, bool other, char *key,
+                       size_t len)
+{
+    size_t at = 0;
+    key[0] = '\0';
+    for (size_t i = 0; i < x->n_labels; i++) {
+        const char *v = other ? "other" : values != NULL && values[i] != NULL ? values[i] : "";
+        if (i > 0 && at + 1 < len)
+            key[at++] = SEP;
+        for (; *v != '\0' && at + 1 < len; v++)
+            key[at++] = (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
+        key[at] = '\0';
+    }
+}
+
+/* The cell of values in metric x, made on first use when make. Under lock. */
+static struct cell *find_cell(struct metric *x, const char *const *values, bool make)
+{
+    char key[1024];
+    series_key(x, values, false, key, sizeof(key));
+    struct cell *c = strmap_get(x->series, key);
+    if (c != NULL || !make)
+        return c;
+    if (strmap_count(x->series) >= METRICS_MAX_SERIES) {
+        series_key(x, values, true, key, sizeof(key));
+        if ((c = strmap_get(x->series, key)) != NULL)
+            return c;
+    }
+    size_t nb = x->kind == HISTOGRAM ? x->n_bounds + 1 : 0;
+    int err = 0;
+    if ((c = calloc(1, sizeof(*c) + nb * sizeof(uint64_t))) == NULL)
+        return NULL;
+    strmap_put(x->series, key, c, &err);
+    if (err < 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The metric id of kind, or NULL: a wrong id is ignored, not a crash. */
+static struct metric *metric_of(struct metrics *m, int id, enum kind kind)
+{
+    if (m == NULL || id < 0 || (size_t)id >= m->n || m->v[id].kind != kind)
+        return NULL;
+    return &m->v[id];
+}
+
+void metrics_add(struct metrics *m, int id, const char *const *values, uint64_t n)
+{
+    struct metric *x = metric_of(m, id, COUNTER);
+    if (x == NULL)
         return;
     pthread_mutex_lock(&m->lock);
-    uint64_t *v = cell(&m->c[id], label_value, true);
-    if (v != NULL)
-        *v += n;
+    struct cell *c = find_cell(x, values, true);
+    if (c != NULL)
+        c->n += n;
     pthread_mutex_unlock(&m->lock);
 }
 
-uint64_t metrics_get(struct metrics *m, int id, const char *label_value)
+void metrics_set(struct metrics *m, int id, const char *const *values, double v)
+{
+    struct metric *x = metric_of(m, id, GAUGE);
+    if (x == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct cell *c = find_cell(x, values, true);
+    if (c != NULL)
+        c->x = v;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_observe(struct metrics *m, int id, const char *const *values, double v)
+{
+    struct metric *x = metric_of(m, id, HISTOGRAM);
+    if (x == NULL || isnan(v))
+        return;
+    size_t b = 0;
+    while (b < x->n_bounds && v > x->bounds[b])
+        b++;
+    pthread_mutex_lock(&m->lock);
+    struct cell *c = find_cell(x, values, true);
+    if (c != NULL) {
+        c->bucket[b]++;
+        c->n++;
+        c->x += v;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+double metrics_get(struct metrics *m, int id, const char *const *values)
 {
     if (m == NULL || id < 0 || (size_t)id >= m->n)
         return 0;
     pthread_mutex_lock(&m->lock);
-    uint64_t *v = cell(&m->c[id], label_value, false), r = v != NULL ? *v : 0;
+    struct metric *x = &m->v[id];
+    struct cell *c = find_cell(x, values, false);
+    double r = c == NULL ? 0 : x->kind == GAUGE ? c->x : (double)c->n;
     pthread_mutex_unlock(&m->lock);
     return r;
 }
 
 /* A label value as the text format wants it: \, " and newline escaped. */
-static int add_label_value(struct evbuffer *b, const char *s)
+static int add_label_value(struct evbuffer *b, const char *s, size_t len)
 {
     int rc = 0;
-    for (; *s != '\0' && rc == 0; s++)
-        rc = *s == '\\' ? evbuffer_add(b, "\\\\", 2) : *s == '"' ? evbuffer_add(b, "\\\"", 2)
-           : *s == '\n' ? evbuffer_add(b, "\\n", 2) : evbuffer_add(b, s, 1);
+    for (size_t i = 0; i < len && rc == 0; i++)
+        rc = s[i] == '\\' ? evbuffer_add(b, "\\\\", 2) : s[i] == '"' ? evbuffer_add(b, "\\\"", 2)
+                                                                      : evbuffer_add(b, s + i, 1);
     return rc;
+}
+
+/* {a="x",b="y"[,le="..."]}; nothing when there are no labels and no le. */
+static int add_labels(struct evbuffer *b, const struct metric *x, const char *key, const char *le)
+{
+    if (x->n_labels == 0 && le == NULL)
+        return 0;
+    int rc = evbuffer_add(b, "{", 1);
+    for (size_t i = 0; rc == 0 && i < x->n_labels; i++) {
+        size_t len = strcspn(key, "\x1f");
+        rc = evbuffer_add_printf(b, "%s%s=\"", i > 0 ? "," : "", x->labels[i]) < 0 ||
+             add_label_value(b, key, len) < 0 || evbuffer_add(b, "\"", 1) < 0 ? -1 : 0;
+        key += len + (key[len] != '\0');
+    }
+    if (rc == 0 && le != NULL)
+        rc = evbuffer_add_printf(b, "%sle=\"%s\"", x->n_labels > 0 ? "," : "", le) < 0 ? -1 : 0;
+    return rc == 0 ? evbuffer_add(b, "}", 1) : -1;
+}
+
+/* A sample line: name[suffix]{labels} value. */
+static int add_sample(struct evbuffer *b, const struct metric *x, const char *suffix,
+                      const char *key, const char *le, const char *value)
+{
+    return evbuffer_add_printf(b, "%s%s", x->name, suffix) < 0 || add_labels(b, x, key, le) < 0 ||
+                   evbuffer_add_printf(b, " %s\n", value) < 0
+               ? -1
+               : 0;
+}
+
+static int render_cell(struct evbuffer *b, const struct metric *x, const char *key,
+                       const struct cell *c)
+{
+    char v[64], le[64];
+    if (x->kind != HISTOGRAM) {
+        if (x->kind == COUNTER)
+            snprintf(v, sizeof(v), "%llu", (unsigned long long)c->n);
+        else
+            snprintf(v, sizeof(v), "%.17g", c->x);
+        return add_sample(b, x, "", key, NULL, v);
+    }
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= x->n_bounds; i++) {
+        cum += c->bucket[i];
+        if (i < x->n_bounds)
+            snprintf(le, sizeof(le), "%g", x->bounds[i]);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        snprintf(v, sizeof(v), "%llu", (unsigned long long)cum);
+        if (add_sample(b, x, "_bucket", key, le, v) < 0)
+            return -1;
+    }
+    snprintf(v, sizeof(v), "%.17g", c->x);
+    if (add_sample(b, x, "_sum", key, NULL, v) < 0)
+        return -1;
+    snprintf(v, sizeof(v), "%llu", (unsigned long long)c->n);
+    return add_sample(b, x, "_count", key, NULL, v);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -135,29 +311,33 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* One counter's lines; label values sorted, so scrapes read alike. */
-static int render_counter(struct evbuffer *b, struct counter *c)
+static int render_metric_series(struct evbuffer *b, struct metric *x)
 {
-    if (evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n", c->name, c->help, c->name) < 0)
-        return -1;
-    if (c->values == NULL)
-        return evbuffer_add_printf(b, "%s %llu\n", c->name, (unsigned long long)c->value) < 0 ? -1 : 0;
-    size_t n = strmap_count(c->values), k = 0, pos = 0;
+    size_t n = strmap_count(x->series), k = 0, pos = 0;
     const char **keys = malloc((n ? n : 1) * sizeof(*keys)), *key;
     void *v;
     int rc = keys != NULL ? 0 : -1;
-    while (rc == 0 && strmap_next(c->values, &pos, &key, &v) == 0)
+    while (rc == 0 && strmap_next(x->series, &pos, &key, &v) == 0)
         keys[k++] = key;
     if (rc == 0)
         qsort(keys, k, sizeof(*keys), cmp_str);
     for (size_t i = 0; rc == 0 && i < k; i++)
-        if (evbuffer_add_printf(b, "%s{%s=\"", c->name, c->label) < 0 ||
-            add_label_value(b, keys[i]) < 0 ||
-            evbuffer_add_printf(b, "\"} %llu\n",
-                                (unsigned long long)*(uint64_t *)strmap_get(c->values, keys[i])) < 0)
-            rc = -1;
+        rc = render_cell(b, x, keys[i], strmap_get(x->series, keys[i]));
     free(keys);
     return rc;
+}
+
+/* One metric's lines; series sorted, so scrapes read alike. A metric
+ * without labels shows 0 before its first observation. */
+static int render_metric(struct evbuffer *b, struct metric *x)
+{
+    static const char *type[] = {"counter", "gauge", "histogram"};
+    if (evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name,
+                            type[x->kind]) < 0)
+        return -1;
+    if (x->n_labels == 0 && strmap_count(x->series) == 0)
+        return find_cell(x, NULL, true) == NULL ? -1 : render_metric_series(b, x);
+    return render_metric_series(b, x);
 }
 
 char *metrics_render(struct metrics *m, size_t *len)
@@ -167,7 +347,7 @@ char *metrics_render(struct metrics *m, size_t *len)
     int rc = b != NULL ? 0 : -1;
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; rc == 0 && i < m->n; i++)
-        rc = render_counter(b, &m->c[i]);
+        rc = render_metric(b, &m->v[i]);
     pthread_mutex_unlock(&m->lock);
     if (rc == 0 && (text = malloc(evbuffer_get_length(b) + 1)) != NULL) {
         *len = evbuffer_get_length(b);
@@ -177,88 +357,4 @@ char *metrics_render(struct metrics *m, size_t *len)
     if (b != NULL)
         evbuffer_free(b);
     return text;
-}
-
-struct metrics_server {
-    struct metrics *m;
-    struct event_base *base;
-    struct evhttp *http;
-    pthread_t thread;
-    bool started;
-};
-
-static void on_request(struct evhttp_request *req, void *arg)
-{
-    struct metrics_server *s = arg;
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    if (path == NULL || strcmp(path, "/metrics") != 0) {
-        httpjson_error(req, 404, "not_found_error", NULL, "Not found: only GET /metrics is served here");
-        return;
-    }
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-        httpjson_error(req, 405, "invalid_request_error", NULL, "/metrics answers GET only");
-        return;
-    }
-    size_t len = 0;
-    char *text = metrics_render(s->m, &len);
-    struct evbuffer *out = text != NULL ? evbuffer_new() : NULL;
-    if (out == NULL || evbuffer_add(out, text, len) != 0 ||
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "text/plain; version=0.0.4; charset=utf-8") != 0) {
-        evhttp_send_error(req, 500, "out of memory");
-    } else {
-        evhttp_send_reply(req, 200, "OK", out);
-    }
-    if (out != NULL)
-        evbuffer_free(out);
-    free(text);
-}
-
-static void *serve(void *arg)
-{
-    struct metrics_server *s = arg;
-    event_base_dispatch(s->base);
-    return NULL;
-}
-
-struct metrics_server *metrics_serve(struct metrics *m, const struct listen_addr *addr,
-                                     char *err, size_t errlen)
-{
-    struct metrics_server *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->base = event_base_new()) == NULL ||
-        (s->http = evhttp_new(s->base)) == NULL) {
-        snprintf(err, errlen, "metrics: out of memory");
-        metrics_server_free(s);
-        return NULL;
-    }
-    s->m = m;
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
-    evhttp_set_gencb(s->http, on_request, s);
-    if (evhttp_bind_socket(s->http, addr->host, (ev_uint16_t)addr->port) != 0) {
-        snprintf(err, errlen, "metrics: cannot listen on %s:%d", addr->host, addr->port);
-        metrics_server_free(s);
-        return NULL;
-    }
-    if (runtime_thread_start(&s->thread, serve, s) != 0) {
-        snprintf(err, errlen, "metrics: cannot start its thread");
-        metrics_server_free(s);
-        return NULL;
-    }
-    s->started = true;
-    return s;
-}
-
-void metrics_server_free(struct metrics_server *s)
-{
-    if (s == NULL)
-        return;
-    if (s->started) {
-        event_base_loopexit(s->base, NULL);
-        pthread_join(s->thread, NULL);
-    }
-    if (s->http != NULL)
-        evhttp_free(s->http);
-    if (s->base != NULL)
-        event_base_free(s->base);
-    free(s);
 }

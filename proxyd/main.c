@@ -197,10 +197,12 @@ int main(int argc, char **argv)
         return 1;
     struct config *cfg = config_load(path, err, sizeof(err));
     int rc = 1;
-    if (cfg == NULL)
+    if (cfg == NULL) {
         log_error("%s", err);
-    else
+    } else {
+        log_configure(cfg->log_format, cfg->log_level);
         rc = run(cfg);
+    }
     config_free(cfg);
     runtime_end();
     return rc;

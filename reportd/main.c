@@ -219,7 +219,8 @@ int main(int argc, char **argv)
     evutil_socket_t fd = -1;
     if (cfg == NULL) {
         log_error("%s", err);
-    } else if (period_set_timezone(cfg->timezone) < 0) { /* budget periods' calendar */
+    } else if (log_configure(cfg->log_format, cfg->log_level),
+               period_set_timezone(cfg->timezone) < 0) { /* budget periods' calendar */
         log_error("time zone %s is not installed", cfg->timezone);
     } else if (db_schema_check_at(&cfg->db, err, sizeof(err)) < 0) {
         log_error("%s", err);

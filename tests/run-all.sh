@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash deploy/install-deps.sh
+bash deploy/install-deps.sh --tests
 echo "=== npm ci (tests/node: the official OpenAI client)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
