@@ -4,7 +4,9 @@
 #include "notify.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
@@ -22,6 +24,10 @@ static void notify(const char *what, const char *state)
 void notify_ready(const char *status)
 {
     char state[512];
+    if (status == NULL) { /* after a reload: the STATUS of start stays */
+        notify("ready", "READY=1");
+        return;
+    }
     size_t n = strlen(status);
     if (n > sizeof(state) - 32)
         n = sizeof(state) - 32;
@@ -29,6 +35,16 @@ void notify_ready(const char *status)
     memcpy(state + 15, status, n);
     state[15 + n] = '\0';
     notify("ready", state);
+}
+
+void notify_reloading(void)
+{
+    char state[128];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* systemd's notify-reload wants the time of it */
+    snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+    notify("reloading", state);
 }
 
 void notify_stopping(void)

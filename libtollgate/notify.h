@@ -8,6 +8,8 @@
 
 /* READY=1 with a STATUS= line for `systemctl status`. */
 void notify_ready(const char *status);
+/* RELOADING=1 when a SIGHUP reload starts; notify_ready(NULL) when it ends. */
+void notify_reloading(void);
 void notify_stopping(void);
 /* How often to ping the watchdog (half its timeout), in ms; 0 when the
  * unit has no watchdog. */

@@ -153,6 +153,8 @@ static void refusal(const struct budget_check *b, money_t spend, struct admissio
     size_t len = sizeof(why->msg);
     money_format(spend, s);
     money_format(b->row->max, m);
+    why->kind = b->kind == 'k' ? "key" : b->kind == 't' ? "team" : b->kind == 'g' ? "tag"
+              : b->kind == 'm' ? "team_member" : b->kind == 'c' ? "end_user" : "user";
     if (b->kind == 'k')
         snprintf(msg, len, "Budget has been exceeded! Current cost: %s, Max budget: %s", s, m);
     else if (b->kind == 't')
@@ -207,7 +209,7 @@ int admission_admit(struct admission *a, const struct keyinfo *k,
             continue;
         struct owner *o = owner_get(a, checks[i].kind, checks[i].id, checks[i].user);
         if (o == NULL) {
-            *why = (struct admission_refusal){.msg = "out of memory"};
+            *why = (struct admission_refusal){.kind = "out_of_memory", .msg = "out of memory"};
             return -1;
         }
         forget_old(a, o, now);

@@ -33,6 +33,7 @@ void admission_free(struct admission *a);
 /* Why a request was refused: LiteLLM's message, and when the refusing
  * budget's period ends (Unix microseconds; 0 when it has no duration). */
 struct admission_refusal {
+    const char *kind; /* whose budget: key, user, team, team_member, end_user, tag */
     char msg[512];
     int64_t reset_at_us;
 };

@@ -15,6 +15,7 @@
 #include "events.pb-c.h"
 #include "httpjson.h"
 #include "log.h"
+#include "reload.h"
 #include "publish.h"
 #include "usage.h"
 
@@ -59,7 +60,8 @@ void answer_publish(struct call *c, const struct usage *u, int status, bool esti
 {
     money_t cost = 0;
     char err[128];
-    if (price_cost(c->px->prices, c->dep->model, &c->dep->price, u, &cost, err, sizeof(err)) !=
+    c->status = status;
+    if (price_cost(c->gen->prices, c->dep->model, &c->dep->price, u, &cost, err, sizeof(err)) !=
         PRICE_OK)
         cost = 0;
     admission_settle(c->px->admission, &c->reservation, cost, c->request_id);
@@ -92,9 +94,9 @@ void answer_price(struct call *c, const struct usage *u, char cost[MONEY_STR_MAX
 {
     money_t m = 0;
     char err[256];
-    if (price_cost(c->px->prices, c->dep->model, &c->dep->price, u, &m, err, sizeof(err)) ==
+    if (price_cost(c->gen->prices, c->dep->model, &c->dep->price, u, &m, err, sizeof(err)) ==
         PRICE_ERROR)
-        log_warn("request %s: %s", c->request_id, err);
+        log_request(LOG_WARN, c->request_id, "%s", err);
     money_format(m, cost);
 }
 
@@ -106,7 +108,7 @@ static void read_usage(struct call *c, struct evbuffer *body, struct usage *u)
     *u = (struct usage){0};
     if (c->kind != CALL_IMAGE &&
         (doc == NULL || usage_from_json(json_object_get(doc, "usage"), u) < 0)) {
-        log_warn("request %s: upstream answer has no usable usage object", c->request_id);
+        log_request(LOG_WARN, c->request_id, "upstream answer has no usable usage object");
         *u = (struct usage){0};
     }
     json_decref(doc);
@@ -141,9 +143,9 @@ void answer_failed(struct call *c, struct relay_transfer *t, CURLcode result)
     struct usage u = {0};
     int status = result == CURLE_OPERATION_TIMEDOUT ? 504 : 502;
     const char *why = t->errbuf[0] ? t->errbuf : curl_easy_strerror(result);
-    log_warn("request %s: upstream %s failed: %s", c->request_id, c->dep->api_base, why);
+    log_request(LOG_WARN, c->request_id, "upstream %s failed: %s", c->dep->api_base, why);
     if (c->req != NULL)
-        httpjson_error(c->req, status, "upstream_error", NULL, "Upstream %s failed: %s",
+        call_error(c, status, "upstream_error", NULL, "Upstream %s failed: %s",
                        c->dep->model_name, why);
     answer_publish(c, &u, status, false);
 }

@@ -15,6 +15,7 @@
 #include "httpjson.h"
 #include "keyhash.h"
 #include "log.h"
+#include "reload.h"
 
 struct pending_auth {
     struct evhttp_request *req;
@@ -40,24 +41,24 @@ static void on_key(const struct keyinfo *key, const char *error, void *arg)
         log_error("key lookup failed: %s", error);
         httpjson_error(req, 503, "service_unavailable", NULL,
                        "Key check unavailable: the database cannot be reached");
-        cb(NULL, 1, cb_arg);
+        cb(NULL, 503, cb_arg);
     } else if (!key->found) {
         httpjson_error(req, 401, "auth_error", NULL,
                        "Authentication Error, Invalid proxy server token passed.");
-        cb(NULL, 1, cb_arg);
+        cb(NULL, 401, cb_arg);
     } else if (key->blocked) {
         httpjson_error(req, 403, "permission_error", NULL,
                        "Authentication Error, Key is blocked. Key=%s", key->token);
-        cb(NULL, 1, cb_arg);
+        cb(NULL, 403, cb_arg);
     } else if (key->team_blocked) {
         httpjson_error(req, 403, "permission_error", NULL,
                        "Team=%s is blocked. Update via `/team/unblock` if you're an admin.",
                        key->team_id);
-        cb(NULL, 1, cb_arg);
+        cb(NULL, 403, cb_arg);
     } else if (key->expires_us != 0 && key->expires_us <= now_us()) {
         httpjson_error(req, 401, "auth_error", NULL,
                        "Authentication Error - Expired Key. Key Expiry time passed.");
-        cb(NULL, 1, cb_arg);
+        cb(NULL, 401, cb_arg);
     } else {
         cb(key, 0, cb_arg);
     }
@@ -70,22 +71,23 @@ void auth_check(struct proxy *px, struct evhttp_request *req, auth_cb cb, void *
     if (raw == NULL) {
         httpjson_error(req, 401, "auth_error", NULL,
                        "Authentication Error, No api key passed in.");
-        cb(NULL, 1, arg);
+        cb(NULL, 401, arg);
         return;
     }
     if (keyhash_sha256_hex(raw, strlen(raw), token) < 0) {
         httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key (libcrypto)");
-        cb(NULL, 1, arg);
+        cb(NULL, 500, arg);
         return;
     }
-    if (px->cfg->master_token[0] != '\0' && keyhash_token_equal(token, px->cfg->master_token)) {
+    if (px->gen->cfg->master_token[0] != '\0' &&
+        keyhash_token_equal(token, px->gen->cfg->master_token)) {
         cb(NULL, 0, arg);
         return;
     }
     struct pending_auth *pa = malloc(sizeof(*pa));
     if (pa == NULL) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
-        cb(NULL, 1, arg);
+        cb(NULL, 500, arg);
         return;
     }
     *pa = (struct pending_auth){req, cb, arg};

@@ -8,7 +8,8 @@
 #include "proxy.h"
 
 /* key is NULL for the master key. When the caller is refused, auth has
- * already answered the request and refused is 1: the caller only cleans up. */
+ * already answered the request and refused is the HTTP status it answered
+ * (401, 403, 500, 503): the caller only cleans up. */
 typedef void (*auth_cb)(const struct keyinfo *key, int refused, void *arg);
 
 /* Authenticates req and calls cb (possibly before returning). */

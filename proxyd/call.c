@@ -21,8 +21,10 @@
 #include "httpjson.h"
 #include "log.h"
 #include "publish.h"
+#include "reload.h"
 #include "router.h"
 #include "sse.h"
+#include "stats.h"
 
 #define ADMIT_WAIT_MS 20         /* an unsure budget check looks again after this */
 #define ADMIT_WAITS_MAX 25       /* and gives up (refuses) after this many looks */
@@ -48,8 +50,28 @@ int64_t call_since_us(const struct timespec *t0)
     return (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 + (now.tv_nsec - t0->tv_nsec) / 1000;
 }
 
+/* The access line and metrics of a request that ends. */
+static void account_request(struct call *c)
+{
+    const char *model = c->model_group == NULL ? NULL
+                        : c->gen != NULL && router_has_group(c->gen->router, c->model_group)
+                            ? c->model_group
+                            : "unknown"; /* a client's made-up name is no label */
+    int64_t total = call_since_us(&c->t0);
+    struct stats_request r = {
+        .route = c->route_name, .model = model,
+        .request_id = c->request_id[0] != '\0' ? c->request_id : NULL,
+        .deployment = c->dep != NULL ? c->dep->model : NULL, .key_alias = c->key.key_alias,
+        .status = c->client_gone ? 499 : c->status, .stream = c->stream, .total_us = total,
+        .upstream_us = c->dep != NULL ? c->upstream_us : -1, .ttfb_us = c->ttfb_us};
+    stats_request_done(c->px->stats, &r);
+}
+
 void call_free(struct call *c)
 {
+    account_request(c);
+    c->px->in_flight--;
+    generation_unref(c->gen);
     if (c->wait_ev != NULL)
         event_free(c->wait_ev);
     admission_release(c->px->admission, &c->reservation); /* if no event settled it */
@@ -69,7 +91,7 @@ void call_free(struct call *c)
 
 static int oom(struct call *c)
 {
-    httpjson_error(c->req, 500, "internal_error", NULL, "out of memory");
+    call_error(c, 500, "internal_error", NULL, "out of memory");
     return -1;
 }
 
@@ -80,7 +102,7 @@ static int read_attribution(struct call *c)
     json_t *meta = json_object_get(c->body, "metadata");
     if (user != NULL && !json_is_null(user)) {
         if (!json_is_string(user) || json_string_length(user) > 255) {
-            httpjson_error(c->req, 400, "invalid_request_error", "user",
+            call_error(c, 400, "invalid_request_error", "user",
                            "user must be a string of at most 255 characters");
             return -1;
         }
@@ -93,18 +115,18 @@ static int read_attribution(struct call *c)
     size_t i;
     json_t *t;
     if (!json_is_object(meta) || (tags != NULL && !json_is_array(tags))) {
-        httpjson_error(c->req, 400, "invalid_request_error", "metadata",
+        call_error(c, 400, "invalid_request_error", "metadata",
                        "metadata must be an object and metadata.tags a list of strings");
         return -1;
     }
     if (json_array_size(tags) > OWNERS_MAX_TAGS) {
-        httpjson_error(c->req, 400, "invalid_request_error", "metadata.tags",
+        call_error(c, 400, "invalid_request_error", "metadata.tags",
                        "metadata.tags has more than %d tags", OWNERS_MAX_TAGS);
         return -1;
     }
     json_array_foreach(tags, i, t) {
         if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > 255) {
-            httpjson_error(c->req, 400, "invalid_request_error", "metadata.tags",
+            call_error(c, 400, "invalid_request_error", "metadata.tags",
                            "metadata.tags must be a list of strings of 1 to 255 characters");
             return -1;
         }
@@ -193,7 +215,7 @@ static int start_attempt(struct call *c)
     const struct deployment *d = c->dep;
     char *body = upstream_body(c);
     struct curl_slist *headers = upstream_headers(d);
-    int timeout = d->timeout_ms > 0 ? d->timeout_ms : c->px->cfg->router.timeout_ms;
+    int timeout = d->timeout_ms > 0 ? d->timeout_ms : c->gen->cfg->router.timeout_ms;
     int idle = d->stream_timeout_ms > 0 ? d->stream_timeout_ms : timeout;
     c->attempt_start_us = call_since_us(&c->t0);
     struct relay_request rq = {.method = "POST", .url = url, .headers = headers, .body = body,
@@ -219,14 +241,27 @@ static bool retry(struct call *c, struct relay_transfer *t, CURLcode result)
 {
     const struct deployment *next;
     if (c->started || c->client_gone || !retryable(t, result) ||
-        (next = router_next(c->px->router, &c->route)) == NULL)
+        (next = router_next(c->gen->router, &c->route)) == NULL)
         return false;
-    log_warn("request %s: %s failed (%s), trying %s", c->request_id, c->dep->model,
-             result != CURLE_OK ? curl_easy_strerror(result) : "HTTP error", next->model);
+    log_request(LOG_WARN, c->request_id, "%s failed (%s), trying %s", c->dep->model,
+                result != CURLE_OK ? curl_easy_strerror(result) : "HTTP error", next->model);
+    stats_retry(c->px->stats, c->model_group);
     if (c->error_body != NULL)
         evbuffer_drain(c->error_body, evbuffer_get_length(c->error_body));
     c->dep = next;
     return start_attempt(c) == 0;
+}
+
+/* Why an attempt failed, as the metrics label it; NULL: it did not. */
+static const char *failure(const struct relay_transfer *t, CURLcode result)
+{
+    if (result == CURLE_OPERATION_TIMEDOUT)
+        return "timeout";
+    if (result == CURLE_COULDNT_CONNECT || result == CURLE_COULDNT_RESOLVE_HOST)
+        return "connect";
+    if (result != CURLE_OK)
+        return "transfer";
+    return t->status == 429 ? "http_429" : t->status >= 500 ? "http_5xx" : NULL;
 }
 
 static void on_upstream(struct relay_transfer *t, CURLcode result, void *arg)
@@ -234,8 +269,12 @@ static void on_upstream(struct relay_transfer *t, CURLcode result, void *arg)
     struct call *c = arg;
     c->xfer = NULL;
     c->upstream_us += call_since_us(&c->t0) - c->attempt_start_us;
-    if (result != CURLE_ABORTED_BY_CALLBACK)
-        router_report(c->px->router, c->dep, !retryable(t, result));
+    if (result != CURLE_ABORTED_BY_CALLBACK && result != CURLE_WRITE_ERROR) {
+        const char *why = failure(t, result);
+        router_report(c->gen->router, c->dep, why == NULL);
+        if (why != NULL)
+            stats_upstream_error(c->px->stats, c->model_group, why);
+    }
     if (retry(c, t, result))
         return;
     if (c->stream)
@@ -264,16 +303,16 @@ static int keep_key(struct call *c, const struct keyinfo *key)
 
 static void route_and_start(struct call *c)
 {
-    if ((c->dep = router_first(c->px->router, c->model_group, &c->route)) == NULL) {
-        httpjson_error(c->req, 400, "invalid_request_error", "model",
+    if ((c->dep = router_first(c->gen->router, c->model_group, &c->route)) == NULL) {
+        call_error(c, 400, "invalid_request_error", "model",
                        "Invalid model name passed in model=%s. Call `/v1/models` to view "
                        "available models for your key. Available: %s",
-                       c->model_group, router_group_names(c->px->router));
+                       c->model_group, router_group_names(c->gen->router));
         call_free(c);
         return;
     }
     if (start_attempt(c) < 0) {
-        httpjson_error(c->req, 500, "internal_error", NULL, "cannot start the upstream request");
+        call_error(c, 500, "internal_error", NULL, "cannot start the upstream request");
         call_free(c);
     }
 }
@@ -284,7 +323,7 @@ static void on_fresh_key(const struct keyinfo *key, const char *error, void *arg
 {
     struct call *c = arg;
     if (key == NULL || !key->found) {
-        httpjson_error(c->req, key == NULL ? 503 : 401, key == NULL ? "service_unavailable"
+        call_error(c, key == NULL ? 503 : 401, key == NULL ? "service_unavailable"
                                                                      : "auth_error",
                        NULL, "Key check failed: %s", key == NULL ? error : "key not found");
         call_free(c);
@@ -321,9 +360,10 @@ static void refuse_budget(struct call *c, const struct admission_refusal *why)
         snprintf(at + len, sizeof(at) - len, us != 0 ? ".%06ld+00:00" : "+00:00", us);
         if (evhttp_add_header(evhttp_request_get_output_headers(c->req),
                               "x-tollgate-budget-reset-at", at) != 0)
-            log_warn("request %s: cannot add x-tollgate-budget-reset-at", c->request_id);
+            log_request(LOG_WARN, c->request_id, "cannot add x-tollgate-budget-reset-at");
     }
-    httpjson_error(c->req, 400, "budget_exceeded", NULL, "%s", why->msg);
+    stats_budget_refusal(c->px->stats, why->kind);
+    call_error(c, 400, "budget_exceeded", NULL, "%s", why->msg);
 }
 
 /* Refuses a spent budget (400, LiteLLM's words) or reserves and goes on.
@@ -364,13 +404,13 @@ static void on_owners(const struct owner_row *customer, const struct owner_row *
 {
     struct call *c = arg;
     if (error != NULL) {
-        httpjson_error(c->req, 503, "service_unavailable", NULL,
+        call_error(c, 503, "service_unavailable", NULL,
                        "Budget check unavailable: the database cannot be reached");
         call_free(c);
         return;
     }
     if (customer != NULL && customer->blocked) {
-        httpjson_error(c->req, 403, "permission_error", "user",
+        call_error(c, 403, "permission_error", "user",
                        "End user=%s is blocked. Update via `/customer/unblock` if you're an admin.",
                        c->end_user);
         call_free(c);
@@ -379,7 +419,7 @@ static void on_owners(const struct owner_row *customer, const struct owner_row *
     c->n_owner_rows = 0;
     c->owner_rows = malloc((1 + ntags) * sizeof(*c->owner_rows));
     if (c->owner_rows == NULL) {
-        httpjson_error(c->req, 500, "internal_error", NULL, "out of memory");
+        call_error(c, 500, "internal_error", NULL, "out of memory");
         call_free(c);
         return;
     }
@@ -421,7 +461,7 @@ static int add_key_tags(struct call *c, const struct keyinfo *key)
             json_string_length(t) > 255)
             continue;
         if (json_array_size(c->tags) >= OWNERS_MAX_TAGS) {
-            httpjson_error(c->req, 400, "invalid_request_error", "metadata.tags",
+            call_error(c, 400, "invalid_request_error", "metadata.tags",
                            "metadata.tags and the key's tags together are more than %d tags",
                            OWNERS_MAX_TAGS);
             json_decref(kt);
@@ -435,7 +475,7 @@ static int add_key_tags(struct call *c, const struct keyinfo *key)
     return 0;
 oom:
     json_decref(kt);
-    httpjson_error(c->req, 500, "internal_error", NULL, "out of memory");
+    call_error(c, 500, "internal_error", NULL, "out of memory");
     call_free(c);
     return -1;
 }
@@ -444,16 +484,17 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
 {
     struct call *c = arg;
     if (refused) {
+        c->status = refused;
         call_free(c);
         return;
     }
     if (keep_key(c, key) < 0) {
-        httpjson_error(c->req, 500, "internal_error", NULL, "out of memory");
+        call_error(c, 500, "internal_error", NULL, "out of memory");
         call_free(c);
         return;
     }
     if (!auth_model_allowed(key, c->model_group)) {
-        httpjson_error(c->req, 401, "auth_error", "model",
+        call_error(c, 401, "auth_error", "model",
                        "Authentication Error, API Key not allowed to access model. This token "
                        "can only access models=%s. Tried to access %s",
                        key->models_json, c->model_group);
@@ -465,41 +506,49 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
 }
 
 void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind,
-                const char *path_model)
+                const char *route, const char *path_model)
 {
     struct call *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
         return;
     }
-    if (publisher_full(px->pub)) {
-        httpjson_error(req, 503, "service_unavailable", NULL,
-                       "Usage spool is full (accountd unreachable): new requests are refused "
-                       "so that every request stays billable");
-        free(c);
+    *c = (struct call){.px = px, .gen = generation_ref(px->gen), .req = req, .kind = kind,
+                       .route_name = route, .start_us = wall_us(), .ttfb_us = -1};
+    clock_gettime(CLOCK_MONOTONIC, &c->t0);
+    px->in_flight++;
+    if (ids_uuid7(c->request_id) < 0) {
+        call_error(c, 500, "internal_error", NULL, "no randomness for a request id");
+        call_free(c);
         return;
     }
-    *c = (struct call){.px = px, .req = req, .kind = kind, .start_us = wall_us()};
-    clock_gettime(CLOCK_MONOTONIC, &c->t0);
+    if (publisher_full(px->pub)) {
+        call_error(c, 503, "service_unavailable", NULL,
+                   "Usage spool is full (accountd unreachable): new requests are refused "
+                   "so that every request stays billable");
+        call_free(c);
+        return;
+    }
     if ((c->body = httpjson_body(req, px->cfg->proxyd.max_body_bytes)) == NULL) {
-        free(c);
+        c->status = evhttp_request_get_response_code(req); /* answered just now, req still ours */
+        call_free(c);
         return;
     }
     if (path_model != NULL &&
         json_object_set_new(c->body, "model", json_string(path_model)) != 0) {
-        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        call_error(c, 500, "internal_error", NULL, "out of memory");
         call_free(c);
         return;
     }
     json_t *model = json_object_get(c->body, "model");
     json_t *stream = json_object_get(c->body, "stream");
     if (!json_is_string(model) || json_string_length(model) == 0) {
-        httpjson_error(req, 400, "invalid_request_error", "model", "model is required (a string)");
+        call_error(c, 400, "invalid_request_error", "model", "model is required (a string)");
         call_free(c);
         return;
     }
     if (stream != NULL && !json_is_boolean(stream) && !json_is_null(stream)) {
-        httpjson_error(req, 400, "invalid_request_error", "stream", "stream must be a boolean");
+        call_error(c, 400, "invalid_request_error", "stream", "stream must be a boolean");
         call_free(c);
         return;
     }
@@ -507,11 +556,6 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kin
     c->client_wants_usage = json_is_true(
         json_object_get(json_object_get(c->body, "stream_options"), "include_usage"));
     c->model_group = json_string_value(model);
-    if (ids_uuid7(c->request_id) < 0) {
-        httpjson_error(req, 500, "internal_error", NULL, "no randomness for a request id");
-        call_free(c);
-        return;
-    }
     if (read_attribution(c) < 0) {
         call_free(c);
         return;

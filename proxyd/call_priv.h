@@ -23,8 +23,12 @@ struct sse_filter;
 
 struct call {
     struct proxy *px;
+    struct generation *gen;     /* the config it started under (reload.h), held */
     struct evhttp_request *req; /* NULL once the client has gone */
     enum call_kind kind;
+    const char *route_name;     /* the route pattern, for metrics and the access line */
+    int status;                 /* what the client was answered (0: not yet) */
+    int64_t ttfb_us;            /* streams: when the first byte left (-1: not yet) */
     char request_id[IDS_UUID_LEN + 1];
     int64_t start_us;       /* wall clock, for the ledger */
     struct timespec t0;     /* monotonic, for durations */
@@ -54,13 +58,16 @@ struct call {
 
 extern const char *const CALL_TYPE[];
 
+/* Answers the client an error in OpenAI's shape and remembers the status. */
+#define call_error(c, status_, ...) \
+    ((c)->status = (status_), httpjson_error((c)->req, (status_), __VA_ARGS__))
+
 /* reserve.c: does any budget of the request have a max (else nothing to
  * reserve)? And the worst case of the group's priciest deployment (retries
  * and fallbacks included), reserved against each budget while it runs. */
 bool reserve_needed(const struct keyinfo *key, const struct budget_extra *extra, size_t n);
 money_t reserve_for(struct call *c);
 
-int64_t call_since_us(const struct timespec *t0);
 void call_free(struct call *c);
 
 /* answer.c */

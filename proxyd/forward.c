@@ -13,29 +13,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call.h"
 #include "httpjson.h"
 #include "log.h"
 #include "relay.h"
+#include "stats.h"
 
 #define FORWARD_TIMEOUT_MS 60000
 
 static const char *const PREFIXES[] = {"/key/", "/team/", "/user/", "/customer/", "/end_user/",
                                        "/budget/", "/global/", "/spend/", "/ui/", NULL};
 static const char *const EXACT[] = {"/get_budget", "/set_budget", "/ui", NULL};
+/* The route label of each prefix (the path itself would let clients make series). */
+static const char *const PREFIX_ROUTES[] = {"/key/*", "/team/*", "/user/*", "/customer/*",
+                                            "/end_user/*", "/budget/*", "/global/*", "/spend/*",
+                                            "/ui/*"};
+
+/* One forwarded request, for its metrics once reportd answered. */
+struct forward {
+    struct proxy *px;
+    struct evhttp_request *req;
+    const char *route;
+    struct timespec t0;
+};
+
+static const char *route_of(const char *path)
+{
+    for (size_t i = 0; PREFIXES[i] != NULL; i++)
+        if (strncmp(path, PREFIXES[i], strlen(PREFIXES[i])) == 0)
+            return PREFIX_ROUTES[i];
+    for (size_t i = 0; EXACT[i] != NULL; i++)
+        if (strcmp(path, EXACT[i]) == 0)
+            return EXACT[i];
+    return "other";
+}
 static const char *const PASSED_HEADERS[] = {"Authorization", "x-litellm-api-key", "api-key",
                                              "Content-Type", NULL};
 
 bool forward_wanted(const char *path)
 {
-    for (size_t i = 0; PREFIXES[i] != NULL; i++) {
-        if (strncmp(path, PREFIXES[i], strlen(PREFIXES[i])) == 0)
-            return true;
-    }
-    for (size_t i = 0; EXACT[i] != NULL; i++) {
-        if (strcmp(path, EXACT[i]) == 0)
-            return true;
-    }
-    return false;
+    return strcmp(route_of(path), "other") != 0;
+}
+
+/* Counts the answer (status) and lets go of the forward. */
+static void forward_done(struct forward *f, int status)
+{
+    f->px->in_flight--;
+    stats_request_done(f->px->stats, &(struct stats_request){
+                                         .route = f->route, .status = status,
+                                         .total_us = call_since_us(&f->t0), .upstream_us = -1,
+                                         .ttfb_us = -1});
+    free(f);
 }
 
 static const char *method_name(enum evhttp_cmd_type cmd)
@@ -51,10 +79,12 @@ static const char *method_name(enum evhttp_cmd_type cmd)
 
 static void on_answer(struct relay_transfer *t, CURLcode result, void *arg)
 {
-    struct evhttp_request *req = arg;
+    struct forward *f = arg;
+    struct evhttp_request *req = f->req;
     if (result != CURLE_OK) {
         log_warn("forward to reportd failed: %s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
         httpjson_error(req, 502, "upstream_error", NULL, "reportd cannot be reached");
+        forward_done(f, 502);
         return;
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -62,6 +92,7 @@ static void on_answer(struct relay_transfer *t, CURLcode result, void *arg)
                                                                  : "application/json") != 0)
         log_warn("cannot set Content-Type");
     evhttp_send_reply(req, (int)t->status, NULL, t->response);
+    forward_done(f, (int)t->status);
 }
 
 static struct curl_slist *copy_headers(struct evhttp_request *req)
@@ -92,11 +123,18 @@ void forward_to_reportd(struct proxy *px, struct evhttp_request *req)
     size_t ulen = strlen(px->cfg->proxyd.reportd_url) + strlen(evhttp_request_get_uri(req)) + 1;
     char *url = malloc(ulen), *body = len > 0 ? malloc(len) : NULL;
     struct curl_slist *headers = copy_headers(req);
+    struct forward *f = malloc(sizeof(*f));
+    if (f != NULL) {
+        const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+        *f = (struct forward){px, req, route_of(path != NULL ? path : ""), {0, 0}};
+        clock_gettime(CLOCK_MONOTONIC, &f->t0);
+        px->in_flight++;
+    }
     if (method == NULL) {
         httpjson_error(req, 405, "invalid_request_error", NULL, "Method not allowed");
         goto fail;
     }
-    if (url == NULL || headers == NULL || (len > 0 && body == NULL) ||
+    if (f == NULL || url == NULL || headers == NULL || (len > 0 && body == NULL) ||
         (len > 0 && evbuffer_copyout(in, body, len) != (ev_ssize_t)len)) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
         goto fail;
@@ -104,7 +142,7 @@ void forward_to_reportd(struct proxy *px, struct evhttp_request *req)
     snprintf(url, ulen, "%s%s", px->cfg->proxyd.reportd_url, evhttp_request_get_uri(req));
     struct relay_request rq = {.method = method, .url = url, .headers = headers, .body = body,
                                .body_len = len, .timeout_ms = FORWARD_TIMEOUT_MS,
-                               .done = on_answer, .arg = req};
+                               .done = on_answer, .arg = f};
     if (relay_start(px->relay, &rq, NULL) < 0) {
         httpjson_error(req, 500, "internal_error", NULL, "cannot start the forward to reportd");
         goto fail;
@@ -112,6 +150,8 @@ void forward_to_reportd(struct proxy *px, struct evhttp_request *req)
     free(url); /* libcurl copied it */
     return;
 fail:
+    if (f != NULL) /* answered here, in the request's own callback: its status is readable */
+        forward_done(f, evhttp_request_get_response_code(req));
     free(url);
     free(body);
     curl_slist_free_all(headers);

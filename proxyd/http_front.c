@@ -1,10 +1,12 @@
 /* http_front.c - proxyd's evhttp server and its route table.
  *
  * Data-plane routes are relayed (call.c); control-plane paths go to reportd
- * (forward.c); /models and the health checks are answered here. Clients
- * keep HTTP/1.1 connections alive; an idle or too slow client is closed
- * after CLIENT_TIMEOUT_S. Bodies above max_body_bytes are refused with a
- * JSON 413 (httpjson_body).
+ * (forward.c); /models, the health checks and /metrics are answered here.
+ * Clients keep HTTP/1.1 connections alive; an idle or too slow client is
+ * closed after CLIENT_TIMEOUT_S, and while draining every answer closes its
+ * connection. Bodies above max_body_bytes are refused with a JSON 413
+ * (httpjson_body). Every answer is counted under its route pattern
+ * (stats.c): relayed calls and /models by themselves, the rest here.
  */
 #include "http_front.h"
 
@@ -15,14 +17,18 @@
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
 #include "call.h"
 #include "forward.h"
 #include "httpjson.h"
 #include "keystore.h"
+#include "log.h"
 #include "publish.h"
+#include "reload.h"
 #include "router.h"
+#include "stats.h"
 
 #define CLIENT_TIMEOUT_S 120 /* idle keep-alive and slow-client limit */
 #define AZURE_PREFIX "/openai/deployments/"
@@ -30,26 +36,27 @@
 struct route {
     struct httpjson_route key; /* first: httpjson_find_route reads it */
     void (*handler)(struct proxy *px, struct evhttp_request *req);
+    bool counts_itself;        /* answers later (calls, /models): counts its own answer */
 };
 
-static void chat(struct proxy *px, struct evhttp_request *req)
-{
-    call_start(px, req, CALL_CHAT, NULL);
-}
+/* The relayed routes: each call is counted under the route it came by. */
+#define CALL_ROUTE(name, kind, path)                                   \
+    static void name(struct proxy *px, struct evhttp_request *req)     \
+    {                                                                  \
+        call_start(px, req, kind, path, NULL);                         \
+    }
+CALL_ROUTE(chat, CALL_CHAT, "/chat/completions")
+CALL_ROUTE(chat_v1, CALL_CHAT, "/v1/chat/completions")
+CALL_ROUTE(completion, CALL_COMPLETION, "/completions")
+CALL_ROUTE(completion_v1, CALL_COMPLETION, "/v1/completions")
+CALL_ROUTE(embedding, CALL_EMBEDDING, "/embeddings")
+CALL_ROUTE(embedding_v1, CALL_EMBEDDING, "/v1/embeddings")
+CALL_ROUTE(image, CALL_IMAGE, "/images/generations")
+CALL_ROUTE(image_v1, CALL_IMAGE, "/v1/images/generations")
 
-static void completion(struct proxy *px, struct evhttp_request *req)
+static void metrics(struct proxy *px, struct evhttp_request *req)
 {
-    call_start(px, req, CALL_COMPLETION, NULL);
-}
-
-static void embedding(struct proxy *px, struct evhttp_request *req)
-{
-    call_start(px, req, CALL_EMBEDDING, NULL);
-}
-
-static void image(struct proxy *px, struct evhttp_request *req)
-{
-    call_start(px, req, CALL_IMAGE, NULL);
+    stats_reply(px, req);
 }
 
 static void liveliness(struct proxy *px, struct evhttp_request *req)
@@ -64,10 +71,10 @@ static void readiness(struct proxy *px, struct evhttp_request *req)
 {
     int64_t acc = publisher_down_ms(px->pub), db = keystore_db_down_ms(px->keys);
     int64_t grace = px->cfg->proxyd.readiness_grace_ms;
-    bool ready = acc <= grace && db <= grace && !publisher_full(px->pub);
+    bool ready = acc <= grace && db <= grace && !publisher_full(px->pub) && px->drain == NULL;
     httpjson_reply(req, ready ? 200 : 503,
                    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "status",
-                             ready ? "healthy" : "unhealthy",
+                             ready ? "healthy" : px->drain != NULL ? "draining" : "unhealthy",
                              "accountd", acc == 0 ? "connected" : acc <= grace ? "reconnecting"
                                                                              : "unreachable",
                              "db", db == 0 ? "connected" : db <= grace ? "reconnecting"
@@ -80,14 +87,17 @@ static void readiness(struct proxy *px, struct evhttp_request *req)
 struct models_call {
     struct proxy *px;
     struct evhttp_request *req;
+    const char *route;
+    struct timespec t0;
 };
 
 static void models_answer(const struct keyinfo *key, int refused, void *arg)
 {
     struct models_call *mc = arg;
+    const struct router *router = mc->px->gen->router;
     json_t *data = json_array();
-    for (size_t i = 0; !refused && data != NULL && i < router_group_count(mc->px->router); i++) {
-        const char *name = router_group_name(mc->px->router, i);
+    for (size_t i = 0; !refused && data != NULL && i < router_group_count(router); i++) {
+        const char *name = router_group_name(router, i);
         if (auth_model_allowed(key, name))
             json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", name, "object",
                                                   "model", "created", 0, "owned_by", "tollgate"));
@@ -96,41 +106,59 @@ static void models_answer(const struct keyinfo *key, int refused, void *arg)
         httpjson_reply(mc->req, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
     else
         json_decref(data);
+    stats_request_done(mc->px->stats,
+                       &(struct stats_request){.route = mc->route, .status = refused ? refused : 200,
+                                               .total_us = call_since_us(&mc->t0),
+                                               .upstream_us = -1, .ttfb_us = -1});
     free(mc);
 }
 
-static void models(struct proxy *px, struct evhttp_request *req)
+static void models_at(struct proxy *px, struct evhttp_request *req, const char *route)
 {
     struct models_call *mc = malloc(sizeof(*mc));
     if (mc == NULL) {
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
         return;
     }
-    *mc = (struct models_call){px, req};
+    *mc = (struct models_call){px, req, route, {0, 0}};
+    clock_gettime(CLOCK_MONOTONIC, &mc->t0);
     auth_check(px, req, models_answer, mc);
 }
 
+static void models(struct proxy *px, struct evhttp_request *req)
+{
+    models_at(px, req, "/models");
+}
+
+static void models_v1(struct proxy *px, struct evhttp_request *req)
+{
+    models_at(px, req, "/v1/models");
+}
+
 static const struct route ROUTES[] = {
-    {{EVHTTP_REQ_POST, "/chat/completions"}, chat},
-    {{EVHTTP_REQ_POST, "/v1/chat/completions"}, chat},
-    {{EVHTTP_REQ_POST, "/completions"}, completion},
-    {{EVHTTP_REQ_POST, "/v1/completions"}, completion},
-    {{EVHTTP_REQ_POST, "/embeddings"}, embedding},
-    {{EVHTTP_REQ_POST, "/v1/embeddings"}, embedding},
-    {{EVHTTP_REQ_POST, "/images/generations"}, image},
-    {{EVHTTP_REQ_POST, "/v1/images/generations"}, image},
-    {{EVHTTP_REQ_GET, "/models"}, models},
-    {{EVHTTP_REQ_GET, "/v1/models"}, models},
-    {{EVHTTP_REQ_GET, "/health/liveliness"}, liveliness},
-    {{EVHTTP_REQ_GET, "/health/readiness"}, readiness},
+    {{EVHTTP_REQ_POST, "/chat/completions"}, chat, true},
+    {{EVHTTP_REQ_POST, "/v1/chat/completions"}, chat_v1, true},
+    {{EVHTTP_REQ_POST, "/completions"}, completion, true},
+    {{EVHTTP_REQ_POST, "/v1/completions"}, completion_v1, true},
+    {{EVHTTP_REQ_POST, "/embeddings"}, embedding, true},
+    {{EVHTTP_REQ_POST, "/v1/embeddings"}, embedding_v1, true},
+    {{EVHTTP_REQ_POST, "/images/generations"}, image, true},
+    {{EVHTTP_REQ_POST, "/v1/images/generations"}, image_v1, true},
+    {{EVHTTP_REQ_GET, "/models"}, models, true},
+    {{EVHTTP_REQ_GET, "/v1/models"}, models_v1, true},
+    {{EVHTTP_REQ_GET, "/health/liveliness"}, liveliness, false},
+    {{EVHTTP_REQ_GET, "/health/readiness"}, readiness, false},
+    {{EVHTTP_REQ_GET, "/metrics"}, metrics, false},
 };
 
 /* /openai/deployments/{model}/{chat/completions|completions|embeddings|images/generations} */
 static bool azure_style(struct proxy *px, struct evhttp_request *req, const char *path)
 {
-    static const struct { const char *suffix; enum call_kind kind; } KINDS[] = {
-        {"/chat/completions", CALL_CHAT}, {"/completions", CALL_COMPLETION},
-        {"/embeddings", CALL_EMBEDDING}, {"/images/generations", CALL_IMAGE}};
+    static const struct { const char *suffix, *route; enum call_kind kind; } KINDS[] = {
+        {"/chat/completions", AZURE_PREFIX "{model}/chat/completions", CALL_CHAT},
+        {"/completions", AZURE_PREFIX "{model}/completions", CALL_COMPLETION},
+        {"/embeddings", AZURE_PREFIX "{model}/embeddings", CALL_EMBEDDING},
+        {"/images/generations", AZURE_PREFIX "{model}/images/generations", CALL_IMAGE}};
     if (strncmp(path, AZURE_PREFIX, strlen(AZURE_PREFIX)) != 0)
         return false;
     const char *model = path + strlen(AZURE_PREFIX), *slash = strchr(model, '/');
@@ -142,7 +170,7 @@ static bool azure_style(struct proxy *px, struct evhttp_request *req, const char
             char name[256];
             snprintf(name, sizeof(name), "%.*s", (int)(slash - model), model);
             char *decoded = evhttp_uridecode(name, 0, NULL);
-            call_start(px, req, KINDS[i].kind, decoded != NULL ? decoded : name);
+            call_start(px, req, KINDS[i].kind, KINDS[i].route, decoded != NULL ? decoded : name);
             free(decoded);
             return true;
         }
@@ -155,6 +183,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
     struct proxy *px = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* draining: this connection's answer is its last (evhttp closes after it) */
+    if (px->drain != NULL &&
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close") != 0)
+        log_warn("cannot add Connection: close while draining");
     if (path != NULL && forward_wanted(path)) {
         forward_to_reportd(px, req);
         return;
@@ -165,6 +199,14 @@ static void dispatch(struct evhttp_request *req, void *arg)
                                                 sizeof(ROUTES[0]));
     if (r != NULL)
         r->handler(px, req);
+    if (r != NULL && r->counts_itself)
+        return;
+    /* answered synchronously, in this callback: req is still ours to read */
+    stats_request_done(px->stats, &(struct stats_request){
+                                      .route = r != NULL ? r->key.path : "other",
+                                      .status = evhttp_request_get_response_code(req),
+                                      .total_us = call_since_us(&t0), .upstream_us = -1,
+                                      .ttfb_us = -1});
 }
 
 int http_front_start(struct proxy *px, char *err, size_t errlen)
@@ -181,7 +223,7 @@ int http_front_start(struct proxy *px, char *err, size_t errlen)
     evhttp_set_allowed_methods(px->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(px->http, dispatch, px);
-    struct evhttp_bound_socket *bound =
+    struct evhttp_bound_socket *bound = px->bound =
         evhttp_bind_socket_with_handle(px->http, l->host, (ev_uint16_t)l->port);
     if (bound == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%d", l->host, l->port);

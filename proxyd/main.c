@@ -10,6 +10,7 @@
 
 #include "admission.h"
 #include "db.h"
+#include "drain.h"
 #include "http_front.h"
 #include "keystore.h"
 #include "log.h"
@@ -19,15 +20,25 @@
 #include "proxy.h"
 #include "publish.h"
 #include "relay.h"
-#include "router.h"
+#include "reload.h"
 #include "spend_sub.h"
+#include "stats.h"
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     log_info("signal %d: stopping", (int)sig);
     notify_stopping();
-    event_base_loopexit(arg, NULL);
+    drain_start(arg);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    notify_reloading();
+    reload_config(arg);
+    notify_ready(NULL);
 }
 
 /* systemd's watchdog: pinged from the event loop, so a stuck loop is seen. */
@@ -37,17 +48,6 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     notify_watchdog();
-}
-
-/* Warns about every routed model the price map cannot price. */
-static void warn_unpriced(const struct proxy *px)
-{
-    for (size_t i = 0; i < px->cfg->n_deployments; i++) {
-        const struct deployment *d = &px->cfg->deployments[i];
-        if (!price_known(px->prices, d->model, &d->price))
-            log_warn("model group %s: deployment %s has no price; its requests will be "
-                     "logged as unpriced with cost 0", d->model_name, d->model);
-    }
 }
 
 /* mkdir -p */
@@ -79,9 +79,12 @@ static int build(struct proxy *px, char *err, size_t errlen)
                  strerror(errno));
         return -1;
     }
-    if ((px->prices = price_table_open(px->cfg->price_file, err, errlen)) == NULL ||
+    if ((px->stats = stats_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if ((px->gen = generation_first(px->cfg, err, errlen)) == NULL ||
         db_schema_check_at(&px->cfg->db, err, errlen) < 0 ||
-        (px->router = router_new(px->cfg, err, errlen)) == NULL ||
         (px->relay = relay_new(px->base, err, errlen)) == NULL ||
         (px->pub = publisher_new(px->base, px->cfg, err, errlen)) == NULL ||
         (px->keys = keystore_new(px->base, px->cfg, err, errlen)) == NULL ||
@@ -93,14 +96,14 @@ static int build(struct proxy *px, char *err, size_t errlen)
     if ((px->spend_sub = spend_sub_new(px->base, px->cfg, px->admission, err, errlen)) == NULL)
         return -1;
     publisher_on_ack(px->pub, on_ack, px->admission);
-    warn_unpriced(px);
     return 0;
 }
 
 /* Teardown in dependency order: requests waiting on a key lookup are
  * answered (and may start transfers), transfers in flight are aborted
- * (answered 502 and their events queued), then the publisher and, last,
- * the HTTP server that owns the requests go. */
+ * (answered 502 and their events queued), then the publisher and the HTTP
+ * server that owns the requests go; the config generation and the metrics,
+ * which every request uses until its end, go last. */
 static void teardown(struct proxy *px)
 {
     keystore_free(px->keys);
@@ -111,8 +114,9 @@ static void teardown(struct proxy *px)
     spend_sub_free(px->spend_sub);
     admission_free(px->admission);
     owners_free(px->owners);
-    router_free(px->router);
-    price_table_free(px->prices);
+    drain_free(px->drain);
+    generation_unref(px->gen);
+    stats_free(px->stats);
 }
 
 /* The event loop. The epoll changelist folds the several interest changes
@@ -134,13 +138,15 @@ static struct event_base *new_base(void)
 static int run(const struct config *cfg)
 {
     struct proxy px = {.cfg = cfg};
-    struct event *sigterm = NULL, *sigint = NULL, *watchdog = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *watchdog = NULL;
     char err[1024];
     int rc = 1;
     if ((px.base = new_base()) == NULL ||
-        (sigterm = evsignal_new(px.base, SIGTERM, on_stop, px.base)) == NULL ||
-        (sigint = evsignal_new(px.base, SIGINT, on_stop, px.base)) == NULL ||
-        event_add(sigterm, NULL) != 0 || event_add(sigint, NULL) != 0) {
+        (sigterm = evsignal_new(px.base, SIGTERM, on_stop, &px)) == NULL ||
+        (sigint = evsignal_new(px.base, SIGINT, on_stop, &px)) == NULL ||
+        (sighup = evsignal_new(px.base, SIGHUP, on_reload, &px)) == NULL ||
+        event_add(sigterm, NULL) != 0 || event_add(sigint, NULL) != 0 ||
+        event_add(sighup, NULL) != 0) {
         log_error("cannot set up the event loop");
         goto out;
     }
@@ -150,7 +156,7 @@ static int run(const struct config *cfg)
     }
     log_info("proxyd ready on %s:%d, %zu deployments, %zu priced models",
              cfg->proxyd.listen.host, cfg->proxyd.listen.port, cfg->n_deployments,
-             price_table_count(px.prices));
+             price_table_count(px.gen->prices));
     int64_t ping_ms = notify_watchdog_interval_ms();
     struct timeval every = {(time_t)(ping_ms / 1000), (suseconds_t)(ping_ms % 1000) * 1000};
     if (ping_ms > 0 && ((watchdog = event_new(px.base, -1, EV_PERSIST, on_watchdog, NULL)) ==
@@ -171,6 +177,8 @@ out:
         event_free(sigterm);
     if (sigint != NULL)
         event_free(sigint);
+    if (sighup != NULL)
+        event_free(sighup);
     if (px.base != NULL)
         event_base_free(px.base);
     return rc;

@@ -5,13 +5,16 @@
  * upstream transfer (relay.c, libcurl multi), the request lifecycle
  * (call.c, answer.c, stream.c), budgets (admission.c), deployment choice
  * (router.c) and event publishing to accountd over ZeroMQ (publish.c) with
- * its durable spool (spool.c).
+ * its durable spool (spool.c). Around them: SIGHUP reloads (reload.c),
+ * SIGTERM drains (drain.c), and metrics and access logs (stats.c).
  */
 #ifndef PROXYD_PROXY_H
 #define PROXYD_PROXY_H
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "config.h"
 #include "price.h"
@@ -23,19 +26,29 @@ struct router;
 struct admission;
 struct owners;
 struct spend_sub;
+struct generation;
+struct stats;
+struct drain;
 
 struct proxy {
     struct event_base *base;
     struct evhttp *http;
+    struct evhttp_bound_socket *bound; /* the listening socket, closed by a drain */
+    /* The start-up config: what needs a restart to change (listen address,
+     * spool, accountd endpoints, database, limits) is read from here. */
     const struct config *cfg;
-    struct price_table *prices;
+    /* What SIGHUP reloads: model list, router settings, prices, master key.
+     * A request keeps the generation it started with (reload.h). */
+    struct generation *gen;
     struct relay *relay;
     struct publisher *pub;
     struct keystore *keys;
-    struct router *router;
     struct admission *admission;
     struct owners *owners;
     struct spend_sub *spend_sub;
+    struct stats *stats;
+    struct drain *drain;     /* non-NULL once SIGTERM started a drain */
+    size_t in_flight;        /* requests taken and not yet answered and accounted */
 };
 
 #endif

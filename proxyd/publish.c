@@ -379,8 +379,11 @@ static int setup_monitor(struct publisher *p, char *err, size_t errlen)
     return 0;
 }
 
-int64_t publisher_down_ms(const struct publisher *p)
+int64_t publisher_down_ms(struct publisher *p)
 {
+    /* The monitor's fd is edge-triggered and its edge can be consumed by
+     * other ZeroMQ calls: read what it holds now, so the answer is current. */
+    drain_monitor(p);
     return p->down_since_ms == 0 ? 0 : clock_ms() - p->down_since_ms;
 }
 

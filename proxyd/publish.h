@@ -35,6 +35,6 @@ size_t publisher_pending(const struct publisher *p);
 uint64_t publisher_spool_bytes(const struct publisher *p);
 
 /* How long no accountd has been connected (0 while one is). */
-int64_t publisher_down_ms(const struct publisher *p);
+int64_t publisher_down_ms(struct publisher *p);
 
 #endif

@@ -148,13 +148,18 @@ void relay_free(struct relay *r)
 {
     if (r == NULL)
         return;
-    while (r->active != NULL)
-        transfer_finish(r, r->active, CURLE_ABORTED_BY_CALLBACK);
+    relay_cancel_all(r);
     if (r->multi != NULL)
         curl_multi_cleanup(r->multi);
     if (r->timer != NULL)
         event_free(r->timer);
     free(r);
+}
+
+void relay_cancel_all(struct relay *r)
+{
+    while (r->active != NULL)
+        transfer_finish(r, r->active, CURLE_ABORTED_BY_CALLBACK);
 }
 
 void relay_cancel(struct relay_transfer *t)

@@ -57,4 +57,7 @@ int relay_start(struct relay *r, struct relay_request *rq, struct relay_transfer
  * CURLE_ABORTED_BY_CALLBACK, then t is freed. */
 void relay_cancel(struct relay_transfer *t);
 
+/* Aborts every transfer in flight, as relay_cancel does (a drain's cut). */
+void relay_cancel_all(struct relay *r);
+
 #endif

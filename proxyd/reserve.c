@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "call_priv.h"
+#include "reload.h"
 #include "router.h"
 #include "tokencount.h"
 #include "tokenizer.h"
@@ -92,7 +93,7 @@ static money_t worst_case(struct call *c, const struct deployment *d)
     if (c->kind == CALL_CHAT || c->kind == CALL_COMPLETION) {
         out = json_is_integer(mt) && json_integer_value(mt) > 0
                   ? json_integer_value(mt)
-                  : price_max_output(c->px->prices, d->model, &d->price);
+                  : price_max_output(c->gen->prices, d->model, &d->price);
         if (out <= 0)
             out = DEFAULT_MAX_OUTPUT;
         if (json_is_integer(n) && json_integer_value(n) > 1 && json_integer_value(n) <= 128)
@@ -100,7 +101,7 @@ static money_t worst_case(struct call *c, const struct deployment *d)
     }
     struct usage u = {.prompt_tokens = prompt, .completion_tokens = out,
                       .total_tokens = prompt + out};
-    if (price_cost(c->px->prices, d->model, &d->price, &u, &cost, err, sizeof(err)) != PRICE_OK)
+    if (price_cost(c->gen->prices, d->model, &d->price, &u, &cost, err, sizeof(err)) != PRICE_OK)
         cost = 0; /* unpriced: nothing to reserve, and nothing will be charged */
     return cost;
 }
@@ -109,8 +110,8 @@ money_t reserve_for(struct call *c)
 {
     money_t reserve = 0;
     struct route_state probe;
-    const struct deployment *d = router_first(c->px->router, c->model_group, &probe);
-    for (; d != NULL; d = router_next(c->px->router, &probe)) {
+    const struct deployment *d = router_first(c->gen->router, c->model_group, &probe);
+    for (; d != NULL; d = router_next(c->gen->router, &probe)) {
         money_t w = worst_case(c, d);
         if (w > reserve)
             reserve = w;

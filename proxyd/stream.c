@@ -57,6 +57,7 @@ static int start_reply(struct call *c, struct relay_transfer *t)
                    t->content_type[0] ? t->content_type : "text/event-stream", NULL);
     evhttp_send_reply_start(c->req, (int)t->status, "OK");
     c->started = true;
+    c->ttfb_us = call_since_us(&c->t0);
     return 0;
 }
 
@@ -102,7 +103,7 @@ static bool stream_usage(struct call *c, struct usage *u)
     const char *text = c->sse != NULL ? sse_filter_text(c->sse, &len) : "";
     int64_t out = tokencount_text(model, text, len, &est, err, sizeof(err));
     if (in < 0 || out < 0) {
-        log_warn("request %s: cannot count tokens: %s", c->request_id, err);
+        log_request(LOG_WARN, c->request_id, "cannot count tokens: %s", err);
         return true;
     }
     u->prompt_tokens = in;
@@ -138,9 +139,12 @@ void stream_done(struct call *c, struct relay_transfer *t, CURLcode result)
         answer_unstarted(c, t, result);
         return;
     }
-    if (result != CURLE_OK && !c->client_gone)
-        log_warn("request %s: upstream stream ended early: %s", c->request_id,
-                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
+    if (result == CURLE_ABORTED_BY_CALLBACK && c->px->drain != NULL)
+        log_request(LOG_WARN, c->request_id, "stream cut by the shutdown grace time; "
+                    "accounted for what was sent");
+    else if (result != CURLE_OK && !c->client_gone)
+        log_request(LOG_WARN, c->request_id, "upstream stream ended early: %s",
+                    t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
     struct usage u;
     bool estimated = stream_usage(c, &u);
     answer_publish(c, &u, (int)t->status, estimated);

@@ -1,0 +1,138 @@
+/* stats.c - proxyd's metrics and access log lines (see stats.h).
+ *
+ * Everything is updated on the event loop thread; the registry's lock
+ * (libtollgate/metrics.c) is uncontended there. Label values are route
+ * patterns, configured model groups and status codes, so the series stay
+ * few whatever clients send.
+ */
+#include "stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "publish.h"
+#include "reload.h"
+
+struct stats {
+    struct metrics *m;
+    int requests, duration, overhead, ttfb, upstream_errors, retries, refusals, reloads;
+    int in_flight, unacked, spool_bytes, accountd_up, draining, generation;
+};
+
+#define COUNTER(id, name, help, labels) bad |= (s->id = metrics_counter(s->m, name, help, labels)) < 0
+#define GAUGE(id, name, help) bad |= (s->id = metrics_gauge(s->m, name, help, NULL)) < 0
+#define LATENCY(id, name, help, label)                                                      \
+    bad |= (s->id = metrics_histogram(s->m, name, help, label, metrics_latency_buckets,    \
+                                      metrics_latency_nbuckets)) < 0
+
+static int declare(struct stats *s)
+{
+    bool bad = false;
+    COUNTER(requests, "tollgate_proxyd_requests_total",
+            "Requests answered, by route, model group and status.", "route,model,status");
+    LATENCY(duration, "tollgate_proxyd_request_duration_seconds",
+            "Whole request time, first byte in to last byte out.", "route");
+    LATENCY(overhead, "tollgate_proxyd_overhead_seconds",
+            "Time proxyd added: the request's time less its time waiting on upstreams.", "route");
+    LATENCY(ttfb, "tollgate_proxyd_stream_ttfb_seconds",
+            "Streams: time until the first byte reached the client.", "model");
+    COUNTER(upstream_errors, "tollgate_proxyd_upstream_errors_total",
+            "Failed upstream attempts, by model group and reason.", "model,reason");
+    COUNTER(retries, "tollgate_proxyd_upstream_retries_total",
+            "Requests sent to another deployment after a failure.", "model");
+    COUNTER(refusals, "tollgate_proxyd_budget_refusals_total",
+            "Requests refused for a spent budget, by whose budget.", "kind");
+    COUNTER(reloads, "tollgate_proxyd_reloads_total", "SIGHUP reloads, by result.", "result");
+    GAUGE(in_flight, "tollgate_proxyd_requests_in_flight", "Requests taken and not yet finished.");
+    GAUGE(unacked, "tollgate_proxyd_unacked_events", "Usage events not yet committed by accountd.");
+    GAUGE(spool_bytes, "tollgate_proxyd_spool_bytes", "Size of the durable event spool on disk.");
+    GAUGE(accountd_up, "tollgate_proxyd_accountd_connected", "1 while an accountd is connected.");
+    GAUGE(draining, "tollgate_proxyd_draining", "1 once SIGTERM started a drain.");
+    GAUGE(generation, "tollgate_proxyd_config_generation", "1 at start, +1 per accepted reload.");
+    return bad ? -1 : 0;
+}
+
+struct stats *stats_new(void)
+{
+    struct stats *s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->m = metrics_new()) == NULL || declare(s) < 0) {
+        stats_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void stats_free(struct stats *s)
+{
+    if (s == NULL)
+        return;
+    metrics_free(s->m);
+    free(s);
+}
+
+static void access_line(const struct stats_request *r)
+{
+    char status[16], ms[32], up[32], over[32], ttfb[32];
+    snprintf(status, sizeof(status), "%d", r->status);
+    snprintf(ms, sizeof(ms), "%.3f", (double)r->total_us / 1000.0);
+    snprintf(up, sizeof(up), "%.3f", (double)r->upstream_us / 1000.0);
+    snprintf(over, sizeof(over), "%.3f", (double)(r->total_us - r->upstream_us) / 1000.0);
+    snprintf(ttfb, sizeof(ttfb), "%.3f", (double)r->ttfb_us / 1000.0);
+    bool relayed = r->upstream_us >= 0;
+    log_fields(r->status >= 500 ? LOG_WARN : LOG_INFO,
+               (const char *[]){"request_id", r->request_id, "route", r->route, "model", r->model,
+                                "deployment", r->deployment, "key_alias", r->key_alias,
+                                "status", status, "stream", r->stream ? "true" : NULL,
+                                "ms", ms, "upstream_ms", relayed ? up : NULL,
+                                "overhead_ms", relayed ? over : NULL,
+                                "ttfb_ms", r->ttfb_us >= 0 ? ttfb : NULL, NULL},
+               "request");
+}
+
+void stats_request_done(struct stats *s, const struct stats_request *r)
+{
+    char status[16];
+    snprintf(status, sizeof(status), "%d", r->status);
+    metrics_add(s->m, s->requests, METRICS_LABELS(r->route, r->model, status), 1);
+    metrics_observe(s->m, s->duration, METRICS_LABELS(r->route), (double)r->total_us / 1e6);
+    if (r->upstream_us >= 0)
+        metrics_observe(s->m, s->overhead, METRICS_LABELS(r->route),
+                        (double)(r->total_us - r->upstream_us) / 1e6);
+    if (r->ttfb_us >= 0)
+        metrics_observe(s->m, s->ttfb, METRICS_LABELS(r->model), (double)r->ttfb_us / 1e6);
+    access_line(r);
+}
+
+void stats_upstream_error(struct stats *s, const char *model, const char *reason)
+{
+    metrics_add(s->m, s->upstream_errors, METRICS_LABELS(model, reason), 1);
+}
+
+void stats_retry(struct stats *s, const char *model)
+{
+    metrics_add(s->m, s->retries, METRICS_LABELS(model), 1);
+}
+
+void stats_budget_refusal(struct stats *s, const char *kind)
+{
+    metrics_add(s->m, s->refusals, METRICS_LABELS(kind), 1);
+}
+
+void stats_reload(struct stats *s, bool ok)
+{
+    metrics_add(s->m, s->reloads, METRICS_LABELS(ok ? "ok" : "refused"), 1);
+}
+
+void stats_reply(struct proxy *px, struct evhttp_request *req)
+{
+    struct stats *s = px->stats;
+    metrics_set(s->m, s->in_flight, NULL, (double)px->in_flight);
+    metrics_set(s->m, s->unacked, NULL, (double)publisher_pending(px->pub));
+    metrics_set(s->m, s->spool_bytes, NULL, (double)publisher_spool_bytes(px->pub));
+    metrics_set(s->m, s->accountd_up, NULL, publisher_down_ms(px->pub) == 0 ? 1 : 0);
+    metrics_set(s->m, s->draining, NULL, px->drain != NULL ? 1 : 0);
+    metrics_set(s->m, s->generation, NULL, (double)px->gen->number);
+    metrics_reply(s->m, req);
+}

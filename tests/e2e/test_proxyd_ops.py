@@ -1,0 +1,350 @@
+"""proxyd operations: GET /metrics (Prometheus text, counters equal to the
+requests sent), access log lines, SIGHUP reloads (a new model group serves,
+a broken config is refused) and SIGTERM drains (20 streams in flight all
+finish and are in the ledger; past the grace time they are cut and still
+accounted)."""
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import unittest
+from decimal import Decimal
+
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import MASTER_KEY, StackTestCase, dump_yaml, wait_for
+
+CHAT = "/v1/chat/completions"
+
+
+def metrics_of(text):
+    """{(sample name, frozenset(labels)): value} of a Prometheus text page."""
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def sample(m, name, **labels):
+    return m.get((name, frozenset(labels.items())), 0.0)
+
+
+class ProxydOps(StackTestCase):
+    stack_options = {"tollgate": {"proxyd": {"shutdown_grace_ms": 20000}}}
+
+    # ---------------------------------------------------------------- helpers
+
+    def scrape(self):
+        st, h, text = self.stack.proxy("GET", "/metrics")
+        self.assertEqual(st, 200, text)
+        self.assertTrue(h["content-type"].startswith("text/plain; version=0.0.4"), h)
+        return metrics_of(text)
+
+    def proxyd_log(self):
+        return self.stack.daemon_log("proxyd").read_text(errors="replace")
+
+    def reload(self, config):
+        """Writes config to the stack's config file and SIGHUPs proxyd; returns
+        the log's length before, to look for the reload's line after it."""
+        before = len(self.proxyd_log())
+        self.stack.config_path.write_text(config if isinstance(config, str) else dump_yaml(config))
+        os.kill(self.stack.daemon("proxyd").proc.pid, signal.SIGHUP)
+        return before
+
+    def wait_log_after(self, offset, needle, timeout=10):
+        return wait_for(lambda: needle in self.proxyd_log()[offset:], timeout,
+                        message="proxyd did not log %r:\n%s" % (needle, self.proxyd_log()[offset:]))
+
+    def stream_body(self, **kw):
+        b = {"model": "llama3", "stream": True, "messages": [{"role": "user", "content": "x"}],
+             "mock_usage": {"prompt_tokens": 30, "completion_tokens": 40}}
+        b.update(kw)
+        return b
+
+    def open_stream(self, body, port=None):
+        """Starts a streamed chat; returns (connection, response) once the
+        headers and the first event are in."""
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.stack.proxyd_port, timeout=60)
+        conn.request("POST", CHAT, json.dumps(body),
+                     {"Authorization": "Bearer " + MASTER_KEY, "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return conn, resp
+
+    @staticmethod
+    def read_all(resp):
+        """The stream's events until the end (or the connection's)."""
+        buf = b""
+        while True:
+            try:
+                chunk = resp.read1(65536)
+            except (http.client.IncompleteRead, ConnectionError) as e:
+                buf += getattr(e, "partial", b"") or b""
+                break
+            if not chunk:
+                break
+            buf += chunk
+        return [e.decode() for e in buf.split(b"\n\n") if e.strip()]
+
+    def ledger_rows(self, ids):
+        quoted = ",".join("'%s'" % i for i in ids)
+        return self.stack.sql("SELECT request_id, http_status, completion_tokens FROM spend_logs "
+                              "WHERE request_id IN (%s)" % quoted)
+
+    def restart_proxyd(self, config=None):
+        if config is not None:
+            self.stack.config_path.write_text(dump_yaml(config))
+        if any(d.name == "proxyd" for d in self.stack.daemons):
+            self.stack.stop_one("proxyd")
+        self.stack.restart("proxyd")
+        self.stack._wait_port("proxyd")
+
+    # ---------------------------------------------------------------- metrics
+
+    def test_metrics_count_the_requests_sent(self):
+        before = self.scrape()
+        st, _, k = self.stack.report("POST", "/key/generate", {"max_budget": 0}, key=MASTER_KEY)
+        self.assertEqual(st, 200, k)
+        sent = {"200": 0}
+        for _ in range(5):
+            st, h, b = self.stack.chat(MASTER_KEY, prompt_tokens=3, completion_tokens=4)
+            self.assertEqual(st, 200, b)
+            sent["200"] += 1
+        streams = 3
+        for _ in range(streams):
+            conn, resp = self.open_stream(self.stream_body())
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(self.read_all(resp)[-1], "data: [DONE]")
+            conn.close()
+            sent["200"] += 1
+        st, _, b = self.stack.chat("sk-not-a-key")
+        self.assertEqual(st, 401, b)
+        st, _, b = self.stack.chat(MASTER_KEY, model="no-such-group")
+        self.assertEqual(st, 400, b)
+        st, _, b = self.stack.chat(k["key"])  # max_budget 0: refused
+        self.assertEqual(st, 400, b)
+        st, _, b = self.stack.proxy("GET", "/v1/models", key=MASTER_KEY)
+        self.assertEqual(st, 200, b)
+        st, _, b = self.stack.proxy("GET", "/nowhere")
+        self.assertEqual(st, 404, b)
+        st, _, b = self.stack.proxy("GET", "/spend/logs?page_size=1", key=MASTER_KEY)
+        self.assertEqual(st, 200, b)
+
+        after = self.scrape()
+
+        def delta(name, **labels):
+            return sample(after, name, **labels) - sample(before, name, **labels)
+
+        req = "tollgate_proxyd_requests_total"
+        self.assertEqual(delta(req, route=CHAT, model="llama3", status="200"), sent["200"])
+        self.assertEqual(delta(req, route=CHAT, model="llama3", status="401"), 1)
+        self.assertEqual(delta(req, route=CHAT, model="unknown", status="400"), 1)
+        self.assertEqual(delta(req, route=CHAT, model="llama3", status="400"), 1)
+        self.assertEqual(delta(req, route="/v1/models", model="", status="200"), 1)
+        self.assertEqual(delta(req, route="other", model="", status="404"), 1)
+        self.assertEqual(delta(req, route="/spend/*", model="", status="200"), 1)
+        self.assertEqual(delta("tollgate_proxyd_budget_refusals_total", kind="key"), 1)
+        # histograms: one observation per request, streams' first bytes once each
+        self.assertEqual(delta("tollgate_proxyd_request_duration_seconds_count", route=CHAT),
+                         sent["200"] + 3)
+        self.assertEqual(delta("tollgate_proxyd_overhead_seconds_count", route=CHAT), sent["200"])
+        self.assertEqual(delta("tollgate_proxyd_stream_ttfb_seconds_count", model="llama3"),
+                         streams)
+        inf = delta("tollgate_proxyd_request_duration_seconds_bucket", route=CHAT, le="+Inf")
+        self.assertEqual(inf, sent["200"] + 3)
+        self.assertEqual(sample(after, "tollgate_proxyd_requests_in_flight"), 0)
+        self.assertEqual(sample(after, "tollgate_proxyd_accountd_connected"), 1)
+        self.assertEqual(sample(after, "tollgate_proxyd_draining"), 0)
+
+        # one access line per request, with its id; never a raw key
+        log = self.proxyd_log()
+        self.assertNotIn(MASTER_KEY, log)
+        self.assertNotIn(k["key"], log)
+        self.assertNotIn("sk-not-a-key", log)
+        lines = [l for l in log.splitlines() if 'msg="request"' in l and "route=" + CHAT in l
+                 and "status=200" in l]
+        self.assertGreaterEqual(len(lines), sent["200"])
+        for line in lines:
+            self.assertRegex(line, r"request_id=[0-9a-f-]{36} ")
+            self.assertRegex(line, r" ms=\d+\.\d{3} ")
+
+    def test_upstream_errors_and_retries_are_counted(self):
+        before = self.scrape()
+        st, _, b = self.stack.chat(MASTER_KEY, mock_status=503)
+        self.assertEqual(st, 503, b)
+        after = self.scrape()
+        attempts = [r for r in self.stack.upstream_requests()
+                    if r["body"].get("mock_status") == 503]
+        errors = (sample(after, "tollgate_proxyd_upstream_errors_total", model="llama3",
+                         reason="http_5xx")
+                  - sample(before, "tollgate_proxyd_upstream_errors_total", model="llama3",
+                           reason="http_5xx"))
+        retries = (sample(after, "tollgate_proxyd_upstream_retries_total", model="llama3")
+                   - sample(before, "tollgate_proxyd_upstream_retries_total", model="llama3"))
+        self.assertEqual(errors, len(attempts))
+        self.assertEqual(retries, len(attempts) - 1)
+
+    # ---------------------------------------------------------------- SIGHUP
+
+    def test_reload_adds_a_model_group_and_refuses_a_broken_config(self):
+        st, _, b = self.stack.chat(MASTER_KEY, model="fresh")
+        self.assertEqual(st, 400, b)
+        # a keep-alive connection and a stream, both open across the reload
+        keep = http.client.HTTPConnection("127.0.0.1", self.stack.proxyd_port, timeout=30)
+        keep.request("GET", "/health/liveliness")
+        self.assertEqual(keep.getresponse().read(), b'"I\'m alive!"')
+        conn, resp = self.open_stream(self.stream_body(mock_chunks=8, mock_chunk_delay_ms=100))
+        self.assertEqual(resp.status, 200)
+
+        config = json.loads(json.dumps(self.stack.config))
+        config["model_list"].append({"model_name": "fresh", "litellm_params": {
+            "model": "openai/fresh-model", "api_base": self.stack.upstream_base,
+            "api_key": "os.environ/GROQ_API_KEY",
+            "input_cost_per_token": "0.000002", "output_cost_per_token": "0.000003"}})
+        at = self.reload(config)
+        self.wait_log_after(at, "reloaded")
+
+        events = self.read_all(resp)
+        conn.close()
+        self.assertEqual(events[-1], "data: [DONE]")  # the stream went on to its end
+        st, h, b = self.stack.chat(MASTER_KEY, model="fresh", prompt_tokens=10, completion_tokens=20)
+        self.assertEqual(st, 200, b)
+        self.assertEqual(Decimal(h["x-litellm-response-cost"]), Decimal("0.00008"))
+        rid = h["x-litellm-call-id"]
+        wait_for(lambda: self.stack.sql("SELECT spend FROM spend_logs WHERE request_id='%s'" % rid),
+                 10, message="the new group's request is not in the ledger")
+        self.assertEqual(Decimal(self.stack.sql_value(
+            "SELECT spend FROM spend_logs WHERE request_id='%s'" % rid)), Decimal("0.00008"))
+        keep.request("GET", "/health/liveliness")  # the old connection still serves
+        self.assertEqual(keep.getresponse().status, 200)
+        keep.close()
+        m = self.scrape()
+        self.assertGreaterEqual(sample(m, "tollgate_proxyd_reloads_total", result="ok"), 1)
+        generation = sample(m, "tollgate_proxyd_config_generation")
+
+        # a broken file: refused, the running config stays
+        at = self.reload("model_list: [\n  - {model_name: broken\n")
+        self.wait_log_after(at, "reload refused")
+        self.assertIn("level=error", [l for l in self.proxyd_log()[at:].splitlines()
+                                      if "reload refused" in l][0])
+        st, _, b = self.stack.chat(MASTER_KEY, model="fresh")
+        self.assertEqual(st, 200, b)
+        # valid YAML whose router does not build (a fallback to no group): refused too
+        bad = json.loads(json.dumps(config))
+        bad["router_settings"] = {"fallbacks": [{"fresh": ["nowhere"]}]}
+        at = self.reload(bad)
+        self.wait_log_after(at, "reload refused")
+        m = self.scrape()
+        self.assertEqual(sample(m, "tollgate_proxyd_config_generation"), generation)
+        self.assertGreaterEqual(sample(m, "tollgate_proxyd_reloads_total", result="refused"), 2)
+        st, _, b = self.stack.chat(MASTER_KEY, model="fresh")
+        self.assertEqual(st, 200, b)
+        self.assertIs(self.stack.daemon("proxyd").proc.poll(), None)
+        # leave the stack's own config in place for the other tests
+        self.stack.config_path.write_text(dump_yaml(self.stack.config))
+
+    # ---------------------------------------------------------------- SIGTERM
+
+    def run_streams(self, n, body):
+        """n streams started concurrently; returns their results (filled as they
+        end) and threads, once every stream has its headers."""
+        results = [None] * n
+        started = threading.Barrier(n + 1, timeout=30)
+
+        def one(i):
+            try:
+                conn, resp = self.open_stream(body)
+                rid = resp.getheader("x-litellm-call-id")
+                started.wait()
+                results[i] = (resp.status, rid, self.read_all(resp))
+                conn.close()
+            except Exception as e:  # reported by the test
+                results[i] = ("error", repr(e), [])
+                try:
+                    started.abort()
+                except threading.BrokenBarrierError:
+                    pass
+
+        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        started.wait()
+        return results, threads
+
+    def sigterm_proxyd(self):
+        d = self.stack.daemon("proxyd")
+        os.kill(d.proc.pid, signal.SIGTERM)
+        return d
+
+    def test_sigterm_lets_20_streams_finish_and_accounts_them(self):
+        self.restart_proxyd(self.stack.config)  # grace 20 s
+        body = self.stream_body(mock_content="one two three four five", mock_chunks=3,
+                                mock_chunk_delay_ms=100)  # ~1.5 s per stream
+        results, threads = self.run_streams(20, body)
+        t0 = time.monotonic()
+        d = self.sigterm_proxyd()
+        time.sleep(0.3)
+        # no new connections once draining; readiness is not asked (the socket is closed)
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", self.stack.proxyd_port), timeout=2).close()
+        for t in threads:
+            t.join(30)
+        rc = d.proc.wait(30)
+        took = time.monotonic() - t0
+        self.stack.daemons.remove(d)
+        self.assertEqual(rc, 0, self.stack.daemon_log("proxyd").read_text()[-3000:])
+        for r in results:
+            self.assertEqual(r[0], 200, r)
+            self.assertEqual(r[2][-1], "data: [DONE]", r)
+        ids = [r[1] for r in results]
+        rows = self.ledger_rows(ids)  # acked before proxyd exited: in the ledger now
+        self.assertEqual(sorted(r[0] for r in rows), sorted(ids))
+        self.assertTrue(all(r[1] == "200" and r[2] == "40" for r in rows), rows)
+        self.assertLess(took, 15, "the drain waited for more than its streams")
+        log = self.stack.daemon_log("proxyd").read_text()
+        self.assertIn("draining: 20 requests in flight", log)
+        self.assertIn("drain done (every event acknowledged)", log)
+        self.restart_proxyd()
+
+    def test_sigterm_past_the_grace_time_cuts_and_accounts(self):
+        config = json.loads(json.dumps(self.stack.config))
+        config["tollgate"]["proxyd"]["shutdown_grace_ms"] = 500
+        self.restart_proxyd(config)
+        try:
+            body = self.stream_body(mock_content="a b c d e f g h i j", mock_chunks=10,
+                                    mock_chunk_delay_ms=100)  # ~10 s per stream
+            results, threads = self.run_streams(20, body)
+            t0 = time.monotonic()
+            d = self.sigterm_proxyd()
+            rc = d.proc.wait(20)
+            took = time.monotonic() - t0
+            self.stack.daemons.remove(d)
+            for t in threads:
+                t.join(10)
+            self.assertEqual(rc, 0)
+            self.assertLess(took, 8, "proxyd did not cut its streams at the grace time")
+            for r in results:
+                self.assertEqual(r[0], 200, r)
+                self.assertNotEqual(r[2][-1:], ["data: [DONE]"], "a 10 s stream ended in %.1f s"
+                                    % took)
+            ids = [r[1] for r in results]
+            rows = self.ledger_rows(ids)
+            self.assertEqual(sorted(r[0] for r in rows), sorted(ids))
+            # what was sent is accounted: some completion tokens, fewer than the whole answer
+            for r in rows:
+                self.assertTrue(0 < int(r[2]) < 100, rows)
+            log = self.stack.daemon_log("proxyd").read_text()
+            self.assertEqual(len(re.findall(r"stream cut by the shutdown grace time", log)), 20)
+        finally:
+            self.restart_proxyd(self.stack.config)
+
+
+if __name__ == "__main__":
+    unittest.main()
