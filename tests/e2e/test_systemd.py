@@ -7,6 +7,7 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_systemd.py
 
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -23,6 +24,7 @@ import harness  # noqa: E402
 
 UNITS = ("tollgate-proxyd.service", "tollgate-reportd.service", "tollgate-accountd@.service")
 DAEMONS = ("accountd", "reportd", "proxyd")
+RELOADING = ("proxyd",)  # the daemons that reload on SIGHUP
 
 
 class UnitFilesTest(unittest.TestCase):
@@ -112,6 +114,14 @@ class NotifyTest(unittest.TestCase):
         self.assertEqual(st, 200)
         st, _, _ = self.stack.http("GET", self.stack.proxyd_port, "/health/liveliness")
         self.assertEqual(st, 200)
+        # a reload: RELOADING=1 (with the monotonic time systemd asks for), then READY=1
+        for name in RELOADING:
+            os.kill(self.stack.daemon(name).proc.pid, signal.SIGHUP)
+            harness.wait_for(lambda: len(self.said(name, "READY=1")) == 2, 10,
+                             message="%s: no READY=1 after SIGHUP: %r" % (name, self.messages))
+            reloading = self.said(name, "RELOADING=1")
+            self.assertEqual(len(reloading), 1, (name, self.messages))
+            self.assertRegex(reloading[0], r"MONOTONIC_USEC=\d+")
         pids = {name: self.stack.daemon(name).proc.pid for name in DAEMONS}
         self.stack.stop()  # SIGTERM each; every daemon must exit 0
         self.assertEqual(self.stack.failures, [])
