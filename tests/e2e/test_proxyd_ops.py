@@ -19,7 +19,7 @@ from decimal import Decimal
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import MASTER_KEY, StackTestCase, dump_yaml, wait_for
+from harness import MASTER_KEY, REPO, StackTestCase, dump_yaml, wait_for
 
 CHAT = "/v1/chat/completions"
 
@@ -175,6 +175,32 @@ class ProxydOps(StackTestCase):
             self.assertRegex(line, r"request_id=[0-9a-f-]{36} ")
             self.assertRegex(line, r" ms=\d+\.\d{3} ")
 
+    def test_json_logs(self):
+        config = json.loads(json.dumps(self.stack.config))
+        config["tollgate"]["log_format"] = "json"
+        self.stack.stop_one("proxyd")
+        at = len(self.proxyd_log())  # from its first line on
+        self.restart_proxyd(config)
+        try:
+            st, h, b = self.stack.chat(MASTER_KEY, prompt_tokens=3, completion_tokens=4)
+            self.assertEqual(st, 200, b)
+            st, _, b = self.stack.chat(MASTER_KEY, model="a \"quoted\"\nname")
+            self.assertEqual(st, 400, b)
+            lines = self.proxyd_log()[at:].splitlines()
+            self.assertGreater(len(lines), 2)
+            parsed = [json.loads(l) for l in lines]  # every line is one JSON object
+            for p in parsed:
+                self.assertEqual(p["daemon"], "proxyd")
+                self.assertIn(p["level"], ("debug", "info", "warn", "error"))
+                self.assertRegex(p["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            access = [p for p in parsed if p["msg"] == "request" and p.get("route") == CHAT]
+            self.assertEqual([(p["request_id"], p["status"], p["model"]) for p in access],
+                             [(h["x-litellm-call-id"], "200", "llama3"),
+                              (access[1]["request_id"], "400", "unknown")])
+            self.assertNotIn(MASTER_KEY, self.proxyd_log())
+        finally:
+            self.restart_proxyd(self.stack.config)
+
     def test_upstream_errors_and_retries_are_counted(self):
         before = self.scrape()
         st, _, b = self.stack.chat(MASTER_KEY, mock_status=503)
@@ -249,6 +275,32 @@ class ProxydOps(StackTestCase):
         self.assertIs(self.stack.daemon("proxyd").proc.poll(), None)
         # leave the stack's own config in place for the other tests
         self.stack.config_path.write_text(dump_yaml(self.stack.config))
+
+    def test_reload_reads_the_price_file_again(self):
+        prices = json.loads((REPO / "libtollgate" / "data" / "prices.json").read_text())
+        path = self.stack.dir / "prices-reload.json"
+        path.write_text(json.dumps(prices))
+        config = json.loads(json.dumps(self.stack.config))
+        config["tollgate"]["price_file"] = str(path)
+        at = self.reload(config)
+        self.wait_log_after(at, "reloaded")
+        try:
+            st, h, b = self.stack.chat(MASTER_KEY, prompt_tokens=1000, completion_tokens=500)
+            self.assertEqual((st, Decimal(h["x-litellm-response-cost"])), (200, Decimal("0.00009")))
+            prices["models"]["groq/llama-3.1-8b-instant"]["input_cost_per_token"] = "0.000001"
+            path.write_text(json.dumps(prices))
+            at = self.reload(config)
+            self.wait_log_after(at, "reloaded")
+            st, h, b = self.stack.chat(MASTER_KEY, prompt_tokens=1000, completion_tokens=500)
+            self.assertEqual((st, Decimal(h["x-litellm-response-cost"])), (200, Decimal("0.00104")))
+            path.write_text("{ not json")
+            at = self.reload(config)
+            self.wait_log_after(at, "reload refused")
+            st, h, b = self.stack.chat(MASTER_KEY, prompt_tokens=1000, completion_tokens=500)
+            self.assertEqual((st, Decimal(h["x-litellm-response-cost"])), (200, Decimal("0.00104")))
+        finally:
+            at = self.reload(self.stack.config)
+            self.wait_log_after(at, "reloaded")
 
     # ---------------------------------------------------------------- SIGTERM
 
