@@ -339,13 +339,24 @@ class ProxydOps(StackTestCase):
         self.restart_proxyd(self.stack.config)  # grace 20 s
         body = self.stream_body(mock_content="one two three four five", mock_chunks=3,
                                 mock_chunk_delay_ms=100)  # ~1.5 s per stream
+        keep = http.client.HTTPConnection("127.0.0.1", self.stack.proxyd_port, timeout=30)
+        keep.request("GET", "/health/readiness")
+        r = keep.getresponse()
+        r.read()
+        self.assertEqual(r.status, 200)
         results, threads = self.run_streams(20, body)
         t0 = time.monotonic()
         d = self.sigterm_proxyd()
         time.sleep(0.3)
-        # no new connections once draining; readiness is not asked (the socket is closed)
+        # no new connections once draining
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", self.stack.proxyd_port), timeout=2).close()
+        # an open connection is still answered, told it is the last answer, and not ready
+        keep.request("GET", "/health/readiness")
+        r = keep.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())["status"]), (503, "draining"))
+        self.assertEqual(r.getheader("connection"), "close")
+        keep.close()
         for t in threads:
             t.join(30)
         rc = d.proc.wait(30)
