@@ -178,9 +178,12 @@ class InstallTest(unittest.TestCase):
                             == find_one(self.prefix, "libtollgate-budget.so").parent.resolve()
                             for f in flags), flags)
         exe = self.tmp / "bm-example"
+        lib = find_one(self.prefix, "libtollgate-budget.so")
+        deps = subprocess.run(["ldd", str(lib)], capture_output=True, text=True).stdout
+        sanitize = ["-fsanitize=address,undefined"] if "libasan" in deps else []  # build-asan
         subprocess.run(["cc", "-o", str(exe), str(harness.REPO / "examples/budget_manager_example.c")]
-                       + flags, check=True, capture_output=True, timeout=120)
-        libdir = find_one(self.prefix, "libtollgate-budget.so").parent
+                       + sanitize + flags, check=True, capture_output=True, timeout=120)
+        libdir = lib.parent
         p = subprocess.run([str(exe), str(self.tmp / "costs.json")], capture_output=True,
                            text=True, timeout=60, env=dict(os.environ, LD_LIBRARY_PATH=str(libdir)))
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
