@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "tokenizer_ranks.h"
 
@@ -111,6 +112,20 @@ static void encoding_free(struct tok_encoding *e)
     free(e);
 }
 
+/* Where encoding `enc`'s rank file is read from: the directory set, else the
+ * source tree's (a build run in place), else where `cmake --install` put the
+ * files (installed daemons on a machine without the source tree). Called
+ * with g_lock held. */
+static void rank_path(enum tokenizer_encoding enc, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s.tiktoken.gz", g_data_dir[0] ? g_data_dir : TOKENIZER_DATA_DIR,
+             specs[enc].name);
+#ifdef TOKENIZER_INSTALLED_DIR
+    if (g_data_dir[0] == '\0' && access(path, R_OK) != 0)
+        snprintf(path, size, "%s/%s.tiktoken.gz", TOKENIZER_INSTALLED_DIR, specs[enc].name);
+#endif
+}
+
 /* Called with g_lock held. */
 static struct tok_encoding *encoding_load(enum tokenizer_encoding enc, char *err, size_t errlen)
 {
@@ -119,8 +134,7 @@ static struct tok_encoding *encoding_load(enum tokenizer_encoding enc, char *err
         return NULL;
     }
     char path[sizeof(g_data_dir) + 64];
-    snprintf(path, sizeof(path), "%s/%s.tiktoken.gz",
-             g_data_dir[0] ? g_data_dir : TOKENIZER_DATA_DIR, specs[enc].name);
+    rank_path(enc, path, sizeof(path));
     struct tok_encoding *e = calloc(1, sizeof(*e));
     if (e == NULL) {
         snprintf(err, errlen, "out of memory");

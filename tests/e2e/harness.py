@@ -454,7 +454,7 @@ class Stack:
         err_f = open(log_path, "ab")
         out_f = open(out_path, "ab") if stdout_name else err_f
         try:
-            binary = "accountd" if name.startswith("accountd-") else name
+            binary = name.split("-", 1)[0] if name.startswith(("accountd-", "proxyd-")) else name
             proc = subprocess.Popen([str(bin_dir() / binary)] + args, stdin=subprocess.DEVNULL,
                                     stdout=out_f, stderr=err_f, env=self.env(),
                                     cwd=str(self.dir), start_new_session=True,
@@ -466,6 +466,21 @@ class Stack:
         d = Daemon(name, proc, log_path, port)
         self.daemons.append(d)
         return d
+
+    def add_proxyd(self, name="proxyd-2", port=None, tollgate=None):
+        """Starts one more proxyd (NAME: proxyd-N) with this stack's config but
+        its own port (a free one unless given) and spool dir, i.e. the same
+        MariaDB, accountd and upstream; `tollgate` is merged into its config's
+        tollgate: section. Stopped with the stack. Returns its port."""
+        cfg = copy.deepcopy(self.config)
+        deep_merge(cfg["tollgate"], tollgate)
+        port = port or free_port()
+        cfg["tollgate"]["proxyd"]["listen"] = "127.0.0.1:%d" % port
+        cfg["tollgate"]["proxyd"]["spool_dir"] = str(self.dir / ("spool-" + name))
+        path = self.write_config(name + ".yaml", cfg)
+        self._spawn(name, ["-c", str(path)], port=port)
+        self._wait_port(name)
+        return port
 
     def daemon(self, name):
         for d in self.daemons:
