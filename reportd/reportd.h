@@ -17,12 +17,24 @@
 #include "config.h"
 #include "db.h"
 #include "money.h"
+#include "ops.h"
 
 struct worker {
+    struct reportd *d;
+    /* The generation of the request being handled (set by api_dispatch for
+     * the handler's run; see generation.c): its config and price table. */
     const struct config *cfg;
+    const struct price_table *prices;
+    const char *request_id; /* the request being handled, for its log lines */
     struct event_base *base;
     struct evhttp *http;
-    MYSQL *db; /* NULL until first use and after a lost connection */
+    struct evhttp_bound_socket *bound; /* NULL once draining */
+    MYSQL *db;      /* NULL until first use and after a lost connection */
+    MYSQL *read_db; /* the read replica's, likewise (read_database_url) */
+    bool replica;   /* the handler's route reads from the replica (api.c) */
+    struct drain drain;
+    bool park_wanted, parked; /* reload.c, under d->park.lock */
+    atomic_bool done;         /* its loop has ended */
 };
 
 /* SQL text: a DATETIME column as RFC 3339 UTC text with microseconds. */
@@ -39,8 +51,10 @@ struct caller {
     char user_id[256];
 };
 
-/* The worker's connection, (re)connecting when needed. Answers 503 and
- * returns NULL when MariaDB cannot be reached. */
+/* The worker's connection, (re)connecting when needed: to the read replica
+ * while the handler of a route api.c marks REPLICA runs and one is
+ * configured, else to the primary. Answers 503 and returns NULL when
+ * MariaDB cannot be reached. */
 MYSQL *worker_db(struct worker *w, struct evhttp_request *req);
 /* Answers 500 for a failed query (the detail goes to the log, not the client). */
 void worker_db_failed(struct worker *w, struct evhttp_request *req, const char *err);
@@ -88,10 +102,6 @@ void activity_team(struct worker *w, struct evhttp_request *req, const struct ca
 void activity_tag(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void spend_end_users(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void spend_calculate(struct worker *w, struct evhttp_request *req, const struct caller *who);
-/* The price map /spend/calculate uses: loaded once before the workers start
- * (calculate.c); -1 with err when it cannot be read. */
-int calculate_init(const struct config *cfg, char *err, size_t errlen);
-void calculate_fini(void);
 
 void manage_customer_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_customer_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
@@ -114,6 +124,9 @@ void budget_set(struct worker *w, struct evhttp_request *req, const struct calle
 void budget_create(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void budget_update_cost(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void budget_reset_cost(struct worker *w, struct evhttp_request *req, const struct caller *who);
+
+/* GET /metrics (Prometheus text; no key needed). */
+void ops_metrics(struct worker *w, struct evhttp_request *req, const struct caller *who);
 
 /* Dispatches a request (api.c). */
 void api_dispatch(struct evhttp_request *req, void *worker);
