@@ -47,12 +47,12 @@ MYSQL *worker_db(struct worker *w, struct evhttp_request *req)
     const struct config *boot = w->d->boot->cfg; /* databases change only at a restart */
     bool replica = w->replica && boot->reportd.read_db.host != NULL;
     MYSQL **conn = replica ? &w->read_db : &w->db;
+    const struct db_config *where = replica ? &boot->reportd.read_db : &boot->db;
     if (*conn != NULL && mysql_ping(*conn) == 0)
         return *conn;
     if (*conn != NULL)
         mysql_close(*conn);
-    if ((*conn = db_connect(replica ? &boot->reportd.read_db : &boot->db, err, sizeof(err))) ==
-        NULL) {
+    if ((*conn = db_connect(where, err, sizeof(err))) == NULL) {
         log_request(LOG_ERROR, w->request_id, "%s%s", replica ? "read replica: " : "", err);
         observe_db_error(&w->d->obs, replica);
         httpjson_error(req, 503, "service_unavailable", NULL, "The database cannot be reached");
@@ -88,6 +88,7 @@ static int wait_signal(const sigset_t *sigs, int64_t timeout_ms)
             return 0;
     }
 }
+
 /* A non-blocking listening TCP socket on host:port. */
 static evutil_socket_t listen_on(const struct listen_addr *l, char *err, size_t errlen)
 {
@@ -219,8 +220,8 @@ static void drain_workers(struct reportd *d, const sigset_t *sigs)
     }
 }
 
-/* Runs the workers until SIGTERM/SIGINT (blocked here, taken by sigtimedwait);
- * closes the listening socket *fd once they drain. */
+/* Runs the workers until SIGTERM/SIGINT (blocked here, taken by
+ * sigtimedwait), then closes the listening socket *fd and drains them. */
 static int serve(struct reportd *d, evutil_socket_t *fd, const sigset_t *sigs)
 {
     const struct config *cfg = d->boot->cfg;
