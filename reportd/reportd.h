@@ -1,8 +1,9 @@
 /* reportd.h - reportd's shared types.
  *
  * reportd runs `workers` threads; each has its own event loop, evhttp
- * server (all accepting on one listening socket) and MariaDB connection,
- * so a slow query holds up only its own thread. Handlers run on a worker
+ * server (all accepting on one listening socket) and MariaDB connections
+ * (the primary's and, when configured, the read replica's), so a slow query
+ * holds up only its own thread. Handlers run on a worker
  * and use its connection with plain blocking calls.
  */
 #ifndef REPORTD_REPORTD_H
@@ -11,6 +12,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 #include <mysql.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "budget_period.h"
