@@ -8,10 +8,23 @@
  *                         the answer: caller.self_only);
  *   permissions.get_spend_routes  the spend routes.
  *   permissions.budget_manager  the hosted BudgetManager routes (which no role opens).
+ * GET /metrics needs no key (Prometheus scrapes it; it holds counts only).
+ *
+ * Routes marked REPLICA read from tollgate.reportd.read_database_url when it
+ * is set: the spend reports, which only read what accountd wrote and may lag
+ * a replica by its delay. Everything else stays on the primary: the routes
+ * that write, and the management reads (/key/info, /user/info, /team/info,
+ * /key/list, ...), which a client calls right after a write and must see it
+ * (read-after-write); authorization (a key just made or blocked) always reads
+ * the primary too.
+ *
+ * api_dispatch also gives every request its id, config generation, access
+ * log line and metrics (observe.c), and its place in a drain (drain.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "httpjson.h"
@@ -20,6 +33,7 @@
 #include "reportd.h"
 
 enum access {
+    OPEN,        /* no key needed */
     MASTER_ONLY, /* the master key alone */
     ADMIN,       /* + proxy_admin keys */
     ADMIN_READ,  /* + proxy_admin_viewer keys */
@@ -29,67 +43,74 @@ enum access {
     BUDGET_MANAGER, /* the master key + keys with permissions.budget_manager */
 };
 
+/* Which database a route's handler reads (see above). */
+enum db_use { PRIMARY, REPLICA };
+
 struct route {
     struct httpjson_route key; /* first: httpjson_find_route reads it */
     enum access access;
     void (*handler)(struct worker *, struct evhttp_request *, const struct caller *);
+    enum db_use db;
 };
 
 static const struct route ROUTES[] = {
-    {{EVHTTP_REQ_POST, "/team/new"}, ADMIN, manage_team_new},
-    {{EVHTTP_REQ_POST, "/team/update"}, ADMIN, manage_team_update},
-    {{EVHTTP_REQ_POST, "/team/delete"}, ADMIN, manage_team_delete},
-    {{EVHTTP_REQ_GET, "/team/info"}, ADMIN_READ, manage_team_info},
-    {{EVHTTP_REQ_POST, "/team/member_add"}, ADMIN, manage_team_member_add},
-    {{EVHTTP_REQ_POST, "/team/member_update"}, ADMIN, manage_team_member_update},
-    {{EVHTTP_REQ_POST, "/team/member_delete"}, ADMIN, manage_team_member_delete},
-    {{EVHTTP_REQ_POST, "/user/new"}, ADMIN, manage_user_new},
-    {{EVHTTP_REQ_POST, "/user/update"}, ADMIN, manage_user_update},
-    {{EVHTTP_REQ_POST, "/user/delete"}, ADMIN, manage_user_delete},
-    {{EVHTTP_REQ_GET, "/user/info"}, SELF_READ, manage_user_info},
-    {{EVHTTP_REQ_POST, "/key/generate"}, ADMIN, manage_key_generate},
-    {{EVHTTP_REQ_POST, "/key/update"}, ADMIN, manage_key_update},
-    {{EVHTTP_REQ_POST, "/key/regenerate"}, ADMIN, manage_key_regenerate},
-    {{EVHTTP_REQ_GET, "/key/info"}, SELF_READ, manage_key_info},
-    {{EVHTTP_REQ_GET, "/key/list"}, SELF_READ, manage_key_list},
-    {{EVHTTP_REQ_POST, "/key/block"}, ADMIN, manage_key_block},
-    {{EVHTTP_REQ_POST, "/key/unblock"}, ADMIN, manage_key_unblock},
-    {{EVHTTP_REQ_POST, "/key/delete"}, ADMIN, manage_key_delete},
-    {{EVHTTP_REQ_GET, "/spend/logs"}, SPEND_SELF, spend_logs},
-    {{EVHTTP_REQ_GET, "/global/spend/report"}, SPEND_READ, spend_report},
-    {{EVHTTP_REQ_GET, "/global/spend/keys"}, SPEND_READ, summary_keys},
-    {{EVHTTP_REQ_GET, "/global/spend/models"}, SPEND_READ, summary_models},
-    {{EVHTTP_REQ_GET, "/global/spend/tags"}, SPEND_READ, summary_global_tags},
-    {{EVHTTP_REQ_GET, "/spend/tags"}, SPEND_READ, summary_tags},
-    {{EVHTTP_REQ_POST, "/global/spend/reset"}, MASTER_ONLY, summary_reset},
-    {{EVHTTP_REQ_POST, "/customer/new"}, ADMIN, manage_customer_new},
-    {{EVHTTP_REQ_POST, "/end_user/new"}, ADMIN, manage_customer_new},
-    {{EVHTTP_REQ_GET, "/customer/info"}, ADMIN_READ, manage_customer_info},
-    {{EVHTTP_REQ_GET, "/end_user/info"}, ADMIN_READ, manage_customer_info},
-    {{EVHTTP_REQ_POST, "/customer/update"}, ADMIN, manage_customer_update},
-    {{EVHTTP_REQ_POST, "/end_user/update"}, ADMIN, manage_customer_update},
-    {{EVHTTP_REQ_POST, "/customer/delete"}, ADMIN, manage_customer_delete},
-    {{EVHTTP_REQ_POST, "/end_user/delete"}, ADMIN, manage_customer_delete},
-    {{EVHTTP_REQ_POST, "/customer/block"}, ADMIN, manage_customer_block},
-    {{EVHTTP_REQ_POST, "/end_user/block"}, ADMIN, manage_customer_block},
-    {{EVHTTP_REQ_POST, "/customer/unblock"}, ADMIN, manage_customer_unblock},
-    {{EVHTTP_REQ_POST, "/end_user/unblock"}, ADMIN, manage_customer_unblock},
-    {{EVHTTP_REQ_POST, "/budget/new"}, ADMIN, manage_budget_new},
-    {{EVHTTP_REQ_POST, "/budget/update"}, ADMIN, manage_budget_update},
-    {{EVHTTP_REQ_POST, "/budget/delete"}, ADMIN, manage_budget_delete},
-    {{EVHTTP_REQ_POST, "/budget/info"}, ADMIN_READ, manage_budget_info},
-    {{EVHTTP_REQ_GET, "/budget/list"}, ADMIN_READ, manage_budget_list},
-    {{EVHTTP_REQ_GET, "/user/daily/activity"}, SPEND_SELF, activity_user},
-    {{EVHTTP_REQ_GET, "/team/daily/activity"}, SPEND_READ, activity_team},
-    {{EVHTTP_REQ_GET, "/tag/daily/activity"}, SPEND_READ, activity_tag},
-    {{EVHTTP_REQ_POST, "/global/spend/end_users"}, SPEND_READ, spend_end_users},
-    {{EVHTTP_REQ_POST, "/spend/calculate"}, SPEND_READ, spend_calculate},
-    {{EVHTTP_REQ_POST, "/get_budget"}, BUDGET_MANAGER, budget_get},
-    {{EVHTTP_REQ_POST, "/set_budget"}, BUDGET_MANAGER, budget_set},
-    {{EVHTTP_REQ_POST, "/budget_manager/create_budget"}, BUDGET_MANAGER, budget_create},
-    {{EVHTTP_REQ_POST, "/budget_manager/update_cost"}, BUDGET_MANAGER, budget_update_cost},
-    {{EVHTTP_REQ_POST, "/budget_manager/reset_cost"}, BUDGET_MANAGER, budget_reset_cost},
+    {{EVHTTP_REQ_POST, "/team/new"}, ADMIN, manage_team_new, PRIMARY},
+    {{EVHTTP_REQ_POST, "/team/update"}, ADMIN, manage_team_update, PRIMARY},
+    {{EVHTTP_REQ_POST, "/team/delete"}, ADMIN, manage_team_delete, PRIMARY},
+    {{EVHTTP_REQ_GET, "/team/info"}, ADMIN_READ, manage_team_info, PRIMARY},
+    {{EVHTTP_REQ_POST, "/team/member_add"}, ADMIN, manage_team_member_add, PRIMARY},
+    {{EVHTTP_REQ_POST, "/team/member_update"}, ADMIN, manage_team_member_update, PRIMARY},
+    {{EVHTTP_REQ_POST, "/team/member_delete"}, ADMIN, manage_team_member_delete, PRIMARY},
+    {{EVHTTP_REQ_POST, "/user/new"}, ADMIN, manage_user_new, PRIMARY},
+    {{EVHTTP_REQ_POST, "/user/update"}, ADMIN, manage_user_update, PRIMARY},
+    {{EVHTTP_REQ_POST, "/user/delete"}, ADMIN, manage_user_delete, PRIMARY},
+    {{EVHTTP_REQ_GET, "/user/info"}, SELF_READ, manage_user_info, PRIMARY},
+    {{EVHTTP_REQ_POST, "/key/generate"}, ADMIN, manage_key_generate, PRIMARY},
+    {{EVHTTP_REQ_POST, "/key/update"}, ADMIN, manage_key_update, PRIMARY},
+    {{EVHTTP_REQ_POST, "/key/regenerate"}, ADMIN, manage_key_regenerate, PRIMARY},
+    {{EVHTTP_REQ_GET, "/key/info"}, SELF_READ, manage_key_info, PRIMARY},
+    {{EVHTTP_REQ_GET, "/key/list"}, SELF_READ, manage_key_list, PRIMARY},
+    {{EVHTTP_REQ_POST, "/key/block"}, ADMIN, manage_key_block, PRIMARY},
+    {{EVHTTP_REQ_POST, "/key/unblock"}, ADMIN, manage_key_unblock, PRIMARY},
+    {{EVHTTP_REQ_POST, "/key/delete"}, ADMIN, manage_key_delete, PRIMARY},
+    {{EVHTTP_REQ_GET, "/spend/logs"}, SPEND_SELF, spend_logs, REPLICA},
+    {{EVHTTP_REQ_GET, "/global/spend/report"}, SPEND_READ, spend_report, REPLICA},
+    {{EVHTTP_REQ_GET, "/global/spend/keys"}, SPEND_READ, summary_keys, REPLICA},
+    {{EVHTTP_REQ_GET, "/global/spend/models"}, SPEND_READ, summary_models, REPLICA},
+    {{EVHTTP_REQ_GET, "/global/spend/tags"}, SPEND_READ, summary_global_tags, REPLICA},
+    {{EVHTTP_REQ_GET, "/spend/tags"}, SPEND_READ, summary_tags, REPLICA},
+    {{EVHTTP_REQ_POST, "/global/spend/reset"}, MASTER_ONLY, summary_reset, PRIMARY},
+    {{EVHTTP_REQ_POST, "/customer/new"}, ADMIN, manage_customer_new, PRIMARY},
+    {{EVHTTP_REQ_POST, "/end_user/new"}, ADMIN, manage_customer_new, PRIMARY},
+    {{EVHTTP_REQ_GET, "/customer/info"}, ADMIN_READ, manage_customer_info, PRIMARY},
+    {{EVHTTP_REQ_GET, "/end_user/info"}, ADMIN_READ, manage_customer_info, PRIMARY},
+    {{EVHTTP_REQ_POST, "/customer/update"}, ADMIN, manage_customer_update, PRIMARY},
+    {{EVHTTP_REQ_POST, "/end_user/update"}, ADMIN, manage_customer_update, PRIMARY},
+    {{EVHTTP_REQ_POST, "/customer/delete"}, ADMIN, manage_customer_delete, PRIMARY},
+    {{EVHTTP_REQ_POST, "/end_user/delete"}, ADMIN, manage_customer_delete, PRIMARY},
+    {{EVHTTP_REQ_POST, "/customer/block"}, ADMIN, manage_customer_block, PRIMARY},
+    {{EVHTTP_REQ_POST, "/end_user/block"}, ADMIN, manage_customer_block, PRIMARY},
+    {{EVHTTP_REQ_POST, "/customer/unblock"}, ADMIN, manage_customer_unblock, PRIMARY},
+    {{EVHTTP_REQ_POST, "/end_user/unblock"}, ADMIN, manage_customer_unblock, PRIMARY},
+    {{EVHTTP_REQ_POST, "/budget/new"}, ADMIN, manage_budget_new, PRIMARY},
+    {{EVHTTP_REQ_POST, "/budget/update"}, ADMIN, manage_budget_update, PRIMARY},
+    {{EVHTTP_REQ_POST, "/budget/delete"}, ADMIN, manage_budget_delete, PRIMARY},
+    {{EVHTTP_REQ_POST, "/budget/info"}, ADMIN_READ, manage_budget_info, PRIMARY},
+    {{EVHTTP_REQ_GET, "/budget/list"}, ADMIN_READ, manage_budget_list, PRIMARY},
+    {{EVHTTP_REQ_GET, "/user/daily/activity"}, SPEND_SELF, activity_user, REPLICA},
+    {{EVHTTP_REQ_GET, "/team/daily/activity"}, SPEND_READ, activity_team, REPLICA},
+    {{EVHTTP_REQ_GET, "/tag/daily/activity"}, SPEND_READ, activity_tag, REPLICA},
+    {{EVHTTP_REQ_POST, "/global/spend/end_users"}, SPEND_READ, spend_end_users, REPLICA},
+    {{EVHTTP_REQ_POST, "/spend/calculate"}, SPEND_READ, spend_calculate, PRIMARY},
+    {{EVHTTP_REQ_POST, "/get_budget"}, BUDGET_MANAGER, budget_get, PRIMARY},
+    {{EVHTTP_REQ_POST, "/set_budget"}, BUDGET_MANAGER, budget_set, PRIMARY},
+    {{EVHTTP_REQ_POST, "/budget_manager/create_budget"}, BUDGET_MANAGER, budget_create, PRIMARY},
+    {{EVHTTP_REQ_POST, "/budget_manager/update_cost"}, BUDGET_MANAGER, budget_update_cost, PRIMARY},
+    {{EVHTTP_REQ_POST, "/budget_manager/reset_cost"}, BUDGET_MANAGER, budget_reset_cost, PRIMARY},
+    {{EVHTTP_REQ_GET, "/metrics"}, OPEN, ops_metrics, PRIMARY},
 };
+
+#define N_ROUTES (sizeof(ROUTES) / sizeof(ROUTES[0]))
 
 /* Loads the row of the virtual key who->token (its permissions, user and
  * the user's role into *role); 0 found and usable, -1 answered. */
@@ -140,6 +161,8 @@ static bool allowed(enum access access, const char *role, struct caller *who)
                     strcmp(role, "internal_user_viewer") == 0;
     bool spend = reader || json_is_true(json_object_get(who->permissions, "get_spend_routes"));
     switch (access) {
+    case OPEN:
+        return true;
     case MASTER_ONLY:
         return false;
     case ADMIN:
@@ -197,18 +220,62 @@ static int authorize(struct worker *w, struct evhttp_request *req, enum access a
     return -1;
 }
 
-void api_dispatch(struct evhttp_request *req, void *arg)
+/* The metrics' route label of a request no route took: the pattern of a
+ * known path called with another method (405), else "other" (404). */
+static const char *route_label(struct evhttp_request *req)
 {
-    const struct route *r = httpjson_find_route(req, ROUTES, sizeof(ROUTES) / sizeof(ROUTES[0]),
-                                                sizeof(ROUTES[0]));
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    for (size_t i = 0; path != NULL && i < N_ROUTES; i++)
+        if (strcmp(ROUTES[i].key.path, path) == 0)
+            return ROUTES[i].key.path;
+    return "other";
+}
+
+/* Authorizes and runs the route's handler (all in the caller's generation). */
+static void run_route(struct worker *w, struct evhttp_request *req, const struct route *r)
+{
     struct caller who = {0};
     /* tells a hosted BudgetManager client that Tollgate's atomic routes exist,
      * on every answer of these routes (401 and 403 too) */
-    if (r != NULL && r->access == BUDGET_MANAGER &&
+    if (r->access == BUDGET_MANAGER &&
         evhttp_add_header(evhttp_request_get_output_headers(req), "x-tollgate-budget-manager",
                           "1") != 0)
         log_error("cannot add the x-tollgate-budget-manager header");
-    if (r != NULL && authorize(arg, req, r->access, &who) == 0)
-        r->handler(arg, req, &who);
+    if (r->access == OPEN || authorize(w, req, r->access, &who) == 0) {
+        w->replica = r->db == REPLICA;
+        r->handler(w, req, &who);
+        w->replica = false;
+    }
     json_decref(who.permissions);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+void api_dispatch(struct evhttp_request *req, void *arg)
+{
+    struct worker *w = arg;
+    struct timespec t0;
+    char request_id[OBSERVE_ID_MAX + 1];
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    observe_request_id(req, request_id);
+    drain_track(w, req);
+    struct generation *g = gen_acquire(&w->d->gens);
+    w->cfg = g->cfg;
+    w->prices = g->prices;
+    w->request_id = request_id;
+    const struct route *r = httpjson_find_route(req, ROUTES, N_ROUTES, sizeof(ROUTES[0]));
+    if (r != NULL)
+        run_route(w, req, r);
+    w->cfg = NULL;
+    w->prices = NULL;
+    w->request_id = NULL;
+    gen_release(g);
+    observe_request(&w->d->obs, req, request_id, r != NULL ? r->key.path : route_label(req),
+                    seconds_since(&t0));
 }

@@ -10,7 +10,9 @@
  * A model is a model group of the config (priced as its first deployment,
  * with the deployment's base_model and custom prices, as proxyd prices it;
  * LiteLLM also takes one of the group's deployments) or else a name of the
- * price map. A model without a price is refused, never priced at $0.
+ * price map. A model without a price is refused, never priced at $0. The
+ * model list and the price map are the request's config generation's
+ * (w->cfg, w->prices: a SIGHUP reloads both).
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,21 +28,6 @@
 #define BODY_MAX (1024 * 1024)
 #define MESSAGES_MAX 10000
 
-/* Loaded before the workers start and only read after. */
-static struct price_table *prices;
-
-int calculate_init(const struct config *cfg, char *err, size_t errlen)
-{
-    prices = price_table_open(cfg->price_file, err, errlen);
-    return prices != NULL ? 0 : -1;
-}
-
-void calculate_fini(void)
-{
-    price_table_free(prices);
-    prices = NULL;
-}
-
 /* How a model is priced and which tokenizer counts its prompt. */
 struct pricing {
     const char *model;
@@ -49,9 +36,10 @@ struct pricing {
 };
 
 /* model -> pricing; answers 400 naming param when it is unknown or unpriced. */
-static int resolve(struct evhttp_request *req, const struct config *cfg, const char *model,
+static int resolve(struct evhttp_request *req, const struct worker *w, const char *model,
                    const char *param, struct pricing *out)
 {
+    const struct config *cfg = w->cfg;
     *out = (struct pricing){model, NULL, model};
     for (size_t i = 0; i < cfg->n_deployments; i++) {
         const struct deployment *d = &cfg->deployments[i];
@@ -61,7 +49,7 @@ static int resolve(struct evhttp_request *req, const struct config *cfg, const c
             break;
         }
     }
-    if (price_known(prices, out->model, out->custom))
+    if (price_known(w->prices, out->model, out->custom))
         return 0;
     httpjson_error(req, 400, "invalid_request_error", param,
                    out->custom != NULL ? "Invalid %s: model group %s has no price"
@@ -112,7 +100,7 @@ static int check_messages(struct evhttp_request *req, const json_t *messages)
 
 /* The projected cost of a prompt: its tokens, priced as input. *estimate:
  * the model has no OpenAI tokenizer and cl100k stood in. */
-static int prompt_cost(struct evhttp_request *req, const struct config *cfg, json_t *body,
+static int prompt_cost(struct evhttp_request *req, const struct worker *w, json_t *body,
                        money_t *cost, int64_t *tokens_out, bool *estimate)
 {
     const char *model = model_name(req, json_object_get(body, "model"), "model");
@@ -120,7 +108,7 @@ static int prompt_cost(struct evhttp_request *req, const struct config *cfg, jso
     struct pricing pr;
     char err[256];
     if (model == NULL || check_messages(req, messages) < 0 ||
-        resolve(req, cfg, model, "model", &pr) < 0)
+        resolve(req, w, model, "model", &pr) < 0)
         return -1;
     int64_t tokens = tokencount_chat(pr.count_model, messages, estimate, err, sizeof(err));
     if (tokens < 0) {
@@ -129,7 +117,7 @@ static int prompt_cost(struct evhttp_request *req, const struct config *cfg, jso
     }
     struct usage u = {.prompt_tokens = tokens, .total_tokens = tokens};
     *tokens_out = tokens;
-    if (price_cost(prices, pr.model, pr.custom, &u, cost, err, sizeof(err)) != PRICE_OK) {
+    if (price_cost(w->prices, pr.model, pr.custom, &u, cost, err, sizeof(err)) != PRICE_OK) {
         httpjson_error(req, 500, "internal_error", NULL, "cannot price: %s", err);
         return -1;
     }
@@ -137,7 +125,7 @@ static int prompt_cost(struct evhttp_request *req, const struct config *cfg, jso
 }
 
 /* The cost of an answered request: its model and usage. */
-static int response_cost(struct evhttp_request *req, const struct config *cfg, json_t *body,
+static int response_cost(struct evhttp_request *req, const struct worker *w, json_t *body,
                          money_t *cost)
 {
     json_t *resp = json_object_get(body, "completion_response");
@@ -154,10 +142,10 @@ static int response_cost(struct evhttp_request *req, const struct config *cfg, j
     }
     const char *model = model_name(req, json_object_get(resp, "model"),
                                    "completion_response.model");
-    if (model == NULL || resolve(req, cfg, model, "completion_response.model", &pr) < 0)
+    if (model == NULL || resolve(req, w, model, "completion_response.model", &pr) < 0)
         return -1;
     if (usage_from_json(json_object_get(resp, "usage"), &u) < 0 ||
-        price_cost(prices, pr.model, pr.custom, &u, cost, err, sizeof(err)) != PRICE_OK) {
+        price_cost(w->prices, pr.model, pr.custom, &u, cost, err, sizeof(err)) != PRICE_OK) {
         httpjson_error(req, 400, "invalid_request_error", "completion_response.usage",
                        "Invalid completion_response.usage: must be an object of non-negative"
                        " token counts, cached tokens within prompt_tokens");
@@ -181,11 +169,11 @@ void spend_calculate(struct worker *w, struct evhttp_request *req, const struct 
     if (model != NULL && !json_is_null(model)) {
         int64_t tokens = 0;
         bool estimate = false;
-        if (prompt_cost(req, w->cfg, body, &cost, &tokens, &estimate) == 0)
+        if (prompt_cost(req, w, body, &cost, &tokens, &estimate) == 0)
             httpjson_reply(req, 200, json_pack("{s:o, s:I, s:b}", "cost", httpjson_money(cost),
                                                "prompt_tokens", (json_int_t)tokens,
                                                "estimated", estimate));
-    } else if (response_cost(req, w->cfg, body, &cost) == 0) {
+    } else if (response_cost(req, w, body, &cost) == 0) {
         httpjson_reply(req, 200, json_pack("{s:o}", "cost", httpjson_money(cost)));
     }
     json_decref(body);

@@ -1,8 +1,9 @@
 /* reportd.h - reportd's shared types.
  *
  * reportd runs `workers` threads; each has its own event loop, evhttp
- * server (all accepting on one listening socket) and MariaDB connection,
- * so a slow query holds up only its own thread. Handlers run on a worker
+ * server (all accepting on one listening socket) and MariaDB connections
+ * (the primary's and, when configured, the read replica's), so a slow query
+ * holds up only its own thread. Handlers run on a worker
  * and use its connection with plain blocking calls.
  */
 #ifndef REPORTD_REPORTD_H
@@ -11,18 +12,31 @@
 #include <event2/http.h>
 #include <jansson.h>
 #include <mysql.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "budget_period.h"
 #include "config.h"
 #include "db.h"
 #include "money.h"
+#include "ops.h"
 
 struct worker {
+    struct reportd *d;
+    /* The generation of the request being handled (set by api_dispatch for
+     * the handler's run; see generation.c): its config and price table. */
     const struct config *cfg;
+    const struct price_table *prices;
+    const char *request_id; /* the request being handled, for its log lines */
     struct event_base *base;
     struct evhttp *http;
-    MYSQL *db; /* NULL until first use and after a lost connection */
+    struct evhttp_bound_socket *bound; /* NULL once draining */
+    MYSQL *db;      /* NULL until first use and after a lost connection */
+    MYSQL *read_db; /* the read replica's, likewise (read_database_url) */
+    bool replica;   /* the handler's route reads from the replica (api.c) */
+    struct drain drain;
+    bool park_wanted, parked; /* reload.c, under d->park.lock */
+    atomic_bool done;         /* its loop has ended */
 };
 
 /* SQL text: a DATETIME column as RFC 3339 UTC text with microseconds. */
@@ -39,8 +53,10 @@ struct caller {
     char user_id[256];
 };
 
-/* The worker's connection, (re)connecting when needed. Answers 503 and
- * returns NULL when MariaDB cannot be reached. */
+/* The worker's connection, (re)connecting when needed: to the read replica
+ * while the handler of a route api.c marks REPLICA runs and one is
+ * configured, else to the primary. Answers 503 and returns NULL when
+ * MariaDB cannot be reached. */
 MYSQL *worker_db(struct worker *w, struct evhttp_request *req);
 /* Answers 500 for a failed query (the detail goes to the log, not the client). */
 void worker_db_failed(struct worker *w, struct evhttp_request *req, const char *err);
@@ -88,10 +104,6 @@ void activity_team(struct worker *w, struct evhttp_request *req, const struct ca
 void activity_tag(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void spend_end_users(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void spend_calculate(struct worker *w, struct evhttp_request *req, const struct caller *who);
-/* The price map /spend/calculate uses: loaded once before the workers start
- * (calculate.c); -1 with err when it cannot be read. */
-int calculate_init(const struct config *cfg, char *err, size_t errlen);
-void calculate_fini(void);
 
 void manage_customer_new(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void manage_customer_info(struct worker *w, struct evhttp_request *req, const struct caller *who);
@@ -114,6 +126,9 @@ void budget_set(struct worker *w, struct evhttp_request *req, const struct calle
 void budget_create(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void budget_update_cost(struct worker *w, struct evhttp_request *req, const struct caller *who);
 void budget_reset_cost(struct worker *w, struct evhttp_request *req, const struct caller *who);
+
+/* GET /metrics (Prometheus text; no key needed). */
+void ops_metrics(struct worker *w, struct evhttp_request *req, const struct caller *who);
 
 /* Dispatches a request (api.c). */
 void api_dispatch(struct evhttp_request *req, void *worker);

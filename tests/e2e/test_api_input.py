@@ -17,7 +17,8 @@ list lacks, so a new route cannot skip these checks). For every route:
   parameters;
 - unknown routes answer 404 and a wrong method 405, both in the error shape;
 - no key and a bad key answer 401, a key without the route's rights 403, as
-  the route's access level in api.c says.
+  the route's access level in api.c says (an OPEN route, /metrics, answers
+  without a key, whatever key is sent).
 
 Run from the repo root:  python3 -m unittest -v tests/e2e/test_api_input.py
 """
@@ -196,6 +197,7 @@ ROUTES = [
       body={"project_name": S, "user": S, "if_last_updated_at": M},
       base_body={"project_name": BM_PROJECT, "user": "@bmuser"},
       alt={"project_name": ("user",)}),
+    R("GET", "/metrics", "OPEN"),
 ]
 
 # String payloads: SQL metacharacters, quotes, LIKE wildcards, escapes.
@@ -231,7 +233,7 @@ def allowed(access, role, spend_perm):
     reader = admin or role == "proxy_admin_viewer"
     internal = role in ("internal_user", "internal_user_viewer")
     spend = reader or spend_perm
-    return {"MASTER_ONLY": False, "ADMIN": admin, "ADMIN_READ": reader,
+    return {"OPEN": True, "MASTER_ONLY": False, "ADMIN": admin, "ADMIN_READ": reader,
             "SELF_READ": reader or internal, "SPEND_READ": spend,
             "SPEND_SELF": spend or internal,
             "BUDGET_MANAGER": False}[access]  # no caller here has permissions.budget_manager
@@ -405,8 +407,8 @@ class InputTest(harness.StackTestCase):
         text = API_C.read_text()
         table = re.search(r"static const struct route ROUTES\[\] = \{(.*?)\n\};", text, re.S)
         self.assertIsNotNone(table, "no ROUTES table in reportd/api.c")
-        found = re.findall(r'\{\{EVHTTP_REQ_([A-Z]+), "([^"]+)"\}, ([A-Z_]+), \w+\}',
-                           table.group(1))
+        found = re.findall(r'\{\{EVHTTP_REQ_([A-Z]+), "([^"]+)"\}, ([A-Z_]+), \w+, '
+                           r'(?:PRIMARY|REPLICA)\}', table.group(1))
         self.assertGreater(len(found), 0, "no routes parsed from reportd/api.c")
         entries = [line.strip() for line in table.group(1).splitlines()
                    if line.strip().startswith("{{")]
@@ -812,6 +814,11 @@ class InputTest(harness.StackTestCase):
         self.raw_keys.add(blocked["key"])
         for route in ROUTES:
             body = {} if route.method == "POST" else None
+            if route.access == "OPEN":  # any caller, any key or none
+                for key in (None, "sk-not-a-real-key", blocked["key"], callers[-1][2]):
+                    st, _, ans, text = self.send(route.method, route.path, body, key=key)
+                    self.assertEqual(st, 200, (route, key, text))
+                continue
             for key, headers in ((None, None), ("sk-not-a-real-key", None),
                                  (None, {"Authorization": "Basic " + MASTER_KEY}),
                                  (None, {"Authorization": "Bearer "}),
