@@ -180,7 +180,9 @@ static int serve_until_stop(struct reportd *d, const sigset_t *sigs)
         if (sig != SIGHUP)
             return sig;
         log_info("SIGHUP: reloading %s", d->config_path);
+        notify_reloading();
         reload_config(d);
+        notify_ready(NULL);
     }
 }
 
