@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,9 @@
 #define LINE_MAX_BYTES 4096
 
 static const char *log_daemon = "tollgate"; /* set once at start-up */
-static enum log_format log_fmt = LOG_LOGFMT;
-static enum log_level log_min = LOG_INFO;
+/* atomic: a daemon may apply a reloaded config (SIGHUP) while other threads log */
+static _Atomic int log_fmt = LOG_LOGFMT;
+static _Atomic int log_min = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_init(const char *daemon)
@@ -46,9 +48,9 @@ void log_configure(const char *format, const char *level)
 {
     int f = log_format_parse(format), l = log_level_parse(level);
     if (f >= 0)
-        log_fmt = (enum log_format)f;
+        log_fmt = f;
     if (l >= 0)
-        log_min = (enum log_level)l;
+        log_min = l;
 }
 
 struct line {
@@ -126,7 +128,7 @@ static json_t *jstr(const char *s)
 /* The line's fields: ts, daemon, level, then fields, then msg. */
 static void emit(enum log_level level, const char *const *fields, const char *fmt, va_list ap)
 {
-    if (level < log_min)
+    if ((int)level < log_min)
         return;
     char msg[2048], ts[40];
     struct timeval tv;
