@@ -130,6 +130,11 @@ bool intake_full(const struct intake *in, const struct intake_batch *b)
     return b->n_events >= (size_t)in->batch_max;
 }
 
+void intake_set_batch_max(struct intake *in, int batch_max)
+{
+    in->batch_max = batch_max;
+}
+
 size_t intake_collect(struct intake *in, struct intake_batch *b, int timeout_ms, int wake_fd)
 {
     zmq_pollitem_t items[2];
@@ -156,16 +161,17 @@ static bool same_sender(const struct intake_msg *a, const struct intake_msg *b)
 
 /* One ack for every message of the batch from the sender of msgs[first]: a
  * proxyd sends a message a millisecond, and one ack per commit instead of
- * one per message spares it most of its wake-ups. */
-static void ack_sender(struct intake *in, const struct intake_batch *b, size_t first,
-                       bool *done)
+ * one per message spares it most of its wake-ups. 0 sent, -1 not. */
+static int ack_sender(struct intake *in, const struct intake_batch *b, size_t first,
+                      bool *done)
 {
     const struct intake_msg *m0 = &b->msgs[first];
     Tollgate__EventAck ack = TOLLGATE__EVENT_ACK__INIT;
     char **ids = malloc((b->n_events ? b->n_events : 1) * sizeof(*ids));
+    int rc = -1;
     if (ids == NULL) {
         log_error("out of memory acking; the sender will resend");
-        return;
+        return -1;
     }
     for (size_t i = first; i < b->n_msgs; i++) {
         const struct intake_msg *m = &b->msgs[i];
@@ -184,22 +190,34 @@ static void ack_sender(struct intake *in, const struct intake_batch *b, size_t f
             zmq_send(in->router, buf, len, ZMQ_DONTWAIT) < 0)
             log_warn("cannot ack %zu events: %s (the sender will resend)", ack.n_request_ids,
                      zmq_strerror(zmq_errno()));
+        else
+            rc = 0;
     }
     free(buf);
     free(ids);
+    return rc;
 }
 
-void intake_ack(struct intake *in, const struct intake_batch *b)
+size_t intake_ack(struct intake *in, const struct intake_batch *b, size_t *failed)
 {
+    size_t sent = 0;
     bool *done = calloc(b->n_msgs ? b->n_msgs : 1, sizeof(*done));
+    *failed = 0;
     if (done == NULL) {
         log_error("out of memory acking; the senders will resend");
-        return;
+        *failed = 1;
+        return 0;
     }
-    for (size_t i = 0; i < b->n_msgs; i++)
-        if (!done[i])
-            ack_sender(in, b, i, done);
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        if (done[i])
+            continue;
+        if (ack_sender(in, b, i, done) == 0)
+            sent++;
+        else
+            (*failed)++;
+    }
     free(done);
+    return sent;
 }
 
 void intake_batch_clear(struct intake_batch *b)

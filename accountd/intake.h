@@ -38,9 +38,13 @@ size_t intake_collect(struct intake *in, struct intake_batch *b, int timeout_ms,
 /* Does b hold batch_max events (so it takes no more)? */
 bool intake_full(const struct intake *in, const struct intake_batch *b);
 
+/* A reloaded tollgate.accountd.batch_max_events. */
+void intake_set_batch_max(struct intake *in, int batch_max);
+
 /* Acknowledges the events of b to their senders (after the commit), one
- * ack per sender. */
-void intake_ack(struct intake *in, const struct intake_batch *b);
+ * ack per sender. Returns how many acks were sent; *failed counts those
+ * that could not be (their senders resend). */
+size_t intake_ack(struct intake *in, const struct intake_batch *b, size_t *failed);
 
 /* Frees the decoded messages; b can be reused. */
 void intake_batch_clear(struct intake_batch *b);

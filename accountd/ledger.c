@@ -29,6 +29,13 @@
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 5000
+#define STOP_CHECK_MS 50 /* a backoff looks at the stop flag this often */
+
+/* Ledger lag: milliseconds when all is well, up to an hour when accountd or
+ * MariaDB was away and proxyd's spool is being delivered. */
+static const double lag_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                     2.5, 5, 10, 30, 60, 300, 900, 3600};
+#define NBUCKETS(a) (sizeof(a) / sizeof((a)[0]))
 
 static int connect_db(struct ledger *l, unsigned *errnum, char *err, size_t errlen)
 {
@@ -49,18 +56,34 @@ static int connect_db(struct ledger *l, unsigned *errnum, char *err, size_t errl
     return 0;
 }
 
-int ledger_shared_init(struct ledger_shared *s, struct metrics *metrics)
+int ledger_shared_init(struct ledger_shared *s, struct metrics *m)
 {
-    *s = (struct ledger_shared){.metrics = metrics};
-    if ((s->m_rows = metrics_counter(metrics, "tollgate_accountd_log_rows_inserted_total",
+    *s = (struct ledger_shared){.metrics = m};
+    if ((s->m_rows = metrics_counter(m, "tollgate_accountd_log_rows_inserted_total",
                                      "Rows written to spend_logs (redelivered events add none)",
                                      NULL)) < 0 ||
-        (s->m_unpriced = metrics_counter(metrics, "tollgate_accountd_unpriced_events_total",
+        (s->m_unpriced = metrics_counter(m, "tollgate_accountd_unpriced_events_total",
                                          "Requests logged with cost 0 because their model has"
                                          " no price (pricing=unpriced)", "model")) < 0 ||
-        (s->m_rejected = metrics_counter(metrics, "tollgate_accountd_rejected_events_total",
-                                         "Events the database refused, kept in rejected_events",
-                                         NULL)) < 0 ||
+        (s->m_rejected = metrics_counter(m, "tollgate_accountd_rejected_events_total",
+                                         "Events kept in rejected_events instead of the ledger,"
+                                         " by why: invalid (a field does not fit), retention"
+                                         " (older than the log retention), database (refused"
+                                         " by MariaDB)", "reason")) < 0 ||
+        (s->m_dups = metrics_counter(m, "tollgate_accountd_duplicate_events_total",
+                                     "Redelivered events already in the ledger (or twice in a"
+                                     " batch): acknowledged, counted once", NULL)) < 0 ||
+        (s->m_commit_s = metrics_histogram(m, "tollgate_accountd_commit_duration_seconds",
+                                           "Time of one ledger transaction, BEGIN to COMMIT",
+                                           NULL, metrics_latency_buckets,
+                                           metrics_latency_nbuckets)) < 0 ||
+        (s->m_lag_s = metrics_histogram(m, "tollgate_accountd_ledger_lag_seconds",
+                                        "Per event written to spend_logs: from its end (proxyd's"
+                                        " clock) to its commit", NULL, lag_buckets,
+                                        NBUCKETS(lag_buckets))) < 0 ||
+        (s->m_lag_last = metrics_gauge(m, "tollgate_accountd_last_batch_lag_seconds",
+                                       "Ledger lag of the oldest new event of the last committed"
+                                       " batch", NULL)) < 0 ||
         (s->warned = strmap_new()) == NULL)
         return -1;
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
@@ -79,8 +102,8 @@ void ledger_shared_destroy(struct ledger_shared *s)
     pthread_mutex_destroy(&s->lock);
 }
 
-struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_table *prices,
-                          struct ledger_shared *shared, char *err, size_t errlen)
+struct ledger *ledger_new(const struct db_config *dbcfg, struct ledger_shared *shared,
+                          char *err, size_t errlen)
 {
     struct ledger *l = calloc(1, sizeof(*l));
     if (l == NULL) {
@@ -89,7 +112,6 @@ struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_tabl
     }
     l->shared = shared;
     l->dbcfg = dbcfg;
-    l->prices = prices;
     unsigned errnum;
     if (connect_db(l, &errnum, err, errlen) < 0) {
         ledger_free(l);
@@ -134,8 +156,16 @@ static int64_t new_batch_id(void)
     return v != 0 ? (int64_t)v : 1;
 }
 
-static int reject_row(struct ledger *l, const Tollgate__UsageEvent *e, const char *why,
-                      unsigned *errnum, char *err, size_t errlen);
+static int reject_row(struct ledger *l, struct ledger_row *r, unsigned *errnum, char *err,
+                      size_t errlen);
+
+/* Seconds on the monotonic clock, for durations. */
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* One transaction: the new log rows, what they add to every counter and
  * rollup, and the rows that cannot be written kept in rejected_events. */
@@ -145,6 +175,9 @@ static int write_batch(struct ledger *l, struct ledger_row *rows, size_t n, unsi
     *errnum = 0;
     if (connect_db(l, errnum, err, errlen) < 0)
         return -1;
+    double t0 = mono_s();
+    for (size_t i = 0; i < n; i++)
+        rows[i].rejected = false;
     if (db_begin(l->db, err, errlen) < 0) {
         *errnum = mysql_errno(l->db);
         return -1;
@@ -155,12 +188,13 @@ static int write_batch(struct ledger *l, struct ledger_row *rows, size_t n, unsi
         goto fail;
     for (size_t i = 0; i < n; i++)
         if (rows[i].bad != NULL && !rows[i].dup_in_batch &&
-            reject_row(l, rows[i].e, rows[i].bad, errnum, err, errlen) < 0)
+            reject_row(l, &rows[i], errnum, err, errlen) < 0)
             goto fail;
     if (db_commit(l->db, err, errlen) < 0) {
         *errnum = mysql_errno(l->db);
         goto fail;
     }
+    metrics_observe(l->shared->metrics, l->shared->m_commit_s, NULL, mono_s() - t0);
     return 0;
 fail:
     db_rollback(l->db);
@@ -168,11 +202,13 @@ fail:
     return -1;
 }
 
-/* The dead-letter path: the whole event, encoded, with the reason; once per
- * request id, however often it is delivered. */
-static int reject_row(struct ledger *l, const Tollgate__UsageEvent *e, const char *why,
-                      unsigned *errnum, char *err, size_t errlen)
+/* The dead-letter path: the whole event, encoded, with the reason (r->bad);
+ * once per request id, however often it is delivered. */
+static int reject_row(struct ledger *l, struct ledger_row *r, unsigned *errnum, char *err,
+                      size_t errlen)
 {
+    const Tollgate__UsageEvent *e = r->e;
+    const char *why = r->bad;
     size_t len = tollgate__usage_event__get_packed_size(e);
     uint8_t *buf = malloc(len + 1);
     uint64_t added = 0;
@@ -189,10 +225,10 @@ static int reject_row(struct ledger *l, const Tollgate__UsageEvent *e, const cha
                             " WHERE request_id = LEFT(?, 255))",
                      p, 4, NULL, &added, errnum, err, errlen);
     free(buf);
-    if (rc == 0 && added > 0) {
-        metrics_add(l->shared->metrics, l->shared->m_rejected, NULL, 1);
-        log_error("request %s: rejected by the database (%s); kept in rejected_events",
-                  e->request_id, why);
+    if (rc == 0 && added > 0) { /* counted in the metrics once committed */
+        r->rejected = true;
+        log_request(LOG_ERROR, e->request_id, "rejected (%s): %s; kept in rejected_events",
+                    r->reason, why);
     }
     return rc;
 }
@@ -210,6 +246,7 @@ static int write_singly(struct ledger *l, struct ledger_row *rows, size_t n, uns
         char why[1024];
         snprintf(why, sizeof(why), "%s", err);
         rows[i].bad = why;
+        rows[i].reason = "database";
         int rc = write_batch(l, &rows[i], 1, errnum, err, errlen); /* just the rejection */
         rows[i].bad = NULL;
         if (rc < 0)
@@ -218,41 +255,66 @@ static int write_singly(struct ledger *l, struct ledger_row *rows, size_t n, uns
     return 0;
 }
 
-/* The committed batch's new rows in the metrics. */
+/* The committed batch in the metrics: its new rows and their lag, its
+ * rejections, and the redelivered events it found in the ledger already. */
 static void count_rows(struct ledger *l, const struct ledger_row *rows, size_t n)
 {
-    uint64_t inserted = 0;
+    struct ledger_shared *sh = l->shared;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, oldest = -1;
+    uint64_t inserted = 0, dups = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!rows[i].inserted)
-            continue;
-        inserted++;
-        if (strcmp(rows[i].pricing, "unpriced") == 0)
-            metrics_add(l->shared->metrics, l->shared->m_unpriced,
-                        METRICS_LABELS(rows[i].e->model), 1);
+        const struct ledger_row *r = &rows[i];
+        if (r->rejected) {
+            metrics_add(sh->metrics, sh->m_rejected, METRICS_LABELS(r->reason), 1);
+        } else if (!r->inserted) {
+            dups++;
+            log_request(LOG_DEBUG, r->e->request_id, "already in the ledger: a redelivery,"
+                        " acknowledged and not counted again");
+        } else {
+            inserted++;
+            if (strcmp(r->pricing, "unpriced") == 0)
+                metrics_add(sh->metrics, sh->m_unpriced, METRICS_LABELS(r->e->model), 1);
+            double lag = now - (double)r->e->end_time_us / 1e6;
+            lag = lag > 0 ? lag : 0; /* proxyd's clock may be ahead of ours */
+            metrics_observe(sh->metrics, sh->m_lag_s, NULL, lag);
+            oldest = lag > oldest ? lag : oldest;
+        }
     }
-    metrics_add(l->shared->metrics, l->shared->m_rows, NULL, inserted);
+    metrics_add(sh->metrics, sh->m_rows, NULL, inserted);
+    if (dups > 0)
+        metrics_add(sh->metrics, sh->m_dups, NULL, dups);
+    if (oldest >= 0)
+        metrics_set(sh->metrics, sh->m_lag_last, NULL, oldest);
 }
 
-static void sleep_ms(int ms)
+/* Sleeps ms, or less when *stop becomes true meanwhile. */
+static void backoff_sleep(int ms, volatile const int *stop)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    while (ms > 0 && !*stop) {
+        int step = ms < STOP_CHECK_MS ? ms : STOP_CHECK_MS;
+        struct timespec ts = {step / 1000, (long)(step % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
 }
 
-int ledger_commit(struct ledger *l, Tollgate__UsageEvent **events, size_t n,
-                  volatile const int *stop)
+int ledger_commit(struct ledger *l, const struct price_table *prices, long retention_s,
+                  Tollgate__UsageEvent **events, size_t n, volatile const int *stop)
 {
     int backoff = BACKOFF_MIN_MS, rc = -1;
     bool degraded = false;
     struct ledger_row *rows = calloc(n ? n : 1, sizeof(*rows));
-    int64_t horizon_us = l->retention_s > 0 ? ((int64_t)time(NULL) - l->retention_s) * 1000000 : 0;
+    int64_t horizon_us = retention_s > 0 ? ((int64_t)time(NULL) - retention_s) * 1000000 : 0;
     if (rows == NULL ||
-        rows_prepare(rows, events, n, l->prices, l->shared, horizon_us) < 0) {
+        rows_prepare(rows, events, n, prices, l->shared, horizon_us) < 0) {
         log_error("out of memory pricing a batch of %zu events; the senders will resend", n);
         free(rows);
         return -1;
     }
-    while (!*stop) {
+    /* a batch handed over just before SIGTERM still gets its attempt */
+    for (bool first = true; first || !*stop; first = false) {
         char err[1024];
         unsigned errnum = 0;
         spend_list_truncate(&l->spent, 0);
@@ -272,9 +334,12 @@ int ledger_commit(struct ledger *l, Tollgate__UsageEvent **events, size_t n,
             mysql_close(l->db);
             l->db = NULL;
         }
-        sleep_ms(backoff);
+        backoff_sleep(backoff, stop);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
+    if (rc < 0)
+        log_warn("stopping: a batch of %zu events is not committed and not acknowledged; its"
+                 " senders will resend it", n);
     rows_release(rows, n);
     free(rows);
     return rc;

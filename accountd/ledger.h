@@ -18,27 +18,26 @@
  * warned once per process. */
 struct ledger_shared {
     struct metrics *metrics;
-    int m_rows, m_unpriced, m_rejected;
+    int m_rows, m_unpriced, m_rejected, m_dups, m_commit_s, m_lag_s, m_lag_last;
     pthread_mutex_t lock; /* guards warned */
     struct strmap *warned;
 };
 
-/* Declares the ledger's counters in metrics. -1 on ENOMEM. */
+/* Declares the ledger's metrics in metrics. -1 on ENOMEM. */
 int ledger_shared_init(struct ledger_shared *s, struct metrics *metrics);
 void ledger_shared_destroy(struct ledger_shared *s);
 
 struct ledger {
     MYSQL *db;
     const struct db_config *dbcfg;
-    const struct price_table *prices;
     struct ledger_shared *shared;
-    long retention_s;               /* log retention; 0 = forever (main.c sets it) */
     struct spend_list spent;        /* owners' spend as the last commit wrote it */
 };
 
-/* A ledger with its own MariaDB connection; shared is kept, not owned. */
-struct ledger *ledger_new(const struct db_config *dbcfg, const struct price_table *prices,
-                          struct ledger_shared *shared, char *err, size_t errlen);
+/* A ledger with its own MariaDB connection; dbcfg and shared are kept, not
+ * owned. */
+struct ledger *ledger_new(const struct db_config *dbcfg, struct ledger_shared *shared,
+                          char *err, size_t errlen);
 void ledger_free(struct ledger *l);
 
 /* The ledger's connection, (re)connected when it has none: for the work
@@ -47,12 +46,14 @@ MYSQL *ledger_db(struct ledger *l);
 /* Drops the connection after a failure, so the next use reconnects. */
 void ledger_disconnect(struct ledger *l);
 
-/* Commits events in ONE transaction: each new request_id gets its log row
- * and its spend increments; a request_id already in the ledger changes
- * nothing. Retries deadlocks and lost connections until *stop becomes true.
- * 0 when every event is in the ledger (so all may be acknowledged; l->spent
- * then holds the budget owners' committed spend), -1 if stopped before that. */
-int ledger_commit(struct ledger *l, Tollgate__UsageEvent **events, size_t n,
-                  volatile const int *stop);
+/* Prices events with prices and commits them in ONE transaction: each new
+ * request_id gets its log row and its spend increments; a request_id
+ * already in the ledger changes nothing. retention_s: the log retention (0
+ * = forever); older events are refused. Makes at least one attempt, and
+ * retries deadlocks and lost connections until *stop becomes true. 0 when
+ * every event is in the ledger (so all may be acknowledged; l->spent then
+ * holds the budget owners' committed spend), -1 if stopped before that. */
+int ledger_commit(struct ledger *l, const struct price_table *prices, long retention_s,
+                  Tollgate__UsageEvent **events, size_t n, volatile const int *stop);
 
 #endif

@@ -26,9 +26,10 @@
 
 #define READBACK_CHUNK 200 /* request ids per "which rows are ours" SELECT */
 
-/* Warns once per model and process, so an unpriced model is loud but not a
- * flood. */
-static void warn_unpriced(struct ledger_shared *shared, const char *model)
+/* Warns once per model and process (with the first such request's id), so
+ * an unpriced model is loud but not a flood. */
+static void warn_unpriced(struct ledger_shared *shared, const char *model,
+                          const char *request_id)
 {
     int err = 0;
     pthread_mutex_lock(&shared->lock);
@@ -38,8 +39,8 @@ static void warn_unpriced(struct ledger_shared *shared, const char *model)
     pthread_mutex_unlock(&shared->lock);
     if (seen)
         return;
-    log_warn("model %s has no price: its requests are logged with cost 0 and pricing=unpriced",
-             model);
+    log_request(LOG_WARN, request_id, "model %s has no price: its requests are logged with"
+                " cost 0 and pricing=unpriced", model);
 }
 
 /* The event's cost, exact, and how it was priced. */
@@ -60,9 +61,9 @@ static void price_row(struct ledger_row *r, const struct price_table *prices,
         r->cost = 0;
     money_format(r->cost, r->cost_text);
     if (st == PRICE_UNPRICED)
-        warn_unpriced(shared, e->model);
+        warn_unpriced(shared, e->model, e->request_id);
     else if (st == PRICE_ERROR)
-        log_warn("request %s: cannot price: %s", e->request_id, err);
+        log_request(LOG_WARN, e->request_id, "cannot price: %s", err);
     r->pricing = st == PRICE_OK ? "priced" : st == PRICE_UNPRICED ? "unpriced" : "invalid";
 }
 
@@ -136,9 +137,12 @@ int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t 
         snprintf(r->provider, sizeof(r->provider), "%.*s",
                  slash != NULL ? (int)(slash - r->e->model) : 6, slash != NULL ? r->e->model : "openai");
         r->bad = misfit(r->e);
-        if (r->bad == NULL && r->e->start_time_us < horizon_us)
+        r->reason = "invalid";
+        if (r->bad == NULL && r->e->start_time_us < horizon_us) {
             r->bad = "started before the log retention period (maximum_spend_logs_retention_"
                      "period): its first copy may be deleted, so it is not counted again";
+            r->reason = "retention";
+        }
         if ((r->tags_json = tags_json(r->e)) == NULL) {
             rows_release(rows, i + 1);
             return -1;

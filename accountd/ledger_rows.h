@@ -32,8 +32,11 @@ struct ledger_row {
     char provider[64];
     char *tags_json;
     const char *bad;         /* why the row cannot be written as it is; NULL if it can */
+    const char *reason;      /* bad's kind, the rejected-events metric's label: invalid |
+                              * retention | database */
     bool dup_in_batch;       /* the same request id came earlier in this batch */
     bool inserted;           /* this transaction inserted it (set by rows_insert) */
+    bool rejected;           /* this transaction added it to rejected_events */
 };
 
 /* Prices and checks each event into rows[i] (n entries, sorted by request

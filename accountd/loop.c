@@ -8,6 +8,12 @@
  * wait in ZeroMQ), so batches grow with the load and each transaction's
  * fixed costs are shared by more events. Budget resets run every 250 ms
  * and log retention every minute, on a connection of their own.
+ *
+ * SIGHUP swaps in a new generation of settings (settings.c) between two
+ * iterations; a batch takes the generation current when it is handed to a
+ * writer. SIGTERM ends the loop: the batches with the writers are waited
+ * for (up to shutdown_grace_ms) and acked; the batch being gathered and
+ * the messages still in ZeroMQ are never acked, so proxyd resends them.
  */
 #include "loop.h"
 
@@ -29,15 +35,48 @@
                                  * loop must keep acking what the writers commit */
 #define RETENTION_TICK_MS 60000 /* how often log rows past the retention period are deleted */
 
+/* Events per batch: 1 (light load) to batch_max_events (20,000 by default). */
+static const double batch_buckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
+                                       10000, 20000};
+
 int loop_declare_metrics(struct accountd *a)
 {
-    return (a->m_events = metrics_counter(a->metrics, "tollgate_accountd_events_committed_total",
+    struct metrics *m = a->metrics;
+    return (a->m_received = metrics_counter(m, "tollgate_accountd_events_received_total",
+                                            "Usage events received from proxyd (a redelivery"
+                                            " counts again)", NULL)) < 0 ||
+           (a->m_events = metrics_counter(m, "tollgate_accountd_events_committed_total",
                                           "Usage events committed (or found already in the"
                                           " ledger) and acknowledged", NULL)) < 0 ||
-           (a->m_batches = metrics_counter(a->metrics, "tollgate_accountd_batches_committed_total",
-                                           "Ledger transactions committed", NULL)) < 0 ||
-           (a->m_resets = metrics_counter(a->metrics, "tollgate_accountd_budget_resets_total",
-                                          "Budget periods reset", NULL)) < 0 ? -1 : 0;
+           (a->m_batches = metrics_counter(m, "tollgate_accountd_batches_committed_total",
+                                           "Batches committed and acknowledged", NULL)) < 0 ||
+           (a->m_batch_size = metrics_histogram(m, "tollgate_accountd_batch_events",
+                                                "Events per committed batch", NULL, batch_buckets,
+                                                sizeof(batch_buckets) / sizeof(double))) < 0 ||
+           (a->m_acks = metrics_counter(m, "tollgate_accountd_acks_sent_total",
+                                        "Acknowledgements sent (one per proxyd per batch)",
+                                        NULL)) < 0 ||
+           (a->m_ack_failures = metrics_counter(m, "tollgate_accountd_ack_failures_total",
+                                                "Acknowledgements that could not be sent (their"
+                                                " events are resent)", NULL)) < 0 ||
+           (a->m_resets = metrics_counter(m, "tollgate_accountd_budget_resets_total",
+                                          "Budget periods reset", NULL)) < 0 ||
+           (a->m_reloads = metrics_counter(m, "tollgate_accountd_config_reloads_total",
+                                           "SIGHUP reloads of the config and price file, by"
+                                           " result: ok or refused", "result")) < 0 ? -1 : 0;
+}
+
+/* SIGHUP: a new generation of settings, or the old one kept (logged). */
+static void reload(struct accountd *a)
+{
+    struct settings *next = settings_reload(a->cfg, a->instance);
+    metrics_add(a->metrics, a->m_reloads, METRICS_LABELS(next != NULL ? "ok" : "refused"), 1);
+    if (next == NULL)
+        return;
+    log_configure(next->cfg->log_format, next->cfg->log_level);
+    intake_set_batch_max(a->in, next->cfg->accountd.batch_max_events);
+    settings_unref(a->gen); /* batches with the writers keep theirs */
+    a->gen = next;
 }
 
 /* Resets the budgets that are due; logs once per change between working and
@@ -63,7 +102,7 @@ static bool tick_resets(struct accountd *a, bool was_failing)
 static void tick_retention(struct accountd *a)
 {
     char err[1024] = "MariaDB is unreachable";
-    long keep_s = a->cfg->log_retention_s;
+    long keep_s = a->gen->cfg->log_retention_s;
     MYSQL *db = ledger_db(a->chores);
     long n = db != NULL ? retention_run(db, time(NULL) - keep_s, err, sizeof(err)) : -1;
     if (n < 0) {
@@ -80,11 +119,15 @@ static void finish_done(struct accountd *a)
     struct writer *w;
     while ((w = writers_done(a->writers)) != NULL) {
         if (w->rc == 0) {
+            size_t failed = 0, sent = intake_ack(a->in, &w->batch, &failed);
             a->committed += w->batch.n_events;
             a->batches++;
             metrics_add(a->metrics, a->m_events, NULL, w->batch.n_events);
             metrics_add(a->metrics, a->m_batches, NULL, 1);
-            intake_ack(a->in, &w->batch);
+            metrics_observe(a->metrics, a->m_batch_size, NULL, (double)w->batch.n_events);
+            metrics_add(a->metrics, a->m_acks, NULL, sent);
+            if (failed > 0)
+                metrics_add(a->metrics, a->m_ack_failures, NULL, failed);
             updates_publish(a->up, &w->ledger->spent, w->batch.events, w->batch.n_events);
         }
         writers_release(a->writers, w);
@@ -98,22 +141,56 @@ static int wait_ms(struct accountd *a, const struct intake_batch *b, bool writer
                    int64_t first_ms, int64_t next_tick_ms)
 {
     int64_t now = clock_ms(), until = next_tick_ms;
-    if (writer_idle && b->n_events > 0 && first_ms + a->cfg->accountd.batch_wait_ms < until)
-        until = first_ms + a->cfg->accountd.batch_wait_ms;
+    int64_t batch_wait = a->gen->cfg->accountd.batch_wait_ms;
+    if (writer_idle && b->n_events > 0 && first_ms + batch_wait < until)
+        until = first_ms + batch_wait;
     if (until > now + POLL_MS)
         until = now + POLL_MS;
     return until > now ? (int)(until - now) : 0;
 }
 
-void loop_run(struct accountd *a)
+/* SIGTERM: waits up to shutdown_grace_ms for the batches the writers have
+ * and acks those they commit. Whether none is left. */
+static bool drain(struct accountd *a, struct intake_batch *gathering, int64_t ping_ms)
+{
+    int grace = a->gen->cfg->accountd.shutdown_grace_ms;
+    int64_t deadline = clock_ms() + grace, last_ping = 0;
+    if (gathering->n_events > 0)
+        log_info("stopping: %zu events received but not handed to a writer are not"
+                 " acknowledged; proxyd resends them", gathering->n_events);
+    while (writers_busy(a->writers) && clock_ms() < deadline) {
+        int64_t left = deadline - clock_ms();
+        struct pollfd p = {writers_fd(a->writers), POLLIN, 0};
+        if (ping_ms > 0 && clock_ms() - last_ping >= ping_ms) {
+            last_ping = clock_ms();
+            notify_watchdog();
+        }
+        if (poll(&p, 1, left < POLL_MS ? (int)left : POLL_MS) < 0 && errno != EINTR)
+            break;
+        finish_done(a);
+    }
+    finish_done(a);
+    if (!writers_busy(a->writers))
+        return true;
+    log_error("stopping: a batch is still being committed after shutdown_grace_ms (%d ms; is"
+              " MariaDB stuck?): exiting without acknowledging it; proxyd resends it and the"
+              " ledger counts each event once", grace);
+    return false;
+}
+
+bool loop_run(struct accountd *a)
 {
     struct intake_batch gathering = {0};
     int64_t first_ms = 0, last_reset = 0, last_retention = 0, last_ping = 0;
     int64_t ping_ms = notify_watchdog_interval_ms(); /* the loop wakes at least every tick */
     bool resets_failing = false;
-    long keep_s = a->cfg->log_retention_s;
     while (!*a->stop) {
         int64_t now = clock_ms();
+        long keep_s = a->gen->cfg->log_retention_s;
+        if (*a->reload) {
+            *a->reload = 0;
+            reload(a);
+        }
         if (ping_ms > 0 && now - last_ping >= ping_ms) {
             last_ping = now;
             notify_watchdog();
@@ -130,25 +207,22 @@ void loop_run(struct accountd *a)
         struct writer *idle = writers_idle(a->writers);
         if (idle != NULL && gathering.n_events > 0 &&
             (intake_full(a->in, &gathering) ||
-             clock_ms() >= first_ms + a->cfg->accountd.batch_wait_ms)) {
-            writers_submit(a->writers, idle, &gathering);
+             clock_ms() >= first_ms + a->gen->cfg->accountd.batch_wait_ms)) {
+            writers_submit(a->writers, idle, &gathering, a->gen);
             continue;
         }
         size_t had = gathering.n_events;
-        intake_collect(a->in, &gathering, wait_ms(a, &gathering, idle != NULL, first_ms,
-                                                  last_reset + reset_every),
-                       writers_fd(a->writers));
+        size_t got = intake_collect(a->in, &gathering, wait_ms(a, &gathering, idle != NULL,
+                                                               first_ms, last_reset + reset_every),
+                                    writers_fd(a->writers));
+        if (got > 0)
+            metrics_add(a->metrics, a->m_received, NULL, got);
         if (had == 0 && gathering.n_events > 0)
             first_ms = clock_ms();
         finish_done(a);
     }
     notify_stopping();
-    while (writers_busy(a->writers)) { /* the commits in hand finish and are acked */
-        struct pollfd p = {writers_fd(a->writers), POLLIN, 0};
-        if (poll(&p, 1, POLL_MS) < 0 && errno != EINTR)
-            break;
-        finish_done(a);
-    }
-    finish_done(a);
+    bool drained = drain(a, &gathering, ping_ms);
     intake_batch_free(&gathering); /* not acked: the senders resend these */
+    return drained;
 }

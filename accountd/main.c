@@ -4,12 +4,15 @@
  * batches (loop.c), has its writer threads (writers.c) price and commit
  * them to the MariaDB ledger (ledger.c), then acks. It is the only writer
  * of spend. `accountd -c FILE --migrate` applies schema migrations.
+ * Signals: SIGTERM/SIGINT stop it (the batches in hand are committed and
+ * acked first), SIGHUP reloads the config and price file (settings.c).
  */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mysql.h>
 
@@ -24,15 +27,19 @@
 #include "notify.h"
 #include "price.h"
 #include "runtime.h"
+#include "settings.h"
 #include "updates.h"
 #include "writers.h"
 
-static volatile int stop_flag; /* set by SIGTERM/SIGINT */
+static volatile int stop_flag;            /* set by SIGTERM/SIGINT */
+static volatile sig_atomic_t reload_flag; /* set by SIGHUP */
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_flag = 1;
+    if (sig == SIGHUP)
+        reload_flag = 1;
+    else
+        stop_flag = 1;
 }
 
 static void usage(void)
@@ -59,18 +66,41 @@ static int migrate(const struct config *cfg)
     return 0;
 }
 
+/* A writer is stuck in a MariaDB call past shutdown_grace_ms: it cannot be
+ * joined, and what it holds (its ledger, the metrics, the settings) cannot
+ * be freed under it. The acks already sent are flushed, then the process
+ * ends. Its transaction is rolled back when the connection closes (or had
+ * committed): either way proxyd resends its events, and the ledger counts
+ * each once. */
+static void abandon(struct accountd *a)
+{
+    intake_free(a->in);
+    updates_free(a->up);
+    log_info("accountd stopped without joining a stuck writer");
+    _exit(0);
+}
+
 static int run(const struct config *cfg, size_t instance)
 {
     const char *events = cfg->accountd.events[instance], *updates = cfg->accountd.updates[instance];
     char err[1024];
     struct sigaction sa = {.sa_handler = on_signal};
-    struct accountd a = {.cfg = cfg, .stop = &stop_flag};
+    /* SA_RESTART: a reload does not interrupt a MariaDB call (the loop's poll wakes anyway) */
+    struct sigaction sa_hup = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+    struct accountd a = {.cfg = cfg, .instance = instance, .stop = &stop_flag,
+                         .reload = &reload_flag};
     struct ledger_shared shared = {0};
     struct metrics_server *metrics_srv = NULL;
     int rc = 1;
+    sigaction(SIGHUP, &sa_hup, NULL); /* early: a SIGHUP while starting must not kill it */
     struct price_table *prices = price_table_open(cfg->price_file, err, sizeof(err));
     if (prices == NULL) {
         log_error("cannot load prices: %s", err);
+        return 1;
+    }
+    if ((a.gen = settings_new(cfg, false, prices)) == NULL) {
+        log_error("out of memory");
+        price_table_free(prices);
         return 1;
     }
     if ((a.metrics = metrics_new()) == NULL || loop_declare_metrics(&a) < 0 ||
@@ -86,8 +116,8 @@ static int run(const struct config *cfg, size_t instance)
         log_error("%s", err);
         goto out;
     }
-    if ((a.chores = ledger_new(&cfg->db, prices, &shared, err, sizeof(err))) == NULL ||
-        (a.writers = writers_new((size_t)cfg->accountd.writers, cfg, prices, &shared, &stop_flag,
+    if ((a.chores = ledger_new(&cfg->db, &shared, err, sizeof(err))) == NULL ||
+        (a.writers = writers_new((size_t)cfg->accountd.writers, &cfg->db, &shared, &stop_flag,
                                  err, sizeof(err))) == NULL ||
         (a.in = intake_new(events, cfg->accountd.batch_max_events, err, sizeof(err))) == NULL ||
         (a.up = updates_new(updates, err, sizeof(err))) == NULL ||
@@ -101,13 +131,15 @@ static int run(const struct config *cfg, size_t instance)
     sigaction(SIGINT, &sa, NULL);
     log_info("accountd ready: instance %zu of %zu, events on %s, updates on %s, %d writers,"
              " %zu priced models", instance + 1, cfg->accountd.n_accountd, events, updates,
-             cfg->accountd.writers, price_table_count(prices));
+             cfg->accountd.writers, price_table_count(a.gen->prices));
     char status[256];
     snprintf(status, sizeof(status), "accountd instance %zu of %zu: events on %s", instance + 1,
              cfg->accountd.n_accountd, events);
     notify_ready(status);
-    loop_run(&a);
+    bool drained = loop_run(&a);
     log_info("accountd stopping: committed %zu events in %zu batches", a.committed, a.batches);
+    if (!drained)
+        abandon(&a);
     rc = 0;
 out:
     metrics_server_free(metrics_srv);
@@ -116,7 +148,7 @@ out:
     updates_free(a.up);
     ledger_free(a.chores);
     ledger_shared_destroy(&shared);
-    price_table_free(prices);
+    settings_unref(a.gen);
     metrics_free(a.metrics);
     return rc;
 }

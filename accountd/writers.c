@@ -59,7 +59,9 @@ static void *run(void *arg)
         if (s->state != BUSY)
             break;
         pthread_mutex_unlock(&ws->lock);
-        s->w.rc = ledger_commit(s->w.ledger, s->w.batch.events, s->w.batch.n_events, ws->stop);
+        const struct settings *gen = s->w.gen; /* held by the main thread until released */
+        s->w.rc = ledger_commit(s->w.ledger, gen->prices, gen->cfg->log_retention_s,
+                                s->w.batch.events, s->w.batch.n_events, ws->stop);
         pthread_mutex_lock(&ws->lock);
         s->state = DONE;
         ssize_t k;
@@ -71,9 +73,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-struct writers *writers_new(size_t n, const struct config *cfg, const struct price_table *prices,
-                            struct ledger_shared *shared, volatile const int *stop,
-                            char *err, size_t errlen)
+struct writers *writers_new(size_t n, const struct db_config *db, struct ledger_shared *shared,
+                            volatile const int *stop, char *err, size_t errlen)
 {
     struct writers *ws = calloc(1, sizeof(*ws));
     if (ws == NULL || (ws->slots = calloc(n, sizeof(*ws->slots))) == NULL) {
@@ -93,11 +94,10 @@ struct writers *writers_new(size_t n, const struct config *cfg, const struct pri
         struct slot *s = &ws->slots[i];
         s->ws = ws;
         ws->n = i + 1;
-        if ((s->w.ledger = ledger_new(&cfg->db, prices, shared, err, errlen)) == NULL) {
+        if ((s->w.ledger = ledger_new(db, shared, err, errlen)) == NULL) {
             writers_free(ws);
             return NULL;
         }
-        s->w.ledger->retention_s = cfg->log_retention_s;
         if (runtime_thread_start(&s->thread, run, s) != 0) {
             snprintf(err, errlen, "writers: cannot start a thread");
             writers_free(ws);
@@ -121,6 +121,7 @@ void writers_free(struct writers *ws)
         if (s->started)
             pthread_join(s->thread, NULL);
         intake_batch_free(&s->w.batch);
+        settings_unref(s->w.gen);
         ledger_free(s->w.ledger);
     }
     for (int k = 0; k < 2; k++)
@@ -167,12 +168,14 @@ struct writer *writers_done(struct writers *ws)
     return find(ws, DONE);
 }
 
-void writers_submit(struct writers *ws, struct writer *w, struct intake_batch *b)
+void writers_submit(struct writers *ws, struct writer *w, struct intake_batch *b,
+                    struct settings *gen)
 {
     struct slot *s = (struct slot *)w; /* w is the first member */
     struct intake_batch spare = w->batch;
     pthread_mutex_lock(&ws->lock);
     w->batch = *b;
+    w->gen = settings_ref(gen);
     s->state = BUSY;
     pthread_cond_broadcast(&ws->cond);
     pthread_mutex_unlock(&ws->lock);
@@ -183,6 +186,8 @@ void writers_release(struct writers *ws, struct writer *w)
 {
     struct slot *s = (struct slot *)w;
     intake_batch_clear(&w->batch);
+    settings_unref(w->gen);
+    w->gen = NULL;
     pthread_mutex_lock(&ws->lock);
     s->state = IDLE;
     pthread_mutex_unlock(&ws->lock);

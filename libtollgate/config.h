@@ -112,6 +112,7 @@ struct config {
         int batch_max_events;
         int batch_wait_ms;
         int writers; /* writer threads, each committing a batch on its own connection */
+        int shutdown_grace_ms; /* on SIGTERM: how long the batches in hand may take to commit */
     } accountd;
 };
 

@@ -127,8 +127,8 @@ static int parse_metrics(struct loader *ld, yaml_node_t *n, struct config *cfg)
 static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
     static const char *const known[] = {"events", "updates", "metrics", "batch_max_events",
-                                        "batch_wait_ms", "writers", NULL};
-    long batch = 20000, wait = 5, writers = 2;
+                                        "batch_wait_ms", "writers", "shutdown_grace_ms", NULL};
+    long batch = 20000, wait = 5, writers = 2, stop_grace = 10000;
     if (cy_want_map(ld, n, "tollgate.accountd") < 0)
         return -1;
     cy_check_keys(ld, n, "tollgate.accountd.", known);
@@ -146,9 +146,12 @@ static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
     if (parse_metrics(ld, n, cfg) < 0 ||
         cy_int(ld, n, "batch_max_events", "tollgate.accountd.batch_max_events", 1, 100000, &batch) < 0 ||
         cy_int(ld, n, "batch_wait_ms", "tollgate.accountd.batch_wait_ms", 0, 10000, &wait) < 0 ||
-        cy_int(ld, n, "writers", "tollgate.accountd.writers", 1, 16, &writers) < 0)
+        cy_int(ld, n, "writers", "tollgate.accountd.writers", 1, 16, &writers) < 0 ||
+        cy_int(ld, n, "shutdown_grace_ms", "tollgate.accountd.shutdown_grace_ms", 0, 3600000,
+               &stop_grace) < 0)
         return -1;
     cfg->accountd.writers = (int)writers;
+    cfg->accountd.shutdown_grace_ms = (int)stop_grace;
     cfg->accountd.batch_max_events = (int)batch;
     cfg->accountd.batch_wait_ms = (int)wait;
     return 0;

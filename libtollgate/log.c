@@ -9,8 +9,8 @@
 #include "log.h"
 
 #include <jansson.h>
-#include <stdatomic.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@
 #define LINE_MAX_BYTES 4096
 
 static const char *log_daemon = "tollgate"; /* set once at start-up */
-/* atomic: a reload sets them on one thread while others log */
+/* atomic: a daemon may apply a reloaded config (SIGHUP) while other threads log */
 static _Atomic int log_fmt = LOG_LOGFMT;
 static _Atomic int log_min = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};

@@ -94,7 +94,7 @@ class LedgerTest(harness.StackTestCase):
         # every row of rejected_events was counted by accountd's metric
         st, _, text = self.stack.http("GET", self.stack.metrics_ports[0], "/metrics")
         self.assertEqual(st, 200, text)
-        self.assertIn("tollgate_accountd_rejected_events_total %s\n"
+        self.assertIn('tollgate_accountd_rejected_events_total{reason="invalid"} %s\n'
                       % self.stack.sql_value("SELECT COUNT(*) FROM rejected_events"), text)
         # accountd is unharmed: a normal request still lands
         key, _ = self.new_key("after-poison")
@@ -192,6 +192,8 @@ class RetentionTest(harness.StackTestCase):
         self.assertEqual(s.sql("SELECT 1 FROM spend_logs WHERE request_id = '%s'" % rid), [])
         why = s.sql_value("SELECT error FROM rejected_events WHERE request_id = '%s'" % rid)
         self.assertIn("retention", why)
+        _, _, text = s.http("GET", s.metrics_ports[0], "/metrics")  # since the restart
+        self.assertIn('tollgate_accountd_rejected_events_total{reason="retention"} 1\n', text)
         self.assertEqual(s.sql_value("SELECT spend FROM api_keys WHERE token = '%s'" % k["token"]),
                          spend)
 
