@@ -69,8 +69,10 @@ int loop_declare_metrics(struct accountd *a)
 /* SIGHUP: a new generation of settings, or the old one kept (logged). */
 static void reload(struct accountd *a)
 {
+    notify_reloading();
     struct settings *next = settings_reload(a->cfg, a->instance);
     metrics_add(a->metrics, a->m_reloads, METRICS_LABELS(next != NULL ? "ok" : "refused"), 1);
+    notify_ready(NULL);
     if (next == NULL)
         return;
     log_configure(next->cfg->log_format, next->cfg->log_level);

@@ -24,7 +24,7 @@ import harness  # noqa: E402
 
 UNITS = ("tollgate-proxyd.service", "tollgate-reportd.service", "tollgate-accountd@.service")
 DAEMONS = ("accountd", "reportd", "proxyd")
-RELOADING = ("proxyd", "reportd")  # the daemons that reload on SIGHUP
+RELOADING = ("proxyd", "reportd", "accountd")  # the daemons that reload on SIGHUP
 
 
 class UnitFilesTest(unittest.TestCase):
