@@ -44,23 +44,6 @@ void settings_unref(struct settings *s)
     free(s);
 }
 
-static bool str_differs(const char *a, const char *b)
-{
-    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
-}
-
-static bool db_differs(const struct db_config *a, const struct db_config *b)
-{
-    return str_differs(a->host, b->host) || str_differs(a->user, b->user) ||
-           str_differs(a->password, b->password) || str_differs(a->database, b->database) ||
-           a->port != b->port;
-}
-
-static bool addr_differs(const struct listen_addr *a, const struct listen_addr *b)
-{
-    return strcmp(a->host, b->host) != 0 || a->port != b->port;
-}
-
 static void needs_restart(const char *key)
 {
     log_warn("%s changed; takes effect after a restart", key);
@@ -70,9 +53,9 @@ static void needs_restart(const char *key)
 static void compare_restart_only(const struct config *boot, const struct config *n, size_t i)
 {
     const struct config *b = boot;
-    if (db_differs(&b->db, &n->db))
+    if (config_db_differs(&b->db, &n->db))
         needs_restart("general_settings.database_url");
-    if (str_differs(b->timezone, n->timezone))
+    if (config_str_differs(b->timezone, n->timezone))
         needs_restart("litellm_settings.timezone");
     if (b->accountd.writers != n->accountd.writers)
         needs_restart("tollgate.accountd.writers");
@@ -87,7 +70,7 @@ static void compare_restart_only(const struct config *boot, const struct config 
         needs_restart("tollgate.accountd.updates");
     if ((b->accountd.n_metrics > 0) != (n->accountd.n_metrics > 0) ||
         (n->accountd.n_metrics > 0 &&
-         addr_differs(&b->accountd.metrics[i], &n->accountd.metrics[i])))
+         config_addr_differs(&b->accountd.metrics[i], &n->accountd.metrics[i])))
         needs_restart("tollgate.accountd.metrics");
 }
 

@@ -338,3 +338,20 @@ void config_free(struct config *cfg)
     }
     free(cfg);
 }
+
+bool config_str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+bool config_db_differs(const struct db_config *a, const struct db_config *b)
+{
+    return config_str_differs(a->host, b->host) || config_str_differs(a->user, b->user) ||
+           config_str_differs(a->password, b->password) ||
+           config_str_differs(a->database, b->database) || a->port != b->port;
+}
+
+bool config_addr_differs(const struct listen_addr *a, const struct listen_addr *b)
+{
+    return strcmp(a->host, b->host) != 0 || a->port != b->port;
+}

@@ -120,6 +120,12 @@ struct config {
 struct config *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
+/* Do two settings differ (for a reload's "takes effect after a restart")?
+ * Strings may be NULL. */
+bool config_str_differs(const char *a, const char *b);
+bool config_db_differs(const struct db_config *a, const struct db_config *b);
+bool config_addr_differs(const struct listen_addr *a, const struct listen_addr *b);
+
 /* "host:port" -> addr; -1 when malformed. */
 int config_parse_listen(const char *s, struct listen_addr *addr);
 

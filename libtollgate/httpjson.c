@@ -205,7 +205,7 @@ const char *httpjson_request_key(struct evhttp_request *req)
     return NULL;
 }
 
-static const char *method_name(enum evhttp_cmd_type m)
+const char *httpjson_method_name(enum evhttp_cmd_type m)
 {
     switch (m) {
     case EVHTTP_REQ_GET: return "GET";
@@ -240,12 +240,12 @@ const void *httpjson_find_route(struct evhttp_request *req, const void *table, s
             return r;
         size_t used = strlen(allow);
         snprintf(allow + used, sizeof(allow) - used, "%s%s", used > 0 ? ", " : "",
-                 method_name(r->method));
+                 httpjson_method_name(r->method));
     }
     if (allow[0] != '\0') {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
         httpjson_error(req, 405, "invalid_request_error", NULL,
-                       "Method %s not allowed for %.200s (allowed: %s)", method_name(method),
+                       "Method %s not allowed for %.200s (allowed: %s)", httpjson_method_name(method),
                        path, allow);
     } else
         httpjson_error(req, 404, "not_found_error", NULL, "Route not found: %.200s", path);

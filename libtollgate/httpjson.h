@@ -37,6 +37,9 @@ struct httpjson_route {
     const char *path;
 };
 
+/* "GET", "POST", ... ("?" for none of evhttp's). */
+const char *httpjson_method_name(enum evhttp_cmd_type m);
+
 /* Finds req's route in table (n entries of `stride` bytes, each starting
  * with a struct httpjson_route). Answers 400/404/405 itself and returns
  * NULL when there is none. */

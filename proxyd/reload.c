@@ -61,36 +61,27 @@ void generation_unref(struct generation *g)
     free(g);
 }
 
-static bool differ(const char *a, const char *b)
-{
-    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
-}
-
 /* Settings read once at start: a change is reported, and waits for a restart. */
 static void report_restart_only(const struct config *old, const struct config *new)
 {
     struct { const char *name; bool changed; } s[] = {
-        {"tollgate.proxyd.listen", strcmp(old->proxyd.listen.host, new->proxyd.listen.host) != 0 ||
-                                       old->proxyd.listen.port != new->proxyd.listen.port},
-        {"tollgate.proxyd.spool_dir", differ(old->proxyd.spool_dir, new->proxyd.spool_dir)},
+        {"tollgate.proxyd.listen", config_addr_differs(&old->proxyd.listen, &new->proxyd.listen)},
+        {"tollgate.proxyd.spool_dir", config_str_differs(old->proxyd.spool_dir, new->proxyd.spool_dir)},
         {"tollgate.proxyd.spool_*", old->proxyd.spool_fsync_ms != new->proxyd.spool_fsync_ms ||
                                         old->proxyd.spool_max_bytes != new->proxyd.spool_max_bytes ||
                                         old->proxyd.spool_segment_bytes != new->proxyd.spool_segment_bytes},
-        {"tollgate.proxyd.reportd_url", differ(old->proxyd.reportd_url, new->proxyd.reportd_url)},
+        {"tollgate.proxyd.reportd_url", config_str_differs(old->proxyd.reportd_url, new->proxyd.reportd_url)},
         {"tollgate.proxyd limits and timers",
          old->proxyd.max_body_bytes != new->proxyd.max_body_bytes ||
              old->proxyd.key_cache_ttl_ms != new->proxyd.key_cache_ttl_ms ||
              old->proxyd.event_resend_ms != new->proxyd.event_resend_ms ||
              old->proxyd.readiness_grace_ms != new->proxyd.readiness_grace_ms},
-        {"general_settings.database_url",
-         differ(old->db.host, new->db.host) || old->db.port != new->db.port ||
-             differ(old->db.user, new->db.user) || differ(old->db.password, new->db.password) ||
-             differ(old->db.database, new->db.database)},
+        {"general_settings.database_url", config_db_differs(&old->db, &new->db)},
         {"tollgate.accountd endpoints", old->accountd.n_accountd != new->accountd.n_accountd},
     };
     for (size_t i = 0; i < old->accountd.n_accountd && i < new->accountd.n_accountd; i++)
-        s[6].changed |= differ(old->accountd.events[i], new->accountd.events[i]) ||
-                        differ(old->accountd.updates[i], new->accountd.updates[i]);
+        s[6].changed |= config_str_differs(old->accountd.events[i], new->accountd.events[i]) ||
+                        config_str_differs(old->accountd.updates[i], new->accountd.updates[i]);
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
         if (s[i].changed)
             log_warn("reload: %s changed; takes effect after a restart", s[i].name);

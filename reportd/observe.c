@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ids.h"
+#include "httpjson.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
@@ -79,22 +80,6 @@ void observe_request_id(struct evhttp_request *req, char id[OBSERVE_ID_MAX + 1])
         log_request(LOG_WARN, id, "cannot add the x-request-id header");
 }
 
-static const char *method_name(enum evhttp_cmd_type m)
-{
-    switch (m) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    }
-    return "OTHER";
-}
-
 void observe_request(struct observe *o, struct evhttp_request *req, const char *request_id,
                      const char *route, double seconds)
 {
@@ -105,7 +90,7 @@ void observe_request(struct observe *o, struct evhttp_request *req, const char *
     metrics_observe(o->m, o->duration, METRICS_LABELS(route), seconds);
     log_fields(LOG_INFO,
                (const char *[]){"request_id", request_id, "method",
-                                method_name(evhttp_request_get_command(req)), "route", route,
+                                httpjson_method_name(evhttp_request_get_command(req)), "route", route,
                                 "status", status, "duration_ms", ms, NULL},
                "request");
 }

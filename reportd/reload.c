@@ -121,18 +121,6 @@ static int park_all(struct reportd *d)
     return rc;
 }
 
-static bool str_differs(const char *a, const char *b)
-{
-    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
-}
-
-static bool db_differs(const struct db_config *a, const struct db_config *b)
-{
-    return str_differs(a->host, b->host) || str_differs(a->user, b->user) ||
-           str_differs(a->password, b->password) || str_differs(a->database, b->database) ||
-           a->port != b->port;
-}
-
 /* Logs each start-only setting next changes from the one in force. */
 static void warn_restart_only(const struct config *now, const struct config *next)
 {
@@ -143,9 +131,9 @@ static void warn_restart_only(const struct config *now, const struct config *nex
         changed[n++] = "tollgate.reportd.listen";
     if (now->reportd.workers != next->reportd.workers)
         changed[n++] = "tollgate.reportd.workers";
-    if (db_differs(&now->db, &next->db))
+    if (config_db_differs(&now->db, &next->db))
         changed[n++] = "general_settings.database_url";
-    if (db_differs(&now->reportd.read_db, &next->reportd.read_db))
+    if (config_db_differs(&now->reportd.read_db, &next->reportd.read_db))
         changed[n++] = "tollgate.reportd.read_database_url";
     for (size_t i = 0; i < n; i++)
         log_warn("%s changed; takes effect after a restart", changed[i]);
