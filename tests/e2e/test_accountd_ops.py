@@ -350,17 +350,18 @@ class AccountdOpsTest(harness.StackTestCase):
         # events flow again (proxyd may still be re-sending to an accountd an earlier
         # test restarted, after a backoff): one request of this key is in the ledger
         self.ledger([rid for rid, _ in self.send(key, [(1, 1)])])
-        # hold the key's row: the writer's spend update waits on the lock
-        locked = ("SELECT COUNT(*) FROM information_schema.innodb_trx"
-                  " WHERE trx_rows_locked > 0 AND trx_state = 'RUNNING'")
+        # hold the key's row: the writer's spend update waits on the lock. The locker
+        # takes a named lock once its FOR UPDATE has returned: the name in use proves
+        # the row is locked (accountd's own transactions also hold row locks)
         locker = subprocess.Popen(["bash", str(harness.MARIADB_SCRIPT), "sql", str(s.db_dir),
                                    harness.DB_NAME], stdin=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            locker.stdin.write(b"BEGIN; SELECT token FROM api_keys WHERE token = '%s' FOR UPDATE;\n"
-                               % token.encode())
+            locker.stdin.write(b"BEGIN; SELECT token FROM api_keys WHERE token = '%s' FOR UPDATE;"
+                               b" SELECT GET_LOCK('tg_test_row_locked', 0);\n" % token.encode())
             locker.stdin.flush()
-            wait_for(lambda: int(s.sql_value(locked)) > 0, 10, message="the lock was not taken")
+            wait_for(lambda: s.sql_value("SELECT IS_USED_LOCK('tg_test_row_locked')") is not None,
+                     10, message="the lock was not taken")
             sent = self.send(key, [(20, 30), (40, 50)])
             wait_for(lambda: int(s.sql_value("SELECT COUNT(*) FROM information_schema.innodb_trx"
                                              " WHERE trx_state = 'LOCK WAIT'")) > 0, 30,
