@@ -27,6 +27,13 @@
 
   const $ = (id) => document.getElementById(id);
 
+  // chart.umd.js is deferred so that app.js starts its calls first; deferred
+  // scripts have run by DOMContentLoaded
+  const chartLoaded = new Promise((resolve) => {
+    if (document.readyState !== "loading") resolve();
+    else document.addEventListener("DOMContentLoaded", resolve, { once: true });
+  });
+
   const state = {
     key: null,
     start: "",
@@ -350,7 +357,7 @@
     show($("empty"), empty);
     $("usage").classList.toggle("is-empty", empty);
     $("chart-group").textContent = GROUP_LABELS[u.group_by] ?? u.group_by ?? state.groupBy;
-    renderChart(u);
+    chartLoaded.then(() => renderChart(u));
     for (const kind of TOP_KINDS) renderTop(kind, (u.top ?? {})[kind] ?? []);
     $("usage").dataset.loaded = u.start_date + "/" + u.end_date + "/" + u.group_by;
     performance.mark("tollgate:usage-rendered"); // the load time the browser test reads
@@ -362,6 +369,7 @@
   }
 
   function renderChart(u) {
+    if (state.usage !== u) return; // a newer answer came while the library loaded
     if (typeof window.Chart !== "function") {
       showError("The chart library (/ui/chart.umd.js) did not load: the chart cannot be drawn");
       return;
@@ -374,6 +382,7 @@
       stack: "spend",
     }));
     const labels = u.days ?? [];
+    $("chart").dataset.drawn = u.start_date + "/" + u.end_date + "/" + u.group_by;
     if (state.chart) {
       state.chart.data.labels = labels;
       state.chart.data.datasets = datasets;

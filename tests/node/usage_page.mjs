@@ -49,7 +49,9 @@ async function signIn(page, key) {
   await page.click("#signin-submit");
 }
 
-function chartLabels(page) {
+async function chartLabels(page) {
+  const loaded = await page.getAttribute("#usage", "data-loaded");
+  await page.waitForSelector(`#chart[data-drawn="${loaded}"]`);
   return page.evaluate(() => window.Chart.getChart(document.getElementById("chart"))
     .data.datasets.map((d) => d.label));
 }
@@ -69,7 +71,18 @@ async function timedLoad(page, hash, start, end, group) {
   });
   await logsShown(page, 1);
   const all = Date.now() - t0;
-  return { wall_ms: wall, page_ms: mark === null ? null : Math.round(mark), with_logs_ms: all };
+  // where the time went: the document, each file and API call (start-end, ms)
+  const parts = await page.evaluate(() => {
+    const nav = performance.getEntriesByType("navigation")[0];
+    const out = { html: [0, Math.round(nav.responseEnd)],
+                  dom_ready: Math.round(nav.domContentLoadedEventEnd) };
+    for (const r of performance.getEntriesByType("resource")) {
+      const name = new URL(r.name).pathname.replace(/^\/ui\/(api\/)?/, "");
+      out[name] = [Math.round(r.startTime), Math.round(r.responseEnd)];
+    }
+    return out;
+  });
+  return { wall_ms: wall, page_ms: mark === null ? null : Math.round(mark), with_logs_ms: all, parts };
 }
 
 async function logIds(page) {
