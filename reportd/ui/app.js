@@ -513,6 +513,8 @@
   /* ------------------------------------------------------------ logs */
 
   const FILTERS = ["api_key", "team_id", "end_user", "tag", "model"];
+  const LOG_COLUMNS = ["Time (UTC)", "Key", "Team", "Customer", "Model", "Tags", "Prompt",
+                       "Completion", "Tokens", "Cost", "Status"];
 
   function readFilters() {
     const f = {};
@@ -544,18 +546,21 @@
     const tagList = r.tags ?? r.request_tags;
     const tags = Array.isArray(tagList) ? tagList.join(", ") : "";
     const model = r.model_group && r.model_group !== r.model ? r.model_group : r.model;
-    return el("tr", { dataset: { requestId: r.request_id } },
-              el("td", { class: "nowrap" }, fmtTime(r.start_time ?? r.startTime)),
-              el("td", { title: r.key_name ?? "" }, keyName || "–"),
-              el("td", { title: r.team_id ?? "" }, r.team_name ?? r.team_alias ?? r.team_id ?? "–"),
-              el("td", null, r.end_user ?? "–"),
-              el("td", { title: r.model ?? "" }, model ?? "–"),
-              el("td", null, tags || "–"),
-              el("td", { class: "num" }, fmtInt(r.prompt_tokens)),
-              el("td", { class: "num" }, fmtInt(r.completion_tokens)),
-              el("td", { class: "num" }, fmtInt(r.total_tokens)),
-              moneyCell("td", r.spend),
-              el("td", null, r.status ?? ""));
+    const cells = [
+      el("td", { class: "nowrap" }, fmtTime(r.start_time ?? r.startTime)),
+      el("td", { title: r.key_name ?? "" }, keyName || "–"),
+      el("td", { title: r.team_id ?? "" }, r.team_name ?? r.team_alias ?? r.team_id ?? "–"),
+      el("td", null, r.end_user ?? "–"),
+      el("td", { title: r.model ?? "" }, model ?? "–"),
+      el("td", null, tags || "–"),
+      el("td", { class: "num" }, fmtInt(r.prompt_tokens)),
+      el("td", { class: "num" }, fmtInt(r.completion_tokens)),
+      el("td", { class: "num" }, fmtInt(r.total_tokens)),
+      moneyCell("td", r.spend),
+      el("td", null, r.status ?? ""),
+    ];
+    cells.forEach((td, i) => { td.dataset.label = LOG_COLUMNS[i]; }); // a phone shows rows as cards
+    return el("tr", { dataset: { requestId: r.request_id } }, ...cells);
   }
 
   /* The page of rows and the pager: "total" may be null (no rollup counts that
