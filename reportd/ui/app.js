@@ -237,6 +237,7 @@
     state.start = DAY_RE.test(h.get("start") ?? "") ? h.get("start") : start;
     state.end = DAY_RE.test(h.get("end") ?? "") ? h.get("end") : end;
     state.groupBy = GROUP_LABELS[h.get("group")] ? h.get("group") : "team";
+    if (state.start > state.end) [state.start, state.end] = [start, end];
     $("start-date").value = state.start;
     $("end-date").value = state.end;
     $("group-by").value = state.groupBy;
@@ -288,12 +289,19 @@
     try {
       readView();
       // the usage of the view checks the key and is the first thing shown
-      const usage = await getJson("/ui/api/usage", usageParams(), key);
+      let usage = null;
+      try {
+        usage = await getJson("/ui/api/usage", usageParams(), key);
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 400)) throw err;
+        report(err); // the key passed (keys are checked first); the view's range did not
+      }
       state.key = key;
       sessionStorage.setItem(KEY_STORE, key);
       signedInView(true);
       writeView();
-      renderUsage(usage);
+      if (usage !== null) renderUsage(usage);
+      else $("usage").classList.add("stale");
       loadBudgets();
       loadLogs(1);
     } catch (err) {
@@ -313,6 +321,8 @@
       state.chart = null;
     }
     for (const id of ["logs-body", "budgets-body"]) $(id).replaceChildren();
+    for (const name of FILTERS) $("filter-" + name).value = "";
+    state.logs = { page: 1, filters: {} };
     for (const kind of TOP_KINDS) clearTop(kind);
     clearError();
     signedInView(false);
@@ -337,7 +347,10 @@
       const usage = await getJson("/ui/api/usage", usageParams());
       if (seq === state.seq.usage) renderUsage(usage);
     } catch (err) {
-      if (seq === state.seq.usage && !handleAuthError(err)) report(err);
+      if (seq !== state.seq.usage || handleAuthError(err)) return;
+      $("usage").classList.add("stale"); // the figures shown are not the range's
+      delete $("usage").dataset.loaded;
+      report(err);
     } finally {
       if (seq === state.seq.usage) show($("loading"), false);
     }
@@ -345,6 +358,7 @@
 
   function renderUsage(u) {
     state.usage = u;
+    $("usage").classList.remove("stale");
     const t = u.totals ?? {};
     setMoney($("total-spend"), t.spend ?? "0");
     $("total-requests").textContent = fmtInt(t.requests ?? 0);
@@ -534,7 +548,10 @@
       const r = await getJson("/ui/api/logs", params);
       if (seq === state.seq.logs) renderLogs(r);
     } catch (err) {
-      if (seq === state.seq.logs && !handleAuthError(err)) report(err);
+      if (seq !== state.seq.logs || handleAuthError(err)) return;
+      $("logs-body").replaceChildren(); // rows of another range or filter would mislead
+      $("logs-page").textContent = "";
+      report(err);
     } finally {
       if (seq === state.seq.logs) $("logs").classList.remove("busy");
     }

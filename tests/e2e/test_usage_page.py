@@ -212,6 +212,10 @@ class UsagePageTest(harness.StackTestCase):
         st, _, err = s.report("GET", "/ui/api/usage?start_date=%s&end_date=%s" % (start, end),
                               key="sk-not-a-key")
         self.assertEqual(st, 401, err)
+        too_long = "2000-01-01"  # more than the API's 366 days to the month's end
+        st, _, long_err = s.report("GET", "/ui/api/usage?start_date=%s&end_date=%s"
+                                   % (too_long, end), key=MASTER_KEY)
+        self.assertEqual(st, 400, long_err)
         return {
             "totals": {"spend": exact(spend), "spend_text": shown(spend),
                        "requests": int(requests), "total_tokens": int(tokens)},
@@ -227,6 +231,8 @@ class UsagePageTest(harness.StackTestCase):
             "internal": {"spend": exact(ispend), "requests": int(ireq),
                          "teams": [r[0] for r in iteams]},
             "wrong_key_error": err["error"]["message"],
+            "too_long": {"start": too_long, "error": long_err["error"]["message"]},
+            "empty": {"end": "2000-01-31"},
             "team_names": sorted(r[0] for r in teams),
             "models": sorted(r[0] for r in self.logs_in(start, end, what="DISTINCT model")),
             "customers": sorted(r[0] or "No customer"

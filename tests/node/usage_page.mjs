@@ -161,6 +161,26 @@ async function run(page) {
   for (let i = 0; i < 3; i++) warm.push(await timedLoad(page, "", start, end, "team"));
   out.load = { cold, warm };
 
+  // -- a range the API refuses (too long): its message in the banner, the old
+  //    figures dimmed; then an empty range says so
+  await page.fill("#start-date", E.too_long.start);
+  await page.locator("#error").waitFor({ state: "visible" });
+  checkEqual(await text(page, "#error-text"), E.too_long.error, "an API error is shown");
+  check(await page.locator("#usage.stale").count() === 1, "figures of another range are dimmed");
+  await page.fill("#end-date", E.empty.end);
+  await usageShown(page, E.too_long.start, E.empty.end, "team");
+  check(await page.locator("#error").isHidden(), "a good range clears the error");
+  checkEqual(await text(page, "#empty"), "No spend in this range", "an empty range says so");
+  check(await page.locator("#chart-card").isHidden(), "no chart for an empty range");
+  checkEqual(await text(page, "#total-spend"), "$0.00", "an empty range's spend");
+  await page.waitForSelector("#logs-body .empty-row");
+  await page.fill("#end-date", end);
+  await page.fill("#start-date", start);
+  await usageShown(page, start, end, "team");
+  await logsShown(page, 1);
+  check(await page.locator("#error").isHidden() && await page.locator("#empty").isHidden(),
+        "back to the month");
+
   // -- grouping: each choice draws the chart's datasets of that grouping
   out.labels = { team: await chartLabels(page) };
   for (const g of ["model", "api_key", "customer", "tag"]) {
