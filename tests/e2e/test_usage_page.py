@@ -107,6 +107,9 @@ class UsagePageTest(harness.StackTestCase):
         super().setUpClass()
         s = cls.stack
         t0 = time.monotonic()
+        month_start = harness.utc_today().replace(day=1)  # the page's default range
+        next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
+        cls.month = (month_start.isoformat(), (next_month - datetime.timedelta(days=1)).isoformat())
         for team_id, alias in TEAMS:
             body = {"team_id": team_id}
             if alias:
@@ -145,10 +148,6 @@ class UsagePageTest(harness.StackTestCase):
                                                  "max_budget": 0.05}, key=MASTER_KEY))
         cls.ledger_s = time.monotonic() - t0
 
-        today = harness.utc_today()
-        month_start = today.replace(day=1)
-        next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
-        cls.month = (month_start.isoformat(), (next_month - datetime.timedelta(days=1)).isoformat())
         cls.quarter, cls.quarter_s = None, 0.0
         if QUARTER_ROWS > 0:
             t0 = time.monotonic()
