@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh - install the Debian 12 packages Tollgate builds and runs with.
-# Used by the quickstart and the test runner; safe to run again.
+# Used by the quickstart and the test runner; safe to run again. The build
+# also needs the npm registry (or npm's cache) once, for Chart.js.
 set -euo pipefail
 
 PACKAGES=(
@@ -11,11 +12,13 @@ PACKAGES=(
 )
 
 # The tests (`install-deps.sh --tests`) also parse /metrics with the
-# Prometheus client and run proxyd behind the example nginx and HAProxy configs.
-[ "${1:-}" = "--tests" ] && PACKAGES+=(python3-prometheus-client nginx-light haproxy)
+# Prometheus client, run proxyd behind the example nginx and HAProxy configs,
+# and drive the Usage page (/ui) in Debian's headless Chromium.
+[ "${1:-}" = "--tests" ] && PACKAGES+=(python3-prometheus-client nginx-light haproxy chromium)
 
-# The tests drive proxyd with the official OpenAI Node client: Debian's
-# Node.js unless the machine already has one.
+# The build runs `npm ci` for the Usage page's Chart.js (reportd/ui, pinned by
+# its package-lock.json), and the tests drive proxyd with the official OpenAI
+# Node client: Debian's Node.js and npm unless the machine already has both.
 command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 
 SUDO=()

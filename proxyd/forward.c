@@ -2,8 +2,10 @@
  *
  * The request goes to tollgate.proxyd.reportd_url with its method, path,
  * query, body and the headers that matter (the key and the content type);
- * the answer comes back with its status, content type and body. reportd
- * does all the checking: proxyd only carries bytes.
+ * the answer comes back with its status, content type, body and the headers
+ * a browser acts on (the Usage page's Content-Security-Policy, caching,
+ * a download's file name). reportd does all the checking: proxyd only
+ * carries bytes.
  */
 #include "forward.h"
 
@@ -49,6 +51,10 @@ static const char *route_of(const char *path)
 }
 static const char *const PASSED_HEADERS[] = {"Authorization", "x-litellm-api-key", "api-key",
                                              "Content-Type", NULL};
+/* reportd's answer headers that go back to the client (besides Content-Type). */
+static const char *const ANSWER_HEADERS[] = {"Content-Security-Policy", "X-Content-Type-Options",
+                                             "Referrer-Policy", "Cache-Control",
+                                             "Content-Disposition", NULL};
 
 bool forward_wanted(const char *path)
 {
@@ -91,6 +97,12 @@ static void on_answer(struct relay_transfer *t, CURLcode result, void *arg)
     if (evhttp_add_header(h, "Content-Type", t->content_type[0] ? t->content_type
                                                                  : "application/json") != 0)
         log_warn("cannot set Content-Type");
+    for (size_t i = 0; ANSWER_HEADERS[i] != NULL; i++) {
+        struct curl_header *v = NULL;
+        if (curl_easy_header(t->easy, ANSWER_HEADERS[i], 0, CURLH_HEADER, -1, &v) == CURLHE_OK &&
+            evhttp_add_header(h, ANSWER_HEADERS[i], v->value) != 0)
+            log_warn("cannot pass reportd's %s header on", ANSWER_HEADERS[i]);
+    }
     evhttp_send_reply(req, (int)t->status, NULL, t->response);
     forward_done(f, (int)t->status);
 }

@@ -8,7 +8,9 @@
  *                         the answer: caller.self_only);
  *   permissions.get_spend_routes  the spend routes.
  *   permissions.budget_manager  the hosted BudgetManager routes (which no role opens).
- * GET /metrics needs no key (Prometheus scrapes it; it holds counts only).
+ * GET /metrics needs no key (Prometheus scrapes it; it holds counts only),
+ * nor do the Usage page's files (/ui, its scripts and style: no data in
+ * them; the page's own JSON under /ui/api/ is SPEND_SELF like /spend/logs).
  *
  * Routes marked REPLICA read from tollgate.reportd.read_database_url when it
  * is set: the spend reports, which only read what accountd wrote and may lag
@@ -31,6 +33,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "reportd.h"
+#include "ui_api.h"
 
 enum access {
     OPEN,        /* no key needed */
@@ -108,6 +111,14 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_POST, "/budget_manager/update_cost"}, BUDGET_MANAGER, budget_update_cost, PRIMARY},
     {{EVHTTP_REQ_POST, "/budget_manager/reset_cost"}, BUDGET_MANAGER, budget_reset_cost, PRIMARY},
     {{EVHTTP_REQ_GET, "/metrics"}, OPEN, ops_metrics, PRIMARY},
+    {{EVHTTP_REQ_GET, "/ui"}, OPEN, ui_static, PRIMARY},
+    {{EVHTTP_REQ_GET, "/ui/"}, OPEN, ui_static, PRIMARY},
+    {{EVHTTP_REQ_GET, "/ui/app.js"}, OPEN, ui_static, PRIMARY},
+    {{EVHTTP_REQ_GET, "/ui/app.css"}, OPEN, ui_static, PRIMARY},
+    {{EVHTTP_REQ_GET, "/ui/chart.umd.js"}, OPEN, ui_static, PRIMARY},
+    {{EVHTTP_REQ_GET, "/ui/api/usage"}, SPEND_SELF, ui_api_usage, REPLICA},
+    {{EVHTTP_REQ_GET, "/ui/api/budgets"}, SPEND_SELF, ui_api_budgets, REPLICA},
+    {{EVHTTP_REQ_GET, "/ui/api/logs"}, SPEND_SELF, ui_api_logs, REPLICA},
 };
 
 #define N_ROUTES (sizeof(ROUTES) / sizeof(ROUTES[0]))

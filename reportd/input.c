@@ -245,6 +245,25 @@ int query_str(struct evhttp_request *req, struct query *q, const char *name, siz
     return 0;
 }
 
+int query_only(struct evhttp_request *req, struct query *q, const char *const *names)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        size_t k = 0;
+        while (names[k] != NULL && strcmp(names[k], q->p[i].name) != 0)
+            k++;
+        if (names[k] == NULL) {
+            /* the name is the client's: named back only when it is short UTF-8 */
+            const char *name = q->p[i].name;
+            size_t len = strlen(name);
+            bool fit = len <= 100 && httpjson_utf8_prefix(name, len) == len;
+            httpjson_error(req, 400, "invalid_request_error", fit ? name : NULL,
+                           "Unknown parameter: %.100s", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int query_date(struct evhttp_request *req, struct query *q, const char *name, bool required,
                time_t *out, bool *present)
 {

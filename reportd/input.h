@@ -57,6 +57,9 @@ int query_date(struct evhttp_request *req, struct query *q, const char *name, bo
  * through the end of end_date (LiteLLM drops most of the end day). */
 int query_date_range(struct evhttp_request *req, struct query *q, bool required,
                      char from[DB_DATETIME_MAX], char to[DB_DATETIME_MAX], bool *present);
+/* For routes that refuse what they do not know: 400 naming the first
+ * parameter of q whose name is not in names (NULL-ended). */
+int query_only(struct evhttp_request *req, struct query *q, const char *const *names);
 /* An integer in [min, max], def when absent. */
 int query_int(struct evhttp_request *req, struct query *q, const char *name, long min,
               long max, long def, long *out);

@@ -12,7 +12,7 @@
 #include "db.h"
 #include "money.h"
 
-#define REPORT_COLS_MAX 6
+#define REPORT_COLS_MAX 10
 
 /* One fetched row: text cells (NULL for SQL NULL) and their lengths. */
 struct report_row {

@@ -76,7 +76,7 @@ class Route:
     it, read back byte for byte."""
 
     def __init__(self, method, path, access, query=None, body=None, base_query=None,
-                 base_body=None, store=None, fresh_key=False, alt=None):
+                 base_body=None, store=None, fresh_key=False, alt=None, strict=False):
         self.method, self.path, self.access = method, path, access
         self.query, self.body = query or {}, body or {}
         self.base_query, self.base_body = base_query or {}, base_body or {}
@@ -85,6 +85,7 @@ class Route:
         # under that odd id exists, so the member is what is not found
         self.alt = alt or {}
         self.fresh_key = fresh_key  # base_body["key"] is a key made for each request
+        self.strict = strict  # an unknown query parameter is a 400 naming it (else ignored)
 
     def __repr__(self):
         return "%s %s" % (self.method, self.path)
@@ -198,6 +199,18 @@ ROUTES = [
       base_body={"project_name": BM_PROJECT, "user": "@bmuser"},
       alt={"project_name": ("user",)}),
     R("GET", "/metrics", "OPEN"),
+    R("GET", "/ui", "OPEN"),
+    R("GET", "/ui/", "OPEN"),
+    R("GET", "/ui/app.js", "OPEN"),
+    R("GET", "/ui/app.css", "OPEN"),
+    R("GET", "/ui/chart.umd.js", "OPEN"),
+    R("GET", "/ui/api/usage", "SPEND_SELF",
+      query={"start_date": E, "end_date": E, "group_by": E}, base_query=DATES, strict=True),
+    R("GET", "/ui/api/budgets", "SPEND_SELF", query={"threshold": E}, strict=True),
+    R("GET", "/ui/api/logs", "SPEND_SELF",
+      query={"start_date": E, "end_date": E, "page": QI, "page_size": QI, "api_key": S,
+             "user_id": S, "request_id": S, "team_id": S, "end_user": S, "tag": S, "model": S},
+      base_query=DATES, strict=True),
 ]
 
 # String payloads: SQL metacharacters, quotes, LIKE wildcards, escapes.
@@ -731,10 +744,14 @@ class InputTest(harness.StackTestCase):
             query, _ = self.base_request(route)
             st0, _, ans0, text0 = self.send("GET", route.path + ("?" + qs(query) if query else ""))
             self.assertEqual(st0, 200, (route, text0))  # the base request is a good one
-            # unknown parameters are ignored
+            # unknown parameters are ignored, or refused by name where the route says so
             extra = dict(query, unknown_param="' OR 1=1", limit2="5", user_idx="x")
             st, _, ans, text = self.send("GET", route.path + "?" + qs(extra))
-            self.assertEqual((st, ans), (st0, ans0), route)
+            if route.strict:
+                self.assert_error(st, ans, text, route, "unknown_param")
+                self.assertEqual(st, 400, text)
+            else:
+                self.assertEqual((st, ans), (st0, ans0), route)
             for param, kind in route.query.items():
                 if kind != S:
                     continue
