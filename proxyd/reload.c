@@ -61,10 +61,22 @@ void generation_unref(struct generation *g)
     free(g);
 }
 
+/* Do the accountd endpoints proxyd connected to at start differ in new? */
+static bool endpoints_differ(const struct config *old, const struct config *new)
+{
+    if (old->accountd.n_accountd != new->accountd.n_accountd)
+        return true;
+    for (size_t i = 0; i < old->accountd.n_accountd; i++)
+        if (config_str_differs(old->accountd.events[i], new->accountd.events[i]) ||
+            config_str_differs(old->accountd.updates[i], new->accountd.updates[i]))
+            return true;
+    return false;
+}
+
 /* Settings read once at start: a change is reported, and waits for a restart. */
 static void report_restart_only(const struct config *old, const struct config *new)
 {
-    struct { const char *name; bool changed; } s[] = {
+    const struct { const char *name; bool changed; } s[] = {
         {"tollgate.proxyd.listen", config_addr_differs(&old->proxyd.listen, &new->proxyd.listen)},
         {"tollgate.proxyd.spool_dir", config_str_differs(old->proxyd.spool_dir, new->proxyd.spool_dir)},
         {"tollgate.proxyd.spool_*", old->proxyd.spool_fsync_ms != new->proxyd.spool_fsync_ms ||
@@ -77,11 +89,8 @@ static void report_restart_only(const struct config *old, const struct config *n
              old->proxyd.event_resend_ms != new->proxyd.event_resend_ms ||
              old->proxyd.readiness_grace_ms != new->proxyd.readiness_grace_ms},
         {"general_settings.database_url", config_db_differs(&old->db, &new->db)},
-        {"tollgate.accountd endpoints", old->accountd.n_accountd != new->accountd.n_accountd},
+        {"tollgate.accountd endpoints", endpoints_differ(old, new)},
     };
-    for (size_t i = 0; i < old->accountd.n_accountd && i < new->accountd.n_accountd; i++)
-        s[6].changed |= config_str_differs(old->accountd.events[i], new->accountd.events[i]) ||
-                        config_str_differs(old->accountd.updates[i], new->accountd.updates[i]);
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
         if (s[i].changed)
             log_warn("reload: %s changed; takes effect after a restart", s[i].name);
