@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "civil.h"
 #include "report_days.h"
 #include "ui_usage.h"
 
@@ -28,17 +29,6 @@ static const char SQL_SELF[] = " AND d.user = ?";
 static const char SQL_TAG_SELF[] =
     " AND EXISTS (SELECT 1 FROM daily_spend s WHERE s.api_key = d.api_key AND s.day = d.day"
     " AND s.user = ?)";
-
-/* Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
 
 /* The range's index of a "YYYY-MM-DD" cell; -1 outside the range. */
 static int day_index(struct ui_usage *u, const char *day)
