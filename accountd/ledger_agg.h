@@ -23,6 +23,8 @@ struct agg {
     const char *key;              /* the composite key (owned by the map) */
     const struct ledger_row *row; /* a row of the group: its dimensions */
     char entity;                  /* entity_model_spend */
+    char grain[2], dim[2];        /* usage_rollup: "d" or "m"; "t", "k", "c", "m" or "g" */
+    char period[11];              /* usage_rollup: the day or the month's first day */
     const char *id, *id2;         /* entity id / tag / team; team member's user */
     char min_start[DB_DATETIME_MAX]; /* the earliest request start among its rows */
     char group_hex[33];           /* rollups */
@@ -33,7 +35,7 @@ struct agg {
 /* In lock order: every writer writes the tables in this order. */
 enum table {
     T_KEYS, T_USERS, T_TEAMS, T_MEMBERS, T_CUSTOMERS, T_TAGS, T_ENTITY_MODEL, T_DAILY,
-    T_DAILY_TAG, T_DAILY_TAG_TOTAL, T_COUNT
+    T_DAILY_TAG, T_DAILY_TAG_TOTAL, T_USAGE, T_COUNT
 };
 
 struct counters {

@@ -4,7 +4,8 @@
  * Design: the rows this transaction inserted are summed in C, exactly
  * (money_t), into one aggregate per counter row: per key, internal user,
  * team, team member, end user, tag, entity and model, and per rollup group
- * of a day (daily_tag_totals: per day and tag alone). Each table then gets
+ * of a day (daily_tag_totals: per day and tag alone; usage_rollup: per day
+ * and per month and one team, key, customer, model or tag). Each table then gets
  * ONE bulk statement (db_bulk.c) whose rows are sorted by their key, and the
  * tables always go in the same order (enum table, ledger_agg.h). So every
  * accountd instance takes its row locks in one global order, and two
@@ -71,6 +72,14 @@ static const char *const SQL[T_COUNT] = {
                           " successful_requests = successful_requests"
                           " + VALUES(successful_requests),"
                           " failed_requests = failed_requests + VALUES(failed_requests)",
+    [T_USAGE] = "INSERT INTO usage_rollup (grain, dim, period, group_id, spend, prompt_tokens,"
+                " completion_tokens, total_tokens, api_requests)"
+                " VALUES (?, ?, ?, ?, CAST(? AS DECIMAL(38,20)), ?, ?, ?, ?)"
+                " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend),"
+                " prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"
+                " completion_tokens = completion_tokens + VALUES(completion_tokens),"
+                " total_tokens = total_tokens + VALUES(total_tokens),"
+                " api_requests = api_requests + VALUES(api_requests)",
 };
 
 #define MAX_COLS 18 /* daily_spend's */
@@ -178,6 +187,29 @@ static int group_of(struct agg *a, const char *key)
     return 0;
 }
 
+/* Adds row r to usage_rollup's group id ("" for none) of dimension dim, on
+ * its day and on its month. -1 on ENOMEM. */
+static int account_usage(struct counters *c, const struct ledger_row *r, char dim, const char *id,
+                         bool *overflow)
+{
+    char month[11];
+    memcpy(month, r->day, 8); /* "YYYY-MM-" */
+    memcpy(month + 8, "01", 3);
+    const char *periods[] = {r->day, month};
+    static const char grains[] = "dm";
+    for (size_t i = 0; i < 2; i++) {
+        const char *f[] = {(char[]){grains[i], 0}, (char[]){dim, 0}, periods[i], id};
+        struct agg *a = account(c, T_USAGE, f, 4, r, overflow, NULL);
+        if (a == NULL)
+            return -1;
+        a->grain[0] = grains[i];
+        a->dim[0] = dim;
+        memcpy(a->period, periods[i], sizeof(a->period));
+        a->id = id;
+    }
+    return 0;
+}
+
 /* Adds one inserted row to every aggregate it belongs to. -1 on ENOMEM. */
 static int account_row(struct counters *c, const struct ledger_row *r, bool *overflow)
 {
@@ -213,6 +245,11 @@ static int account_row(struct counters *c, const struct ledger_row *r, bool *ove
                      8, r, overflow, &fresh)) == NULL ||
         (fresh && group_of(a, counters_compose(c, g, 7)) < 0))
         return -1;
+    if (account_usage(c, r, 't', team ? team : "", overflow) < 0 ||
+        account_usage(c, r, 'k', key ? key : "", overflow) < 0 ||
+        account_usage(c, r, 'c', end_user ? end_user : "", overflow) < 0 ||
+        account_usage(c, r, 'm', e->model, overflow) < 0)
+        return -1;
     for (size_t i = 0; i < e->n_tags; i++) {
         const char *tag = ledger_nonempty(e->tags[i]);
         bool seen = false;
@@ -238,6 +275,8 @@ static int account_row(struct counters *c, const struct ledger_row *r, bool *ove
                          NULL)) == NULL)
             return -1;
         a->id = tag;
+        if (account_usage(c, r, 'g', tag, overflow) < 0)
+            return -1;
     }
     return 0;
 }
@@ -256,6 +295,17 @@ static size_t params_of(enum table t, struct agg *a, struct db_param *p, char en
         return 4;
     }
     size_t n = 0;
+    if (t == T_USAGE) {
+        p[n++] = DB_STR(a->grain);
+        p[n++] = DB_STR(a->dim);
+        p[n++] = DB_STR(a->period);
+        p[n++] = DB_STR(a->id);
+        p[n++] = DB_STR(a->spend_text);
+        const int64_t v[] = {s->prompt, s->completion, s->total, s->requests};
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+            p[n++] = DB_I64(v[i]);
+        return n;
+    }
     if (t == T_DAILY_TAG_TOTAL) {
         p[n++] = DB_STR(r->day);
         p[n++] = DB_STR(a->id);

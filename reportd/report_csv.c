@@ -11,9 +11,7 @@
 
 #include "money.h"
 
-/* A text cell: quoted when it holds a comma, quote or line break; a leading
- * = + - @ gets a ' so that a spreadsheet shows it instead of running it. */
-static int add_text(struct evbuffer *b, const char *s)
+int report_csv_text(struct evbuffer *b, const char *s)
 {
     bool quote = strpbrk(s, ",\"\r\n") != NULL;
     int rc = quote ? evbuffer_add(b, "\"", 1) : 0;
@@ -31,8 +29,8 @@ static int add_row(struct evbuffer *b, const char *day, const char *group, const
     char money[MONEY_STR_MAX];
     money_format(money_round(spend, 10), money);
     return evbuffer_add(b, day, 10) != 0 || evbuffer_add(b, ",", 1) != 0 ||
-           add_text(b, group != NULL ? group : "") != 0 || evbuffer_add(b, ",", 1) != 0 ||
-           add_text(b, model) != 0 ||
+           report_csv_text(b, group != NULL ? group : "") != 0 || evbuffer_add(b, ",", 1) != 0 ||
+           report_csv_text(b, model) != 0 ||
            evbuffer_add_printf(b, ",%s,%lld\r\n", money, tokens) < 0 ? -1 : 0;
 }
 

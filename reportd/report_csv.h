@@ -1,4 +1,5 @@
-/* report_csv.h - the day forms of /global/spend/report as CSV. */
+/* report_csv.h - the day forms of /global/spend/report as CSV, and the
+ * cells every CSV of reportd writes. */
 #ifndef REPORTD_REPORT_CSV_H
 #define REPORTD_REPORT_CSV_H
 
@@ -6,6 +7,11 @@
 #include <stddef.h>
 
 #include "report_days.h"
+
+/* A text cell: quoted when it holds a comma, quote or line break; a leading
+ * = + - @ gets a ' so that a spreadsheet shows it instead of running it.
+ * 0, or -1 on ENOMEM. */
+int report_csv_text(struct evbuffer *b, const char *s);
 
 /* The header line, naming the group column. 0, or -1 on ENOMEM. */
 int report_csv_header(struct evbuffer *b, const char *group_name);

@@ -1,5 +1,6 @@
-/* ui_usage.c - GET /ui/api/usage?start_date=&end_date=&group_by=: the Usage
- * page's totals, daily chart series and top lists for a range of UTC days.
+/* ui_usage.c - GET /ui/api/usage?start_date=&end_date=&group_by=[&format=]:
+ * the Usage page's totals, daily chart series and top lists for a range of
+ * UTC days; with format=csv, the view's report as CSV (ui_usage_csv.c).
  *
  * Answer:
  *   {"start_date", "end_date", "group_by",
@@ -14,9 +15,9 @@
  * entry's spend / totals.spend rounded half up to 4 places ("0" when the
  * total is 0).
  *
- * Everything is read from the daily rollups accountd keeps exact, never
- * from spend_logs (ui_usage_read.c), inside one read-only transaction so
- * the parts agree; this file checks the parameters and writes the answer.
+ * Everything is read from the rollups accountd keeps exact, never from
+ * spend_logs (ui_usage_read.c), inside one read-only transaction so the
+ * parts agree; this file checks the parameters and writes the answer.
  *
  * Decisions the spec left open:
  * - groups: team by team_id (name: the alias, else the id; no team: id
@@ -222,6 +223,21 @@ static int read_group_by(struct evhttp_request *req, struct query *q, const char
     return -1;
 }
 
+/* format: 0 json (the default), 1 csv; -1 answered (400). */
+static int read_format(struct evhttp_request *req, struct query *q)
+{
+    const char *format;
+    if (query_str(req, q, "format", 8, &format) < 0)
+        return -1;
+    if (format == NULL || strcmp(format, "json") == 0)
+        return 0;
+    if (strcmp(format, "csv") == 0)
+        return 1;
+    httpjson_error(req, 400, "invalid_request_error", "format",
+                   "Invalid format: must be json or csv");
+    return -1;
+}
+
 /* Sets up the dimensions; -1 on ENOMEM. */
 static int usage_init(struct ui_usage *u, int series)
 {
@@ -260,17 +276,17 @@ static int usage_run(struct evhttp_request *req, MYSQL *db, struct ui_usage *u,
 
 void ui_api_usage(struct worker *w, struct evhttp_request *req, const struct caller *who)
 {
-    static const char *const PARAMS[] = {"start_date", "end_date", "group_by", NULL};
+    static const char *const PARAMS[] = {"start_date", "end_date", "group_by", "format", NULL};
     struct query *q = query_parse(req);
     struct ui_usage u = {.user = who->self_only ? who->user_id : NULL};
     const char *group_by;
     char err[512];
-    int series;
+    int series, csv;
     MYSQL *db;
     if (q == NULL)
         return;
     if (query_only(req, q, PARAMS) < 0 || ui_range_read(req, q, &u.range) < 0 ||
-        (series = read_group_by(req, q, &group_by)) < 0)
+        (series = read_group_by(req, q, &group_by)) < 0 || (csv = read_format(req, q)) < 0)
         goto out;
     u.day0 = (int64_t)u.range.start / 86400;
     if (usage_init(&u, series) < 0) {
@@ -279,7 +295,8 @@ void ui_api_usage(struct worker *w, struct evhttp_request *req, const struct cal
     }
     if ((db = worker_db(w, req)) == NULL || ui_snapshot_begin(w, req, db) < 0)
         goto out;
-    if (usage_run(req, db, &u, group_by, err, sizeof(err)) < 0)
+    if ((csv ? usage_csv(req, db, &u, series, err, sizeof(err))
+             : usage_run(req, db, &u, group_by, err, sizeof(err))) < 0)
         worker_db_failed(w, req, err);
     ui_snapshot_end(db);
 out:

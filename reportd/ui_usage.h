@@ -15,6 +15,13 @@
 
 enum { DIM_TEAM, DIM_KEY, DIM_CUSTOMER, DIM_MODEL, DIM_TAG, N_DIMS };
 
+/* An internal user's rows of daily_spend d, and of daily_tag_spend d: those
+ * of keys that were the user's on that day (ui_usage.c says why). */
+#define USAGE_SELF " AND d.user = ?"
+#define USAGE_TAG_SELF                                                                        \
+    " AND EXISTS (SELECT 1 FROM daily_spend s WHERE s.api_key = d.api_key AND s.day = d.day"  \
+    " AND s.user = ?)"
+
 /* One group of a dimension over the range. */
 struct group {
     char *id;         /* NULL: no team / no customer */
@@ -53,6 +60,10 @@ struct ui_usage {
  * totals, every dimension's groups sorted (spend, highest first, then id,
  * null first), the chart dimension's groups' days. 0, or -1 with err set. */
 int usage_read(MYSQL *db, struct ui_usage *u, char *err, size_t errlen);
+/* Answers the range's report of group_by's dimension as CSV (ui_usage_csv.c):
+ * one line per day and group. 0, or -1 with err set (nothing answered). */
+int usage_csv(struct evhttp_request *req, MYSQL *db, const struct ui_usage *u, int dim,
+              char *err, size_t errlen);
 /* How many of the dimension's groups its top list holds. */
 size_t usage_top_count(const struct dim *d);
 void usage_free_group(void *group);

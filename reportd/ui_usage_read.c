@@ -1,8 +1,19 @@
-/* ui_usage_read.c - /ui/api/usage's reading of the daily rollups (see
- * ui_usage.c for the route): one pass over daily_spend for the range sums
- * the totals and the groups of team, key, customer and model at once, rows
+/* ui_usage_read.c - /ui/api/usage's reading of the rollups (see ui_usage.c
+ * for the route).
+ *
+ * The whole ledger (the master key, admins, get_spend_routes keys) is read
+ * from usage_rollup (schema 010), which holds each team, key, customer, model
+ * and tag alone per day and per month: the range's whole months from the
+ * month rows and the days around them from the day rows give every group's
+ * sums (the top lists; the model rows add up to the totals, as each request
+ * has one model), then the chart's days come from the day rows of its top
+ * groups and of its dimension's total. A calendar quarter is three month
+ * rows per group, whatever the traffic.
+ *
+ * An internal user's key sees only its own rows, which only daily_spend
+ * (split by user) has: one pass over the user's rows for the range sums the
+ * totals and the groups of team, key, customer and model at once, rows
  * streamed into fixed buffers (report_days.h) and summed exactly here; tags
- * from daily_tag_totals (per day and tag), or for an internal user's key
  * from daily_tag_spend. The chart's dimension also keeps each group's spend
  * per day while it has at most SERIES_INLINE_MAX groups; past that only the
  * top groups' days are read, by a second query on the rollup's index for
@@ -20,15 +31,25 @@
 #define SQL_MAX 1024
 
 #define DAYS_SQL " WHERE d.day >= DATE(?) AND d.day < DATE(?)"
-/* rows: day, key, team, end user, model, spend, requests, prompt, completion, total tokens */
+/* An internal user's rows: day, key, team, end user, model, spend, requests,
+ * prompt, completion, total tokens. */
 static const char SQL_MAIN[] =
     "SELECT d.day, d.api_key, d.team_id, d.end_user, d.model, d.spend, d.api_requests,"
     " d.prompt_tokens, d.completion_tokens, d.total_tokens FROM daily_spend d" DAYS_SQL;
-static const char SQL_SELF[] = " AND d.user = ?";
-/* The tag rows of an internal user's keys (ui_usage.c says why). */
-static const char SQL_TAG_SELF[] =
-    " AND EXISTS (SELECT 1 FROM daily_spend s WHERE s.api_key = d.api_key AND s.day = d.day"
-    " AND s.user = ?)";
+static const char SQL_SELF[] = USAGE_SELF;
+static const char SQL_TAG_SELF[] = USAGE_TAG_SELF;
+
+/* usage_rollup's rows of a grain and period range, every dimension: dim,
+ * group, spend, requests, prompt, completion, total tokens. */
+static const char SQL_ROLLUP[] =
+    "SELECT dim, group_id, spend, api_requests, prompt_tokens, completion_tokens, total_tokens"
+    " FROM usage_rollup WHERE grain = ? AND dim IN ('t', 'k', 'c', 'm', 'g')"
+    " AND period >= ? AND period < ?";
+/* A dimension's day rows: day, group, spend (the top groups' when filtered). */
+static const char SQL_ROLLUP_DAYS[] =
+    "SELECT period, group_id, spend FROM usage_rollup WHERE grain = 'd' AND dim = ?"
+    " AND period >= ? AND period < ?";
+static const char DIM_CODE[N_DIMS + 1] = "tkcmg"; /* usage_rollup.dim, by DIM_ */
 
 /* The range's index of a "YYYY-MM-DD" cell; -1 outside the range. */
 static int day_index(struct ui_usage *u, const char *day)
@@ -121,6 +142,15 @@ static int64_t cell_int(const struct report_row *r, int c)
     return r->cell[c] != NULL ? strtoll(r->cell[c], NULL, 10) : 0;
 }
 
+/* Cell c's group id for dimension dim: NULL for SQL NULL, and for the empty
+ * id usage_rollup keeps for no team or no customer. */
+static const char *group_id(int dim, const struct report_row *r, int c)
+{
+    if (r->cell[c] != NULL && r->len[c] == 0 && (dim == DIM_TEAM || dim == DIM_CUSTOMER))
+        return NULL;
+    return r->cell[c];
+}
+
 /* A daily_spend row (SQL_MAIN's columns). */
 static int main_row(void *ctx, const struct report_row *r)
 {
@@ -165,7 +195,8 @@ static int series_row(void *ctx, const struct report_row *r)
             d = &u->dims[i];
     int day = r->cell[0] != NULL ? day_index(u, r->cell[0]) : -1;
     money_t spend = 0;
-    struct group *g = d != NULL ? dim_group(u, d, r->cell[1], r->len[1], false) : NULL;
+    struct group *g = d != NULL ? dim_group(u, d, group_id((int)(d - u->dims), r, 1), r->len[1],
+                                            false) : NULL;
     if (day < 0 || g == NULL || r->cell[2] == NULL || money_parse(r->cell[2], &spend) < 0)
         return -1;
     if (g->by_day == NULL && (g->by_day = calloc((size_t)u->range.ndays, sizeof(money_t))) == NULL)
@@ -173,13 +204,12 @@ static int series_row(void *ctx, const struct report_row *r)
     return money_add(g->by_day[day], spend, &g->by_day[day]);
 }
 
-/* The FROM and WHERE of a dimension's rows (the caller's own when self). */
-static void rows_sql(const struct ui_usage *u, int dim, const char *cols, char *sql, size_t size)
+/* The FROM and WHERE of a dimension's rows of an internal user's view. */
+static void rows_sql(int dim, const char *cols, char *sql, size_t size)
 {
-    const char *from = dim != DIM_TAG ? "daily_spend" : u->user ? "daily_tag_spend"
-                                                                : "daily_tag_totals";
-    const char *self = u->user == NULL ? "" : dim != DIM_TAG ? SQL_SELF : SQL_TAG_SELF;
-    snprintf(sql, size, "SELECT %s FROM %s d" DAYS_SQL "%s", cols, from, self);
+    snprintf(sql, size, "SELECT %s FROM %s d" DAYS_SQL "%s", cols,
+             dim != DIM_TAG ? "daily_spend" : "daily_tag_spend",
+             dim != DIM_TAG ? SQL_SELF : SQL_TAG_SELF);
 }
 
 static int cmp_group(const void *x, const void *y)
@@ -204,6 +234,17 @@ static int sort_dim(struct dim *d)
         d->sorted[n++] = v;
     qsort(d->sorted, n, sizeof(*d->sorted), cmp_group);
     d->nsorted = n;
+    return 0;
+}
+
+/* Every dimension's groups in their order. */
+static int sort_dims(struct ui_usage *u, char *err, size_t errlen)
+{
+    for (int i = 0; i < N_DIMS; i++)
+        if (sort_dim(&u->dims[i]) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
     return 0;
 }
 
@@ -248,33 +289,163 @@ static int series_pass(MYSQL *db, struct ui_usage *u, int dim, char *err, size_t
     if (!d->dropped_days || d->nsorted == 0)
         return 0;
     snprintf(cols, sizeof(cols), "d.day, d.%s, d.spend", d->column);
-    rows_sql(u, dim, cols, sql, SQL_MAX);
+    rows_sql(dim, cols, sql, SQL_MAX);
     p[np++] = DB_STR(u->range.from);
     p[np++] = DB_STR(u->range.to);
-    if (u->user != NULL)
-        p[np++] = DB_STR(u->user);
+    p[np++] = DB_STR(u->user);
     top_filter(d, sql, sizeof(sql), p, &np);
     return report_stream(db, sql, p, np, series_row, u, err, errlen);
 }
 
-int usage_read(MYSQL *db, struct ui_usage *u, char *err, size_t errlen)
+/* An internal user's view: its rows of daily_spend and of daily_tag_spend. */
+static int self_read(MYSQL *db, struct ui_usage *u, char *err, size_t errlen)
 {
     char sql[SQL_MAX];
     struct db_param p[] = {DB_STR(u->range.from), DB_STR(u->range.to), DB_STR(u->user)};
-    size_t np = u->user != NULL ? 3 : 2;
-    snprintf(sql, sizeof(sql), "%s%s", SQL_MAIN, u->user != NULL ? SQL_SELF : "");
+    size_t np = 3;
+    snprintf(sql, sizeof(sql), "%s%s", SQL_MAIN, SQL_SELF);
     if (report_stream(db, sql, p, np, main_row, u, err, errlen) < 0)
         return -1;
-    rows_sql(u, DIM_TAG, "d.day, d.tag, d.spend, d.api_requests", sql, sizeof(sql));
+    rows_sql(DIM_TAG, "d.day, d.tag, d.spend, d.api_requests", sql, sizeof(sql));
     if (report_stream(db, sql, p, np, tag_row, u, err, errlen) < 0)
         return -1;
-    for (int i = 0; i < N_DIMS; i++)
-        if (sort_dim(&u->dims[i]) < 0) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
+    if (sort_dims(u, err, errlen) < 0)
+        return -1;
     for (int i = 0; i < N_DIMS; i++)
         if (u->dims[i].series && series_pass(db, u, i, err, errlen) < 0)
             return -1;
     return 0;
+}
+
+/* --- the whole ledger: usage_rollup ------------------------------------- */
+
+static void day_text(int64_t z, char out[11])
+{
+    int64_t y;
+    int m, d;
+    civil_from_days(z, &y, &m, &d);
+    snprintf(out, 11, "%04d-%02d-%02d", (int)y, m, d);
+}
+
+static int64_t first_of_month(int64_t z)
+{
+    int64_t y;
+    int m, d;
+    civil_from_days(z, &y, &m, &d);
+    return days_from_civil(y, m, 1);
+}
+
+/* A usage_rollup row (SQL_ROLLUP's columns) into its dimension's group; the
+ * model rows also into the totals (each request has exactly one model). */
+static int rollup_row(void *ctx, const struct report_row *r)
+{
+    struct ui_usage *u = ctx;
+    const char *code = r->cell[0] != NULL && r->cell[0][0] != '\0'
+        ? strchr(DIM_CODE, r->cell[0][0]) : NULL;
+    money_t spend = 0;
+    if (code == NULL || r->cell[1] == NULL || r->cell[2] == NULL ||
+        money_parse(r->cell[2], &spend) < 0)
+        return -1;
+    int dim = (int)(code - DIM_CODE);
+    struct dim *d = &u->dims[dim];
+    int64_t requests = cell_int(r, 3);
+    struct group *g = dim_group(u, d, group_id(dim, r, 1), r->len[1], true);
+    if (g == NULL || money_add(g->spend, spend, &g->spend) < 0 ||
+        money_add(d->total, spend, &d->total) < 0)
+        return -1;
+    g->requests += requests;
+    if (dim != DIM_MODEL)
+        return 0;
+    u->requests += requests;
+    u->prompt += cell_int(r, 4);
+    u->completion += cell_int(r, 5);
+    u->total_tokens += cell_int(r, 6);
+    return money_add(u->spend, spend, &u->spend);
+}
+
+/* The rows of one grain ("d" or "m") for the days [from, to). */
+static int rollup_pass(MYSQL *db, struct ui_usage *u, const char *grain, int64_t from,
+                       int64_t to, char *err, size_t errlen)
+{
+    char a[11], b[11];
+    if (from >= to)
+        return 0;
+    day_text(from, a);
+    day_text(to, b);
+    struct db_param p[] = {DB_STR(grain), DB_STR(a), DB_STR(b)};
+    return report_stream(db, SQL_ROLLUP, p, 3, rollup_row, u, err, errlen);
+}
+
+/* A day row of the chart's dimension total (SQL_ROLLUP_DAYS's columns). */
+static int day_total_row(void *ctx, const struct report_row *r)
+{
+    struct ui_usage *u = ctx;
+    struct dim *d = NULL;
+    for (int i = 0; i < N_DIMS; i++)
+        if (u->dims[i].series)
+            d = &u->dims[i];
+    int day = r->cell[0] != NULL ? day_index(u, r->cell[0]) : -1;
+    money_t spend = 0;
+    if (d == NULL || day < 0 || r->cell[2] == NULL || money_parse(r->cell[2], &spend) < 0)
+        return -1;
+    return money_add(d->day_total[day], spend, &d->day_total[day]);
+}
+
+/* The chart: its dimension's spend per day (the model rows', which add up to
+ * every request's, or the tag rows'), then its top groups' days. */
+static int ledger_series(MYSQL *db, struct ui_usage *u, int dim, char *err, size_t errlen)
+{
+    const struct dim *d = &u->dims[dim];
+    char sql[sizeof(SQL_ROLLUP_DAYS) + 32 + 4 * USAGE_TOP_MAX], from[11], to[11];
+    char code[2] = {dim == DIM_TAG ? 'g' : 'm', '\0'};
+    struct db_param p[3 + USAGE_TOP_MAX];
+    size_t np = 0;
+    day_text(u->day0, from);
+    day_text(u->day0 + u->range.ndays, to);
+    p[np++] = DB_STR(code);
+    p[np++] = DB_STR(from);
+    p[np++] = DB_STR(to);
+    if (report_stream(db, SQL_ROLLUP_DAYS, p, np, day_total_row, u, err, errlen) < 0)
+        return -1;
+    if (d->nsorted == 0)
+        return 0;
+    code[0] = DIM_CODE[dim];
+    size_t len = (size_t)snprintf(sql, sizeof(sql), "%s AND group_id IN (", SQL_ROLLUP_DAYS);
+    for (size_t i = 0; i < usage_top_count(d); i++) {
+        len += (size_t)snprintf(sql + len, sizeof(sql) - len, i > 0 ? ", ?" : "?");
+        p[np++] = DB_STR(d->sorted[i]->id != NULL ? d->sorted[i]->id : "");
+    }
+    snprintf(sql + len, sizeof(sql) - len, ")");
+    return report_stream(db, sql, p, np, series_row, u, err, errlen);
+}
+
+/* The whole ledger's view: the range's whole months from the month rows and
+ * the days before and after them from the day rows. */
+static int ledger_read(MYSQL *db, struct ui_usage *u, char *err, size_t errlen)
+{
+    int64_t start = u->day0, end = u->day0 + u->range.ndays;
+    int64_t first = first_of_month(start);
+    int64_t m0 = first == start ? start : first_of_month(first + 31); /* the next month's */
+    int64_t m1 = first_of_month(end);
+    for (int i = 0; i < N_DIMS; i++)
+        u->dims[i].dropped_days = true; /* ledger_series reads the chart's days */
+    if (m0 < m1) {
+        if (rollup_pass(db, u, "m", m0, m1, err, errlen) < 0 ||
+            rollup_pass(db, u, "d", start, m0, err, errlen) < 0 ||
+            rollup_pass(db, u, "d", m1, end, err, errlen) < 0)
+            return -1;
+    } else if (rollup_pass(db, u, "d", start, end, err, errlen) < 0) {
+        return -1;
+    }
+    if (sort_dims(u, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < N_DIMS; i++)
+        if (u->dims[i].series && ledger_series(db, u, i, err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
+int usage_read(MYSQL *db, struct ui_usage *u, char *err, size_t errlen)
+{
+    return u->user != NULL ? self_read(db, u, err, errlen) : ledger_read(db, u, err, errlen);
 }

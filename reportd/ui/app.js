@@ -1,6 +1,7 @@
 /* app.js - the Usage page's logic (issue 8): sign-in with a key kept in
  * sessionStorage, then the spend of a date range from reportd's /ui/api/usage,
- * /ui/api/budgets and /ui/api/logs, and the CSV of /global/spend/report.
+ * /ui/api/budgets and /ui/api/logs, and the view's report as CSV (/ui/api/usage's
+ * format=csv).
  *
  * Every figure shown is the API's (sums and shares come from reportd); the page
  * only formats them. Money arrives as exact decimal strings and is formatted
@@ -16,8 +17,6 @@
   const BUDGET_THRESHOLD = "0.8";
   const GROUP_LABELS = { team: "team", model: "model", api_key: "key", customer: "customer",
                          tag: "tag" };
-  // the groupings /global/spend/report gives as CSV (it has no per-key day form)
-  const CSV_GROUPS = new Set(["team", "model", "customer", "tag"]);
   const TOP_KINDS = ["team", "api_key", "customer", "model", "tag"];
   // log filter field (the API's parameter) that a top list's row fills in
   const TOP_FILTER = { team: "team_id", api_key: "api_key", customer: "end_user",
@@ -244,13 +243,11 @@
     updateCsvButton();
   }
 
-  /* The CSV button follows the grouping: reportd's CSV report has no per-key form. */
+  /* The CSV button names what it saves: the view's grouping. */
   function updateCsvButton() {
-    const ok = CSV_GROUPS.has(state.groupBy);
-    $("csv-download").disabled = !ok;
-    $("csv-download").title = ok ? "The daily spend by " + GROUP_LABELS[state.groupBy] +
-      " and model of this range, as CSV" : "";
-    show($("csv-hint"), !ok);
+    $("csv-download").disabled = false;
+    $("csv-download").title = "The spend of each " + GROUP_LABELS[state.groupBy] +
+      " on each day of this range, as CSV";
   }
 
   function writeView() {
@@ -627,17 +624,18 @@
 
   /* ------------------------------------------------------------ CSV */
 
-  /* The report the view shows, as reportd's CSV; fetched with the key (a plain
-   * link could not send it) and saved from a Blob. */
+  /* The report the view shows (each group of its grouping on each day; an
+   * internal user's key: its own), as reportd's CSV; fetched with the key (a
+   * plain link could not send it) and saved from a Blob. */
   async function downloadCsv() {
     const button = $("csv-download");
     button.disabled = true;
     clearError();
     try {
-      const resp = await fetchWithKey("/global/spend/report",
+      const resp = await fetchWithKey("/ui/api/usage",
                                       Object.assign(usageParams(), { format: "csv" }));
       const blob = await resp.blob();
-      const name = "tollgate-spend-by-" + GROUP_LABELS[state.groupBy] + "-" + state.start +
+      const name = "tollgate-spend-by-" + state.groupBy + "-" + state.start + // as reportd names it
         "-to-" + state.end + ".csv";
       const a = el("a", { href: URL.createObjectURL(blob), download: name, hidden: true });
       document.body.append(a);

@@ -23,7 +23,9 @@ ledger_periods.c):
   daily_tag_spend per day and (tag, key or '', model group, model, provider), each with
   accountd's own group_key (the first 128 bits of SHA-256 of "LEN:TEXT|" per field, NULL
   as "-|"), successes = HTTP 2xx; daily_tag_totals per day and tag (from the logs, not
-  from daily_tag_spend); entity_model_spend per key, user, team, customer and tag and
+  from daily_tag_spend); usage_rollup per day and per month and team, key, customer,
+  model or tag (from daily_spend and daily_tag_totals, as schema 010 fills it);
+  entity_model_spend per key, user, team, customer and tag and
   model (lifetime); the spend counters of keys, users, teams, members, customers
   and tags (no budget periods: lifetime spend).
 
@@ -217,6 +219,30 @@ def rollup_day_sql(day):
                rng.replace(" AND start_time", " AND l.start_time")))
 
 
+def usage_rollup_sql(start, end):
+    """usage_rollup (the Usage page's: per day and per month, one team, key, customer,
+    model or tag at a time, '' for none) of the days [start, end), from daily_spend and
+    daily_tag_totals, added to rows already there (a month the range shares with them)."""
+    days = "day >= DATE'%s' AND day < DATE'%s'" % (start, end)
+    sums = "spend, prompt_tokens, completion_tokens, total_tokens, api_requests"
+    parts = " UNION ALL ".join(
+        "SELECT '%s' AS dim, day, %s AS id, %s FROM %s WHERE %s" % (d, c, sums, t, days)
+        for d, c, t in (("t", "COALESCE(team_id, '')", "daily_spend"),
+                        ("k", "api_key", "daily_spend"),
+                        ("c", "COALESCE(end_user, '')", "daily_spend"),
+                        ("m", "model", "daily_spend"), ("g", "tag", "daily_tag_totals")))
+    return ("INSERT INTO usage_rollup (grain, dim, period, group_id, %s)"
+            " SELECT g.grain, x.dim, IF(g.grain = 'd', x.day,"
+            " CAST(DATE_FORMAT(x.day, '%%Y-%%m-01') AS DATE)) AS period,"
+            " CONVERT(x.id USING utf8mb4) COLLATE utf8mb4_bin AS gid, %s FROM (%s) x"
+            " CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g"
+            " GROUP BY g.grain, x.dim, period, gid"
+            " ON DUPLICATE KEY UPDATE %s;\n"
+            % (sums, ", ".join("SUM(x.%s)" % c for c in sums.split(", ")), parts,
+               ", ".join("%s = usage_rollup.%s + VALUES(%s)" % (c, c, c)
+                         for c in sums.split(", "))))
+
+
 COUNTERS_SQL = """
 INSERT INTO entity_model_spend (entity, entity_id, model, spend)
   SELECT 'k', api_key, model, SUM(spend) FROM daily_spend WHERE api_key <> ''
@@ -271,12 +297,13 @@ def generate(p, sql, progress=print):
     t1 = time.monotonic()
     sql(SESSION + "".join(rollup_day_sql(p.start + datetime.timedelta(days=d))
                           for d in range(p.days)), 7200)
+    sql(SESSION + usage_rollup_sql(p.start, p.end), 7200)
     t["rollups"] = time.monotonic() - t1
     progress("  rollups written (%.0f s)" % t["rollups"])
     t1 = time.monotonic()
     sql(SESSION + COUNTERS_SQL, 3600)
     sql("ANALYZE TABLE spend_logs, daily_spend, daily_tag_spend, daily_tag_totals,"
-        " entity_model_spend;", 3600)
+        " entity_model_spend, usage_rollup;", 3600)
     t["counters"] = time.monotonic() - t1
     t["total"] = time.monotonic() - t0
     return t
@@ -325,6 +352,25 @@ def verify(p, sql_rows):
          " SELECT 'g', SUM(l.spend) FROM %s WHERE jt.tag <> ''" % TAGGED,
          "SELECT entity, SUM(spend) FROM entity_model_spend GROUP BY entity"),
     ]
+    # usage_rollup per grain, dimension and period, against the logs (every request is
+    # in one group of team, key, customer and model; in each of its tags for tags)
+    months = ("period >= DATE'%s' AND period < DATE'%s'"
+              % (p.start.replace(day=1), p.end))
+    for grain, period in (("d", "DATE(l.start_time)"),
+                          ("m", "DATE_FORMAT(l.start_time, '%Y-%m-01')")):
+        usage = ("SELECT period, SUM(spend), SUM(prompt_tokens), SUM(completion_tokens),"
+                 " SUM(total_tokens), SUM(api_requests) FROM usage_rollup WHERE grain = '%s'"
+                 " AND dim = '%%s' AND %s GROUP BY period"
+                 % (grain, days.replace("day", "period") if grain == "d" else months))
+        sums = ("SUM(l.spend), SUM(l.prompt_tokens), SUM(l.completion_tokens),"
+                " SUM(l.total_tokens), COUNT(*)")
+        for dim in "tkcm":
+            checks.append(("usage_rollup %s %s" % (grain, dim),
+                           "SELECT %s AS d, %s FROM spend_logs l WHERE l.%s GROUP BY d"
+                           % (period, sums, rng), usage % dim))
+        checks.append(("usage_rollup %s g" % grain,
+                       "SELECT %s AS d, %s FROM %s WHERE jt.tag <> '' AND l.%s GROUP BY d"
+                       % (period, sums, TAGGED, rng), usage % "g"))
     problems = []
     for name, logs, rollup in checks:
         width = 2 if name == "daily_tag_totals" else 1

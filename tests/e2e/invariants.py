@@ -12,7 +12,8 @@ Checked, exactly (DECIMAL compared as DECIMAL):
   start_time, key, user, team, end user, model group, model and provider (spend, every
   token count, requests, successes, failures), daily_tag_spend by day, tag, key, model
   group, model and provider, daily_tag_totals by day and tag (spend, prompt, completion
-  and total tokens, requests, successes, failures).
+  and total tokens, requests, successes, failures), usage_rollup per day and per month
+  and team, key, customer, model or tag alone (spend, tokens, requests).
 A /global/spend/reset moves counters away from the logs on purpose; tests that call
 it do not use this.
 
@@ -113,7 +114,31 @@ def queries():
                                          "custom_llm_provider"), TAGGED_LOGS))
     q.append(_rollup("daily_tag_totals", ("tag",), TAGGED_LOGS,
                      sums=("spend", "prompt_tokens", "completion_tokens", "total_tokens")))
+    q.append(_usage_rollup())
     return q
+
+
+def _usage_rollup():
+    """usage_rollup against the logs: each grain (day, month) and dimension."""
+    sums = ("spend", "prompt_tokens", "completion_tokens", "total_tokens")
+    cols = ", ".join(sums)
+    parts = " UNION ALL ".join(
+        "SELECT '%s' AS dim, start_time, %s AS gid, %s FROM %s" % (d, c, cols, src)
+        for d, c, src in (("t", "COALESCE(team_id, '')", "spend_logs"),
+                          ("k", "COALESCE(api_key, '')", "spend_logs"),
+                          ("c", "COALESCE(end_user, '')", "spend_logs"),
+                          ("m", "model", "spend_logs"),
+                          ("g", "tag", TAGGED_LOGS + " t")))
+    logs = ("SELECT g.grain, x.dim, IF(g.grain = 'd', DATE(x.start_time),"
+            " CAST(DATE_FORMAT(x.start_time, '%%Y-%%m-01') AS DATE)) AS period,"
+            " CONVERT(x.gid USING utf8mb4) COLLATE utf8mb4_bin AS group_id, %s,"
+            " COUNT(*) AS api_requests FROM (%s) x"
+            " CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g"
+            " GROUP BY g.grain, x.dim, period, group_id"
+            % (", ".join("SUM(x.%s) AS %s" % (c, c) for c in sums), parts))
+    rollup = "SELECT grain, dim, period, group_id, %s, api_requests FROM usage_rollup" % cols
+    return _differ("usage_rollup != the logs", ("grain", "dim", "period", "group_id"), logs,
+                   rollup, values=sums + ("api_requests",))
 
 
 def check(stack):

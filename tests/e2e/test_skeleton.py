@@ -564,11 +564,13 @@ class SkeletonTest(harness.StackTestCase):
             ["api_keys", "budget_manager_model_cost", "budget_manager_users", "budgets",
              "customers", "daily_spend", "daily_tag_spend", "daily_tag_totals",
              "entity_model_spend", "internal_users", "rejected_events",
-             "schema_migrations", "spend_logs", "tags", "team_members", "teams"])
+             "schema_migrations", "spend_logs", "tags", "team_members", "teams",
+             "usage_rollup"])
         rc, err = s.run_daemon_once("accountd", fresh, ["--migrate"])
         self.assertEqual(rc, 0, err)
         self.assertIn("0 migrations applied", err)
         self.check_tag_totals_migration()
+        self.check_usage_rollup_migration()
 
     def check_tag_totals_migration(self):
         """008 fills daily_tag_totals from the daily_tag_spend already there:
@@ -595,6 +597,62 @@ class SkeletonTest(harness.StackTestCase):
             [["2025-01-01", "A", "7.00000000000000000000", "4", "5", "9", "3", "3", "0"],
              ["2025-01-01", "a", "0.30000000000000000001", "11", "22", "33", "3", "2", "1"],
              ["2025-01-02", "a", "0.50000000000000000000", "1", "1", "2", "1", "0", "1"]])
+
+    def check_usage_rollup_migration(self):
+        """010 fills usage_rollup from daily_spend and daily_tag_totals (left by the check
+        above): per day and per month, each dimension alone, none as '', ids byte-wise."""
+        s = self.stack
+        s.sql("DROP TABLE usage_rollup;"
+              " INSERT INTO daily_spend (day, group_key, api_key, user, team_id, end_user,"
+              " model_group, model, custom_llm_provider, spend, prompt_tokens,"
+              " completion_tokens, total_tokens, api_requests) VALUES"
+              " ('2025-01-01', UNHEX(MD5('1')), 'k1', 'u', 't1', NULL, 'g', 'm1', 'p', 0.1, 1, 2,"
+              "  3, 1),"
+              " ('2025-01-31', UNHEX(MD5('2')), '', NULL, NULL, 'c', 'g', 'm1', 'p',"
+              "  0.20000000000000000001, 10, 20, 30, 2),"
+              " ('2025-02-01', UNHEX(MD5('3')), 'k1', 'u', 'T1', 'c', 'g', 'm2', 'p', 7, 4, 5, 9,"
+              "  3);", db="tg_fresh")
+        s.sql((harness.REPO / "schema/010_usage_rollup.sql").read_text(), db="tg_fresh")
+        got = s.sql("SELECT grain, dim, period, group_id, spend, prompt_tokens,"
+                    " completion_tokens, total_tokens, api_requests FROM usage_rollup"
+                    " WHERE period < '2025-03-01' ORDER BY grain, dim, period, group_id",
+                    db="tg_fresh")
+        z = "00000000000000000"
+
+        def row(grain, dim, period, gid, spend, p, c, t, n):
+            return [grain, dim, period, gid, spend, str(p), str(c), str(t), str(n)]
+        d1, d31, f1 = "2025-01-01", "2025-01-31", "2025-02-01"
+        want = [
+            row("d", "c", d1, "", "0.100" + z, 1, 2, 3, 1),
+            row("d", "c", d31, "c", "0.20000000000000000001", 10, 20, 30, 2),
+            row("d", "c", f1, "c", "7.000" + z, 4, 5, 9, 3),
+            row("d", "g", d1, "A", "7.000" + z, 4, 5, 9, 3),
+            row("d", "g", d1, "a", "0.30000000000000000001", 11, 22, 33, 3),
+            row("d", "g", "2025-01-02", "a", "0.500" + z, 1, 1, 2, 1),
+            row("d", "k", d1, "k1", "0.100" + z, 1, 2, 3, 1),
+            row("d", "k", d31, "", "0.20000000000000000001", 10, 20, 30, 2),
+            row("d", "k", f1, "k1", "7.000" + z, 4, 5, 9, 3),
+            row("d", "m", d1, "m1", "0.100" + z, 1, 2, 3, 1),
+            row("d", "m", d31, "m1", "0.20000000000000000001", 10, 20, 30, 2),
+            row("d", "m", f1, "m2", "7.000" + z, 4, 5, 9, 3),
+            row("d", "t", d1, "t1", "0.100" + z, 1, 2, 3, 1),
+            row("d", "t", d31, "", "0.20000000000000000001", 10, 20, 30, 2),
+            row("d", "t", f1, "T1", "7.000" + z, 4, 5, 9, 3),
+            row("m", "c", d1, "", "0.100" + z, 1, 2, 3, 1),
+            row("m", "c", d1, "c", "0.20000000000000000001", 10, 20, 30, 2),
+            row("m", "c", f1, "c", "7.000" + z, 4, 5, 9, 3),
+            row("m", "g", d1, "A", "7.000" + z, 4, 5, 9, 3),
+            row("m", "g", d1, "a", "0.80000000000000000001", 12, 23, 35, 4),
+            row("m", "k", d1, "", "0.20000000000000000001", 10, 20, 30, 2),
+            row("m", "k", d1, "k1", "0.100" + z, 1, 2, 3, 1),
+            row("m", "k", f1, "k1", "7.000" + z, 4, 5, 9, 3),
+            row("m", "m", d1, "m1", "0.30000000000000000001", 11, 22, 33, 3),
+            row("m", "m", f1, "m2", "7.000" + z, 4, 5, 9, 3),
+            row("m", "t", d1, "", "0.20000000000000000001", 10, 20, 30, 2),
+            row("m", "t", d1, "t1", "0.100" + z, 1, 2, 3, 1),
+            row("m", "t", f1, "T1", "7.000" + z, 4, 5, 9, 3),
+        ]
+        self.assertEqual(got, want)
 
     # ------------------------------------------------------ 6. bad configs
 

@@ -65,6 +65,15 @@ def order(item):
     return (-spend, gid is not None, (gid or "").encode())
 
 
+def csv_cell(text):
+    """A CSV cell as reportd writes it: RFC 4180 quoting, a ' before = + - @."""
+    if text[:1] in ("=", "+", "-", "@"):
+        text = "'" + text
+    if any(c in text for c in ",\"\r\n"):
+        text = '"' + text.replace('"', '""') + '"'
+    return text
+
+
 class UsageApiTest(harness.StackTestCase):
     stack_options = {"extra_models": extra_models}
 
@@ -244,6 +253,80 @@ class UsageApiTest(harness.StackTestCase):
         self.assertNotIn(self.keys["a1"]["key"], json.dumps(got))  # never a raw key
         spend = Decimal(self.stack.sql_value("SELECT SUM(spend) FROM spend_logs"))
         self.assertEqual(got["totals"]["spend"], money(spend))  # the whole ledger is in range
+
+    def test_usage_over_whole_months_and_the_days_around_them(self):
+        """The whole ledger's answer adds usage_rollup's month rows for the range's whole
+        months to its day rows for the days before and after them: ranges that start and
+        end on a month's edge or within one give the logs' figures all the same."""
+        first = self.today.replace(day=1)
+        prev = (first - datetime.timedelta(days=1)).replace(day=1)
+        last = (first + datetime.timedelta(days=31)).replace(day=1) - datetime.timedelta(days=1)
+        ranges = [
+            (prev - datetime.timedelta(days=17), self.today),  # days, a whole month, days
+            (first, last),                                     # this month, whole
+            (prev, first - datetime.timedelta(days=1)),        # last month, whole
+            (self.today - datetime.timedelta(days=20), self.today + datetime.timedelta(days=3)),
+        ]
+        for start, end in ranges:
+            n = (end - start).days + 1
+            self.start, self.end = start.isoformat(), end.isoformat()
+            self.days = [(start + datetime.timedelta(days=i)).isoformat() for i in range(n)]
+            try:
+                for group_by in ("team", "api_key", "customer", "model", "tag"):
+                    with self.subTest(start=self.start, end=self.end, group_by=group_by):
+                        self.assertEqual(self.usage(group_by), self.expected(group_by))
+            finally:
+                del self.start, self.end, self.days
+
+    def expected_csv(self, group_by, where=""):
+        """The CSV of /ui/api/usage (format=csv), computed from spend_logs: a line per day
+        and group, in day order then by id (none first, byte-wise)."""
+        col, table = {"team": ("l.team_id", "spend_logs"), "api_key": ("l.api_key", "spend_logs"),
+                      "customer": ("l.end_user", "spend_logs"), "model": ("l.model", "spend_logs"),
+                      "tag": ("l.tag", invariants.TAGGED_LOGS)}[group_by]
+        rows = self.stack.sql(
+            "SELECT DATE_FORMAT(l.start_time, '%%Y-%%m-%%d'), %s, SUM(l.spend), COUNT(*),"
+            " SUM(l.prompt_tokens), SUM(l.completion_tokens), SUM(l.total_tokens)"
+            " FROM %s l WHERE %s %s GROUP BY 1, 2" % (col, table, self.range_sql(), where))
+        rows.sort(key=lambda r: (r[0], r[1] is not None, (r[1] or "").encode()))
+        names = self.names()
+        header = {"team": "team_id,team_name", "api_key": "api_key,key_alias,key_name",
+                  "customer": "customer_id,customer_name", "model": "model", "tag": "tag"}
+        lines = ["date,%s,spend,requests,prompt_tokens,completion_tokens,total_tokens"
+                 % header[group_by]]
+        for day, gid, spend, n, prompt, completion, total in rows:
+            cells = [day, gid or ""]
+            if group_by == "team":
+                cells.append("Unassigned" if gid is None else names["team"].get(gid) or gid)
+            elif group_by == "customer":
+                cells.append("No customer" if gid is None else names["customer"].get(gid) or gid)
+            elif group_by == "api_key":
+                alias, key_name = names["api_key"].get(gid, (None, None))
+                cells += [alias or "", key_name or ""]
+            lines.append(",".join(csv_cell(c) for c in cells) + ",%s,%s,%s,%s,%s"
+                         % (money(spend), n, prompt, completion, total))
+        return "\r\n".join(lines) + "\r\n"
+
+    def test_usage_csv_equals_logs_for_each_group_by(self):
+        """format=csv: every group of the grouping (not only the chart's ten), each day,
+        for the whole ledger and for an internal user's own rows; never a raw key."""
+        victor = self.keys["a2"]["key"]
+        for group_by in ("team", "api_key", "customer", "model", "tag"):
+            for key, where in ((MASTER_KEY, ""), (victor, "AND l.user = 'victor'")):
+                with self.subTest(group_by=group_by, own=bool(where)):
+                    st, headers, body = self.stack.report(
+                        "GET", "/ui/api/usage?start_date=%s&end_date=%s&group_by=%s&format=csv"
+                        % (self.start, self.end, group_by), key=key)
+                    self.assertEqual(st, 200, body)
+                    self.assertEqual(headers["content-type"], "text/csv; charset=utf-8")
+                    self.assertEqual(headers["content-disposition"],
+                                     'attachment; filename="tollgate-spend-by-%s-%s-to-%s.csv"'
+                                     % (group_by, self.start, self.end))
+                    text = body
+                    self.assertEqual(text, self.expected_csv(group_by, where))
+                    self.assertNotIn(victor, text)
+        lines = self.expected_csv("customer").count("\r\n")
+        self.assertGreater(lines, 300)  # far past the chart's ten customers
 
     def test_usage_of_an_empty_range(self):
         got = self.usage("tag", start="2025-01-01", end="2025-01-03")
@@ -521,6 +604,7 @@ class UsageApiTest(harness.StackTestCase):
             ("/ui/api/usage?start_date=2025-01-01&end_date=2026-01-02", "end_date"),
             ("/ui/api/usage?%s&group_by=user" % dates, "group_by"),
             ("/ui/api/usage?%s&group_by=team&group_by=tag" % dates, "group_by"),
+            ("/ui/api/usage?%s&format=xml" % dates, "format"),
             ("/ui/api/budgets?threshold=abc", "threshold"),
             ("/ui/api/budgets?threshold=0.80001", "threshold"),
             ("/ui/api/budgets?threshold=101", "threshold"),

@@ -2,7 +2,8 @@
 
 Makes a known ledger through proxyd (three teams, an unassigned key, an internal
 user's key, three models, three customers, four tags, 66 requests), puts a key near its
-budget and a team over it, writes a quarter of older rollups (tests/bench/report_gen.py,
+budget and a team over it, writes a calendar quarter of older rollups (the three months
+before this one, tests/bench/report_gen.py,
 ending before this month, so the month's figures stay the ledger's), computes from SQL
 over spend_logs what the page must show, then runs tests/node/usage_page.mjs: Debian's
 headless Chromium driven by npm playwright-core (tests/node, `npm ci` there first).
@@ -162,13 +163,17 @@ class UsagePageTest(harness.StackTestCase):
 
     @classmethod
     def write_quarter(cls, end):
-        """90 days of logs and their rollups before `end` (report_gen's population:
+        """A calendar quarter of logs and their rollups: the three months before `end`, the
+        first of this month (report_gen's population:
         keys bench-key-K, teams team-T, customers customer-C, tags tag-N), as accountd
         would have written them; the counters are left alone (the page reads the rollups,
         and the ledger's own keys and customers already have theirs)."""
         s = cls.stack
-        plan = report_gen.Plan(rows=QUARTER_ROWS, days=90, keys=500, teams=40, users=200,
-                               customers=3000, tags=10, end=end)
+        first = end
+        for _ in range(3):
+            first = (first - datetime.timedelta(days=1)).replace(day=1)
+        plan = report_gen.Plan(rows=QUARTER_ROWS, days=(end - first).days, keys=500, teams=40,
+                               users=200, customers=3000, tags=10, end=end)
 
         def sql(text, timeout):  # big enough for the INSERT ... SELECTs' temporary tables in
             # memory (on disk, some runs here failed with "Error on delete of /tmp/#sql-temptable")
@@ -180,7 +185,9 @@ class UsagePageTest(harness.StackTestCase):
                 plan, first, min(plan.rows, first + report_gen.CHUNK - 1)), 600)
         sql(report_gen.SESSION + "".join(report_gen.rollup_day_sql(
             plan.start + datetime.timedelta(days=d)) for d in range(plan.days)), 600)
-        sql("ANALYZE TABLE spend_logs, daily_spend, daily_tag_spend, daily_tag_totals;", 600)
+        sql(report_gen.SESSION + report_gen.usage_rollup_sql(plan.start, plan.end), 600)
+        sql("ANALYZE TABLE spend_logs, daily_spend, daily_tag_spend, daily_tag_totals,"
+            " usage_rollup;", 600)
         return plan
 
     # -- what the page must show, from spend_logs
@@ -201,6 +208,8 @@ class UsagePageTest(harness.StackTestCase):
         keys = self.logs_in(start, end, what="api_key, SUM(spend)",
                             where="1 = 1 GROUP BY api_key ORDER BY SUM(spend) LIMIT 1")
         ispend, ireq, _ = self.logs_in(start, end, "user = '%s'" % ANALYST)[0]
+        ikey_days = self.logs_in(start, end, "user = '%s'" % ANALYST,
+                                 what="COUNT(DISTINCT DATE(start_time), api_key)")[0][0]
         iteams = s.sql("SELECT DISTINCT COALESCE(t.team_alias, l.team_id) FROM spend_logs l"
                        " LEFT JOIN teams t ON t.team_id = l.team_id WHERE l.user = '%s'"
                        " AND l.start_time >= '%s'" % (ANALYST, start))
@@ -227,7 +236,7 @@ class UsagePageTest(harness.StackTestCase):
             "logs": {"total": int(requests), "page_size": PAGE_SIZE, "request_ids": ids,
                      "filter_team": {"id": "ui-team-ops", "total": int(ops),
                                      "shown": ["ui-team-ops"]}},
-            "internal": {"spend": exact(ispend), "requests": int(ireq),
+            "internal": {"spend": exact(ispend), "requests": int(ireq), "key_days": int(ikey_days),
                          "teams": [r[0] for r in iteams]},
             "wrong_key_error": err["error"]["message"],
             "too_long": {"start": too_long, "error": long_err["error"]["message"]},
@@ -280,20 +289,30 @@ class UsagePageTest(harness.StackTestCase):
         if self.quarter is not None:
             summary["quarter_rollup_rows"] = int(self.stack.sql_value(
                 "SELECT COUNT(*) FROM daily_spend WHERE day < '%s'" % self.month[0]))
+            summary["quarter_usage_rollup_rows"] = int(self.stack.sql_value(
+                "SELECT COUNT(*) FROM usage_rollup WHERE period < '%s'" % self.month[0]))
             t0 = time.monotonic()
             st, _, _ = self.stack.report("GET", "/ui/api/usage?start_date=%s&end_date=%s"
                                          % (self.quarter.start, self.quarter.last_day),
                                          key=MASTER_KEY)
             summary["quarter_api_ms"] = round((time.monotonic() - t0) * 1000)
             self.assertEqual(st, 200)
+            # 90 days from mid-month: whole months and ~45 days of day rows around them
+            start = self.quarter.start + datetime.timedelta(days=15)
+            t0 = time.monotonic()
+            st, _, _ = self.stack.report("GET", "/ui/api/usage?start_date=%s&end_date=%s"
+                                         % (start, start + datetime.timedelta(days=89)),
+                                         key=MASTER_KEY)
+            summary["unaligned_90_days_api_ms"] = round((time.monotonic() - t0) * 1000)
+            self.assertEqual(st, 200)
         print("\nusage page: %s" % json.dumps(summary), file=sys.stderr)
         for run in [load["cold"]] + load["warm"]:
-            self.assertLess(run["wall_ms"], LOAD_LIMIT_MS, load)
+            self.assertLess(run["with_logs_ms"], LOAD_LIMIT_MS, load)  # the whole view
         if self.quarter is not None:
             spend, requests, _ = self.logs_in(self.quarter.start, self.quarter.last_day)[0]
             self.assertEqual(int(requests), QUARTER_ROWS)
             self.assertEqual((q["spend"], int(q["requests"])), (exact(spend), int(requests)))
-            self.assertLess(q["wall_ms"], LOAD_LIMIT_MS, q)
+            self.assertLess(q["with_logs_ms"], LOAD_LIMIT_MS, q)
         for shot in seen["screenshots"]:
             self.assertGreater(os.path.getsize(shot), 10000, shot)
 

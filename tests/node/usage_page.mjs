@@ -89,6 +89,23 @@ async function logIds(page) {
   return page.$$eval("#logs-body tr[data-request-id]", (rows) => rows.map((r) => r.dataset.requestId));
 }
 
+/* Clicks "Download CSV", saves the file as name and checks it equals the API's
+ * CSV of the same view fetched with key. */
+async function downloadCsv(page, start, end, g, key, name) {
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#csv-download")]);
+  const file = path.join(cfg.artifacts, name);
+  await download.saveAs(file);
+  const got = fs.readFileSync(file, "utf8");
+  const resp = await fetch(`${cfg.url}/ui/api/usage?start_date=${start}&end_date=${end}` +
+                           `&group_by=${g}&format=csv`, { headers: { Authorization: "Bearer " + key } });
+  check(resp.ok, "the API answers the CSV", resp.status);
+  const want = await resp.text();
+  checkEqual(download.suggestedFilename(), `tollgate-spend-by-${g}-${start}-to-${end}.csv`, "CSV file name");
+  check(got === want, "the downloaded CSV (" + g + ") equals the API's", { got: got.slice(0, 300), want: want.slice(0, 300) });
+  check(got.split("\r\n").length > 2, "the CSV has rows");
+  return { file, bytes: got.length, lines: got.split("\r\n").length - 2 };
+}
+
 async function main() {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "tg-chromium-"));
   const ctx = await chromium.launchPersistentContext(userDir, {
@@ -187,33 +204,21 @@ async function run(page) {
     await page.selectOption("#group-by", g);
     await usageShown(page, start, end, g);
     out.labels[g] = await chartLabels(page);
-    checkEqual(await page.locator("#csv-download").isDisabled(), g === "api_key",
-               "the CSV button is offered for the " + g + " grouping iff reportd has that CSV");
+    check(!(await page.locator("#csv-download").isDisabled()), "the CSV button is offered for the " + g + " grouping");
   }
   check(out.labels.model.join() !== out.labels.team.join(), "switching to model changes the datasets",
         out.labels);
   checkEqual(await page.evaluate(() => location.hash), `#start=${start}&end=${end}&group=tag`,
              "the view is kept in the URL");
 
-  // -- the CSV of the view (grouped by tag now, then by team) equals the API's
+  // -- the CSV of the view (grouped by tag now, then by key and team) equals the API's
   out.csv = {};
-  for (const g of ["tag", "team"]) {
+  for (const g of ["tag", "api_key", "team"]) {
     if (g !== "tag") {
       await page.selectOption("#group-by", g);
       await usageShown(page, start, end, g);
     }
-    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#csv-download")]);
-    const file = path.join(cfg.artifacts, `usage-${g}.csv`);
-    await download.saveAs(file);
-    const got = fs.readFileSync(file, "utf8");
-    const resp = await fetch(`${cfg.url}/global/spend/report?start_date=${start}&end_date=${end}` +
-                             `&group_by=${g}&format=csv`, { headers: { Authorization: "Bearer " + cfg.master_key } });
-    check(resp.ok, "the API answers the CSV", resp.status);
-    const want = await resp.text();
-    checkEqual(download.suggestedFilename(), `tollgate-spend-by-${g}-${start}-to-${end}.csv`, "CSV file name");
-    check(got === want, "the downloaded CSV (" + g + ") equals the API's", { got: got.slice(0, 300), want: want.slice(0, 300) });
-    check(got.split("\r\n").length > 2, "the CSV has rows");
-    out.csv[g] = { file, bytes: got.length };
+    out.csv[g] = await downloadCsv(page, start, end, g, cfg.master_key, `usage-${g}.csv`);
   }
 
   // -- the log table: page 1, 2 and back; then a filter
@@ -285,6 +290,12 @@ async function run(page) {
              E.internal.teams, "internal user's teams");
   await page.waitForSelector(`#logs-page[data-total="${E.internal.requests}"]`);
   check(await page.locator("#error").isHidden(), "no error for the internal user's view");
+  await page.selectOption("#group-by", "api_key");
+  await usageShown(page, start, end, "api_key");
+  out.csv.internal = await downloadCsv(page, start, end, "api_key", cfg.internal_key,
+                                       "usage-internal-api_key.csv");
+  checkEqual(out.csv.internal.lines, E.internal.key_days, "the internal user's CSV: its key's days");
+  check(await page.locator("#error").isHidden(), "no error for the internal user's CSV");
   await page.click("#signout");
 }
 
