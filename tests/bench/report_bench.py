@@ -26,6 +26,7 @@ when a target is missed), 2 when it could not run.
 """
 
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -77,6 +78,16 @@ def routes(plan):
     out.append(("spend/logs key, 1 day", "/spend/logs?api_key=%s&start_date=%s&end_date=%s"
                 % (busiest, plan.last_day, plan.last_day)))
     out.append(("global/spend/tags", "/global/spend/tags?%s" % q))
+    # the Usage page's calls: the 90 days (whole months and the days around them), the
+    # whole months alone, the view's first page of logs
+    first = (plan.start - datetime.timedelta(days=1)).replace(day=1)
+    first = (first + datetime.timedelta(days=31)).replace(day=1)  # the first whole month
+    end = plan.end.replace(day=1) - datetime.timedelta(days=1)      # the last whole month's end
+    out.append(("ui/api/usage, the %d days" % plan.days, "/ui/api/usage?%s" % q))
+    if first < end:
+        out.append(("ui/api/usage, whole months",
+                    "/ui/api/usage?start_date=%s&end_date=%s" % (first, end)))
+    out.append(("ui/api/logs, first page", "/ui/api/logs?%s" % q))
     return out
 
 
