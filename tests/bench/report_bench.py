@@ -88,17 +88,23 @@ def routes(plan):
         out.append(("ui/api/usage, whole months",
                     "/ui/api/usage?start_date=%s&end_date=%s" % (first, end)))
     out.append(("ui/api/logs, first page", "/ui/api/logs?%s" % q))
+    if first < end:
+        out.append(("ui/api/usage csv, customers", "/ui/api/usage?start_date=%s&end_date=%s"
+                    "&group_by=customer&format=csv" % (first, end)))
+    # bench-key-0 (the busiest key) is user-0's, an internal user: its own spend only,
+    # from daily_spend by user (user-0's keys make ~15 % of the traffic)
+    out.append(("ui/api/usage, busiest user", "/ui/api/usage?%s" % q, "bench-key-0"))
     return out
 
 
-def time_route(stack, path, calls, budget_s):
-    """Times up to `calls` GETs (fewer when they take more than budget_s in all):
-    (seconds of each, answer bytes)."""
+def time_route(stack, path, calls, budget_s, key=None):
+    """Times up to `calls` GETs with key (the master key by default; fewer calls when
+    they take more than budget_s in all): (seconds of each, answer bytes)."""
     # A fresh connection per call: on a kept-alive one, Linux delays the client's ACK
     # (40 ms) while evhttp's second write waits for it (Nagle: reportd's sockets have
     # no TCP_NODELAY), which added ~40 ms to any answer of more than one segment.
     conn = http.client.HTTPConnection("127.0.0.1", stack.reportd_port, timeout=600)
-    hdr = {"Authorization": "Bearer " + stack.master_key, "Connection": "close"}
+    hdr = {"Authorization": "Bearer " + (key or stack.master_key), "Connection": "close"}
     times, size, errors, t_start = [], 0, [], time.monotonic()
     try:
         for _ in range(calls):
@@ -210,8 +216,10 @@ def measure(s, plan, args):
     """Times every route (and profiles it with --profile)."""
     db = Db(s)
     results = []
-    for name, path in routes(plan):
-        times, size, errors = time_route(s, path, args.calls, args.route_budget)
+    for name, path, *key in routes(plan):
+        if args.only and args.only not in name:
+            continue
+        times, size, errors = time_route(s, path, args.calls, args.route_budget, *key)
         for e in errors[:3]:
             print("  ! %s: %s" % (name, e), flush=True)
         r = {"route": name, "path": path, "bytes": size, "n": len(times), "errors": errors,
@@ -317,6 +325,7 @@ def main():
                     help="afterwards, time the reports' statements against coarser rollups"
                          " built ad hoc (report_coarse.py)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument("--only", metavar="TEXT", help="time only the routes whose name has TEXT")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
     try:
