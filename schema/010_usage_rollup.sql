@@ -1,5 +1,6 @@
 -- 010_usage_rollup.sql - spend per UTC day and per UTC month of each team,
--- key, customer, model and tag alone, for the Usage page (/ui/api/usage).
+-- key, customer, model and tag alone, for the Usage page (/ui/api/usage), of
+-- the whole ledger and of each internal user's requests.
 --
 -- The page's top lists sum every group of five dimensions over the range, and
 -- its chart reads each day of the top groups. daily_spend splits each day by
@@ -10,6 +11,9 @@
 -- a day row per group and day for the chart and for a range's partial months.
 --
 --   grain     'd': period is the day; 'm': period is the month's first day
+--   user_id   '' for every request (the whole ledger's rows); else the rows of
+--             that internal user's requests (spend_logs.user), which is what
+--             an internal user's key may see
 --   dim       't' team, 'k' key (token hash), 'c' customer (end user),
 --             'm' model (the deployment's), 'g' tag
 --   group_id  the id; '' for none (no team, no key, no customer): accountd
@@ -21,6 +25,7 @@
 -- the model rows of a period add up to its total. Ids compare byte-wise.
 CREATE TABLE usage_rollup (
   grain             CHAR(1) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  user_id           VARCHAR(255) NOT NULL,
   dim               CHAR(1) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   period            DATE NOT NULL,
   group_id          VARCHAR(255) NOT NULL,
@@ -29,32 +34,54 @@ CREATE TABLE usage_rollup (
   completion_tokens BIGINT NOT NULL DEFAULT 0,
   total_tokens      BIGINT NOT NULL DEFAULT 0,
   api_requests      BIGINT NOT NULL DEFAULT 0,
-  PRIMARY KEY (grain, dim, period, group_id),
-  KEY usage_rollup_group (grain, dim, group_id, period)
+  PRIMARY KEY (grain, user_id, dim, period, group_id),
+  KEY usage_rollup_group (grain, user_id, dim, group_id, period)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- The history so far, from the finer rollups, so an upgraded database answers
 -- right at once. Migrate with accountd stopped (a new one refuses to start
 -- before the migration; an old one still running would not write this table).
-INSERT INTO usage_rollup (grain, dim, period, group_id, spend, prompt_tokens,
+-- A user's tag rows come from daily_tag_spend, which has no user: the rows of
+-- keys that were the user's on that day (daily_spend), so a key that moved to
+-- another user within a day counts for both on that day; from now on accountd
+-- writes each request's tags under its own user.
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
                           completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, x.dim,
+  SELECT g.grain, x.uid, x.dim,
          IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         CONVERT(x.id USING utf8mb4) COLLATE utf8mb4_bin AS gid, SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens),
+         x.id AS gid, SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens),
          SUM(x.total_tokens), SUM(x.api_requests)
-  FROM (SELECT 't' AS dim, day, COALESCE(team_id, '') AS id, spend, prompt_tokens,
+  FROM (SELECT '' AS uid, 't' AS dim, day, COALESCE(team_id, '') AS id, spend, prompt_tokens,
                completion_tokens, total_tokens, api_requests FROM daily_spend
         UNION ALL
-        SELECT 'k', day, api_key, spend, prompt_tokens, completion_tokens, total_tokens,
+        SELECT '', 'k', day, api_key, spend, prompt_tokens, completion_tokens, total_tokens,
                api_requests FROM daily_spend
         UNION ALL
-        SELECT 'c', day, COALESCE(end_user, ''), spend, prompt_tokens, completion_tokens,
+        SELECT '', 'c', day, COALESCE(end_user, ''), spend, prompt_tokens, completion_tokens,
                total_tokens, api_requests FROM daily_spend
         UNION ALL
-        SELECT 'm', day, model, spend, prompt_tokens, completion_tokens, total_tokens,
+        SELECT '', 'm', day, model, spend, prompt_tokens, completion_tokens, total_tokens,
                api_requests FROM daily_spend
         UNION ALL
-        SELECT 'g', day, tag, spend, prompt_tokens, completion_tokens, total_tokens,
-               api_requests FROM daily_tag_totals) x
+        SELECT '', 'g', day, tag, spend, prompt_tokens, completion_tokens, total_tokens,
+               api_requests FROM daily_tag_totals
+        UNION ALL
+        SELECT user, 't', day, COALESCE(team_id, ''), spend, prompt_tokens, completion_tokens,
+               total_tokens, api_requests FROM daily_spend WHERE user <> ''
+        UNION ALL
+        SELECT user, 'k', day, api_key, spend, prompt_tokens, completion_tokens, total_tokens,
+               api_requests FROM daily_spend WHERE user <> ''
+        UNION ALL
+        SELECT user, 'c', day, COALESCE(end_user, ''), spend, prompt_tokens, completion_tokens,
+               total_tokens, api_requests FROM daily_spend WHERE user <> ''
+        UNION ALL
+        SELECT user, 'm', day, model, spend, prompt_tokens, completion_tokens, total_tokens,
+               api_requests FROM daily_spend WHERE user <> ''
+        UNION ALL
+        SELECT s.user, 'g', d.day, d.tag, d.spend, d.prompt_tokens, d.completion_tokens,
+               d.total_tokens, d.api_requests
+        FROM daily_tag_spend d
+        JOIN (SELECT DISTINCT day, api_key, user FROM daily_spend WHERE user <> '') s
+          ON s.day = d.day AND s.api_key = d.api_key) x
   CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
-  GROUP BY g.grain, x.dim, period, gid;
+  GROUP BY g.grain, x.uid, x.dim, period, gid;
