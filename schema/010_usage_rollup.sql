@@ -39,49 +39,103 @@ CREATE TABLE usage_rollup (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- The history so far, from the finer rollups, so an upgraded database answers
--- right at once. Migrate with accountd stopped (a new one refuses to start
--- before the migration; an old one still running would not write this table).
--- A user's tag rows come from daily_tag_spend, which has no user: the rows of
--- keys that were the user's on that day (daily_spend), so a key that moved to
--- another user within a day counts for both on that day; from now on accountd
--- writes each request's tags under its own user.
+-- right at once: one statement per dimension, for all requests and for each
+-- user (one statement for everything grouped every row at once through one
+-- huge temporary table). Migrate with accountd stopped
+-- (a new one refuses to start before the migration; an old one still running
+-- would not write this table). A user's tag rows come from daily_tag_spend,
+-- which has no user: the rows of the keys the user owns at the migration (a
+-- key that belonged to someone else before counts for its owner now); from
+-- now on accountd writes each request's tags under the request's own user.
 INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
                           completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, x.uid, x.dim,
+  SELECT g.grain, '', 't',
          IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         x.id AS gid, SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens),
-         SUM(x.total_tokens), SUM(x.api_requests)
-  FROM (SELECT '' AS uid, 't' AS dim, day, COALESCE(team_id, '') AS id, spend, prompt_tokens,
-               completion_tokens, total_tokens, api_requests FROM daily_spend
-        UNION ALL
-        SELECT '', 'k', day, api_key, spend, prompt_tokens, completion_tokens, total_tokens,
-               api_requests FROM daily_spend
-        UNION ALL
-        SELECT '', 'c', day, COALESCE(end_user, ''), spend, prompt_tokens, completion_tokens,
-               total_tokens, api_requests FROM daily_spend
-        UNION ALL
-        SELECT '', 'm', day, model, spend, prompt_tokens, completion_tokens, total_tokens,
-               api_requests FROM daily_spend
-        UNION ALL
-        SELECT '', 'g', day, tag, spend, prompt_tokens, completion_tokens, total_tokens,
-               api_requests FROM daily_tag_totals
-        UNION ALL
-        SELECT user, 't', day, COALESCE(team_id, ''), spend, prompt_tokens, completion_tokens,
-               total_tokens, api_requests FROM daily_spend WHERE user <> ''
-        UNION ALL
-        SELECT user, 'k', day, api_key, spend, prompt_tokens, completion_tokens, total_tokens,
-               api_requests FROM daily_spend WHERE user <> ''
-        UNION ALL
-        SELECT user, 'c', day, COALESCE(end_user, ''), spend, prompt_tokens, completion_tokens,
-               total_tokens, api_requests FROM daily_spend WHERE user <> ''
-        UNION ALL
-        SELECT user, 'm', day, model, spend, prompt_tokens, completion_tokens, total_tokens,
-               api_requests FROM daily_spend WHERE user <> ''
-        UNION ALL
-        SELECT s.user, 'g', d.day, d.tag, d.spend, d.prompt_tokens, d.completion_tokens,
-               d.total_tokens, d.api_requests
-        FROM daily_tag_spend d
-        JOIN (SELECT DISTINCT day, api_key, user FROM daily_spend WHERE user <> '') s
-          ON s.day = d.day AND s.api_key = d.api_key) x
+         COALESCE(x.team_id, '') AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
+  GROUP BY g.grain, period, gid;
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+                          completion_tokens, total_tokens, api_requests)
+  SELECT g.grain, x.user, 't',
+         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
+         COALESCE(x.team_id, '') AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g WHERE x.user <> ''
+  GROUP BY g.grain, x.user, period, gid;
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+                          completion_tokens, total_tokens, api_requests)
+  SELECT g.grain, '', 'k',
+         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
+         x.api_key AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
+  GROUP BY g.grain, period, gid;
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+                          completion_tokens, total_tokens, api_requests)
+  SELECT g.grain, x.user, 'k',
+         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
+         x.api_key AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g WHERE x.user <> ''
+  GROUP BY g.grain, x.user, period, gid;
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+                          completion_tokens, total_tokens, api_requests)
+  SELECT g.grain, '', 'c',
+         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
+         COALESCE(x.end_user, '') AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
+  GROUP BY g.grain, period, gid;
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+                          completion_tokens, total_tokens, api_requests)
+  SELECT g.grain, x.user, 'c',
+         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
+         COALESCE(x.end_user, '') AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g WHERE x.user <> ''
+  GROUP BY g.grain, x.user, period, gid;
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+                          completion_tokens, total_tokens, api_requests)
+  SELECT g.grain, '', 'm',
+         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
+         x.model AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
+  GROUP BY g.grain, period, gid;
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+                          completion_tokens, total_tokens, api_requests)
+  SELECT g.grain, x.user, 'm',
+         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
+         x.model AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g WHERE x.user <> ''
+  GROUP BY g.grain, x.user, period, gid;
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+                          completion_tokens, total_tokens, api_requests)
+  SELECT g.grain, '', 'g',
+         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
+         x.tag AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_tag_totals x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
+  GROUP BY g.grain, period, gid;
+INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+                          completion_tokens, total_tokens, api_requests)
+  SELECT g.grain, s.user_id, 'g',
+         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
+         x.tag AS gid,
+         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
+         SUM(x.api_requests)
+  FROM daily_tag_spend x JOIN api_keys s ON s.token = x.api_key
   CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
-  GROUP BY g.grain, x.uid, x.dim, period, gid;
+  WHERE s.user_id <> ''
+  GROUP BY g.grain, s.user_id, period, gid;

@@ -223,31 +223,36 @@ def usage_rollup_sql(start, end):
     """usage_rollup (the Usage page's: per day and per month, one team, key, customer,
     model or tag at a time, '' for none; of all requests and of each user's) of the days
     [start, end), from daily_spend, daily_tag_totals and daily_tag_spend as schema 010
-    fills it, added to rows already there (a month the range shares with them)."""
+    fills it, added to rows already there (a month the range shares with them). One
+    statement per grain, dimension and user kind; a user's tag rows are those of its keys
+    (each bench key has one user)."""
     days = "day >= DATE'%s' AND day < DATE'%s'" % (start, end)
-    sums = "spend, prompt_tokens, completion_tokens, total_tokens, api_requests"
-    dims = (("t", "COALESCE(team_id, '')"), ("k", "api_key"), ("c", "COALESCE(end_user, '')"),
-            ("m", "model"))
-    parts = ["SELECT '' AS uid, '%s' AS dim, day, %s AS id, %s FROM daily_spend WHERE %s"
-             % (d, c, sums, days) for d, c in dims]
-    parts += ["SELECT user, '%s', day, %s, %s FROM daily_spend WHERE user <> '' AND %s"
-              % (d, c, sums, days) for d, c in dims]
-    parts.append("SELECT '', 'g', day, tag, %s FROM daily_tag_totals WHERE %s" % (sums, days))
-    parts.append("SELECT s.user, 'g', d.day, d.tag, %s FROM daily_tag_spend d JOIN"
-                 " (SELECT DISTINCT day, api_key, user FROM daily_spend WHERE user <> ''"
-                 " AND %s) s ON s.day = d.day AND s.api_key = d.api_key WHERE %s"
-                 % (", ".join("d." + c for c in sums.split(", ")), days,
-                    days.replace("day", "d.day")))
-    return ("INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, %s)"
-            " SELECT g.grain, x.uid, x.dim, IF(g.grain = 'd', x.day,"
-            " CAST(DATE_FORMAT(x.day, '%%Y-%%m-01') AS DATE)) AS period, x.id AS gid, %s"
-            " FROM (%s) x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g"
-            " GROUP BY g.grain, x.uid, x.dim, period, gid"
-            " ON DUPLICATE KEY UPDATE %s;\n"
-            % (sums, ", ".join("SUM(x.%s)" % c for c in sums.split(", ")),
-               " UNION ALL ".join(parts),
-               ", ".join("%s = usage_rollup.%s + VALUES(%s)" % (c, c, c)
-                         for c in sums.split(", "))))
+    sums = ("spend", "prompt_tokens", "completion_tokens", "total_tokens", "api_requests")
+    cols = ", ".join(sums)
+    tag_users = "daily_tag_spend t JOIN api_keys s ON s.token = t.api_key AND s.user_id <> ''"
+    # (dim, id, source, user: '' for the whole ledger's rows)
+    parts = [(d, c, "daily_spend", "''") for d, c in (
+        ("t", "COALESCE(team_id, '')"), ("k", "api_key"), ("c", "COALESCE(end_user, '')"),
+        ("m", "model"))]
+    parts += [(d, c, "daily_spend", "user") for d, c, _, _ in parts]
+    parts += [("g", "tag", "daily_tag_totals", "''"), ("g", "t.tag", tag_users, "s.user_id")]
+    out = []
+    for grain, period in (("d", "day"), ("m", "CAST(DATE_FORMAT(day, '%Y-%m-01') AS DATE)")):
+        for dim, gid, src, user in parts:
+            where = days if src != tag_users else days.replace("day", "t.day")
+            if user == "user":
+                where += " AND user <> ''"
+            p = period if src != tag_users else period.replace("day", "t.day")
+            out.append(
+                "INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, %s)"
+                " SELECT '%s', %s, '%s', %s AS period, %s AS gid, %s FROM %s"
+                " WHERE %s"
+                " GROUP BY %s, period, gid ON DUPLICATE KEY UPDATE %s;\n"
+                % (cols, grain, user, dim, p, gid,
+                   ", ".join("SUM(%s)" % (c if src != tag_users else "t." + c) for c in sums),
+                   src, where, "1" if user == "''" else user,
+                   ", ".join("%s = usage_rollup.%s + VALUES(%s)" % (c, c, c) for c in sums)))
+    return "".join(out)
 
 
 COUNTERS_SQL = """
