@@ -25,8 +25,7 @@ struct agg {
     char entity;                  /* entity_model_spend */
     char grain[2], dim[2];        /* usage_rollup: "d" or "m"; "t", "k", "c", "m" or "g" */
     char period[11];              /* usage_rollup: the day or the month's first day */
-    const char *id, *id2;         /* entity id / tag / team / usage group; team member's
-                                     user / usage_rollup's user ("" for all) */
+    const char *id, *id2;         /* entity id / tag / team; team member's user */
     char min_start[DB_DATETIME_MAX]; /* the earliest request start among its rows */
     char group_hex[33];           /* rollups */
     char spend_text[MONEY_STR_MAX];

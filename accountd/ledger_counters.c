@@ -5,8 +5,7 @@
  * (money_t), into one aggregate per counter row: per key, internal user,
  * team, team member, end user, tag, entity and model, and per rollup group
  * of a day (daily_tag_totals: per day and tag alone; usage_rollup: per day
- * and per month and one team, key, customer, model or tag, of the whole
- * ledger and of the request's internal user). Each table then gets
+ * and per month and one team, key, customer, model or tag). Each table then gets
  * ONE bulk statement (db_bulk.c) whose rows are sorted by their key, and the
  * tables always go in the same order (enum table, ledger_agg.h). So every
  * accountd instance takes its row locks in one global order, and two
@@ -73,9 +72,9 @@ static const char *const SQL[T_COUNT] = {
                           " successful_requests = successful_requests"
                           " + VALUES(successful_requests),"
                           " failed_requests = failed_requests + VALUES(failed_requests)",
-    [T_USAGE] = "INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend,"
-                " prompt_tokens, completion_tokens, total_tokens, api_requests)"
-                " VALUES (?, ?, ?, ?, ?, CAST(? AS DECIMAL(38,20)), ?, ?, ?, ?)"
+    [T_USAGE] = "INSERT INTO usage_rollup (grain, dim, period, group_id, spend, prompt_tokens,"
+                " completion_tokens, total_tokens, api_requests)"
+                " VALUES (?, ?, ?, ?, CAST(? AS DECIMAL(38,20)), ?, ?, ?, ?)"
                 " ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend),"
                 " prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"
                 " completion_tokens = completion_tokens + VALUES(completion_tokens),"
@@ -189,30 +188,25 @@ static int group_of(struct agg *a, const char *key)
 }
 
 /* Adds row r to usage_rollup's group id ("" for none) of dimension dim, on
- * its day and on its month, for the whole ledger (user "") and for its
- * internal user's own rows. -1 on ENOMEM. */
+ * its day and on its month. -1 on ENOMEM. */
 static int account_usage(struct counters *c, const struct ledger_row *r, char dim, const char *id,
                          bool *overflow)
 {
     char month[11];
     memcpy(month, r->day, 8); /* "YYYY-MM-" */
     memcpy(month + 8, "01", 3);
-    const char *periods[] = {r->day, month}, *user = ledger_nonempty(r->e->user_id);
-    const char *users[] = {"", user};
+    const char *periods[] = {r->day, month};
     static const char grains[] = "dm";
-    for (size_t u = 0; u < 2 && users[u] != NULL; u++)
-        for (size_t i = 0; i < 2; i++) {
-            const char *f[] = {(char[]){grains[i], 0}, users[u], (char[]){dim, 0}, periods[i],
-                               id};
-            struct agg *a = account(c, T_USAGE, f, 5, r, overflow, NULL);
-            if (a == NULL)
-                return -1;
-            a->grain[0] = grains[i];
-            a->dim[0] = dim;
-            memcpy(a->period, periods[i], sizeof(a->period));
-            a->id = id;
-            a->id2 = users[u];
-        }
+    for (size_t i = 0; i < 2; i++) {
+        const char *f[] = {(char[]){grains[i], 0}, (char[]){dim, 0}, periods[i], id};
+        struct agg *a = account(c, T_USAGE, f, 4, r, overflow, NULL);
+        if (a == NULL)
+            return -1;
+        a->grain[0] = grains[i];
+        a->dim[0] = dim;
+        memcpy(a->period, periods[i], sizeof(a->period));
+        a->id = id;
+    }
     return 0;
 }
 
@@ -303,7 +297,6 @@ static size_t params_of(enum table t, struct agg *a, struct db_param *p, char en
     size_t n = 0;
     if (t == T_USAGE) {
         p[n++] = DB_STR(a->grain);
-        p[n++] = DB_STR(a->id2);
         p[n++] = DB_STR(a->dim);
         p[n++] = DB_STR(a->period);
         p[n++] = DB_STR(a->id);

@@ -32,13 +32,13 @@
  *
  * "total" is never counted over spend_logs: it is the requests the
  * rollups hold for the range and filters (usage_rollup's day rows with no
- * filter or one team, key, customer or tag alone, of every user or of one
- * user; else daily_spend, or daily_tag_spend for a tag with a key or a
- * model), so after the retention policy deleted old rows it still counts
- * them; "has_more" is exact (one row past the page is read). A tag together
- * with team_id or end_user, or with user_id and another filter, has no
- * rollup: "total" is null then, and has_more is what pages on. With
- * request_id, total is counted on the row itself (its primary key).
+ * filter or one team, key, customer or tag alone; else daily_spend, or
+ * daily_tag_spend for a tag), so after the retention policy deleted old
+ * rows it still counts them; "has_more" is
+ * exact (one row past the page is read). A tag together with user_id (also
+ * an internal user's own), team_id or end_user has no rollup: "total" is
+ * null then, and has_more is what pages on. With request_id, total is
+ * counted on the row itself (its primary key).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,24 +229,22 @@ static struct db_result *page_of(struct worker *w, struct evhttp_request *req, M
 
 /* usage_rollup's dimension that counts the range's requests when the filters
  * are none ("m": every request has one model) or one team, key, customer or
- * tag alone (*id: its value), with or without a user (*user, else ""); NULL
- * when they are others. */
-static const char *count_dim(const struct logs_query *f, const char **id, const char **user)
+ * tag alone (*id: its value); NULL when they are others. */
+static const char *count_dim(const struct logs_query *f, const char **id)
 {
     static const char *const DIM[N_FILTERS] = {[F_KEY] = "k", [F_TEAM] = "t",
                                                [F_END_USER] = "c", [F_TAG] = "g"};
     const char *dim = "m";
     *id = NULL;
-    *user = f->v[F_USER] != NULL ? f->v[F_USER] : "";
     for (int i = 0; i < N_FILTERS; i++) {
-        if (f->v[i] == NULL || i == F_USER)
+        if (f->v[i] == NULL)
             continue;
         if (DIM[i] == NULL || *id != NULL || f->v[i][0] == '\0') /* "" is no group here */
             return NULL;
         dim = DIM[i];
         *id = f->v[i];
     }
-    return f->v[F_USER] == NULL || f->v[F_USER][0] != '\0' ? dim : NULL;
+    return dim;
 }
 
 /* The statement counting the requests of the range and filters (see
@@ -255,17 +253,16 @@ static bool count_sql(const struct logs_query *f, char *sql, size_t size, struct
                       size_t *np)
 {
     const char *const *conds = ROLLUP_COND;
-    const char *from = "daily_spend", *id, *user, *dim = count_dim(f, &id, &user);
+    const char *from = "daily_spend", *id, *dim = count_dim(f, &id);
     if (dim != NULL) { /* a few day rows per day, however busy the range */
         snprintf(sql, size, "SELECT COALESCE(SUM(api_requests), 0) FROM usage_rollup"
-                 " WHERE grain = 'd' AND user_id = ? AND dim = ? AND period >= DATE(?)"
-                 " AND period < DATE(?)%s", id != NULL ? " AND group_id = ?" : "");
-        p[0] = DB_STR(user);
-        p[1] = DB_STR(dim);
-        p[2] = DB_STR(f->range.from);
-        p[3] = DB_STR(f->range.to);
-        p[4] = DB_STR(id);
-        *np = id != NULL ? 5 : 4;
+                 " WHERE grain = 'd' AND dim = ? AND period >= DATE(?) AND period < DATE(?)%s",
+                 id != NULL ? " AND group_id = ?" : "");
+        p[0] = DB_STR(dim);
+        p[1] = DB_STR(f->range.from);
+        p[2] = DB_STR(f->range.to);
+        p[3] = DB_STR(id);
+        *np = id != NULL ? 4 : 3;
         return true;
     }
     if (f->v[F_REQUEST] != NULL) {

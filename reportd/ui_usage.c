@@ -32,10 +32,11 @@
  *   for tags, where a request counts once under each of its tags and an
  *   untagged one under none;
  * - requests count every request (failures too) as api_requests does;
- * - an internal user's key (caller.self_only) sees the requests whose user
- *   is its own (spend_logs.user, as /spend/logs filters): usage_rollup's rows
- *   of that user, tags included (for history from before schema 010, its
- *   tag rows are those of keys that were the user's on that day);
+ * - an internal user's key (caller.self_only) sees the rows whose user is
+ *   its own (daily_spend.user: spend_logs.user, as /spend/logs filters);
+ *   daily_tag_spend has no user, so its tag rows are those of keys that
+ *   were the user's on that day (a key moved to another user within a day
+ *   counts for both that day);
  * - format: json (the default) or csv;
  * - parameters other than start_date, end_date, group_by and format are
  *   refused (400 naming the parameter); the range is at most UI_DAYS_MAX
@@ -49,11 +50,11 @@
 #include "ui_usage.h"
 
 static const struct dim DIMS[N_DIMS] = {
-    [DIM_TEAM] = {.name = "team", .null_name = "Unassigned"},
-    [DIM_KEY] = {.name = "api_key"},
-    [DIM_CUSTOMER] = {.name = "customer", .null_name = "No customer"},
-    [DIM_MODEL] = {.name = "model"},
-    [DIM_TAG] = {.name = "tag"},
+    [DIM_TEAM] = {.name = "team", .column = "team_id", .null_name = "Unassigned"},
+    [DIM_KEY] = {.name = "api_key", .column = "api_key"},
+    [DIM_CUSTOMER] = {.name = "customer", .column = "end_user", .null_name = "No customer"},
+    [DIM_MODEL] = {.name = "model", .column = "model"},
+    [DIM_TAG] = {.name = "tag", .column = "tag"},
 };
 
 /* The dimension's top list, names defaulted (fill_names sets the rest). */

@@ -15,6 +15,13 @@
 
 enum { DIM_TEAM, DIM_KEY, DIM_CUSTOMER, DIM_MODEL, DIM_TAG, N_DIMS };
 
+/* An internal user's rows of daily_spend d, and of daily_tag_spend d: those
+ * of keys that were the user's on that day (ui_usage.c says why). */
+#define USAGE_SELF " AND d.user = ?"
+#define USAGE_TAG_SELF                                                                        \
+    " AND EXISTS (SELECT 1 FROM daily_spend s WHERE s.api_key = d.api_key AND s.day = d.day"  \
+    " AND s.user = ?)"
+
 /* One group of a dimension over the range. */
 struct group {
     char *id;         /* NULL: no team / no customer */
@@ -26,9 +33,10 @@ struct group {
 /* A dimension: its groups over the range, their top list. */
 struct dim {
     const char *name;      /* group_by's value and the key in "top" */
+    const char *column;    /* its rollup column */
     const char *null_name; /* the name of the group without an id */
     struct strmap *groups; /* "-" (no id) or "=" id -> struct group */
-    bool series;           /* the chart's */
+    bool series, dropped_days;
     money_t total, *day_total; /* all groups' spend (day_total: the chart's dimension) */
     struct group **sorted;
     size_t nsorted;
@@ -39,7 +47,7 @@ struct dim {
 struct ui_usage {
     struct ui_range range;
     int64_t day0;     /* start_date in days since 1970-01-01 */
-    const char *user; /* an internal user's key: its user (NULL: the whole ledger) */
+    const char *user; /* an internal user's key: its user */
     struct dim dims[N_DIMS];
     money_t spend;
     int64_t requests, prompt, completion, total_tokens;

@@ -1,10 +1,10 @@
 /* ui_usage_csv.c - GET /ui/api/usage?...&format=csv: the report the Usage
  * view shows, as the page's "Download CSV" saves it. One line per day and
  * group of the view's grouping that spent or was called that day (every
- * group, not only the chart's top ten), from the rollup the JSON reads:
- * usage_rollup's day rows of the whole ledger, or of an internal user's own
- * requests for its key. Lines are in day order, then by group id (none
- * first); money is the exact decimal, as in the JSON.
+ * group, not only the chart's top ten), from the rollups the JSON reads:
+ * usage_rollup's day rows for the whole ledger, daily_spend (daily_tag_spend
+ * for tags) for an internal user's own rows. Lines are in day order, then by
+ * group id (none first); money is the exact decimal, as in the JSON.
  *
  * Columns: date, the group's id (empty for no team / no customer / no key),
  * its name where it has one (a team's or customer's alias, else its id;
@@ -21,33 +21,48 @@
 #include "report_csv.h"
 #include "ui_usage.h"
 
-/* usage_rollup's day rows of one dimension (of the whole ledger, or of one
- * internal user): day, id, name, key name, sums. */
-#define ROWS(dim, names, join)                                                                \
-    "SELECT d.period, d.group_id, " names ", d.spend, d.api_requests, d.prompt_tokens,"       \
-    " d.completion_tokens, d.total_tokens FROM usage_rollup d " join                         \
-    " WHERE d.grain = 'd' AND d.user_id = ? AND d.dim = '" dim "' AND d.period >= DATE(?)"    \
+#define SUMS " d.spend, d.api_requests, d.prompt_tokens, d.completion_tokens, d.total_tokens"
+#define SELF_SUMS                                                                             \
+    " SUM(d.spend), SUM(d.api_requests), SUM(d.prompt_tokens), SUM(d.completion_tokens),"     \
+    " SUM(d.total_tokens)"
+/* usage_rollup's day rows of one dimension: day, id, name, key name, sums. */
+#define LEDGER(dim, names, join)                                                              \
+    "SELECT d.period, d.group_id, " names "," SUMS " FROM usage_rollup d " join               \
+    " WHERE d.grain = 'd' AND d.dim = '" dim "' AND d.period >= DATE(?)"                      \
     " AND d.period < DATE(?) ORDER BY d.period, d.group_id"
+/* An internal user's rows of a rollup, summed per day and group. */
+#define SELF(table, col, names, join, self)                                                   \
+    "SELECT d.day, COALESCE(d." col ", ''), " names "," SELF_SUMS " FROM " table " d " join   \
+    " WHERE d.day >= DATE(?) AND d.day < DATE(?)" self " GROUP BY d.day, d." col              \
+    " ORDER BY d.day, d." col
 
 struct csv_form {
     const char *header;    /* after "date," */
-    const char *sql;
+    const char *ledger, *self;
     const char *null_name; /* the name of the group without an id */
     int names;             /* name columns: 0, 1 (name) or 2 (alias, key name) */
 };
 
 static const struct csv_form FORMS[N_DIMS] = {
     [DIM_TEAM] = {"team_id,team_name",
-                  ROWS("t", "x.team_alias, NULL", "LEFT JOIN teams x ON x.team_id = d.group_id"),
+                  LEDGER("t", "x.team_alias, NULL", "LEFT JOIN teams x ON x.team_id = d.group_id"),
+                  SELF("daily_spend", "team_id", "MAX(x.team_alias), NULL",
+                       "LEFT JOIN teams x ON x.team_id = d.team_id", USAGE_SELF),
                   "Unassigned", 1},
     [DIM_KEY] = {"api_key,key_alias,key_name",
-                 ROWS("k", "x.key_alias, x.key_name", "LEFT JOIN api_keys x ON x.token = d.group_id"),
+                 LEDGER("k", "x.key_alias, x.key_name", "LEFT JOIN api_keys x ON x.token = d.group_id"),
+                 SELF("daily_spend", "api_key", "MAX(x.key_alias), MAX(x.key_name)",
+                      "LEFT JOIN api_keys x ON x.token = d.api_key", USAGE_SELF),
                  NULL, 2},
     [DIM_CUSTOMER] = {"customer_id,customer_name",
-                      ROWS("c", "x.alias, NULL", "LEFT JOIN customers x ON x.user_id = d.group_id"),
+                      LEDGER("c", "x.alias, NULL", "LEFT JOIN customers x ON x.user_id = d.group_id"),
+                      SELF("daily_spend", "end_user", "MAX(x.alias), NULL",
+                           "LEFT JOIN customers x ON x.user_id = d.end_user", USAGE_SELF),
                       "No customer", 1},
-    [DIM_MODEL] = {"model", ROWS("m", "NULL, NULL", ""), NULL, 0},
-    [DIM_TAG] = {"tag", ROWS("g", "NULL, NULL", ""), NULL, 0},
+    [DIM_MODEL] = {"model", LEDGER("m", "NULL, NULL", ""),
+                   SELF("daily_spend", "model", "NULL, NULL", "", USAGE_SELF), NULL, 0},
+    [DIM_TAG] = {"tag", LEDGER("g", "NULL, NULL", ""),
+                 SELF("daily_tag_spend", "tag", "NULL, NULL", "", USAGE_TAG_SELF), NULL, 0},
 };
 
 struct csv_answer {
@@ -102,15 +117,15 @@ int usage_csv(struct evhttp_request *req, MYSQL *db, const struct ui_usage *u, i
               char *err, size_t errlen)
 {
     struct csv_answer a = {.b = evbuffer_new(), .f = &FORMS[dim]};
-    struct db_param p[] = {DB_STR(u->user != NULL ? u->user : ""), DB_STR(u->range.from),
-                           DB_STR(u->range.to)};
+    struct db_param p[] = {DB_STR(u->range.from), DB_STR(u->range.to), DB_STR(u->user)};
     int rc = -1;
     if (a.b == NULL || evbuffer_add_printf(a.b, "date,%s,spend,requests,prompt_tokens,"
                                            "completion_tokens,total_tokens\r\n", a.f->header) < 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (report_stream(db, a.f->sql, p, 3, csv_row, &a, err, errlen) < 0)
+    if (report_stream(db, u->user != NULL ? a.f->self : a.f->ledger, p, u->user != NULL ? 3 : 2,
+                      csv_row, &a, err, errlen) < 0)
         goto out;
     if (csv_headers(req, u, u->dims[dim].name) < 0) {
         snprintf(err, errlen, "out of memory");

@@ -1,6 +1,5 @@
 -- 010_usage_rollup.sql - spend per UTC day and per UTC month of each team,
--- key, customer, model and tag alone, for the Usage page (/ui/api/usage), of
--- the whole ledger and of each internal user's requests.
+-- key, customer, model and tag alone, for the Usage page (/ui/api/usage).
 --
 -- The page's top lists sum every group of five dimensions over the range, and
 -- its chart reads each day of the top groups. daily_spend splits each day by
@@ -11,9 +10,6 @@
 -- a day row per group and day for the chart and for a range's partial months.
 --
 --   grain     'd': period is the day; 'm': period is the month's first day
---   user_id   '' for every request (the whole ledger's rows); else the rows of
---             that internal user's requests (spend_logs.user), which is what
---             an internal user's key may see
 --   dim       't' team, 'k' key (token hash), 'c' customer (end user),
 --             'm' model (the deployment's), 'g' tag
 --   group_id  the id; '' for none (no team, no key, no customer): accountd
@@ -25,7 +21,6 @@
 -- the model rows of a period add up to its total. Ids compare byte-wise.
 CREATE TABLE usage_rollup (
   grain             CHAR(1) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-  user_id           VARCHAR(255) NOT NULL,
   dim               CHAR(1) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   period            DATE NOT NULL,
   group_id          VARCHAR(255) NOT NULL,
@@ -34,108 +29,32 @@ CREATE TABLE usage_rollup (
   completion_tokens BIGINT NOT NULL DEFAULT 0,
   total_tokens      BIGINT NOT NULL DEFAULT 0,
   api_requests      BIGINT NOT NULL DEFAULT 0,
-  PRIMARY KEY (grain, user_id, dim, period, group_id),
-  KEY usage_rollup_group (grain, user_id, dim, group_id, period)
+  PRIMARY KEY (grain, dim, period, group_id),
+  KEY usage_rollup_group (grain, dim, group_id, period)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- The history so far, from the finer rollups, so an upgraded database answers
--- right at once: one statement per dimension, for all requests and for each
--- user (one statement for everything grouped every row at once through one
--- huge temporary table). Migrate with accountd stopped
--- (a new one refuses to start before the migration; an old one still running
--- would not write this table). A user's tag rows come from daily_tag_spend,
--- which has no user: the rows of the keys the user owns at the migration (a
--- key that belonged to someone else before counts for its owner now); from
--- now on accountd writes each request's tags under the request's own user.
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
+-- right at once. Migrate with accountd stopped (a new one refuses to start
+-- before the migration; an old one still running would not write this table).
+INSERT INTO usage_rollup (grain, dim, period, group_id, spend, prompt_tokens,
                           completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, '', 't',
+  SELECT g.grain, x.dim,
          IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         COALESCE(x.team_id, '') AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
-  GROUP BY g.grain, period, gid;
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
-                          completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, x.user, 't',
-         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         COALESCE(x.team_id, '') AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g WHERE x.user <> ''
-  GROUP BY g.grain, x.user, period, gid;
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
-                          completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, '', 'k',
-         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         x.api_key AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
-  GROUP BY g.grain, period, gid;
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
-                          completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, x.user, 'k',
-         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         x.api_key AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g WHERE x.user <> ''
-  GROUP BY g.grain, x.user, period, gid;
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
-                          completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, '', 'c',
-         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         COALESCE(x.end_user, '') AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
-  GROUP BY g.grain, period, gid;
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
-                          completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, x.user, 'c',
-         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         COALESCE(x.end_user, '') AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g WHERE x.user <> ''
-  GROUP BY g.grain, x.user, period, gid;
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
-                          completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, '', 'm',
-         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         x.model AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
-  GROUP BY g.grain, period, gid;
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
-                          completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, x.user, 'm',
-         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         x.model AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_spend x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g WHERE x.user <> ''
-  GROUP BY g.grain, x.user, period, gid;
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
-                          completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, '', 'g',
-         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         x.tag AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_tag_totals x CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
-  GROUP BY g.grain, period, gid;
-INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, spend, prompt_tokens,
-                          completion_tokens, total_tokens, api_requests)
-  SELECT g.grain, s.user_id, 'g',
-         IF(g.grain = 'd', x.day, CAST(DATE_FORMAT(x.day, '%Y-%m-01') AS DATE)) AS period,
-         x.tag AS gid,
-         SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens), SUM(x.total_tokens),
-         SUM(x.api_requests)
-  FROM daily_tag_spend x JOIN api_keys s ON s.token = x.api_key
+         CONVERT(x.id USING utf8mb4) COLLATE utf8mb4_bin AS gid, SUM(x.spend), SUM(x.prompt_tokens), SUM(x.completion_tokens),
+         SUM(x.total_tokens), SUM(x.api_requests)
+  FROM (SELECT 't' AS dim, day, COALESCE(team_id, '') AS id, spend, prompt_tokens,
+               completion_tokens, total_tokens, api_requests FROM daily_spend
+        UNION ALL
+        SELECT 'k', day, api_key, spend, prompt_tokens, completion_tokens, total_tokens,
+               api_requests FROM daily_spend
+        UNION ALL
+        SELECT 'c', day, COALESCE(end_user, ''), spend, prompt_tokens, completion_tokens,
+               total_tokens, api_requests FROM daily_spend
+        UNION ALL
+        SELECT 'm', day, model, spend, prompt_tokens, completion_tokens, total_tokens,
+               api_requests FROM daily_spend
+        UNION ALL
+        SELECT 'g', day, tag, spend, prompt_tokens, completion_tokens, total_tokens,
+               api_requests FROM daily_tag_totals) x
   CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g
-  WHERE s.user_id <> ''
-  GROUP BY g.grain, s.user_id, period, gid;
+  GROUP BY g.grain, x.dim, period, gid;

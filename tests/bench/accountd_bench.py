@@ -108,7 +108,7 @@ def run(args):
                  lag["sent"]), flush=True)
         rows = ledger_rows(s) - rows0
         t0 = time.monotonic()
-        problems = invariants.check(s)
+        problems = invariants.check(s, timeout=1800)
         checked_s = time.monotonic() - t0
     return thr, lag, cpu_us, rows, problems, checked_s
 

@@ -203,7 +203,7 @@ def prepare(s, args):
     t0 = time.monotonic()
     problems = report_gen.verify(plan, db.run)
     if args.invariants:
-        problems += invariants.check(s)
+        problems += invariants.check(s, timeout=1800)
     checked = time.monotonic() - t0
     print("verified in %.0f s: %s" % (checked, "rollups equal the logs" if not problems
                                       else "%d differences" % len(problems)), flush=True)

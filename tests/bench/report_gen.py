@@ -221,38 +221,26 @@ def rollup_day_sql(day):
 
 def usage_rollup_sql(start, end):
     """usage_rollup (the Usage page's: per day and per month, one team, key, customer,
-    model or tag at a time, '' for none; of all requests and of each user's) of the days
-    [start, end), from daily_spend, daily_tag_totals and daily_tag_spend as schema 010
-    fills it, added to rows already there (a month the range shares with them). One
-    statement per grain, dimension and user kind; a user's tag rows are those of its keys
-    (each bench key has one user)."""
+    model or tag at a time, '' for none) of the days [start, end), from daily_spend and
+    daily_tag_totals, added to rows already there (a month the range shares with them)."""
     days = "day >= DATE'%s' AND day < DATE'%s'" % (start, end)
-    sums = ("spend", "prompt_tokens", "completion_tokens", "total_tokens", "api_requests")
-    cols = ", ".join(sums)
-    tag_users = "daily_tag_spend t JOIN api_keys s ON s.token = t.api_key AND s.user_id <> ''"
-    # (dim, id, source, user: '' for the whole ledger's rows)
-    parts = [(d, c, "daily_spend", "''") for d, c in (
-        ("t", "COALESCE(team_id, '')"), ("k", "api_key"), ("c", "COALESCE(end_user, '')"),
-        ("m", "model"))]
-    parts += [(d, c, "daily_spend", "user") for d, c, _, _ in parts]
-    parts += [("g", "tag", "daily_tag_totals", "''"), ("g", "t.tag", tag_users, "s.user_id")]
-    out = []
-    for grain, period in (("d", "day"), ("m", "CAST(DATE_FORMAT(day, '%Y-%m-01') AS DATE)")):
-        for dim, gid, src, user in parts:
-            where = days if src != tag_users else days.replace("day", "t.day")
-            if user == "user":
-                where += " AND user <> ''"
-            p = period if src != tag_users else period.replace("day", "t.day")
-            out.append(
-                "INSERT INTO usage_rollup (grain, user_id, dim, period, group_id, %s)"
-                " SELECT '%s', %s, '%s', %s AS period, %s AS gid, %s FROM %s"
-                " WHERE %s"
-                " GROUP BY %s, period, gid ON DUPLICATE KEY UPDATE %s;\n"
-                % (cols, grain, user, dim, p, gid,
-                   ", ".join("SUM(%s)" % (c if src != tag_users else "t." + c) for c in sums),
-                   src, where, "1" if user == "''" else user,
-                   ", ".join("%s = usage_rollup.%s + VALUES(%s)" % (c, c, c) for c in sums)))
-    return "".join(out)
+    sums = "spend, prompt_tokens, completion_tokens, total_tokens, api_requests"
+    parts = " UNION ALL ".join(
+        "SELECT '%s' AS dim, day, %s AS id, %s FROM %s WHERE %s" % (d, c, sums, t, days)
+        for d, c, t in (("t", "COALESCE(team_id, '')", "daily_spend"),
+                        ("k", "api_key", "daily_spend"),
+                        ("c", "COALESCE(end_user, '')", "daily_spend"),
+                        ("m", "model", "daily_spend"), ("g", "tag", "daily_tag_totals")))
+    return ("INSERT INTO usage_rollup (grain, dim, period, group_id, %s)"
+            " SELECT g.grain, x.dim, IF(g.grain = 'd', x.day,"
+            " CAST(DATE_FORMAT(x.day, '%%Y-%%m-01') AS DATE)) AS period,"
+            " CONVERT(x.id USING utf8mb4) COLLATE utf8mb4_bin AS gid, %s FROM (%s) x"
+            " CROSS JOIN (SELECT 'd' AS grain UNION ALL SELECT 'm') g"
+            " GROUP BY g.grain, x.dim, period, gid"
+            " ON DUPLICATE KEY UPDATE %s;\n"
+            % (sums, ", ".join("SUM(x.%s)" % c for c in sums.split(", ")), parts,
+               ", ".join("%s = usage_rollup.%s + VALUES(%s)" % (c, c, c)
+                         for c in sums.split(", "))))
 
 
 COUNTERS_SQL = """
@@ -372,18 +360,17 @@ def verify(p, sql_rows):
                           ("m", "DATE_FORMAT(l.start_time, '%Y-%m-01')")):
         usage = ("SELECT period, SUM(spend), SUM(prompt_tokens), SUM(completion_tokens),"
                  " SUM(total_tokens), SUM(api_requests) FROM usage_rollup WHERE grain = '%s'"
-                 " AND user_id %%s AND dim = '%%s' AND %s GROUP BY period"
+                 " AND dim = '%%s' AND %s GROUP BY period"
                  % (grain, days.replace("day", "period") if grain == "d" else months))
         sums = ("SUM(l.spend), SUM(l.prompt_tokens), SUM(l.completion_tokens),"
                 " SUM(l.total_tokens), COUNT(*)")
-        for user, cond in (("= ''", ""), ("<> ''", " AND l.user <> ''")):  # all; users'
-            for dim in "tkcm":
-                checks.append(("usage_rollup %s %s %s" % (grain, user, dim),
-                               "SELECT %s AS d, %s FROM spend_logs l WHERE l.%s%s GROUP BY d"
-                               % (period, sums, rng, cond), usage % (user, dim)))
-            checks.append(("usage_rollup %s %s g" % (grain, user),
-                           "SELECT %s AS d, %s FROM %s WHERE jt.tag <> '' AND l.%s%s GROUP BY d"
-                           % (period, sums, TAGGED, rng, cond), usage % (user, "g")))
+        for dim in "tkcm":
+            checks.append(("usage_rollup %s %s" % (grain, dim),
+                           "SELECT %s AS d, %s FROM spend_logs l WHERE l.%s GROUP BY d"
+                           % (period, sums, rng), usage % dim))
+        checks.append(("usage_rollup %s g" % grain,
+                       "SELECT %s AS d, %s FROM %s WHERE jt.tag <> '' AND l.%s GROUP BY d"
+                       % (period, sums, TAGGED, rng), usage % "g"))
     problems = []
     for name, logs, rollup in checks:
         width = 2 if name == "daily_tag_totals" else 1

@@ -705,12 +705,12 @@ class Stack:
         body.update(fields)
         return self.proxy("POST", "/v1/chat/completions", body, key)
 
-    def sql(self, query, db=DB_NAME):
+    def sql(self, query, db=DB_NAME, timeout=60):
         """Runs SQL as the MariaDB admin; returns the rows of the last result as
         lists of strings (None for NULL)."""
         args = ["bash", str(MARIADB_SCRIPT), "sql", str(self.db_dir)] + ([db] if db else [])
         p = subprocess.run(args, input=query.encode(), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=60)
+                           stderr=subprocess.PIPE, timeout=timeout)
         if p.returncode != 0:
             raise AssertionError("SQL failed (exit %d): %s\n%s" % (
                 p.returncode, query, p.stderr.decode(errors="replace")))

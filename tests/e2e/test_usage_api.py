@@ -511,13 +511,6 @@ class UsageApiTest(harness.StackTestCase):
             ("&tag=t-x&team_id=team-a",
              "AND JSON_CONTAINS(l.request_tags, '\"t-x\"') AND l.team_id = 'team-a'", False),
             ("&end_user=nobody", "AND l.end_user = 'nobody'", True),
-            ("&tag=t-x&user_id=victor",
-             "AND JSON_CONTAINS(l.request_tags, '\"t-x\"') AND l.user = 'victor'", True),
-            ("&team_id=team-a&user_id=victor", "AND l.team_id = 'team-a' AND l.user = 'victor'",
-             True),
-            ("&tag=t-x&user_id=victor&end_user=cust-01",
-             "AND JSON_CONTAINS(l.request_tags, '\"t-x\"') AND l.user = 'victor'"
-             " AND l.end_user = 'cust-01'", False),
         ]
         for query, cond, counted in cases:
             with self.subTest(query=query):
