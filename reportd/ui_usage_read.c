@@ -48,7 +48,7 @@ static const char SQL_ROLLUP[] =
 /* A dimension's day rows: day, group, spend (the top groups' when filtered). */
 static const char SQL_ROLLUP_DAYS[] =
     "SELECT period, group_id, spend FROM usage_rollup WHERE grain = 'd' AND dim = ?"
-    " AND period >= ? AND period < ?";
+    " AND period >= DATE(?) AND period < DATE(?)";
 static const char DIM_CODE[N_DIMS + 1] = "tkcmg"; /* usage_rollup.dim, by DIM_ */
 
 /* The range's index of a "YYYY-MM-DD" cell; -1 outside the range. */
@@ -185,14 +185,20 @@ static int tag_row(void *ctx, const struct report_row *r)
     return dim_add(u, &u->dims[DIM_TAG], r->cell[1], r->len[1], day, spend, cell_int(r, 3));
 }
 
+/* The chart's dimension. */
+static struct dim *series_dim(struct ui_usage *u)
+{
+    for (int i = 0; i < N_DIMS; i++)
+        if (u->dims[i].series)
+            return &u->dims[i];
+    return NULL;
+}
+
 /* The second pass's rows: day, group, spend, for top groups only. */
 static int series_row(void *ctx, const struct report_row *r)
 {
     struct ui_usage *u = ctx;
-    struct dim *d = NULL;
-    for (int i = 0; i < N_DIMS; i++)
-        if (u->dims[i].series)
-            d = &u->dims[i];
+    struct dim *d = series_dim(u);
     int day = r->cell[0] != NULL ? day_index(u, r->cell[0]) : -1;
     money_t spend = 0;
     struct group *g = d != NULL ? dim_group(u, d, group_id((int)(d - u->dims), r, 1), r->len[1],
@@ -319,14 +325,6 @@ static int self_read(MYSQL *db, struct ui_usage *u, char *err, size_t errlen)
 
 /* --- the whole ledger: usage_rollup ------------------------------------- */
 
-static void day_text(int64_t z, char out[11])
-{
-    int64_t y;
-    int m, d;
-    civil_from_days(z, &y, &m, &d);
-    snprintf(out, 11, "%04d-%02d-%02d", (int)y, m, d);
-}
-
 static int64_t first_of_month(int64_t z)
 {
     int64_t y;
@@ -367,11 +365,11 @@ static int rollup_row(void *ctx, const struct report_row *r)
 static int rollup_pass(MYSQL *db, struct ui_usage *u, const char *grain, int64_t from,
                        int64_t to, char *err, size_t errlen)
 {
-    char a[11], b[11];
+    char a[16], b[16];
     if (from >= to)
         return 0;
-    day_text(from, a);
-    day_text(to, b);
+    ui_range_day(&u->range, (int)(from - u->day0), a);
+    ui_range_day(&u->range, (int)(to - u->day0), b);
     struct db_param p[] = {DB_STR(grain), DB_STR(a), DB_STR(b)};
     return report_stream(db, SQL_ROLLUP, p, 3, rollup_row, u, err, errlen);
 }
@@ -380,10 +378,7 @@ static int rollup_pass(MYSQL *db, struct ui_usage *u, const char *grain, int64_t
 static int day_total_row(void *ctx, const struct report_row *r)
 {
     struct ui_usage *u = ctx;
-    struct dim *d = NULL;
-    for (int i = 0; i < N_DIMS; i++)
-        if (u->dims[i].series)
-            d = &u->dims[i];
+    struct dim *d = series_dim(u);
     int day = r->cell[0] != NULL ? day_index(u, r->cell[0]) : -1;
     money_t spend = 0;
     if (d == NULL || day < 0 || r->cell[2] == NULL || money_parse(r->cell[2], &spend) < 0)
@@ -396,15 +391,13 @@ static int day_total_row(void *ctx, const struct report_row *r)
 static int ledger_series(MYSQL *db, struct ui_usage *u, int dim, char *err, size_t errlen)
 {
     const struct dim *d = &u->dims[dim];
-    char sql[sizeof(SQL_ROLLUP_DAYS) + 32 + 4 * USAGE_TOP_MAX], from[11], to[11];
+    char sql[sizeof(SQL_ROLLUP_DAYS) + 32 + 4 * USAGE_TOP_MAX];
     char code[2] = {dim == DIM_TAG ? 'g' : 'm', '\0'};
     struct db_param p[3 + USAGE_TOP_MAX];
     size_t np = 0;
-    day_text(u->day0, from);
-    day_text(u->day0 + u->range.ndays, to);
     p[np++] = DB_STR(code);
-    p[np++] = DB_STR(from);
-    p[np++] = DB_STR(to);
+    p[np++] = DB_STR(u->range.from);
+    p[np++] = DB_STR(u->range.to);
     if (report_stream(db, SQL_ROLLUP_DAYS, p, np, day_total_row, u, err, errlen) < 0)
         return -1;
     if (d->nsorted == 0)
