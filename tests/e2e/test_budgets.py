@@ -5,6 +5,9 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_budgets.py
 """
 
 import copy
+import datetime
+import http.client
+import json
 import os
 import sys
 import threading
@@ -18,6 +21,31 @@ from harness import MASTER_KEY, expected_cost, free_port, wait_for  # noqa: E402
 
 PROMPT, COMPLETION = 100, 500          # prompt <= body bytes: the worst case holds
 COST = expected_cost(PROMPT, COMPLETION)  # 0.000045
+
+
+def run_all(calls):
+    """Runs each callable in its own thread, all at once; their results in order.
+    A call that raised fails the test with its exception: none drops out."""
+    results = [None] * len(calls)
+    errors = []
+
+    def one(i):
+        try:
+            results[i] = ("ok", calls[i]())
+        except BaseException as e:  # noqa: B902 - reported below, with its call's index
+            results[i] = ("raised", e)
+            errors.append("call %d raised %r" % (i, e))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    missing = [i for i, r in enumerate(results) if r is None]
+    if errors or missing:
+        raise AssertionError("%d of %d calls failed: %s; no result from %s"
+                             % (len(errors), len(calls), "; ".join(errors), missing))
+    return [r[1] for r in results]
 
 
 def body():
@@ -128,12 +156,17 @@ class BudgetTest(harness.StackTestCase):
         none for a budget without a duration. The team's row is read by proxyd before the
         first request and its spend then comes from accountd's updates, which carry the
         reset time too."""
-        reset_at = "2031-01-01 00:00:00"
+        # Reset times weeks after the test's start, so accountd's reset loop leaves them
+        # alone (a fixed date would be reset, and the header change, once it passed);
+        # one at midnight, one with hours, minutes and seconds.
+        start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        team_reset = (start + datetime.timedelta(days=40)).replace(hour=6, minute=15, second=30)
+        customer_reset = (start + datetime.timedelta(days=10)).replace(hour=0, minute=0, second=0)
         self.make("/team/new", {"team_id": "reset-team", "max_budget": float(COST * 2)})
         self.stack.sql("UPDATE teams SET budget_duration = '1mo', budget_reset_at = '%s',"
                        " budget_period_start = UTC_TIMESTAMP(6) - INTERVAL 1 DAY"
                        " WHERE team_id = 'reset-team'"
-                       % reset_at)
+                       % team_reset.strftime("%Y-%m-%d %H:%M:%S"))
         k = self.make("/key/generate", {"team_id": "reset-team"})
         ok = 0
         for _ in range(10):
@@ -144,7 +177,7 @@ class BudgetTest(harness.StackTestCase):
         self.assertEqual(ok, 2)
         self.assertEqual(st, 400, out)
         self.assertEqual(out["error"]["type"], "budget_exceeded")
-        self.assertEqual(headers.get("x-tollgate-budget-reset-at"), "2031-01-01T00:00:00+00:00")
+        self.assertEqual(headers.get("x-tollgate-budget-reset-at"), team_reset.isoformat())
 
         k2 = self.make("/key/generate", {"max_budget": float(COST)})
         self.assertEqual(self.chat(k2["key"])[0], 200)
@@ -155,10 +188,11 @@ class BudgetTest(harness.StackTestCase):
         # an end user's budget: the period of its shared budget
         self.stack.sql("INSERT INTO budgets (budget_id, max_budget, budget_duration,"
                        " budget_reset_at, budget_period_start, created_at, updated_at)"
-                       " VALUES ('eu-reset', %s, '1d', '2030-06-02 00:00:00',"
+                       " VALUES ('eu-reset', %s, '1d', '%s',"
                        " UTC_TIMESTAMP(6) - INTERVAL 1 DAY, NOW(6), NOW(6));"
                        " INSERT INTO customers (user_id, budget_id, created_at, updated_at)"
-                       " VALUES ('reset-co', 'eu-reset', NOW(6), NOW(6))" % COST)
+                       " VALUES ('reset-co', 'eu-reset', NOW(6), NOW(6))"
+                       % (COST, customer_reset.strftime("%Y-%m-%d %H:%M:%S")))
         k3 = self.make("/key/generate", {})
         ok, refusal = self.until_refused(k3["key"], user="reset-co")
         self.assertEqual(ok, 1)
@@ -166,7 +200,7 @@ class BudgetTest(harness.StackTestCase):
         st, headers, out = self.stack.http("POST", self.stack.proxyd_port,
                                            "/v1/chat/completions", b, k3["key"])
         self.assertEqual(st, 400, out)
-        self.assertEqual(headers.get("x-tollgate-budget-reset-at"), "2030-06-02T00:00:00+00:00")
+        self.assertEqual(headers.get("x-tollgate-budget-reset-at"), customer_reset.isoformat())
 
     def test_end_user_and_tag_budgets(self):
         # /customer and tag management routes are reportd's (later); rows by SQL here
@@ -194,31 +228,27 @@ class BudgetTest(harness.StackTestCase):
         self.assertEqual(st, 403, out)
         self.assertIn("blocked-co", out["error"]["message"])
 
-    def parallel(self, key, n, port=None):
-        results = []
-        lock = threading.Lock()
+    def parallel(self, key, ports):
+        """One request per entry of ports, all at once: [(status, body)] in that order;
+        every request has its answer (run_all fails the test otherwise)."""
+        return [(st, b) for st, _, b in
+                run_all([lambda p=p: self.chat(key, p) for p in ports])]
 
-        def one():
-            status, _, b = self.chat(key, port)
-            with lock:
-                results.append((status, b))
-
-        threads = [threading.Thread(target=one) for _ in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return results
+    def admitted(self, results):
+        """How many were admitted; the budget refused some, and every other one was
+        refused for the budget."""
+        refused = [(st, b) for st, b in results if st != 200]
+        self.assertTrue(refused, "none of %d was refused" % len(results))
+        self.assertEqual({(st, b["error"]["type"]) for st, b in refused},
+                         {(400, "budget_exceeded")}, refused[:3])
+        return len(results) - len(refused)
 
     def test_50_concurrent_against_a_budget_for_10(self):
         budget = COST * 10
         k = self.make("/key/generate", {"max_budget": float(budget)})
-        results = self.parallel(k["key"], 50)
-        ok = sum(1 for s, _ in results if s == 200)
-        for s, b in results:
-            if s != 200:
-                self.assertEqual(s, 400, b)
-                self.assertEqual(b["error"]["type"], "budget_exceeded")
+        results = self.parallel(k["key"], [self.stack.proxyd_port] * 50)
+        self.assertEqual(len(results), 50)
+        ok = self.admitted(results)
         self.wait_ledger(k["token"], ok)
         spent = self.ledger_sum(k["token"])
         # one proxyd: reservations let at most one request past the budget
@@ -249,14 +279,9 @@ class BudgetTest(harness.StackTestCase):
             wait_for(up, 10)
             budget = COST * 10
             k = self.make("/key/generate", {"max_budget": float(budget)})
-            results = []
-            threads = [threading.Thread(target=lambda p=p: results.extend(
-                self.parallel(k["key"], 25, p))) for p in (s.proxyd_port, port2)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            ok = sum(1 for st, _ in results if st == 200)
+            results = self.parallel(k["key"], [s.proxyd_port, port2] * 25)
+            self.assertEqual(len(results), 50)
+            ok = self.admitted(results)
             self.wait_ledger(k["token"], ok)
             spent = self.ledger_sum(k["token"])
             self.assertLessEqual(spent, 2 * budget + 2 * COST)
@@ -270,14 +295,14 @@ class BudgetTest(harness.StackTestCase):
             self.assertEqual(second.proc.wait(15), 0, second.tail())
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 def gpt4o(stack):
     return [{"model_name": "gpt4o", "litellm_params": {
         "model": "openai/gpt-4o", "api_base": stack.upstream_base,
         "api_key": "os.environ/GROQ_API_KEY"}}]
+
+
+with open(harness.REPO / "libtollgate" / "data" / "prices.json") as _f:
+    LLAMA = json.load(_f)["models"]["groq/llama-3.1-8b-instant"]  # the llama3 group's model
 
 
 class ReservationTest(harness.StackTestCase):
@@ -297,14 +322,8 @@ class ReservationTest(harness.StackTestCase):
                 "messages": [{"role": "user", "content": self.PROMPT}],
                 "mock_first_byte_delay_ms": 1500,
                 "mock_usage": {"prompt_tokens": 5, "completion_tokens": 1}, **fields}
-        results = []
-        threads = [threading.Thread(target=lambda: results.append(self.stack.http(
-            "POST", self.stack.proxyd_port, "/v1/chat/completions", body, k["key"])))
-            for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = run_all([lambda: self.stack.http(
+            "POST", self.stack.proxyd_port, "/v1/chat/completions", body, k["key"])] * 2)
         return sorted(r[0] for r in results), results
 
     def test_plain_chat_reserves_its_exact_prompt_tokens(self):
@@ -317,3 +336,70 @@ class ReservationTest(harness.StackTestCase):
         self.assertEqual(statuses, [200, 400], results)
         refused = [r for r in results if r[0] == 400][0]
         self.assertEqual(refused[2]["error"]["type"], "budget_exceeded")
+
+    def held_open(self, key, body):
+        """Starts a streamed request and reads its first event: proxyd has admitted it and
+        relays it, and the fake upstream then sends nothing more (mock_stall_after_chunks)
+        until the client leaves. Returns the connection (close it to end the request) and
+        the body's length in bytes."""
+        data = json.dumps(body).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.stack.proxyd_port, timeout=60)
+        try:
+            conn.request("POST", "/v1/chat/completions", data,
+                         {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            first = b""
+            while b"\n\n" not in first:
+                chunk = resp.read1(65536)
+                self.assertTrue(chunk, "the stream ended before its first event: %r" % first)
+                first += chunk
+            self.assertEqual(resp.status, 200, first)
+            self.assertTrue(first.startswith(b"data: {"), first)
+        except BaseException:
+            conn.close()
+            raise
+        return conn, len(data)
+
+    def test_without_max_tokens_reserves_the_models_max_output(self):
+        """A chat without max_tokens (or max_completion_tokens) holds, while it runs, its
+        prompt bound (one token per body byte: llama has no OpenAI tokenizer) plus the
+        model's max_output_tokens from the price map (8,192 for llama-3.1-8b-instant).
+        With a budget of exactly that, a second request while it runs is refused; with
+        one answer token's price more, admitted: the reservation is that amount, no less
+        and no more. Once the held request ends (its client leaves), its reservation goes."""
+        held = {"model": "llama3", "stream": True, "mock_stall_after_chunks": 1,
+                "messages": [{"role": "user", "content": "no max_tokens here"}],
+                "mock_usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+        self.assertNotIn("max_tokens", held)
+        small = {"model": "llama3", "max_tokens": 1,
+                 "messages": [{"role": "user", "content": "while it runs"}],
+                 "mock_usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+        size = len(json.dumps(held).encode())
+        reserved = (Decimal(LLAMA["input_cost_per_token"]) * size
+                    + Decimal(LLAMA["output_cost_per_token"]) * LLAMA["max_output_tokens"])
+        one_token = Decimal(LLAMA["output_cost_per_token"])
+        for budget, admitted in ((reserved, False), (reserved + one_token, True)):
+            with self.subTest(budget=budget):
+                st, _, k = self.stack.report("POST", "/key/generate",
+                                             {"max_budget": float(budget)}, key=MASTER_KEY)
+                self.assertEqual(st, 200, k)
+                self.assertEqual(Decimal(self.stack.sql_value(
+                    "SELECT max_budget FROM api_keys WHERE token = '%s'" % k["token"])), budget)
+                conn, n = self.held_open(k["key"], held)
+                try:
+                    self.assertEqual(n, size)
+                    st, _, out = self.stack.http("POST", self.stack.proxyd_port,
+                                                 "/v1/chat/completions", small, k["key"])
+                    self.assertEqual((st, None if st == 200 else out["error"]["type"]),
+                                     (200, None) if admitted else (400, "budget_exceeded"), out)
+                finally:
+                    conn.close()
+                # the client left: proxyd ends the request and its reservation with it
+                wait_for(lambda: self.stack.http("POST", self.stack.proxyd_port,
+                                                 "/v1/chat/completions", small,
+                                                 k["key"])[0] == 200, 20,
+                         message="still refused after the held request ended")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -20,6 +20,16 @@ from harness import MASTER_KEY, wait_for  # noqa: E402
 KEY_STATE_S = 2.5  # a key change reaches proxyd within key_cache_ttl_ms + 1 s (2 s)
 
 
+def now_utc():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def next_month(t):
+    """00:00 UTC on the 1st of the month after t's."""
+    return datetime.datetime(t.year + t.month // 12, t.month % 12 + 1, 1,
+                             tzinfo=datetime.timezone.utc)
+
+
 class ManageKeysTest(harness.StackTestCase):
 
     def post(self, path, body, key=MASTER_KEY):
@@ -101,14 +111,22 @@ class ManageKeysTest(harness.StackTestCase):
         self.assertEqual((st, body["error"]["param"]), (400, "keys"))
 
     def test_generate_with_durations_custom_key_and_blocked(self):
-        before = datetime.datetime.now(datetime.timezone.utc)
+        before = now_utc()
         k = self.new_key(budget_duration="1d", duration="1h", max_budget=5)
-        midnight = datetime.datetime.combine(before.date() + datetime.timedelta(days=1),
-                                             datetime.time(), datetime.timezone.utc)
+        after = now_utc()
+        # 1d resets at the next UTC midnight: the one after `before`, or after `after`
+        # when the key was made across midnight
+        midnights = {datetime.datetime.combine(t.date() + datetime.timedelta(days=1),
+                                               datetime.time(), datetime.timezone.utc)
+                     for t in (before, after)}
         self.assertEqual(k["budget_duration"], "1d")
-        self.assertEqual(datetime.datetime.fromisoformat(k["budget_reset_at"]), midnight)
+        midnight = datetime.datetime.fromisoformat(k["budget_reset_at"])
+        self.assertIn(midnight, midnights)
+        # an hour after it was made (the answer has whole seconds, or finer)
         expires = datetime.datetime.fromisoformat(k["expires"])
-        self.assertLess(abs((expires - before).total_seconds() - 3600), 5)
+        hour = datetime.timedelta(hours=1)
+        self.assertTrue(before.replace(microsecond=0) + hour <= expires <= after + hour,
+                        (before, expires, after))
         row = self.stack.sql("SELECT budget_duration, budget_reset_at, budget_period_start,"
                              " expires FROM api_keys WHERE token = '%s'" % k["token"])[0]
         self.assertEqual(row[:2], ["1d", midnight.strftime("%Y-%m-%d %H:%M:%S.000000")])
@@ -137,21 +155,23 @@ class ManageKeysTest(harness.StackTestCase):
         k = self.new_key(key_alias="upd", max_budget=1)
         st, _, team = self.post("/team/new", {"team_id": "upd-team"})
         self.assertEqual(st, 200, team)
+        before = now_utc()
         st, _, body = self.post("/key/update", {
             "key": k["key"], "key_alias": "upd-2", "max_budget": 7.5, "spend": 0.25,
             "team_id": "upd-team", "user_id": "upd-user", "models": ["llama3"],
             "metadata": {"cost_center": "42"}, "budget_duration": "1mo"})
+        after = now_utc()
         self.assertEqual(st, 200, body)
         info = body["info"]
         self.assertEqual((info["key_alias"], info["max_budget"], info["spend"], info["team_id"],
                           info["user_id"], info["models"], info["metadata"]),
                          ("upd-2", 7.5, 0.25, "upd-team", "upd-user", ["llama3"],
                           {"cost_center": "42"}))
-        now = datetime.datetime.now(datetime.timezone.utc)
-        first = datetime.datetime(now.year + now.month // 12, now.month % 12 + 1, 1,
-                                  tzinfo=datetime.timezone.utc)
-        self.assertEqual((info["budget_duration"],
-                          datetime.datetime.fromisoformat(info["budget_reset_at"])), ("1mo", first))
+        # 1mo resets on the 1st of next month (UTC): of the month of `before`, or of
+        # `after` when the update ran across a month's end
+        firsts = {next_month(t) for t in (before, after)}
+        self.assertEqual(info["budget_duration"], "1mo")
+        self.assertIn(datetime.datetime.fromisoformat(info["budget_reset_at"]), firsts)
         self.assertEqual(self.stack.sql_value("SELECT COUNT(*) FROM internal_users"
                                               " WHERE user_id = 'upd-user'"), "1")
         # only what is given changes

@@ -44,6 +44,37 @@ def extra_models(stack):
                                 "api_key": "os.environ/GROQ_API_KEY"}}]
 
 
+def proxyd_requests():
+    """The requests setUpClass sends through proxyd: (key, model group, prompt tokens,
+    completion tokens, more body fields)."""
+    names = ["a1", "a2", "b", "n"]
+    tag_sets = [[], ["t-x"], ["t-x", "t-y"], ["t-z"]]
+    for i in range(26):
+        body = {"metadata": {"tags": tag_sets[i % 4]}} if i % 4 else {}
+        if i % 5:
+            body["user"] = "cust-%02d" % (i % 13)
+        yield (names[i % 4], "gpt4o-group" if i % 3 == 0 else "llama3", 100 + 7 * i, 20 + 3 * i,
+               body)
+
+
+with open(harness.REPO / "libtollgate" / "data" / "prices.json") as _f:
+    _PRICES = json.load(_f, parse_float=Decimal)["models"]
+_PRICED = {"gpt4o-group": _PRICES["gpt-4o"], "llama3": _PRICES["groq/llama-3.1-8b-instant"]}
+
+
+def price(model, prompt, completion):
+    """A call's cost from the price map, in Decimal (independent of Tollgate's code)."""
+    p = _PRICED[model]
+    return (Decimal(p["input_cost_per_token"]) * prompt
+            + Decimal(p["output_cost_per_token"]) * completion)
+
+
+# key a1's part of them, by hand from the list above (its spot check in the usage test)
+A1_REQUESTS = sum(1 for r in proxyd_requests() if r[0] == "a1")
+A1_SPEND = sum((price(m, pt, ct) for k, m, pt, ct, _ in proxyd_requests() if k == "a1"),
+               Decimal(0))
+
+
 def money(d):
     """Exact decimal text, trailing zeros trimmed: "0.00009", "0", "12"."""
     d = Decimal(d)
@@ -102,16 +133,10 @@ class UsageApiTest(harness.StackTestCase):
         }
         cls.reader = ok("/key/generate", {"permissions": {"get_spend_routes": True}})["key"]
         cls.plain = ok("/key/generate", {})["key"]
-        names = ["a1", "a2", "b", "n"]
-        tag_sets = [[], ["t-x"], ["t-x", "t-y"], ["t-z"]]
         sent = 0
-        for i in range(26):
-            body = {"metadata": {"tags": tag_sets[i % 4]}} if i % 4 else {}
-            if i % 5:
-                body["user"] = "cust-%02d" % (i % 13)
-            st, _, ans = s.chat(cls.keys[names[i % 4]]["key"],
-                                model="gpt4o-group" if i % 3 == 0 else "llama3",
-                                prompt_tokens=100 + 7 * i, completion_tokens=20 + 3 * i, **body)
+        for name, model, prompt, completion, body in proxyd_requests():
+            st, _, ans = s.chat(cls.keys[name]["key"], model=model, prompt_tokens=prompt,
+                                completion_tokens=completion, **body)
             assert st == 200, ans
             sent += 1
         st, _, ans = s.chat(cls.keys["a2"]["key"], mock_status=500, user="cust-01")
@@ -246,11 +271,15 @@ class UsageApiTest(harness.StackTestCase):
         self.assertIn("Customer One", [e["name"] for e in got["top"]["customer"]])
         # the figures the page shows are the ledger's: a few spot checks by hand
         got = self.usage("api_key")
-        a1 = [e for e in got["top"]["api_key"] if e["id"] == self.keys["a1"]["token"]]
-        if a1:  # in the top ten
-            self.assertEqual((a1[0]["name"], a1[0]["key_name"]),
-                             ("a-one", self.keys["a1"]["key_name"]))
         self.assertNotIn(self.keys["a1"]["key"], json.dumps(got))  # never a raw key
+        # a-one in ursula's own view (her two keys, so always both in the top): its name,
+        # and its spend and requests as setUpClass sent them, priced here from the price map
+        own = self.usage("api_key", key=self.keys["a1"]["key"])["top"]["api_key"]
+        a1 = [e for e in own if e["id"] == self.keys["a1"]["token"]]
+        self.assertEqual(len(a1), 1, own)
+        self.assertEqual((a1[0]["name"], a1[0]["key_name"], a1[0]["spend"], a1[0]["requests"]),
+                         ("a-one", self.keys["a1"]["key_name"], money(A1_SPEND), A1_REQUESTS))
+        self.assertNotIn(self.keys["a1"]["key"], json.dumps(own))
         spend = Decimal(self.stack.sql_value("SELECT SUM(spend) FROM spend_logs"))
         self.assertEqual(got["totals"]["spend"], money(spend))  # the whole ledger is in range
 
@@ -329,10 +358,15 @@ class UsageApiTest(harness.StackTestCase):
         self.assertGreater(lines, 300)  # far past the chart's ten customers
 
     def test_usage_of_an_empty_range(self):
-        got = self.usage("tag", start="2025-01-01", end="2025-01-03")
+        # weeks before the ledger's first day (its five days end on the test's day)
+        days = [(self.today - datetime.timedelta(days=40 - i)).isoformat() for i in range(3)]
+        self.assertEqual(self.stack.sql_value(
+            "SELECT COUNT(*) FROM spend_logs WHERE start_time >= '%s'"
+            " AND start_time < '%s' + INTERVAL 1 DAY" % (days[0], days[-1])), "0")
+        got = self.usage("tag", start=days[0], end=days[-1])
         self.assertEqual(got["totals"], {"spend": "0", "requests": 0, "prompt_tokens": 0,
                                          "completion_tokens": 0, "total_tokens": 0})
-        self.assertEqual(got["days"], ["2025-01-01", "2025-01-02", "2025-01-03"])
+        self.assertEqual(got["days"], days)
         self.assertEqual(got["series"], [])
         self.assertEqual(got["top"], {d: [] for d in ("team", "api_key", "customer", "model",
                                                       "tag")})
@@ -392,19 +426,27 @@ class UsageApiTest(harness.StackTestCase):
     def test_budgets_near_or_over_their_limit(self):
         s = self.stack
         a1, b = self.keys["a1"]["token"], self.keys["b"]["token"]
+        # Reset times weeks after the test's start (one at midnight, one at 12:30:45):
+        # these budgets have no budget_duration, and accountd clears a reset time once
+        # it has passed, so a fixed date would stop holding one day.
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        key_reset = (now + datetime.timedelta(days=30)).replace(hour=0, minute=0, second=0)
+        cust_reset = (now + datetime.timedelta(days=20)).replace(hour=12, minute=30, second=45)
         s.sql("UPDATE api_keys SET max_budget = spend * 1.25,"
-              " budget_reset_at = '2027-01-01 00:00:00' WHERE token = '%s';"  # exactly 0.8
+              " budget_reset_at = '%s' WHERE token = '%s';"  # exactly 0.8
               "UPDATE api_keys SET max_budget = spend * 2 WHERE token = '%s';"  # 0.5
               "UPDATE api_keys SET max_budget = 0 WHERE token = '%s';"  # a block: not listed
               "UPDATE teams SET max_budget = spend / 2 WHERE team_id = 'team-a';"  # over: 2
               "UPDATE internal_users SET max_budget = spend WHERE user_id = 'ursula';"
               "UPDATE tags SET max_budget = spend * 1.1 WHERE tag = 't-x';"
               "INSERT INTO budgets (budget_id, max_budget, budget_reset_at, created_at,"
-              " updated_at) VALUES ('cust-budget', 0.0000001, '2026-12-31 12:30:00', NOW(6),"
+              " updated_at) VALUES ('cust-budget', 0.0000001, '%s', NOW(6),"
               " NOW(6)), ('member-budget', 0.3, NULL, NOW(6), NOW(6));"
               "UPDATE customers SET budget_id = 'cust-budget' WHERE user_id = 'cust-01';"
               "UPDATE team_members SET budget_id = 'member-budget'"
-              " WHERE user_id = 'bench-user-1';" % (a1, b, self.keys["n"]["token"]))
+              " WHERE user_id = 'bench-user-1';"
+              % (key_reset.strftime("%Y-%m-%d %H:%M:%S"), a1, b, self.keys["n"]["token"],
+                 cust_reset.strftime("%Y-%m-%d %H:%M:%S")))
         s.sql("UPDATE budgets SET max_budget = (SELECT spend * 1.05 FROM team_members"
               " WHERE user_id = 'bench-user-1') WHERE budget_id = 'member-budget'")
         try:
@@ -417,10 +459,10 @@ class UsageApiTest(harness.StackTestCase):
             self.assertEqual(kinds, {"key", "user", "team", "team_member", "customer", "tag"})
             by_id = {e["id"]: e for e in got}
             self.assertEqual((by_id[a1]["ratio"], by_id[a1]["budget_reset_at"]),
-                             ("0.8", "2027-01-01T00:00:00+00:00"))
+                             ("0.8", key_reset.isoformat()))
             self.assertEqual(by_id["team-a"]["ratio"], "2")
             self.assertEqual(got[0]["kind"], "customer")  # the highest ratio first
-            self.assertEqual(by_id["cust-01"]["budget_reset_at"], "2026-12-31T12:30:00+00:00")
+            self.assertEqual(by_id["cust-01"]["budget_reset_at"], cust_reset.isoformat())
             self.assertNotIn(b, by_id)
             # an internal user's key: its own keys and its own user row
             mine = self.get("/ui/api/budgets?threshold=0", key=self.keys["a1"]["key"])
