@@ -1,6 +1,7 @@
 /* test_budget_manager.c - the BudgetManager library (tollgate/budget_manager.h)
  * on real files in a temp directory: every operation with costs checked
- * against prices read independently from the price map, calendar periods
+ * against prices read from the price map and multiplied here, in a decimal
+ * of this file's own (not libtollgate's money.c), calendar periods
  * (month ends, leap years, ISO weeks, year wraps, zones checked against the C
  * library's own tz code), errors, crash safety (savers SIGKILLed mid-save),
  * two processes updating one project, and the hosted client against
@@ -48,41 +49,68 @@ static double utc(const char *s)
     return end != NULL && *end == '\0' ? (double)timegm(&tm) : -1;
 }
 
-/* The map's per-token price of model (a field name such as input_cost_per_token). */
-static money_t unit_price(const char *model, const char *field)
+/* Expected costs are exact counts of 1e-12 USD (picodollars), worked out
+ * here from the map's decimal text: the prices these tests use have at most
+ * 8 decimals (gpt-4o 0.0000025 / 0.00001 per token, gpt-4o-mini 0.00000015 /
+ * 0.0000006, ...), so price x tokens is exact in int64 up to $9 million.
+ * E.g. gpt-4o, 1000 in and 500 out: 2,500,000 x 1000 + 10,000,000 x 500 pUSD
+ * = 7,500,000,000 pUSD = $0.0075. */
+typedef int64_t pusd_t;
+#define PUSD_DECIMALS 12
+
+/* A plain decimal ("0.0000025") as pUSD; -1 for anything else or more decimals. */
+static pusd_t pusd_parse(const char *s)
 {
-    money_t m = 0;
+    pusd_t whole = 0, frac = 0;
+    int decimals = 0;
+    for (; *s >= '0' && *s <= '9'; s++)
+        whole = whole * 10 + (*s - '0');
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9' && decimals < PUSD_DECIMALS; s++, decimals++)
+            frac = frac * 10 + (*s - '0');
+    if (*s != '\0')
+        return -1;
+    for (; decimals < PUSD_DECIMALS; decimals++)
+        frac *= 10;
+    return whole * 1000000000000 + frac;
+}
+
+/* The map's per-token price of model (a field name such as input_cost_per_token). */
+static pusd_t unit_price(const char *model, const char *field)
+{
     const json_t *v = json_object_get(json_object_get(json_object_get(price_map, "models"),
                                                       model), field);
-    CHECK(json_is_string(v) && money_parse(json_string_value(v), &m) == 0, "price of %s %s",
-          model, field);
-    return m;
+    pusd_t p = json_is_string(v) ? pusd_parse(json_string_value(v)) : -1;
+    CHECK(p >= 0, "price of %s %s: not a plain decimal of at most %d decimals", model, field,
+          PUSD_DECIMALS);
+    return p;
 }
 
-static money_t expect_cost(const char *model, int64_t in, int64_t out)
+static pusd_t expect_cost(const char *model, int64_t in, int64_t out)
 {
-    money_t a = 0, b = 0, sum = 0;
-    money_mul_int(unit_price(model, "input_cost_per_token"), in, &a);
-    money_mul_int(unit_price(model, "output_cost_per_token"), out, &b);
-    money_add(a, b, &sum);
-    return sum;
+    return unit_price(model, "input_cost_per_token") * in +
+           unit_price(model, "output_cost_per_token") * out;
 }
 
-/* d as exact money text ("0.0075"): how the library reads amounts back. */
-static const char *text_of(double d, char buf[MONEY_STR_MAX])
+/* p as exact decimal text, trailing zeros trimmed ("0.0075"). */
+static const char *pusd_text(pusd_t p, char buf[32])
 {
-    money_t m;
-    if (money_from_double(d, &m) < 0)
-        return "?";
-    money_format(m, buf);
+    int n = snprintf(buf, 32, "%lld.%012lld", (long long)(p / 1000000000000),
+                     (long long)(p % 1000000000000));
+    while (buf[n - 1] == '0')
+        buf[--n] = '\0';
+    if (buf[n - 1] == '.')
+        buf[--n] = '\0';
     return buf;
 }
 
-static void check_amount(double got, money_t want, const char *what)
+/* The library answers amounts as doubles: the nearest double to the exact
+ * cost (as Python would print and read it back). */
+static void check_amount(double got, pusd_t want, const char *what)
 {
-    char g[MONEY_STR_MAX], w[MONEY_STR_MAX];
-    money_format(want, w);
-    CHECK(strcmp(text_of(got, g), w) == 0, "%s: got %s, want %s", what, g, w);
+    char w[32];
+    pusd_text(want, w);
+    CHECK(got == strtod(w, NULL), "%s: got %.17g, want %s", what, got, w);
 }
 
 static struct tg_bm *open_local(const char *name, const char *tz)
@@ -167,8 +195,7 @@ static void operations(void)
     check_amount(current(m, "alice"), expect_cost("gpt-4o", 1000, 500), "one gpt-4o call");
     CHECK(tg_bm_update_cost_response(m, "alice", RESP("gpt-4o-mini", 10000, 2000)) ==
           TG_BM_OK, "update mini: %s", tg_bm_error(m));
-    money_t both = 0;
-    money_add(expect_cost("gpt-4o", 1000, 500), expect_cost("gpt-4o-mini", 10000, 2000), &both);
+    pusd_t both = expect_cost("gpt-4o", 1000, 500) + expect_cost("gpt-4o-mini", 10000, 2000);
     check_amount(current(m, "alice"), both, "two calls summed exactly");
     l.n = 0;
     CHECK(tg_bm_get_model_cost(m, "alice", collect_model, &l) == TG_BM_OK && l.n == 2, "models");
@@ -238,10 +265,8 @@ static void projected(const char *vectors)
         for (size_t i = 0; text != NULL && i < 3; i++) {
             double got = 0;
             bool est = !cases[i].est;
-            money_t want = 0;
             int64_t tokens = 3 + 1 + (int64_t)json_array_size(json_object_get(v, cases[i].enc)) + 3;
-            money_add(expect_cost("gpt-4o", 1000, 500), expect_cost(cases[i].model, tokens, 0),
-                      &want);
+            pusd_t want = expect_cost("gpt-4o", 1000, 500) + expect_cost(cases[i].model, tokens, 0);
             int rc = tg_bm_projected_cost(m, cases[i].model, text, "u", &got, &est);
             CHECK(rc == TG_BM_OK && est == cases[i].est, "vector %d %s: %s", n, cases[i].model,
                   tg_bm_error(m));
@@ -257,10 +282,8 @@ static void projected(const char *vectors)
     double got = 0; /* a name costs one more token, and its own */
     CHECK(tg_bm_projected_cost(m, "gpt-4o", "[{\"role\": \"user\", \"name\": \"bob\", "
           "\"content\": \"hello world\"}]", "u", &got, NULL) == TG_BM_OK, "with name");
-    money_t want;
-    money_add(expect_cost("gpt-4o", 1000, 500), expect_cost("gpt-4o", 3 + 1 + 1 + 1 + 2 + 3, 0),
-              &want);
-    check_amount(got, want, "name overhead");
+    check_amount(got, expect_cost("gpt-4o", 1000, 500) +
+                          expect_cost("gpt-4o", 3 + 1 + 1 + 1 + 2 + 3, 0), "name overhead");
     tg_bm_close(m);
 }
 

@@ -91,8 +91,7 @@ static void hosted_litellm(const char *script)
     if (m == NULL)
         return stop_mock(pid);
     fake_now = utc("2024-01-10T00:00:00Z");
-    money_t sum;
-    money_add(expect_cost("gpt-4o", 1000, 500), expect_cost("gpt-4o", 9, 4), &sum);
+    pusd_t sum = expect_cost("gpt-4o", 1000, 500) + expect_cost("gpt-4o", 9, 4);
     CHECK(tg_bm_create_budget(m, 10, "alice", TG_BM_MONTHLY, 0) == TG_BM_OK &&
           tg_bm_create_budget(m, 2, "bob", TG_BM_NONE, 0) == TG_BM_OK &&
           tg_bm_update_cost_response(m, "alice", RESP("gpt-4o", 1000, 500)) == TG_BM_OK &&
@@ -152,8 +151,7 @@ static void hosted_tollgate(const char *script)
     CHECK(tg_bm_update_cost_response(a, "alice", RESP("gpt-4o", 1000, 500)) == TG_BM_OK &&
           tg_bm_update_cost_response(b, "alice", RESP("gpt-4o-mini", 10000, 2000)) == TG_BM_OK,
           "updates: %s %s", tg_bm_error(a), tg_bm_error(b));
-    money_t sum;
-    money_add(expect_cost("gpt-4o", 1000, 500), expect_cost("gpt-4o-mini", 10000, 2000), &sum);
+    pusd_t sum = expect_cost("gpt-4o", 1000, 500) + expect_cost("gpt-4o-mini", 10000, 2000);
     check_amount(current(b, "alice"), sum, "b's answer holds both updates");
     CHECK(tg_bm_save_data(a) == TG_BM_OK, "save_data is a no-op");
     CHECK(tg_bm_update_cost_response(a, "nobody", RESP("gpt-4o", 1, 1)) == TG_BM_ENOUSER,

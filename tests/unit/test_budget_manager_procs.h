@@ -39,19 +39,26 @@ static int count_temps(void)
     return n;
 }
 
-/* The number of unit-cost updates the crash file holds; -1 if torn. */
-static int64_t crash_state(money_t unit)
+/* The number of unit-cost updates the crash file holds; -1 if torn: its
+ * current_cost must be exactly k units for a whole k (the nearest double to
+ * k x unit), and gpt-4o's model cost the same. */
+static int64_t crash_state(pusd_t unit)
 {
-    char path[256], why[256];
+    char path[256], why[256], want[32];
     snprintf(path, sizeof(path), "%s/crash.json", dir);
     json_t *doc = json_load_file(path, 0, NULL);
     json_t *e = json_object_get(doc, "alice");
-    money_t cur = bm_entry_money(e, "current_cost");
-    money_t model = bm_entry_money(json_object_get(e, "model_cost"), "gpt-4o");
+    const json_t *cur = json_object_get(e, "current_cost");
+    const json_t *model = json_object_get(json_object_get(e, "model_cost"), "gpt-4o");
     int64_t k = -1;
-    if (doc != NULL && bm_dict_check(doc, why, sizeof(why)) == 0 && e != NULL && cur == model &&
-        cur % unit == 0)
-        k = (int64_t)(cur / unit);
+    if (doc != NULL && bm_dict_check(doc, why, sizeof(why)) == 0 && json_is_number(cur) &&
+        json_is_number(model)) {
+        double c = json_number_value(cur);
+        int64_t n = llround(c / ((double)unit / 1e12));
+        if (n >= 0 && c == strtod(pusd_text(n * unit, want), NULL) &&
+            json_number_value(model) == c)
+            k = n;
+    }
     json_decref(doc);
     return k;
 }
@@ -59,7 +66,7 @@ static int64_t crash_state(money_t unit)
 static void crash_safety(void)
 {
     struct tg_bm *m = open_local("crash.json", NULL);
-    money_t unit = expect_cost("gpt-4o", 1000, 500);
+    pusd_t unit = expect_cost("gpt-4o", 1000, 500);
     unsigned seed = 42;
     int64_t last = 0;
     int kills = 0, torn = 0, back = 0, temps = 0;
@@ -98,11 +105,8 @@ static void crash_safety(void)
            (long long)last, temps);
     m = open_local("crash.json", NULL); /* open sweeps the dead savers' temp files */
     CHECK(count_temps() == 0, "temp files left after open");
-    if (m != NULL) {
-        money_t want = 0;
-        money_mul_int(unit, last, &want);
-        check_amount(current(m, "alice"), want, "the last state survives");
-    }
+    if (m != NULL)
+        check_amount(current(m, "alice"), unit * last, "the last state survives");
     tg_bm_close(m);
 }
 
@@ -123,11 +127,9 @@ static void concurrent_updates(void)
     waitpid(b, &sb, 0);
     CHECK(WIFEXITED(sa) && WEXITSTATUS(sa) == 0 && WIFEXITED(sb) && WEXITSTATUS(sb) == 0,
           "children: %d %d", sa, sb);
-    money_t wa, wb, sum;
-    money_mul_int(expect_cost("gpt-4o", 1000, 500), 500, &wa);
-    money_mul_int(expect_cost("gpt-4o-mini", 10000, 2000), 500, &wb);
-    money_add(wa, wb, &sum);
-    check_amount(current(m, "alice"), sum, "2 x 500 concurrent updates");
+    pusd_t wa = expect_cost("gpt-4o", 1000, 500) * 500;
+    pusd_t wb = expect_cost("gpt-4o-mini", 10000, 2000) * 500;
+    check_amount(current(m, "alice"), wa + wb, "2 x 500 concurrent updates");
     struct list l = {0};
     tg_bm_get_model_cost(m, "alice", collect_model, &l);
     CHECK(l.n == 2, "two models");
