@@ -1,8 +1,10 @@
 """proxyd operations: GET /metrics (Prometheus text, counters equal to the
-requests sent), access log lines, SIGHUP reloads (a new model group serves,
-a broken config is refused) and SIGTERM drains (20 streams in flight all
-finish and are in the ledger; past the grace time they are cut and still
-accounted)."""
+requests sent; each metric keeps at most 2,000 series, the rest counted under
+"other"), access log lines, SIGHUP reloads (a new model group serves, a broken
+config is refused) and SIGTERM drains (20 streams in flight all finish and are
+in the ledger; past the grace time they are cut and still accounted; a second
+SIGTERM cuts at once; with accountd down the events stay in the spool and reach
+the ledger exactly once after the restart)."""
 
 import http.client
 import json
@@ -10,18 +12,24 @@ import os
 import re
 import signal
 import socket
+import struct
+import subprocess
 import sys
 import threading
 import time
 import unittest
+import zlib
 from decimal import Decimal
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import MASTER_KEY, REPO, StackTestCase, dump_yaml, wait_for
+from harness import MASTER_KEY, REPO, StackTestCase, dump_yaml, expected_cost, wait_for
 
 CHAT = "/v1/chat/completions"
+METRICS_MAX_SERIES = 2000  # README: "each metric keeps at most 2,000 series"
+DRAIN_ACK_WAIT_S = 10      # README: after the grace proxyd "waits (<= 10 s) for accountd's acks"
 
 
 def metrics_of(text):
@@ -35,6 +43,34 @@ def metrics_of(text):
 
 def sample(m, name, **labels):
     return m.get((name, frozenset(labels.items())), 0.0)
+
+
+def series_of(m, name):
+    """{frozenset(labels): value} of one sample name."""
+    return {labels: v for (n, labels), v in m.items() if n == name}
+
+
+def spool_unacked(spool_dir):
+    """The request ids of the events in a proxyd spool that no ack follows, read
+    as proxyd/spool.c writes them: segment files NNNNNNNNNNNN.spool in order,
+    records [u32 payload length][u32 CRC-32 of the payload][payload] (big-endian),
+    payload [u8 'E' event or 'A' ack][u16 id length][request id][event bytes]."""
+    unacked = set()
+    for path in sorted(Path(spool_dir).glob("*.spool")):
+        data, at = path.read_bytes(), 0
+        while at + 8 <= len(data):
+            n, crc = struct.unpack_from(">II", data, at)
+            payload = data[at + 8:at + 8 + n]
+            if len(payload) < n or n < 3 or zlib.crc32(payload) != crc:
+                break  # a torn last record, which proxyd cuts off too
+            idlen = struct.unpack_from(">H", payload, 1)[0]
+            rid = payload[3:3 + idlen].decode()
+            if payload[:1] == b"E":
+                unacked.add(rid)
+            elif payload[:1] == b"A":
+                unacked.discard(rid)
+            at += 8 + n
+    return unacked
 
 
 class ProxydOps(StackTestCase):
@@ -69,12 +105,12 @@ class ProxydOps(StackTestCase):
         b.update(kw)
         return b
 
-    def open_stream(self, body, port=None):
+    def open_stream(self, body, port=None, key=MASTER_KEY):
         """Starts a streamed chat; returns (connection, response) once the
-        headers and the first event are in."""
+        headers are in."""
         conn = http.client.HTTPConnection("127.0.0.1", port or self.stack.proxyd_port, timeout=60)
         conn.request("POST", CHAT, json.dumps(body),
-                     {"Authorization": "Bearer " + MASTER_KEY, "Content-Type": "application/json"})
+                     {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
         resp = conn.getresponse()
         return conn, resp
 
@@ -217,6 +253,71 @@ class ProxydOps(StackTestCase):
         self.assertEqual(errors, len(attempts))
         self.assertEqual(retries, len(attempts) - 1)
 
+    def test_metrics_keep_at_most_2000_series_each(self):
+        """More configured model groups than a metric keeps series: refused requests
+        for each (a key allowed llama3 only gets 401, no upstream call) label
+        tollgate_proxyd_requests_total with 2,100 groups; the first 2,000 label
+        sets keep their own series, every later one is counted in the one series
+        labelled "other", and no request goes uncounted."""
+        groups = ["cap-%04d" % i for i in range(METRICS_MAX_SERIES + 100)]
+        config = json.loads(json.dumps(self.stack.config))
+        config["model_list"] += [{"model_name": g, "litellm_params": {
+            "model": "groq/llama-3.1-8b-instant", "api_base": self.stack.upstream_base,
+            "api_key": "os.environ/GROQ_API_KEY"}} for g in groups]
+        self.restart_proxyd(config)  # and fresh metrics
+        try:
+            st, _, k = self.stack.report("POST", "/key/generate", {"models": ["llama3"]},
+                                         key=MASTER_KEY)
+            self.assertEqual(st, 200, k)
+            req = "tollgate_proxyd_requests_total"
+            self.scrape()
+            before = series_of(self.scrape(), req)  # the first scrape's own series is in
+            room = METRICS_MAX_SERIES - len(before)
+            self.assertGreater(room, 0, before)
+            self.assertFalse([l for l in before if dict(l)["model"].startswith("cap-")], before)
+            conn = http.client.HTTPConnection("127.0.0.1", self.stack.proxyd_port, timeout=30)
+            self.addCleanup(conn.close)
+
+            def refused(group):
+                conn.request("POST", CHAT, json.dumps(
+                    {"model": group, "messages": [{"role": "user", "content": "x"}]}),
+                    {"Authorization": "Bearer " + k["key"], "Content-Type": "application/json"})
+                resp = conn.getresponse()
+                body = resp.read()
+                self.assertEqual(resp.status, 401, (group, body))
+                if resp.will_close:
+                    conn.close()  # the next request opens a new connection
+
+            for g in groups:
+                refused(g)
+            other = frozenset({"route": "other", "model": "other", "status": "other"}.items())
+
+            def check(extra_first, extra_other):
+                after = series_of(self.scrape(), req)
+                self.assertEqual(len(after), METRICS_MAX_SERIES + 1,
+                                 "series of %s: %d" % (req, len(after)))
+                kept = sorted(dict(l)["model"] for l in after
+                              if dict(l)["model"].startswith("cap-"))
+                self.assertEqual(kept, groups[:room])  # first come, kept
+                for l, v in after.items():
+                    if dict(l)["model"].startswith("cap-"):
+                        self.assertEqual(dict(l)["route"], CHAT)
+                        self.assertEqual(dict(l)["status"], "401")
+                        self.assertEqual(v, 1 + (extra_first if dict(l)["model"] == groups[0]
+                                                 else 0), l)
+                # the rest, each request once, under "other"
+                self.assertEqual(after.get(other), len(groups) - room + extra_other)
+                for l in before:  # the series from before the cap keep theirs
+                    self.assertIn(l, after)
+
+            check(0, 0)
+            # past the cap a kept series still counts; a new label set still goes to "other"
+            refused(groups[0])
+            refused(groups[-1])
+            check(1, 1)
+        finally:
+            self.restart_proxyd(self.stack.config)
+
     # ---------------------------------------------------------------- SIGHUP
 
     def test_reload_adds_a_model_group_and_refuses_a_broken_config(self):
@@ -345,9 +446,11 @@ class ProxydOps(StackTestCase):
         r.read()
         self.assertEqual(r.status, 200)
         results, threads = self.run_streams(20, body)
+        at = len(self.proxyd_log())
         t0 = time.monotonic()
         d = self.sigterm_proxyd()
-        time.sleep(0.3)
+        # logged right after the drain closed the listening socket
+        self.wait_log_after(at, "draining: 20 requests in flight")
         # no new connections once draining
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", self.stack.proxyd_port), timeout=2).close()
@@ -370,10 +473,10 @@ class ProxydOps(StackTestCase):
         rows = self.ledger_rows(ids)  # acked before proxyd exited: in the ledger now
         self.assertEqual(sorted(r[0] for r in rows), sorted(ids))
         self.assertTrue(all(r[1] == "200" and r[2] == "40" for r in rows), rows)
+        # the streams need ~1.5 s (a few under ASan on 2 busy cores), the acks a moment:
+        # 15 s holds; a drain that waited out its 20 s grace would take longer
         self.assertLess(took, 15, "the drain waited for more than its streams")
-        log = self.stack.daemon_log("proxyd").read_text()
-        self.assertIn("draining: 20 requests in flight", log)
-        self.assertIn("drain done (every event acknowledged)", log)
+        self.assertIn("drain done (every event acknowledged)", self.proxyd_log()[at:])
         self.restart_proxyd()
 
     def test_sigterm_past_the_grace_time_cuts_and_accounts(self):
@@ -384,6 +487,7 @@ class ProxydOps(StackTestCase):
             body = self.stream_body(mock_content="a b c d e f g h i j", mock_chunks=10,
                                     mock_chunk_delay_ms=100)  # ~10 s per stream
             results, threads = self.run_streams(20, body)
+            at = len(self.proxyd_log())
             t0 = time.monotonic()
             d = self.sigterm_proxyd()
             rc = d.proc.wait(20)
@@ -392,6 +496,8 @@ class ProxydOps(StackTestCase):
             for t in threads:
                 t.join(10)
             self.assertEqual(rc, 0)
+            # the cut comes at 0.5 s and the acks soon after: 8 s holds under ASan on 2 busy
+            # cores, while the streams left alone would run for 10 s
             self.assertLess(took, 8, "proxyd did not cut its streams at the grace time")
             for r in results:
                 self.assertEqual(r[0], 200, r)
@@ -403,10 +509,140 @@ class ProxydOps(StackTestCase):
             # what was sent is accounted: some completion tokens, fewer than the whole answer
             for r in rows:
                 self.assertTrue(0 < int(r[2]) < 100, rows)
-            log = self.stack.daemon_log("proxyd").read_text()
+            log = self.proxyd_log()[at:]  # this stop's lines only
             self.assertEqual(len(re.findall(r"stream cut by the shutdown grace time", log)), 20)
         finally:
             self.restart_proxyd(self.stack.config)
+
+    def readiness(self):
+        st, _, body = self.stack.proxy("GET", "/health/readiness")
+        self.assertIn(st, (200, 503), body)
+        return body
+
+    def test_second_sigterm_cuts_at_once(self):
+        config = json.loads(json.dumps(self.stack.config))
+        config["tollgate"]["proxyd"]["shutdown_grace_ms"] = 300000  # 5 minutes
+        self.restart_proxyd(config)
+        conn = None
+        try:
+            keep = http.client.HTTPConnection("127.0.0.1", self.stack.proxyd_port, timeout=30)
+            self.addCleanup(keep.close)
+            keep.request("GET", "/health/readiness")
+            r = keep.getresponse()
+            body = r.read()
+            self.assertEqual(r.status, 200, body)
+            # a stream whose upstream sends one chunk and then nothing: it never ends alone
+            conn, resp = self.open_stream(self.stream_body(
+                mock_content="one two three", mock_chunks=1, mock_stall_after_chunks=1))
+            self.assertEqual(resp.status, 200)
+            rid = resp.getheader("x-litellm-call-id")
+            first = b""
+            while b"\n\n" not in first:  # the first event, relayed before the stall
+                chunk = resp.read1(65536)
+                self.assertTrue(chunk, "the stream ended before its first event: %r" % first)
+                first += chunk
+            self.assertTrue(first.startswith(b"data: "), first)
+            at = len(self.proxyd_log())
+            d = self.sigterm_proxyd()
+            self.wait_log_after(at, "draining: 1 requests in flight")
+            # the first SIGTERM's drain waits for the stream: proxyd still answers, draining
+            keep.request("GET", "/health/readiness")
+            r = keep.getresponse()
+            self.assertEqual((r.status, json.loads(r.read())["status"]), (503, "draining"))
+            self.assertIsNone(d.proc.poll())
+            os.kill(d.proc.pid, signal.SIGTERM)
+            # at once: the cut, accountd's ack and the exit take a few seconds under ASan on
+            # 2 busy cores; the grace (5 minutes) would hold it far longer than 30 s
+            try:
+                rc = d.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                d.proc.kill()
+                d.proc.wait()
+                self.fail("proxyd still ran 30 s after a second SIGTERM")
+            finally:
+                self.stack.daemons.remove(d)
+            self.assertEqual(rc, 0, self.proxyd_log()[at:][-3000:])
+            log = self.proxyd_log()[at:]
+            self.assertIn("second stop signal: cutting the 1 requests in flight now", log)
+            self.assertEqual(log.count("stream cut by the shutdown grace time"), 1)
+            self.assertIn("drain done (every event acknowledged)", log)
+            events = self.read_all(resp)
+            self.assertNotIn("data: [DONE]", events)  # cut, not finished
+            rows = self.ledger_rows([rid])  # acked before proxyd exited: accounted as cut
+            self.assertEqual([(r[0], r[1]) for r in rows], [(rid, "200")])
+        finally:
+            if conn is not None:  # a stream left open would hold proxyd's stop
+                conn.close()
+            self.restart_proxyd(self.stack.config)
+
+    def test_sigterm_with_accountd_down_keeps_events_in_the_spool(self):
+        """accountd is stopped; requests through proxyd are answered, their events
+        wait in the spool; SIGTERM: proxyd exits 0 in time with the events still
+        in its spool files; accountd and proxyd start again and every request is
+        in the ledger once, its key's spend counted once."""
+        s = self.stack
+        self.restart_proxyd(s.config)
+        spool = Path(s.config["tollgate"]["proxyd"]["spool_dir"])
+        st, _, k = s.report("POST", "/key/generate", {"key_alias": "spooled"}, key=MASTER_KEY)
+        self.assertEqual(st, 200, k)
+        wait_for(lambda: self.readiness()["unacked_events"] == 0, 30,
+                 message="events of earlier tests are still unacknowledged")
+        self.assertEqual(spool_unacked(spool), set())
+        s.stop_one("accountd")
+        try:
+            sent = {}  # request id -> (prompt tokens, completion tokens)
+            for i in range(6):
+                st, h, b = s.chat(k["key"], prompt_tokens=10 + i, completion_tokens=20 + i)
+                self.assertEqual(st, 200, b)
+                sent[h["x-litellm-call-id"]] = (10 + i, 20 + i)
+            conn, resp = self.open_stream(self.stream_body(), key=k["key"])
+            self.assertEqual(resp.status, 200)
+            sent[resp.getheader("x-litellm-call-id")] = (30, 40)
+            self.assertEqual(self.read_all(resp)[-1], "data: [DONE]")
+            conn.close()
+            ready = self.readiness()
+            self.assertEqual(ready["unacked_events"], len(sent), ready)
+            self.assertNotEqual(ready["accountd"], "connected", ready)
+            self.assertGreater(ready["spool_bytes"], 0, ready)
+
+            at = len(self.proxyd_log())
+            d = self.sigterm_proxyd()
+            grace_s = s.config["tollgate"]["proxyd"]["shutdown_grace_ms"] / 1000
+            try:  # nothing in flight: the documented bound is the grace plus the acks' wait
+                rc = d.proc.wait(grace_s + DRAIN_ACK_WAIT_S)
+            except subprocess.TimeoutExpired:
+                d.proc.kill()
+                d.proc.wait()
+                self.fail("proxyd still ran %.0f s after SIGTERM" % (grace_s + DRAIN_ACK_WAIT_S))
+            finally:
+                s.daemons.remove(d)
+            log = self.proxyd_log()[at:]
+            self.assertEqual(rc, 0, log[-3000:])
+            self.assertRegex(log, r"drain done \([^)]*\): %d usage events unacknowledged, kept "
+                             r"in the spool for the next start" % len(sent))
+            self.assertEqual(spool_unacked(spool), set(sent))
+            self.assertEqual(self.ledger_rows(sent), [])
+        finally:
+            s.restart("accountd")
+        self.restart_proxyd()
+
+        token = k["token"]
+
+        def landed():
+            return s.sql("SELECT request_id, spend FROM spend_logs WHERE api_key = '%s'" % token)
+        wait_for(lambda: len(landed()) >= len(sent), 60,
+                 message="the spooled events did not reach the ledger within 60 s")
+        wait_for(lambda: self.readiness()["unacked_events"] == 0, 30,
+                 message="proxyd has unacknowledged events left after 30 s")
+        rows = landed()
+        self.assertEqual(sorted(r[0] for r in rows), sorted(sent))  # each once, none else
+        for rid, spend in rows:
+            self.assertEqual(Decimal(spend), expected_cost(*sent[rid]), rid)
+        total = sum(expected_cost(p, c) for p, c in sent.values())
+        self.assertEqual(Decimal(s.sql_value("SELECT spend FROM api_keys WHERE token = '%s'"
+                                             % token)), total)  # counted once
+        wait_for(lambda: spool_unacked(spool) == set(), 10,
+                 message="acknowledged events are still unacknowledged in the spool files")
 
 
 if __name__ == "__main__":

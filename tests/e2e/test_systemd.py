@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import unittest
 from pathlib import Path
 
@@ -96,19 +95,21 @@ class NotifyTest(unittest.TestCase):
             for level, kind, payload in anc:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                     pid = struct.unpack("iII", payload[:12])[0]
-            cls.messages.append((pid, data.decode()))
+            cls.messages.append((pid, data.decode(errors="replace")))
 
     def said(self, name, what):
         pid = self.stack.daemon(name).proc.pid
         return [t for p, t in self.messages if p == pid and what in t]
 
     def test_ready_watchdog_stopping(self):
-        time.sleep(3.5)  # the watchdog pings at least twice meanwhile
         for name in DAEMONS:
+            # WATCHDOG_USEC=2 s asks for a ping a second: two come within 30 s even under
+            # ASan on busy cores, none ever from a daemon that does not ping
+            harness.wait_for(lambda: len(self.said(name, "WATCHDOG=1")) >= 2, 30,
+                             message="%s: fewer than 2 WATCHDOG=1: %r" % (name, self.messages))
             ready = self.said(name, "READY=1")
             self.assertEqual(len(ready), 1, (name, self.messages))
             self.assertIn("STATUS=", ready[0])
-            self.assertGreaterEqual(len(self.said(name, "WATCHDOG=1")), 2, (name, self.messages))
         # they serve once they say so
         st, _, _ = self.stack.report("GET", "/key/list", key=harness.MASTER_KEY)
         self.assertEqual(st, 200)
@@ -125,10 +126,11 @@ class NotifyTest(unittest.TestCase):
         pids = {name: self.stack.daemon(name).proc.pid for name in DAEMONS}
         self.stack.stop()  # SIGTERM each; every daemon must exit 0
         self.assertEqual(self.stack.failures, [])
-        time.sleep(0.3)
+        # each said it before it exited; the reader thread may still have it to read
         for name, pid in pids.items():
-            self.assertTrue([t for p, t in self.messages if p == pid and "STOPPING=1" in t],
-                            (name, self.messages))
+            harness.wait_for(lambda: [t for p, t in self.messages
+                                      if p == pid and "STOPPING=1" in t], 10,
+                             message="%s: no STOPPING=1: %r" % (name, self.messages))
 
 
 if __name__ == "__main__":
