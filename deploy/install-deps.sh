@@ -13,8 +13,9 @@ PACKAGES=(
 
 # The tests (`install-deps.sh --tests`) also parse /metrics with the
 # Prometheus client, run proxyd behind the example nginx and HAProxy configs,
-# and drive the Usage page (/ui) in Debian's headless Chromium.
-[ "${1:-}" = "--tests" ] && PACKAGES+=(python3-prometheus-client nginx-light haproxy chromium)
+# drive the Usage page (/ui) in Debian's headless Chromium, and run the
+# date-sensitive tests again at a later date under libfaketime.
+[ "${1:-}" = "--tests" ] && PACKAGES+=(python3-prometheus-client nginx-light haproxy chromium faketime)
 
 # The build runs `npm ci` for the Usage page's Chart.js (reportd/ui, pinned by
 # its package-lock.json), and the tests drive proxyd with the official OpenAI

@@ -38,6 +38,7 @@ import datetime
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -83,18 +84,54 @@ class HarnessError(AssertionError):
 # --------------------------------------------------------------------- helpers
 
 _ports_given = set()
+_port_rng = random.Random()  # its own generator: a test's random.seed() does not steer ports
+
+
+def _ephemeral_range():
+    """The kernel's range for outgoing connections' source ports (Linux)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = f.read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port():
-    """A free loopback TCP port (bind port 0, then close); never the same twice."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _ports_given:
+    """A loopback TCP port nothing listens on now, never the same twice in this
+    process. It is drawn below the kernel's ephemeral range, so no outgoing
+    connection (of this test or any other process) can take it as its source
+    port before the daemon binds it; a listener of another test run still can,
+    which the Stack handles by starting that daemon again on new ports
+    (_spawn_bound)."""
+    lo, _ = _ephemeral_range()
+    first = 10000 if lo > 12000 else 1024
+    for _ in range(200):
+        port = _port_rng.randrange(first, lo)
+        if port not in _ports_given and _bindable(port):
             _ports_given.add(port)
             return port
-    raise HarnessError("cannot find a free loopback port")
+    raise HarnessError("cannot find a free loopback port in %d-%d" % (first, lo - 1))
+
+
+# What a daemon (or mariadbd) logs when its listen port was taken meanwhile.
+_PORT_CLASH = re.compile(r"cannot (listen on|bind) .*|Address already in use|"
+                         r"Bind on TCP/IP port|Do you already have another (mysqld|mariadbd)")
+PORT_RETRIES = 3
+
+
+def port_clash(text):
+    """True when a daemon's or MariaDB's startup log says its port was taken."""
+    return bool(_PORT_CLASH.search(text))
 
 
 def log_tail(path, lines=LOG_TAIL_LINES):
@@ -329,35 +366,89 @@ class Stack:
         self.log_dir.mkdir()
         self.db_dir = self.dir / "db"
         self.upstream_log_path = self.dir / "upstream.jsonl"
-        self.db_port = free_port()
+        self._start_mariadb(new_port=True)
+        self._start_fake_upstream()
+        # The daemons' ports are drawn now, just before they start (not before
+        # MariaDB's slower start), and drawn again for a daemon whose port was
+        # taken meanwhile (_start_bound).
         self.proxyd_port = free_port()
         self.reportd_port = free_port()
-        self.events_ports = [free_port() for _ in range(self.accountd_instances)]
-        self.updates_ports = [free_port() for _ in range(self.accountd_instances)]
-        self.metrics_ports = [free_port() for _ in range(self.accountd_instances)]
-        self.events_port, self.updates_port = self.events_ports[0], self.updates_ports[0]
-
-        self._start_mariadb()
-        self._start_fake_upstream()
-        self.config = self.make_config()
+        for i in range(self.accountd_instances):
+            self._renew_accountd_ports(i)
         self.config_path = self.dir / "config.yaml"
-        self.config_path.write_text(dump_yaml(self.config))
+        self._write_stack_config()
 
         rc, err = self.run_daemon_once("accountd", args=["--migrate"], timeout=60)
         (self.log_dir / "migrate.log").write_text(err)
         if rc != 0:
             raise HarnessError("accountd --migrate exited %d:\n%s" % (rc, err[-4000:]))
 
-        for name in self.accountd_names():
-            self._spawn(name, self.daemon_args(name))
-            self._wait_log(name, "accountd ready")
-        self._spawn("reportd", ["-c", str(self.config_path)], port=self.reportd_port)
-        self._wait_port("reportd")
-        self._spawn("proxyd", ["-c", str(self.config_path)], port=self.proxyd_port)
-        self._wait_port("proxyd")
+        for i, name in enumerate(self.accountd_names()):
+            self._start_bound(name, lambda: None, lambda i=i: self._renew_accountd_ports(i))
+        self._start_bound("reportd", lambda: self.reportd_port,
+                          lambda: setattr(self, "reportd_port", free_port()))
+        self._start_bound("proxyd", lambda: self.proxyd_port,
+                          lambda: setattr(self, "proxyd_port", free_port()))
 
-    def _start_mariadb(self):
+    def _renew_accountd_ports(self, i):
+        """New events/updates/metrics ports for accountd instance i (0-based)."""
+        n = self.accountd_instances
+        for attr in ("events_ports", "updates_ports", "metrics_ports"):
+            if len(getattr(self, attr, ())) != n:
+                setattr(self, attr, [None] * n)
+            getattr(self, attr)[i] = free_port()
+        self.events_port, self.updates_port = self.events_ports[0], self.updates_ports[0]
+
+    def _write_stack_config(self):
+        self.config = self.make_config()
+        self.config_path.write_text(dump_yaml(self.config))
+
+    def _start_bound(self, name, port, renew, args=None):
+        """Starts daemon NAME (its port: port(), None for accountd) and waits
+        until it logs that it is ready (on that port: a connection alone could
+        reach another process that holds it). When NAME died because a port of
+        its was taken since free_port() drew it (by another test run's
+        listener), renew() draws new ones, the config is written again and
+        NAME starts again, up to PORT_RETRIES times."""
+        for attempt in range(PORT_RETRIES):
+            log_path = self.daemon_log(name)
+            offset = log_path.stat().st_size if log_path.exists() else 0
+            d = self._spawn(name, args or self.daemon_args(name), port=port())
+            needle = ("ready on 127.0.0.1:%d" % d.port) if d.port else "accountd ready"
+            try:
+                self._wait_log(name, needle, offset)
+                return d
+            except HarnessError:
+                with open(log_path, "rb") as f:
+                    f.seek(offset)
+                    clash = port_clash(f.read().decode(errors="replace"))
+                if attempt + 1 == PORT_RETRIES or d.proc.poll() is None or not clash:
+                    raise
+            print("harness: %s lost a port to another process; new ports" % name,
+                  file=sys.stderr)
+            self.daemons.remove(d)
+            renew()
+            if args is None:
+                self._write_stack_config()
+
+    def _start_mariadb(self, new_port=False):
+        """Starts MariaDB on self.db_port; new_port: on a port drawn now, drawn
+        again when another process took it before mariadbd bound it."""
         self.mariadb_started = True  # from here on, stop() must try to stop it
+        for attempt in range(PORT_RETRIES if new_port else 1):
+            if new_port:
+                self.db_port = free_port()
+            p, out = self._run_mariadb_start()
+            if p.returncode == 0 and "mariadb ready" in out:
+                return
+            server_log = log_tail(self.db_dir / "mariadbd.log")
+            if not (new_port and port_clash(server_log) and attempt + 1 < PORT_RETRIES):
+                raise HarnessError("local-mariadb.sh start failed (exit %d):\n%s\n%s"
+                                   % (p.returncode, out, server_log))
+            print("harness: MariaDB lost its port to another process; a new port",
+                  file=sys.stderr)
+
+    def _run_mariadb_start(self):
         try:
             p = subprocess.run(["bash", str(MARIADB_SCRIPT), "start", str(self.db_dir),
                                 str(self.db_port), DB_NAME, DB_USER, DB_PASSWORD],
@@ -367,10 +458,9 @@ class Stack:
             raise HarnessError("local-mariadb.sh start did not finish within 90 s\n%s"
                                % log_tail(self.db_dir / "mariadbd.log"))
         out = p.stdout.decode(errors="replace")
-        (self.log_dir / "mariadb-start.log").write_text(out)
-        if p.returncode != 0 or "mariadb ready" not in out:
-            raise HarnessError("local-mariadb.sh start failed (exit %d):\n%s\n%s"
-                               % (p.returncode, out, log_tail(self.db_dir / "mariadbd.log")))
+        with open(self.log_dir / "mariadb-start.log", "a") as f:
+            f.write(out)
+        return p, out
 
     def _start_fake_upstream(self):
         args = ["--listen", "127.0.0.1:0", "--api-key", self.upstream_key,
@@ -474,13 +564,23 @@ class Stack:
         tollgate: section. Stopped with the stack. Returns its port."""
         cfg = copy.deepcopy(self.config)
         deep_merge(cfg["tollgate"], tollgate)
-        port = port or free_port()
-        cfg["tollgate"]["proxyd"]["listen"] = "127.0.0.1:%d" % port
         cfg["tollgate"]["proxyd"]["spool_dir"] = str(self.dir / ("spool-" + name))
-        path = self.write_config(name + ".yaml", cfg)
-        self._spawn(name, ["-c", str(path)], port=port)
-        self._wait_port(name)
-        return port
+        path = self.dir / (name + ".yaml")
+        chosen = [port or free_port()]
+
+        def write():
+            cfg["tollgate"]["proxyd"]["listen"] = "127.0.0.1:%d" % chosen[0]
+            path.write_text(dump_yaml(cfg))
+
+        def renew():
+            if port:  # the caller's own port: nothing else to try
+                raise HarnessError("%s: port %d is taken" % (name, port))
+            chosen[0] = free_port()
+            write()
+
+        write()
+        self._start_bound(name, lambda: chosen[0], renew, args=["-c", str(path)])
+        return chosen[0]
 
     def daemon(self, name):
         for d in self.daemons:
@@ -506,7 +606,8 @@ class Stack:
                  message="%s did not accept connections on 127.0.0.1:%d within %.0f s\n%s"
                  % (name, d.port, DAEMON_START_TIMEOUT, d.tail()))
 
-    def _wait_log(self, name, needle):
+    def _wait_log(self, name, needle, offset=0):
+        """Waits until NAME's log, from byte offset on, holds needle."""
         d = self.daemon(name)
 
         def ready():
@@ -514,7 +615,9 @@ class Stack:
                 d.reported = True
                 raise HarnessError("%s exited with %d during startup\n%s"
                                    % (name, d.proc.returncode, d.tail()))
-            return needle in d.log_path.read_text(errors="replace")
+            with open(d.log_path, "rb") as f:
+                f.seek(offset)
+                return needle in f.read().decode(errors="replace")
 
         wait_for(ready, DAEMON_START_TIMEOUT,
                  message="%s did not log %r within %.0f s\n%s"
