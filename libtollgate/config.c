@@ -320,6 +320,7 @@ void config_free(struct config *cfg)
     free(cfg->master_key);
     free(cfg->price_file);
     free(cfg->timezone);
+    free(cfg->ssl_ca_file);
     free(cfg->log_format);
     free(cfg->log_level);
     curl_free(cfg->db.host);

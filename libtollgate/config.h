@@ -72,6 +72,11 @@ struct config {
     struct db_config db;
     char *price_file; /* NULL: the price map built into the binary */
     char *timezone;   /* litellm_settings.timezone: budget periods' calendar (IANA name) */
+    /* Upstream TLS (litellm_settings.ssl_verify, as LiteLLM): certificates are checked
+     * unless ssl_verify is false; against ssl_ca_file when set (ssl_verify as a path,
+     * else $SSL_CERT_FILE), else the system's CA bundle. */
+    bool ssl_verify;
+    char *ssl_ca_file;
     long log_retention_s; /* maximum_spend_logs_retention_period; 0 = keep every log row */
     char *log_format; /* tollgate.log_format: "logfmt" or "json" */
     char *log_level;  /* tollgate.log_level: debug, info, warn or error */

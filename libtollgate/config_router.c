@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "budget_period.h"
@@ -63,7 +64,7 @@ static int parse_section(struct loader *ld, yaml_node_t *sec, const char *name, 
     static const char *const router_keys[] = {"routing_strategy", "num_retries", "timeout",
         "allowed_fails", "cooldown_time", "fallbacks", NULL};
     static const char *const litellm_keys[] = {"num_retries", "request_timeout", "fallbacks",
-                                               "timezone", NULL};
+                                               "timezone", "ssl_verify", NULL};
     char key[64], prefix[64];
     long retries = rc->num_retries, fails = rc->allowed_fails;
     double timeout = rc->timeout_ms / 1000.0, cooldown = rc->cooldown_ms / 1000.0;
@@ -133,10 +134,40 @@ static int parse_timezone(struct loader *ld, yaml_node_t *root, struct config *c
     return 0;
 }
 
+/* litellm_settings.ssl_verify: true (default), false, or a CA bundle's path;
+ * $SSL_CERT_FILE names the bundle when the setting does not (as LiteLLM). */
+static int parse_ssl_verify(struct loader *ld, yaml_node_t *root, struct config *cfg)
+{
+    const char *key = "litellm_settings.ssl_verify";
+    yaml_node_t *ls = cy_map_get(ld, root, "litellm_settings");
+    yaml_node_t *n = ls != NULL ? cy_map_get(ld, ls, "ssl_verify") : NULL;
+    const char *env = getenv("SSL_CERT_FILE");
+    char *path = NULL;
+    cfg->ssl_verify = true;
+    if (n != NULL && n->type == YAML_SCALAR_NODE &&
+        (strcmp(cy_scalar(n), "true") == 0 || strcmp(cy_scalar(n), "false") == 0)) {
+        cfg->ssl_verify = strcmp(cy_scalar(n), "true") == 0;
+    } else if (n != NULL) {
+        if (cy_str(ld, ls, "ssl_verify", key, &path) < 0)
+            return -1;
+        if (access(path, R_OK) != 0) {
+            int rc = cy_fail(ld, n, key, "cannot read the CA bundle %s", path);
+            free(path);
+            return rc;
+        }
+        cfg->ssl_ca_file = path;
+        return 0;
+    }
+    if (cfg->ssl_verify && env != NULL && *env != '\0' &&
+        (cfg->ssl_ca_file = strdup(env)) == NULL)
+        return cy_fail(ld, n, key, "out of memory");
+    return 0;
+}
+
 int config_parse_router(struct loader *ld, yaml_node_t *root, struct config *cfg)
 {
     struct router_config *rc = &cfg->router;
-    if (parse_timezone(ld, root, cfg) < 0)
+    if (parse_timezone(ld, root, cfg) < 0 || parse_ssl_verify(ld, root, cfg) < 0)
         return -1;
     rc->allowed_fails = DEFAULT_ALLOWED_FAILS;
     rc->cooldown_ms = DEFAULT_COOLDOWN_S * 1000;

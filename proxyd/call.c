@@ -224,7 +224,9 @@ static int start_attempt(struct call *c)
                                .timeout_ms = c->stream ? 0 : timeout,
                                .idle_timeout_s = c->stream ? (idle + 999) / 1000 : 0,
                                .on_data = c->stream ? stream_on_data : NULL,
-                               .done = on_upstream, .arg = c};
+                               .done = on_upstream, .arg = c,
+                               .tls_unchecked = !c->gen->cfg->ssl_verify,
+                               .ca_file = c->gen->cfg->ssl_ca_file};
     if (body == NULL || headers == NULL || upstream_url(c, url, sizeof(url)) < 0 ||
         relay_start(c->px->relay, &rq, &c->xfer) < 0) {
         free(body);

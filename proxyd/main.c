@@ -154,6 +154,8 @@ static int run(const struct config *cfg)
         log_error("%s", err);
         goto out;
     }
+    if (!cfg->ssl_verify)
+        log_warn("litellm_settings.ssl_verify is false: upstream certificates are not checked");
     log_info("proxyd ready on %s:%d, %zu deployments, %zu priced models",
              cfg->proxyd.listen.host, cfg->proxyd.listen.port, cfg->n_deployments,
              price_table_count(px.gen->prices));

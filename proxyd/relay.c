@@ -226,6 +226,9 @@ static int configure(struct relay_transfer *t, const struct relay_request *rq)
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        (rq->ca_file != NULL && curl_easy_setopt(e, CURLOPT_CAINFO, rq->ca_file) != CURLE_OK) ||
+        (rq->tls_unchecked && (curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
+                               curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK)) ||
         (rq->on_data != NULL &&
          curl_easy_setopt(e, CURLOPT_BUFFERSIZE, STREAM_BUFFER_BYTES) != CURLE_OK))
         return -1;

@@ -4,6 +4,7 @@
 #define PROXYD_RELAY_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
@@ -28,6 +29,8 @@ struct relay_request {
     relay_data_cb on_data;      /* NULL: the body is collected in t->response */
     relay_done_cb done;
     void *arg;
+    bool tls_unchecked;         /* https: do not check the certificate (ssl_verify: false) */
+    const char *ca_file;        /* https: the CA bundle; NULL: the system's */
 };
 
 struct relay_transfer {

@@ -34,6 +34,7 @@ static void check_seed(const char *path)
     CHECK(cfg->accountd.n_accountd == 1, "one accountd");
     CHECK(cfg->accountd.n_metrics == 0, "no metrics endpoint unless configured");
     CHECK_STR(cfg->timezone, "UTC");
+    CHECK(cfg->ssl_verify, "upstream certificates checked unless ssl_verify is false");
     CHECK_STR(cfg->accountd.events[0], "tcp://127.0.0.1:5555");
     CHECK_STR(cfg->accountd.updates[0], "tcp://127.0.0.1:5556");
     CHECK(cfg->proxyd.max_body_bytes == 10 * 1024 * 1024, "default max body");
