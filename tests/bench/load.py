@@ -208,6 +208,9 @@ async def many_slow_streams(port, key, body, n, read_bytes, read_delay, batch=10
 
 
 def max_overlap(spans):
+    """The most (start, end) spans open at one instant; a span ending when another
+    starts does not count as overlapping it. Equal to len(spans) exactly when every
+    span started before any ended."""
     events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans],
                     key=lambda e: (e[0], e[1]))
     cur = best = 0
@@ -217,24 +220,43 @@ def max_overlap(spans):
     return best
 
 
-class Sampler(threading.Thread):
-    """Samples proxyd's RSS and fd count and fake-upstream's active streams."""
+def proxyd_in_flight(stack):
+    """proxyd's tollgate_proxyd_requests_in_flight gauge (its /metrics): the calls it
+    holds now, streams included; /metrics itself is not one of them."""
+    st, _, body = stack.http("GET", stack.proxyd_port, "/metrics")
+    if st != 200:
+        raise RuntimeError("proxyd /metrics answered %d" % st)
+    for line in str(body).splitlines():
+        if line.startswith("tollgate_proxyd_requests_in_flight "):
+            return int(float(line.split()[1]))
+    raise RuntimeError("proxyd /metrics has no tollgate_proxyd_requests_in_flight")
 
-    def __init__(self, stack, pid, interval=0.2):
+
+class Sampler(threading.Thread):
+    """Samples proxyd's RSS, fd count and calls in flight (/metrics) and fake-upstream's
+    open streams (/stats): the peaks of the two counts show how many streams the server
+    side held at once (a sample is an instant, so a peak is a lower bound)."""
+
+    def __init__(self, stack, pid, interval=0.1):
         super().__init__(daemon=True)
         self.stack, self.pid, self.interval = stack, pid, interval
         self.stop_ev = threading.Event()
-        self.max_rss = self.max_fds = self.max_active = 0
+        self.max_rss = self.max_fds = self.max_active = self.max_in_flight = 0
+        self.samples = 0
+        self.errors = []  # why a count could not be read (kept: a peak of 0 must say why)
 
     def run(self):
         while not self.stop_ev.is_set():
             self.max_rss = max(self.max_rss, proc_status_kb(self.pid, "VmRSS") or 0)
             self.max_fds = max(self.max_fds, fd_count(self.pid) or 0)
-            try:
-                st = upstream_stats(self.stack)
-                self.max_active = max(self.max_active, st["active_streams"])
-            except Exception:
-                pass
+            for attr, read in (("max_active", lambda: upstream_stats(self.stack)["active_streams"]),
+                               ("max_in_flight", lambda: proxyd_in_flight(self.stack))):
+                try:
+                    setattr(self, attr, max(getattr(self, attr), read()))
+                except Exception as e:  # noqa: BLE001 - reported with the figures
+                    if len(self.errors) < 5:
+                        self.errors.append("%s: %s: %s" % (attr, type(e).__name__, e))
+            self.samples += 1
             self.stop_ev.wait(self.interval)
 
     def stop(self):

@@ -10,6 +10,8 @@ and in one run measures, side by side:
      --rounds rounds, at 1 connection: req/s, p50 and p99 latency (wrk --latency;
      a generated Lua script sends the body and headers, counts non-2xx answers and
      collects proxyd's x-litellm-overhead-duration-ms in its `response` hook).
+     req/s counts 2xx answers only; any non-2xx answer or socket error in any run
+     makes the run INVALID (exit 3) unless --allow-failures.
   2. proxyd's added latency = through proxyd - direct (p50, p99), at 1 connection:
      the median over the rounds of each round's difference; and proxyd's own time
      per request from that header.
@@ -20,7 +22,11 @@ and in one run measures, side by side:
      how many events proxyd re-sent, and MariaDB's statement counters.
   5. streaming (run first, on a quiet stack): proxyd's VmHWM while --streams
      (1,000) slow-reading clients hold concurrent SSE streams (each about 4.6 s:
-     20 one-word chunks 200 ms apart), and the time to the first SSE event,
+     20 one-word chunks 200 ms apart); the RSS verdict stands only when the streams
+     were proven open at once: every stream's first byte came before any stream's
+     end (client side) and proxyd's calls in flight or fake-upstream's open
+     streams, sampled every 0.1 s, reached --streams (else INVALID, exit 3);
+     and the time to the first SSE event,
      direct vs through proxyd (p50 over --ttfb-samples sequential streams) =
      streaming's added TTFB.
 
@@ -41,7 +47,9 @@ Run (after building, see tests/bench/README.md):
 Needs wrk (`apt-get install -y wrk`) and python3 (standard library only).
 Binaries come from TOLLGATE_BIN or <repo>/build/bin, as for the e2e tests.
 Exit status: 0 when the benchmark ran (targets missed or not; --strict makes a
-MISS exit 1), 2 when it could not run.
+MISS exit 1), 2 when it could not run, 3 when a figure is INVALID (it would not
+measure what it says: non-2xx answers or socket errors in a wrk run, streams not
+proven concurrent, a stream that failed).
 """
 
 import argparse
@@ -70,7 +78,6 @@ from stackstat import db_status, ledger_rows, mariadb_pid, upstream_stats, wait_
 UPSTREAM_MODEL = "llama-3.1-8b-instant"  # what proxyd sends upstream for model group llama3
 CHAT_MESSAGES = [{"role": "user", "content": "hello"}]
 QUIET_PCT = 5.0        # before a run, wait until no process uses this much of a core
-QUIET_TIMEOUT_S = 30   # but no longer than this
 
 
 def die(msg, code=2):
@@ -88,6 +95,7 @@ class Bench:
         self.expected = 0   # ledger rows there should be: one per answer proxyd gave
         self.wrk_2xx = 0    # 2xx answers wrk counted through proxyd
         self.other_2xx = 0  # 2xx answers through proxyd outside wrk (smoke, TTFB, streams)
+        self.failed = []    # wrk runs with non-2xx answers or socket errors: (label, c, n, errs)
 
     def pids(self, s):
         p = {name: s.daemon(name).proc.pid for name in
@@ -109,12 +117,13 @@ class Bench:
         """Waits (at most timeout s) for accountd to write every row owed so far."""
         return wait_ledger(s, self.expected, timeout)
 
-    def quiesce(self, timeout=QUIET_TIMEOUT_S):
-        """Waits (at most timeout s) until no process uses QUIET_PCT of a core: after the
-        ledger rows are written MariaDB still flushes and purges for a while, and a run
-        started meanwhile measures that. Returns the seconds waited, None on timeout."""
+    def quiesce(self):
+        """Waits (at most --quiet-timeout s) until no process uses QUIET_PCT of a core:
+        after the ledger rows are written MariaDB still flushes and purges for a while,
+        and a run started meanwhile measures that. Returns the seconds waited, None on
+        timeout."""
         t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
+        while time.monotonic() - t0 < self.a.quiet_timeout:
             if not busy_processes(0.5, QUIET_PCT):
                 return time.monotonic() - t0
         return None
@@ -148,6 +157,12 @@ class Bench:
             perf.send_signal(signal.SIGINT)
             perf.wait(60)
         elapsed = res["duration_us"] / 1e6
+        # Throughput is 2xx answers only: an error answered fast is not a request served.
+        ok2xx = res["requests"] - res["non2xx"]
+        errs = sum(res[k] for k in ("err_connect", "err_read", "err_write", "err_timeout"))
+        if res["non2xx"] or errs:
+            self.failed.append((label + (" (warm-up)" if warmup else ""), conns, res["non2xx"],
+                                errs))
         cpu = {n: (after[n] - before[n]) / CLK_TCK / wall * 100
                for n in before if before[n] is not None and after.get(n) is not None}
         cpu["wrk"] = wrk_cpu / wall * 100
@@ -157,7 +172,8 @@ class Bench:
         cpu["other"] = max(0.0, cpu["all"] - sum(v for k, v in cpu.items() if k != "all"))
         run = {"label": label, "target": target, "conns": conns, "round": round_, "quiet": quiet,
                "seconds": elapsed,
-               "wrk": res, "rps": res["requests"] / elapsed, "cpu": cpu, "warmup": warmup,
+               "wrk": res, "ok2xx": ok2xx, "rps": ok2xx / elapsed, "cpu": cpu,
+               "warmup": warmup,
                "foreign": foreign}
         note = ""
         if proxied:
@@ -165,9 +181,9 @@ class Bench:
             run["forwarded"] = upstream_stats(s)["requests"] - st0["requests"]
             self.expected += run["forwarded"]
             if warmup:
-                self.other_2xx += res["requests"] - res["non2xx"]
+                self.other_2xx += ok2xx
             else:
-                self.wrk_2xx += res["requests"] - res["non2xx"]
+                self.wrk_2xx += ok2xx
             L = run["ledger"] = {"expected": self.expected, "rows_at_start": rows0,
                                  "rows_at_end": rows1, "settle_s": None}
             note = "  ledger backlog at the end %d" % (self.expected - rows1)
@@ -179,10 +195,11 @@ class Bench:
         if not warmup:
             self.runs.append(run)
             if quiet is None:
-                note += "  (started busy: the machine was not quiet within %d s)" % QUIET_TIMEOUT_S
-        print("  %-22s c=%-3d %8.0f req/s  p50 %6d us  p99 %6d us  non2xx %d%s" % (
-            label, conns, run["rps"], res["p50_us"], res["p99_us"], res["non2xx"], note),
-            flush=True)
+                note += ("  (started busy: the machine was not quiet within %d s)"
+                         % self.a.quiet_timeout)
+        print("  %-22s c=%-3d %8.0f 2xx/s  p50 %6d us  p99 %6d us  non2xx %d  socket errors %d%s"
+              % (label, conns, run["rps"], res["p50_us"], res["p99_us"], res["non2xx"], errs,
+                 note), flush=True)
         return run
 
     def run(self):
@@ -275,15 +292,21 @@ class Bench:
         finally:
             sampler.stop()
         self.other_2xx += res["ok"]
+        spans = res["spans"]
         self.streams = {"ok": res["ok"], "errors": res["errors"], "wall": time.monotonic() - t0,
-                        "max_overlap": max_overlap(res["spans"]),
+                        "max_overlap": max_overlap(spans),
+                        # every stream's first byte before any stream's end: all open at once
+                        "last_start": max(a for a, _ in spans) - t0 if spans else None,
+                        "first_end": min(b for _, b in spans) - t0 if spans else None,
                         "median_duration": statistics.median(res["durations"])
                         if res["durations"] else 0,
                         "hwm_kb": proc_status_kb(proxyd_pid, "VmHWM"), "reset_ok": reset_ok,
                         "rss_before_kb": rss_before,
                         "rss_after_kb": proc_status_kb(proxyd_pid, "VmRSS"),
                         "sampled_max_rss_kb": sampler.max_rss, "max_fds": sampler.max_fds,
-                        "max_upstream_active": sampler.max_active}
+                        "max_upstream_active": sampler.max_active,
+                        "max_proxyd_in_flight": sampler.max_in_flight,
+                        "samples": sampler.samples, "sample_errors": sampler.errors}
         self.settle(s, a.settle_timeout)
 
         print("wrk runs (%d s each, wrk -t%d):" % (a.seconds, a.wrk_threads), flush=True)
@@ -354,6 +377,12 @@ def main():
     ap.add_argument("--spool-dir", metavar="DIR",
                     help="put proxyd's event spool in a fresh directory under DIR (e.g. /dev/shm, "
                          "to see what the spool's fdatasync on the real disk costs)")
+    ap.add_argument("--quiet-timeout", type=float, default=30,
+                    help="before each run, wait at most this long for the machine to be quiet, "
+                         "s (30)")
+    ap.add_argument("--allow-failures", action="store_true",
+                    help="report non-2xx answers and socket errors of the wrk runs but do not "
+                         "exit 3 for them (they never count as req/s)")
     ap.add_argument("--json", metavar="FILE", help="also write the raw figures as JSON")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
@@ -365,13 +394,13 @@ def main():
         b.run()
     except harness.HarnessError as e:
         die("the stack failed: %s" % e)
-    misses = report(b, args)
+    misses, invalid = report(b, args)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "runs": b.runs, "ledger": b.ledger, "hwm_wrk_kb": b.hwm_wrk_kb,
             "streams": dict(b.streams, errors=b.streams["errors"][:20]), "ttfb": b.ttfb,
-            "misses": misses}, indent=1))
-    sys.exit(1 if misses and args.strict else 0)
+            "failed_runs": b.failed, "misses": misses, "invalid": invalid}, indent=1))
+    sys.exit(3 if invalid else 1 if misses and args.strict else 0)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """stackstat.py - what a running test stack (tests/e2e/harness.py) has done, for
 the benchmarks: fake-upstream's counters, ledger rows, MariaDB's statement
-counters and pid."""
+counters and pid; and a private temp dir for the stack's MariaDB."""
 
+import os
+import tempfile
 import time
 
 
@@ -42,3 +44,13 @@ def db_status(stack):
     rows = stack.sql("SHOW GLOBAL STATUS WHERE Variable_name IN (%s)"
                      % ", ".join("'%s'" % c for c in DB_COUNTERS))
     return {name: int(value) for name, value in rows}
+
+
+def private_tmpdir():
+    """A directory of our own for MariaDB's temporary tables (it takes $TMPDIR; set
+    before the stack starts). In the shared /tmp, another server in another PID
+    namespace can pick the same file name and delete ours in the middle of a query
+    ("Error on delete of '/tmp/#sql-temptable ...'"). The caller removes it."""
+    d = tempfile.mkdtemp(prefix="tg-bench-tmp-", dir="/tmp")
+    os.environ["TMPDIR"] = d
+    return d
