@@ -39,6 +39,8 @@ decimal.getcontext().prec = 80  # sums of DECIMAL(38,20) stay exact
 
 KEYS, TEAMS, DAYS = 8, 3, 5
 DAY_S = 86400
+# the ledger's sizes, keys and tokens are drawn from this seed (event-gen draws its own)
+SEED = int(os.environ.get("TOLLGATE_TEST_SEED") or time.time())
 METRICS = ("spend", "prompt_tokens", "completion_tokens", "total_tokens", "api_requests",
            "successful_requests", "failed_requests", "cache_read_input_tokens",
            "cache_creation_input_tokens")
@@ -54,6 +56,14 @@ with open(os.path.join(harness.REPO, "libtollgate", "data", "prices.json")) as _
 def as_json_money(d):
     """An exact amount as reportd writes it: rounded half up to 10 decimals, %.15g."""
     return Decimal("%.15g" % float(d.quantize(Decimal("1e-10"), rounding=ROUND_HALF_UP)))
+
+
+class SeededFailure(AssertionError):
+    """A failed check that names the seed of the ledger it was made on."""
+
+    def __str__(self):
+        return "%s\n(ledger seed %d: TOLLGATE_TEST_SEED=%d draws the same sizes)" % (
+            super().__str__(), SEED, SEED)
 
 
 def token(raw):
@@ -86,10 +96,42 @@ ROUTES = {
 
 class ActivityTest(harness.StackTestCase):
     stack_options = {"extra_models": extra_models}
+    failureException = SeededFailure
 
     @classmethod
     def setUpClass(cls):
-        super().setUpClass()
+        # The ledger's days count back from today: when midnight passes while it is written
+        # (its days then shift under it), the setup runs once more on a fresh stack.
+        for _ in range(2):
+            super().setUpClass()
+            today = harness.utc_today()
+            cls.write_ledger(random.Random(SEED))
+            if harness.utc_today() == today:
+                break
+            print("\n%s: the UTC day changed while the ledger was written; once more on a"
+                  " fresh stack" % cls.__name__, file=sys.stderr)
+            cls.stack.stop()
+        else:
+            raise AssertionError("the UTC day changed during both setups")
+        s = cls.stack
+        cls.today = today
+        cls.start = (today - datetime.timedelta(days=9)).isoformat()  # an empty day too
+        cls.end = today.isoformat()
+        cls.keys_meta = {r[0]: {"key_alias": r[1], "team_id": r[2]}
+                         for r in s.sql("SELECT token, key_alias, team_id FROM api_keys")}
+        cls.entity_meta = {
+            "user": {r[0]: {"user_email": r[1]}
+                     for r in s.sql("SELECT user_id, user_email FROM internal_users")},
+            "team": {r[0]: {"team_alias": r[1]}
+                     for r in s.sql("SELECT team_id, team_alias FROM teams")},
+            "tag": {},
+        }
+        cls.rows = {r: cls.log_rows(r) for r in ROUTES}
+
+    @classmethod
+    def write_ledger(cls, rnd):
+        """event-gen over the last DAYS days, send-events rows 0, 1, 3, 7 and 7 days back,
+        and three requests through proxyd now."""
         s = cls.stack
         seed(s, KEYS, TEAMS)
         s.sql("UPDATE teams SET team_alias = NULL WHERE team_id = 'bench-team-2';"
@@ -97,14 +139,13 @@ class ActivityTest(harness.StackTestCase):
               " WHERE user_id IN ('bench-user-1', 'bench-user-2');"
               "UPDATE api_keys SET key_alias = 'alias-3' WHERE token = '%s'"
               % token("bench-key-3"))
-        rnd = random.Random(int(time.time()))
         p = subprocess.run(
             [str(harness.bin_dir() / "event-gen"), "--keys", str(KEYS), "--teams", str(TEAMS),
              "--end-users", str(rnd.randint(15, 30)), "--tags", "4", "--batch", "50",
              "--days", str(DAYS), "--events", str(rnd.randint(600, 1200)),
              "tcp://127.0.0.1:%d" % s.events_port],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-        assert p.returncode == 0, p.stderr.decode()
+        assert p.returncode == 0, "seed %d: %s" % (SEED, p.stderr.decode())
         # another model, no user/team/tags/end user; one a week back (a gap before it)
         for days_ago in (0, 1, 3, 7, 7):
             p = subprocess.run(
@@ -113,7 +154,7 @@ class ActivityTest(harness.StackTestCase):
                  "gpt-4o", str(rnd.randint(1, 5000)), str(rnd.randint(1, 5000)), "1",
                  str(int((time.time() - days_ago * DAY_S) * 1000))],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-            assert p.returncode == 0, p.stdout + p.stderr
+            assert p.returncode == 0, "seed %d: %s" % (SEED, p.stdout + p.stderr)
         # real requests through proxyd, with cache reads (event-gen has none)
         st, _, chatty = s.report("POST", "/key/generate", {
             "user_id": "bench-user-4", "team_id": "bench-team-1", "key_alias": "chatty"},
@@ -126,19 +167,6 @@ class ActivityTest(harness.StackTestCase):
             assert st == 200, body
         harness.wait_for(lambda: int(s.sql_value("SELECT COUNT(*) FROM spend_logs"))
                          == logged + 3, 10)
-        cls.today = datetime.datetime.now(datetime.timezone.utc).date()
-        cls.start = (cls.today - datetime.timedelta(days=9)).isoformat()  # an empty day too
-        cls.end = cls.today.isoformat()
-        cls.keys_meta = {r[0]: {"key_alias": r[1], "team_id": r[2]}
-                         for r in s.sql("SELECT token, key_alias, team_id FROM api_keys")}
-        cls.entity_meta = {
-            "user": {r[0]: {"user_email": r[1]}
-                     for r in s.sql("SELECT user_id, user_email FROM internal_users")},
-            "team": {r[0]: {"team_alias": r[1]}
-                     for r in s.sql("SELECT team_id, team_alias FROM teams")},
-            "tag": {},
-        }
-        cls.rows = {r: cls.log_rows(r) for r in ROUTES}
 
     # ---------------------------------------------------------- the logs' side
 

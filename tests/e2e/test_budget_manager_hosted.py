@@ -62,16 +62,27 @@ class HostedBudgetManagerTest(harness.StackTestCase):
             "SELECT current_cost FROM budget_manager_users WHERE project = 'p-two'")), COST * 80)
         self.assertEqual(Decimal(self.ok("p-two", "cost", "alice")), COST * 80)
 
-    def test_calendar_reset_happens_once(self):
-        self.ok("p-reset", "create", "bob", 10, "daily")
-        self.ok("p-reset", "update", "bob", 2)
-        self.assertEqual(self.ok("p-reset", "reset-on-duration", "bob"), "kept")
-        # the last update was yesterday: the next check resets, the one after keeps
+    def reset_answers(self, project):
+        """The daily reset check's answers: after an update, after the last update was moved
+        to the day before, and once more."""
+        self.ok(project, "create", "bob", 10, "daily")
+        self.ok(project, "update", "bob", 2)
+        answers = [self.ok(project, "reset-on-duration", "bob")]
         self.stack.sql("UPDATE budget_manager_users SET last_updated_at = last_updated_at - 86400"
-                       " WHERE project = 'p-reset'")
-        self.assertEqual(self.ok("p-reset", "reset-on-duration", "bob"), "reset")
-        self.assertEqual(self.ok("p-reset", "reset-on-duration", "bob"), "kept")
-        entry = self.get_budget("p-reset")["bob"]
+                       " WHERE project = '%s'" % project)
+        return answers + [self.ok(project, "reset-on-duration", "bob") for _ in range(2)]
+
+    def test_calendar_reset_happens_once(self):
+        # "kept" means: still the UTC day of the last change. Across midnight a check rightly
+        # resets, so a run that midnight passed through runs once more (another project).
+        for attempt in (1, 2):
+            day, project = harness.utc_today(), "p-reset-%d" % attempt
+            answers = self.reset_answers(project)
+            if harness.utc_today() == day:
+                break
+        # the last update was yesterday: the next check resets, the one after keeps
+        self.assertEqual(answers, ["kept", "reset", "kept"])
+        entry = self.get_budget(project)["bob"]
         self.assertEqual((entry["current_cost"], entry["model_cost"]), (0, {}))
 
     def test_projects_are_separate_and_keys_checked(self):

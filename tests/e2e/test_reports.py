@@ -32,6 +32,8 @@ from harness import MASTER_KEY  # noqa: E402
 
 KEYS, TEAMS = 12, 4
 DAY_S = 86400
+# the ledger's sizes and old requests are drawn from this seed (event-gen draws its own)
+SEED = int(os.environ.get("TOLLGATE_TEST_SEED") or time.time())
 
 
 def as_json_money(d):
@@ -39,22 +41,50 @@ def as_json_money(d):
     return Decimal("%.15g" % float(d.quantize(Decimal("1e-10"), rounding=ROUND_HALF_UP)))
 
 
+class SeededFailure(AssertionError):
+    """A failed check that names the seed of the ledger it was made on."""
+
+    def __str__(self):
+        return "%s\n(ledger seed %d: TOLLGATE_TEST_SEED=%d draws the same sizes)" % (
+            super().__str__(), SEED, SEED)
+
+
 class ReportTest(harness.StackTestCase):
+    failureException = SeededFailure
 
     @classmethod
     def setUpClass(cls):
-        super().setUpClass()
+        # The ledger spans today and the three days before it: when midnight passes while
+        # it is written (its days then shift under it), the setup runs once more on a fresh
+        # stack.
+        for _ in range(2):
+            super().setUpClass()
+            today = harness.utc_today()
+            cls.write_ledger(random.Random(SEED))
+            if harness.utc_today() == today:
+                break
+            print("\n%s: the UTC day changed while the ledger was written; once more on a"
+                  " fresh stack" % cls.__name__, file=sys.stderr)
+            cls.stack.stop()
+        else:
+            raise AssertionError("the UTC day changed during both setups")
+        cls.today = today
+        cls.start = (today - datetime.timedelta(days=3)).isoformat()
+        cls.end = today.isoformat()
+
+    @classmethod
+    def write_ledger(cls, rnd):
+        """event-gen's population and events (now), and four requests of a key without
+        team that started 1, 1, 2 and 3 days ago."""
         s = cls.stack
         seed(s, KEYS, TEAMS)
         s.sql("UPDATE teams SET team_alias = NULL WHERE team_id = 'bench-team-3'")  # id as name
-        rnd = random.Random(int(time.time()))
         p = subprocess.run(
             [str(harness.bin_dir() / "event-gen"), "--keys", str(KEYS), "--teams", str(TEAMS),
              "--end-users", str(rnd.randint(20, 40)), "--tags", "4", "--batch", "50",
              "--events", str(rnd.randint(1500, 2500)), "tcp://127.0.0.1:%d" % s.events_port],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-        assert p.returncode == 0, p.stderr.decode()
-        cls.today = datetime.datetime.now(datetime.timezone.utc).date()
+        assert p.returncode == 0, "seed %d: %s" % (SEED, p.stderr.decode())
         token = s.sql_value("SELECT token FROM api_keys LIMIT 1")
         for days_ago in (1, 1, 2, 3):  # requests that started on earlier days (no team)
             start_ms = int((time.time() - days_ago * DAY_S) * 1000)
@@ -63,9 +93,7 @@ class ReportTest(harness.StackTestCase):
                  "old-" + uuid.uuid4().hex, token, "groq/llama-3.1-8b-instant",
                  str(rnd.randint(1, 5000)), str(rnd.randint(1, 5000)), "1", str(start_ms)],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-            assert p.returncode == 0, p.stdout + p.stderr
-        cls.start = (cls.today - datetime.timedelta(days=3)).isoformat()
-        cls.end = cls.today.isoformat()
+            assert p.returncode == 0, "seed %d: %s" % (SEED, p.stdout + p.stderr)
 
     def report(self, group_by):
         st, _, body = self.stack.report(
