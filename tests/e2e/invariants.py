@@ -17,11 +17,27 @@ Checked, exactly (DECIMAL compared as DECIMAL):
 A /global/spend/reset moves counters away from the logs on purpose; tests that call
 it do not use this.
 
+The expected cost of a request, independently of Tollgate's pricing code:
+
+    invariants.list_cost(prompt_tokens, completion_tokens)   # a Decimal
+
+is the tokens times the per-token prices of the model in libtollgate/data/prices.json
+(read with Python's Decimal), for tests that check the ledger and the cost header
+against it instead of against each other.
+
 Each check puts the logs' side ('L') and the counters' side ('R') in one UNION ALL and
 groups it by the identity: a group where the two differ, or that has one side only, is a
 violation. Grouping sorts, so a check stays fast on hundreds of thousands of rows where
 a join on many NULL-able columns would not.
 """
+
+import functools
+import json
+from decimal import Decimal
+from pathlib import Path
+
+PRICE_FILE = Path(__file__).resolve().parents[2] / "libtollgate" / "data" / "prices.json"
+HARNESS_MODEL = "groq/llama-3.1-8b-instant"  # the harness's model group llama3
 
 SUMS = ("spend", "prompt_tokens", "completion_tokens", "total_tokens",
         "cache_read_input_tokens", "cache_creation_input_tokens")
@@ -141,11 +157,31 @@ def _usage_rollup():
                    rollup, values=sums + ("api_requests",))
 
 
+# Room for the checks' temporary tables in memory: on disk they are files in MariaDB's
+# tmpdir, the shared /tmp, where a server in another PID namespace can pick the same
+# name and delete ours mid-query ("Error on delete of '/tmp/#sql-temptable-...'").
+IN_MEMORY = "SET SESSION tmp_table_size = 1073741824, max_heap_table_size = 1073741824;\n"
+
+
 def check(stack, timeout=60):
     """Every violated invariant, as one line each (empty when all hold); timeout: the
     seconds each check may take (benchmarks' ledgers need more)."""
     problems = []
     for sql in queries():
-        for row in stack.sql(sql, timeout=timeout):
+        for row in stack.sql(IN_MEMORY + sql, timeout=timeout):
             problems.append(" | ".join("NULL" if c is None else c for c in row))
     return problems
+
+
+@functools.lru_cache(maxsize=None)
+def list_price(model=HARNESS_MODEL, price_file=PRICE_FILE):
+    """(input, output) price per token of model in the price file, as Decimals."""
+    with open(price_file) as f:
+        m = json.load(f, parse_float=Decimal)["models"][model]
+    return Decimal(m["input_cost_per_token"]), Decimal(m["output_cost_per_token"])
+
+
+def list_cost(prompt_tokens, completion_tokens, model=HARNESS_MODEL):
+    """The exact cost of a request of model with these token counts, from the price file."""
+    price_in, price_out = list_price(model)
+    return price_in * prompt_tokens + price_out * completion_tokens

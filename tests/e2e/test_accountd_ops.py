@@ -12,11 +12,17 @@
   once it is restarted every request proxyd answered is in spend_logs exactly once;
 - SIGTERM while a commit waits on a row lock: accountd gives up after
   tollgate.accountd.shutdown_grace_ms without acknowledging it, and after a
-  restart nothing is lost or counted twice.
+  restart nothing is lost or counted twice;
+- maximum_spend_logs_retention_period (set by a SIGHUP): the log rows older than
+  it are deleted, and the rollups (daily_spend, daily_tag_spend, daily_tag_totals,
+  usage_rollup) and the spend counters keep their values: the same rows as before,
+  equal to the sums of the logs computed before the deletion.
 
 Run from the repo root:  python3 -m unittest -v tests/e2e/test_accountd_ops.py
 """
 
+import collections
+import copy
 import json
 import os
 import shutil
@@ -31,9 +37,11 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
 
 import harness  # noqa: E402
 import invariants  # noqa: E402
+from accountd_bench import seed as seed_owners  # noqa: E402  (keys, users, teams)
 from harness import MASTER_KEY, wait_for  # noqa: E402
 from test_faults import Client  # noqa: E402
 
@@ -296,11 +304,12 @@ class AccountdOpsTest(harness.StackTestCase):
             i = 0
             try:
                 while not stop.is_set():
-                    status, rid, header_cost = client.chat(seed + i % 30, 1 + i % 7)
+                    p, c = seed + i % 30, 1 + i % 7
+                    status, rid, header_cost = client.chat(p, c)
                     if status != 200:
                         errors.append(status)
                     else:
-                        answered[rid] = header_cost
+                        answered[rid] = (p, c, header_cost)
                     i += 1
             except Exception as e:  # reported below
                 errors.append(repr(e))
@@ -338,10 +347,14 @@ class AccountdOpsTest(harness.StackTestCase):
         ids = [r[0] for r in rows]
         self.assertEqual(len(ids), len(set(ids)))
         self.assertEqual(set(ids), set(answered))
+        # ledger and header each against the tokens times the price file's prices
+        expected = {rid: cost(self.original, p, c) for rid, (p, c, _) in answered.items()}
         for rid, spend in rows:
-            self.assertEqual(Decimal(spend), Decimal(answered[rid]), rid)
+            self.assertEqual(Decimal(spend), expected[rid], ("ledger", rid, answered[rid]))
+            self.assertEqual(Decimal(answered[rid][2]), expected[rid],
+                             ("header", rid, answered[rid]))
         key_spend = Decimal(s.sql_value("SELECT spend FROM api_keys WHERE token = '%s'" % token))
-        self.assertEqual(key_spend, sum(Decimal(c) for c in answered.values()))
+        self.assertEqual(key_spend, sum(expected.values()))
         self.assertEqual(invariants.check(s), [])
 
     def test_sigterm_with_a_stuck_commit_gives_up_after_the_grace(self):
@@ -383,6 +396,161 @@ class AccountdOpsTest(harness.StackTestCase):
         key_spend = Decimal(s.sql_value("SELECT spend FROM api_keys WHERE token = '%s'" % token))
         self.assertEqual(key_spend, sum(spend.values()) + cost(self.original, 1, 1))
         self.assertEqual(invariants.check(s), [])
+
+
+# Every row of each rollup and counter table, as text, in a fixed order.
+ROLLUPS = {
+    "daily_spend": "SELECT day, HEX(group_key), api_key, user, team_id, end_user, model_group,"
+                   " model, custom_llm_provider, spend, prompt_tokens, completion_tokens,"
+                   " total_tokens, cache_read_input_tokens, cache_creation_input_tokens,"
+                   " api_requests, successful_requests, failed_requests FROM daily_spend"
+                   " ORDER BY day, group_key",
+    "daily_tag_spend": "SELECT day, HEX(group_key), tag, api_key, model_group, model,"
+                       " custom_llm_provider, spend, prompt_tokens, completion_tokens,"
+                       " total_tokens, cache_read_input_tokens, cache_creation_input_tokens,"
+                       " api_requests, successful_requests, failed_requests FROM daily_tag_spend"
+                       " ORDER BY day, group_key",
+    "daily_tag_totals": "SELECT * FROM daily_tag_totals ORDER BY day, tag",
+    "usage_rollup": "SELECT * FROM usage_rollup ORDER BY grain, dim, period, group_id",
+}
+COUNTERS = {
+    "api_keys": "SELECT token, spend FROM api_keys ORDER BY token",
+    "internal_users": "SELECT user_id, spend FROM internal_users ORDER BY user_id",
+    "teams": "SELECT team_id, spend FROM teams ORDER BY team_id",
+    "team_members": "SELECT team_id, user_id, spend FROM team_members ORDER BY team_id, user_id",
+    "customers": "SELECT user_id, spend FROM customers ORDER BY user_id",
+    "tags": "SELECT tag, spend FROM tags ORDER BY tag",
+    "entity_model_spend": "SELECT entity, entity_id, model, spend FROM entity_model_spend"
+                          " ORDER BY entity, entity_id, model",
+}
+RETENTION_DAYS = 2
+HISTORY_DAYS = 5  # events start on one of the last 5 UTC days: 2 kept, 3 past the retention
+
+
+class RetentionKeepsRollupsTest(harness.StackTestCase):
+    """Its own stack: once old logs are gone, the rollups no longer equal the logs (on
+    purpose), so invariants.check, which other tests run, would fail on this ledger."""
+
+    def snapshot(self, queries):
+        return {table: self.stack.sql(q) for table, q in queries.items()}
+
+    def log_sums(self):
+        """Sums of the log rows, computed here (Decimal) from spend_logs, by the
+        groupings the rollups and counters keep."""
+        rows = self.stack.sql(
+            "SELECT request_id, DATE(start_time), DATE_FORMAT(start_time, '%Y-%m-01'), api_key,"
+            " user, team_id, end_user, request_tags, spend, prompt_tokens, completion_tokens,"
+            " total_tokens, status FROM spend_logs")
+        sums = collections.defaultdict(lambda: collections.defaultdict(
+            lambda: [Decimal(0)] * 5))
+
+        def add(kind, group, spend, p, c, t):
+            acc = sums[kind][group]
+            for i, v in enumerate((spend, p, c, t, 1)):
+                acc[i] += v
+
+        for rid, day, month, key, user, team, end_user, tags, spend, p, c, t, status in rows:
+            v = (Decimal(spend), int(p), int(c), int(t))
+            add("day", day, *v)
+            add("key", key, *v)
+            add("user", user, *v)
+            add("team", team, *v)
+            add("end user", end_user, *v)
+            add("month team", (month, team or ""), *v)
+            add("day key", (day, key or ""), *v)
+            for tag in set(json.loads(tags)) - {""}:
+                add("day tag", (day, tag), *v)
+                add("tag", tag, *v)
+        return {kind: dict(groups) for kind, groups in sums.items()}
+
+    def kept_sums(self):
+        """The same groupings as log_sums, read from the rollups and counters (the
+        counters hold spend only: the other figures of theirs are None)."""
+        s = self.stack
+        five = ("SUM(spend), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),"
+                " SUM(api_requests)")
+
+        def grouped(q, nkey):
+            out = {}
+            for r in s.sql(q):
+                key = r[0] if nkey == 1 else tuple(r[:nkey])
+                out[key] = [Decimal(r[nkey])] + [int(x) for x in r[nkey + 1:]]
+            return out
+
+        def spend_only(q):
+            return {r[0]: Decimal(r[1]) for r in s.sql(q)}
+
+        return {
+            "day": grouped("SELECT day, %s FROM daily_spend GROUP BY day" % five, 1),
+            "day tag": grouped("SELECT day, tag, %s FROM daily_tag_totals GROUP BY day, tag"
+                               % five, 2),
+            "day tag spend": grouped("SELECT day, tag, %s FROM daily_tag_spend"
+                                     " GROUP BY day, tag" % five, 2),
+            "month team": grouped("SELECT period, group_id, %s FROM usage_rollup"
+                                  " WHERE grain = 'm' AND dim = 't' GROUP BY period, group_id"
+                                  % five, 2),
+            "day key": grouped("SELECT period, group_id, %s FROM usage_rollup"
+                               " WHERE grain = 'd' AND dim = 'k' GROUP BY period, group_id"
+                               % five, 2),
+            "key": spend_only("SELECT token, spend FROM api_keys"),
+            "user": spend_only("SELECT user_id, spend FROM internal_users"),
+            "team": spend_only("SELECT team_id, spend FROM teams"),
+            "end user": spend_only("SELECT user_id, spend FROM customers"),
+            "tag": spend_only("SELECT tag, spend FROM tags"),
+        }
+
+    def assert_kept_equal_logs(self, kept, logs):
+        for kind in ("day", "day tag", "month team", "day key"):
+            self.assertEqual(kept[kind], logs[kind], kind)
+        self.assertEqual(kept["day tag spend"], logs["day tag"], "daily_tag_spend")
+        for kind in ("key", "user", "team", "end user", "tag"):
+            self.assertEqual(kept[kind], {g: v[0] for g, v in logs[kind].items()}, kind)
+
+    def test_old_logs_deleted_rollups_and_counters_kept(self):
+        s = self.stack
+        keys, teams = 4, 2
+        seed_owners(s, keys, teams)  # no budget periods: the counters cover every log row
+        p = subprocess.run(
+            [str(harness.bin_dir() / "event-gen"), "--keys", str(keys), "--teams", str(teams),
+             "--end-users", "6", "--tags", "3", "--batch", "20", "--window", "200",
+             "--events", "600", "--days", str(HISTORY_DAYS), "tcp://127.0.0.1:%d" % s.events_port],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=240)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(json.loads(p.stdout.decode().splitlines()[-1])["acked"], 600)
+        self.assertEqual(invariants.check(s), [])  # rollups and counters = the logs, now
+
+        rollups, counters = self.snapshot(ROLLUPS), self.snapshot(COUNTERS)
+        logs = self.log_sums()
+        self.assert_kept_equal_logs(self.kept_sums(), logs)
+        ids = {r[0] for r in s.sql("SELECT request_id FROM spend_logs")}
+        # older than the retention now, so also when accountd applies it (time only grows);
+        # the others started at least a day later, far from its horizon
+        old = {r[0] for r in s.sql("SELECT request_id FROM spend_logs WHERE start_time"
+                                   " < UTC_TIMESTAMP(6) - INTERVAL %d DAY" % RETENTION_DAYS)}
+        self.assertTrue(old and old != ids, "%d old of %d log rows: event-gen spread its"
+                        " events over too few days" % (len(old), len(ids)))
+        for table in ROLLUPS:
+            self.assertTrue(rollups[table], table)
+
+        cfg = copy.deepcopy(s.config)
+        cfg["general_settings"]["maximum_spend_logs_retention_period"] = "%dd" % RETENTION_DAYS
+        s.write_config("config.yaml", cfg)
+        log = s.daemon_log("accountd")
+        before = log.read_text(errors="replace")
+        s.daemon("accountd").proc.send_signal(signal.SIGHUP)  # retention applies at once
+        line = "log retention: deleted %d log rows" % len(old)
+        wait_for(lambda: line in log.read_text(errors="replace")[len(before):], 30,
+                 message="accountd did not log %r\n%s" % (line, s.log_tail("accountd")))
+
+        self.assertEqual({r[0] for r in s.sql("SELECT request_id FROM spend_logs")}, ids - old,
+                         "not exactly the rows past the retention were deleted")
+        for table in ROLLUPS:
+            self.assertEqual(s.sql(ROLLUPS[table]), rollups[table],
+                             "%s changed with the log retention" % table)
+        for table in COUNTERS:
+            self.assertEqual(s.sql(COUNTERS[table]), counters[table],
+                             "%s changed with the log retention" % table)
+        self.assert_kept_equal_logs(self.kept_sums(), logs)  # the deleted rows' sums too
 
 
 if __name__ == "__main__":

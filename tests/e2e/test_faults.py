@@ -10,10 +10,14 @@
 - two accountd instances share one proxyd's events, one is killed midway and
   comes back: nothing lost, nothing twice, and both committed events;
 - MariaDB killed (kill -9) under load and started again 20 s later: proxyd keeps
-  answering what needs no database, accountd retries until MariaDB is back, and the
-  ledger, counters and rollups are complete and exact;
-in every case every request that got a 2xx is in spend_logs exactly once and
-the key's spend equals the sum of its log rows to the last digit.
+  answering what needs no database, refuses (503, saying why) a key whose rows it
+  must read, and serves it again once MariaDB is back; a load thread's exception
+  fails the test; accountd retries until MariaDB is back, and the ledger, counters
+  and rollups are complete and exact;
+in every case every request that got a 2xx is in spend_logs exactly once, its
+spend and its x-litellm-response-cost both equal its tokens times the prices of
+libtollgate/data/prices.json (Decimal, computed here), and the key's spend equals
+the sum of its log rows to the last digit.
 
 Run from the repo root:  python3 -m unittest -v tests/e2e/test_faults.py
 """
@@ -45,6 +49,7 @@ class Client:
     def __init__(self, port, key):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.key = key
+        self.body = b""  # of the last answer
 
     def chat(self, prompt, completion, **fields):
         body = json.dumps(dict({"model": "llama3", "messages": [{"role": "user", "content": "x"}],
@@ -54,9 +59,16 @@ class Client:
                           {"Authorization": "Bearer " + self.key,
                            "Content-Type": "application/json"})
         resp = self.conn.getresponse()
-        resp.read()
+        self.body = resp.read()
         return resp.status, resp.getheader("x-litellm-call-id"), resp.getheader(
             "x-litellm-response-cost")
+
+    def error_message(self):
+        """The message of the last answer's OpenAI-shaped error ("" if it has none)."""
+        try:
+            return json.loads(self.body)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            return ""
 
     def close(self):
         self.conn.close()
@@ -70,7 +82,8 @@ class LedgerChecks:
         return body["key"], body["token"]
 
     def assert_ledger(self, token, answered):
-        """answered: {request id: header cost} of every 2xx."""
+        """answered: {request id: (prompt tokens, completion tokens, header cost)} of
+        every 2xx. Ledger and header are each checked against the price file."""
         s = self.stack
 
         def all_there():
@@ -83,12 +96,15 @@ class LedgerChecks:
         ids = [r[0] for r in rows]
         self.assertEqual(len(ids), len(set(ids)))
         self.assertEqual(set(ids), set(answered), "ledger rows != answered requests")
+        expected = {rid: invariants.list_cost(p, c) for rid, (p, c, _) in answered.items()}
         for rid, spend in rows:
-            self.assertEqual(Decimal(spend), Decimal(answered[rid]), rid)
+            self.assertEqual(Decimal(spend), expected[rid], ("ledger", rid, answered[rid]))
+            self.assertEqual(Decimal(answered[rid][2]), expected[rid],
+                             ("header", rid, answered[rid]))
         total = s.sql_value("SELECT SUM(spend) FROM spend_logs WHERE api_key = '%s'" % token)
         key_spend = s.sql_value("SELECT spend FROM api_keys WHERE token = '%s'" % token)
         self.assertEqual(Decimal(key_spend), Decimal(total))
-        self.assertEqual(Decimal(total), sum(Decimal(c) for c in answered.values()))
+        self.assertEqual(Decimal(total), sum(expected.values()))
         self.assertEqual(invariants.check(s), [])
 
 
@@ -108,9 +124,10 @@ class FaultTest(LedgerChecks, harness.StackTestCase):
                     self.stack.crash("accountd")
                 if i == 700:
                     self.stack.restart("accountd")
-                status, rid, cost = client.chat(i % 50 + 1, i % 17 + 1)
+                p, c = i % 50 + 1, i % 17 + 1
+                status, rid, cost = client.chat(p, c)
                 self.assertEqual(status, 200)
-                answered[rid] = cost
+                answered[rid] = (p, c, cost)
         finally:
             client.close()
         self.assertEqual(len(answered), 1000)
@@ -126,9 +143,10 @@ class FaultTest(LedgerChecks, harness.StackTestCase):
         os.kill(pid, signal.SIGSTOP)
         try:
             for i in range(200):
-                status, rid, cost = client.chat(i % 40 + 1, i % 13 + 1)
+                p, c = i % 40 + 1, i % 13 + 1
+                status, rid, cost = client.chat(p, c)
                 self.assertEqual(status, 200)  # proxyd keeps serving
-                answered[rid] = cost
+                answered[rid] = (p, c, cost)
             # no ack can come: past the resend timeout (300 ms) proxyd sends them again
             wait_for(lambda: log.read_text(errors="replace").count(
                 "usage events without an ack") > resends_before, 10,
@@ -143,7 +161,9 @@ class FaultTest(LedgerChecks, harness.StackTestCase):
         key, token = self.new_key("spool-cap")
         s = self.stack
         self.stack.stop_one("accountd")
+        usage = (17, 4)
         body = {"model": "llama3", "messages": [{"role": "user", "content": "x"}],
+                "mock_usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]},
                 "metadata": {"note": "n" * 4000}}  # ~4 KB events: the cap after ~250
         answered, refusal = {}, None
         try:
@@ -152,7 +172,7 @@ class FaultTest(LedgerChecks, harness.StackTestCase):
                 if st != 200:
                     refusal = (st, b)
                     break
-                answered[h["x-litellm-call-id"]] = h["x-litellm-response-cost"]
+                answered[h["x-litellm-call-id"]] = usage + (h["x-litellm-response-cost"],)
             self.assertIsNotNone(refusal, "the spool never reached its cap")
             self.assertEqual(refusal[0], 503, refusal)
             self.assertErrorShape(refusal[1], 503, type_="service_unavailable")
@@ -176,49 +196,91 @@ class FaultTest(LedgerChecks, harness.StackTestCase):
         key, token = self.new_key("db-outage")
         s = self.stack
         stop = threading.Event()
-        answered = {}  # request id -> cost of every 2xx, from both clients
-        refused = []
+        answered = {}  # request id -> (prompt, completion, header cost) of every 2xx
+        refused = []   # (client, status, phase, error message) of every other answer
+        errors = []    # what a load thread raised: reported below, never lost with the thread
+        served = {"master": 0, "tagged": 0}  # 2xx per client
+        phase = ["up"]  # "up", then "down" once MariaDB is killed, "back" once it started
 
-        def load(k, tagged):
+        def load(name, k):
             c = Client(s.proxyd_port, k)
             i = 0
             try:
                 while not stop.is_set():
                     i += 1
                     extra = {"user": "outage-cust-%d" % (i % 5),
-                             "metadata": {"tags": ["outage-%d" % (i % 3)]}} if tagged else {}
-                    st, rid, cost = c.chat(i % 40 + 1, i % 9 + 1, **extra)
-                    (answered.__setitem__(rid, cost) if st == 200 else refused.append(st))
-                    time.sleep(0.005)
+                             "metadata": {"tags": ["outage-%d" % (i % 3)]}} \
+                        if name == "tagged" else {}
+                    p, comp = i % 40 + 1, i % 9 + 1
+                    at = phase[0]
+                    st, rid, cost = c.chat(p, comp, **extra)
+                    if st == 200:
+                        answered[rid] = (p, comp, cost)
+                        served[name] += 1
+                    else:
+                        refused.append((name, st, at, c.error_message()))
+                    time.sleep(0.005)  # a steady load, not a flood
+            except Exception as e:  # e.g. proxyd closed the connection
+                errors.append("%s client, request %d, phase %s: %r" % (name, i, phase[0], e))
             finally:
                 c.close()
 
+        def served_again(name, n):
+            def check():
+                if errors:  # a dead load thread would make this wait in vain
+                    raise AssertionError("load thread failed: %s" % errors)
+                return served[name] > n
+            return check
+
         # the master key needs no database; the virtual key with an end user and tags
         # needs rows the database serves, so it is refused (503) while MariaDB is away
-        threads = [threading.Thread(target=load, args=(MASTER_KEY, False)),
-                   threading.Thread(target=load, args=(key, True))]
+        # (its cached rows are trusted for key_cache_ttl_ms + 1 s, then fetched again).
+        # accountd cannot commit meanwhile: the small spool of this class may fill, and
+        # then every request is refused for that (503 too, another message)
+        threads = [threading.Thread(target=load, args=("master", MASTER_KEY)),
+                   threading.Thread(target=load, args=("tagged", key))]
         for t in threads:
             t.start()
         try:
-            time.sleep(3)
+            for name in served:  # both clients are being served (rows cached) before the crash
+                wait_for(served_again(name, 50), 30, message="%s client not served" % name)
             s.crash_mariadb()
-            during = len(answered)
-            time.sleep(20)
-            served_while_down = len(answered) - during
+            phase[0] = "down"
+            during = served["master"]
+            time.sleep(20)  # the outage: its length is what this test is about
+            served_while_down = served["master"] - during
             s.start_mariadb()
-            time.sleep(5)
+            phase[0] = "back"
+            # the virtual key is served again once its rows can be read
+            tagged_back = served["tagged"]
+            wait_for(served_again("tagged", tagged_back), 2 * DELIVERY_TIMEOUT,
+                     message="the virtual key was not served again after MariaDB came back: %s"
+                     % refused[-5:])
         finally:
             stop.set()
             for t in threads:
                 t.join()
+        self.assertEqual(errors, [], "a load thread raised")
         self.assertGreater(served_while_down, 100, "proxyd stopped serving without MariaDB")
-        self.assertTrue(set(refused) <= {503}, set(refused))
+        self.assertEqual({r[1] for r in refused}, {503}, refused[:20])  # they happened, all 503
+        for_db = [r for r in refused if "database cannot be reached" in r[3]]
+        self.assertTrue([r for r in for_db if r[0] == "tagged" and r[2] == "down"],
+                        "the key that needs the database was never refused for it while MariaDB"
+                        " was down: %s" % sorted({r[3] for r in refused}))
+        self.assertEqual([r for r in for_db if r[0] == "master"], [],
+                         "the master key was refused for the database")
+        self.assertEqual([r for r in refused if r not in for_db and "spool is full" not in r[3]],
+                         [], "refused for another reason")
         wait_for(lambda: int(s.sql_value("SELECT COUNT(*) FROM spend_logs WHERE request_id IN (%s)"
                                          % ",".join("'%s'" % r for r in answered))) == len(answered),
                  DELIVERY_TIMEOUT, message="not every answered request reached the ledger")
-        ids = [r[0] for r in s.sql("SELECT request_id FROM spend_logs WHERE request_id IN (%s)"
-                                   % ",".join("'%s'" % r for r in answered))]
-        self.assertEqual(sorted(ids), sorted(answered))
+        rows = s.sql("SELECT request_id, spend FROM spend_logs WHERE request_id IN (%s)"
+                     % ",".join("'%s'" % r for r in answered))
+        self.assertEqual(sorted(r[0] for r in rows), sorted(answered))
+        for rid, spend in rows:  # each priced from its tokens and the price file
+            p, comp, header = answered[rid]
+            self.assertEqual(Decimal(spend), invariants.list_cost(p, comp), (rid, p, comp))
+            self.assertEqual(Decimal(header), invariants.list_cost(p, comp), (rid, p, comp))
         self.assertEqual(invariants.check(s), [])
         log = s.daemon_log("accountd").read_text(errors="replace")
         self.assertIn("cannot commit a batch", log)
@@ -233,7 +295,7 @@ class FaultTest(LedgerChecks, harness.StackTestCase):
             for i in range(50):
                 status, rid, cost = client.chat(100 + i, 10)
                 self.assertEqual(status, 200)
-                answered[rid] = cost
+                answered[rid] = (100 + i, 10, cost)
         finally:
             client.close()
         spool = self.stack.dir / "spool"
@@ -271,16 +333,17 @@ class TwoAccountdTest(LedgerChecks, harness.StackTestCase):
                     s.crash("accountd-2")
                 if i == 400:
                     s.restart("accountd-2")
-                status, rid, cost = client.chat(i % 30 + 1, i % 11 + 1)
+                p, c = i % 30 + 1, i % 11 + 1
+                status, rid, cost = client.chat(p, c)
                 self.assertEqual(status, 200)
-                answered[rid] = cost
+                answered[rid] = (p, c, cost)
             # proxyd reconnects to the restarted instance with ZeroMQ's backoff: go on
             # (10 s at most) until it has committed events of its own
             deadline = time.monotonic() + 10
             while self.committed("accountd-2") == 0 and time.monotonic() < deadline:
                 status, rid, cost = client.chat(5, 5)
                 self.assertEqual(status, 200)
-                answered[rid] = cost
+                answered[rid] = (5, 5, cost)
         finally:
             client.close()
         self.assert_ledger(token, answered)
