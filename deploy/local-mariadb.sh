@@ -70,6 +70,10 @@ cmd_start() {
     if pid=$(server_pid); then
         echo "mariadb already running (pid $pid): socket $SOCK"; exit 0
     fi
+    # Temporary tables of its own: in a shared /tmp a server of another PID
+    # namespace can pick the same file name and delete ours mid-query.
+    mkdir -p "$DIR/tmp" || die "cannot create directory '$DIR/tmp'"
+    export TMPDIR=$DIR/tmp
 
     if [ ! -d "$DATA/mysql" ]; then
         rm -rf "$DATA"
@@ -86,6 +90,7 @@ cmd_start() {
     # Detached session; close inherited fds > 2 so no caller pipe is held open.
     ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && exec {fd}>&-; done 2>/dev/null
       exec setsid "$mariadbd" --no-defaults "${USEROPT[@]}" --datadir="$DATA" --socket="$SOCK" \
+        --tmpdir="$DIR/tmp" \
         --port="$port" --bind-address=127.0.0.1 --pid-file="$PIDF" --log-error="$LOG" \
         --skip-name-resolve --innodb-buffer-pool-size="${TOLLGATE_DB_BUFFER_POOL:-128M}" \
         --innodb-log-file-size="${TOLLGATE_DB_LOG_FILE:-64M}" \

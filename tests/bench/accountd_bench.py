@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ sys.path.insert(0, str(HERE.parent / "e2e"))
 import harness  # noqa: E402  (tests/e2e/harness.py)
 import invariants  # noqa: E402
 from procstat import CLK_TCK, proc_ticks  # noqa: E402
-from stackstat import ledger_rows, mariadb_pid, private_tmpdir  # noqa: E402
+from stackstat import ledger_rows, mariadb_pid  # noqa: E402
 
 TARGET_EVENTS_PER_S = 50000
 TARGET_LAG_P99_MS = 250
@@ -94,11 +93,7 @@ def run(args):
     if args.writers:
         accountd["writers"] = args.writers
     opts = {"tollgate": {"accountd": accountd}}
-    tmp = private_tmpdir()
-    try:
-        return measure(args, opts)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return measure(args, opts)
 
 
 def measure(args, opts):

@@ -9,6 +9,8 @@
  * event has one or two), priced as groq/llama-3.1-8b-instant.
  * --days D (default 1): each event starts on one of the last D UTC days,
  * drawn at random (today included), for report tests that need history.
+ * --seed N: the draws' seed (default: the time), printed on stderr so a
+ * test's failure can be drawn again.
  *
  *   --rate 0 (default): as fast as accountd acks, with at most --window
  *     events unacknowledged; prints the committed events per second.
@@ -279,7 +281,7 @@ int main(int argc, char **argv)
         {"seconds", required_argument, NULL, 's'}, {"keys", required_argument, NULL, 'k'},
         {"teams", required_argument, NULL, 't'}, {"end-users", required_argument, NULL, 'e'},
         {"tags", required_argument, NULL, 'g'},
-        {"days", required_argument, NULL, 'd'}, {0}};
+        {"days", required_argument, NULL, 'd'}, {"seed", required_argument, NULL, 'S'}, {0}};
     struct gen g = {.o = {.events = 100000, .batch = 500, .window = 20000, .keys = 1000,
                           .teams = 50, .end_users = 5000, .tags = 10,
                           .days = 1},
@@ -298,6 +300,7 @@ int main(int argc, char **argv)
         case 'e': g.o.end_users = v; break;
         case 'g': g.o.tags = v; break;
         case 'd': g.o.days = v; break;
+        case 'S': g.rnd = (unsigned)strtoul(optarg, NULL, 10); break;
         default: return 2;
         }
     }
@@ -305,10 +308,11 @@ int main(int argc, char **argv)
         g.o.teams < 1 || g.o.end_users < 1 || g.o.tags < 1 || g.o.rate < 0 || g.o.days < 1) {
         fprintf(stderr, "usage: event-gen [--events N | --rate R --seconds S] [--batch B] "
                         "[--window W] [--keys K] [--teams T] [--end-users E] [--tags G] [--days D] "
-                        "ENDPOINT\n");
+                        "[--seed N] ENDPOINT\n");
         return 2;
     }
     g.o.endpoint = argv[optind];
+    fprintf(stderr, "event-gen: seed %u\n", g.rnd);
     if (g.o.rate > 0 && g.o.seconds > 0)
         g.o.events = g.o.rate * g.o.seconds;
     int rc = 2;

@@ -32,7 +32,6 @@ import datetime
 import http.client
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,6 @@ import harness  # noqa: E402  (tests/e2e/harness.py)
 import invariants  # noqa: E402
 import report_coarse  # noqa: E402
 import report_gen  # noqa: E402
-from stackstat import private_tmpdir  # noqa: E402
 
 GROUPS = ("team", "customer", "api_key", "tag", "model", "user")
 # Fewer samples than this have no p95 apart from their maximum (nearest rank: the
@@ -273,17 +271,13 @@ def print_coarse(counts, rows):
 
 
 def run(args):
-    tmp = private_tmpdir()
-    try:
-        with harness.Stack() as s:
-            plan, gen, problems, checked, sizes = prepare(s, args)
-            results = measure(s, plan, args)
-            if args.coarser:
-                print("building coarser rollups (--coarser) ...", flush=True)
-                coarse = report_coarse.estimate(Db(s), plan, report_gen.key_token(0))
-                print_coarse(*coarse)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with harness.Stack() as s:  # MariaDB's temporary tables: a tmpdir of its own
+        plan, gen, problems, checked, sizes = prepare(s, args)
+        results = measure(s, plan, args)
+        if args.coarser:
+            print("building coarser rollups (--coarser) ...", flush=True)
+            coarse = report_coarse.estimate(Db(s), plan, report_gen.key_token(0))
+            print_coarse(*coarse)
     return plan, gen, problems, checked, sizes, results
 
 

@@ -2,8 +2,6 @@
 the benchmarks: fake-upstream's counters, ledger rows, MariaDB's statement
 counters and pid; and a private temp dir for the stack's MariaDB."""
 
-import os
-import tempfile
 import time
 
 
@@ -46,11 +44,3 @@ def db_status(stack):
     return {name: int(value) for name, value in rows}
 
 
-def private_tmpdir():
-    """A directory of our own for MariaDB's temporary tables (it takes $TMPDIR; set
-    before the stack starts). In the shared /tmp, another server in another PID
-    namespace can pick the same file name and delete ours in the middle of a query
-    ("Error on delete of '/tmp/#sql-temptable ...'"). The caller removes it."""
-    d = tempfile.mkdtemp(prefix="tg-bench-tmp-", dir="/tmp")
-    os.environ["TMPDIR"] = d
-    return d

@@ -25,6 +25,7 @@ import collections
 import copy
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -510,8 +511,10 @@ class RetentionKeepsRollupsTest(harness.StackTestCase):
         s = self.stack
         keys, teams = 4, 2
         seed_owners(s, keys, teams)  # no budget periods: the counters cover every log row
+        gen_seed = random.randrange(1 << 31)  # event-gen's days: named when too few are old
         p = subprocess.run(
-            [str(harness.bin_dir() / "event-gen"), "--keys", str(keys), "--teams", str(teams),
+            [str(harness.bin_dir() / "event-gen"), "--seed", str(gen_seed),
+             "--keys", str(keys), "--teams", str(teams),
              "--end-users", "6", "--tags", "3", "--batch", "20", "--window", "200",
              "--events", "600", "--days", str(HISTORY_DAYS), "tcp://127.0.0.1:%d" % s.events_port],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=240)
@@ -527,8 +530,8 @@ class RetentionKeepsRollupsTest(harness.StackTestCase):
         # the others started at least a day later, far from its horizon
         old = {r[0] for r in s.sql("SELECT request_id FROM spend_logs WHERE start_time"
                                    " < UTC_TIMESTAMP(6) - INTERVAL %d DAY" % RETENTION_DAYS)}
-        self.assertTrue(old and old != ids, "%d old of %d log rows: event-gen spread its"
-                        " events over too few days" % (len(old), len(ids)))
+        self.assertTrue(old and old != ids, "%d old of %d log rows: event-gen (--seed %d) spread"
+                        " its events over too few days" % (len(old), len(ids), gen_seed))
         for table in ROLLUPS:
             self.assertTrue(rollups[table], table)
 

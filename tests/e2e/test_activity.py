@@ -39,7 +39,7 @@ decimal.getcontext().prec = 80  # sums of DECIMAL(38,20) stay exact
 
 KEYS, TEAMS, DAYS = 8, 3, 5
 DAY_S = 86400
-# the ledger's sizes, keys and tokens are drawn from this seed (event-gen draws its own)
+# the ledger's sizes, keys and tokens are drawn from this seed (event-gen's draws too)
 SEED = int(os.environ.get("TOLLGATE_TEST_SEED") or time.time())
 METRICS = ("spend", "prompt_tokens", "completion_tokens", "total_tokens", "api_requests",
            "successful_requests", "failed_requests", "cache_read_input_tokens",
@@ -62,7 +62,7 @@ class SeededFailure(AssertionError):
     """A failed check that names the seed of the ledger it was made on."""
 
     def __str__(self):
-        return "%s\n(ledger seed %d: TOLLGATE_TEST_SEED=%d draws the same sizes)" % (
+        return "%s\n(ledger seed %d: TOLLGATE_TEST_SEED=%d draws the same ledger)" % (
             super().__str__(), SEED, SEED)
 
 
@@ -140,7 +140,8 @@ class ActivityTest(harness.StackTestCase):
               "UPDATE api_keys SET key_alias = 'alias-3' WHERE token = '%s'"
               % token("bench-key-3"))
         p = subprocess.run(
-            [str(harness.bin_dir() / "event-gen"), "--keys", str(KEYS), "--teams", str(TEAMS),
+            [str(harness.bin_dir() / "event-gen"), "--seed", str(SEED),
+             "--keys", str(KEYS), "--teams", str(TEAMS),
              "--end-users", str(rnd.randint(15, 30)), "--tags", "4", "--batch", "50",
              "--days", str(DAYS), "--events", str(rnd.randint(600, 1200)),
              "tcp://127.0.0.1:%d" % s.events_port],

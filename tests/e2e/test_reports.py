@@ -32,7 +32,7 @@ from harness import MASTER_KEY  # noqa: E402
 
 KEYS, TEAMS = 12, 4
 DAY_S = 86400
-# the ledger's sizes and old requests are drawn from this seed (event-gen draws its own)
+# the ledger's sizes and old requests are drawn from this seed, and event-gen's draws
 SEED = int(os.environ.get("TOLLGATE_TEST_SEED") or time.time())
 
 
@@ -45,7 +45,7 @@ class SeededFailure(AssertionError):
     """A failed check that names the seed of the ledger it was made on."""
 
     def __str__(self):
-        return "%s\n(ledger seed %d: TOLLGATE_TEST_SEED=%d draws the same sizes)" % (
+        return "%s\n(ledger seed %d: TOLLGATE_TEST_SEED=%d draws the same ledger)" % (
             super().__str__(), SEED, SEED)
 
 
@@ -80,7 +80,8 @@ class ReportTest(harness.StackTestCase):
         seed(s, KEYS, TEAMS)
         s.sql("UPDATE teams SET team_alias = NULL WHERE team_id = 'bench-team-3'")  # id as name
         p = subprocess.run(
-            [str(harness.bin_dir() / "event-gen"), "--keys", str(KEYS), "--teams", str(TEAMS),
+            [str(harness.bin_dir() / "event-gen"), "--seed", str(SEED),
+             "--keys", str(KEYS), "--teams", str(TEAMS),
              "--end-users", str(rnd.randint(20, 40)), "--tags", "4", "--batch", "50",
              "--events", str(rnd.randint(1500, 2500)), "tcp://127.0.0.1:%d" % s.events_port],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
