@@ -162,6 +162,11 @@ def utc_today():
     return datetime.datetime.now(datetime.timezone.utc).date()
 
 
+def utc_month():
+    """The first day of this UTC month."""
+    return utc_today().replace(day=1)
+
+
 def _yaml_scalar(v):
     if v is None:
         return "null"
@@ -911,9 +916,32 @@ class StackTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        cls._start_class_stack()
+
+    @classmethod
+    def _start_class_stack(cls):
         cls.stack = Stack(**cls.stack_options)
         cls.addClassCleanup(cls.stack.stop)
         cls.stack.start()
+
+    @classmethod
+    def start_with_ledger(cls, write, period=utc_today, what="UTC day"):
+        """For a setUpClass (in place of super().setUpClass()) whose ledger's dates
+        count from period() (today, or this month with utc_month): starts the class's
+        stack and calls write(). When period() changed while the ledger was written
+        (its dates then shift under it), once more on a fresh stack. Returns period()
+        as it was when the kept ledger was written."""
+        for _ in range(2):
+            super(StackTestCase, cls).setUpClass()
+            cls._start_class_stack()
+            before = period()
+            write()
+            if period() == before:
+                return before
+            print("\n%s: the %s changed while the ledger was written; once more on a"
+                  " fresh stack" % (cls.__name__, what), file=sys.stderr)
+            cls.stack.stop()
+        raise AssertionError("the %s changed during both setups of %s" % (what, cls.__name__))
 
     def run(self, result=None):
         def bad(r):

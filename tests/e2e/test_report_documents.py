@@ -6,7 +6,6 @@ api_key= and internal_user_id= forms, plus the CSV of the team form.
 Run from the repo root:  python3 -m unittest -v tests/e2e/test_report_documents.py
 """
 
-import hashlib
 import os
 import sys
 import unittest
@@ -15,7 +14,7 @@ from decimal import Decimal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import MASTER_KEY, expected_cost, utc_today, wait_for  # noqa: E402
+from harness import MASTER_KEY, expected_cost, wait_for  # noqa: E402
 
 MODEL = "groq/llama-3.1-8b-instant"  # the llama3 group's deployment
 
@@ -29,19 +28,9 @@ class ReportDocumentsTest(harness.StackTestCase):
 
     @classmethod
     def setUpClass(cls):
-        # The documents are one UTC day's: when midnight passes while the ledger is written
-        # (its requests may then be on two days), the setup runs once more on a fresh stack.
-        for _ in range(2):
-            super().setUpClass()
-            day = utc_today()
-            cls.write_ledger()
-            if utc_today() == day:
-                break
-            print("\n%s: the UTC day changed while the ledger was written; once more on a"
-                  " fresh stack" % cls.__name__, file=sys.stderr)
-            cls.stack.stop()
-        else:
-            raise AssertionError("the UTC day changed during both setups")
+        # The documents are one UTC day's (its requests could be on two days if midnight
+        # passed while they were written: then once more).
+        day = cls.start_with_ledger(cls.write_ledger)
         cls.day = day.isoformat()
 
     @classmethod
