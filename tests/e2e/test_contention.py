@@ -19,6 +19,7 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_contention.py
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -63,11 +64,13 @@ class ContentionTest(harness.StackTestCase):
         deadlocks0, waits0 = self.status("Innodb_deadlocks"), self.status("Innodb_row_lock_waits")
         gen = str(harness.bin_dir() / "event-gen")
         procs = []
+        gen_seed = random.randrange(1 << 31)  # generator i draws from gen_seed + i
+        print("\nevent-gen --seed %d + i" % gen_seed, file=sys.stderr)
         # each generator talks to one instance; proxyd sends nothing (no requests)
         for port in s.events_ports:
             for _ in range(GENERATORS_PER_INSTANCE):
                 procs.append(subprocess.Popen(
-                    [gen, "--keys", str(KEYS), "--teams", str(TEAMS), "--end-users",
+                    [gen, "--seed", str(gen_seed + len(procs)), "--keys", str(KEYS), "--teams", str(TEAMS), "--end-users",
                      str(END_USERS), "--tags", str(TAGS), "--batch", "20", "--window", "400",
                      "--events", str(EVENTS_PER_GENERATOR), "tcp://127.0.0.1:%d" % port],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE))

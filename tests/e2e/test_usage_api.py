@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 import unittest
@@ -143,8 +144,11 @@ class UsageApiTest(harness.StackTestCase):
         assert st == 500, ans
         harness.wait_for(lambda: int(s.sql_value("SELECT COUNT(*) FROM spend_logs")) >= sent,
                          30, message="proxyd's requests in the ledger")
+        gen_seed = random.randrange(1 << 31)  # in the output, to draw a failing ledger again
+        print("\n%s: event-gen --seed %d" % (cls.__name__, gen_seed), file=sys.stderr)
         p = subprocess.run(
-            [str(harness.bin_dir() / "event-gen"), "--keys", str(BENCH_KEYS), "--teams",
+            [str(harness.bin_dir() / "event-gen"), "--seed", str(gen_seed),
+             "--keys", str(BENCH_KEYS), "--teams",
              str(BENCH_TEAMS), "--end-users", "400", "--tags", "4", "--batch", "50",
              "--days", "5", "--events", "900", "tcp://127.0.0.1:%d" % s.events_port],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
