@@ -63,7 +63,7 @@ def main(argv):
     if len(argv) < 5 or argv[3] != "--":
         sys.exit("usage: at_date.py YYYY-MM-DDTHH:MM:SSZ FIX.so -- CMD ARGS...")
     target = parse_utc(argv[1])
-    env = faked_env(target, argv[2])
+    env = faked_env(target, os.path.abspath(argv[2]))  # CMD may change directory
     check_clock(env, target)
     print("at_date.py: wall clock at %s for: %s" % (argv[1], " ".join(argv[4:])), flush=True)
     return subprocess.run(argv[4:], env=env).returncode

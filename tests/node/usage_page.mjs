@@ -78,7 +78,6 @@ async function timedLoad(page, hash, start, end, group) {
   // where the time went: the document, each file and API call (start-end, ms)
   const parts = await page.evaluate(() => {
     const nav = performance.getEntriesByType("navigation")[0];
-    if (nav === undefined) return null; // Playwright's clock (faked date) replaces performance
     const out = { html: [0, Math.round(nav.responseEnd)],
                   dom_ready: Math.round(nav.domContentLoadedEventEnd) };
     for (const r of performance.getEntriesByType("resource")) {
@@ -139,14 +138,17 @@ async function downloadCsv(page, start, end, g, want, name) {
   return { file, bytes: got.length, lines: got.split("\r\n").length - 2 };
 }
 
-// Under tests/e2e/at_date.py (libfaketime preloaded, FAKETIME set) Chromium's
-// own processes hang on libfaketime, so it runs on the real clock and its pages
-// get this script's (faked) date from Playwright instead: the page sees the
-// same date as the test, MariaDB and the daemons.
+// Under tests/e2e/at_date.py (libfaketime preloaded, FAKETIME set) Chromium
+// hangs when only the wall clock is faked, so its processes get libfaketime
+// with the monotonic clock faked too (the same offset): the page sees the
+// test's date, and the time flows there as here.
 function browserEnv() {
   const env = { ...process.env };
-  for (const name of Object.keys(env))
-    if (name === "LD_PRELOAD" || name.startsWith("FAKETIME")) delete env[name];
+  if (env.FAKETIME) {
+    delete env.FAKETIME_DONT_FAKE_MONOTONIC;
+    env.LD_PRELOAD = (env.LD_PRELOAD ?? "").split(/[ :]+/)
+      .filter((lib) => /\/libfaketime\.so/.test(lib)).join(" ");
+  }
   return env;
 }
 
@@ -162,8 +164,6 @@ async function main() {
     env: browserEnv(),
   });
   try {
-    if (process.env.FAKETIME) await ctx.clock.setFixedTime(Date.now()); // Date only: timers and
-                                                                       // performance stay real
     const page = ctx.pages()[0] ?? await ctx.newPage();
     page.setDefaultTimeout(15000);
     page.on("pageerror", (e) => problems.push("page error: " + e.message));
