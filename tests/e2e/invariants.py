@@ -168,10 +168,15 @@ def check(stack, timeout=60):
 
 
 @functools.lru_cache(maxsize=None)
+def price_entry(model=HARNESS_MODEL, price_file=PRICE_FILE):
+    """model's entry of the price file, its prices exact (Decimal, read from the text)."""
+    with open(price_file) as f:
+        return json.load(f, parse_float=Decimal)["models"][model]
+
+
 def list_price(model=HARNESS_MODEL, price_file=PRICE_FILE):
     """(input, output) price per token of model in the price file, as Decimals."""
-    with open(price_file) as f:
-        m = json.load(f, parse_float=Decimal)["models"][model]
+    m = price_entry(model, price_file)
     return Decimal(m["input_cost_per_token"]), Decimal(m["output_cost_per_token"])
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+import invariants  # noqa: E402
 from harness import MASTER_KEY, expected_cost, free_port, wait_for  # noqa: E402
 
 PROMPT, COMPLETION = 100, 500          # prompt <= body bytes: the worst case holds
@@ -301,8 +302,7 @@ def gpt4o(stack):
         "api_key": "os.environ/GROQ_API_KEY"}}]
 
 
-with open(harness.REPO / "libtollgate" / "data" / "prices.json") as _f:
-    LLAMA = json.load(_f)["models"]["groq/llama-3.1-8b-instant"]  # the llama3 group's model
+LLAMA = invariants.price_entry("groq/llama-3.1-8b-instant")  # the llama3 group's model
 
 
 class ReservationTest(harness.StackTestCase):

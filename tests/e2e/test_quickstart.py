@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import invariants  # noqa: E402  (prices read from the price file)
 
 QUICKSTART = harness.REPO / "deploy" / "quickstart.sh"
-PRICES = harness.REPO / "libtollgate" / "data" / "prices.json"
 # deploy/config.example.yaml: the model group "llama3" is this one deployment
 UPSTREAM_MODEL = "groq/llama-3.1-8b-instant"
 # the quickstart's ports (its header), all moved by QUICKSTART_PORT_OFFSET
@@ -40,12 +40,6 @@ LOWEST_PORT = 10000      # as the harness: clear of the usual service ports
 START_TRIES = 3
 SCRIPT_TIMEOUT = 240     # start: package check, MariaDB's first start, schema, 4 daemons
 SANITIZER = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:")
-
-
-def price(model, field):
-    with open(PRICES) as f:
-        models = json.load(f, parse_float=Decimal)["models"]
-    return Decimal(str(models[model][field]))
 
 
 def curl_command(stdout):
@@ -193,8 +187,7 @@ class QuickstartTest(unittest.TestCase):
         usage = json.loads(body)["usage"]
         prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
         self.assertGreater(prompt * completion, 0, self.msg(body))
-        expected = (prompt * price(UPSTREAM_MODEL, "input_cost_per_token")
-                    + completion * price(UPSTREAM_MODEL, "output_cost_per_token"))
+        expected = invariants.list_cost(prompt, completion, UPSTREAM_MODEL)
         self.assertIn("x-litellm-response-cost", headers, self.msg(headers))
         self.assertEqual(Decimal(headers["x-litellm-response-cost"]), expected, self.msg(headers))
         call_id = headers["x-litellm-call-id"]

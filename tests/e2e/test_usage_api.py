@@ -58,16 +58,12 @@ def proxyd_requests():
                body)
 
 
-with open(harness.REPO / "libtollgate" / "data" / "prices.json") as _f:
-    _PRICES = json.load(_f, parse_float=Decimal)["models"]
-_PRICED = {"gpt4o-group": _PRICES["gpt-4o"], "llama3": _PRICES["groq/llama-3.1-8b-instant"]}
+_PRICED = {"gpt4o-group": "gpt-4o", "llama3": "groq/llama-3.1-8b-instant"}  # group: model
 
 
-def price(model, prompt, completion):
+def price(group, prompt, completion):
     """A call's cost from the price map, in Decimal (independent of Tollgate's code)."""
-    p = _PRICED[model]
-    return (Decimal(p["input_cost_per_token"]) * prompt
-            + Decimal(p["output_cost_per_token"]) * completion)
+    return invariants.list_cost(prompt, completion, _PRICED[group])
 
 
 # key a1's part of them, by hand from the list above (its spot check in the usage test)
