@@ -36,7 +36,6 @@ def faked_env(target, fix):
     env["LD_PRELOAD"] = " ".join(p for p in (fix, lib, env.get("LD_PRELOAD")) if p)
     env["FAKETIME"] = "%+d" % offset
     env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
-    env["FAKETIME_NO_CACHE"] = "1"
     # libfaketime comes before the sanitizer runtime in the preload list.
     asan = env.get("ASAN_OPTIONS", "")
     env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
