@@ -16,11 +16,7 @@
 #include "budget_period.h"
 #include "config_yaml.h"
 #include "keyhash.h"
-
-static const char *const KNOWN_PROVIDERS[] = {
-    "openai", "groq", "deepseek", "together_ai", "hosted_vllm",
-    "fireworks_ai", "mistral", "azure", NULL,
-};
+#include "providers.h"
 
 int config_parse_listen(const char *s, struct listen_addr *addr)
 {
@@ -38,23 +34,54 @@ int config_parse_listen(const char *s, struct listen_addr *addr)
     return 0;
 }
 
-static int parse_provider(struct loader *ld, yaml_node_t *n, const char *key, struct deployment *d)
+/* The prefix of litellm_params.model ("openai" when there is none), looked up in
+ * LiteLLM's provider table (providers.c); *out is its entry. A provider whose
+ * protocol Tollgate does not speak yet fails here, naming the deployment and
+ * what is missing. */
+static int parse_provider(struct loader *ld, yaml_node_t *n, const char *key, struct deployment *d,
+                          const struct provider **out)
 {
     const char *slash = strchr(d->model, '/');
     d->provider = slash != NULL ? strndup(d->model, (size_t)(slash - d->model)) : strdup("openai");
     d->upstream_model = strdup(slash != NULL ? slash + 1 : d->model);
     if (d->provider == NULL || d->upstream_model == NULL)
         return cy_fail(ld, n, key, "out of memory");
-    for (size_t i = 0; KNOWN_PROVIDERS[i] != NULL; i++) {
-        if (strcmp(d->provider, KNOWN_PROVIDERS[i]) == 0) {
-            d->kind = strcmp(d->provider, "azure") == 0 ? UPSTREAM_AZURE : UPSTREAM_OPENAI;
-            if (d->upstream_model[0] == '\0')
-                return cy_fail(ld, n, key, "no model name after '%s/'", d->provider);
-            return 0;
-        }
+    const struct provider *p = provider_find(d->provider);
+    if (p == NULL)
+        return cy_fail(ld, n, key, "unknown provider prefix '%.64s/' (not one of LiteLLM's "
+                       "providers; any OpenAI-compatible server is openai/<model> with its "
+                       "api_base)", d->provider);
+    if (p->protocol == PROVIDER_NATIVE)
+        return cy_fail(ld, n, key, "deployment '%.80s' (%.80s) cannot be served: %s/ %s",
+                       d->model_name, d->model, p->prefix, p->note);
+    if (d->upstream_model[0] == '\0')
+        return cy_fail(ld, n, key, "no model name after '%s/'", d->provider);
+    d->kind = p->protocol == PROVIDER_AZURE ? UPSTREAM_AZURE : UPSTREAM_OPENAI;
+    *out = p;
+    return 0;
+}
+
+/* litellm_params.api_base, else the provider's default (LiteLLM's); a provider
+ * without a public one (self-hosted servers, Azure) needs it given. */
+static int parse_api_base(struct loader *ld, yaml_node_t *params, const char *key,
+                          const struct provider *p, struct deployment *d)
+{
+    yaml_node_t *bn = cy_map_get(ld, params, "api_base");
+    if (cy_str(ld, params, "api_base", key, &d->api_base) < 0)
+        return -1;
+    if (d->api_base == NULL && p->api_base == NULL)
+        return cy_fail(ld, params, key, "missing: %s/ has no public default URL; %s",
+                       p->prefix, p->note);
+    if (d->api_base == NULL) {
+        d->api_base = strdup(p->api_base);
+        return d->api_base != NULL ? 0 : cy_fail(ld, params, key, "out of memory");
     }
-    return cy_fail(ld, n, key, "unknown provider prefix '%s/' (known: openai, groq, deepseek, "
-                "together_ai, hosted_vllm, fireworks_ai, mistral, azure)", d->provider);
+    if (cy_url(ld, bn, key, d->api_base) < 0)
+        return -1;
+    size_t blen = strlen(d->api_base);
+    while (blen > 0 && d->api_base[blen - 1] == '/')
+        d->api_base[--blen] = '\0';
+    return 0;
 }
 
 /* Custom per-token prices must be exact decimals: YAML scalars are text, so no float ever. */
@@ -120,18 +147,10 @@ static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, stru
         return -1;
     if (d->model == NULL || d->model[0] == '\0')
         return cy_fail(ld, params, key, "missing");
-    if (parse_provider(ld, mn, key, d) < 0)
+    const struct provider *p = NULL;
+    if (parse_provider(ld, mn, key, d, &p) < 0 ||
+        parse_api_base(ld, params, KEY(key, i, ".litellm_params.api_base"), p, d) < 0)
         return -1;
-    yaml_node_t *bn = cy_map_get(ld, params, "api_base");
-    if (cy_str(ld, params, "api_base", KEY(key, i, ".litellm_params.api_base"), &d->api_base) < 0)
-        return -1;
-    if (d->api_base == NULL)
-        return cy_fail(ld, params, key, "missing (Tollgate needs each deployment's URL)");
-    if (cy_url(ld, bn, key, d->api_base) < 0)
-        return -1;
-    size_t blen = strlen(d->api_base);
-    while (blen > 0 && d->api_base[blen - 1] == '/')
-        d->api_base[--blen] = '\0';
     if (cy_str(ld, params, "api_key", KEY(key, i, ".litellm_params.api_key"), &d->api_key) < 0 ||
         cy_str(ld, params, "api_version", KEY(key, i, ".litellm_params.api_version"), &d->api_version) < 0 ||
         cy_str(ld, params, "base_model", KEY(key, i, ".litellm_params.base_model"), &d->base_model) < 0)
@@ -140,7 +159,8 @@ static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, stru
         cy_str(ld, info, "base_model", KEY(key, i, ".model_info.base_model"), &d->base_model) < 0)
         return -1;
     if (d->kind == UPSTREAM_AZURE && d->api_version == NULL)
-        return cy_fail(ld, params, KEY(key, i, ".litellm_params.api_version"), "missing (required for azure/)");
+        return cy_fail(ld, params, KEY(key, i, ".litellm_params.api_version"),
+                       "missing (required for %s/)", d->provider);
     d->price.base_model = d->base_model;
     if (get_price(ld, params, "input_cost_per_token", KEY(key, i, ".litellm_params.input_cost_per_token"),
                   &d->price.input_per_token, &d->price.has_input) < 0 ||

@@ -1,13 +1,18 @@
-/* test_config.c - config loading: the seed config and every bad case.
+/* test_config.c - config loading: the seed config and every bad case, and the
+ * provider table (every LiteLLM provider prefix, with its default api_base).
  *
  * Usage: test_config DIR. DIR/good-*.yaml must load; each DIR/bad-*.yaml
  * starts with "# expect: TEXT" and must fail with "FILE" + TEXT in the error.
+ * DIR/providers.yaml must load with the URLs and protocols check_providers lists.
  */
 #include <dirent.h>
+#include <jansson.h>
 #include <stdlib.h>
 
 #include "check.h"
 #include "config.h"
+#include "embedded.h"
+#include "providers.h"
 
 static void check_seed(const char *path)
 {
@@ -57,6 +62,136 @@ static void check_multi(const char *dir)
     CHECK(cfg->accountd.n_metrics == 2 && cfg->accountd.metrics[1].port == 9091, "metrics");
     CHECK_STR(cfg->accountd.metrics[1].host, "10.0.0.2");
     config_free(cfg);
+}
+
+/* One deployment of providers.yaml: what the prefix made of it. */
+static void check_deployment(const struct deployment *d, const char *provider, const char *model,
+                             const char *api_base, enum upstream_kind kind)
+{
+    CHECK_STR(d->provider, provider);
+    CHECK_STR(d->upstream_model, model);
+    CHECK_STR(d->api_base, api_base);
+    CHECK(d->kind == kind, "%s: kind %d, want %d", d->model, (int)d->kind, (int)kind);
+}
+
+/* Prefixes as LiteLLM users write them: OpenAI-compatible ones get LiteLLM's
+ * default api_base when none is given; a given one wins. */
+static void check_providers(const char *dir)
+{
+    char path[4096], err[1024];
+    snprintf(path, sizeof(path), "%s/providers.yaml", dir);
+    struct config *cfg = config_load(path, err, sizeof(err));
+    CHECK(cfg != NULL, "%s should load: %s", path, err);
+    if (cfg == NULL)
+        return;
+    const struct deployment *d = cfg->deployments;
+    CHECK(cfg->n_deployments == 10, "ten deployments (%zu)", cfg->n_deployments);
+    if (cfg->n_deployments == 10) {
+        check_deployment(&d[0], "openai", "gpt-4o", "https://api.openai.com/v1", UPSTREAM_OPENAI);
+        check_deployment(&d[1], "gemini", "gemini-2.0-flash",
+                         "https://generativelanguage.googleapis.com/v1beta/openai", UPSTREAM_OPENAI);
+        CHECK_STR(d[1].api_key, "gsk-from-env");
+        check_deployment(&d[2], "xai", "grok-3", "https://api.x.ai/v1", UPSTREAM_OPENAI);
+        check_deployment(&d[3], "openrouter", "anthropic/claude-3.5-sonnet",
+                         "https://openrouter.ai/api/v1", UPSTREAM_OPENAI);
+        check_deployment(&d[4], "groq", "llama-3.1-8b-instant", "http://127.0.0.1:18080/v1",
+                         UPSTREAM_OPENAI);
+        check_deployment(&d[5], "text-completion-openai", "gpt-3.5-turbo-instruct",
+                         "https://api.openai.com/v1", UPSTREAM_OPENAI);
+        check_deployment(&d[6], "hosted_vllm", "meta-llama/Llama-3.1-8B-Instruct",
+                         "http://10.0.0.5:8000/v1", UPSTREAM_OPENAI);
+        check_deployment(&d[7], "azure_text", "my-instruct", "https://example.openai.azure.com",
+                         UPSTREAM_AZURE);
+        check_deployment(&d[8], "deepseek", "deepseek-chat", "https://api.deepseek.com/beta",
+                         UPSTREAM_OPENAI);
+        check_deployment(&d[9], "perplexity", "sonar", "https://api.perplexity.ai", UPSTREAM_OPENAI);
+    }
+    config_free(cfg);
+}
+
+/* The table: sorted (provider_find searches it), each entry whole, and every
+ * value of LiteLLM's LlmProviders enum (litellm/types/utils.py) in it, plus
+ * the price map's older providers. */
+static void check_table(void)
+{
+    static const char *const litellm[] = {
+        "openai", "openai_like", "jina_ai", "xai", "custom_openai", "text-completion-openai",
+        "cohere", "cohere_chat", "clarifai", "anthropic", "anthropic_text", "bytez", "replicate",
+        "runwayml", "huggingface", "together_ai", "openrouter", "datarobot", "vertex_ai",
+        "vertex_ai_beta", "gemini", "ai21", "baseten", "azure", "azure_text", "azure_ai",
+        "sagemaker", "sagemaker_chat", "bedrock", "vllm", "nlp_cloud", "petals", "oobabooga",
+        "ollama", "ollama_chat", "deepinfra", "perplexity", "mistral", "milvus", "groq",
+        "nvidia_nim", "cerebras", "ai21_chat", "volcengine", "codestral",
+        "text-completion-codestral", "dashscope", "moonshot", "v0", "morph", "lambda_ai",
+        "deepseek", "sambanova", "maritalk", "voyage", "cloudflare", "xinference",
+        "fireworks_ai", "friendliai", "featherless_ai", "watsonx", "watsonx_text", "triton",
+        "predibase", "databricks", "empower", "github", "compactifai", "docker_model_runner",
+        "custom", "litellm_proxy", "hosted_vllm", "llamafile", "lm_studio", "galadriel",
+        "nebius", "infinity", "deepgram", "elevenlabs", "novita", "aiohttp_openai", "langfuse",
+        "humanloop", "topaz", "assemblyai", "github_copilot", "snowflake", "gradient_ai",
+        "meta_llama", "nscale", "pg_vector", "hyperbolic", "recraft", "fal_ai", "heroku",
+        "aiml", "cometapi", "oci", "auto_router", "vercel_ai_gateway", "dotprompt", "wandb",
+        "ovhcloud", "lemonade", "chatgpt", "zai", "aws_polly", "black_forest_labs",
+        "sagemaker_nova", "gigachat", "publicai", "helicone", "amazon_nova", "aleph_alpha",
+        "anyscale", "palm", NULL};
+    size_t n;
+    const struct provider *t = provider_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(i == 0 || strcmp(t[i - 1].prefix, t[i].prefix) < 0, "%s out of order", t[i].prefix);
+        CHECK(provider_find(t[i].prefix) == &t[i], "find %s", t[i].prefix);
+        CHECK(t[i].protocol == PROVIDER_NATIVE ? t[i].note != NULL && t[i].api_base == NULL
+                                               : (t[i].api_base == NULL) == (t[i].note != NULL),
+              "%s: a default URL or a note saying what to give", t[i].prefix);
+        CHECK(t[i].api_base == NULL || (strncmp(t[i].api_base, "https://", 8) == 0 &&
+                                        t[i].api_base[strlen(t[i].api_base) - 1] != '/'),
+              "%s: default %s", t[i].prefix, t[i].api_base);
+    }
+    for (size_t i = 0; litellm[i] != NULL; i++)
+        CHECK(provider_find(litellm[i]) != NULL, "LiteLLM's %s/ is not in the table", litellm[i]);
+    CHECK(provider_find("nosuchprovider") == NULL && provider_find("") == NULL, "unknown");
+}
+
+/* The prefix a price-map litellm_provider stands for ("vertex_ai-language-models"
+ * is vertex_ai/, "bedrock_converse" is bedrock/), or NULL. */
+static const struct provider *price_provider(const char *name)
+{
+    char head[64];
+    if (strcmp(name, "bedrock_converse") == 0)
+        return provider_find("bedrock");
+    const struct provider *p = provider_find(name);
+    if (p != NULL || strchr(name, '-') == NULL)
+        return p;
+    snprintf(head, sizeof(head), "%.*s", (int)(strchr(name, '-') - name), name);
+    return provider_find(head);
+}
+
+/* Every provider of the shipped price map that serves a route Tollgate relays
+ * (chat, completions, embeddings, images, responses) has a table entry, so a
+ * price-map refresh cannot bring a provider whose deployments fail as unknown. */
+static void check_price_map(void)
+{
+    static const char *const routed[] = {"chat", "completion", "embedding", "image_generation",
+                                         "responses", NULL};
+    size_t len, checked = 0;
+    const char *text = embedded_prices(&len);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    json_t *models = json_object_get(root, "models"), *m;
+    const char *name;
+    CHECK(json_is_object(models), "embedded price map: %s", jerr.text);
+    json_object_foreach(models, name, m) {
+        const char *prov = json_string_value(json_object_get(m, "provider"));
+        const char *mode = json_string_value(json_object_get(m, "mode"));
+        bool relayed = mode == NULL;
+        for (size_t i = 0; routed[i] != NULL && !relayed; i++)
+            relayed = strcmp(mode, routed[i]) == 0;
+        if (prov == NULL || prov[0] == '\0' || !relayed)
+            continue;
+        checked++;
+        CHECK(price_provider(prov) != NULL, "%s: price-map provider %s has no prefix", name, prov);
+    }
+    CHECK(checked > 1000, "%zu price-map models checked", checked);
+    json_decref(root);
 }
 
 /* The "# expect: " text on the first line of a bad case. */
@@ -112,6 +247,9 @@ int main(int argc, char **argv)
         closedir(dir);
     CHECK(good == 1 && bad >= 8, "found %d good and %d bad cases", good, bad);
     check_multi(argv[1]);
+    check_providers(argv[1]);
+    check_table();
+    check_price_map();
 
     struct config *cfg = config_load("/nonexistent/tollgate.yaml", err, sizeof(err));
     CHECK(cfg == NULL, "missing file refused");
