@@ -20,6 +20,15 @@
  *                                   until the client goes away
  *   mock_stream_usage "never"       no usage chunk, even if include_usage
  *                                   ("always": one even without it)
+ *   mock_usage_raw {...}            the answer's "usage", verbatim (also in a
+ *                                   stream's usage chunk, and in an images
+ *                                   answer, which has none otherwise); not
+ *                                   with mock_usage
+ *   mock_answer_fields {...}        members set at the top level of the
+ *                                   answer and of every stream chunk, e.g.
+ *                                   {"service_tier": "priority"}; not id,
+ *                                   object, choices, usage, model, created
+ *                                   or data
  * Delays run on timers: the loop serves other clients meanwhile.  A client
  * that leaves early is reported on stderr ("fake-upstream: client went away
  * after N chunks"); GET /stats (no key needed) counts POSTs and streams.
@@ -53,6 +62,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+
+#include "fake_answer_extras.h"
 
 #define MAX_BODY_SIZE (16L * 1024 * 1024)
 #define MAX_TOKENS ((json_int_t)INT_MAX)
@@ -135,6 +146,7 @@ struct stream {
     long stall_after;
     enum stage stage;
     int started; /* headers sent */
+    struct answer_extras extras;
 };
 
 /* A request answered later: a delayed reply (text) or a stream. */
@@ -157,6 +169,7 @@ struct exchange {
     const json_t *body;     /* NULL unless a POST with a JSON body */
     const char *deployment; /* the Azure deployment, or NULL */
     long delay_ms;          /* mock_first_byte_delay_ms */
+    struct answer_extras extras; /* filled by common_checks */
 };
 
 /* ---------------------------------------------------------------- replies */
@@ -212,6 +225,7 @@ static void stream_free(struct stream *s)
     free(s->model);
     free(s->content);
     free(s->cuts);
+    answer_extras_clear(&s->extras);
     free(s);
 }
 
@@ -554,10 +568,14 @@ static int common_checks(struct exchange *ex, struct usage *u)
 {
     const char *err = read_usage(ex->app, ex->body, u);
     int status;
-    char code[16];
+    char code[16], msg[160];
 
     if (err) {
         send_bad_request(ex, err);
+        return 0;
+    }
+    if (answer_extras_read(ex->body, &ex->extras, msg, sizeof msg) != 0) {
+        send_bad_request(ex, msg);
         return 0;
     }
     status = read_mock_status(ex->body);
@@ -679,7 +697,8 @@ static char *repeat_content(const struct answer *a, size_t *len)
 /* A stream of `a` as `api`; NULL if out of memory. */
 static struct stream *stream_new(enum api api, const char *id, json_int_t created,
                                  const char *model, const struct usage *u,
-                                 const struct answer *a, int send_usage)
+                                 const struct answer *a, int send_usage,
+                                 const struct answer_extras *extras)
 {
     struct stream *s = calloc(1, sizeof *s);
 
@@ -704,16 +723,20 @@ static struct stream *stream_new(enum api api, const char *id, json_int_t create
     s->chunk_delay_ms = a->chunk_delay_ms;
     s->stall_after = a->stall_after;
     s->stage = ST_CONTENT;
+    answer_extras_copy(&s->extras, extras);
     return s;
 }
 
-/* One chunk of `s`; `choices` and `usage` (may be NULL) are stolen. */
+/* One chunk of `s` with its mock_answer_fields; `choices` and `usage` (may
+ * be NULL) are stolen. */
 static json_t *stream_chunk(const struct stream *s, json_t *choices, json_t *usage)
 {
-    return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o*}", "id", s->id, "object",
-                     s->api == API_CHAT ? "chat.completion.chunk" : "text_completion",
-                     "created", s->created, "model", s->model, "choices", choices, "usage",
-                     usage);
+    json_t *chunk = json_pack("{s:s, s:s, s:I, s:s, s:o, s:o*}", "id", s->id, "object",
+                              s->api == API_CHAT ? "chat.completion.chunk" : "text_completion",
+                              "created", s->created, "model", s->model, "choices", choices,
+                              "usage", usage);
+
+    return answer_extras_add_fields(&s->extras, chunk);
 }
 
 /* The choices of a chunk carrying `text` (`len` bytes) and `finish_reason`. */
@@ -755,7 +778,9 @@ static void stream_send_next(struct call *c)
         s->stage = s->send_usage ? ST_USAGE : ST_DONE;
         break;
     case ST_USAGE:
-        send_sse_json(c->req, stream_chunk(s, json_array(), usage_json(&s->usage, 1)));
+        send_sse_json(c->req, stream_chunk(s, json_array(),
+                                           answer_extras_usage(&s->extras,
+                                                               usage_json(&s->usage, 1))));
         s->stage = ST_DONE;
         break;
     case ST_DONE:
@@ -891,6 +916,7 @@ static void handle_completion(struct exchange *ex, enum api api)
     struct usage u;
     char id[64], msg[160];
     char *text;
+    json_t *answer;
     size_t len = 0;
 
     if (body_error(ex, api == API_CHAT ? "messages" : "prompt",
@@ -905,26 +931,27 @@ static void handle_completion(struct exchange *ex, enum api api)
              ++ex->app->counter);
     if (json_is_true(json_object_get(ex->body, "stream"))) {
         start_stream(ex, stream_new(api, id, created, model, &u, &a,
-                                    wants_usage(ex->body, &a)));
+                                    wants_usage(ex->body, &a), &ex->extras));
         return;
     }
     text = repeat_content(&a, &len);
-    if (!text)
+    if (!text) {
         send_json(ex, HTTP_INTERNAL, NULL);
-    else if (api == API_CHAT)
-        send_json(ex, HTTP_OK,
-                  json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s%}, s:s}], s:o}", "id",
-                            id, "object", "chat.completion", "created", created, "model",
-                            model, "choices", "index", 0, "message", "role", "assistant",
-                            "content", text, len, "finish_reason", "stop", "usage",
-                            usage_json(&u, 1)));
+        return;
+    }
+    if (api == API_CHAT)
+        answer = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s%}, s:s}], s:o}", "id",
+                           id, "object", "chat.completion", "created", created, "model",
+                           model, "choices", "index", 0, "message", "role", "assistant",
+                           "content", text, len, "finish_reason", "stop", "usage",
+                           usage_json(&u, 1));
     else
-        send_json(ex, HTTP_OK,
-                  json_pack("{s:s, s:s, s:I, s:s, s:[{s:s%, s:i, s:n, s:s}], s:o}", "id", id,
-                            "object", "text_completion", "created", created, "model", model,
-                            "choices", "text", text, len, "index", 0, "logprobs",
-                            "finish_reason", "stop", "usage", usage_json(&u, 1)));
+        answer = json_pack("{s:s, s:s, s:I, s:s, s:[{s:s%, s:i, s:n, s:s}], s:o}", "id", id,
+                           "object", "text_completion", "created", created, "model", model,
+                           "choices", "text", text, len, "index", 0, "logprobs",
+                           "finish_reason", "stop", "usage", usage_json(&u, 1));
     free(text);
+    send_json(ex, HTTP_OK, answer_extras_dress(&ex->extras, answer));
 }
 
 static void handle_chat(struct exchange *ex)
@@ -953,10 +980,10 @@ static void handle_embeddings(struct exchange *ex)
     json_t *vec = fmt != NULL && strcmp(fmt, "base64") == 0
                       ? json_string("zczMPc3MTD6amZk+") /* 0.1, 0.2, 0.3 */
                       : json_pack("[f, f, f]", 0.1, 0.2, 0.3);
-    send_json(ex, HTTP_OK,
-              json_pack("{s:s, s:[{s:s, s:i, s:o}], s:s, s:o}", "object", "list",
-                        "data", "object", "embedding", "index", 0, "embedding", vec,
-                        "model", answer_model(ex), "usage", usage_json(&u, 0)));
+    json_t *answer = json_pack("{s:s, s:[{s:s, s:i, s:o}], s:s, s:o}", "object", "list",
+                               "data", "object", "embedding", "index", 0, "embedding", vec,
+                               "model", answer_model(ex), "usage", usage_json(&u, 0));
+    send_json(ex, HTTP_OK, answer_extras_dress(&ex->extras, answer));
 }
 
 /* True if `size` is "auto" or "WIDTHxHEIGHT" (positive decimal numbers). */
@@ -983,7 +1010,7 @@ static void handle_images(struct exchange *ex)
 {
     const json_t *size = json_object_get(ex->body, "size");
     const char *prompt = json_string_value(json_object_get(ex->body, "prompt"));
-    json_t *data;
+    json_t *data, *answer;
     struct usage u;
     char msg[160], url[96];
     long n = 1, k;
@@ -1009,9 +1036,9 @@ static void handle_images(struct exchange *ex)
             data = NULL;
         }
     }
-    send_json(ex, data ? HTTP_OK : HTTP_INTERNAL,
-              data ? json_pack("{s:I, s:o}", "created", (json_int_t)time(NULL), "data", data)
-                   : NULL);
+    answer = data ? json_pack("{s:I, s:o}", "created", (json_int_t)time(NULL), "data", data)
+                  : NULL;
+    send_json(ex, data ? HTTP_OK : HTTP_INTERNAL, answer_extras_dress(&ex->extras, answer));
 }
 
 static void handle_models(struct exchange *ex)
@@ -1150,6 +1177,7 @@ static void on_request(struct evhttp_request *req, void *arg)
                    "invalid_api_key");
     else
         route(&ex, method, path, &jerr);
+    answer_extras_clear(&ex.extras);
     json_decref(body);
 }
 
