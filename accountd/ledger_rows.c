@@ -43,14 +43,41 @@ static void warn_unpriced(struct ledger_shared *shared, const char *model,
                 " cost 0 and pricing=unpriced", model);
 }
 
+static void copy_word(char out[PRICE_WORD_MAX], const char *s)
+{
+    snprintf(out, PRICE_WORD_MAX, "%s", s != NULL ? s : "");
+}
+
+/* Everything the event's price depends on (misfit() has checked the words' lengths). */
+static void usage_from_event(const Tollgate__UsageEvent *e, struct usage *u)
+{
+    *u = (struct usage){
+        .prompt_tokens = e->prompt_tokens, .completion_tokens = e->completion_tokens,
+        .total_tokens = e->total_tokens, .cache_read_tokens = e->cache_read_tokens,
+        .cache_creation_tokens = e->cache_creation_tokens,
+        .cache_creation_1h_tokens = e->cache_creation_1h_tokens,
+        .prompt_audio_tokens = e->prompt_audio_tokens,
+        .prompt_image_tokens = e->prompt_image_tokens, .reasoning_tokens = e->reasoning_tokens,
+        .completion_audio_tokens = e->completion_audio_tokens,
+        .completion_image_tokens = e->completion_image_tokens,
+        .web_search_requests = e->web_search_requests,
+        .web_search_requested = e->has_web_search_requested && e->web_search_requested,
+        .images = e->images, .image_width = e->image_width, .image_height = e->image_height,
+        .duration_us = e->end_time_us - e->start_time_us,
+    };
+    copy_word(u->search_context_size, e->search_context_size);
+    copy_word(u->service_tier, e->service_tier);
+    copy_word(u->image_quality, e->image_quality);
+}
+
 /* The event's cost, exact, and how it was priced. */
 static void price_row(struct ledger_row *r, const struct price_table *prices,
                       struct ledger_shared *shared)
 {
     const Tollgate__UsageEvent *e = r->e;
     struct price_custom custom = {.base_model = e->base_model};
-    struct usage u = {e->prompt_tokens, e->completion_tokens, e->total_tokens,
-                      e->cache_read_tokens, e->cache_creation_tokens};
+    struct usage u;
+    usage_from_event(e, &u);
     char err[256];
     custom.has_input = e->input_cost_per_token != NULL &&
                        money_parse(e->input_cost_per_token, &custom.input_per_token) == 0;
@@ -97,6 +124,7 @@ static const char *misfit(const Tollgate__UsageEvent *e)
         LIMIT(request_id, 64), LIMIT(call_type, 32), LIMIT(api_key, 64), LIMIT(key_alias, 255),
         LIMIT(model, 255), LIMIT(model_group, 255), LIMIT(api_base, 1024),
         LIMIT(user_id, 255), LIMIT(team_id, 255), LIMIT(end_user, 255),
+        LIMIT(search_context_size, 15), LIMIT(service_tier, 15), LIMIT(image_quality, 15),
 #undef LIMIT
     };
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
@@ -113,6 +141,10 @@ static const char *misfit(const Tollgate__UsageEvent *e)
             return "a tag is longer than 255 characters";
     if (e->http_status < 0 || e->http_status > 999)
         return "http_status out of range";
+    if (e->end_time_us < e->start_time_us)
+        return "end_time is before start_time";
+    if (e->image_width > 100000 || e->image_height > 100000)
+        return "image size out of range";
     return NULL;
 }
 
@@ -136,6 +168,9 @@ int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t 
         snprintf(r->day, sizeof(r->day), "%.10s", r->start);
         snprintf(r->provider, sizeof(r->provider), "%.*s",
                  slash != NULL ? (int)(slash - r->e->model) : 6, slash != NULL ? r->e->model : "openai");
+        snprintf(r->image_size, sizeof(r->image_size), "%lldx%lld",
+                 (long long)(r->e->image_width > 0 ? r->e->image_width : 1024),
+                 (long long)(r->e->image_height > 0 ? r->e->image_height : 1024));
         r->bad = misfit(r->e);
         r->reason = "invalid";
         if (r->bad == NULL && r->e->start_time_us < horizon_us) {
@@ -168,11 +203,14 @@ static const char SQL_INSERT_LOGS[] =
     " usage_estimated, prompt_tokens, completion_tokens, total_tokens, cache_read_input_tokens,"
     " cache_creation_input_tokens, start_time, end_time, model, model_group,"
     " custom_llm_provider, api_base, user, team_id, end_user, request_tags, metadata,"
-    " status, http_status, batch_id, committed_at)"
+    " status, http_status, batch_id, cache_creation_1h_input_tokens, prompt_audio_tokens,"
+    " prompt_image_tokens, reasoning_tokens, completion_audio_tokens, completion_image_tokens,"
+    " web_search_requests, search_context_size, service_tier, images, image_size, image_quality,"
+    " committed_at)"
     " VALUES (?, ?, ?, ?, CAST(? AS DECIMAL(38,20)), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))"
+    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))"
     " ON DUPLICATE KEY UPDATE request_id = request_id";
-#define INSERT_LOGS_COLS 26
+#define INSERT_LOGS_COLS 38
 
 static int add_log_row(struct db_bulk *b, const struct ledger_row *r, int64_t batch_id)
 {
@@ -188,7 +226,14 @@ static int add_log_row(struct db_bulk *b, const struct ledger_row *r, int64_t ba
         DB_STR(ledger_nonempty(e->team_id)), DB_STR(ledger_nonempty(e->end_user)), DB_STR(r->tags_json),
         DB_STR(ledger_nonempty(e->metadata_json) ? e->metadata_json : "{}"),
         DB_STR(e->http_status >= 200 && e->http_status < 300 ? "success" : "failure"),
-        DB_I64(e->http_status), DB_I64(batch_id),
+        DB_I64(e->http_status), DB_I64(batch_id), DB_I64(e->cache_creation_1h_tokens),
+        DB_I64(e->prompt_audio_tokens), DB_I64(e->prompt_image_tokens), DB_I64(e->reasoning_tokens),
+        DB_I64(e->completion_audio_tokens), DB_I64(e->completion_image_tokens),
+        DB_I64(e->web_search_requests),
+        DB_STR(e->has_web_search_requested && e->web_search_requested
+                   ? (e->search_context_size ? e->search_context_size : "") : NULL),
+        DB_STR(ledger_nonempty(e->service_tier)), DB_I64(e->images),
+        DB_STR(e->images > 0 ? r->image_size : NULL), DB_STR(ledger_nonempty(e->image_quality)),
     };
     return db_bulk_add(b, p);
 }

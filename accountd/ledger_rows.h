@@ -30,6 +30,7 @@ struct ledger_row {
     char start[DB_DATETIME_MAX], end[DB_DATETIME_MAX]; /* DATETIME(6) text, UTC */
     char day[11];            /* YYYY-MM-DD of start, UTC */
     char provider[64];
+    char image_size[48];     /* "WxH" an image generation was priced at */
     char *tags_json;
     const char *bad;         /* why the row cannot be written as it is; NULL if it can */
     const char *reason;      /* bad's kind, the rejected-events metric's label: invalid |

@@ -305,7 +305,8 @@ int tg_bm_update_cost_response(struct tg_bm *m, const char *user, const char *re
         rc = bm_fail(m, TG_BM_EINVAL, "response has no \"model\" name");
     else if (usage_from_json(json_object_get(resp, "usage"), &u) < 0)
         rc = bm_fail(m, TG_BM_EINVAL, "response has no \"usage\" object of token counts");
-    else if ((rc = price(m, json_string_value(model), &u, &cost)) == TG_BM_OK)
+    else if ((usage_note_answer(resp, &u), rc = price(m, json_string_value(model), &u, &cost)) ==
+             TG_BM_OK)
         rc = add_cost(m, user, json_string_value(model), cost);
     json_decref(resp);
     return rc;

@@ -1,12 +1,9 @@
-/* price.c - price map loading, model name resolution and cost arithmetic.
+/* price.c - loading the price map and finding a model's entry in it.
  *
  * Name resolution follows LiteLLM: the name as written ("groq/llama-3.1-8b-
  * instant"), then the part after the provider prefix ("gpt-4o" for
- * "openai/gpt-4o"). A deployment's base_model replaces the name, and custom
- * per-token prices replace the map's.
- *
- * Usage is split into disjoint buckets, each priced once: uncached input,
- * cache read, cache write, output.
+ * "openai/gpt-4o"). A deployment's base_model replaces the name. What each
+ * field means is price_fields.c's; the arithmetic is price_cost.c's.
  */
 #include "price.h"
 
@@ -16,53 +13,57 @@
 #include <string.h>
 
 #include "embedded.h"
+#include "price_model.h"
 #include "strmap.h"
-
-struct price_model {
-    money_t input, output, cache_read, cache_write;
-    bool has_input, has_output, has_cache_read, has_cache_write;
-    int64_t max_output_tokens;
-};
 
 struct price_table {
     struct strmap *models; /* name -> struct price_model */
 };
 
-static int read_price(json_t *spec, const char *field, money_t *out, bool *has,
-                      const char *model, char *err, size_t errlen)
+static int read_field(struct price_model *pm, const char *model, const char *field,
+                      json_t *v, char *err, size_t errlen)
 {
-    json_t *v = json_object_get(spec, field);
-    *has = false;
-    if (v == NULL)
-        return 0;
-    if (!json_is_string(v) || money_parse(json_string_value(v), out) < 0) {
-        snprintf(err, errlen, "model %s: %s is not an exact decimal string", model, field);
+    money_t value;
+    char why[192];
+    if (!json_is_string(v) || money_parse(json_string_value(v), &value) < 0 || value < 0) {
+        snprintf(err, errlen, "model %s: %s is not a non-negative exact decimal string",
+                 model, field);
         return -1;
     }
-    *has = true;
+    if (price_field_apply(pm, field, value, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "model %s: %s", model, why);
+        return -1;
+    }
     return 0;
 }
 
 static struct price_model *parse_model(const char *name, json_t *spec, char *err, size_t errlen)
 {
+    if (!json_is_object(spec)) {
+        snprintf(err, errlen, "model %s: entry is not an object", name);
+        return NULL;
+    }
     struct price_model *pm = calloc(1, sizeof(*pm));
     if (pm == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (!json_is_object(spec) ||
-        read_price(spec, "input_cost_per_token", &pm->input, &pm->has_input, name, err, errlen) < 0 ||
-        read_price(spec, "output_cost_per_token", &pm->output, &pm->has_output, name, err, errlen) < 0 ||
-        read_price(spec, "cache_read_input_token_cost", &pm->cache_read, &pm->has_cache_read, name, err, errlen) < 0 ||
-        read_price(spec, "cache_creation_input_token_cost", &pm->cache_write, &pm->has_cache_write, name, err, errlen) < 0) {
-        if (!json_is_object(spec))
-            snprintf(err, errlen, "model %s: entry is not an object", name);
-        free(pm);
-        return NULL;
+    const char *field;
+    json_t *v;
+    json_object_foreach(spec, field, v) {
+        if (strcmp(field, "mode") == 0)
+            continue;
+        if (strcmp(field, "provider") == 0) {
+            pm->xai = json_is_string(v) && strcmp(json_string_value(v), "xai") == 0;
+        } else if (strcmp(field, "max_output_tokens") == 0) {
+            pm->max_output_tokens = json_is_integer(v) && json_integer_value(v) > 0
+                                        ? json_integer_value(v) : 0;
+        } else if (read_field(pm, name, field, v, err, errlen) < 0) {
+            price_model_free(pm);
+            return NULL;
+        }
     }
-    json_t *max_out = json_object_get(spec, "max_output_tokens");
-    pm->max_output_tokens = json_is_integer(max_out) && json_integer_value(max_out) > 0
-                                ? json_integer_value(max_out) : 0;
+    price_model_finish(pm);
     return pm;
 }
 
@@ -88,7 +89,7 @@ static struct price_table *build_table(json_t *root, char *err, size_t errlen)
             goto fail;
         strmap_put(t->models, name, pm, &perr);
         if (perr < 0) {
-            free(pm);
+            price_model_free(pm);
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
@@ -145,7 +146,7 @@ void price_table_free(struct price_table *t)
 {
     if (t == NULL)
         return;
-    strmap_free(t->models, free);
+    strmap_free(t->models, price_model_free);
     free(t);
 }
 
@@ -154,8 +155,13 @@ size_t price_table_count(const struct price_table *t)
     return strmap_count(t->models);
 }
 
+const struct price_model *price_exact(const struct price_table *t, const char *name)
+{
+    return strmap_get(t->models, name);
+}
+
 /* LiteLLM's order: the full name, then without the provider prefix. */
-static const struct price_model *resolve(const struct price_table *t, const char *model)
+const struct price_model *price_resolve(const struct price_table *t, const char *model)
 {
     const struct price_model *pm = strmap_get(t->models, model);
     if (pm != NULL)
@@ -164,87 +170,17 @@ static const struct price_model *resolve(const struct price_table *t, const char
     return slash != NULL ? strmap_get(t->models, slash + 1) : NULL;
 }
 
-static const struct price_model *lookup(const struct price_table *t, const char *model,
-                                        const struct price_custom *custom)
+const struct price_model *price_lookup(const struct price_table *t, const char *model,
+                                       const struct price_custom *custom)
 {
     if (custom != NULL && custom->base_model != NULL && custom->base_model[0] != '\0')
-        return resolve(t, custom->base_model);
-    return resolve(t, model);
-}
-
-bool price_known(const struct price_table *t, const char *model,
-                 const struct price_custom *custom)
-{
-    if (custom != NULL && custom->has_input && custom->has_output)
-        return true;
-    const struct price_model *pm = lookup(t, model, custom);
-    return pm != NULL && pm->has_input;
+        return price_resolve(t, custom->base_model);
+    return price_resolve(t, model);
 }
 
 int64_t price_max_output(const struct price_table *t, const char *model,
                          const struct price_custom *custom)
 {
-    const struct price_model *pm = lookup(t, model, custom);
+    const struct price_model *pm = price_lookup(t, model, custom);
     return pm != NULL ? pm->max_output_tokens : 0;
-}
-
-/* Adds count * price to *sum; -1 on overflow. */
-static int add_bucket(money_t *sum, int64_t count, money_t price)
-{
-    money_t part;
-    if (money_mul_int(price, count, &part) < 0)
-        return -1;
-    return money_add(*sum, part, sum);
-}
-
-static int check_usage(const struct usage *u, char *err, size_t errlen)
-{
-    if (u->prompt_tokens < 0 || u->completion_tokens < 0 ||
-        u->cache_read_tokens < 0 || u->cache_creation_tokens < 0) {
-        snprintf(err, errlen, "negative token count");
-        return -1;
-    }
-    if (u->cache_read_tokens + u->cache_creation_tokens > u->prompt_tokens) {
-        snprintf(err, errlen, "cached tokens exceed prompt tokens");
-        return -1;
-    }
-    return 0;
-}
-
-enum price_status price_cost(const struct price_table *t, const char *model,
-                             const struct price_custom *custom,
-                             const struct usage *u, money_t *cost,
-                             char *err, size_t errlen)
-{
-    *cost = 0;
-    if (check_usage(u, err, errlen) < 0)
-        return PRICE_ERROR;
-    const struct price_model *pm = lookup(t, model, custom);
-    struct price_model p = pm != NULL ? *pm : (struct price_model){0};
-    if (custom != NULL && custom->has_input) {
-        p.input = custom->input_per_token;
-        p.has_input = true;
-    }
-    if (custom != NULL && custom->has_output) {
-        p.output = custom->output_per_token;
-        p.has_output = true;
-    }
-    if (!p.has_input) {
-        snprintf(err, errlen, "no price for model %s", model);
-        return PRICE_UNPRICED;
-    }
-    /* Cached buckets fall back to the input rate when the map has none. */
-    money_t read_rate = p.has_cache_read ? p.cache_read : p.input;
-    money_t write_rate = p.has_cache_write ? p.cache_write : p.input;
-    int64_t uncached = u->prompt_tokens - u->cache_read_tokens - u->cache_creation_tokens;
-    money_t sum = 0;
-    if (add_bucket(&sum, uncached, p.input) < 0 ||
-        add_bucket(&sum, u->cache_read_tokens, read_rate) < 0 ||
-        add_bucket(&sum, u->cache_creation_tokens, write_rate) < 0 ||
-        add_bucket(&sum, u->completion_tokens, p.has_output ? p.output : 0) < 0) {
-        snprintf(err, errlen, "cost overflow");
-        return PRICE_ERROR;
-    }
-    *cost = sum;
-    return PRICE_OK;
 }

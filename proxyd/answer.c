@@ -19,6 +19,58 @@
 #include "publish.h"
 #include "usage.h"
 
+void answer_usage_complete(struct call *c, const json_t *answer, struct usage *u)
+{
+    if (usage_note_request(c->body, c->kind == CALL_IMAGE, u) < 0)
+        log_request(LOG_WARN, c->request_id, "image n or size is malformed: priced as 1 "
+                    "image of 1024x1024");
+    if (answer != NULL)
+        usage_note_answer(answer, u);
+    if (u->duration_us == 0)
+        u->duration_us = call_since_us(&c->t0);
+}
+
+static void set_count(protobuf_c_boolean *has, int64_t *field, int64_t v)
+{
+    *has = v != 0;
+    *field = v;
+}
+
+static char *word_or_null(const char *s)
+{
+    return s[0] != '\0' ? (char *)s : NULL;
+}
+
+/* The usage buckets and request facts the price depends on. */
+static void fill_usage(Tollgate__UsageEvent *e, const struct usage *u)
+{
+    e->has_prompt_tokens = e->has_completion_tokens = e->has_total_tokens = 1;
+    e->has_cache_read_tokens = e->has_cache_creation_tokens = 1;
+    e->prompt_tokens = u->prompt_tokens;
+    e->completion_tokens = u->completion_tokens;
+    e->total_tokens = u->total_tokens;
+    e->cache_read_tokens = u->cache_read_tokens;
+    e->cache_creation_tokens = u->cache_creation_tokens;
+    set_count(&e->has_cache_creation_1h_tokens, &e->cache_creation_1h_tokens,
+              u->cache_creation_1h_tokens);
+    set_count(&e->has_prompt_audio_tokens, &e->prompt_audio_tokens, u->prompt_audio_tokens);
+    set_count(&e->has_prompt_image_tokens, &e->prompt_image_tokens, u->prompt_image_tokens);
+    set_count(&e->has_reasoning_tokens, &e->reasoning_tokens, u->reasoning_tokens);
+    set_count(&e->has_completion_audio_tokens, &e->completion_audio_tokens,
+              u->completion_audio_tokens);
+    set_count(&e->has_completion_image_tokens, &e->completion_image_tokens,
+              u->completion_image_tokens);
+    set_count(&e->has_web_search_requests, &e->web_search_requests, u->web_search_requests);
+    set_count(&e->has_images, &e->images, u->images);
+    set_count(&e->has_image_width, &e->image_width, u->image_width);
+    set_count(&e->has_image_height, &e->image_height, u->image_height);
+    e->has_web_search_requested = u->web_search_requested;
+    e->web_search_requested = u->web_search_requested;
+    e->search_context_size = word_or_null(u->search_context_size);
+    e->service_tier = word_or_null(u->service_tier);
+    e->image_quality = word_or_null(u->image_quality);
+}
+
 static void fill_event(const struct call *c, Tollgate__UsageEvent *e, const struct usage *u,
                        int status, char in_price[MONEY_STR_MAX], char out_price[MONEY_STR_MAX])
 {
@@ -26,7 +78,9 @@ static void fill_event(const struct call *c, Tollgate__UsageEvent *e, const stru
     e->request_id = (char *)c->request_id;
     e->call_type = (char *)CALL_TYPE[c->kind];
     e->start_time_us = c->start_us;
-    e->end_time_us = c->start_us + call_since_us(&c->t0);
+    /* A priced request ends when its usage was complete: the duration a
+     * per-second price was computed from. */
+    e->end_time_us = c->start_us + (u->duration_us > 0 ? u->duration_us : call_since_us(&c->t0));
     e->api_key = (char *)c->key.token;
     e->user_id = c->key.user_id;
     e->team_id = c->key.team_id;
@@ -45,13 +99,7 @@ static void fill_event(const struct call *c, Tollgate__UsageEvent *e, const stru
         money_format(d->price.output_per_token, out_price);
         e->output_cost_per_token = out_price;
     }
-    e->has_prompt_tokens = e->has_completion_tokens = e->has_total_tokens = 1;
-    e->has_cache_read_tokens = e->has_cache_creation_tokens = 1;
-    e->prompt_tokens = u->prompt_tokens;
-    e->completion_tokens = u->completion_tokens;
-    e->total_tokens = u->total_tokens;
-    e->cache_read_tokens = u->cache_read_tokens;
-    e->cache_creation_tokens = u->cache_creation_tokens;
+    fill_usage(e, u);
     e->http_status = status;
 }
 
@@ -105,12 +153,14 @@ static void read_usage(struct call *c, struct evbuffer *body, struct usage *u)
 {
     size_t len = evbuffer_get_length(body);
     json_t *doc = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
+    json_t *usage = json_object_get(doc, "usage");
     *u = (struct usage){0};
-    if (c->kind != CALL_IMAGE &&
-        (doc == NULL || usage_from_json(json_object_get(doc, "usage"), u) < 0)) {
+    /* An image answer may carry no usage: its price is per pixel or image. */
+    if ((c->kind != CALL_IMAGE || usage != NULL) && usage_from_json(usage, u) < 0) {
         log_request(LOG_WARN, c->request_id, "upstream answer has no usable usage object");
         *u = (struct usage){0};
     }
+    answer_usage_complete(c, doc, u);
     json_decref(doc);
 }
 

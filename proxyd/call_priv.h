@@ -74,6 +74,10 @@ void call_free(struct call *c);
 void answer_whole(struct call *c, struct relay_transfer *t, CURLcode result);
 void answer_failed(struct call *c, struct relay_transfer *t, CURLcode result);
 void answer_price(struct call *c, const struct usage *u, char cost[MONEY_STR_MAX]);
+/* Completes an upstream's usage with what the request asked for (images,
+ * web search), the answer's service tier (answer may be NULL) and the
+ * request's duration so far, once: header, stream and ledger price the same. */
+void answer_usage_complete(struct call *c, const json_t *answer, struct usage *u);
 void answer_headers(struct call *c, struct evkeyvalq *h, const char *content_type,
                     const char *cost);
 void answer_publish(struct call *c, const struct usage *u, int status, bool estimated);

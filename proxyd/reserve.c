@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "call_priv.h"
+#include "usage.h"
 #include "reload.h"
 #include "router.h"
 #include "tokencount.h"
@@ -101,6 +102,8 @@ static money_t worst_case(struct call *c, const struct deployment *d)
     }
     struct usage u = {.prompt_tokens = prompt, .completion_tokens = out,
                       .total_tokens = prompt + out};
+    if (usage_note_request(c->body, c->kind == CALL_IMAGE, &u) < 0)
+        u.images = 1; /* a malformed size or n is priced as one default image */
     if (price_cost(c->gen->prices, d->model, &d->price, &u, &cost, err, sizeof(err)) != PRICE_OK)
         cost = 0; /* unpriced: nothing to reserve, and nothing will be charged */
     return cost;

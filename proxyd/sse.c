@@ -123,14 +123,14 @@ static char *event_data(const char *ev, size_t len)
 static int rewrite_usage(struct sse_filter *f, json_t *chunk, struct evbuffer *out)
 {
     size_t n_choices = json_array_size(json_object_get(chunk, "choices"));
+    char cost[MONEY_STR_MAX];
+    f->price(&f->usage, chunk, cost, f->arg); /* completes the usage either way */
     if (!f->client_wants_usage) {
         if (n_choices == 0)
             return 1;
         json_object_del(chunk, "usage");
     } else {
-        char cost[MONEY_STR_MAX];
         money_t m;
-        f->price(&f->usage, cost, f->arg);
         json_t *num = money_parse(cost, &m) == 0 ? json_real(money_to_double(m)) : json_null();
         json_object_set_new(json_object_get(chunk, "usage"), "cost", num);
     }

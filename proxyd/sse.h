@@ -6,6 +6,7 @@
 #ifndef PROXYD_SSE_H
 #define PROXYD_SSE_H
 
+#include <jansson.h>
 #include <event2/buffer.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,7 +17,10 @@
 struct sse_filter;
 
 /* Prices usage; writes the cost as exact decimal text. */
-typedef void (*sse_price_cb)(const struct usage *u, char cost[MONEY_STR_MAX], void *arg);
+/* Completes u (what the request asked for, how long it took) and prices it:
+ * the usage sse_filter_usage later returns is the completed one. */
+typedef void (*sse_price_cb)(struct usage *u, const json_t *chunk, char cost[MONEY_STR_MAX],
+                             void *arg);
 
 struct sse_filter *sse_filter_new(bool client_wants_usage, sse_price_cb price, void *arg);
 void sse_filter_free(struct sse_filter *f);

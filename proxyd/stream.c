@@ -22,8 +22,9 @@
 #include "sse.h"
 #include "tokencount.h"
 
-static void price_chunk(const struct usage *u, char cost[MONEY_STR_MAX], void *arg)
+static void price_chunk(struct usage *u, const json_t *chunk, char cost[MONEY_STR_MAX], void *arg)
 {
+    answer_usage_complete(arg, chunk, u);
     answer_price(arg, u, cost);
 }
 
@@ -147,6 +148,8 @@ void stream_done(struct call *c, struct relay_transfer *t, CURLcode result)
                     t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
     struct usage u;
     bool estimated = stream_usage(c, &u);
+    if (estimated)
+        answer_usage_complete(c, NULL, &u);
     answer_publish(c, &u, (int)t->status, estimated);
     struct evbuffer *out = evbuffer_new();
     if (!c->client_gone && out != NULL && sse_filter_finish(c->sse, out) == 0 &&

@@ -145,6 +145,7 @@ static int response_cost(struct evhttp_request *req, const struct worker *w, jso
     if (model == NULL || resolve(req, w, model, "completion_response.model", &pr) < 0)
         return -1;
     if (usage_from_json(json_object_get(resp, "usage"), &u) < 0 ||
+        (usage_note_answer(resp, &u), 0) ||
         price_cost(w->prices, pr.model, pr.custom, &u, cost, err, sizeof(err)) != PRICE_OK) {
         httpjson_error(req, 400, "invalid_request_error", "completion_response.usage",
                        "Invalid completion_response.usage: must be an object of non-negative"

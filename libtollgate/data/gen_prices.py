@@ -4,7 +4,7 @@
 Usage: gen_prices.py SOURCE.json > libtollgate/data/prices.json
 
 Keeps the models Tollgate can route (chat, completion, responses, embedding,
-image_generation) and only the price fields it uses. Prices are written as
+image_generation) with all their prices. Prices are written as
 decimal STRINGS copied digit for digit from the source text, so the C side
 never sees a binary float (see money.c).
 """
@@ -13,21 +13,47 @@ import json
 import sys
 
 MODES = {"chat", "completion", "responses", "embedding", "image_generation"}
-# Per-token, per-pixel, per-image and per-second prices, including the
-# `_above_Nk_tokens` tiers.
-FIELD_PREFIXES = (
-    "input_cost_per_token", "output_cost_per_token",
-    "cache_read_input_token_cost", "cache_creation_input_token_cost",
-    "input_cost_per_pixel", "output_cost_per_pixel",
-    "input_cost_per_image", "output_cost_per_image",
-    "input_cost_per_second", "output_cost_per_second",
-)
-SKIP_SUFFIXES = ("_batches", "_priority", "_flex", "_batch_requests",
-                 "_above_1hr", "_cache_hit")
 
 
-def keep_field(name):
-    return name.startswith(FIELD_PREFIXES) and not name.endswith(SKIP_SUFFIXES)
+def price_fields(spec):
+    """Every price of an entry: fields named *cost*, plus the per-size prices
+    of search_context_cost_per_query flattened to "<field>.<size>". The
+    library prices each or knows why not (libtollgate/price_fields.c) and
+    refuses a file with any other, so a map refresh cannot drop money unseen."""
+    for field, value in sorted(spec.items()):
+        if "cost" not in field:
+            continue
+        if isinstance(value, dict):
+            for sub, v in sorted(value.items()):
+                if isinstance(v, decimal.Decimal):
+                    yield field + "." + sub, v
+        elif isinstance(value, decimal.Decimal):
+            yield field, value
+
+
+TIER_RATES = {"input_cost_per_token", "output_cost_per_token", "output_cost_per_reasoning_token",
+              "cache_read_input_token_cost", "cache_creation_input_token_cost"}
+
+
+def tier_fields(spec, name):
+    """LiteLLM's tiered_pricing list (Dashscope): the tier whose range
+    (start, end] holds the prompt's tokens prices the whole request, the last
+    one beyond its end. With contiguous ranges from 0 that is the base rates
+    (the first tier) and an "_above_<start>_tokens" tier for each later one,
+    which the library prices the same way. Other shapes are refused."""
+    tiers = sorted(spec["tiered_pricing"], key=lambda t: t["range"][0])
+    end = decimal.Decimal(0)
+    for i, tier in enumerate(tiers):
+        start, stop = tier["range"]
+        if start != end or stop <= start:
+            sys.exit("%s: tiered_pricing ranges are not contiguous from 0" % name)
+        end = stop
+        for field, value in tier.items():
+            if field == "range":
+                continue
+            if field not in TIER_RATES or field in spec:
+                sys.exit("%s: tiered_pricing field %s is not a per-token rate" % (name, field))
+            yield (field if i == 0 else "%s_above_%s_tokens" % (field, int(start))), value
 
 
 def plain(d):
@@ -47,8 +73,10 @@ def main():
             continue
         entry = {"mode": spec["mode"],
                  "provider": spec.get("litellm_provider", "")}
-        for field, value in sorted(spec.items()):
-            if keep_field(field) and isinstance(value, decimal.Decimal):
+        for field, value in price_fields(spec):
+            entry[field] = plain(value)
+        if "tiered_pricing" in spec:
+            for field, value in tier_fields(spec, name):
                 entry[field] = plain(value)
         if "max_output_tokens" in spec and isinstance(spec["max_output_tokens"], decimal.Decimal):
             entry["max_output_tokens"] = int(spec["max_output_tokens"])

@@ -1,7 +1,8 @@
 /* test_price.c - golden pricing cases (tests/data/cost_cases.jsonl) against
- * the built-in price map, plus name resolution and unpriced models.
+ * the built-in price map, plus name resolution, unpriced models, and the
+ * price-field families the library leaves unpriced (tests/data/price_fields.tsv).
  *
- * Usage: test_price CASES.jsonl
+ * Usage: test_price CASES.jsonl [PRICE_FIELDS.tsv]
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -24,7 +25,30 @@ static void run_case(const struct price_table *t, json_t *c)
     char err[256], text[MONEY_STR_MAX];
     custom.has_input = in != NULL && money_parse(in, &custom.input_per_token) == 0;
     custom.has_output = out != NULL && money_parse(out, &custom.output_per_token) == 0;
-    CHECK(usage_from_json(json_object_get(c, "usage"), &u) == 0, "case '%s': usage", name);
+    json_t *usage = json_object_get(c, "usage");
+    const char *call = json_string_value(json_object_get(c, "call"));
+    bool image = call != NULL && strcmp(call, "image") == 0;
+    if (usage == NULL && image)
+        u = (struct usage){0};
+    else
+        CHECK(usage_from_json(usage, &u) == 0, "case '%s': usage", name);
+    /* The request: its extra fields, and an image call's size, quality and n
+     * as the case spells them. */
+    json_t *request = json_deep_copy(json_object_get(c, "request"));
+    if (request == NULL)
+        request = json_object();
+    static const char *const image_fields[] = {"size", "quality", "n"};
+    for (size_t i = 0; image && i < 3; i++) {
+        json_t *v = json_object_get(c, image_fields[i]);
+        if (v != NULL)
+            json_object_set(request, image_fields[i], v);
+    }
+    CHECK(usage_note_request(request, image, &u) == 0, "case '%s': request", name);
+    json_decref(request);
+    usage_note_answer(json_object_get(c, "response"), &u);
+    json_t *duration = json_object_get(c, "duration_us");
+    if (json_is_integer(duration))
+        u.duration_us = json_integer_value(duration);
     enum price_status st = price_cost(t, model, &custom, &u, &cost, err, sizeof(err));
     CHECK(st == PRICE_OK, "case '%s': %s", name, err);
     money_format(cost, text);
@@ -50,6 +74,37 @@ static void unpriced_and_errors(const struct price_table *t)
           "negative tokens are an error");
 }
 
+/* The families the library leaves unpriced are exactly the "not priced" rows
+ * of tests/data/price_fields.tsv, the reviewed list of every field family of
+ * the map: a family added to either without the other fails here. */
+static void unpriced_families_match(const char *tsv)
+{
+    FILE *f = fopen(tsv, "r");
+    char line[2048];
+    int listed = 0, library = 0;
+    CHECK(f != NULL, "open %s", tsv);
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        char *pattern = strtok(line, "\t"), *count = strtok(NULL, "\t");
+        char *status = strtok(NULL, "\t");
+        if (pattern == NULL || pattern[0] == '#' || count == NULL || status == NULL ||
+            strcmp(status, "not priced") != 0)
+            continue;
+        listed++;
+        bool found = false;
+        for (size_t i = 0; price_unpriced_families[i] != NULL; i++) {
+            size_t n = strcspn(price_unpriced_families[i], "\t");
+            found |= strlen(pattern) == n && strncmp(price_unpriced_families[i], pattern, n) == 0;
+        }
+        CHECK(found, "%s is 'not priced' in %s but the library does not list it", pattern, tsv);
+    }
+    if (f != NULL)
+        fclose(f);
+    for (size_t i = 0; price_unpriced_families[i] != NULL; i++)
+        library++;
+    CHECK(listed == library, "%d families 'not priced' in %s, %d in the library", listed, tsv,
+          library);
+}
+
 static void bad_price_files(void)
 {
     char err[256];
@@ -57,6 +112,11 @@ static void bad_price_files(void)
         "{", "[]", "{\"models\": []}",
         "{\"models\": {\"m\": {\"input_cost_per_token\": 0.1}}}",  /* a float, not text */
         "{\"models\": {\"m\": {\"input_cost_per_token\": \"x\"}}}",
+        /* a price the library neither prices nor knows to leave unpriced */
+        "{\"models\": {\"m\": {\"input_cost_per_token\": \"1\", \"input_cost_per_hug\": \"1\"}}}",
+        /* a service tier of a prompt-size tier: no map has it, so no rule */
+        "{\"models\": {\"m\": {\"input_cost_per_token_above_200k_tokens_priority\": \"1\"}}}",
+        "{\"models\": {\"m\": {\"input_cost_per_token\": \"-1\"}}}",
     };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         struct price_table *t = price_table_parse(files[i], strlen(files[i]), err, sizeof(err));
@@ -68,8 +128,8 @@ static void bad_price_files(void)
 int main(int argc, char **argv)
 {
     char err[256];
-    if (argc != 2) {
-        fprintf(stderr, "usage: test_price CASES.jsonl\n");
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: test_price CASES.jsonl [PRICE_FIELDS.tsv]\n");
         return 2;
     }
     struct price_table *t = price_table_open(NULL, err, sizeof(err));
@@ -87,12 +147,14 @@ int main(int argc, char **argv)
         json_decref(c);
         cases++;
     }
-    CHECK(cases >= 9, "ran %d golden cases", cases);
+    CHECK(cases >= 60, "ran %d golden cases", cases);
     if (f != NULL)
         fclose(f);
     if (t != NULL)
         unpriced_and_errors(t);
     bad_price_files();
+    if (argc == 3)
+        unpriced_families_match(argv[2]);
     price_table_free(t);
     return check_summary("test_price");
 }
