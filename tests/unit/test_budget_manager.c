@@ -442,6 +442,7 @@ static void corrupt_files(void)
 #include "test_budget_manager_periods.h"
 #include "test_budget_manager_procs.h"
 #include "test_budget_manager_hosted.h"
+#include "test_budget_manager_corpus.h"
 
 static void remove_tree(const char *path)
 {
@@ -462,9 +463,9 @@ static void remove_tree(const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s PRICES.json VECTORS.jsonl TOKENIZER_DIR MOCK_SERVER.py\n",
-                argv[0]);
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s PRICES.json VECTORS.jsonl TOKENIZER_DIR MOCK_SERVER.py "
+                "COST_CASES.jsonl\n", argv[0]);
         return 2;
     }
     tokenizer_dir = argv[3];
@@ -484,6 +485,7 @@ int main(int argc, char **argv)
     concurrent_updates();
     hosted_litellm(argv[4]);
     hosted_tollgate(argv[4]);
+    corpus_costs(argv[5]);
     remove_tree(dir);
     json_decref(price_map);
     tokenizer_cleanup();
