@@ -70,6 +70,17 @@ static void usage_from_event(const Tollgate__UsageEvent *e, struct usage *u)
     copy_word(u->image_quality, e->image_quality);
 }
 
+/* Does the event report any bucket of schema 011? */
+static bool has_buckets(const Tollgate__UsageEvent *e)
+{
+    return e->cache_creation_1h_tokens != 0 || e->prompt_audio_tokens != 0 ||
+           e->prompt_image_tokens != 0 || e->reasoning_tokens != 0 ||
+           e->completion_audio_tokens != 0 || e->completion_image_tokens != 0 ||
+           e->web_search_requests != 0 || (e->has_web_search_requested && e->web_search_requested) ||
+           ledger_nonempty(e->service_tier) != NULL || e->images != 0 ||
+           ledger_nonempty(e->image_quality) != NULL;
+}
+
 /* The event's cost, exact, and how it was priced. */
 static void price_row(struct ledger_row *r, const struct price_table *prices,
                       struct ledger_shared *shared)
@@ -168,6 +179,7 @@ int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t 
         snprintf(r->day, sizeof(r->day), "%.10s", r->start);
         snprintf(r->provider, sizeof(r->provider), "%.*s",
                  slash != NULL ? (int)(slash - r->e->model) : 6, slash != NULL ? r->e->model : "openai");
+        r->buckets = has_buckets(r->e);
         snprintf(r->image_size, sizeof(r->image_size), "%lldx%lld",
                  (long long)(r->e->image_width > 0 ? r->e->image_width : 1024),
                  (long long)(r->e->image_height > 0 ? r->e->image_height : 1024));
@@ -198,24 +210,58 @@ void rows_release(struct ledger_row *rows, size_t n)
     }
 }
 
+/* Two shapes of one insert: most rows report none of the buckets of schema
+ * 011 and leave those columns NULL (no bind, no parse, no row space); the
+ * others name them. A row's shape follows from its event, so every writer
+ * sends a redelivered event in the same statement and the lock order
+ * (sorted request ids, plain rows then bucket rows) stays the same. */
+#define LOGS_COLUMNS                                                                            \
+    "request_id, call_type, api_key, key_alias, spend, pricing, usage_estimated, prompt_tokens," \
+    " completion_tokens, total_tokens, cache_read_input_tokens, cache_creation_input_tokens,"    \
+    " start_time, end_time, model, model_group, custom_llm_provider, api_base, user, team_id,"  \
+    " end_user, request_tags, metadata, status, http_status, batch_id"
+#define LOGS_VALUES                                                                            \
+    "?, ?, ?, ?, CAST(? AS DECIMAL(38,20)), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?," \
+    " ?, ?, ?"
+#define ON_DUP " ON DUPLICATE KEY UPDATE request_id = request_id"
 static const char SQL_INSERT_LOGS[] =
-    "INSERT INTO spend_logs (request_id, call_type, api_key, key_alias, spend, pricing,"
-    " usage_estimated, prompt_tokens, completion_tokens, total_tokens, cache_read_input_tokens,"
-    " cache_creation_input_tokens, start_time, end_time, model, model_group,"
-    " custom_llm_provider, api_base, user, team_id, end_user, request_tags, metadata,"
-    " status, http_status, batch_id, cache_creation_1h_input_tokens, prompt_audio_tokens,"
-    " prompt_image_tokens, reasoning_tokens, completion_audio_tokens, completion_image_tokens,"
-    " web_search_requests, search_context_size, service_tier, images, image_size, image_quality,"
-    " committed_at)"
-    " VALUES (?, ?, ?, ?, CAST(? AS DECIMAL(38,20)), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))"
-    " ON DUPLICATE KEY UPDATE request_id = request_id";
-#define INSERT_LOGS_COLS 38
+    "INSERT INTO spend_logs (" LOGS_COLUMNS ", committed_at)"
+    " VALUES (" LOGS_VALUES ", UTC_TIMESTAMP(6))" ON_DUP;
+static const char SQL_INSERT_LOGS_BUCKETS[] =
+    "INSERT INTO spend_logs (" LOGS_COLUMNS ", cache_creation_1h_input_tokens,"
+    " prompt_audio_tokens, prompt_image_tokens, reasoning_tokens, completion_audio_tokens,"
+    " completion_image_tokens, web_search_requests, search_context_size, service_tier, images,"
+    " image_size, image_quality, committed_at)"
+    " VALUES (" LOGS_VALUES ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))" ON_DUP;
+#define INSERT_LOGS_COLS 26
+#define INSERT_BUCKET_COLS 12
+
+/* A count, or NULL for none. */
+static struct db_param count_or_null(int64_t v)
+{
+    return v != 0 ? DB_I64(v) : DB_NULL;
+}
+
+static void bucket_params(const struct ledger_row *r, struct db_param *p)
+{
+    const Tollgate__UsageEvent *e = r->e;
+    bool searched = e->has_web_search_requested && e->web_search_requested;
+    struct db_param b[INSERT_BUCKET_COLS] = {
+        count_or_null(e->cache_creation_1h_tokens), count_or_null(e->prompt_audio_tokens),
+        count_or_null(e->prompt_image_tokens), count_or_null(e->reasoning_tokens),
+        count_or_null(e->completion_audio_tokens), count_or_null(e->completion_image_tokens),
+        count_or_null(e->web_search_requests),
+        DB_STR(searched ? (e->search_context_size ? e->search_context_size : "") : NULL),
+        DB_STR(ledger_nonempty(e->service_tier)), count_or_null(e->images),
+        DB_STR(e->images > 0 ? r->image_size : NULL), DB_STR(ledger_nonempty(e->image_quality)),
+    };
+    memcpy(p, b, sizeof(b));
+}
 
 static int add_log_row(struct db_bulk *b, const struct ledger_row *r, int64_t batch_id)
 {
     const Tollgate__UsageEvent *e = r->e;
-    struct db_param p[INSERT_LOGS_COLS] = {
+    struct db_param p[INSERT_LOGS_COLS + INSERT_BUCKET_COLS] = {
         DB_STR(e->request_id), DB_STR(e->call_type), DB_STR(e->api_key ? e->api_key : ""),
         DB_STR(ledger_nonempty(e->key_alias)), DB_STR(r->cost_text), DB_STR(r->pricing),
         DB_I64(e->has_usage_estimated && e->usage_estimated),
@@ -226,15 +272,10 @@ static int add_log_row(struct db_bulk *b, const struct ledger_row *r, int64_t ba
         DB_STR(ledger_nonempty(e->team_id)), DB_STR(ledger_nonempty(e->end_user)), DB_STR(r->tags_json),
         DB_STR(ledger_nonempty(e->metadata_json) ? e->metadata_json : "{}"),
         DB_STR(e->http_status >= 200 && e->http_status < 300 ? "success" : "failure"),
-        DB_I64(e->http_status), DB_I64(batch_id), DB_I64(e->cache_creation_1h_tokens),
-        DB_I64(e->prompt_audio_tokens), DB_I64(e->prompt_image_tokens), DB_I64(e->reasoning_tokens),
-        DB_I64(e->completion_audio_tokens), DB_I64(e->completion_image_tokens),
-        DB_I64(e->web_search_requests),
-        DB_STR(e->has_web_search_requested && e->web_search_requested
-                   ? (e->search_context_size ? e->search_context_size : "") : NULL),
-        DB_STR(ledger_nonempty(e->service_tier)), DB_I64(e->images),
-        DB_STR(e->images > 0 ? r->image_size : NULL), DB_STR(ledger_nonempty(e->image_quality)),
+        DB_I64(e->http_status), DB_I64(batch_id),
     };
+    if (r->buckets)
+        bucket_params(r, p + INSERT_LOGS_COLS);
     return db_bulk_add(b, p);
 }
 
@@ -265,30 +306,56 @@ static int mark_chunk(MYSQL *db, struct ledger_row **sent, size_t n, int64_t bat
     return 0;
 }
 
-int rows_insert(MYSQL *db, struct ledger_row *rows, size_t n, int64_t batch_id,
-                unsigned *errnum, char *err, size_t errlen)
+/* Sends the rows of one shape (plain or with buckets), appending them to sent. */
+static int insert_shape(MYSQL *db, struct ledger_row *rows, size_t n, int64_t batch_id,
+                        bool buckets, struct ledger_row **sent, size_t *nsent,
+                        uint64_t *affected, unsigned *errnum, char *err, size_t errlen)
 {
-    struct db_bulk *b = db_bulk_new(INSERT_LOGS_COLS);
-    struct ledger_row **sent = malloc((n ? n : 1) * sizeof(*sent));
-    size_t nsent = 0;
-    uint64_t affected = 0;
+    struct db_bulk *b = db_bulk_new(INSERT_LOGS_COLS + (buckets ? INSERT_BUCKET_COLS : 0));
+    size_t before = *nsent;
+    uint64_t got = 0;
     int rc = -1;
-    *errnum = 0;
-    if (b == NULL || sent == NULL) {
+    if (b == NULL) {
         snprintf(err, errlen, "out of memory");
-        goto out;
+        return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        rows[i].inserted = false;
-        if (rows[i].bad != NULL || rows[i].dup_in_batch)
+        if (rows[i].bad != NULL || rows[i].dup_in_batch || rows[i].buckets != buckets)
             continue;
         if (add_log_row(b, &rows[i], batch_id) < 0) {
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-        sent[nsent++] = &rows[i];
+        sent[(*nsent)++] = &rows[i];
     }
-    if (db_bulk_exec(db, SQL_INSERT_LOGS, b, &affected, errnum, err, errlen) < 0)
+    if (*nsent == before ||
+        db_bulk_exec(db, buckets ? SQL_INSERT_LOGS_BUCKETS : SQL_INSERT_LOGS, b, &got, errnum,
+                     err, errlen) == 0)
+        rc = 0;
+    *affected += got;
+out:
+    db_bulk_free(b);
+    return rc;
+}
+
+int rows_insert(MYSQL *db, struct ledger_row *rows, size_t n, int64_t batch_id,
+                unsigned *errnum, char *err, size_t errlen)
+{
+    struct ledger_row **sent = malloc((n ? n : 1) * sizeof(*sent));
+    size_t nsent = 0;
+    uint64_t affected = 0;
+    int rc = -1;
+    *errnum = 0;
+    if (sent == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        rows[i].inserted = false;
+    if (insert_shape(db, rows, n, batch_id, false, sent, &nsent, &affected, errnum, err,
+                     errlen) < 0 ||
+        insert_shape(db, rows, n, batch_id, true, sent, &nsent, &affected, errnum, err,
+                     errlen) < 0)
         goto out;
     if (affected == nsent) { /* the usual case: every row is new */
         for (size_t i = 0; i < nsent; i++)
@@ -302,7 +369,6 @@ int rows_insert(MYSQL *db, struct ledger_row *rows, size_t n, int64_t batch_id,
     }
     rc = 0;
 out:
-    db_bulk_free(b);
     free(sent);
     return rc;
 }

@@ -31,6 +31,7 @@ struct ledger_row {
     char day[11];            /* YYYY-MM-DD of start, UTC */
     char provider[64];
     char image_size[48];     /* "WxH" an image generation was priced at */
+    bool buckets;            /* reports a bucket of schema 011: written with those columns */
     char *tags_json;
     const char *bad;         /* why the row cannot be written as it is; NULL if it can */
     const char *reason;      /* bad's kind, the rejected-events metric's label: invalid |
