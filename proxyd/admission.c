@@ -216,10 +216,15 @@ int admission_admit(struct admission *a, const struct keyinfo *k,
         /* the newer of the row and accountd's last update is the base */
         bool pub = o->has_pub && o->pub_ms > checks[i].fetched_ms;
         money_t known = pub ? o->pub_spend : checks[i].row->spend, total;
-        if (money_add(known, unconfirmed(o, pub ? o->pub_ms : checks[i].fetched_ms), &known) < 0 ||
+        money_t unconf = unconfirmed(o, pub ? o->pub_ms : checks[i].fetched_ms);
+        if (money_add(known, unconf, &known) < 0 ||
             money_add(known, o->reserved, &total) < 0 || total >= checks[i].row->max) {
-            /* Costs not yet acked may already be in the row: then ask again later. */
-            int rc = total - o->pending < checks[i].row->max ? ADMISSION_UNSURE : -1;
+            /* Costs not yet acked may already be in the base, and so may costs acked
+             * after a row was read (committed before the read, acked after it):
+             * then ask again later, with the row read afresh. An update (pub) is
+             * stamped after the acks of its batch, so only pending ones are unsure. */
+            money_t unsure = pub ? o->pending : unconf;
+            int rc = total - unsure < checks[i].row->max ? ADMISSION_UNSURE : -1;
             refusal(&checks[i], known, why);
             why->reset_at_us = pub ? o->pub_reset_at_us : checks[i].row->reset_at_us;
             owner_release(a, o);
