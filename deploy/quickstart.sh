@@ -89,7 +89,7 @@ write_config() {
       -e "s|\"tcp://127.0.0.1:5555\"|\"tcp://127.0.0.1:$P_EVENTS\"|" \
       -e "s|\"tcp://127.0.0.1:5556\"|\"tcp://127.0.0.1:$P_UPDATES\"|" \
       -e "s|@127.0.0.1:3307/|@127.0.0.1:$P_DB/|" \
-      -e "s|http://127.0.0.1:18080/v1|http://127.0.0.1:$P_UPSTREAM/v1|" \
+      -e "s|http://127.0.0.1:18080|http://127.0.0.1:$P_UPSTREAM|g" \
       -e "s|spool_dir: \"var/spool\"|spool_dir: \"$VAR/spool\"|" \
       deploy/config.example.yaml >"$CONFIG"
   local want
@@ -143,11 +143,15 @@ STOP="deploy/quickstart.sh stop"
 cat <<MSG
 
 Tollgate is running: proxyd on :$P_PROXYD, reportd on :$P_REPORTD, accountd, MariaDB on :$P_DB,
-and a fake OpenAI-compatible upstream on :$P_UPSTREAM. Try:
+and a fake upstream (OpenAI-compatible and Anthropic) on :$P_UPSTREAM. Try:
 
   curl -si http://127.0.0.1:$P_PROXYD/v1/chat/completions -H 'Authorization: Bearer sk-1234' \\
     -H 'Content-Type: application/json' \\
     -d '{"model": "llama3", "messages": [{"role": "user", "content": "Hello"}]}'
+
+  curl -si http://127.0.0.1:$P_PROXYD/v1/messages -H 'x-api-key: sk-1234' \\
+    -H 'anthropic-version: 2023-06-01' -H 'Content-Type: application/json' \\
+    -d '{"model": "claude", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]}'
 
 Logs: $VAR/log/. Stop everything: $STOP
 MSG

@@ -56,7 +56,9 @@ static int parse_provider(struct loader *ld, yaml_node_t *n, const char *key, st
                        d->model_name, d->model, p->prefix, p->note);
     if (d->upstream_model[0] == '\0')
         return cy_fail(ld, n, key, "no model name after '%s/'", d->provider);
-    d->kind = p->protocol == PROVIDER_AZURE ? UPSTREAM_AZURE : UPSTREAM_OPENAI;
+    d->kind = p->protocol == PROVIDER_AZURE       ? UPSTREAM_AZURE
+              : p->protocol == PROVIDER_ANTHROPIC ? UPSTREAM_ANTHROPIC
+                                                  : UPSTREAM_OPENAI;
     *out = p;
     return 0;
 }
@@ -117,6 +119,21 @@ static int parse_routing(struct loader *ld, yaml_node_t *params, size_t i, struc
     return 0;
 }
 
+/* litellm_params.drop_params: true or false; absent leaves the global's. */
+static int parse_drop_params(struct loader *ld, yaml_node_t *params, const char *key,
+                             struct deployment *d)
+{
+    yaml_node_t *n = cy_map_get(ld, params, "drop_params");
+    d->drop_params = -1;
+    if (n == NULL)
+        return 0;
+    const char *v = cy_scalar(n);
+    if (v == NULL || (strcmp(v, "true") != 0 && strcmp(v, "false") != 0))
+        return cy_fail(ld, n, key, "must be true or false");
+    d->drop_params = strcmp(v, "true") == 0;
+    return 0;
+}
+
 #define KEY(buf, idx, suffix) (snprintf(buf, sizeof(buf), "model_list[%zu]%s", idx, suffix), buf)
 
 static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, struct deployment *d)
@@ -124,7 +141,8 @@ static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, stru
     static const char *const entry_keys[] = {"model_name", "litellm_params", "model_info", NULL};
     static const char *const param_keys[] = {
         "model", "api_base", "api_key", "api_version", "base_model", "input_cost_per_token",
-        "output_cost_per_token", "timeout", "stream_timeout", "weight", "rpm", "tpm", NULL};
+        "output_cost_per_token", "timeout", "stream_timeout", "weight", "rpm", "tpm", "drop_params",
+        NULL};
     char key[128], prefix[128];
     d->line = (int)item->start_mark.line + 1;
     if (item->type != YAML_MAPPING_NODE)
@@ -161,6 +179,11 @@ static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, stru
     if (d->kind == UPSTREAM_AZURE && d->api_version == NULL)
         return cy_fail(ld, params, KEY(key, i, ".litellm_params.api_version"),
                        "missing (required for %s/)", d->provider);
+    if (d->kind == UPSTREAM_ANTHROPIC && d->api_version == NULL &&
+        (d->api_version = strdup(ANTHROPIC_VERSION_DEFAULT)) == NULL)
+        return cy_fail(ld, params, key, "out of memory");
+    if (parse_drop_params(ld, params, KEY(key, i, ".litellm_params.drop_params"), d) < 0)
+        return -1;
     d->price.base_model = d->base_model;
     if (get_price(ld, params, "input_cost_per_token", KEY(key, i, ".litellm_params.input_cost_per_token"),
                   &d->price.input_per_token, &d->price.has_input) < 0 ||

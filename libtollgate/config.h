@@ -14,7 +14,9 @@
 
 #include "price.h"
 
-enum upstream_kind { UPSTREAM_OPENAI, UPSTREAM_AZURE };
+enum upstream_kind { UPSTREAM_OPENAI, UPSTREAM_AZURE, UPSTREAM_ANTHROPIC };
+
+#define ANTHROPIC_VERSION_DEFAULT "2023-06-01" /* the anthropic-version header */
 
 /* One model_list entry: a deployment of the model group model_name. */
 struct deployment {
@@ -25,12 +27,13 @@ struct deployment {
     enum upstream_kind kind;
     char *api_base;       /* without a trailing slash */
     char *api_key;        /* may be NULL */
-    char *api_version;    /* Azure only; may be NULL */
+    char *api_version;    /* Azure's api-version; anthropic/'s anthropic-version header */
     char *base_model;     /* model_info.base_model or litellm_params.base_model */
     struct price_custom price; /* custom per-token prices; base_model points above */
     double weight;        /* share of the group's traffic (weight, else rpm, else tpm, else 1) */
     int timeout_ms;       /* litellm_params.timeout; 0 = the router's / proxyd's */
     int stream_timeout_ms; /* streams: longest silence from the upstream; 0 = timeout_ms */
+    int drop_params;      /* litellm_params.drop_params: 1, 0, or -1 (not set: the global) */
     int line;             /* where the entry starts in the file */
 };
 
@@ -77,6 +80,9 @@ struct config {
      * else $SSL_CERT_FILE), else the system's CA bundle. */
     bool ssl_verify;
     char *ssl_ca_file;
+    /* litellm_settings.drop_params: parameters an upstream's API has no
+     * equivalent for are dropped instead of refused with a 400 */
+    bool drop_params;
     long log_retention_s; /* maximum_spend_logs_retention_period; 0 = keep every log row */
     char *log_format; /* tollgate.log_format: "logfmt" or "json" */
     char *log_level;  /* tollgate.log_level: debug, info, warn or error */

@@ -78,20 +78,52 @@ static void utf8_scrub(char *s)
     }
 }
 
+/* Anthropic's error type for a status (its API names them by kind, not by code). */
+static const char *anthropic_type(int status)
+{
+    switch (status) {
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 529: return "overloaded_error";
+    default: return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
+static void error_va(struct evhttp_request *req, enum httpjson_shape shape, int status,
+                     const char *type, const char *param, const char *fmt, va_list ap)
+{
+    char msg[1024], code[16];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    utf8_scrub(msg); /* a client's bytes or a cut message must not make it a 500 */
+    snprintf(code, sizeof(code), "%d", status);
+    json_t *err = shape == HTTPJSON_ANTHROPIC
+                      ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                                  anthropic_type(status), "message", msg)
+                      : json_pack("{s:{s:s, s:s, s:o, s:s}}", "error", "message", msg, "type",
+                                  type, "param", param != NULL ? json_string(param) : json_null(),
+                                  "code", code);
+    httpjson_reply(req, status, err);
+}
+
 void httpjson_error(struct evhttp_request *req, int status, const char *type,
                     const char *param, const char *fmt, ...)
 {
-    char msg[1024], code[16];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    error_va(req, HTTPJSON_OPENAI, status, type, param, fmt, ap);
     va_end(ap);
-    utf8_scrub(msg); /* a client's bytes or a cut message must not make it a 500 */
-    snprintf(code, sizeof(code), "%d", status);
-    json_t *err = json_pack("{s:{s:s, s:s, s:o, s:s}}", "error", "message", msg, "type", type,
-                            "param", param != NULL ? json_string(param) : json_null(),
-                            "code", code);
-    httpjson_reply(req, status, err);
+}
+
+void httpjson_error_as(struct evhttp_request *req, enum httpjson_shape shape, int status,
+                       const char *type, const char *param, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_va(req, shape, status, type, param, fmt, ap);
+    va_end(ap);
 }
 
 static bool has_nul(json_t *v)
@@ -135,12 +167,12 @@ static char *nul_member(const char *data, size_t len)
     return nul_key;
 }
 
-json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes)
+json_t *httpjson_body_as(struct evhttp_request *req, size_t max_bytes, enum httpjson_shape shape)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if (len > max_bytes) {
-        httpjson_error(req, 413, "request_too_large", NULL,
+        httpjson_error_as(req, shape, 413, "request_too_large", NULL,
                        "Request body of %zu bytes exceeds the limit of %zu bytes", len, max_bytes);
         return NULL;
     }
@@ -152,21 +184,26 @@ json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes)
                                 ? nul_member((const char *)data, len)
                                 : NULL;
         if (param != NULL)
-            httpjson_error(req, 400, "invalid_request_error", param,
+            httpjson_error_as(req, shape, 400, "invalid_request_error", param,
                            "Invalid %s: must not contain NUL bytes", param);
         else
-            httpjson_error(req, 400, "invalid_request_error", NULL, "Invalid JSON body: %s",
+            httpjson_error_as(req, shape, 400, "invalid_request_error", NULL, "Invalid JSON body: %s",
                            len == 0 ? "empty body" : jerr.text);
         free(param);
         return NULL;
     }
     if (!json_is_object(body)) {
         json_decref(body);
-        httpjson_error(req, 400, "invalid_request_error", NULL,
+        httpjson_error_as(req, shape, 400, "invalid_request_error", NULL,
                        "Invalid JSON body: expected an object");
         return NULL;
     }
     return body;
+}
+
+json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes)
+{
+    return httpjson_body_as(req, max_bytes, HTTPJSON_OPENAI);
 }
 
 json_t *httpjson_money(money_t m)
@@ -202,6 +239,8 @@ const char *httpjson_request_key(struct evhttp_request *req)
         return v;
     if ((v = evhttp_find_header(h, "api-key")) != NULL && *v != '\0')
         return v;
+    if ((v = evhttp_find_header(h, "x-api-key")) != NULL && *v != '\0')
+        return v; /* Anthropic's clients */
     return NULL;
 }
 

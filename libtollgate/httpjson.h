@@ -24,12 +24,21 @@ void httpjson_error(struct evhttp_request *req, int status, const char *type,
                     const char *param, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* The envelope clients of an API expect: OpenAI's above, or Anthropic's
+ * {"type":"error","error":{"type","message"}} (its type follows the status;
+ * type and param are OpenAI's only). */
+enum httpjson_shape { HTTPJSON_OPENAI, HTTPJSON_ANTHROPIC };
+void httpjson_error_as(struct evhttp_request *req, enum httpjson_shape shape, int status,
+                       const char *type, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
 /* The length of the longest valid UTF-8 prefix of s[0..len). */
 size_t httpjson_utf8_prefix(const char *s, size_t len);
 
 /* Parses the request body as a JSON object, answering 400/413 itself and
  * returning NULL when it is not one. */
 json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes);
+json_t *httpjson_body_as(struct evhttp_request *req, size_t max_bytes, enum httpjson_shape shape);
 
 /* The key of a route table entry; a daemon's own route struct starts with it. */
 struct httpjson_route {
@@ -46,8 +55,8 @@ const char *httpjson_method_name(enum evhttp_cmd_type m);
 const void *httpjson_find_route(struct evhttp_request *req, const void *table, size_t n,
                                 size_t stride);
 
-/* The raw key of a request: Authorization: Bearer, x-litellm-api-key or
- * api-key (Azure clients). NULL when there is none. */
+/* The raw key of a request: Authorization: Bearer, x-litellm-api-key,
+ * api-key (Azure clients) or x-api-key (Anthropic's). NULL when there is none. */
 const char *httpjson_request_key(struct evhttp_request *req);
 
 /* A money amount as a JSON number, rounded to 10 decimals (the contract). */

@@ -11,7 +11,8 @@
  *
  * Where Tollgate's rule differs from LiteLLM's: api_base is the URL that
  * /chat/completions, /completions, /embeddings or /images/generations is appended
- * to, for every provider. Servers that run on the user's own machine (vLLM,
+ * to, for every OpenAI-compatible provider (anthropic/'s is the host that
+ * /v1/messages is appended to, as LiteLLM's). Servers that run on the user's own machine (vLLM,
  * llamafile, Ollama's kin) have no public default: LiteLLM falls back to
  * localhost, Tollgate asks for the URL. gemini/ goes to Google's OpenAI-compatible
  * endpoint (LiteLLM speaks Gemini's native API there).
@@ -50,8 +51,7 @@ static const struct provider PROVIDERS[] = {
                 "https://api.openai.com/v1"),
     NATIVE("aleph_alpha", "needs Aleph Alpha's own completion API, which Tollgate does not speak"),
     OPENAI("amazon_nova", "https://api.nova.amazon.com/v1"),
-    NATIVE("anthropic", "needs Anthropic's Messages API, which Tollgate does not speak yet "
-           "(issue 17); use an OpenAI-compatible endpoint instead, e.g. openrouter/"),
+    {"anthropic", PROVIDER_ANTHROPIC, "https://api.anthropic.com", NULL},
     NATIVE("anthropic_text", "needs Anthropic's Text Completions API, which Tollgate does not "
            "speak; use an OpenAI-compatible endpoint instead, e.g. openrouter/"),
     OPENAI("anyscale", "https://api.endpoints.anyscale.com/v1"),

@@ -14,6 +14,7 @@
 enum provider_protocol {
     PROVIDER_OPENAI, /* OpenAI's API: {api_base}/chat/completions, Bearer key */
     PROVIDER_AZURE,  /* Azure OpenAI: {api_base}/openai/deployments/..., api-key header */
+    PROVIDER_ANTHROPIC, /* Anthropic's Messages API: {api_base}/v1/messages, x-api-key header */
     PROVIDER_NATIVE, /* a protocol of its own that Tollgate does not speak yet */
 };
 

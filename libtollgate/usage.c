@@ -89,6 +89,34 @@ int usage_from_json(const json_t *usage, struct usage *u)
     return 0;
 }
 
+/* Anthropic's input_tokens leaves out the cache reads and writes, which
+ * prompt_tokens includes (as LiteLLM counts them). */
+int usage_from_anthropic(const json_t *usage, struct usage *u)
+{
+    int64_t in = 0, out = 0;
+    if (usage_from_json(usage, u) < 0 || count(usage, "input_tokens", &in) < 0 ||
+        count(usage, "output_tokens", &out) < 0)
+        return -1;
+    u->prompt_tokens = in + u->cache_read_tokens + u->cache_creation_tokens;
+    u->completion_tokens = out;
+    u->total_tokens = u->prompt_tokens + out;
+    return 0;
+}
+
+/* The Responses API counts cached tokens inside input_tokens, like chat. */
+int usage_from_responses(const json_t *usage, struct usage *u)
+{
+    const json_t *id = json_object_get(usage, "input_tokens_details");
+    const json_t *od = json_object_get(usage, "output_tokens_details");
+    if (usage_from_json(usage, u) < 0 || count(usage, "input_tokens", &u->prompt_tokens) < 0 ||
+        count(usage, "output_tokens", &u->completion_tokens) < 0 ||
+        count(id, "cached_tokens", &u->cache_read_tokens) < 0 ||
+        count(od, "reasoning_tokens", &u->reasoning_tokens) < 0)
+        return -1;
+    u->total_tokens = u->prompt_tokens + u->completion_tokens;
+    return 0;
+}
+
 /* Copies a short string field (a quality, a tier name) into out, or "". */
 static void word(const json_t *obj, const char *name, char out[PRICE_WORD_MAX])
 {

@@ -12,6 +12,15 @@
  * counts are 0; -1 when a count is present but not a non-negative integer. */
 int usage_from_json(const json_t *usage, struct usage *u);
 
+/* The same from Anthropic's Messages usage (input_tokens, output_tokens,
+ * cache_read_input_tokens, cache_creation_input_tokens and its 5m/1h split,
+ * server_tool_use) and from the Responses API's (input_tokens with
+ * input_tokens_details.cached_tokens, output_tokens with
+ * output_tokens_details.reasoning_tokens). prompt_tokens includes cache
+ * reads and writes either way. */
+int usage_from_anthropic(const json_t *usage, struct usage *u);
+int usage_from_responses(const json_t *usage, struct usage *u);
+
 /* Notes what the request body asked for: web_search_options, service_tier
  * and, for an image generation, n, size and quality. -1 on a malformed n or
  * size. */

@@ -12,8 +12,10 @@
 #include <string.h>
 
 #include "call_priv.h"
+#include "event.h"
 #include "events.pb-c.h"
 #include "httpjson.h"
+#include "journal.h"
 #include "log.h"
 #include "reload.h"
 #include "publish.h"
@@ -21,7 +23,7 @@
 
 void answer_usage_complete(struct call *c, const json_t *answer, struct usage *u)
 {
-    if (usage_note_request(c->body, c->kind == CALL_IMAGE, u) < 0)
+    if (usage_note_request(c->body, c->api == API_IMAGE, u) < 0)
         log_request(LOG_WARN, c->request_id, "image n or size is malformed: priced as 1 "
                     "image of 1024x1024");
     if (answer != NULL)
@@ -30,53 +32,12 @@ void answer_usage_complete(struct call *c, const json_t *answer, struct usage *u
         u->duration_us = call_since_us(&c->t0);
 }
 
-static void set_count(protobuf_c_boolean *has, int64_t *field, int64_t v)
-{
-    *has = v != 0;
-    *field = v;
-}
-
-static char *word_or_null(const char *s)
-{
-    return s[0] != '\0' ? (char *)s : NULL;
-}
-
-/* The usage buckets and request facts the price depends on. */
-static void fill_usage(Tollgate__UsageEvent *e, const struct usage *u)
-{
-    e->has_prompt_tokens = e->has_completion_tokens = e->has_total_tokens = 1;
-    e->has_cache_read_tokens = e->has_cache_creation_tokens = 1;
-    e->prompt_tokens = u->prompt_tokens;
-    e->completion_tokens = u->completion_tokens;
-    e->total_tokens = u->total_tokens;
-    e->cache_read_tokens = u->cache_read_tokens;
-    e->cache_creation_tokens = u->cache_creation_tokens;
-    set_count(&e->has_cache_creation_1h_tokens, &e->cache_creation_1h_tokens,
-              u->cache_creation_1h_tokens);
-    set_count(&e->has_prompt_audio_tokens, &e->prompt_audio_tokens, u->prompt_audio_tokens);
-    set_count(&e->has_prompt_image_tokens, &e->prompt_image_tokens, u->prompt_image_tokens);
-    set_count(&e->has_reasoning_tokens, &e->reasoning_tokens, u->reasoning_tokens);
-    set_count(&e->has_completion_audio_tokens, &e->completion_audio_tokens,
-              u->completion_audio_tokens);
-    set_count(&e->has_completion_image_tokens, &e->completion_image_tokens,
-              u->completion_image_tokens);
-    set_count(&e->has_web_search_requests, &e->web_search_requests, u->web_search_requests);
-    set_count(&e->has_images, &e->images, u->images);
-    set_count(&e->has_image_width, &e->image_width, u->image_width);
-    set_count(&e->has_image_height, &e->image_height, u->image_height);
-    e->has_web_search_requested = u->web_search_requested;
-    e->web_search_requested = u->web_search_requested;
-    e->search_context_size = word_or_null(u->search_context_size);
-    e->service_tier = word_or_null(u->service_tier);
-    e->image_quality = word_or_null(u->image_quality);
-}
-
 static void fill_event(const struct call *c, Tollgate__UsageEvent *e, const struct usage *u,
                        int status, char in_price[MONEY_STR_MAX], char out_price[MONEY_STR_MAX])
 {
     const struct deployment *d = c->dep;
     e->request_id = (char *)c->request_id;
-    e->call_type = (char *)CALL_TYPE[c->kind];
+    e->call_type = (char *)c->front->call_type;
     e->start_time_us = c->start_us;
     /* A priced request ends when its usage was complete: the duration a
      * per-second price was computed from. */
@@ -88,31 +49,14 @@ static void fill_event(const struct call *c, Tollgate__UsageEvent *e, const stru
     e->end_user = c->end_user;
     e->metadata_json = c->metadata_json;
     e->model_group = (char *)c->model_group;
-    e->model = d->model;
-    e->api_base = d->api_base;
-    e->base_model = d->base_model;
-    if (d->price.has_input) {
-        money_format(d->price.input_per_token, in_price);
-        e->input_cost_per_token = in_price;
-    }
-    if (d->price.has_output) {
-        money_format(d->price.output_per_token, out_price);
-        e->output_cost_per_token = out_price;
-    }
-    fill_usage(e, u);
+    event_fill_deployment(e, d, in_price, out_price);
+    event_fill_usage(e, u);
     e->http_status = status;
 }
 
-/* Hands the usage event to the publisher (which keeps it until acked). */
-void answer_publish(struct call *c, const struct usage *u, int status, bool estimated)
+uint8_t *answer_pack(const struct call *c, const struct usage *u, int status, bool estimated,
+                     size_t *len)
 {
-    money_t cost = 0;
-    char err[128];
-    c->status = status;
-    if (price_cost(c->gen->prices, c->dep->model, &c->dep->price, u, &cost, err, sizeof(err)) !=
-        PRICE_OK)
-        cost = 0;
-    admission_settle(c->px->admission, &c->reservation, cost, c->request_id);
     Tollgate__UsageEvent e = TOLLGATE__USAGE_EVENT__INIT;
     char in_price[MONEY_STR_MAX], out_price[MONEY_STR_MAX];
     size_t ntags = json_array_size(c->tags);
@@ -124,11 +68,31 @@ void answer_publish(struct call *c, const struct usage *u, int status, bool esti
     e.usage_estimated = estimated;
     e.n_tags = ntags;
     e.tags = tags;
-    size_t len = tollgate__usage_event__get_packed_size(&e);
-    uint8_t *buf = malloc(len);
-    if (buf == NULL || (tollgate__usage_event__pack(&e, buf),
-                        publisher_send(c->px->pub, c->request_id, buf, len)) < 0)
+    *len = tollgate__usage_event__get_packed_size(&e);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    if (buf != NULL)
+        tollgate__usage_event__pack(&e, buf);
+    return buf;
+}
+
+/* Hands the usage event to the publisher (which keeps it until acked). */
+void answer_publish(struct call *c, const struct usage *u, int status, bool estimated)
+{
+    money_t cost = 0;
+    char err[128];
+    size_t len;
+    c->status = status;
+    if (!c->front->charged)
+        return; /* relayed, never billed (count_tokens) */
+    if (price_cost(c->gen->prices, c->dep->model, &c->dep->price, u, &cost, err, sizeof(err)) !=
+        PRICE_OK)
+        cost = 0;
+    admission_settle(c->px->admission, &c->reservation, cost, c->request_id);
+    uint8_t *buf = answer_pack(c, u, status, estimated, &len);
+    if (buf == NULL || publisher_send(c->px->pub, c->request_id, buf, len) < 0)
         log_error("request %s: out of memory queueing its usage event", c->request_id);
+    else if (c->journaled) /* in the spool now: the journal's cut note is no longer needed */
+        journal_close(c->px->journal, c->request_id);
     free(buf);
 }
 
@@ -148,20 +112,48 @@ void answer_price(struct call *c, const struct usage *u, char cost[MONEY_STR_MAX
     money_format(m, cost);
 }
 
-/* Usage of a whole 2xx answer; all 0 when the body has none. */
-static void read_usage(struct call *c, struct evbuffer *body, struct usage *u)
+/* Usage of a whole 2xx answer (all 0 when it has none) and, when the
+ * protocol rewrites it, what the client gets instead (NULL: the bytes). */
+static json_t *read_answer(struct call *c, struct evbuffer *body, struct usage *u)
 {
     size_t len = evbuffer_get_length(body);
     json_t *doc = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
-    json_t *usage = json_object_get(doc, "usage");
-    *u = (struct usage){0};
-    /* An image answer may carry no usage: its price is per pixel or image. */
-    if ((c->kind != CALL_IMAGE || usage != NULL) && usage_from_json(usage, u) < 0) {
+    json_t *client = NULL;
+    struct upstream_req ur = call_upstream_req(c);
+    if (c->proto->answer(&ur, doc, u, &client) < 0) {
         log_request(LOG_WARN, c->request_id, "upstream answer has no usable usage object");
         *u = (struct usage){0};
     }
     answer_usage_complete(c, doc, u);
     json_decref(doc);
+    return client;
+}
+
+/* Replaces buf's bytes with doc's JSON (taken). -1 when out of memory. */
+static int replace_body(struct evbuffer *buf, json_t *doc)
+{
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(doc);
+    if (s == NULL || evbuffer_drain(buf, evbuffer_get_length(buf)) != 0 ||
+        evbuffer_add(buf, s, strlen(s)) != 0) {
+        free(s);
+        return -1;
+    }
+    free(s);
+    return 0;
+}
+
+void answer_rewrite_error(struct call *c, struct evbuffer *body, int status)
+{
+    if (c->proto->error == NULL || body == NULL)
+        return;
+    size_t len = evbuffer_get_length(body);
+    json_t *doc = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
+    struct upstream_req ur = call_upstream_req(c);
+    json_t *client = c->proto->error(&ur, doc, status);
+    json_decref(doc);
+    if (client != NULL && replace_body(body, client) < 0)
+        log_request(LOG_ERROR, c->request_id, "out of memory rewriting the upstream's error");
 }
 
 void answer_headers(struct call *c, struct evkeyvalq *h, const char *content_type,
@@ -210,10 +202,13 @@ void answer_whole(struct call *c, struct relay_transfer *t, CURLcode result)
     }
     int status = (int)t->status;
     bool ok = status >= 200 && status < 300;
-    if (ok) {
-        read_usage(c, t->response, &u);
+    json_t *client = ok ? read_answer(c, t->response, &u) : NULL;
+    if (ok)
         answer_price(c, &u, cost);
-    }
+    else
+        answer_rewrite_error(c, t->response, status);
+    if (client != NULL && replace_body(t->response, client) < 0)
+        log_request(LOG_ERROR, c->request_id, "out of memory rewriting the answer");
     answer_headers(c, evhttp_request_get_output_headers(c->req), t->content_type,
                    ok ? cost : NULL);
     /* The event is queued before the answer leaves, so it is never younger than the 2xx. */

@@ -19,6 +19,7 @@
 
 struct pending_auth {
     struct evhttp_request *req;
+    enum httpjson_shape shape;
     auth_cb cb;
     void *arg;
 };
@@ -34,29 +35,30 @@ static void on_key(const struct keyinfo *key, const char *error, void *arg)
 {
     struct pending_auth *pa = arg;
     struct evhttp_request *req = pa->req;
+    enum httpjson_shape shape = pa->shape;
     auth_cb cb = pa->cb;
     void *cb_arg = pa->arg;
     free(pa);
     if (key == NULL) {
         log_error("key lookup failed: %s", error);
-        httpjson_error(req, 503, "service_unavailable", NULL,
+        httpjson_error_as(req, shape, 503, "service_unavailable", NULL,
                        "Key check unavailable: the database cannot be reached");
         cb(NULL, 503, cb_arg);
     } else if (!key->found) {
-        httpjson_error(req, 401, "auth_error", NULL,
+        httpjson_error_as(req, shape, 401, "auth_error", NULL,
                        "Authentication Error, Invalid proxy server token passed.");
         cb(NULL, 401, cb_arg);
     } else if (key->blocked) {
-        httpjson_error(req, 403, "permission_error", NULL,
+        httpjson_error_as(req, shape, 403, "permission_error", NULL,
                        "Authentication Error, Key is blocked. Key=%s", key->token);
         cb(NULL, 403, cb_arg);
     } else if (key->team_blocked) {
-        httpjson_error(req, 403, "permission_error", NULL,
+        httpjson_error_as(req, shape, 403, "permission_error", NULL,
                        "Team=%s is blocked. Update via `/team/unblock` if you're an admin.",
                        key->team_id);
         cb(NULL, 403, cb_arg);
     } else if (key->expires_us != 0 && key->expires_us <= now_us()) {
-        httpjson_error(req, 401, "auth_error", NULL,
+        httpjson_error_as(req, shape, 401, "auth_error", NULL,
                        "Authentication Error - Expired Key. Key Expiry time passed.");
         cb(NULL, 401, cb_arg);
     } else {
@@ -64,18 +66,19 @@ static void on_key(const struct keyinfo *key, const char *error, void *arg)
     }
 }
 
-void auth_check(struct proxy *px, struct evhttp_request *req, auth_cb cb, void *arg)
+void auth_check(struct proxy *px, struct evhttp_request *req, enum httpjson_shape shape,
+                auth_cb cb, void *arg)
 {
     const char *raw = httpjson_request_key(req);
     char token[KEYHASH_HEX_LEN + 1];
     if (raw == NULL) {
-        httpjson_error(req, 401, "auth_error", NULL,
+        httpjson_error_as(req, shape, 401, "auth_error", NULL,
                        "Authentication Error, No api key passed in.");
         cb(NULL, 401, arg);
         return;
     }
     if (keyhash_sha256_hex(raw, strlen(raw), token) < 0) {
-        httpjson_error(req, 500, "internal_error", NULL, "cannot hash the key (libcrypto)");
+        httpjson_error_as(req, shape, 500, "internal_error", NULL, "cannot hash the key (libcrypto)");
         cb(NULL, 500, arg);
         return;
     }
@@ -86,11 +89,11 @@ void auth_check(struct proxy *px, struct evhttp_request *req, auth_cb cb, void *
     }
     struct pending_auth *pa = malloc(sizeof(*pa));
     if (pa == NULL) {
-        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        httpjson_error_as(req, shape, 500, "internal_error", NULL, "out of memory");
         cb(NULL, 500, arg);
         return;
     }
-    *pa = (struct pending_auth){req, cb, arg};
+    *pa = (struct pending_auth){req, shape, cb, arg};
     keystore_lookup(px->keys, token, on_key, pa);
 }
 

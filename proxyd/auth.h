@@ -4,6 +4,7 @@
 
 #include <event2/http.h>
 
+#include "httpjson.h"
 #include "keystore.h"
 #include "proxy.h"
 
@@ -12,8 +13,10 @@
  * (401, 403, 500, 503): the caller only cleans up. */
 typedef void (*auth_cb)(const struct keyinfo *key, int refused, void *arg);
 
-/* Authenticates req and calls cb (possibly before returning). */
-void auth_check(struct proxy *px, struct evhttp_request *req, auth_cb cb, void *arg);
+/* Authenticates req and calls cb (possibly before returning); refusals are
+ * answered in the envelope of shape. */
+void auth_check(struct proxy *px, struct evhttp_request *req, enum httpjson_shape shape,
+                auth_cb cb, void *arg);
 
 /* May this key use model group `group`? (models [] or all-proxy-models = all) */
 int auth_model_allowed(const struct keyinfo *key, const char *group);

@@ -1,10 +1,10 @@
 /* call.c - the start of one relayed request.
  *
- * call_start parses the body (model, stream, user, metadata), auth.c checks
- * the key, router.c picks a deployment, and relay.c sends the rewritten body
- * upstream: the deployment's model name, no metadata, and for streams
- * stream_options.include_usage, so every stream can be priced. The answer
- * is then handled by answer.c (whole answers) or stream.c (streams).
+ * call_start parses the body (model, stream, end user, metadata), auth.c
+ * checks the key, admission.c the budgets, router.c picks a deployment, and
+ * relay.c sends the body upstream as the attempt's protocol writes it
+ * (protocol.h). The answer is then handled by answer.c (whole answers) or
+ * stream.c (streams). Nothing here depends on which API the call carries.
  */
 #include "call_priv.h"
 
@@ -29,25 +29,11 @@
 #define ADMIT_WAIT_MS 20         /* an unsure budget check looks again after this */
 #define ADMIT_WAITS_MAX 25       /* and gives up (refuses) after this many looks */
 
-static const char *const UPSTREAM_PATH[] = {
-    [CALL_CHAT] = "chat/completions", [CALL_COMPLETION] = "completions",
-    [CALL_EMBEDDING] = "embeddings", [CALL_IMAGE] = "images/generations"};
-const char *const CALL_TYPE[] = {
-    [CALL_CHAT] = "chat_completion", [CALL_COMPLETION] = "text_completion",
-    [CALL_EMBEDDING] = "embedding", [CALL_IMAGE] = "image_generation"};
-
 static int64_t wall_us(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-int64_t call_since_us(const struct timespec *t0)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 + (now.tv_nsec - t0->tv_nsec) / 1000;
 }
 
 /* The access line and metrics of a request that ends. */
@@ -95,15 +81,17 @@ static int oom(struct call *c)
     return -1;
 }
 
-/* Reads `user` and `metadata` (tags and the rest). -1 when it answered an error. */
+/* Reads the end user (OpenAI's `user`, Anthropic's metadata.user_id) and
+ * `metadata` (tags and the rest). -1 when it answered an error. */
 static int read_attribution(struct call *c)
 {
-    json_t *user = json_object_get(c->body, "user");
+    const json_t *user = c->front->end_user(c->body);
     json_t *meta = json_object_get(c->body, "metadata");
     if (user != NULL && !json_is_null(user)) {
         if (!json_is_string(user) || json_string_length(user) > 255) {
             call_error(c, 400, "invalid_request_error", "user",
-                           "user must be a string of at most 255 characters");
+                       "%s must be a string of at most 255 characters",
+                       c->front->errors == HTTPJSON_ANTHROPIC ? "metadata.user_id" : "user");
             return -1;
         }
         if ((c->end_user = strdup(json_string_value(user))) == NULL)
@@ -143,59 +131,13 @@ static int read_attribution(struct call *c)
     return c->metadata_json != NULL ? 0 : oom(c);
 }
 
-/* The deployment's URL for this route: OpenAI-style or Azure's. */
-static int upstream_url(const struct call *c, char *url, size_t len)
+struct upstream_req call_upstream_req(const struct call *c)
 {
     const struct deployment *d = c->dep;
-    int n;
-    if (d->kind == UPSTREAM_AZURE)
-        n = snprintf(url, len, "%s/openai/deployments/%s/%s?api-version=%s", d->api_base,
-                     d->upstream_model, UPSTREAM_PATH[c->kind], d->api_version);
-    else
-        n = snprintf(url, len, "%s/%s", d->api_base, UPSTREAM_PATH[c->kind]);
-    return n > 0 && (size_t)n < len ? 0 : -1;
-}
-
-static struct curl_slist *upstream_headers(const struct deployment *d)
-{
-    char auth[2048];
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *h2 = h;
-    if (h != NULL && d->api_key != NULL) {
-        if (d->kind == UPSTREAM_AZURE)
-            snprintf(auth, sizeof(auth), "api-key: %s", d->api_key);
-        else
-            snprintf(auth, sizeof(auth), "Authorization: Bearer %s", d->api_key);
-        h2 = curl_slist_append(h, auth);
-    }
-    if (h2 != NULL)
-        h2 = curl_slist_append(h2, "Expect:"); /* no 100-continue round trip */
-    if (h2 == NULL)
-        curl_slist_free_all(h);
-    return h2;
-}
-
-/* Streams always ask for usage; the client's own stream_options are kept. */
-static int ask_usage(json_t *b)
-{
-    json_t *opts = json_object_get(b, "stream_options");
-    json_t *copy = json_is_object(opts) ? json_copy(opts) : json_object();
-    return copy != NULL && json_object_set_new(copy, "include_usage", json_true()) == 0 &&
-           json_object_set_new(b, "stream_options", copy) == 0 ? 0 : -1;
-}
-
-/* The body as the upstream sees it: its model name, no metadata. */
-static char *upstream_body(struct call *c)
-{
-    json_t *b = json_copy(c->body);
-    char *s = NULL;
-    if (b != NULL && json_object_set_new(b, "model", json_string(c->dep->upstream_model)) == 0 &&
-        (!c->stream || ask_usage(b) == 0)) {
-        json_object_del(b, "metadata");
-        s = json_dumps(b, JSON_COMPACT);
-    }
-    json_decref(b);
-    return s;
+    return (struct upstream_req){
+        .api = c->api, .request_id = c->request_id, .d = d, .body = c->body, .client = c->req, .model_group = c->model_group,
+        .stream = c->stream,
+        .drop_params = d->drop_params >= 0 ? d->drop_params != 0 : c->gen->cfg->drop_params};
 }
 
 /* Worth another deployment: no answer at all, 429, or a 5xx. */
@@ -208,13 +150,31 @@ static bool retryable(const struct relay_transfer *t, CURLcode result)
 
 static void on_upstream(struct relay_transfer *t, CURLcode result, void *arg);
 
-/* Sends the request to c->dep. */
-static int start_attempt(struct call *c)
+/* The first deployment from dep on (dep itself, then router_next's) whose
+ * protocol serves the call's API; NULL when none is left (*why: dep's reason). */
+static const struct deployment *serving(struct call *c, const struct deployment *dep,
+                                        const char **why)
+{
+    const char *first = NULL;
+    for (; dep != NULL; dep = router_next(c->gen->router, &c->route)) {
+        if ((c->proto = protocol_for(c->api, dep, why)) != NULL)
+            return dep;
+        if (first == NULL)
+            first = *why;
+    }
+    *why = first;
+    return NULL;
+}
+
+/* Sends the request to c->dep. -1 with err "" (out of memory, no URL) or a
+ * message for the client (the body cannot go to this deployment). */
+static int start_attempt(struct call *c, char *err, size_t errlen)
 {
     char url[4096];
     const struct deployment *d = c->dep;
-    char *body = upstream_body(c);
-    struct curl_slist *headers = upstream_headers(d);
+    struct upstream_req ur = call_upstream_req(c);
+    char *body = c->proto->body(&ur, err, errlen);
+    struct curl_slist *headers = protocol_headers(&ur);
     int timeout = d->timeout_ms > 0 ? d->timeout_ms : c->gen->cfg->router.timeout_ms;
     int idle = d->stream_timeout_ms > 0 ? d->stream_timeout_ms : timeout;
     c->attempt_start_us = call_since_us(&c->t0);
@@ -227,8 +187,10 @@ static int start_attempt(struct call *c)
                                .done = on_upstream, .arg = c,
                                .tls_unchecked = !c->gen->cfg->ssl_verify,
                                .ca_file = c->gen->cfg->ssl_ca_file};
-    if (body == NULL || headers == NULL || upstream_url(c, url, sizeof(url)) < 0 ||
+    if (body == NULL || headers == NULL || c->proto->url(&ur, url, sizeof(url)) < 0 ||
         relay_start(c->px->relay, &rq, &c->xfer) < 0) {
+        if (body != NULL)
+            err[0] = '\0';
         free(body);
         curl_slist_free_all(headers);
         return -1;
@@ -242,16 +204,22 @@ static int start_attempt(struct call *c)
 static bool retry(struct call *c, struct relay_transfer *t, CURLcode result)
 {
     const struct deployment *next;
+    const char *why;
+    char err[512];
     if (c->started || c->client_gone || !retryable(t, result) ||
-        (next = router_next(c->gen->router, &c->route)) == NULL)
+        (next = serving(c, router_next(c->gen->router, &c->route), &why)) == NULL)
         return false;
     log_request(LOG_WARN, c->request_id, "%s failed (%s), trying %s", c->dep->model,
                 result != CURLE_OK ? curl_easy_strerror(result) : "HTTP error", next->model);
     stats_retry(c->px->stats, c->model_group);
     if (c->error_body != NULL)
         evbuffer_drain(c->error_body, evbuffer_get_length(c->error_body));
+    const struct deployment *failed = c->dep;
     c->dep = next;
-    return start_attempt(c) == 0;
+    if (start_attempt(c, err, sizeof(err)) == 0)
+        return true;
+    c->dep = failed; /* the failure the client is told of is the last one that ran */
+    return false;
 }
 
 /* Why an attempt failed, as the metrics label it; NULL: it did not. */
@@ -305,7 +273,16 @@ static int keep_key(struct call *c, const struct keyinfo *key)
 
 static void route_and_start(struct call *c)
 {
-    if ((c->dep = router_first(c->gen->router, c->model_group, &c->route)) == NULL) {
+    const struct deployment *first = router_first(c->gen->router, c->model_group, &c->route);
+    const char *why = NULL;
+    char err[512];
+    if (first != NULL && (c->dep = serving(c, first, &why)) == NULL) {
+        call_error(c, 400, "invalid_request_error", "model", "Model group %s %s", c->model_group,
+                   why);
+        call_free(c);
+        return;
+    }
+    if (first == NULL) {
         call_error(c, 400, "invalid_request_error", "model",
                        "Invalid model name passed in model=%s. Call `/v1/models` to view "
                        "available models for your key. Available: %s",
@@ -313,8 +290,11 @@ static void route_and_start(struct call *c)
         call_free(c);
         return;
     }
-    if (start_attempt(c) < 0) {
-        call_error(c, 500, "internal_error", NULL, "cannot start the upstream request");
+    if (start_attempt(c, err, sizeof(err)) < 0) {
+        if (err[0] != '\0')
+            call_error(c, 400, "invalid_request_error", NULL, "%s", err);
+        else
+            call_error(c, 500, "internal_error", NULL, "cannot start the upstream request");
         call_free(c);
     }
 }
@@ -507,16 +487,19 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         check_owners(c);
 }
 
-void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind,
+void call_start(struct proxy *px, struct evhttp_request *req, enum api api,
                 const char *route, const char *path_model)
 {
     struct call *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        httpjson_error_as(req, api_front(api)->errors, 500, "internal_error", NULL,
+                          "out of memory");
         return;
     }
-    *c = (struct call){.px = px, .gen = generation_ref(px->gen), .req = req, .kind = kind,
-                       .route_name = route, .start_us = wall_us(), .ttfb_us = -1};
+    *c = (struct call){.px = px, .gen = generation_ref(px->gen), .req = req, .api = api,
+                       .front = api_front(api),
+                       .route_name = route, .start_us = wall_us(), .ttfb_us = -1,
+                       .noted_prompt = -1};
     clock_gettime(CLOCK_MONOTONIC, &c->t0);
     px->in_flight++;
     if (ids_uuid7(c->request_id) < 0) {
@@ -531,7 +514,8 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kin
         call_free(c);
         return;
     }
-    if ((c->body = httpjson_body(req, px->cfg->proxyd.max_body_bytes)) == NULL) {
+    if ((c->body = httpjson_body_as(req, px->cfg->proxyd.max_body_bytes, c->front->errors)) ==
+        NULL) {
         c->status = evhttp_request_get_response_code(req); /* answered just now, req still ours */
         call_free(c);
         return;
@@ -554,13 +538,12 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kin
         call_free(c);
         return;
     }
-    c->stream = json_is_true(stream) && (kind == CALL_CHAT || kind == CALL_COMPLETION);
-    c->client_wants_usage = json_is_true(
-        json_object_get(json_object_get(c->body, "stream_options"), "include_usage"));
+    c->stream = json_is_true(stream) && c->front->streams;
+    c->client_wants_usage = c->front->stream_usage(c->body);
     c->model_group = json_string_value(model);
     if (read_attribution(c) < 0) {
         call_free(c);
         return;
     }
-    auth_check(px, req, on_auth, c);
+    auth_check(px, req, c->front->errors, on_auth, c);
 }

@@ -8,17 +8,21 @@
 
 #include "proxy.h"
 
-/* The OpenAI routes proxyd relays. */
-enum call_kind { CALL_CHAT, CALL_COMPLETION, CALL_EMBEDDING, CALL_IMAGE };
+#include "protocol.h"
 
 /* Takes over req: authenticates, routes, relays and answers it. route is
  * the matched route pattern (a static string); path_model is the model
  * group named in an Azure-style path (/openai/deployments/{model}/...),
  * used when the body has no model. */
-void call_start(struct proxy *px, struct evhttp_request *req, enum call_kind kind,
+void call_start(struct proxy *px, struct evhttp_request *req, enum api api,
                 const char *route, const char *path_model);
 
 /* Microseconds since t0 (CLOCK_MONOTONIC). */
-int64_t call_since_us(const struct timespec *t0);
+static inline int64_t call_since_us(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 + (now.tv_nsec - t0->tv_nsec) / 1000;
+}
 
 #endif

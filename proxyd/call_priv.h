@@ -1,7 +1,9 @@
 /* call_priv.h - the state of one relayed request, shared by the files that
  * handle its phases: call.c (intake, key check, routing, the upstream
  * request), answer.c (whole answers, the x-litellm-* headers, the usage
- * event) and stream.c (streamed answers). */
+ * event) and stream.c (streamed answers). call.c calls into the other two,
+ * stream.c into answer.c, never back. What differs between the APIs and
+ * upstream protocols is behind front and proto (protocol.h). */
 #ifndef PROXYD_CALL_PRIV_H
 #define PROXYD_CALL_PRIV_H
 
@@ -16,6 +18,7 @@
 #include "ids.h"
 #include "keystore.h"
 #include "price.h"
+#include "protocol.h"
 #include "relay.h"
 #include "router.h"
 
@@ -25,7 +28,9 @@ struct call {
     struct proxy *px;
     struct generation *gen;     /* the config it started under (reload.h), held */
     struct evhttp_request *req; /* NULL once the client has gone */
-    enum call_kind kind;
+    enum api api;
+    const struct api_front *front;  /* how the API's requests read and errors look */
+    const struct protocol *proto;   /* the current attempt's upstream protocol */
     const char *route_name;     /* the route pattern, for metrics and the access line */
     int status;                 /* what the client was answered (0: not yet) */
     int64_t ttfb_us;            /* streams: when the first byte left (-1: not yet) */
@@ -51,16 +56,25 @@ struct call {
     char *metadata_json;    /* metadata without tags */
     /* streaming */
     bool stream, client_wants_usage, started, client_gone;
+    bool drop_params;
     struct relay_transfer *xfer;  /* the upstream transfer while it runs */
     struct sse_filter *sse;
     struct evbuffer *error_body;  /* a failed stream's non-2xx answer */
+    bool journaled;               /* noted in the stream journal, not yet closed */
+    size_t noted_events;          /* content events at the last note */
+    int noted_usage;              /* usage known at the last note: 0 none, 1 partial, 2 final */
+    size_t counted_text;          /* bytes of the stream's text (whole words) counted ... */
+    int64_t counted_tokens;       /* ... in these tokens */
+    int64_t sent_tokens;          /* output tokens relayed so far */
+    int64_t noted_prompt;         /* the prompt's tokens for a note (-1: not counted yet) */
 };
 
-extern const char *const CALL_TYPE[];
-
-/* Answers the client an error in OpenAI's shape and remembers the status. */
+/* Answers the client an error in its API's shape and remembers the status. */
 #define call_error(c, status_, ...) \
-    ((c)->status = (status_), httpjson_error((c)->req, (status_), __VA_ARGS__))
+    ((c)->status = (status_), httpjson_error_as((c)->req, (c)->front->errors, (status_), __VA_ARGS__))
+
+/* What the protocol module is told about the current attempt. */
+struct upstream_req call_upstream_req(const struct call *c);
 
 /* reserve.c: does any budget of the request have a max (else nothing to
  * reserve)? And the worst case of the group's priciest deployment (retries
@@ -81,6 +95,11 @@ void answer_usage_complete(struct call *c, const json_t *answer, struct usage *u
 void answer_headers(struct call *c, struct evkeyvalq *h, const char *content_type,
                     const char *cost);
 void answer_publish(struct call *c, const struct usage *u, int status, bool estimated);
+/* The request's usage event, encoded (malloc'ed; NULL on ENOMEM). */
+uint8_t *answer_pack(const struct call *c, const struct usage *u, int status, bool estimated,
+                     size_t *len);
+/* A non-2xx answer's body, in place, as the client's API shows errors. */
+void answer_rewrite_error(struct call *c, struct evbuffer *body, int status);
 
 /* stream.c */
 void stream_watch(struct call *c); /* notice a client leaving while streaming */

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "publish.h"
 #include "reload.h"
+#include "response_ops.h"
 #include "router.h"
 #include "stats.h"
 
@@ -45,14 +46,20 @@ struct route {
     {                                                                  \
         call_start(px, req, kind, path, NULL);                         \
     }
-CALL_ROUTE(chat, CALL_CHAT, "/chat/completions")
-CALL_ROUTE(chat_v1, CALL_CHAT, "/v1/chat/completions")
-CALL_ROUTE(completion, CALL_COMPLETION, "/completions")
-CALL_ROUTE(completion_v1, CALL_COMPLETION, "/v1/completions")
-CALL_ROUTE(embedding, CALL_EMBEDDING, "/embeddings")
-CALL_ROUTE(embedding_v1, CALL_EMBEDDING, "/v1/embeddings")
-CALL_ROUTE(image, CALL_IMAGE, "/images/generations")
-CALL_ROUTE(image_v1, CALL_IMAGE, "/v1/images/generations")
+CALL_ROUTE(chat, API_CHAT, "/chat/completions")
+CALL_ROUTE(chat_v1, API_CHAT, "/v1/chat/completions")
+CALL_ROUTE(completion, API_COMPLETION, "/completions")
+CALL_ROUTE(completion_v1, API_COMPLETION, "/v1/completions")
+CALL_ROUTE(embedding, API_EMBEDDING, "/embeddings")
+CALL_ROUTE(embedding_v1, API_EMBEDDING, "/v1/embeddings")
+CALL_ROUTE(image, API_IMAGE, "/images/generations")
+CALL_ROUTE(image_v1, API_IMAGE, "/v1/images/generations")
+CALL_ROUTE(responses, API_RESPONSES, "/responses")
+CALL_ROUTE(responses_v1, API_RESPONSES, "/v1/responses")
+CALL_ROUTE(messages, API_MESSAGES, "/messages")
+CALL_ROUTE(messages_v1, API_MESSAGES, "/v1/messages")
+CALL_ROUTE(count_tokens, API_COUNT_TOKENS, "/messages/count_tokens")
+CALL_ROUTE(count_tokens_v1, API_COUNT_TOKENS, "/v1/messages/count_tokens")
 
 static void metrics(struct proxy *px, struct evhttp_request *req)
 {
@@ -122,7 +129,7 @@ static void models_at(struct proxy *px, struct evhttp_request *req, const char *
     }
     *mc = (struct models_call){px, req, route, {0, 0}};
     clock_gettime(CLOCK_MONOTONIC, &mc->t0);
-    auth_check(px, req, models_answer, mc);
+    auth_check(px, req, HTTPJSON_OPENAI, models_answer, mc);
 }
 
 static void models(struct proxy *px, struct evhttp_request *req)
@@ -144,6 +151,12 @@ static const struct route ROUTES[] = {
     {{EVHTTP_REQ_POST, "/v1/embeddings"}, embedding_v1, true},
     {{EVHTTP_REQ_POST, "/images/generations"}, image, true},
     {{EVHTTP_REQ_POST, "/v1/images/generations"}, image_v1, true},
+    {{EVHTTP_REQ_POST, "/responses"}, responses, true},
+    {{EVHTTP_REQ_POST, "/v1/responses"}, responses_v1, true},
+    {{EVHTTP_REQ_POST, "/messages"}, messages, true},
+    {{EVHTTP_REQ_POST, "/v1/messages"}, messages_v1, true},
+    {{EVHTTP_REQ_POST, "/messages/count_tokens"}, count_tokens, true},
+    {{EVHTTP_REQ_POST, "/v1/messages/count_tokens"}, count_tokens_v1, true},
     {{EVHTTP_REQ_GET, "/models"}, models, true},
     {{EVHTTP_REQ_GET, "/v1/models"}, models_v1, true},
     {{EVHTTP_REQ_GET, "/health/liveliness"}, liveliness, false},
@@ -154,11 +167,11 @@ static const struct route ROUTES[] = {
 /* /openai/deployments/{model}/{chat/completions|completions|embeddings|images/generations} */
 static bool azure_style(struct proxy *px, struct evhttp_request *req, const char *path)
 {
-    static const struct { const char *suffix, *route; enum call_kind kind; } KINDS[] = {
-        {"/chat/completions", AZURE_PREFIX "{model}/chat/completions", CALL_CHAT},
-        {"/completions", AZURE_PREFIX "{model}/completions", CALL_COMPLETION},
-        {"/embeddings", AZURE_PREFIX "{model}/embeddings", CALL_EMBEDDING},
-        {"/images/generations", AZURE_PREFIX "{model}/images/generations", CALL_IMAGE}};
+    static const struct { const char *suffix, *route; enum api kind; } KINDS[] = {
+        {"/chat/completions", AZURE_PREFIX "{model}/chat/completions", API_CHAT},
+        {"/completions", AZURE_PREFIX "{model}/completions", API_COMPLETION},
+        {"/embeddings", AZURE_PREFIX "{model}/embeddings", API_EMBEDDING},
+        {"/images/generations", AZURE_PREFIX "{model}/images/generations", API_IMAGE}};
     if (strncmp(path, AZURE_PREFIX, strlen(AZURE_PREFIX)) != 0)
         return false;
     const char *model = path + strlen(AZURE_PREFIX), *slash = strchr(model, '/');
@@ -193,7 +206,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
         forward_to_reportd(px, req);
         return;
     }
-    if (path != NULL && azure_style(px, req, path))
+    if (path != NULL && (azure_style(px, req, path) || response_ops_start(px, req, path)))
         return;
     const struct route *r = httpjson_find_route(req, ROUTES, sizeof(ROUTES) / sizeof(ROUTES[0]),
                                                 sizeof(ROUTES[0]));

@@ -9,9 +9,11 @@
 #include <sys/stat.h>
 
 #include "admission.h"
+#include "background.h"
 #include "db.h"
 #include "drain.h"
 #include "http_front.h"
+#include "journal.h"
 #include "keystore.h"
 #include "log.h"
 #include "notify.h"
@@ -72,6 +74,19 @@ static void on_ack(const char *request_id, void *arg)
     admission_acked(arg, request_id);
 }
 
+/* A stream the last run left open: billed, cut, unless its real event made
+ * it into the spool (then that one is on its way). */
+static void on_open_stream(const char *request_id, const uint8_t *event, size_t len, void *arg)
+{
+    struct publisher *pub = arg;
+    if (publisher_has(pub, request_id))
+        return;
+    log_warn("request %s: its stream was cut by the last run's end; billed for what it "
+             "relayed", request_id);
+    if (publisher_send(pub, request_id, event, len) < 0)
+        log_error("request %s: out of memory queueing its cut stream's event", request_id);
+}
+
 static int build(struct proxy *px, char *err, size_t errlen)
 {
     if (make_dirs(px->cfg->proxyd.spool_dir) < 0) {
@@ -87,6 +102,8 @@ static int build(struct proxy *px, char *err, size_t errlen)
         db_schema_check_at(&px->cfg->db, err, errlen) < 0 ||
         (px->relay = relay_new(px->base, err, errlen)) == NULL ||
         (px->pub = publisher_new(px->base, px->cfg, err, errlen)) == NULL ||
+        (px->journal = journal_open(px->cfg->proxyd.spool_dir, on_open_stream, px->pub, err,
+                                    errlen)) == NULL ||
         (px->keys = keystore_new(px->base, px->cfg, err, errlen)) == NULL ||
         (px->owners = owners_new(px->keys, px->cfg)) == NULL ||
         (px->admission = admission_new(KEYSTORE_STALE_MS(px->cfg->proxyd.key_cache_ttl_ms))) ==
@@ -107,7 +124,9 @@ static int build(struct proxy *px, char *err, size_t errlen)
 static void teardown(struct proxy *px)
 {
     keystore_free(px->keys);
+    background_stop(px);
     relay_free(px->relay);
+    journal_free(px->journal);
     publisher_free(px->pub);
     if (px->http != NULL)
         evhttp_free(px->http);

@@ -5,7 +5,7 @@
  * upstream transfer (relay.c, libcurl multi), the request lifecycle
  * (call.c, answer.c, stream.c), budgets (admission.c), deployment choice
  * (router.c) and event publishing to accountd over ZeroMQ (publish.c) with
- * its durable spool (spool.c). Around them: SIGHUP reloads (reload.c),
+ * its durable spool (spool.c) and stream journal (journal.c). Around them: SIGHUP reloads (reload.c),
  * SIGTERM drains (drain.c), and metrics and access logs (stats.c).
  */
 #ifndef PROXYD_PROXY_H
@@ -29,6 +29,8 @@ struct spend_sub;
 struct generation;
 struct stats;
 struct drain;
+struct journal;
+struct bill;
 
 struct proxy {
     struct event_base *base;
@@ -42,6 +44,8 @@ struct proxy {
     struct generation *gen;
     struct relay *relay;
     struct publisher *pub;
+    struct journal *journal; /* open streams' progress, for a kill mid-stream (journal.h) */
+    struct bill *bills;      /* background responses being billed (background.h) */
     struct keystore *keys;
     struct admission *admission;
     struct owners *owners;

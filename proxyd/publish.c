@@ -296,6 +296,11 @@ bool publisher_full(const struct publisher *p)
     return spool_full(p->spool);
 }
 
+bool publisher_has(const struct publisher *p, const char *request_id)
+{
+    return strmap_get(p->pending, request_id) != NULL;
+}
+
 size_t publisher_pending(const struct publisher *p)
 {
     return strmap_count(p->pending);

@@ -27,6 +27,9 @@ int publisher_send(struct publisher *p, const char *request_id, const uint8_t *e
 void publisher_on_ack(struct publisher *p, void (*cb)(const char *request_id, void *arg),
                       void *arg);
 
+/* Is request_id's event queued and not yet acknowledged? */
+bool publisher_has(const struct publisher *p, const char *request_id);
+
 /* Is the spool at its cap (new requests must be refused)? */
 bool publisher_full(const struct publisher *p);
 

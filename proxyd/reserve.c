@@ -66,7 +66,7 @@ static int64_t prompt_tokens(struct call *c, const struct deployment *d, int64_t
 {
     bool estimate = false;
     enum tokenizer_encoding enc = tokenizer_for_model(d->model, &estimate);
-    if (c->kind != CALL_CHAT || estimate || !plain_chat(c->body))
+    if (c->api != API_CHAT || estimate || !plain_chat(c->body))
         return bytes;
     if (!(c->prompt_counted & (1u << enc))) {
         char err[128];
@@ -82,19 +82,16 @@ static int64_t prompt_tokens(struct call *c, const struct deployment *d, int64_t
 /* The most this request can cost on deployment d. */
 static money_t worst_case(struct call *c, const struct deployment *d)
 {
-    json_t *mt = json_object_get(c->body, "max_completion_tokens");
     json_t *n = json_object_get(c->body, "n");
     int64_t out = 0;
     int64_t bytes = (int64_t)evbuffer_get_length(evhttp_request_get_input_buffer(c->req));
     int64_t prompt = prompt_tokens(c, d, bytes);
     char err[128];
     money_t cost = 0;
-    if (!json_is_integer(mt))
-        mt = json_object_get(c->body, "max_tokens");
-    if (c->kind == CALL_CHAT || c->kind == CALL_COMPLETION) {
-        out = json_is_integer(mt) && json_integer_value(mt) > 0
-                  ? json_integer_value(mt)
-                  : price_max_output(c->gen->prices, d->model, &d->price);
+    if (c->front->streams) { /* the APIs that generate text */
+        out = c->front->max_output(c->body);
+        if (out <= 0)
+            out = price_max_output(c->gen->prices, d->model, &d->price);
         if (out <= 0)
             out = DEFAULT_MAX_OUTPUT;
         if (json_is_integer(n) && json_integer_value(n) > 1 && json_integer_value(n) <= 128)
@@ -102,7 +99,7 @@ static money_t worst_case(struct call *c, const struct deployment *d)
     }
     struct usage u = {.prompt_tokens = prompt, .completion_tokens = out,
                       .total_tokens = prompt + out};
-    if (usage_note_request(c->body, c->kind == CALL_IMAGE, &u) < 0)
+    if (usage_note_request(c->body, c->api == API_IMAGE, &u) < 0)
         u.images = 1; /* a malformed size or n is priced as one default image */
     if (price_cost(c->gen->prices, d->model, &d->price, &u, &cost, err, sizeof(err)) != PRICE_OK)
         cost = 0; /* unpriced: nothing to reserve, and nothing will be charged */

@@ -1,9 +1,8 @@
 /* spool.c - the durable event spool (see spool.h).
  *
- * Design: append-only segment files spool_dir/NNNNNNNNNNNN.spool. A record
- * is [u32 payload length][u32 CRC-32 of the payload][payload]; the payload
- * is [u8 type][u16 id length][request id][event bytes], type E (event) or
- * A (ack). Appends are written at once and fdatasync'ed together every
+ * Design: append-only segment files spool_dir/NNNNNNNNNNNN.spool of
+ * records (record.h) of type E (event: the request id and the encoded
+ * event) or A (ack: the request id). Appends are written at once and fdatasync'ed together every
  * spool_fsync_ms by the sync thread (spool_sync.c), off the event loop;
  * with 0 every append is synced before spool_append returns. So a killed
  * proxyd loses nothing and a lost machine at most that window.
@@ -25,15 +24,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "grow.h"
 #include "log.h"
+#include "record.h"
 #include "spool_sync.h"
 #include "strmap.h"
 
-#define REC_HEADER 8
-#define REC_MAX (64u * 1024 * 1024)
 #define NEAR_FULL_PERCENT 80
 
 struct spool_segment {
@@ -41,11 +38,6 @@ struct spool_segment {
     uint64_t bytes;
     size_t unacked;
     struct spool_segment *next;
-};
-
-struct recbuf {
-    uint8_t *data;
-    size_t len, cap;
 };
 
 struct spool {
@@ -66,33 +58,6 @@ static void seg_path(const struct spool *s, uint64_t seq, char *out, size_t len)
     snprintf(out, len, "%s/%012" PRIu64 ".spool", s->dir, seq);
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int sync_now(struct spool *s)
 {
     if (!s->dirty)
@@ -105,36 +70,12 @@ static int sync_now(struct spool *s)
     return 0;
 }
 
-/* Appends one record to buf (grown as needed). */
-static int encode_record(struct recbuf *buf, char type, const char *id, const uint8_t *event,
-                         size_t len)
-{
-    size_t idlen = strlen(id), plen = 3 + idlen + len;
-    if (idlen > 0xffff || plen > REC_MAX)
-        return -1;
-    uint8_t *grown = grow_array(buf->data, &buf->cap, buf->len + REC_HEADER + plen, 1, 4096);
-    if (grown == NULL)
-        return -1;
-    buf->data = grown;
-    uint8_t *rec = buf->data + buf->len, *p = rec + REC_HEADER;
-    p[0] = (uint8_t)type;
-    p[1] = (uint8_t)(idlen >> 8);
-    p[2] = (uint8_t)idlen;
-    memcpy(p + 3, id, idlen);
-    if (len > 0)
-        memcpy(p + 3 + idlen, event, len);
-    put32(rec, (uint32_t)plen);
-    put32(rec + 4, (uint32_t)crc32(0L, p, (uInt)plen));
-    buf->len += REC_HEADER + plen;
-    return 0;
-}
-
 /* Writes buf's records to the current segment and empties buf. */
 static int write_records(struct spool *s, struct recbuf *buf)
 {
     if (buf->len == 0)
         return 0;
-    int rc = write_all(s->fd, buf->data, buf->len);
+    int rc = record_write_all(s->fd, buf->data, buf->len);
     if (rc < 0) {
         log_error("spool: write failed: %s", strerror(errno));
     } else {
@@ -219,30 +160,27 @@ static void found_free(void *p)
 }
 
 /* Applies one record read back from segment seg. */
-static void replay_record(struct strmap *found, struct spool_segment *seg, const uint8_t *p,
-                          size_t plen)
+static void replay_record(struct strmap *found, struct spool_segment *seg,
+                          const struct record *r)
 {
-    size_t idlen = (size_t)p[1] << 8 | p[2];
     char id[0x10000];
     int err;
-    if (3 + idlen > plen)
-        return;
-    memcpy(id, p + 3, idlen);
-    id[idlen] = '\0';
-    if (p[0] == 'A') {
+    memcpy(id, r->id, r->id_len);
+    id[r->id_len] = '\0';
+    if (r->type == 'A') {
         struct found *f = strmap_del(found, id);
         if (f != NULL)
             found_free(f);
         return;
     }
     struct found *f = calloc(1, sizeof(*f));
-    size_t len = plen - 3 - idlen;
+    size_t len = r->body_len;
     if (f == NULL || (f->data = malloc(len ? len : 1)) == NULL) {
         free(f);
         log_error("spool: out of memory replaying %s", id);
         return;
     }
-    memcpy(f->data, p + 3 + idlen, len);
+    memcpy(f->data, r->body, len);
     f->len = len;
     f->seg = seg;
     struct found *old = strmap_put(found, id, f, &err);
@@ -252,30 +190,6 @@ static void replay_record(struct strmap *found, struct spool_segment *seg, const
         found_free(old);
 }
 
-static int read_file(const char *path, uint8_t **data, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    *data = NULL;
-    if (fd < 0 || fstat(fd, &st) != 0 || (*data = malloc((size_t)st.st_size + 1)) == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, *data + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    *len = got;
-    return 0;
-}
-
 /* Replays one segment file; a torn or corrupt tail is cut off. */
 static int replay_segment(struct spool *s, uint64_t seq, struct strmap *found)
 {
@@ -283,19 +197,14 @@ static int replay_segment(struct spool *s, uint64_t seq, struct strmap *found)
     uint8_t *data;
     size_t len, off = 0;
     seg_path(s, seq, path, sizeof(path));
-    if (read_file(path, &data, &len) < 0) {
+    if (record_read_file(path, &data, &len) < 0) {
         log_error("spool: cannot read %s: %s", path, strerror(errno));
         return -1;
     }
     struct spool_segment *seg = seg_add(s, seq, 0);
-    while (seg != NULL && off + REC_HEADER <= len) {
-        uint32_t plen = get32(data + off), crc = get32(data + off + 4);
-        if (plen < 3 || plen > REC_MAX || off + REC_HEADER + plen > len ||
-            crc32(0L, data + off + REC_HEADER, plen) != crc)
-            break;
-        replay_record(found, seg, data + off + REC_HEADER, plen);
-        off += REC_HEADER + plen;
-    }
+    struct record r;
+    while (seg != NULL && record_next(data, len, &off, &r) == 0)
+        replay_record(found, seg, &r);
     free(data);
     if (seg == NULL)
         return -1;
@@ -453,7 +362,7 @@ int spool_append(struct spool *s, const char *request_id, const uint8_t *event, 
     if (s->current->bytes >= s->cfg->proxyd.spool_segment_bytes &&
         open_segment(s, s->current->seq + 1) < 0)
         return -1;
-    if (encode_record(&s->rec, 'E', request_id, event, len) < 0) {
+    if (record_encode(&s->rec, 'E', request_id, event, len) < 0) {
         s->rec.len = 0;
         log_error("spool: out of memory or oversized event %s", request_id);
         return -1;
@@ -476,7 +385,7 @@ void spool_ack(struct spool *s, struct spool_segment *seg, const char *request_i
         return;
     }
     /* A lost ack record only means one more delivery, which accountd dedupes. */
-    if (encode_record(&s->acks, 'A', request_id, NULL, 0) < 0)
+    if (record_encode(&s->acks, 'A', request_id, NULL, 0) < 0)
         log_warn("spool: cannot record the ack of %s", request_id);
 }
 

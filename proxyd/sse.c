@@ -1,12 +1,11 @@
-/* sse.c - Server-Sent Events filter for streamed completions (see sse.h).
+/* sse.c - Server-Sent Events filter for streamed answers (see sse.h).
  *
- * Upstream bytes are cut into events at blank lines. An event is parsed
- * only to learn what it carries (usage, generated text); the client gets
- * the original bytes unless the event must change: the usage chunk, which
- * is dropped (client did not ask for usage) or re-encoded with usage.cost.
- * Events longer than EVENT_MAX are passed on unparsed. The closing
- * "data: [DONE]" is held back until sse_filter_finish, so the usage event
- * can be safely queued before the stream's last bytes leave.
+ * Upstream bytes are cut into events at blank lines. An event's "event:"
+ * and "data:" fields are read and its data parsed as JSON, then the
+ * stream's protocol decides what the client gets (protocol.h). Events
+ * longer than EVENT_MAX, and comments or fields the filter does not read,
+ * are passed on unparsed. "data: [DONE]" (OpenAI's end marker) is held
+ * back until sse_filter_finish, as are the protocols' own last events.
  */
 #include "sse.h"
 
@@ -15,25 +14,29 @@
 #include <string.h>
 
 #include "grow.h"
-#include "usage.h"
+#include "protocol.h"
 
 #define EVENT_MAX (1024 * 1024)       /* larger events are passed through unparsed */
 #define TEXT_MAX (16 * 1024 * 1024)   /* generated text kept for local counting */
+#define NAME_MAX_LEN 128              /* longer event names are not parsed */
 
 struct sse_filter {
+    const struct protocol *proto;
+    void *state;
     bool client_wants_usage;
     sse_price_cb price;
     void *arg;
     struct evbuffer *pending; /* bytes of the event being received */
-    bool have_usage;
+    bool have_usage, usage_final;
     struct usage usage;
     char *text;
     size_t text_len, text_cap;
     size_t events;
-    struct evbuffer *held; /* "data: [DONE]", released by sse_filter_finish */
+    struct evbuffer *held; /* released by sse_filter_finish */
 };
 
-struct sse_filter *sse_filter_new(bool client_wants_usage, sse_price_cb price, void *arg)
+struct sse_filter *sse_filter_new(const struct protocol *proto, void *state,
+                                  bool client_wants_usage, sse_price_cb price, void *arg)
 {
     struct sse_filter *f = calloc(1, sizeof(*f));
     if (f == NULL || (f->pending = evbuffer_new()) == NULL || (f->held = evbuffer_new()) == NULL) {
@@ -42,6 +45,8 @@ struct sse_filter *sse_filter_new(bool client_wants_usage, sse_price_cb price, v
         free(f);
         return NULL;
     }
+    f->proto = proto;
+    f->state = state;
     f->client_wants_usage = client_wants_usage;
     f->price = price;
     f->arg = arg;
@@ -52,13 +57,15 @@ void sse_filter_free(struct sse_filter *f)
 {
     if (f == NULL)
         return;
+    if (f->proto->stream_free != NULL)
+        f->proto->stream_free(f->state);
     evbuffer_free(f->pending);
     evbuffer_free(f->held);
     free(f->text);
     free(f);
 }
 
-static void keep_text(struct sse_filter *f, const char *s, size_t len)
+void sse_keep_text(struct sse_filter *f, const char *s, size_t len)
 {
     if (f->text_len + len > TEXT_MAX)
         return;
@@ -72,101 +79,107 @@ static void keep_text(struct sse_filter *f, const char *s, size_t len)
     f->text[f->text_len] = '\0';
 }
 
-/* Collects choices[].delta.content (chat) and choices[].text (completions). */
-static void collect_text(struct sse_filter *f, json_t *chunk)
+bool sse_client_wants_usage(const struct sse_filter *f)
 {
-    size_t i;
-    json_t *choice;
-    json_array_foreach(json_object_get(chunk, "choices"), i, choice) {
-        json_t *t = json_object_get(json_object_get(choice, "delta"), "content");
-        if (!json_is_string(t))
-            t = json_object_get(choice, "text");
-        if (json_is_string(t))
-            keep_text(f, json_string_value(t), json_string_length(t));
-    }
+    return f->client_wants_usage;
 }
 
-/* The data of an event made only of "data:" lines (joined by \n), or NULL. */
-static char *event_data(const char *ev, size_t len)
+void sse_set_usage(struct sse_filter *f, const struct usage *u, bool final)
+{
+    f->usage = *u;
+    f->have_usage = true;
+    f->usage_final = final;
+}
+
+void sse_price(struct sse_filter *f, const json_t *chunk, char cost[MONEY_STR_MAX])
+{
+    f->price(&f->usage, chunk, cost, f->arg); /* completes the usage either way */
+}
+
+void sse_count_content(struct sse_filter *f)
+{
+    f->events++;
+}
+
+int sse_hold(struct sse_filter *f, const char *raw, size_t len)
+{
+    return evbuffer_add(f->held, raw, len) == 0 ? 0 : -1;
+}
+
+int sse_write(struct evbuffer *out, const char *name, const json_t *data)
+{
+    char *s = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (s == NULL)
+        return -1;
+    int rc = (name != NULL ? evbuffer_add_printf(out, "event: %s\ndata: %s\n\n", name, s)
+                           : evbuffer_add_printf(out, "data: %s\n\n", s)) < 0 ? -1 : 0;
+    free(s);
+    return rc;
+}
+
+/* Reads an event's "event:" name and its "data:" lines (joined by \n).
+ * -1 when it has other fields (id:, retry:, comments): passed on as is. */
+static int event_fields(const char *ev, size_t len, char name[NAME_MAX_LEN], char **data)
 {
     char *out = malloc(len + 1);
     size_t n = 0;
     const char *p = ev, *end = ev + len;
-    if (out == NULL)
-        return NULL;
+    name[0] = '\0';
+    if ((*data = out) == NULL)
+        return -1;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl != NULL ? nl : end;
         size_t ll = (size_t)(le - p);
         if (ll > 0 && p[ll - 1] == '\r')
             ll--;
+        bool is_data = ll >= 5 && memcmp(p, "data:", 5) == 0;
+        bool is_name = ll >= 6 && memcmp(p, "event:", 6) == 0;
+        if (ll > 0 && !is_data && !is_name)
+            goto other;
         if (ll > 0) {
-            if (ll < 5 || memcmp(p, "data:", 5) != 0) {
-                free(out);
-                return NULL;
-            }
-            const char *v = p + 5 + (ll > 5 && p[5] == ' ');
+            size_t skip = is_data ? 5 : 6;
+            const char *v = p + skip + (ll > skip && p[skip] == ' ');
             size_t vl = ll - (size_t)(v - p);
-            if (n > 0)
-                out[n++] = '\n';
-            memcpy(out + n, v, vl);
-            n += vl;
+            if (is_name) {
+                if (vl >= NAME_MAX_LEN)
+                    goto other;
+                memcpy(name, v, vl);
+                name[vl] = '\0';
+            } else {
+                if (n > 0)
+                    out[n++] = '\n';
+                memcpy(out + n, v, vl);
+                n += vl;
+            }
         }
         p = le + 1;
     }
     out[n] = '\0';
-    return out;
-}
-
-/* The usage chunk, rewritten for the client: with usage.cost, or without
- * usage at all. Returns 1 when the event must be dropped entirely. */
-static int rewrite_usage(struct sse_filter *f, json_t *chunk, struct evbuffer *out)
-{
-    size_t n_choices = json_array_size(json_object_get(chunk, "choices"));
-    char cost[MONEY_STR_MAX];
-    f->price(&f->usage, chunk, cost, f->arg); /* completes the usage either way */
-    if (!f->client_wants_usage) {
-        if (n_choices == 0)
-            return 1;
-        json_object_del(chunk, "usage");
-    } else {
-        money_t m;
-        json_t *num = money_parse(cost, &m) == 0 ? json_real(money_to_double(m)) : json_null();
-        json_object_set_new(json_object_get(chunk, "usage"), "cost", num);
-    }
-    char *s = json_dumps(chunk, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    if (s == NULL)
-        return -1;
-    int rc = evbuffer_add_printf(out, "data: %s\n\n", s) < 0 ? -1 : 0;
-    free(s);
-    return rc;
+    return 0;
+other:
+    free(out);
+    *data = NULL;
+    return -1;
 }
 
 /* One complete event (with its terminating blank line). */
 static int handle_event(struct sse_filter *f, const char *ev, size_t len, struct evbuffer *out)
 {
-    char *data = len <= EVENT_MAX ? event_data(ev, len) : NULL;
-    if (data != NULL && strcmp(data, "[DONE]") == 0) {
+    char name[NAME_MAX_LEN], *data = NULL;
+    if (len > EVENT_MAX || event_fields(ev, len, name, &data) < 0)
+        return evbuffer_add(out, ev, len) == 0 ? 0 : -1;
+    if (strcmp(data, "[DONE]") == 0) {
         free(data); /* the end marker waits until the usage event is safe */
-        return evbuffer_add(f->held, ev, len) == 0 ? 0 : -1;
+        return sse_hold(f, ev, len);
     }
-    json_t *chunk = data != NULL ? json_loads(data, 0, NULL) : NULL;
-    int rc = 0;
+    json_t *chunk = json_loads(data, 0, NULL);
     free(data);
-    if (json_is_object(chunk)) {
-        collect_text(f, chunk);
-        json_t *u = json_object_get(chunk, "usage");
-        if (json_is_object(u) && usage_from_json(u, &f->usage) == 0) {
-            f->have_usage = true;
-            rc = rewrite_usage(f, chunk, out);
-            json_decref(chunk);
-            return rc < 0 ? -1 : 0;
-        }
-        if (json_object_get(chunk, "choices") != NULL)
-            f->events++;
-    }
+    int rc = json_is_object(chunk)
+                 ? f->proto->stream_event(f->state, f, name[0] ? name : NULL, chunk, ev, len, out)
+                 : evbuffer_add(out, ev, len) == 0 ? 0 : -1;
     json_decref(chunk);
-    return evbuffer_add(out, ev, len) == 0 ? 0 : -1;
+    return rc;
 }
 
 /* The end of the first event in buf: offset after "\n\n" or "\r\n\r\n", or 0. */
@@ -206,11 +219,13 @@ int sse_filter_finish(struct sse_filter *f, struct evbuffer *out)
     return evbuffer_add_buffer(out, f->held) == 0 ? 0 : -1;
 }
 
-bool sse_filter_usage(const struct sse_filter *f, struct usage *u)
+bool sse_filter_usage(const struct sse_filter *f, struct usage *u, bool *partial)
 {
     if (f->have_usage)
         *u = f->usage;
-    return f->have_usage;
+    if (partial != NULL)
+        *partial = f->have_usage && !f->usage_final;
+    return f->have_usage && f->usage_final;
 }
 
 const char *sse_filter_text(const struct sse_filter *f, size_t *len)

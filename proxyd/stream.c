@@ -1,4 +1,5 @@
-/* stream.c - streamed answers: Server-Sent Events relayed as they arrive.
+/* stream.c - streamed answers: Server-Sent Events relayed as they arrive,
+ * whatever the API (the stream's protocol reads the events: sse.h).
  *
  * The first upstream bytes decide: a 2xx starts a chunked reply at once
  * (headers with x-litellm-call-id; the cost goes into the final usage
@@ -18,6 +19,7 @@
 
 #include "call_priv.h"
 #include "httpjson.h"
+#include "journal.h"
 #include "log.h"
 #include "sse.h"
 #include "tokencount.h"
@@ -52,14 +54,93 @@ void stream_watch(struct call *c)
 /* First bytes of a 2xx stream: headers out, filter ready. -1 aborts. */
 static int start_reply(struct call *c, struct relay_transfer *t)
 {
-    if ((c->sse = sse_filter_new(c->client_wants_usage, price_chunk, c)) == NULL)
+    struct upstream_req ur = call_upstream_req(c);
+    void *state = c->proto->stream_new != NULL ? c->proto->stream_new(&ur) : NULL;
+    if ((c->proto->stream_new != NULL && state == NULL) ||
+        (c->sse = sse_filter_new(c->proto, state, c->client_wants_usage, price_chunk, c)) == NULL) {
+        if (c->proto->stream_free != NULL)
+            c->proto->stream_free(state);
         return -1;
+    }
     answer_headers(c, evhttp_request_get_output_headers(c->req),
                    t->content_type[0] ? t->content_type : "text/event-stream", NULL);
     evhttp_send_reply_start(c->req, (int)t->status, "OK");
     c->started = true;
     c->ttfb_us = call_since_us(&c->t0);
     return 0;
+}
+
+/* The model whose tokenizer counts what the upstream did not report. */
+static const char *count_model(const struct call *c)
+{
+    return c->dep->base_model != NULL ? c->dep->base_model : c->dep->model;
+}
+
+/* Where the text's last word starts: the last space followed by a
+ * non-space in text[from..len), or from when there is none. OpenAI's
+ * tokenizers never join tokens across such a point (their pre-tokenizer
+ * gives a word its leading space), so text before it counts the same alone. */
+static size_t last_word_start(const char *text, size_t from, size_t len)
+{
+    for (size_t i = len; i-- > from + 1;)
+        if (text[i - 1] == ' ' && text[i] != ' ')
+            return i - 1;
+    return from;
+}
+
+/* Output tokens relayed so far, as the whole text counts: the words done
+ * are counted once (counted_text, counted_tokens) and only the last one
+ * again each time, so a long stream costs no more than its length. */
+static void count_sent(struct call *c)
+{
+    char err[128];
+    bool est;
+    size_t len;
+    const char *text = sse_filter_text(c->sse, &len);
+    size_t cut = last_word_start(text, c->counted_text, len);
+    if (cut > c->counted_text) {
+        int64_t n = tokencount_text(count_model(c), text + c->counted_text,
+                                    cut - c->counted_text, &est, err, sizeof(err));
+        c->counted_tokens += n > 0 ? n : 0;
+        c->counted_text = cut;
+    }
+    int64_t tail = tokencount_text(count_model(c), text + c->counted_text, len - c->counted_text,
+                                   &est, err, sizeof(err));
+    c->sent_tokens = c->counted_tokens + (tail > 0 ? tail : 0);
+}
+
+/* Notes in the journal the event this stream would publish if it were cut
+ * now, when content or usage moved since the last note: a proxyd killed
+ * mid-stream still bills what was relayed (journal.h). */
+static void note_progress(struct call *c, int status)
+{
+    struct usage u;
+    bool partial = false, est;
+    bool final = sse_filter_usage(c->sse, &u, &partial);
+    int usage_state = final ? 2 : partial ? 1 : 0;
+    size_t events = sse_filter_events(c->sse), len;
+    if (c->journaled && events == c->noted_events && usage_state == c->noted_usage)
+        return;
+    count_sent(c);
+    if (!final) {
+        if (!partial && c->noted_prompt < 0)
+            c->noted_prompt = c->front->prompt_tokens(c->body, count_model(c), &est);
+        if (!partial)
+            u = (struct usage){.prompt_tokens = c->noted_prompt > 0 ? c->noted_prompt : 0};
+        u.completion_tokens = c->sent_tokens;
+        u.total_tokens = u.prompt_tokens + u.completion_tokens;
+        u.duration_us = 0;
+        answer_usage_complete(c, NULL, &u);
+    }
+    uint8_t *ev = answer_pack(c, &u, status, !final, &len);
+    if (ev == NULL || journal_note(c->px->journal, c->request_id, ev, len) < 0)
+        log_request(LOG_WARN, c->request_id, "cannot note the stream in the journal: a kill "
+                    "now would leave it unbilled");
+    else
+        c->journaled = true;
+    free(ev);
+    c->noted_events = events;
+    c->noted_usage = usage_state;
 }
 
 int stream_on_data(struct relay_transfer *t, const char *data, size_t len, void *arg)
@@ -80,31 +161,31 @@ int stream_on_data(struct relay_transfer *t, const char *data, size_t len, void 
         evhttp_send_reply_chunk(c->req, out);
     if (out != NULL)
         evbuffer_free(out);
+    if (rc == 0 && c->front->charged)
+        note_progress(c, (int)t->status);
     return rc;
 }
 
 /* Tokens of a stream whose upstream reported no usage (or that was cut
- * short): counted here, the prompt in OpenAI's chat format and the output
- * as the text produced so far. The event is flagged as estimated. */
+ * short): counted here, the prompt as its API reads (or what the upstream
+ * said of it at the start) and the output as the text produced so far. The
+ * event is flagged as estimated. */
 static bool stream_usage(struct call *c, struct usage *u)
 {
     char err[256];
     size_t len = 0;
-    bool est;
-    if (c->sse != NULL && sse_filter_usage(c->sse, u))
+    bool est, partial = false;
+    if (c->sse != NULL && sse_filter_usage(c->sse, u, &partial))
         return false;
-    *u = (struct usage){0};
+    if (!partial)
+        *u = (struct usage){0};
     const char *model = c->dep->base_model != NULL ? c->dep->base_model : c->dep->model;
-    json_t *prompt = json_object_get(c->body, c->kind == CALL_CHAT ? "messages" : "prompt");
-    int64_t in = c->kind == CALL_CHAT ? tokencount_chat(model, prompt, &est, err, sizeof(err))
-                 : json_is_string(prompt) ? tokencount_text(model, json_string_value(prompt),
-                                                            json_string_length(prompt), &est,
-                                                            err, sizeof(err))
-                                          : 0;
+    int64_t in = partial ? u->prompt_tokens : c->front->prompt_tokens(c->body, model, &est);
     const char *text = c->sse != NULL ? sse_filter_text(c->sse, &len) : "";
     int64_t out = tokencount_text(model, text, len, &est, err, sizeof(err));
     if (in < 0 || out < 0) {
-        log_request(LOG_WARN, c->request_id, "cannot count tokens: %s", err);
+        log_request(LOG_WARN, c->request_id, "cannot count tokens%s%s", out < 0 ? ": " : "",
+                    out < 0 ? err : "");
         return true;
     }
     u->prompt_tokens = in;
@@ -127,6 +208,7 @@ static void answer_unstarted(struct call *c, struct relay_transfer *t, CURLcode 
         answer_failed(c, t, result);
         return;
     }
+    answer_rewrite_error(c, c->error_body, status);
     answer_headers(c, evhttp_request_get_output_headers(c->req), t->content_type, NULL);
     answer_publish(c, &u, status, false);
     evhttp_send_reply(c->req, status, NULL, c->error_body);

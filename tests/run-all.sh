@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh --tests
-echo "=== npm ci (tests/node: the official OpenAI client and playwright-core)"
+echo "=== npm ci (tests/node: the official OpenAI and Anthropic clients and playwright-core)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
 run_suite() { # build-dir label cmake-args...

@@ -1,16 +1,27 @@
 /*
- * fake_upstream.c - a mock OpenAI-compatible upstream for Tollgate.
+ * fake_upstream.c - a mock LLM upstream for Tollgate: OpenAI's API, and
+ * (fake_anthropic.c, fake_responses.c) Anthropic's Messages API and
+ * OpenAI's Responses API.
  *
  * Used by the end-to-end tests and by the offline quickstart: answers chat
  * completions and legacy text completions (plain and SSE-streamed),
  * embeddings, image generations, /models, /health and /stats with canned
  * data, on the OpenAI paths (with or without "/v1") and on the Azure ones
- * (/openai/deployments/NAME/...?api-version=V); can demand an API key
- * ("Authorization: Bearer KEY" or "api-key: KEY"); logs every POST as one
- * JSON line (--log) so a test can check what the gateway forwarded.
+ * (/openai/deployments/NAME/...?api-version=V); Anthropic's POST
+ * /v1/messages and /v1/messages/count_tokens; the Responses API's
+ * /v1/responses[/ID[/cancel|/input_items]] and, on Azure,
+ * /openai/responses[...]?api-version=V.  Can demand an API key
+ * ("Authorization: Bearer KEY" or "api-key: KEY"; "x-api-key: KEY" on
+ * Anthropic's paths, which answer errors the Anthropic way).  Logs every
+ * request but GET /health and /stats as one JSON line (--log: path, method,
+ * the headers authorization, api-key, x-api-key, content-type,
+ * anthropic-version and anthropic-beta, body) so a test can check what the
+ * gateway sent.
  *
  * Per-request body fields (the gateway forwards them untouched):
  *   mock_usage {prompt_tokens, completion_tokens, cached_tokens}
+ *                                   (Anthropic's and the Responses API's
+ *                                   own names on their paths: see there)
  *   mock_status 400..599            answer that error instead
  *   mock_first_byte_delay_ms N      wait N ms before the response starts
  *   mock_content "text"             the answer; streamed one word a chunk
@@ -38,6 +49,10 @@
  * PORT 0 picks a free port; the real one is printed as "fake-upstream
  * listening on HOST:PORT".  --fail-first N answers the first N POSTs with a
  * 500.  SIGINT/SIGTERM stop it cleanly (exit code 0), streams or not.
+ *
+ * This file routes and answers the OpenAI completion routes; fake_reply.c
+ * sends replies (delayed or streamed), fake_common.c reads the common
+ * mock_* fields.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* getopt_long, strndup, strncasecmp */
@@ -57,53 +72,21 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "fake_anthropic.h"
 #include "fake_answer_extras.h"
+#include "fake_common.h"
+#include "fake_reply.h"
+#include "fake_responses.h"
 
 #define MAX_BODY_SIZE (16L * 1024 * 1024)
-#define MAX_TOKENS ((json_int_t)INT_MAX)
-#define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(9))
-
-#define DEFAULT_CONTENT "This is a fake answer."
-#define MAX_ANSWER_BYTES ((size_t)64 * 1024 * 1024) /* mock_content x mock_chunks */
-#define MAX_REPS 100000L                            /* mock_chunks */
-#define MAX_CHUNK_DELAY_MS 10000L
 #define MAX_FIRST_BYTE_DELAY_MS 600000L
 #define MAX_IMAGES 10L
-#define STREAM_BATCH 64 /* stream events sent per loop turn without a delay */
 #define AZURE_PREFIX "/openai/deployments/"
-
-struct options {
-    char *host; /* malloc'd */
-    int port;
-    const char *api_key;
-    json_int_t prompt_tokens;
-    json_int_t completion_tokens;
-    const char *log_path;
-    long fail_first;
-};
-
-struct call;
-
-struct app {
-    struct options opt;
-    struct event_base *base;
-    struct evhttp *http;
-    struct event *sigint_ev;
-    struct event *sigterm_ev;
-    FILE *log;
-    unsigned long counter;
-    struct call *calls;              /* delayed replies and streams under way */
-    unsigned long requests;          /* POSTs received */
-    unsigned long failed;            /* POSTs failed by --fail-first */
-    unsigned long active_streams;
-    unsigned long cancelled_streams; /* streams the client left */
-};
 
 /* Token usage reported for one request. */
 struct usage {
@@ -113,282 +96,23 @@ struct usage {
     int has_cached;
 };
 
-enum usage_mode { USAGE_AUTO, USAGE_NEVER, USAGE_ALWAYS };
-
-/* A completion's answer, from the mock_* body fields. */
-struct answer {
-    const char *content; /* borrowed from the body */
-    size_t length;
-    long reps;
-    long chunk_delay_ms;
-    long stall_after; /* -1: never */
-    enum usage_mode usage_mode;
-};
-
 enum api { API_CHAT, API_TEXT }; /* chat.completion or text_completion */
-enum stage { ST_CONTENT, ST_FINISH, ST_USAGE, ST_DONE, ST_END };
+enum stage { ST_CONTENT, ST_FINISH, ST_USAGE, ST_DONE };
 
-/* An SSE stream: what to send and how far it got. */
-struct stream {
+/* A completion's SSE stream: what to send and how far it got. */
+struct chat_stream {
+    struct stream base; /* first: paced by fake_reply.c */
     enum api api;
     char id[64];
     json_int_t created;
-    char *model;   /* malloc'd */
-    char *content; /* malloc'd, `length` bytes */
-    size_t length;
-    size_t *cuts; /* word i is content[cuts[i] .. cuts[i + 1]) */
-    size_t n_words;
-    size_t total; /* content chunks: n_words x reps */
-    size_t sent;  /* content chunks sent */
+    char *model; /* malloc'd */
+    struct words words;
     struct usage usage;
     int send_usage;
-    long chunk_delay_ms;
     long stall_after;
     enum stage stage;
-    int started; /* headers sent */
     struct answer_extras extras;
 };
-
-/* A request answered later: a delayed reply (text) or a stream. */
-struct call {
-    struct app *app;
-    struct call *prev, *next; /* app->calls */
-    struct evhttp_request *req;
-    struct evhttp_connection *conn;
-    struct event *timer;
-    struct event *watch; /* EOF watch until the first byte is sent */
-    int status;
-    char *text;            /* the delayed reply, or NULL */
-    struct stream *stream; /* or the stream, or NULL */
-};
-
-/* The request being answered. */
-struct exchange {
-    struct app *app;
-    struct evhttp_request *req;
-    const json_t *body;     /* NULL unless a POST with a JSON body */
-    const char *deployment; /* the Azure deployment, or NULL */
-    long delay_ms;          /* mock_first_byte_delay_ms */
-    struct answer_extras extras; /* filled by common_checks */
-};
-
-/* ---------------------------------------------------------------- replies */
-
-/* Send the JSON text `text` with `status` now; NULL text sends a 500. */
-static void reply_now(struct evhttp_request *req, int status, const char *text)
-{
-    struct evbuffer *buf = text ? evbuffer_new() : NULL;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-
-    if (!buf || evhttp_add_header(out, "Content-Type", "application/json") != 0
-        || evbuffer_add(buf, text, strlen(text)) != 0) {
-        fprintf(stderr, "fake-upstream: failed to build a response\n");
-        evhttp_send_error(req, HTTP_INTERNAL, NULL);
-    } else {
-        evhttp_send_reply(req, status, NULL, buf);
-    }
-    if (buf)
-        evbuffer_free(buf);
-}
-
-/* Send one SSE event "data: <text>\n\n". */
-static void send_sse(struct evhttp_request *req, const char *text)
-{
-    struct evbuffer *buf = evbuffer_new();
-
-    if (!text || !buf || evbuffer_add_printf(buf, "data: %s\n\n", text) < 0)
-        fprintf(stderr, "fake-upstream: failed to build a stream chunk\n");
-    else
-        evhttp_send_reply_chunk(req, buf);
-    if (buf)
-        evbuffer_free(buf);
-}
-
-/* Send `obj` (stolen, may be NULL) as one SSE event. */
-static void send_sse_json(struct evhttp_request *req, json_t *obj)
-{
-    char *text = obj ? json_dumps(obj, DUMP_FLAGS) : NULL;
-
-    json_decref(obj);
-    send_sse(req, text);
-    free(text);
-}
-
-/* ------------------------------------------------------------------ calls */
-
-static void stream_step(struct call *c);
-
-static void stream_free(struct stream *s)
-{
-    if (!s)
-        return;
-    free(s->model);
-    free(s->content);
-    free(s->cuts);
-    answer_extras_clear(&s->extras);
-    free(s);
-}
-
-/* Forget `c` (the request itself stays with the caller or libevent). */
-static void call_free(struct call *c)
-{
-    if (c->conn)
-        evhttp_connection_set_closecb(c->conn, NULL, NULL);
-    event_free(c->timer);
-    if (c->watch)
-        event_free(c->watch);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        c->app->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    free(c->text);
-    stream_free(c->stream);
-    free(c);
-}
-
-/* The client closed the connection before the call ended. */
-static void on_call_closed(struct evhttp_connection *conn, void *arg)
-{
-    struct call *c = arg;
-    struct evhttp_request *req = c->req;
-
-    (void)conn;
-    if (c->stream) {
-        c->app->active_streams--;
-        c->app->cancelled_streams++;
-        fprintf(stderr, "fake-upstream: client went away after %zu chunks\n",
-                c->stream->sent);
-    } else {
-        fprintf(stderr, "fake-upstream: client went away before the reply\n");
-    }
-    c->conn = NULL; /* being freed */
-    call_free(c);
-    /* libevent leaves an unfinished request to its owner */
-    if (!evhttp_request_get_connection(req))
-        evhttp_request_free(req);
-}
-
-static void on_call_timer(evutil_socket_t fd, short events, void *arg)
-{
-    struct call *c = arg;
-    struct evhttp_request *req = c->req;
-    int status = c->status;
-    char *text = c->text;
-
-    (void)fd;
-    (void)events;
-    if (c->stream) {
-        stream_step(c);
-        return;
-    }
-    c->text = NULL;
-    call_free(c);
-    reply_now(req, status, text);
-    free(text);
-}
-
-/* Until a reply starts libevent does not read the socket, so a client that
- * leaves would go unnoticed: on its EOF, drop the connection (which runs
- * on_call_closed). */
-static void on_peer_readable(evutil_socket_t fd, short events, void *arg)
-{
-    struct call *c = arg;
-    char byte;
-    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-
-    (void)events;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        if (event_add(c->watch, NULL) != 0)
-            fprintf(stderr, "fake-upstream: cannot watch a connection\n");
-        return;
-    }
-    if (n > 0)
-        return; /* the client sent more: libevent reads it after the reply */
-    evhttp_connection_free(c->conn);
-}
-
-static int call_schedule(struct call *c, long ms)
-{
-    struct timeval tv;
-
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    if (evtimer_add(c->timer, &tv) == 0)
-        return 0;
-    fprintf(stderr, "fake-upstream: cannot arm a timer\n");
-    return -1;
-}
-
-/* Track `ex`'s request until it is answered or its client leaves. */
-static struct call *call_new(const struct exchange *ex)
-{
-    struct call *c = calloc(1, sizeof *c);
-    struct bufferevent *bev;
-
-    if (!c)
-        goto fail;
-    c->app = ex->app;
-    c->req = ex->req;
-    c->conn = evhttp_request_get_connection(ex->req);
-    c->timer = evtimer_new(ex->app->base, on_call_timer, c);
-    bev = c->conn ? evhttp_connection_get_bufferevent(c->conn) : NULL;
-    if (bev && bufferevent_getfd(bev) >= 0)
-        c->watch = event_new(ex->app->base, bufferevent_getfd(bev), EV_READ,
-                             on_peer_readable, c);
-    if (!c->timer || !c->watch || event_add(c->watch, NULL) != 0) {
-        if (c->timer)
-            event_free(c->timer);
-        if (c->watch)
-            event_free(c->watch);
-        free(c);
-        goto fail;
-    }
-    c->next = ex->app->calls;
-    if (c->next)
-        c->next->prev = c;
-    ex->app->calls = c;
-    evhttp_connection_set_closecb(c->conn, on_call_closed, c);
-    return c;
-fail:
-    fprintf(stderr, "fake-upstream: cannot keep a request for later\n");
-    return NULL;
-}
-
-/* Send `body` (reference stolen) as a JSON response with `status`, after
- * the request's first-byte delay if it has one. */
-static void send_json(struct exchange *ex, int status, json_t *body)
-{
-    char *text = body ? json_dumps(body, DUMP_FLAGS) : NULL;
-    struct call *c;
-
-    json_decref(body);
-    if (text && ex->delay_ms > 0 && (c = call_new(ex)) != NULL) {
-        c->status = status;
-        c->text = text;
-        if (call_schedule(c, ex->delay_ms) == 0)
-            return;
-        c->text = NULL;
-        call_free(c);
-    }
-    reply_now(ex->req, status, text);
-    free(text);
-}
-
-/* Send an OpenAI-shaped error; `code` may be NULL (sent as null). */
-static void send_error(struct exchange *ex, int status, const char *message,
-                       const char *type, const char *code)
-{
-    send_json(ex, status,
-              json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", message,
-                        "type", type, "param", "code", code));
-}
-
-static void send_bad_request(struct exchange *ex, const char *message)
-{
-    send_error(ex, HTTP_BADREQUEST, message, "invalid_request_error", NULL);
-}
 
 /* --------------------------------------------------------- request parsing */
 
@@ -430,11 +154,14 @@ static json_t *parse_body(struct evhttp_request *req, json_error_t *err)
     return json_loadb(data, len, JSON_DECODE_ANY, err);
 }
 
-/* Append {"path","headers","body"} as one line to the log file. */
-static void log_request(struct app *app, struct evhttp_request *req, const char *path,
-                        json_t *body)
+
+/* Append {"path","headers","body","method"} as one line to the log file. */
+static void log_request(struct app *app, struct evhttp_request *req, const char *method,
+                        const char *path, json_t *body)
 {
-    static const char *const names[] = {"authorization", "api-key", "content-type"};
+    static const char *const names[] = {"authorization",     "api-key",
+                                        "x-api-key",         "content-type",
+                                        "anthropic-version", "anthropic-beta"};
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     json_t *headers, *entry;
     char *line;
@@ -448,8 +175,8 @@ static void log_request(struct app *app, struct evhttp_request *req, const char 
         if (value && json_object_set_new(headers, names[i], json_string(value)) != 0)
             fprintf(stderr, "fake-upstream: cannot log header %s\n", names[i]);
     }
-    entry = json_pack("{s:s, s:o, s:O}", "path", path, "headers", headers, "body",
-                      body ? body : json_null());
+    entry = json_pack("{s:s, s:o, s:O, s:s}", "path", path, "headers", headers, "body",
+                      body ? body : json_null(), "method", method);
     line = entry ? json_dumps(entry, DUMP_FLAGS) : NULL;
     if (!line || fprintf(app->log, "%s\n", line) < 0 || fflush(app->log) != 0)
         fprintf(stderr, "fake-upstream: failed to write the request log\n");
@@ -457,7 +184,29 @@ static void log_request(struct app *app, struct evhttp_request *req, const char 
     json_decref(entry);
 }
 
-static int authorized(const struct app *app, struct evhttp_request *req)
+static const char *method_name(enum evhttp_cmd_type method)
+{
+    switch (method) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    default: return "OTHER";
+    }
+}
+
+/* Anthropic's paths answer errors in Anthropic's shape. */
+static enum dialect dialect_of(const char *path)
+{
+    if (strncmp(path, "/v1/", 4) == 0)
+        path += 3;
+    return strcmp(path, "/messages") == 0 || strncmp(path, "/messages/", 10) == 0
+               ? DIALECT_ANTHROPIC
+               : DIALECT_OPENAI;
+}
+
+static int authorized(const struct app *app, struct evhttp_request *req, enum dialect d)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *key = app->opt.api_key;
@@ -465,6 +214,10 @@ static int authorized(const struct app *app, struct evhttp_request *req)
 
     if (!key)
         return 1;
+    if (d == DIALECT_ANTHROPIC) {
+        value = evhttp_find_header(in, "x-api-key");
+        return value && strcmp(value, key) == 0;
+    }
     value = evhttp_find_header(in, "Authorization");
     if (value && strncasecmp(value, "Bearer ", 7) == 0 && strcmp(value + 7, key) == 0)
         return 1;
@@ -494,40 +247,6 @@ static int has_api_version(struct evhttp_request *req)
     return found;
 }
 
-/* Read the integer `obj`.<name>, if present, into *out; on a value outside
- * [min, max] writes a message into `msg` and returns -1. */
-static int read_long(const json_t *obj, const char *name, long min, long max, long *out,
-                     char *msg, size_t size)
-{
-    const json_t *value = json_object_get(obj, name);
-
-    if (!value)
-        return 0;
-    if (!json_is_integer(value) || json_integer_value(value) < min
-        || json_integer_value(value) > max) {
-        snprintf(msg, size, "%s must be an integer between %ld and %ld", name, min, max);
-        return -1;
-    }
-    *out = (long)json_integer_value(value);
-    return 0;
-}
-
-/* Read mock_usage.<name> into *out if present; returns an error or NULL. */
-static const char *read_count(const json_t *mock, const char *name, json_int_t *out,
-                              int *present)
-{
-    const json_t *value = json_object_get(mock, name);
-
-    if (!value)
-        return NULL;
-    if (!json_is_integer(value) || json_integer_value(value) < 0
-        || json_integer_value(value) > MAX_TOKENS)
-        return "mock_usage fields must be non-negative integers";
-    *out = json_integer_value(value);
-    if (present)
-        *present = 1;
-    return NULL;
-}
 
 /* Fill `u` from the defaults and the optional "mock_usage" object. */
 static const char *read_usage(const struct app *app, const json_t *body, struct usage *u)
@@ -543,96 +262,23 @@ static const char *read_usage(const struct app *app, const json_t *body, struct 
         return NULL;
     if (!json_is_object(mock))
         return "mock_usage must be an object";
-    if ((err = read_count(mock, "prompt_tokens", &u->prompt, NULL)) != NULL
-        || (err = read_count(mock, "completion_tokens", &u->completion, NULL)) != NULL)
+    if ((err = mock_read_count(mock, "prompt_tokens", &u->prompt, NULL)) != NULL
+        || (err = mock_read_count(mock, "completion_tokens", &u->completion, NULL)) != NULL)
         return err;
-    return read_count(mock, "cached_tokens", &u->cached, &u->has_cached);
+    return mock_read_count(mock, "cached_tokens", &u->cached, &u->has_cached);
 }
 
-/* Returns 0 if "mock_status" is absent, the status if valid, -1 if not. */
-static int read_mock_status(const json_t *body)
-{
-    const json_t *value = json_object_get(body, "mock_status");
-    json_int_t status;
-
-    if (!value)
-        return 0;
-    if (!json_is_integer(value))
-        return -1;
-    status = json_integer_value(value);
-    return (status >= 400 && status <= 599) ? (int)status : -1;
-}
-
-/* Checks shared by every POST route; returns 0 if a reply was sent. */
+/* Checks shared by the OpenAI completion routes; returns 0 if a reply was
+ * sent. */
 static int common_checks(struct exchange *ex, struct usage *u)
 {
     const char *err = read_usage(ex->app, ex->body, u);
-    int status;
-    char code[16], msg[160];
 
     if (err) {
-        send_bad_request(ex, err);
+        reply_bad_request(ex, err);
         return 0;
     }
-    if (answer_extras_read(ex->body, &ex->extras, msg, sizeof msg) != 0) {
-        send_bad_request(ex, msg);
-        return 0;
-    }
-    status = read_mock_status(ex->body);
-    if (status < 0) {
-        send_bad_request(ex, "mock_status must be an integer between 400 and 599");
-        return 0;
-    }
-    if (status > 0) {
-        snprintf(code, sizeof code, "%d", status);
-        send_error(ex, status, "mock error", "server_error", code);
-        return 0;
-    }
-    return 1;
-}
-
-/* Fill `a` from the defaults and the mock_* answer fields; -1 (with `msg`)
- * on a bad value. */
-static int read_answer(const json_t *body, struct answer *a, char *msg, size_t size)
-{
-    const json_t *content = json_object_get(body, "mock_content");
-    const json_t *mode = json_object_get(body, "mock_stream_usage");
-    const char *m = json_string_value(mode);
-
-    a->content = DEFAULT_CONTENT;
-    a->length = strlen(DEFAULT_CONTENT);
-    a->reps = 1;
-    a->chunk_delay_ms = 0;
-    a->stall_after = -1;
-    a->usage_mode = USAGE_AUTO;
-    if (content && !json_is_string(content)) {
-        snprintf(msg, size, "mock_content must be a string");
-        return -1;
-    }
-    if (content) {
-        a->content = json_string_value(content);
-        a->length = json_string_length(content);
-    }
-    if (read_long(body, "mock_chunks", 1, MAX_REPS, &a->reps, msg, size) != 0
-        || read_long(body, "mock_chunk_delay_ms", 0, MAX_CHUNK_DELAY_MS, &a->chunk_delay_ms,
-                     msg, size) != 0
-        || read_long(body, "mock_stall_after_chunks", 0, INT_MAX, &a->stall_after, msg,
-                     size) != 0)
-        return -1;
-    if (a->length > 0 && (size_t)a->reps > MAX_ANSWER_BYTES / a->length) {
-        snprintf(msg, size, "mock_content times mock_chunks exceeds %zu bytes",
-                 MAX_ANSWER_BYTES);
-        return -1;
-    }
-    if (mode && m && strcmp(m, "never") == 0) {
-        a->usage_mode = USAGE_NEVER;
-    } else if (mode && m && strcmp(m, "always") == 0) {
-        a->usage_mode = USAGE_ALWAYS;
-    } else if (mode && !(m && strcmp(m, "auto") == 0)) {
-        snprintf(msg, size, "mock_stream_usage must be \"auto\", \"never\" or \"always\"");
-        return -1;
-    }
-    return 0;
+    return !reply_if_mocked_error(ex);
 }
 
 /* ---------------------------------------------------------------- streams */
@@ -649,87 +295,19 @@ static json_t *usage_json(const struct usage *u, int with_completion)
                      u->prompt, "prompt_tokens_details", details);
 }
 
-/* The end of the word starting at `i`: its letters, then its spaces. */
-static size_t word_end(const char *text, size_t len, size_t i)
+static void chat_stream_free(struct stream *base)
 {
-    while (i < len && text[i] != ' ')
-        i++;
-    while (i < len && text[i] == ' ')
-        i++;
-    return i;
-}
+    struct chat_stream *s = (struct chat_stream *)base;
 
-/* Cut `text` into words that keep their trailing spaces (at least one, maybe
- * empty): word i is text[cuts[i] .. cuts[i + 1]).  NULL if out of memory. */
-static size_t *split_words(const char *text, size_t len, size_t *n_words)
-{
-    size_t n = 0, i, *cuts;
-
-    for (i = 0; i < len; i = word_end(text, len, i))
-        n++;
-    if (n == 0)
-        n = 1;
-    cuts = malloc((n + 1) * sizeof *cuts);
-    if (!cuts)
-        return NULL;
-    cuts[0] = 0;
-    for (i = 1; i <= n; i++)
-        cuts[i] = word_end(text, len, cuts[i - 1]);
-    *n_words = n;
-    return cuts;
-}
-
-/* `a`'s content repeated a->reps times (malloc'd, *len bytes), or NULL. */
-static char *repeat_content(const struct answer *a, size_t *len)
-{
-    char *text = malloc(a->length * (size_t)a->reps + 1);
-    long i;
-
-    if (!text)
-        return NULL;
-    for (i = 0; i < a->reps; i++)
-        memcpy(text + (size_t)i * a->length, a->content, a->length);
-    *len = a->length * (size_t)a->reps;
-    text[*len] = '\0';
-    return text;
-}
-
-/* A stream of `a` as `api`; NULL if out of memory. */
-static struct stream *stream_new(enum api api, const char *id, json_int_t created,
-                                 const char *model, const struct usage *u,
-                                 const struct answer *a, int send_usage,
-                                 const struct answer_extras *extras)
-{
-    struct stream *s = calloc(1, sizeof *s);
-
-    if (!s)
-        return NULL;
-    s->api = api;
-    snprintf(s->id, sizeof s->id, "%s", id);
-    s->created = created;
-    s->model = strdup(model);
-    s->content = malloc(a->length + 1);
-    s->cuts = split_words(a->content, a->length, &s->n_words);
-    if (!s->model || !s->content || !s->cuts) {
-        stream_free(s);
-        return NULL;
-    }
-    memcpy(s->content, a->content, a->length);
-    s->content[a->length] = '\0';
-    s->length = a->length;
-    s->total = s->n_words * (size_t)a->reps;
-    s->usage = *u;
-    s->send_usage = send_usage;
-    s->chunk_delay_ms = a->chunk_delay_ms;
-    s->stall_after = a->stall_after;
-    s->stage = ST_CONTENT;
-    answer_extras_copy(&s->extras, extras);
-    return s;
+    free(s->model);
+    words_clear(&s->words);
+    answer_extras_clear(&s->extras);
+    free(s);
 }
 
 /* One chunk of `s` with its mock_answer_fields; `choices` and `usage` (may
  * be NULL) are stolen. */
-static json_t *stream_chunk(const struct stream *s, json_t *choices, json_t *usage)
+static json_t *stream_chunk(const struct chat_stream *s, json_t *choices, json_t *usage)
 {
     json_t *chunk = json_pack("{s:s, s:s, s:I, s:s, s:o, s:o*}", "id", s->id, "object",
                               s->api == API_CHAT ? "chat.completion.chunk" : "text_completion",
@@ -740,7 +318,7 @@ static json_t *stream_chunk(const struct stream *s, json_t *choices, json_t *usa
 }
 
 /* The choices of a chunk carrying `text` (`len` bytes) and `finish_reason`. */
-static json_t *stream_choices(const struct stream *s, const char *text, size_t len,
+static json_t *stream_choices(const struct chat_stream *s, const char *text, size_t len,
                               const char *finish_reason)
 {
     json_t *delta;
@@ -750,7 +328,7 @@ static json_t *stream_choices(const struct stream *s, const char *text, size_t l
                          "logprobs", "finish_reason", finish_reason);
     if (finish_reason)
         delta = json_object();
-    else if (s->sent == 0)
+    else if (s->base.sent == 0)
         delta = json_pack("{s:s, s:s%}", "role", "assistant", "content", text, len);
     else
         delta = json_pack("{s:s%}", "content", text, len);
@@ -759,106 +337,65 @@ static json_t *stream_choices(const struct stream *s, const char *text, size_t l
 }
 
 /* Send the next event of the stream and move on. */
-static void stream_send_next(struct call *c)
+static enum stream_step chat_stream_next(struct stream *base, struct evhttp_request *req)
 {
-    struct stream *s = c->stream;
-    size_t w = s->sent % s->n_words;
+    struct chat_stream *s = (struct chat_stream *)base;
+    const char *word;
+    size_t len;
 
+    if (s->stall_after >= 0 && base->sent == (size_t)s->stall_after)
+        return STREAM_STALLED;
     switch (s->stage) {
     case ST_CONTENT:
-        send_sse_json(c->req, stream_chunk(s, stream_choices(s, s->content + s->cuts[w],
-                                                             s->cuts[w + 1] - s->cuts[w],
-                                                             NULL),
-                                           NULL));
-        if (++s->sent == s->total)
+        word = words_at(&s->words, base->sent, &len);
+        stream_send(req, NULL, stream_chunk(s, stream_choices(s, word, len, NULL), NULL));
+        if (++base->sent == s->words.total)
             s->stage = ST_FINISH;
         break;
     case ST_FINISH:
-        send_sse_json(c->req, stream_chunk(s, stream_choices(s, "", 0, "stop"), NULL));
+        stream_send(req, NULL, stream_chunk(s, stream_choices(s, "", 0, "stop"), NULL));
         s->stage = s->send_usage ? ST_USAGE : ST_DONE;
         break;
     case ST_USAGE:
-        send_sse_json(c->req, stream_chunk(s, json_array(),
-                                           answer_extras_usage(&s->extras,
-                                                               usage_json(&s->usage, 1))));
+        stream_send(req, NULL,
+                    stream_chunk(s, json_array(),
+                                 answer_extras_usage(&s->extras, usage_json(&s->usage, 1))));
         s->stage = ST_DONE;
         break;
     case ST_DONE:
-    case ST_END:
-        send_sse(c->req, "[DONE]");
-        s->stage = ST_END;
-        break;
+        stream_send_text(req, "[DONE]");
+        return STREAM_OVER;
     }
+    return STREAM_SENT;
 }
 
-/* Finish the stream: end the chunked reply and forget the call. */
-static void stream_end(struct call *c)
+/* A stream of `a` as `api`; NULL if out of memory. */
+static struct stream *chat_stream_new(enum api api, const char *id, json_int_t created,
+                                      const char *model, const struct usage *u,
+                                      const struct answer *a, int send_usage,
+                                      const struct answer_extras *extras)
 {
-    struct evhttp_request *req = c->req;
+    struct chat_stream *s = calloc(1, sizeof *s);
 
-    c->app->active_streams--;
-    call_free(c);
-    evhttp_send_reply_end(req);
-}
-
-/* Send the stream's headers; on failure answers a 500 and frees `c`. */
-static int stream_begin(struct call *c)
-{
-    struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
-    struct evhttp_request *req = c->req;
-
-    if (evhttp_add_header(out, "Content-Type", "text/event-stream") != 0
-        || evhttp_add_header(out, "Cache-Control", "no-cache") != 0) {
-        c->app->active_streams--;
-        call_free(c);
-        reply_now(req, HTTP_INTERNAL, NULL);
-        return -1;
+    if (!s)
+        return NULL;
+    s->base.next = chat_stream_next;
+    s->base.release = chat_stream_free;
+    s->base.chunk_delay_ms = a->chunk_delay_ms;
+    s->api = api;
+    snprintf(s->id, sizeof s->id, "%s", id);
+    s->created = created;
+    s->model = strdup(model);
+    if (!s->model || words_init(&s->words, a) != 0) {
+        chat_stream_free(&s->base);
+        return NULL;
     }
-    event_free(c->watch); /* from now on libevent notices a close itself */
-    c->watch = NULL;
-    evhttp_send_reply_start(req, HTTP_OK, NULL);
-    c->stream->started = 1;
-    return 0;
-}
-
-/* Send what is due: one event (with a chunk delay) or a batch, then arm the
- * timer for the rest; a stalled stream waits for its client to leave. */
-static void stream_step(struct call *c)
-{
-    struct stream *s = c->stream;
-    int budget = s->chunk_delay_ms > 0 ? 1 : STREAM_BATCH;
-
-    if (!s->started && stream_begin(c) != 0)
-        return;
-    while (budget-- > 0) {
-        if (s->stall_after >= 0 && s->sent == (size_t)s->stall_after)
-            return;
-        stream_send_next(c);
-        if (s->stage == ST_END) {
-            stream_end(c);
-            return;
-        }
-    }
-    if (call_schedule(c, s->chunk_delay_ms) != 0)
-        stream_end(c);
-}
-
-/* Answer `ex` with the stream `s` (stolen; NULL: out of memory). */
-static void start_stream(struct exchange *ex, struct stream *s)
-{
-    struct call *c = s ? call_new(ex) : NULL;
-
-    if (!c) {
-        stream_free(s);
-        ex->delay_ms = 0;
-        send_error(ex, HTTP_INTERNAL, "cannot start the stream", "server_error", NULL);
-        return;
-    }
-    c->stream = s;
-    ex->app->active_streams++;
-    if (ex->delay_ms > 0 && call_schedule(c, ex->delay_ms) == 0)
-        return;
-    stream_step(c);
+    s->usage = *u;
+    s->send_usage = send_usage;
+    s->stall_after = a->stall_after;
+    s->stage = ST_CONTENT;
+    answer_extras_copy(&s->extras, extras);
+    return &s->base;
 }
 
 /* ---------------------------------------------------------------- handlers */
@@ -921,8 +458,8 @@ static void handle_completion(struct exchange *ex, enum api api)
 
     if (body_error(ex, api == API_CHAT ? "messages" : "prompt",
                    api == API_CHAT ? ARRAY : STRING_OR_ARRAY, msg, sizeof msg) != 0
-        || read_answer(ex->body, &a, msg, sizeof msg) != 0) {
-        send_bad_request(ex, msg);
+        || mock_read_answer(ex->body, &a, msg, sizeof msg) != 0) {
+        reply_bad_request(ex, msg);
         return;
     }
     if (!common_checks(ex, &u))
@@ -930,13 +467,13 @@ static void handle_completion(struct exchange *ex, enum api api)
     snprintf(id, sizeof id, "%s-fake-%lu", api == API_CHAT ? "chatcmpl" : "cmpl",
              ++ex->app->counter);
     if (json_is_true(json_object_get(ex->body, "stream"))) {
-        start_stream(ex, stream_new(api, id, created, model, &u, &a,
-                                    wants_usage(ex->body, &a), &ex->extras));
+        reply_stream(ex, chat_stream_new(api, id, created, model, &u, &a,
+                                         wants_usage(ex->body, &a), &ex->extras));
         return;
     }
-    text = repeat_content(&a, &len);
+    text = mock_answer_text(&a, &len);
     if (!text) {
-        send_json(ex, HTTP_INTERNAL, NULL);
+        reply_json(ex, HTTP_INTERNAL, NULL);
         return;
     }
     if (api == API_CHAT)
@@ -951,7 +488,7 @@ static void handle_completion(struct exchange *ex, enum api api)
                            "choices", "text", text, len, "index", 0, "logprobs",
                            "finish_reason", "stop", "usage", usage_json(&u, 1));
     free(text);
-    send_json(ex, HTTP_OK, answer_extras_dress(&ex->extras, answer));
+    reply_json(ex, HTTP_OK, answer_extras_dress(&ex->extras, answer));
 }
 
 static void handle_chat(struct exchange *ex)
@@ -970,7 +507,7 @@ static void handle_embeddings(struct exchange *ex)
     char msg[160];
 
     if (body_error(ex, "input", STRING_OR_ARRAY, msg, sizeof msg) != 0) {
-        send_bad_request(ex, msg);
+        reply_bad_request(ex, msg);
         return;
     }
     if (!common_checks(ex, &u))
@@ -983,7 +520,7 @@ static void handle_embeddings(struct exchange *ex)
     json_t *answer = json_pack("{s:s, s:[{s:s, s:i, s:o}], s:s, s:o}", "object", "list",
                                "data", "object", "embedding", "index", 0, "embedding", vec,
                                "model", answer_model(ex), "usage", usage_json(&u, 0));
-    send_json(ex, HTTP_OK, answer_extras_dress(&ex->extras, answer));
+    reply_json(ex, HTTP_OK, answer_extras_dress(&ex->extras, answer));
 }
 
 /* True if `size` is "auto" or "WIDTHxHEIGHT" (positive decimal numbers). */
@@ -1016,12 +553,12 @@ static void handle_images(struct exchange *ex)
     long n = 1, k;
 
     if (body_error(ex, "prompt", STRING, msg, sizeof msg) != 0
-        || read_long(ex->body, "n", 1, MAX_IMAGES, &n, msg, sizeof msg) != 0) {
-        send_bad_request(ex, msg);
+        || mock_read_long(ex->body, "n", 1, MAX_IMAGES, &n, msg, sizeof msg) != 0) {
+        reply_bad_request(ex, msg);
         return;
     }
     if (size && !(json_is_string(size) && valid_image_size(json_string_value(size)))) {
-        send_bad_request(ex, "size must be a string like \"1024x1024\"");
+        reply_bad_request(ex, "size must be a string like \"1024x1024\"");
         return;
     }
     if (!common_checks(ex, &u))
@@ -1038,12 +575,12 @@ static void handle_images(struct exchange *ex)
     }
     answer = data ? json_pack("{s:I, s:o}", "created", (json_int_t)time(NULL), "data", data)
                   : NULL;
-    send_json(ex, data ? HTTP_OK : HTTP_INTERNAL, answer_extras_dress(&ex->extras, answer));
+    reply_json(ex, data ? HTTP_OK : HTTP_INTERNAL, answer_extras_dress(&ex->extras, answer));
 }
 
 static void handle_models(struct exchange *ex)
 {
-    send_json(ex, HTTP_OK,
+    reply_json(ex, HTTP_OK,
               json_pack("{s:s, s:[{s:s, s:s, s:i, s:s}]}", "object", "list", "data", "id",
                         "fake-model", "object", "model", "created", 0, "owned_by",
                         "tollgate-tests"));
@@ -1053,7 +590,7 @@ static void handle_stats(struct exchange *ex)
 {
     const struct app *app = ex->app;
 
-    send_json(ex, HTTP_OK,
+    reply_json(ex, HTTP_OK,
               json_pack("{s:I, s:I, s:I}", "requests", (json_int_t)app->requests,
                         "active_streams", (json_int_t)app->active_streams,
                         "cancelled_streams", (json_int_t)app->cancelled_streams));
@@ -1063,24 +600,30 @@ static void handle_stats(struct exchange *ex)
 
 typedef void (*handler_fn)(struct exchange *ex);
 
-/* The POST handler for `path` (an OpenAI path, "/v1" allowed if `v1`). */
-static handler_fn post_handler(const char *path, int v1)
+/* What a request path starts with: nothing or "/v1" (OpenAI, Anthropic), an
+ * Azure deployment, or Azure's "/openai" alone (the Responses API). */
+enum prefix { PREFIX_OPENAI = 1, PREFIX_DEPLOYMENT = 2, PREFIX_AZURE = 4 };
+
+/* The POST handler for the API path `path` after a `prefix`, or NULL. */
+static handler_fn post_handler(const char *path, enum prefix prefix)
 {
     static const struct {
         const char *name;
         handler_fn fn;
+        int prefixes;
     } routes[] = {
-        {"/chat/completions", handle_chat},
-        {"/completions", handle_text},
-        {"/embeddings", handle_embeddings},
-        {"/images/generations", handle_images},
+        {"/chat/completions", handle_chat, PREFIX_OPENAI | PREFIX_DEPLOYMENT},
+        {"/completions", handle_text, PREFIX_OPENAI | PREFIX_DEPLOYMENT},
+        {"/embeddings", handle_embeddings, PREFIX_OPENAI | PREFIX_DEPLOYMENT},
+        {"/images/generations", handle_images, PREFIX_OPENAI | PREFIX_DEPLOYMENT},
+        {"/messages", anthropic_handle_messages, PREFIX_OPENAI},
+        {"/messages/count_tokens", anthropic_handle_count_tokens, PREFIX_OPENAI},
+        {"/responses", responses_handle_create, PREFIX_OPENAI | PREFIX_AZURE},
     };
     size_t i;
 
-    if (v1 && strncmp(path, "/v1/", 4) == 0)
-        path += 3;
     for (i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (strcmp(path, routes[i].name) == 0)
+        if ((routes[i].prefixes & (int)prefix) && strcmp(path, routes[i].name) == 0)
             return routes[i].fn;
     return NULL;
 }
@@ -1098,38 +641,50 @@ static const char *azure_split(const char *path, char *dep, size_t size)
     return slash;
 }
 
-/* True if `path` is `name` or "/v1" followed by `name`. */
-static int is_path(const char *path, const char *name)
+/* The API path of `path` (its prefix in *prefix, an Azure deployment copied
+ * to `dep`); NULL if a deployment path has no deployment. */
+static const char *api_path(const char *path, enum prefix *prefix, char *dep, size_t size)
 {
-    return strcmp(path, name) == 0
-        || (strncmp(path, "/v1", 3) == 0 && strcmp(path + 3, name) == 0);
+    if (is_azure(path)) {
+        *prefix = PREFIX_DEPLOYMENT;
+        return azure_split(path, dep, size);
+    }
+    if (strncmp(path, "/openai/", 8) == 0) {
+        *prefix = PREFIX_AZURE;
+        return path + 7;
+    }
+    *prefix = PREFIX_OPENAI;
+    return strncmp(path, "/v1/", 4) == 0 ? path + 3 : path;
 }
 
 static void route(struct exchange *ex, enum evhttp_cmd_type method, const char *path,
                   const json_error_t *jerr)
 {
     char message[256], deployment[256];
-    const char *rest = is_azure(path) ? azure_split(path, deployment, sizeof deployment)
-                                      : NULL;
-    handler_fn handler = rest ? post_handler(rest, 0)
-                              : is_azure(path) ? NULL : post_handler(path, 1);
+    enum prefix prefix;
+    const char *rest = api_path(path, &prefix, deployment, sizeof deployment);
+    handler_fn handler = rest && method == EVHTTP_REQ_POST ? post_handler(rest, prefix) : NULL;
+    int item = rest && prefix != PREFIX_DEPLOYMENT && strncmp(rest, "/responses/", 11) == 0;
 
-    if (method == EVHTTP_REQ_POST && handler && rest && !has_api_version(ex->req)) {
-        send_bad_request(ex, "Missing required query parameter: api-version");
-    } else if (method == EVHTTP_REQ_POST && handler && !ex->body) {
+    if ((handler || item) && prefix != PREFIX_OPENAI && !has_api_version(ex->req)) {
+        reply_bad_request(ex, "Missing required query parameter: api-version");
+    } else if (handler && !ex->body) {
         snprintf(message, sizeof message,
                  "We could not parse the JSON body of your request: %s", jerr->text);
-        send_bad_request(ex, message);
-    } else if (method == EVHTTP_REQ_POST && handler) {
-        ex->deployment = rest ? deployment : NULL;
+        reply_bad_request(ex, message);
+    } else if (handler) {
+        ex->deployment = prefix == PREFIX_DEPLOYMENT ? deployment : NULL;
         handler(ex);
-    } else if (method == EVHTTP_REQ_GET && is_path(path, "/models")) {
+    } else if (item) {
+        responses_handle_item(ex, method, rest + 11);
+    } else if (method == EVHTTP_REQ_GET && prefix == PREFIX_OPENAI
+               && strcmp(rest, "/models") == 0) {
         handle_models(ex);
     } else if (method == EVHTTP_REQ_GET && strcmp(path, "/health") == 0) {
-        send_json(ex, HTTP_OK, json_pack("{s:s}", "status", "ok"));
+        reply_json(ex, HTTP_OK, json_pack("{s:s}", "status", "ok"));
     } else {
         snprintf(message, sizeof message, "Invalid URL (%.200s)", path);
-        send_error(ex, HTTP_NOTFOUND, message, "not_found_error", NULL);
+        reply_error(ex, HTTP_NOTFOUND, message, "not_found_error", NULL);
     }
 }
 
@@ -1141,7 +696,14 @@ static void fail_forced(struct exchange *ex)
 
     snprintf(message, sizeof message, "fake-upstream: forced failure %lu of %ld (--fail-first)",
              ++app->failed, app->opt.fail_first);
-    send_error(ex, HTTP_INTERNAL, message, "server_error", NULL);
+    reply_error(ex, HTTP_INTERNAL, message, "server_error", NULL);
+}
+
+/* GET /health and /stats watch the mock; they are not logged. */
+static int is_monitoring(enum evhttp_cmd_type method, const char *path)
+{
+    return method == EVHTTP_REQ_GET
+        && (strcmp(path, "/health") == 0 || strcmp(path, "/stats") == 0);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -1158,23 +720,28 @@ static void on_request(struct evhttp_request *req, void *arg)
     ex.app = app;
     ex.req = req;
     request_path(req, 0, path, sizeof path);
+    ex.dialect = dialect_of(path);
     if (method == EVHTTP_REQ_POST) {
         body = parse_body(req, &jerr);
-        request_path(req, is_azure(path), logged, sizeof logged);
-        log_request(app, req, logged, body);
         app->requests++;
+    }
+    if (!is_monitoring(method, path)) {
+        request_path(req, strncmp(path, "/openai/", 8) == 0, logged, sizeof logged);
+        log_request(app, req, method_name(method), logged, body);
     }
     ex.body = body;
     if (method == EVHTTP_REQ_GET && strcmp(path, "/stats") == 0)
         handle_stats(&ex);
-    else if (read_long(body, "mock_first_byte_delay_ms", 0, MAX_FIRST_BYTE_DELAY_MS,
-                       &ex.delay_ms, message, sizeof message) != 0)
-        send_bad_request(&ex, message);
+    else if (mock_read_long(body, "mock_first_byte_delay_ms", 0, MAX_FIRST_BYTE_DELAY_MS,
+                            &ex.delay_ms, message, sizeof message) != 0)
+        reply_bad_request(&ex, message);
     else if (method == EVHTTP_REQ_POST && app->failed < (unsigned long)app->opt.fail_first)
         fail_forced(&ex);
-    else if (!authorized(app, req))
-        send_error(&ex, 401, "Incorrect API key provided", "invalid_request_error",
-                   "invalid_api_key");
+    else if (!authorized(app, req, ex.dialect))
+        reply_error(&ex, 401,
+                    ex.dialect == DIALECT_ANTHROPIC ? "invalid x-api-key"
+                                                    : "Incorrect API key provided",
+                    "invalid_request_error", "invalid_api_key");
     else
         route(&ex, method, path, &jerr);
     answer_extras_clear(&ex.extras);
@@ -1331,8 +898,8 @@ static int setup(struct app *app)
 static void cleanup(struct app *app)
 {
     /* pending calls first: evhttp_free then frees their requests */
-    while (app->calls)
-        call_free(app->calls);
+    reply_forget_calls(app);
+    responses_store_free(app->responses);
     if (app->sigint_ev)
         event_free(app->sigint_ev);
     if (app->sigterm_ev)

@@ -85,8 +85,9 @@ static void check_providers(const char *dir)
     if (cfg == NULL)
         return;
     const struct deployment *d = cfg->deployments;
-    CHECK(cfg->n_deployments == 10, "ten deployments (%zu)", cfg->n_deployments);
-    if (cfg->n_deployments == 10) {
+    CHECK(cfg->n_deployments == 12, "twelve deployments (%zu)", cfg->n_deployments);
+    CHECK(cfg->drop_params, "litellm_settings.drop_params");
+    if (cfg->n_deployments == 12) {
         check_deployment(&d[0], "openai", "gpt-4o", "https://api.openai.com/v1", UPSTREAM_OPENAI);
         check_deployment(&d[1], "gemini", "gemini-2.0-flash",
                          "https://generativelanguage.googleapis.com/v1beta/openai", UPSTREAM_OPENAI);
@@ -105,6 +106,15 @@ static void check_providers(const char *dir)
         check_deployment(&d[8], "deepseek", "deepseek-chat", "https://api.deepseek.com/beta",
                          UPSTREAM_OPENAI);
         check_deployment(&d[9], "perplexity", "sonar", "https://api.perplexity.ai", UPSTREAM_OPENAI);
+        /* Anthropic: its host (the API's paths start with /v1), anthropic-version's default */
+        check_deployment(&d[10], "anthropic", "claude-sonnet-4-20250514",
+                         "https://api.anthropic.com", UPSTREAM_ANTHROPIC);
+        CHECK_STR(d[10].api_version, "2023-06-01");
+        CHECK(d[10].drop_params == -1, "drop_params unset: the global's");
+        check_deployment(&d[11], "anthropic", "claude-3-5-haiku-20241022",
+                         "http://10.0.0.7:8080", UPSTREAM_ANTHROPIC);
+        CHECK_STR(d[11].api_version, "2024-01-01");
+        CHECK(d[11].drop_params == 1, "drop_params: true");
     }
     config_free(cfg);
 }

@@ -1,0 +1,258 @@
+/* protocol.c - the APIs' fronts and the choice of a protocol per attempt
+ * (see protocol.h), with what the protocol modules share: the headers every
+ * upstream request carries and the body copy they start from.
+ */
+#include "protocol.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grow.h"
+#include "tokencount.h"
+
+/* Headers from the client an Anthropic upstream gets as they are. */
+static const char *const ANTHROPIC_PASSED[] = {"anthropic-beta", NULL};
+
+static const json_t *openai_user(const json_t *body)
+{
+    return json_object_get(body, "user");
+}
+
+static const json_t *anthropic_user(const json_t *body)
+{
+    return json_object_get(json_object_get(body, "metadata"), "user_id");
+}
+
+static bool openai_stream_usage(const json_t *body)
+{
+    return json_is_true(json_object_get(json_object_get(body, "stream_options"),
+                                        "include_usage"));
+}
+
+static bool always_usage(const json_t *body)
+{
+    (void)body; /* the protocol's own stream always carries its usage */
+    return true;
+}
+
+static int64_t int_member(const json_t *body, const char *name)
+{
+    const json_t *v = json_object_get(body, name);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+}
+
+static int64_t chat_max_output(const json_t *body)
+{
+    int64_t n = int_member(body, "max_completion_tokens");
+    return n > 0 ? n : int_member(body, "max_tokens");
+}
+
+static int64_t messages_max_output(const json_t *body)
+{
+    return int_member(body, "max_tokens");
+}
+
+static int64_t responses_max_output(const json_t *body)
+{
+    return int_member(body, "max_output_tokens");
+}
+
+static int64_t no_output(const json_t *body)
+{
+    (void)body;
+    return 0;
+}
+
+static int64_t chat_prompt(const json_t *body, const char *model, bool *est)
+{
+    char err[128];
+    return tokencount_chat(model, json_object_get(body, "messages"), est, err, sizeof(err));
+}
+
+/* Appends the text of s: a string, or the "text" (and "content") members of
+ * the objects of a list, recursively (content blocks, input items). */
+static void gather_text(const json_t *s, char **buf, size_t *len, size_t *cap, int depth)
+{
+    size_t i;
+    const json_t *item;
+    if (depth > 8)
+        return;
+    if (json_is_string(s)) {
+        size_t n = json_string_length(s);
+        char *t = grow_array(*buf, cap, *len + n + 2, 1, 256);
+        if (t == NULL)
+            return;
+        *buf = t;
+        memcpy(t + *len, json_string_value(s), n);
+        *len += n;
+        t[(*len)++] = '\n';
+        t[*len] = '\0';
+    } else if (json_is_array(s)) {
+        json_array_foreach(s, i, item) {
+            gather_text(json_is_string(item) ? item : json_object_get(item, "text"), buf, len,
+                        cap, depth + 1);
+            gather_text(json_object_get(item, "content"), buf, len, cap, depth + 1);
+        }
+    }
+}
+
+/* Messages, Responses and completions prompts are counted as their text:
+ * an estimate (the role and block framing is not counted). */
+static int64_t text_prompt(const json_t *body, const char *const *members, const char *model,
+                           bool *est)
+{
+    char *buf = NULL, err[128];
+    size_t len = 0, cap = 0;
+    for (size_t i = 0; members[i] != NULL; i++)
+        gather_text(json_object_get(body, members[i]), &buf, &len, &cap, 0);
+    int64_t n = tokencount_text(model, buf != NULL ? buf : "", len, est, err, sizeof(err));
+    free(buf);
+    *est = true;
+    return n;
+}
+
+static int64_t completion_prompt(const json_t *body, const char *model, bool *est)
+{
+    static const char *const m[] = {"prompt", NULL};
+    return text_prompt(body, m, model, est);
+}
+
+static int64_t messages_prompt(const json_t *body, const char *model, bool *est)
+{
+    static const char *const m[] = {"system", "messages", NULL};
+    return text_prompt(body, m, model, est);
+}
+
+static int64_t responses_prompt(const json_t *body, const char *model, bool *est)
+{
+    static const char *const m[] = {"instructions", "input", NULL};
+    return text_prompt(body, m, model, est);
+}
+
+static int64_t no_prompt(const json_t *body, const char *model, bool *est)
+{
+    (void)body, (void)model;
+    *est = false;
+    return 0;
+}
+
+static const struct api_front FRONTS[] = {
+    [API_CHAT] = {"chat_completion", HTTPJSON_OPENAI, true, true, openai_user,
+                  openai_stream_usage, chat_max_output, chat_prompt},
+    [API_COMPLETION] = {"text_completion", HTTPJSON_OPENAI, true, true, openai_user,
+                        openai_stream_usage, chat_max_output, completion_prompt},
+    [API_EMBEDDING] = {"embedding", HTTPJSON_OPENAI, false, true, openai_user,
+                       openai_stream_usage, no_output, no_prompt},
+    [API_IMAGE] = {"image_generation", HTTPJSON_OPENAI, false, true, openai_user,
+                   openai_stream_usage, no_output, no_prompt},
+    [API_RESPONSES] = {"responses", HTTPJSON_OPENAI, true, true, openai_user, always_usage,
+                       responses_max_output, responses_prompt},
+    [API_MESSAGES] = {"anthropic_messages", HTTPJSON_ANTHROPIC, true, true, anthropic_user,
+                      always_usage, messages_max_output, messages_prompt},
+    [API_COUNT_TOKENS] = {"count_tokens", HTTPJSON_ANTHROPIC, false, false, anthropic_user,
+                          always_usage, no_output, no_prompt},
+};
+
+const struct api_front *api_front(enum api api)
+{
+    return &FRONTS[api];
+}
+
+const struct protocol *protocol_for(enum api api, const struct deployment *d, const char **why)
+{
+    bool anthropic = d->kind == UPSTREAM_ANTHROPIC;
+    *why = NULL;
+    switch (api) {
+    case API_MESSAGES:
+    case API_COUNT_TOKENS:
+        if (anthropic)
+            return &PROTO_ANTHROPIC;
+        *why = "serves Anthropic's Messages API only on anthropic/ deployments";
+        return NULL;
+    case API_RESPONSES:
+        if (!anthropic)
+            return &PROTO_RESPONSES;
+        *why = "serves OpenAI's Responses API only on OpenAI and Azure OpenAI deployments";
+        return NULL;
+    case API_CHAT:
+        return anthropic ? &PROTO_CHAT_ANTHROPIC : &PROTO_OPENAI;
+    default:
+        if (!anthropic)
+            return &PROTO_OPENAI;
+        *why = "has no completions, embeddings or images API on anthropic/ deployments";
+        return NULL;
+    }
+}
+
+static struct curl_slist *add(struct curl_slist *h, const char *line)
+{
+    struct curl_slist *more = h != NULL ? curl_slist_append(h, line) : NULL;
+    if (more == NULL)
+        curl_slist_free_all(h);
+    return more;
+}
+
+struct curl_slist *protocol_headers(const struct upstream_req *r)
+{
+    const struct deployment *d = r->d;
+    char line[4096];
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = add(h, "Expect:"); /* no 100-continue round trip */
+    if (d->kind == UPSTREAM_ANTHROPIC) {
+        struct evkeyvalq *in = evhttp_request_get_input_headers(r->client);
+        snprintf(line, sizeof(line), "anthropic-version: %s", d->api_version);
+        h = add(h, line);
+        for (size_t i = 0; ANTHROPIC_PASSED[i] != NULL; i++) {
+            const char *v = evhttp_find_header(in, ANTHROPIC_PASSED[i]);
+            if (v != NULL && strlen(v) < 2048 && strpbrk(v, "\r\n") == NULL) {
+                snprintf(line, sizeof(line), "%s: %s", ANTHROPIC_PASSED[i], v);
+                h = add(h, line);
+            }
+        }
+    }
+    if (d->api_key != NULL) {
+        snprintf(line, sizeof(line), d->kind == UPSTREAM_AZURE       ? "api-key: %s"
+                                     : d->kind == UPSTREAM_ANTHROPIC ? "x-api-key: %s"
+                                                                     : "Authorization: Bearer %s",
+                 d->api_key);
+        h = add(h, line);
+    }
+    return h;
+}
+
+json_t *protocol_body_copy(const struct upstream_req *r)
+{
+    json_t *b = json_copy((json_t *)r->body);
+    if (b != NULL && json_object_set_new(b, "model", json_string(r->d->upstream_model)) != 0) {
+        json_decref(b);
+        return NULL;
+    }
+    return b;
+}
+
+char *protocol_dump(json_t *body)
+{
+    char *s = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    return s;
+}
+
+int protocol_strip_tags(json_t *b)
+{
+    json_t *meta = json_object_get(b, "metadata");
+    if (b == NULL)
+        return -1;
+    if (!json_is_object(meta) || json_object_get(meta, "tags") == NULL)
+        return 0;
+    json_t *rest = json_copy(meta); /* b is a shallow copy: its metadata is the client's */
+    if (rest == NULL || json_object_del(rest, "tags") != 0) {
+        json_decref(rest);
+        return -1;
+    }
+    if (json_object_size(rest) == 0) {
+        json_decref(rest);
+        return json_object_del(b, "metadata") == 0 ? 0 : -1;
+    }
+    return json_object_set_new(b, "metadata", rest) == 0 ? 0 : -1;
+}

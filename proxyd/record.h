@@ -1,0 +1,47 @@
+/* record.h - the framed records of proxyd's files on disk: the event spool
+ * (spool.c) and the stream journal (journal.c).
+ *
+ * A record is [u32 payload length][u32 CRC-32 of the payload][payload]; the
+ * payload is [u8 type][u16 id length][request id][body], big-endian. A
+ * reader stops at the first torn or corrupt record: what follows it in the
+ * file is cut off. */
+#ifndef PROXYD_RECORD_H
+#define PROXYD_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define REC_HEADER 8
+#define REC_MAX (64u * 1024 * 1024)
+
+/* Records being built, written with one write(). */
+struct recbuf {
+    uint8_t *data;
+    size_t len, cap;
+};
+
+/* One record read back; id and body point into the file's bytes. */
+struct record {
+    char type;
+    const char *id;
+    size_t id_len;
+    const uint8_t *body;
+    size_t body_len;
+};
+
+/* Appends a record to buf (grown as needed). -1 on ENOMEM or a record
+ * over REC_MAX. */
+int record_encode(struct recbuf *buf, char type, const char *id, const uint8_t *body,
+                  size_t len);
+
+/* Reads the record at *off of data[0..len) and moves *off past it; -1 at
+ * the end or at a torn or corrupt record (*off stays there). */
+int record_next(const uint8_t *data, size_t len, size_t *off, struct record *r);
+
+/* write() until done (EINTR retried). -1 on error (errno). */
+int record_write_all(int fd, const uint8_t *p, size_t len);
+
+/* A whole file into *data (malloc'ed). -1 on error (errno). */
+int record_read_file(const char *path, uint8_t **data, size_t *len);
+
+#endif
