@@ -78,8 +78,7 @@ static void utf8_scrub(char *s)
     }
 }
 
-/* Anthropic's error type for a status (its API names them by kind, not by code). */
-static const char *anthropic_type(int status)
+const char *httpjson_anthropic_type(int status)
 {
     switch (status) {
     case 401: return "authentication_error";
@@ -101,7 +100,7 @@ static void error_va(struct evhttp_request *req, enum httpjson_shape shape, int 
     snprintf(code, sizeof(code), "%d", status);
     json_t *err = shape == HTTPJSON_ANTHROPIC
                       ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-                                  anthropic_type(status), "message", msg)
+                                  httpjson_anthropic_type(status), "message", msg)
                       : json_pack("{s:{s:s, s:s, s:o, s:s}}", "error", "message", msg, "type",
                                   type, "param", param != NULL ? json_string(param) : json_null(),
                                   "code", code);

@@ -28,6 +28,8 @@ void httpjson_error(struct evhttp_request *req, int status, const char *type,
  * {"type":"error","error":{"type","message"}} (its type follows the status;
  * type and param are OpenAI's only). */
 enum httpjson_shape { HTTPJSON_OPENAI, HTTPJSON_ANTHROPIC };
+/* Anthropic's error type for a status (its API names errors by kind). */
+const char *httpjson_anthropic_type(int status);
 void httpjson_error_as(struct evhttp_request *req, enum httpjson_shape shape, int status,
                        const char *type, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));

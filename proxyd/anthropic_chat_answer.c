@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "httpjson.h"
+
 static bool is(const json_t *v, const char *s)
 {
     return json_is_string(v) && strcmp(json_string_value(v), s) == 0;
@@ -240,21 +242,6 @@ done:
 
 /* ---- errors ---- */
 
-/* Anthropic's error type for a status (its errors page), for bodies that
- * do not name one. */
-static const char *error_type(int status)
-{
-    switch (status) {
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 413: return "request_too_large";
-    case 429: return "rate_limit_error";
-    case 529: return "overloaded_error";
-    default: return status >= 500 ? "api_error" : "invalid_request_error";
-    }
-}
-
 json_t *anthropic_chat_error(const json_t *body, int status)
 {
     const json_t *e = json_object_get(body, "error");
@@ -268,7 +255,7 @@ json_t *anthropic_chat_error(const json_t *body, int status)
         type = NULL;
     }
     return json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message, "type",
-                     type ? type : error_type(status), "param", "code");
+                     type ? type : httpjson_anthropic_type(status), "param", "code");
 }
 
 /* ---- streams ---- */

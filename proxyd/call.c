@@ -60,6 +60,8 @@ void call_free(struct call *c)
     generation_unref(c->gen);
     if (c->wait_ev != NULL)
         event_free(c->wait_ev);
+    if (c->note_ev != NULL)
+        event_free(c->note_ev);
     admission_release(c->px->admission, &c->reservation); /* if no event settled it */
     sse_filter_free(c->sse);
     if (c->error_body != NULL)

@@ -61,6 +61,9 @@ struct call {
     struct sse_filter *sse;
     struct evbuffer *error_body;  /* a failed stream's non-2xx answer */
     bool journaled;               /* noted in the stream journal, not yet closed */
+    struct event *note_ev;        /* a note waiting for NOTE_EVERY_MS to pass (stream.c) */
+    int64_t noted_ms;             /* when the last note was written (monotonic) */
+    int note_status;              /* the stream's HTTP status, for its notes */
     size_t noted_events;          /* content events at the last note */
     int noted_usage;              /* usage known at the last note: 0 none, 1 partial, 2 final */
     size_t counted_text;          /* bytes of the stream's text (whole words) counted ... */

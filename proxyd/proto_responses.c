@@ -31,6 +31,7 @@
 
 struct responses_stream {
     const struct deployment *d;
+    const json_t *body;          /* the client's, for its web search tool */
     char request_id[IDS_UUID_LEN + 1];
 };
 
@@ -126,6 +127,21 @@ static char *responses_body(const struct upstream_req *r, char *err, size_t errl
     return protocol_strip_tags(b) == 0 ? protocol_dump(b) : protocol_dump(NULL);
 }
 
+/* The search_context_size of the request's web search tool, which prices
+ * each search ("" when it names none: medium). */
+static void search_size(const json_t *body, struct usage *u)
+{
+    size_t i;
+    const json_t *tool;
+    json_array_foreach(json_object_get(body, "tools"), i, tool) {
+        const char *type = json_string_value(json_object_get(tool, "type"));
+        const char *size = json_string_value(json_object_get(tool, "search_context_size"));
+        if (type != NULL && strncmp(type, "web_search", 10) == 0 && size != NULL &&
+            strlen(size) < PRICE_WORD_MAX)
+            snprintf(u->search_context_size, PRICE_WORD_MAX, "%s", size);
+    }
+}
+
 /* The usage of a response object, web searches included (-1: none usable). */
 int responses_usage(const json_t *response, struct usage *u)
 {
@@ -162,7 +178,10 @@ static int responses_answer(const struct upstream_req *r, json_t *answer, struct
     /* A background response has no usage yet: it is priced when it completes. */
     if (json_is_null(json_object_get(answer, "usage")))
         return 0;
-    return responses_usage(answer, u);
+    if (responses_usage(answer, u) < 0)
+        return -1;
+    search_size(r->body, u);
+    return 0;
 }
 
 static void *responses_stream_new(const struct upstream_req *r)
@@ -170,6 +189,7 @@ static void *responses_stream_new(const struct upstream_req *r)
     struct responses_stream *s = malloc(sizeof(*s));
     if (s != NULL) {
         s->d = r->d;
+        s->body = r->body;
         snprintf(s->request_id, sizeof(s->request_id), "%s", r->request_id);
     }
     return s;
@@ -200,6 +220,7 @@ static int responses_event(void *state, struct sse_filter *f, const char *name, 
     if (!json_is_object(response) || !json_is_string(json_object_get(response, "id")))
         return evbuffer_add(out, raw, raw_len) == 0 ? 0 : -1;
     if (is_last(type) && responses_usage(response, &u) == 0) {
+        search_size(s->body, &u);
         sse_set_usage(f, &u, true);
         sse_price(f, response, cost);
     }

@@ -18,11 +18,14 @@
 #include <string.h>
 
 #include "call_priv.h"
+#include "clock.h"
 #include "httpjson.h"
 #include "journal.h"
 #include "log.h"
 #include "sse.h"
 #include "tokencount.h"
+
+#define NOTE_EVERY_MS 25 /* the journal lags what a stream relayed by at most this */
 
 static void price_chunk(struct usage *u, const json_t *chunk, char cost[MONEY_STR_MAX], void *arg)
 {
@@ -112,8 +115,9 @@ static void count_sent(struct call *c)
 /* Notes in the journal the event this stream would publish if it were cut
  * now, when content or usage moved since the last note: a proxyd killed
  * mid-stream still bills what was relayed (journal.h). */
-static void note_progress(struct call *c, int status)
+static void note_progress(struct call *c)
 {
+    int status = c->note_status;
     struct usage u;
     bool partial = false, est;
     bool final = sse_filter_usage(c->sse, &u, &partial);
@@ -141,6 +145,34 @@ static void note_progress(struct call *c, int status)
     free(ev);
     c->noted_events = events;
     c->noted_usage = usage_state;
+    c->noted_ms = clock_ms();
+}
+
+static void on_note_due(evutil_socket_t fd, short what, void *arg)
+{
+    struct call *c = arg;
+    (void)fd, (void)what;
+    note_progress(c);
+}
+
+/* A stream's first note is written at once, later ones at most every
+ * NOTE_EVERY_MS (a timer writes the last): a fast stream costs a few
+ * writes, not one per event, and a kill loses at most that much of what
+ * was relayed. */
+static void want_note(struct call *c, int status)
+{
+    int64_t since = clock_ms() - c->noted_ms;
+    c->note_status = status;
+    if (c->note_ev != NULL && evtimer_pending(c->note_ev, NULL))
+        return;
+    if (!c->journaled || since >= NOTE_EVERY_MS) {
+        note_progress(c);
+        return;
+    }
+    struct timeval tv = {0, (suseconds_t)(NOTE_EVERY_MS - since) * 1000};
+    if ((c->note_ev == NULL && (c->note_ev = evtimer_new(c->px->base, on_note_due, c)) == NULL) ||
+        evtimer_add(c->note_ev, &tv) != 0)
+        note_progress(c); /* no timer: note now rather than not at all */
 }
 
 int stream_on_data(struct relay_transfer *t, const char *data, size_t len, void *arg)
@@ -162,7 +194,7 @@ int stream_on_data(struct relay_transfer *t, const char *data, size_t len, void 
     if (out != NULL)
         evbuffer_free(out);
     if (rc == 0 && c->front->charged)
-        note_progress(c, (int)t->status);
+        want_note(c, (int)t->status);
     return rc;
 }
 

@@ -25,13 +25,18 @@ and in one run measures, side by side:
      20 one-word chunks 200 ms apart); the RSS verdict stands only when the streams
      were proven open at once: every stream's first byte came before any stream's
      end (client side) and proxyd's calls in flight or fake-upstream's open
-     streams, sampled every 0.1 s, reached --streams (else INVALID, exit 3);
-     and the time to the first SSE event,
-     direct vs through proxyd (p50 over --ttfb-samples sequential streams) =
-     streaming's added TTFB.
+     streams, sampled every 0.1 s, reached --streams (else INVALID, exit 3).
+     And for three kinds of stream (stream_cases.py: chat completions, Anthropic
+     Messages, OpenAI Responses): the time to the first SSE event, direct vs
+     through proxyd, p50 and p99 over --ttfb-samples pairs of sequential streams
+     whose order alternates = streaming's added TTFB; proxyd's CPU time per
+     streamed request (/proc, utime+stime) over a --stream-cpu-seconds wrk run
+     of each kind; and that every stream of each kind is one ledger row of its
+     own virtual key and call type.
 
-The helpers live beside it: load.py (wrk and the stream clients), procstat.py
-(/proc), stackstat.py (the stack's counters), proxy_report.py (the printout).
+The helpers live beside it: load.py (wrk and the stream clients), stream_cases.py
+(the three kinds of stream), procstat.py (/proc), stackstat.py (the stack's
+counters), proxy_report.py (the printout).
 
 It also prints the CPU each process used during every wrk run (utime+stime
 deltas from /proc/PID/stat; wrk's from its rusage) and per request, because
@@ -48,8 +53,8 @@ Needs wrk (`apt-get install -y wrk`) and python3 (standard library only).
 Binaries come from TOLLGATE_BIN or <repo>/build/bin, as for the e2e tests.
 Exit status: 0 when the benchmark ran (targets missed or not; --strict makes a
 MISS exit 1), 2 when it could not run, 3 when a figure is INVALID (it would not
-measure what it says: non-2xx answers or socket errors in a wrk run, streams not
-proven concurrent, a stream that failed).
+measure what it says: non-2xx answers, streams cut short or socket errors in a
+wrk run, streams not proven concurrent, a stream that failed).
 """
 
 import argparse
@@ -69,20 +74,32 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "e2e"))
 import harness  # noqa: E402  (tests/e2e/harness.py)
 from load import (Sampler, many_slow_streams, max_overlap, run_wrk,  # noqa: E402
-                  ttfb_samples, write_lua)
+                  ttfb_pairs, write_lua)
 from procstat import (CLK_TCK, all_ticks, busy_between, busy_processes,  # noqa: E402
                       proc_status_kb, proc_ticks, raise_nofile, reset_hwm, system_cpu)
 from proxy_report import report  # noqa: E402
 from stackstat import db_status, ledger_rows, mariadb_pid, upstream_stats, wait_ledger  # noqa: E402
+from stream_cases import CHAT_MESSAGES, extra_models, ledger_by_case, stream_cases  # noqa: E402
 
 UPSTREAM_MODEL = "llama-3.1-8b-instant"  # what proxyd sends upstream for model group llama3
-CHAT_MESSAGES = [{"role": "user", "content": "hello"}]
 QUIET_PCT = 5.0        # before a run, wait until no process uses this much of a core
 
 
 def die(msg, code=2):
     print("proxy_bench: " + msg, file=sys.stderr)
     sys.exit(code)
+
+
+def bearer(key):
+    return {"Authorization": "Bearer " + key}
+
+
+def new_key(s, alias):
+    """A virtual key, created through reportd's /key/generate."""
+    st, _, body = s.report("POST", "/key/generate", {"key_alias": alias}, key=harness.MASTER_KEY)
+    if st != 200 or not isinstance(body, dict) or "key" not in body:
+        raise RuntimeError("/key/generate answered %s: %r" % (st, body))
+    return body["key"]
 
 
 # ------------------------------------------------------------------ the benchmark
@@ -95,7 +112,11 @@ class Bench:
         self.expected = 0   # ledger rows there should be: one per answer proxyd gave
         self.wrk_2xx = 0    # 2xx answers wrk counted through proxyd
         self.other_2xx = 0  # 2xx answers through proxyd outside wrk (smoke, TTFB, streams)
-        self.failed = []    # wrk runs with non-2xx answers or socket errors: (label, c, n, errs)
+        self.failed = []    # wrk runs with non-2xx answers, streams cut short or socket
+        #                     errors: (label, c, non2xx, errs, incomplete)
+        self.cases = stream_cases(UPSTREAM_MODEL)
+        self.ttfb, self.stream_cpu = {}, {}   # by case name
+        self.answered = {c.name: 0 for c in self.cases}  # streams proxyd answered, by case
 
     def pids(self, s):
         p = {name: s.daemon(name).proc.pid for name in
@@ -157,14 +178,16 @@ class Bench:
             perf.send_signal(signal.SIGINT)
             perf.wait(60)
         elapsed = res["duration_us"] / 1e6
-        # Throughput is 2xx answers only: an error answered fast is not a request served.
-        ok2xx = res["requests"] - res["non2xx"]
+        # Throughput is complete 2xx answers only: an error answered fast is not a request
+        # served, nor is a stream cut short.
+        ok2xx = res["requests"] - res["non2xx"] - res["incomplete"]
         errs = sum(res[k] for k in ("err_connect", "err_read", "err_write", "err_timeout"))
-        if res["non2xx"] or errs:
+        if res["non2xx"] or errs or res["incomplete"]:
             self.failed.append((label + (" (warm-up)" if warmup else ""), conns, res["non2xx"],
-                                errs))
-        cpu = {n: (after[n] - before[n]) / CLK_TCK / wall * 100
-               for n in before if before[n] is not None and after.get(n) is not None}
+                                errs, res["incomplete"]))
+        ticks = {n: after[n] - before[n]
+                 for n in before if before[n] is not None and after.get(n) is not None}
+        cpu = {n: t / CLK_TCK / wall * 100 for n, t in ticks.items()}
         cpu["wrk"] = wrk_cpu / wall * 100
         span = max(1, sys1[2] - sys0[2]) / os.cpu_count() / 100
         cpu["all"] = (sys1[0] - sys0[0]) / span
@@ -173,6 +196,7 @@ class Bench:
         run = {"label": label, "target": target, "conns": conns, "round": round_, "quiet": quiet,
                "seconds": elapsed,
                "wrk": res, "ok2xx": ok2xx, "rps": ok2xx / elapsed, "cpu": cpu,
+               "cpu_s": {n: t / CLK_TCK for n, t in ticks.items()},
                "warmup": warmup,
                "foreign": foreign}
         note = ""
@@ -220,22 +244,55 @@ class Bench:
             spool = tempfile.mkdtemp(prefix="tg-bench-spool-", dir=a.spool_dir)
             options["tollgate"] = {"proxyd": {"spool_dir": spool}}
         try:
-            with harness.Stack(**options) as s:
+            with harness.Stack(extra_models=extra_models, **options) as s:
                 self.measure(s)
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
             if spool:
                 shutil.rmtree(spool, ignore_errors=True)
 
+    def stream_kinds(self, s):
+        """For each kind of stream: the time to its first event, direct and through
+        proxyd (alternating pairs), then proxyd's CPU per streamed request over a wrk
+        run. Each kind has its own virtual key, so that its ledger rows can be counted."""
+        a = self.a
+        pid = s.daemon("proxyd").proc.pid
+        keys = {c.name: new_key(s, c.key_alias) for c in self.cases}
+        self.stream_rss_kb = [("before", proc_status_kb(pid, "VmRSS"))]
+        quiet = self.quiesce()
+        print("streaming TTFB (%d pairs of sequential streams, direct and through proxyd, "
+              "alternating; each kind)%s ..." % (a.ttfb_samples, "" if quiet is not None else
+                                                  " (the machine was not quiet)"), flush=True)
+        for c in self.cases:
+            direct = (s.upstream_port, c.path, c.body(True), c.headers(s.upstream_key), c.marker)
+            proxied = (s.proxyd_port, c.path, c.body(False), c.headers(keys[c.name]), c.marker)
+            self.ttfb[c.name], sent = ttfb_pairs(direct, proxied, a.ttfb_samples)
+            self.ttfb[c.name]["quiet"] = quiet
+            self.answered[c.name] += sent
+            self.expected += sent
+            self.other_2xx += sent
+        self.stream_rss_kb.append(("after the TTFB pairs", proc_status_kb(pid, "VmRSS")))
+        print("streamed requests through proxyd for its CPU time (wrk, %d s each):"
+              % a.stream_cpu_seconds, flush=True)
+        for c in self.cases:
+            label = "stream-" + c.name
+            lua = write_lua(self.tmp, label, c.body(False), c.headers(keys[c.name]), c.marker)
+            run = self.one_run(s, label, label, a.stream_cpu_connections,
+                               "http://127.0.0.1:%d%s" % (s.proxyd_port, c.path), lua,
+                               a.stream_cpu_seconds, settle=a.settle_timeout)
+            self.answered[c.name] += run["forwarded"]
+            self.stream_cpu[c.name] = {"requests": run["forwarded"], "complete": run["ok2xx"],
+                                       "conns": run["conns"], "cpu_s": run["cpu_s"],
+                                       "seconds": run["seconds"], "foreign": run["foreign"],
+                                       "quiet": run["quiet"]}
+            self.stream_rss_kb.append(("after the %s run" % c.name,
+                                       proc_status_kb(pid, "VmRSS")))
+
     def measure(self, s):
         a = self.a
         t_start = time.monotonic()
         proxyd_pid = s.daemon("proxyd").proc.pid
-        st, _, body = s.report("POST", "/key/generate", {"key_alias": "bench"},
-                               key=harness.MASTER_KEY)
-        if st != 200 or not isinstance(body, dict) or "key" not in body:
-            raise RuntimeError("/key/generate answered %s: %r" % (st, body))
-        vkey = body["key"]
+        vkey = new_key(s, "bench")
         chat = {"model": "llama3", "messages": CHAT_MESSAGES}
         direct_body = {"model": UPSTREAM_MODEL, "messages": CHAT_MESSAGES}
         # one request each way: the stack answers as expected
@@ -251,9 +308,10 @@ class Bench:
 
         up_url = "http://127.0.0.1:%d/v1/chat/completions" % s.upstream_port
         px_url = "http://127.0.0.1:%d/v1/chat/completions" % s.proxyd_port
-        lua = {"direct": write_lua(self.tmp, "direct", direct_body, s.upstream_key),
-               "proxyd-vkey": write_lua(self.tmp, "proxyd-vkey", chat, vkey),
-               "proxyd-master": write_lua(self.tmp, "proxyd-master", chat, harness.MASTER_KEY)}
+        lua = {"direct": write_lua(self.tmp, "direct", direct_body, bearer(s.upstream_key)),
+               "proxyd-vkey": write_lua(self.tmp, "proxyd-vkey", chat, bearer(vkey)),
+               "proxyd-master": write_lua(self.tmp, "proxyd-master", chat,
+                                          bearer(harness.MASTER_KEY))}
         url = {"direct": up_url, "proxyd-vkey": px_url, "proxyd-master": px_url}
 
         print("warm-up:", flush=True)
@@ -261,20 +319,10 @@ class Bench:
         self.one_run(s, "proxyd", "proxyd-vkey", 32, px_url, lua["proxyd-vkey"], 1, warmup=True,
                      settle=a.settle_timeout)
 
-        # Streaming first, on a quiet stack: neither the TTFB nor the RSS should carry the
-        # wrk runs' ledger backlog (proxyd keeps every unacknowledged event in memory).
-        tbody_direct = {"model": UPSTREAM_MODEL, "stream": True, "messages": CHAT_MESSAGES,
-                        "mock_content": "token", "mock_chunks": 3}
-        tbody_proxy = dict(tbody_direct, model="llama3")
-        print("streaming TTFB (%d sequential streams each way) ..." % a.ttfb_samples, flush=True)
-        d_head, d_event = ttfb_samples(s.upstream_port, s.upstream_key, tbody_direct,
-                                       a.ttfb_samples)
-        p_head, p_event = self.through_proxyd(
-            s, lambda: ttfb_samples(s.proxyd_port, vkey, tbody_proxy, a.ttfb_samples))
-        self.other_2xx += len(p_event) + 5  # + the warm-up streams
-        self.ttfb = {"direct_event": d_event, "proxyd_event": p_event,
-                     "direct_head": d_head, "proxyd_head": p_head}
-
+        # Streaming first, on a quiet stack: neither the RSS nor the TTFB should carry the
+        # wrk runs' ledger backlog (proxyd keeps every unacknowledged event in memory). The
+        # 1,000 streams before the kinds of stream: their ~30,000 requests raise proxyd's
+        # RSS by several MB, which the RSS at 1,000 streams should not carry either.
         sbody = {"model": "llama3", "stream": True, "messages": CHAT_MESSAGES,
                  "mock_content": "token", "mock_chunks": a.stream_chunks,
                  "mock_chunk_delay_ms": a.stream_chunk_delay_ms}
@@ -308,6 +356,7 @@ class Bench:
                         "max_proxyd_in_flight": sampler.max_in_flight,
                         "samples": sampler.samples, "sample_errors": sampler.errors}
         self.settle(s, a.settle_timeout)
+        self.stream_kinds(s)
 
         print("wrk runs (%d s each, wrk -t%d):" % (a.seconds, a.wrk_threads), flush=True)
         self.db0 = db_status(s)
@@ -336,6 +385,7 @@ class Bench:
             "SELECT COUNT(*), COALESCE(SUM(http_status BETWEEN 200 AND 299), 0) "
             "FROM spend_logs")[0])
         ok = ok and rows >= self.expected
+        self.stream_ledger = ledger_by_case(s, self.cases, self.answered)
         resent = sum(int(line.split("re-sent ")[1].split()[0]) for line in
                      s.daemon_log("proxyd").read_text(errors="replace").splitlines()
                      if "re-sent " in line)
@@ -366,7 +416,14 @@ def main():
                     help="a slow client reads at most this much at a time (512)")
     ap.add_argument("--stream-read-delay-ms", type=int, default=100,
                     help="and then sleeps this long (100)")
-    ap.add_argument("--ttfb-samples", type=int, default=50, help="sequential streams each way (50)")
+    ap.add_argument("--ttfb-samples", type=int, default=200,
+                    help="pairs of sequential streams (direct, through proxyd) of each kind for "
+                         "the time to first event (200)")
+    ap.add_argument("--stream-cpu-seconds", type=int, default=5,
+                    help="the wrk run of each kind of stream that measures proxyd's CPU per "
+                         "streamed request, s (5)")
+    ap.add_argument("--stream-cpu-connections", type=int, default=1,
+                    help="its connections (1)")
     ap.add_argument("--catchup-timeout", type=int, default=60,
                     help="longest wait after the last run for the ledger to catch up, s (60)")
     ap.add_argument("--settle-timeout", type=int, default=10,
@@ -399,6 +456,8 @@ def main():
         Path(args.json).write_text(json.dumps({
             "runs": b.runs, "ledger": b.ledger, "hwm_wrk_kb": b.hwm_wrk_kb,
             "streams": dict(b.streams, errors=b.streams["errors"][:20]), "ttfb": b.ttfb,
+            "stream_cpu": b.stream_cpu, "stream_ledger": b.stream_ledger,
+            "stream_rss_kb": b.stream_rss_kb,
             "failed_runs": b.failed, "misses": misses, "invalid": invalid}, indent=1))
     sys.exit(3 if invalid else 1 if misses and args.strict else 0)
 

@@ -77,6 +77,23 @@ def expected_cost(prompt_tokens, completion_tokens):
     return INPUT_PRICE * prompt_tokens + OUTPUT_PRICE * completion_tokens
 
 
+def protocol_models(stack):
+    """model_list entries of the other protocols, on the fake upstream: "claude"
+    (anthropic/, Messages), "gpt" (openai/) and "gpt-azure" (azure/, Responses)."""
+    host = stack.upstream_base[:-len("/v1")]
+    return [
+        {"model_name": "claude", "litellm_params": {
+            "model": "anthropic/claude-sonnet-4-20250514", "api_base": host,
+            "api_key": "os.environ/GROQ_API_KEY"}},
+        {"model_name": "gpt", "litellm_params": {
+            "model": "openai/gpt-4o", "api_base": stack.upstream_base,
+            "api_key": "os.environ/GROQ_API_KEY"}},
+        {"model_name": "gpt-azure", "litellm_params": {
+            "model": "azure/gpt-4o", "api_base": host, "api_key": "os.environ/GROQ_API_KEY",
+            "api_version": "2025-03-01-preview"}},
+    ]
+
+
 class HarnessError(AssertionError):
     """The stack could not start or did not stop cleanly."""
 

@@ -30,6 +30,9 @@ SONNET = {"in": Decimal("0.000003"), "out": Decimal("0.000015"),
           "out_200k": Decimal("0.0000225"), "read_200k": Decimal("0.0000006"),
           "write_200k": Decimal("0.0000075")}
 GPT4O = {"in": Decimal("0.0000025"), "out": Decimal("0.00001"), "read": Decimal("0.00000125")}
+# gpt-4o-mini-2024-07-18: tokens, and each web search by search_context_size.
+MINI = {"in": Decimal("0.00000015"), "out": Decimal("0.0000006"), "low": Decimal("0.025"),
+        "medium": Decimal("0.0275")}
 
 
 def sonnet_cost(inp, out, read=0, w5=0, w1=0):
@@ -67,21 +70,13 @@ DEAD_PORT = harness.free_port()
 
 
 def models(stack):
-    host = stack.upstream_base[:-len("/v1")]
-    return [
-        {"model_name": "claude", "litellm_params": {
-            "model": "anthropic/claude-sonnet-4-20250514", "api_base": host,
-            "api_key": "os.environ/GROQ_API_KEY"}},
-        {"model_name": "gpt", "litellm_params": {
-            "model": "openai/gpt-4o", "api_base": stack.upstream_base,
+    return harness.protocol_models(stack) + [
+        {"model_name": "gpt-search", "litellm_params": {
+            "model": "openai/gpt-4o-mini-2024-07-18", "api_base": stack.upstream_base,
             "api_key": "os.environ/GROQ_API_KEY"}},
         {"model_name": "claude-dead", "litellm_params": {  # nothing listens there
             "model": "anthropic/claude-sonnet-4-20250514",
-            "api_base": "http://127.0.0.1:%d" % DEAD_PORT, "api_key": "x"}},
-        {"model_name": "gpt-azure", "litellm_params": {
-            "model": "azure/gpt-4o", "api_base": host, "api_key": "os.environ/GROQ_API_KEY",
-            "api_version": "2025-03-01-preview"}},
-    ]
+            "api_base": "http://127.0.0.1:%d" % DEAD_PORT, "api_key": "x"}}]
 
 
 class MessagesResponsesTest(harness.StackTestCase):
@@ -204,6 +199,9 @@ class MessagesResponsesTest(harness.StackTestCase):
         self.assertEqual(st, 401)
         st, _, ans = self.stack.chat(key, model="claude")
         self.assertEqual(st, 401)
+        st, _, ans = self.messages(key, {"model": "claude", "messages": [
+            {"role": "user", "content": "x"}]}, path="/v1/messages/count_tokens")
+        self.assertEqual((st, ans["type"]), (401, "error"))
         st, _, _ = self.stack.proxy("POST", "/v1/responses", {"model": "gpt", "input": "x"},
                                     key=key)
         self.assertEqual(st, 200)
@@ -241,6 +239,41 @@ class MessagesResponsesTest(harness.StackTestCase):
         only_claude = self.key(models=["claude"])
         st, _, _ = self.stack.proxy("GET", "/v1/responses/" + rid, key=only_claude)
         self.assertEqual(st, 401)
+
+    def test_responses_web_searches_priced(self):
+        key = self.key()
+        usage = {"input_tokens": 300, "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": 340}
+        for size, stream in (("low", False), (None, True)):
+            tool = {"type": "web_search_preview"}
+            if size:
+                tool["search_context_size"] = size
+            st, h, ans = self.stack.proxy("POST", "/v1/responses", {
+                "model": "gpt-search", "input": "news", "tools": [tool], "stream": stream,
+                "mock_web_search_calls": 2, "mock_usage_raw": usage}, key=key)
+            self.assertEqual(st, 200, ans)
+            cost = 300 * MINI["in"] + 40 * MINI["out"] + 2 * MINI[size or "medium"]
+            if not stream:
+                self.assertEqual(Decimal(h["x-litellm-response-cost"]), cost)
+            self.assertEqual(Decimal(self.row(h["x-litellm-call-id"])[0]), cost)
+
+    def test_background_cancel_billed(self):
+        key = self.key()
+        usage = {"input_tokens": 50, "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": 50}
+        st, h, ans = self.stack.proxy("POST", "/v1/responses", {
+            "model": "gpt", "input": "long job", "background": True,
+            "mock_background_ms": 60000, "mock_usage_raw": usage}, key=key)
+        self.assertEqual((st, ans["status"]), (200, "queued"), ans)
+        st, _, got = self.stack.proxy("POST", "/v1/responses/%s/cancel" % ans["id"], key=key)
+        self.assertEqual((st, got["status"], got["id"]), (200, "cancelled", ans["id"]), got)
+        st, _, again = self.stack.proxy("GET", "/v1/responses/" + ans["id"], key=key)
+        self.assertEqual((st, again["status"]), (200, "cancelled"))
+        sent = [r for r in self.stack.upstream_requests() if "/cancel" in r.get("path", "")]
+        self.assertEqual(len(sent), 1)
+        self.assertNotIn("resp_tg", sent[0]["path"])  # the upstream's own id
 
     def test_responses_stream_on_azure(self):
         key = self.key()
@@ -424,6 +457,7 @@ class StreamKillTest(harness.StackTestCase):
         chat = open_stream(port, "/v1/chat/completions", dict(
             model="llama3", messages=[{"role": "user", "content": "count"}], stream=True,
             **stall), key, 3, '"content"')
+        time.sleep(0.2)  # proxyd notes a stream's progress at most every 25 ms
         self.stack.crash("proxyd")
         for conn, _, _ in (msg, resp, chat):
             conn.close()

@@ -74,21 +74,6 @@ def responses_cost(model, usage):
             + out * rate(model, "output_cost_per_token"))
 
 
-def models(stack):
-    host = stack.upstream_base[:-len("/v1")]
-    return [
-        {"model_name": "claude", "litellm_params": {
-            "model": "anthropic/claude-sonnet-4-20250514", "api_base": host,
-            "api_key": "os.environ/GROQ_API_KEY"}},
-        {"model_name": "gpt", "litellm_params": {
-            "model": "openai/gpt-4o", "api_base": stack.upstream_base,
-            "api_key": "os.environ/GROQ_API_KEY"}},
-        {"model_name": "gpt-azure", "litellm_params": {
-            "model": "azure/gpt-4o", "api_base": host, "api_key": "os.environ/GROQ_API_KEY",
-            "api_version": "2025-03-01-preview"}},
-    ]
-
-
 SONNET = "claude-sonnet-4-20250514"
 
 # What each Anthropic call's answer reports (fake-upstream's mock_usage_raw).
@@ -125,7 +110,7 @@ def prompt_tokens(usage):
 
 @unittest.skipUnless(shutil.which("node"), "node is not installed")
 class SDKMessagesResponsesTest(harness.StackTestCase):
-    stack_options = {"extra_models": models}
+    stack_options = {"extra_models": harness.protocol_models}
 
     def key(self, alias):
         _, _, k = self.stack.report("POST", "/key/generate", {"key_alias": alias},
