@@ -130,6 +130,53 @@ static int64_t responses_prompt(const json_t *body, const char *model, bool *est
     return text_prompt(body, m, model, est);
 }
 
+/* Text messages only: every content a string or a list of text parts, no
+ * tool calls; and no tool or function definitions in the body. */
+static bool plain_chat(const json_t *body)
+{
+    const json_t *messages = json_object_get(body, "messages"), *m, *part;
+    size_t i, j;
+    if (!json_is_array(messages) || json_object_get(body, "tools") != NULL ||
+        json_object_get(body, "functions") != NULL)
+        return false;
+    json_array_foreach(messages, i, m) {
+        const json_t *content = json_object_get(m, "content");
+        if (!json_is_object(m) || json_object_get(m, "tool_calls") != NULL ||
+            json_object_get(m, "function_call") != NULL)
+            return false;
+        if (json_is_array(content)) {
+            json_array_foreach(content, j, part) {
+                if (!json_is_string(json_object_get(part, "text")) ||
+                    strcmp(json_string_value(json_object_get(part, "type")) != NULL
+                               ? json_string_value(json_object_get(part, "type")) : "",
+                           "text") != 0)
+                    return false;
+            }
+        } else if (!json_is_string(content) && !json_is_null(content)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The chat prompt's exact tokens when they can be known before the answer:
+ * text messages only, and a model with OpenAI's tokenizer; else -1. */
+static int64_t chat_exact_prompt(const json_t *body, const char *model)
+{
+    bool est = false;
+    char err[128];
+    if (!plain_chat(body))
+        return -1;
+    int64_t n = tokencount_chat(model, json_object_get(body, "messages"), &est, err, sizeof(err));
+    return n >= 0 && !est ? n : -1;
+}
+
+static int64_t not_exact(const json_t *body, const char *model)
+{
+    (void)body, (void)model;
+    return -1;
+}
+
 static int64_t no_prompt(const json_t *body, const char *model, bool *est)
 {
     (void)body, (void)model;
@@ -139,19 +186,19 @@ static int64_t no_prompt(const json_t *body, const char *model, bool *est)
 
 static const struct api_front FRONTS[] = {
     [API_CHAT] = {"chat_completion", HTTPJSON_OPENAI, true, true, openai_user,
-                  openai_stream_usage, chat_max_output, chat_prompt},
+                  openai_stream_usage, chat_max_output, chat_prompt, chat_exact_prompt},
     [API_COMPLETION] = {"text_completion", HTTPJSON_OPENAI, true, true, openai_user,
-                        openai_stream_usage, chat_max_output, completion_prompt},
+                        openai_stream_usage, chat_max_output, completion_prompt, not_exact},
     [API_EMBEDDING] = {"embedding", HTTPJSON_OPENAI, false, true, openai_user,
-                       openai_stream_usage, no_output, no_prompt},
+                       openai_stream_usage, no_output, no_prompt, not_exact},
     [API_IMAGE] = {"image_generation", HTTPJSON_OPENAI, false, true, openai_user,
-                   openai_stream_usage, no_output, no_prompt},
+                   openai_stream_usage, no_output, no_prompt, not_exact},
     [API_RESPONSES] = {"responses", HTTPJSON_OPENAI, true, true, openai_user, always_usage,
-                       responses_max_output, responses_prompt},
+                       responses_max_output, responses_prompt, not_exact},
     [API_MESSAGES] = {"anthropic_messages", HTTPJSON_ANTHROPIC, true, true, anthropic_user,
-                      always_usage, messages_max_output, messages_prompt},
+                      always_usage, messages_max_output, messages_prompt, not_exact},
     [API_COUNT_TOKENS] = {"count_tokens", HTTPJSON_ANTHROPIC, false, false, anthropic_user,
-                          always_usage, no_output, no_prompt},
+                          always_usage, no_output, no_prompt, not_exact},
 };
 
 const struct api_front *api_front(enum api api)

@@ -55,6 +55,9 @@ struct api_front {
     /* The prompt's tokens, counted locally for a stream that ends without
      * usage (-1: cannot count; *estimated when not the provider's tokenizer). */
     int64_t (*prompt_tokens)(const json_t *body, const char *model, bool *estimated);
+    /* The prompt's tokens exactly as the provider will bill them, for a
+     * reservation (-1: not known before the answer: the body's bytes bound it). */
+    int64_t (*exact_prompt)(const json_t *body, const char *model);
 };
 
 const struct api_front *api_front(enum api api);

@@ -2,10 +2,10 @@
  * while it runs (see admission.c), so that concurrent requests overshoot a
  * budget by at most one request.
  *
- * The prompt's share: for a plain chat (text messages only, no tools) to a
- * model with OpenAI's tokenizer, the exact count in OpenAI's chat format
- * (tokencount.h) — what the provider will bill. Anything else keeps the
- * safe bound of one token per body byte (a token is at least a byte): tool
+ * The prompt's share: when the API can count it exactly for a model with
+ * OpenAI's tokenizer (a plain chat: protocol.h's exact_prompt), that count —
+ * what the provider will bill. Anything else keeps the safe bound of one
+ * token per body byte (a token is at least a byte): tool
  * definitions, images and other providers' tokenizers are not counted here,
  * and a reservation must never be below the bill. The answer's share: the
  * request's max tokens, else the model's, times n.
@@ -17,7 +17,6 @@
 #include "usage.h"
 #include "reload.h"
 #include "router.h"
-#include "tokencount.h"
 #include "tokenizer.h"
 
 #define DEFAULT_MAX_OUTPUT 16384 /* answer tokens assumed when neither request nor map says */
@@ -31,48 +30,16 @@ bool reserve_needed(const struct keyinfo *key, const struct budget_extra *extra,
     return any;
 }
 
-/* Text messages only: every content a string or a list of text parts, no
- * tool calls; and no tool or function definitions in the body. */
-static bool plain_chat(const json_t *body)
-{
-    const json_t *messages = json_object_get(body, "messages"), *m, *part;
-    size_t i, j;
-    if (!json_is_array(messages) || json_object_get(body, "tools") != NULL ||
-        json_object_get(body, "functions") != NULL)
-        return false;
-    json_array_foreach(messages, i, m) {
-        const json_t *content = json_object_get(m, "content");
-        if (!json_is_object(m) || json_object_get(m, "tool_calls") != NULL ||
-            json_object_get(m, "function_call") != NULL)
-            return false;
-        if (json_is_array(content)) {
-            json_array_foreach(content, j, part) {
-                if (!json_is_string(json_object_get(part, "text")) ||
-                    strcmp(json_string_value(json_object_get(part, "type")) != NULL
-                               ? json_string_value(json_object_get(part, "type")) : "",
-                           "text") != 0)
-                    return false;
-            }
-        } else if (!json_is_string(content) && !json_is_null(content)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Prompt tokens to reserve for deployment d's model: the exact chat count
  * when it is safe (counted once per encoding per request), else the bytes. */
 static int64_t prompt_tokens(struct call *c, const struct deployment *d, int64_t bytes)
 {
     bool estimate = false;
     enum tokenizer_encoding enc = tokenizer_for_model(d->model, &estimate);
-    if (c->api != API_CHAT || estimate || !plain_chat(c->body))
+    if (estimate)
         return bytes;
     if (!(c->prompt_counted & (1u << enc))) {
-        char err[128];
-        int64_t n = tokencount_chat(d->model, json_object_get(c->body, "messages"), &estimate,
-                                    err, sizeof(err));
-        c->prompt_count[enc] = n >= 0 && !estimate ? n : -1;
+        c->prompt_count[enc] = c->front->exact_prompt(c->body, d->model);
         c->prompt_counted |= 1u << enc;
     }
     return c->prompt_count[enc] >= 0 && c->prompt_count[enc] < bytes ? c->prompt_count[enc]

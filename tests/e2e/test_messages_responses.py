@@ -70,7 +70,11 @@ DEAD_PORT = harness.free_port()
 
 
 def models(stack):
+    host = stack.upstream_base[:-len("/v1")]
     return harness.protocol_models(stack) + [
+        {"model_name": "claude-drop", "litellm_params": {
+            "model": "anthropic/claude-sonnet-4-20250514", "api_base": host,
+            "api_key": "os.environ/GROQ_API_KEY", "drop_params": True}},
         {"model_name": "gpt-search", "litellm_params": {
             "model": "openai/gpt-4o-mini-2024-07-18", "api_base": stack.upstream_base,
             "api_key": "os.environ/GROQ_API_KEY"}},
@@ -127,6 +131,28 @@ class MessagesResponsesTest(harness.StackTestCase):
         self.assertEqual(sent["body"]["metadata"], {"user_id": "claude-user"})
         self.assertEqual(sent["headers"].get("anthropic-version"), "2023-06-01")
         self.assertEqual(sent["headers"].get("anthropic-beta"), "prompt-caching-2024-07-31")
+
+    def test_messages_web_searches_priced(self):
+        key = self.key()
+        st, h, ans = self.messages(key, {
+            "model": "claude", "max_tokens": 64, "messages": [{"role": "user", "content": "news"}],
+            "mock_usage_raw": {"input_tokens": 900, "output_tokens": 60,
+                               "server_tool_use": {"web_search_requests": 2}}})
+        self.assertEqual(st, 200, ans)
+        cost = sonnet_cost(900, 60) + 2 * Decimal("0.01")  # search_context_cost_per_query
+        self.assertEqual(Decimal(h["x-litellm-response-cost"]), cost)
+        self.assertEqual(Decimal(self.row(h["x-litellm-call-id"])[0]), cost)
+
+    def test_response_ids_work_on_another_proxyd(self):
+        key = self.key()
+        st, _, ans = self.stack.proxy("POST", "/v1/responses", {"model": "gpt-azure",
+                                                               "input": "hi"}, key=key)
+        self.assertEqual(st, 200, ans)
+        other = self.stack.add_proxyd("proxyd-ids")
+        st, _, got = self.stack.http("GET", other, "/v1/responses/" + ans["id"], key=key)
+        self.assertEqual((st, got["id"], got["status"]), (200, ans["id"], "completed"))
+        sent = [r for r in self.stack.upstream_requests() if r.get("method") == "GET"][-1]
+        self.assertIn("/openai/responses/", sent["path"])  # the Azure deployment's path
 
     def test_messages_above_200k_tier_and_bearer_key(self):
         key = self.key()
@@ -352,10 +378,15 @@ class MessagesResponsesTest(harness.StackTestCase):
         self.assertEqual(json.loads(args), tool["input"])
         self.assertEqual(Decimal(str(chunks[-1]["usage"]["cost"])), cost)
         self.assertEqual(Decimal(self.row(h["x-litellm-call-id"])[0]), cost)
-        # OpenAI parameters Anthropic lacks: a 400 naming them.
+        # OpenAI parameters Anthropic lacks: a 400 naming them, or dropped with drop_params.
         st, _, err = self.stack.chat(key, model="claude", logprobs=True, seed=3)
         self.assertEqual(st, 400, err)
         self.assertIn("logprobs", err["error"]["message"])
+        st, _, ans = self.stack.chat(key, model="claude-drop", logprobs=True, seed=3)
+        self.assertEqual(st, 200, ans)
+        sent = [r for r in self.stack.upstream_requests() if "messages" in r.get("path", "")][-1]
+        self.assertNotIn("logprobs", sent["body"])
+        self.assertNotIn("seed", sent["body"])
 
     def test_background_response_billed_once_to_its_creator(self):
         creator_key = self.key(metadata={"k": "v"})
