@@ -119,21 +119,6 @@ static int parse_routing(struct loader *ld, yaml_node_t *params, size_t i, struc
     return 0;
 }
 
-/* litellm_params.drop_params: true or false; absent leaves the global's. */
-static int parse_drop_params(struct loader *ld, yaml_node_t *params, const char *key,
-                             struct deployment *d)
-{
-    yaml_node_t *n = cy_map_get(ld, params, "drop_params");
-    d->drop_params = -1;
-    if (n == NULL)
-        return 0;
-    const char *v = cy_scalar(n);
-    if (v == NULL || (strcmp(v, "true") != 0 && strcmp(v, "false") != 0))
-        return cy_fail(ld, n, key, "must be true or false");
-    d->drop_params = strcmp(v, "true") == 0;
-    return 0;
-}
-
 #define KEY(buf, idx, suffix) (snprintf(buf, sizeof(buf), "model_list[%zu]%s", idx, suffix), buf)
 
 static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, struct deployment *d)
@@ -182,8 +167,11 @@ static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, stru
     if (d->kind == UPSTREAM_ANTHROPIC && d->api_version == NULL &&
         (d->api_version = strdup(ANTHROPIC_VERSION_DEFAULT)) == NULL)
         return cy_fail(ld, params, key, "out of memory");
-    if (parse_drop_params(ld, params, KEY(key, i, ".litellm_params.drop_params"), d) < 0)
+    bool drop = false;
+    int set = cy_bool(ld, params, "drop_params", KEY(key, i, ".litellm_params.drop_params"), &drop);
+    if (set < 0)
         return -1;
+    d->drop_params = set ? drop : -1; /* not set: the global's */
     d->price.base_model = d->base_model;
     if (get_price(ld, params, "input_cost_per_token", KEY(key, i, ".litellm_params.input_cost_per_token"),
                   &d->price.input_per_token, &d->price.has_input) < 0 ||
@@ -282,7 +270,8 @@ static int parse_retention(struct loader *ld, yaml_node_t *gs, struct config *cf
 static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cfg)
 {
     static const char *const known[] = {"master_key", "database_url",
-                                        "maximum_spend_logs_retention_period", NULL};
+                                        "maximum_spend_logs_retention_period",
+                                        "disable_responses_id_security", NULL};
     yaml_node_t *gs = cy_map_get(ld, root, "general_settings");
     if (gs == NULL)
         return cy_fail(ld, root, "general_settings", "missing (database_url is required)");
@@ -290,6 +279,10 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
         return -1;
     cy_check_keys(ld, gs, "general_settings.", known);
     char *url;
+    if (cy_bool(ld, gs, "disable_responses_id_security",
+                "general_settings.disable_responses_id_security",
+                &cfg->responses_id_security_off) < 0)
+        return -1;
     if (cy_str(ld, gs, "master_key", "general_settings.master_key", &cfg->master_key) < 0 ||
         cy_str(ld, gs, "database_url", "general_settings.database_url", &url) < 0)
         return -1;

@@ -83,6 +83,9 @@ struct config {
     /* litellm_settings.drop_params: parameters an upstream's API has no
      * equivalent for are dropped instead of refused with a 400 */
     bool drop_params;
+    /* general_settings.disable_responses_id_security: any key allowed the
+     * model group may use any response id, not only its user's or team's */
+    bool responses_id_security_off;
     long log_retention_s; /* maximum_spend_logs_retention_period; 0 = keep every log row */
     char *log_format; /* tollgate.log_format: "logfmt" or "json" */
     char *log_level;  /* tollgate.log_level: debug, info, warn or error */

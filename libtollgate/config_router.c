@@ -164,25 +164,12 @@ static int parse_ssl_verify(struct loader *ld, yaml_node_t *root, struct config 
     return 0;
 }
 
-/* litellm_settings.drop_params: true or false (default). */
-static int parse_drop_params(struct loader *ld, yaml_node_t *root, struct config *cfg)
-{
-    yaml_node_t *ls = cy_map_get(ld, root, "litellm_settings");
-    yaml_node_t *n = ls != NULL ? cy_map_get(ld, ls, "drop_params") : NULL;
-    const char *v = n != NULL ? cy_scalar(n) : NULL;
-    if (n == NULL)
-        return 0;
-    if (v == NULL || (strcmp(v, "true") != 0 && strcmp(v, "false") != 0))
-        return cy_fail(ld, n, "litellm_settings.drop_params", "must be true or false");
-    cfg->drop_params = strcmp(v, "true") == 0;
-    return 0;
-}
-
 int config_parse_router(struct loader *ld, yaml_node_t *root, struct config *cfg)
 {
     struct router_config *rc = &cfg->router;
     if (parse_timezone(ld, root, cfg) < 0 || parse_ssl_verify(ld, root, cfg) < 0 ||
-        parse_drop_params(ld, root, cfg) < 0)
+        cy_bool(ld, cy_map_get(ld, root, "litellm_settings"), "drop_params",
+                "litellm_settings.drop_params", &cfg->drop_params) < 0)
         return -1;
     rc->allowed_fails = DEFAULT_ALLOWED_FAILS;
     rc->cooldown_ms = DEFAULT_COOLDOWN_S * 1000;

@@ -155,6 +155,18 @@ int cy_int(struct loader *ld, yaml_node_t *map, const char *name,
     return 0;
 }
 
+int cy_bool(struct loader *ld, yaml_node_t *map, const char *name, const char *key, bool *out)
+{
+    yaml_node_t *n = cy_map_get(ld, map, name);
+    const char *v = n != NULL ? cy_scalar(n) : NULL;
+    if (n == NULL)
+        return 0;
+    if (v == NULL || (strcmp(v, "true") != 0 && strcmp(v, "false") != 0))
+        return cy_fail(ld, n, key, "must be true or false");
+    *out = strcmp(v, "true") == 0;
+    return 1;
+}
+
 /* Checks an http(s) URL with libcurl's parser. */
 int cy_double(struct loader *ld, yaml_node_t *map, const char *name, const char *key,
               double min, double max, double *out)

@@ -41,6 +41,8 @@ int cy_str_list(struct loader *ld, yaml_node_t *map, const char *name, const cha
 /* Optional integer in [min, max]; *out unchanged when absent. */
 int cy_int(struct loader *ld, yaml_node_t *map, const char *name, const char *key, long min,
            long max, long *out);
+/* Optional true or false: 1 when set (*out), 0 when absent (*out unchanged). */
+int cy_bool(struct loader *ld, yaml_node_t *map, const char *name, const char *key, bool *out);
 /* Optional number in [min, max]; *out unchanged when absent. */
 int cy_double(struct loader *ld, yaml_node_t *map, const char *name, const char *key,
               double min, double max, double *out);

@@ -137,7 +137,7 @@ struct upstream_req call_upstream_req(const struct call *c)
 {
     const struct deployment *d = c->dep;
     return (struct upstream_req){
-        .api = c->api, .request_id = c->request_id, .d = d, .body = c->body, .client = c->req, .model_group = c->model_group,
+        .api = c->api, .request_id = c->request_id, .owner = c->owner, .d = d, .body = c->body, .client = c->req, .model_group = c->model_group,
         .stream = c->stream,
         .drop_params = d->drop_params >= 0 ? d->drop_params != 0 : c->gen->cfg->drop_params};
 }
@@ -269,6 +269,7 @@ static int keep_key(struct call *c, const struct keyinfo *key)
     c->key.team = key->team;
     c->key.member = key->member;
     c->key.fetched_ms = key->fetched_ms;
+    response_id_owner(key->user_id, key->team_id, c->owner);
     return (key->key_alias && !c->key.key_alias) || (key->user_id && !c->key.user_id) ||
            (key->team_id && !c->key.team_id) ? -1 : 0;
 }

@@ -20,6 +20,7 @@
 #include "price.h"
 #include "protocol.h"
 #include "relay.h"
+#include "response_id.h"
 #include "router.h"
 
 struct sse_filter;
@@ -51,6 +52,7 @@ struct call {
     unsigned prompt_counted;  /* bit per tokenizer encoding: prompt_count[enc] is known */
     int64_t prompt_count[2];  /* the chat prompt's exact tokens (-1: not countable) */
     struct keyinfo key;     /* copy of the caller's key row (token "" for master) */
+    char owner[RESPONSE_OWNER_LEN + 1]; /* its user or team, as response ids name it */
     char *end_user;
     json_t *tags;           /* array of strings */
     char *metadata_json;    /* metadata without tags */

@@ -7,103 +7,27 @@
  * last event, held back until the request's usage event is queued. Web
  * searches are the answer's web_search_call items.
  *
- * The id the client sees names the deployment that holds the response
- * ("resp_tg" + 8 hex digits of the deployment + "_" + the upstream's id), so
- * that a later retrieve, cancel or delete reaches it from any proxyd, after
- * any restart (response_ops.c); the ids in answers and in stream events
- * that carry the response object are rewritten so. A background response's
- * id also names the request that created it ("resp_tg" + 8 + "b" + its 32
- * hex digits + "_" + ...): its cost is billed, when a retrieve shows it
- * complete, to the owners of that request's ledger row (background.c).
+ * The ids in answers and in stream events that carry the response object
+ * are made the client's (response_id.h): they name the deployment, the
+ * creating key's user or team and, for a background response, the
+ * creating request, whose ledger row's owners its cost is billed to when a
+ * retrieve shows it ended (background.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "keyhash.h"
 #include "protocol.h"
+#include "response_id.h"
 #include "sse.h"
 #include "usage.h"
-
-#define ID_PREFIX "resp_tg"
-#define TAG_LEN 8
-#define UUID_HEX 32
 
 struct responses_stream {
     const struct deployment *d;
     const json_t *body;          /* the client's, for its web search tool */
     char request_id[IDS_UUID_LEN + 1];
+    char owner[RESPONSE_OWNER_LEN + 1];
 };
-
-/* The deployment's tag: the start of SHA-256(model "\n" api_base). */
-static int deployment_tag(const struct deployment *d, char tag[TAG_LEN + 1])
-{
-    char buf[4096], hex[KEYHASH_HEX_LEN + 1];
-    int n = snprintf(buf, sizeof(buf), "%s\n%s", d->model, d->api_base);
-    if (n < 0 || (size_t)n >= sizeof(buf) || keyhash_sha256_hex(buf, (size_t)n, hex) < 0)
-        return -1;
-    memcpy(tag, hex, TAG_LEN);
-    tag[TAG_LEN] = '\0';
-    return 0;
-}
-
-json_t *responses_client_id(const struct deployment *d, const json_t *upstream_id,
-                            const char *creator)
-{
-    char tag[TAG_LEN + 1], hex[UUID_HEX + 2] = "";
-    if (!json_is_string(upstream_id) || deployment_tag(d, tag) < 0)
-        return NULL;
-    if (creator != NULL) { /* the uuid without its dashes */
-        size_t n = 0;
-        hex[n++] = 'b';
-        for (const char *p = creator; *p != '\0' && n <= UUID_HEX; p++)
-            if (*p != '-')
-                hex[n++] = *p;
-        hex[n] = '\0';
-    }
-    return json_sprintf(ID_PREFIX "%s%s_%s", tag, hex, json_string_value(upstream_id));
-}
-
-/* "b" + 32 hex digits -> the creating request's uuid; the length read, or 0. */
-static size_t read_creator(const char *s, char creator[IDS_UUID_LEN + 1])
-{
-    static const int GROUPS[] = {8, 4, 4, 4, 12};
-    size_t n = 0, in = 1;
-    if (s[0] != 'b' || strspn(s + 1, "0123456789abcdef") < UUID_HEX)
-        return 0;
-    for (size_t g = 0; g < 5; g++) {
-        if (g > 0)
-            creator[n++] = '-';
-        memcpy(creator + n, s + in, (size_t)GROUPS[g]);
-        n += (size_t)GROUPS[g];
-        in += (size_t)GROUPS[g];
-    }
-    creator[n] = '\0';
-    return 1 + UUID_HEX;
-}
-
-const struct deployment *responses_find(const struct config *cfg, const char *client_id,
-                                        const char **upstream_id,
-                                        char creator[IDS_UUID_LEN + 1])
-{
-    char tag[TAG_LEN + 1];
-    size_t plen = strlen(ID_PREFIX);
-    creator[0] = '\0';
-    if (strncmp(client_id, ID_PREFIX, plen) != 0 || strlen(client_id) < plen + TAG_LEN + 2)
-        return NULL;
-    size_t at = plen + TAG_LEN + read_creator(client_id + plen + TAG_LEN, creator);
-    if (client_id[at] != '_' || client_id[at + 1] == '\0')
-        return NULL;
-    for (size_t i = 0; i < cfg->n_deployments; i++) {
-        const struct deployment *d = &cfg->deployments[i];
-        if (d->kind != UPSTREAM_ANTHROPIC && deployment_tag(d, tag) == 0 &&
-            memcmp(tag, client_id + plen, TAG_LEN) == 0) {
-            *upstream_id = client_id + at + 1;
-            return d;
-        }
-    }
-    return NULL;
-}
 
 int responses_url(const struct deployment *d, const char *tail, char *url, size_t len)
 {
@@ -159,11 +83,12 @@ int responses_usage(const json_t *response, struct usage *u)
 
 /* Gives the response object the id the client sees: with the creating
  * request's for a background response. */
-int responses_rewrite_id(const struct deployment *d, json_t *response, const char *request_id)
+static int rewrite_id(const struct deployment *d, json_t *response, const char *owner,
+                      const char *request_id)
 {
     bool background = json_is_true(json_object_get(response, "background"));
-    json_t *id = responses_client_id(d, json_object_get(response, "id"),
-                                     background ? request_id : NULL);
+    json_t *id = response_id_make(d, json_object_get(response, "id"), owner,
+                                  background ? request_id : NULL);
     return id != NULL && json_object_set_new(response, "id", id) == 0 ? 0 : -1;
 }
 
@@ -173,7 +98,7 @@ static int responses_answer(const struct upstream_req *r, json_t *answer, struct
     *u = (struct usage){0};
     *client = NULL;
     if (json_is_string(json_object_get(answer, "id")) &&
-        responses_rewrite_id(r->d, answer, r->request_id) == 0)
+        rewrite_id(r->d, answer, r->owner, r->request_id) == 0)
         *client = json_incref(answer);
     /* A background response has no usage yet: it is priced when it completes. */
     if (json_is_null(json_object_get(answer, "usage")))
@@ -191,6 +116,7 @@ static void *responses_stream_new(const struct upstream_req *r)
         s->d = r->d;
         s->body = r->body;
         snprintf(s->request_id, sizeof(s->request_id), "%s", r->request_id);
+        snprintf(s->owner, sizeof(s->owner), "%s", r->owner != NULL ? r->owner : "");
     }
     return s;
 }
@@ -224,7 +150,7 @@ static int responses_event(void *state, struct sse_filter *f, const char *name, 
         sse_set_usage(f, &u, true);
         sse_price(f, response, cost);
     }
-    if (responses_rewrite_id(s->d, response, s->request_id) < 0)
+    if (rewrite_id(s->d, response, s->owner, s->request_id) < 0)
         return -1;
     if (!is_last(type))
         return sse_write(out, name, data);

@@ -66,6 +66,7 @@ const struct api_front *api_front(enum api api);
 struct upstream_req {
     enum api api;
     const char *request_id;        /* the gateway's id of the request */
+    const char *owner;             /* the key's user or team, as response ids name it */
     const struct deployment *d;
     const json_t *body;            /* the client's body */
     struct evhttp_request *client; /* for the headers passed through (anthropic-beta) */
@@ -116,20 +117,10 @@ char *protocol_dump(json_t *body); /* takes body (may be NULL) */
  * the client's own metadata object is left alone. -1 when out of memory. */
 int protocol_strip_tags(json_t *body);
 
-/* The Responses API's ids (proto_responses.c): the id the client sees for
- * a response of deployment d (creator: the creating request's id, for a
- * background response; else NULL); the deployment of such an id in cfg,
- * the upstream's id inside it and the creator ("" when none) (NULL: not
- * one of ours, or no such deployment);
- * the URL of {api_base}/responses + tail on d; a response object's usage
- * (web searches included; -1: none usable) and its id made the client's. */
-json_t *responses_client_id(const struct deployment *d, const json_t *upstream_id,
-                            const char *creator);
-const struct deployment *responses_find(const struct config *cfg, const char *client_id,
-                                        const char **upstream_id,
-                                        char creator[IDS_UUID_LEN + 1]);
+/* The Responses API (proto_responses.c): the URL of {api_base}/responses
+ * + tail on d, and a response object's usage (web searches included; -1:
+ * none usable). */
 int responses_url(const struct deployment *d, const char *tail, char *url, size_t len);
 int responses_usage(const json_t *response, struct usage *u);
-int responses_rewrite_id(const struct deployment *d, json_t *response, const char *request_id);
 
 #endif

@@ -3,10 +3,12 @@
  * /v1/responses/{id}/cancel and GET /v1/responses/{id}/input_items (also
  * without /v1).
  *
- * The id names the deployment that created the response (proto_responses.c),
+ * The id names the deployment that created the response (response_id.h),
  * so the call goes there whichever proxyd created it and whatever restarted
- * since. The caller needs a key that may use that deployment's model group;
- * the call itself is not priced. An answer showing a background response
+ * since. The caller needs a key that may use that deployment's model group
+ * and, unless general_settings.disable_responses_id_security, of the user
+ * (else the team) whose key created it (LiteLLM's 403; the master key may
+ * use any); the call itself is not priced. An answer showing a background response
  * ended bills its usage to the request that created it (background.c).
  */
 #include "response_ops.h"
@@ -25,6 +27,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "relay.h"
+#include "response_id.h"
 #include "reload.h"
 #include "stats.h"
 
@@ -38,7 +41,7 @@ struct response_op {
     const struct deployment *d;
     const char *method, *route;
     char id[ID_MAX];                /* the client's id */
-    char creator[IDS_UUID_LEN + 1]; /* a background response's creating request; "" if none */
+    struct response_ref ref;        /* what it says */
     char call_id[IDS_UUID_LEN + 1]; /* x-litellm-call-id of this call */
     char tail[ID_MAX + 32];         /* "/{upstream id}[/cancel|/input_items]" */
     struct timespec t0;
@@ -66,7 +69,7 @@ static void read_answer(struct response_op *op, struct evbuffer *body)
         json_decref(doc);
         return;
     }
-    background_bill(op->px, op->d, op->creator, doc);
+    background_bill(op->px, op->d, op->ref.creator, doc);
     if (json_is_string(json_object_get(doc, "id")) &&
         json_object_set_new(doc, "id", json_string(op->id)) == 0 &&
         (s = json_dumps(doc, JSON_COMPACT)) != NULL &&
@@ -98,6 +101,24 @@ static void on_answer(struct relay_transfer *t, CURLcode result, void *arg)
     op_done(op, (int)t->status);
 }
 
+/* A response of another user's (or team's) key is refused, as LiteLLM does. */
+static bool owner_allowed(struct response_op *op, const struct keyinfo *key)
+{
+    char mine[RESPONSE_OWNER_LEN + 1];
+    if (op->ref.owner[0] == '\0' || op->gen->cfg->responses_id_security_off)
+        return true;
+    response_id_owner(key->user_id, key->team_id, mine);
+    if (strcmp(mine, op->ref.owner) == 0)
+        return true;
+    httpjson_error(op->req, 403, "permission_error", NULL,
+                   "Forbidden. The response id is not associated with the %s, who this key "
+                   "belongs to. To disable this security feature, set "
+                   "general_settings::disable_responses_id_security to True in the config.yaml "
+                   "file.", op->ref.owner[0] == 'u' ? "user" : "team");
+    op_done(op, 403);
+    return false;
+}
+
 static void on_auth(const struct keyinfo *key, int refused, void *arg)
 {
     struct response_op *op = arg;
@@ -106,6 +127,8 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         op_done(op, refused);
         return;
     }
+    if (key != NULL && !owner_allowed(op, key))
+        return;
     if (!auth_model_allowed(key, op->d->model_name)) {
         httpjson_error(op->req, 401, "auth_error", "model",
                        "Authentication Error, API Key not allowed to access model. This token "
@@ -157,7 +180,7 @@ static bool parse_rest(const char *rest, enum evhttp_cmd_type cmd, struct respon
 bool response_ops_start(struct proxy *px, struct evhttp_request *req, const char *path)
 {
     static const char *const PREFIXES[] = {"/v1/responses/", "/responses/"};
-    const char *rest = NULL, *upstream_id;
+    const char *rest = NULL;
     for (size_t i = 0; i < 2 && rest == NULL; i++)
         if (strncmp(path, PREFIXES[i], strlen(PREFIXES[i])) == 0)
             rest = path + strlen(PREFIXES[i]);
@@ -179,13 +202,14 @@ bool response_ops_start(struct proxy *px, struct evhttp_request *req, const char
     px->in_flight++;
     if (ids_uuid7(op->call_id) < 0)
         snprintf(op->call_id, sizeof(op->call_id), "unknown");
-    if ((op->d = responses_find(op->gen->cfg, op->id, &upstream_id, op->creator)) == NULL) {
+    if (!response_id_parse(op->gen->cfg, op->id, &op->ref)) {
         httpjson_error(req, 404, "invalid_request_error", "response_id",
                        "Response with id '%s' not found.", op->id);
         op_done(op, 404);
         return true;
     }
-    snprintf(op->tail, sizeof(op->tail), "/%s%s", upstream_id, rest + strlen(op->id));
+    op->d = op->ref.d;
+    snprintf(op->tail, sizeof(op->tail), "/%s%s", op->ref.upstream_id, rest + strlen(op->id));
     auth_check(px, req, HTTPJSON_OPENAI, on_auth, op);
     return true;
 }

@@ -143,6 +143,21 @@ class MessagesResponsesTest(harness.StackTestCase):
         self.assertEqual(Decimal(h["x-litellm-response-cost"]), cost)
         self.assertEqual(Decimal(self.row(h["x-litellm-call-id"])[0]), cost)
 
+    def test_response_ids_belong_to_their_user(self):
+        alice, alice2, bob = (self.key(user_id="alice-r"), self.key(user_id="alice-r"),
+                              self.key(user_id="bob-r"))
+        st, _, ans = self.stack.proxy("POST", "/v1/responses", {"model": "gpt", "input": "hi"},
+                                      key=alice)
+        self.assertEqual(st, 200, ans)
+        st, _, err = self.stack.proxy("GET", "/v1/responses/" + ans["id"], key=bob)
+        self.assertEqual(st, 403, err)
+        self.assertIn("not associated with the user", err["error"]["message"])
+        st, _, _ = self.stack.proxy("DELETE", "/v1/responses/" + ans["id"], key=bob)
+        self.assertEqual(st, 403)
+        for k in (alice2, MASTER_KEY):  # the same user's other key; the master key
+            st, _, got = self.stack.proxy("GET", "/v1/responses/" + ans["id"], key=k)
+            self.assertEqual((st, got["id"]), (200, ans["id"]))
+
     def test_response_ids_work_on_another_proxyd(self):
         key = self.key()
         st, _, ans = self.stack.proxy("POST", "/v1/responses", {"model": "gpt-azure",

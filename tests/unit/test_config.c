@@ -40,6 +40,8 @@ static void check_seed(const char *path)
     CHECK(cfg->accountd.n_metrics == 0, "no metrics endpoint unless configured");
     CHECK_STR(cfg->timezone, "UTC");
     CHECK(cfg->ssl_verify, "upstream certificates checked unless ssl_verify is false");
+    CHECK(!cfg->drop_params && !cfg->responses_id_security_off, "drop_params and "
+          "disable_responses_id_security default to false");
     CHECK_STR(cfg->accountd.events[0], "tcp://127.0.0.1:5555");
     CHECK_STR(cfg->accountd.updates[0], "tcp://127.0.0.1:5556");
     CHECK(cfg->proxyd.max_body_bytes == 10 * 1024 * 1024, "default max body");
@@ -87,6 +89,7 @@ static void check_providers(const char *dir)
     const struct deployment *d = cfg->deployments;
     CHECK(cfg->n_deployments == 12, "twelve deployments (%zu)", cfg->n_deployments);
     CHECK(cfg->drop_params, "litellm_settings.drop_params");
+    CHECK(cfg->responses_id_security_off, "general_settings.disable_responses_id_security");
     if (cfg->n_deployments == 12) {
         check_deployment(&d[0], "openai", "gpt-4o", "https://api.openai.com/v1", UPSTREAM_OPENAI);
         check_deployment(&d[1], "gemini", "gemini-2.0-flash",
