@@ -267,6 +267,22 @@ static int parse_retention(struct loader *ld, yaml_node_t *gs, struct config *cf
     return 0;
 }
 
+/* The secret of proxyd's signed ids: a hash of the master key, else of the
+ * database's credentials (what every proxyd of the config shares). */
+static int id_secret(struct loader *ld, yaml_node_t *gs, struct config *cfg)
+{
+    char seed[2048];
+    const struct db_config *db = &cfg->db;
+    int n = cfg->master_token[0] != '\0'
+                ? snprintf(seed, sizeof(seed), "ids\n%s", cfg->master_token)
+                : snprintf(seed, sizeof(seed), "ids\n%s\n%s\n%s\n%u\n%s",
+                           db->user ? db->user : "", db->password ? db->password : "",
+                           db->host ? db->host : "", db->port, db->database ? db->database : "");
+    if (n < 0 || keyhash_sha256_hex(seed, strlen(seed), cfg->id_secret) < 0)
+        return cy_fail(ld, gs, "general_settings", "cannot derive the id secret (libcrypto)");
+    return 0;
+}
+
 static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cfg)
 {
     static const char *const known[] = {"master_key", "database_url",
@@ -296,7 +312,7 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
     int rc = config_parse_db_url(ld, cy_map_get(ld, gs, "database_url"),
                                  "general_settings.database_url", url, &cfg->db);
     free(url);
-    return rc < 0 ? -1 : parse_retention(ld, gs, cfg);
+    return rc < 0 || id_secret(ld, gs, cfg) < 0 ? -1 : parse_retention(ld, gs, cfg);
 }
 
 struct config *config_load(const char *path, char *err, size_t errlen)

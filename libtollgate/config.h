@@ -72,6 +72,10 @@ struct config {
     size_t n_deployments;
     char *master_key; /* may be NULL: then only virtual keys work */
     char master_token[65]; /* its SHA-256 hex, hashed once at load; "" without one */
+    /* What proxyd signs the ids it makes up with (Responses API ids): from the
+     * master key, else from the database's credentials, so every proxyd of
+     * one config signs alike. */
+    char id_secret[65];
     struct db_config db;
     char *price_file; /* NULL: the price map built into the binary */
     char *timezone;   /* litellm_settings.timezone: budget periods' calendar (IANA name) */

@@ -157,14 +157,22 @@ int cy_int(struct loader *ld, yaml_node_t *map, const char *name,
 
 int cy_bool(struct loader *ld, yaml_node_t *map, const char *name, const char *key, bool *out)
 {
+    /* YAML 1.1's spellings, which LiteLLM's loader (PyYAML) reads as booleans */
+    static const char *const YES[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
+                                      "ON", NULL};
+    static const char *const NO[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
+                                     "OFF", NULL};
     yaml_node_t *n = cy_map_get(ld, map, name);
     const char *v = n != NULL ? cy_scalar(n) : NULL;
     if (n == NULL)
         return 0;
-    if (v == NULL || (strcmp(v, "true") != 0 && strcmp(v, "false") != 0))
-        return cy_fail(ld, n, key, "must be true or false");
-    *out = strcmp(v, "true") == 0;
-    return 1;
+    for (size_t i = 0; v != NULL && YES[i] != NULL; i++) {
+        if (strcmp(v, YES[i]) == 0 || strcmp(v, NO[i]) == 0) {
+            *out = strcmp(v, YES[i]) == 0;
+            return 1;
+        }
+    }
+    return cy_fail(ld, n, key, "must be true or false");
 }
 
 /* Checks an http(s) URL with libcurl's parser. */

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,17 @@ int keyhash_sha256_hex(const char *s, size_t len, char out[KEYHASH_HEX_LEN + 1])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return -1;
+    ids_hex(md, mdlen, out);
+    return 0;
+}
+
+int keyhash_hmac_hex(const char *key, const char *s, size_t len, char out[KEYHASH_HEX_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)s, len, md, &mdlen) ==
+            NULL || mdlen != 32)
         return -1;
     ids_hex(md, mdlen, out);
     return 0;

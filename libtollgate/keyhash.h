@@ -15,6 +15,9 @@
 /* SHA-256 of s as 64 lower-case hex digits + NUL. -1 if libcrypto fails. */
 int keyhash_sha256_hex(const char *s, size_t len, char out[KEYHASH_HEX_LEN + 1]);
 
+/* HMAC-SHA256 of s under key (a NUL-terminated secret), as 64 hex digits. */
+int keyhash_hmac_hex(const char *key, const char *s, size_t len, char out[KEYHASH_HEX_LEN + 1]);
+
 /* A new random key into out. -1 if the random generator fails. */
 int keyhash_generate(char out[KEYHASH_RAW_MAX]);
 

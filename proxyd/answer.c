@@ -89,10 +89,14 @@ void answer_publish(struct call *c, const struct usage *u, int status, bool esti
         cost = 0;
     admission_settle(c->px->admission, &c->reservation, cost, c->request_id);
     uint8_t *buf = answer_pack(c, u, status, estimated, &len);
-    if (buf == NULL || publisher_send(c->px->pub, c->request_id, buf, len) < 0)
+    int sent = buf != NULL ? publisher_send(c->px->pub, c->request_id, buf, len) : -1;
+    if (sent < 0)
         log_error("request %s: out of memory queueing its usage event", c->request_id);
-    else if (c->journaled) /* in the spool now: the journal's cut note is no longer needed */
+    else if (c->journaled && sent == 0) /* in the spool: the cut note is no longer needed */
         journal_close(c->px->journal, c->request_id);
+    else if (c->journaled && journal_note(c->px->journal, c->request_id, buf, len) < 0)
+        log_error("request %s: its usage event is in memory only (spool refused it, journal "
+                  "too)", c->request_id); /* the journal keeps the final event in its place */
     free(buf);
 }
 

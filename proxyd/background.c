@@ -186,8 +186,8 @@ static int64_t unix_us(const json_t *v, int64_t fallback)
                                                             : fallback;
 }
 
-void background_bill(struct proxy *px, const struct deployment *d, const char *creator,
-                     const json_t *response)
+void background_bill(struct proxy *px, struct generation *gen, const struct deployment *d,
+                     const char *creator, const json_t *response)
 {
     struct timeval now;
     if (creator[0] == '\0' || !json_is_true(json_object_get(response, "background")) ||
@@ -201,14 +201,15 @@ void background_bill(struct proxy *px, const struct deployment *d, const char *c
     }
     gettimeofday(&now, NULL);
     *b = (struct bill){.base = {.run = fetch_creator, .finish = finish, .ok = true},
-                       .px = px, .gen = generation_ref(px->gen), .d = d};
+                       .px = px, .gen = generation_ref(gen), .d = d};
     snprintf(b->creator, sizeof(b->creator), "%s", creator);
     int64_t now_us = (int64_t)now.tv_sec * 1000000 + now.tv_usec;
     b->start_us = unix_us(json_object_get(response, "created_at"), now_us);
     b->end_us = unix_us(json_object_get(response, "completed_at"), now_us);
     if (derived_id(creator, b->request_id) < 0 || responses_usage(response, &b->usage) < 0) {
         log_warn("request %s: its background response ended without usable usage", creator);
-        bill_free(b);
+        generation_unref(b->gen); /* not linked yet: bill_free would unlink it */
+        free(b);
         return;
     }
     usage_note_answer(response, &b->usage);

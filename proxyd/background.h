@@ -8,11 +8,14 @@
 #include "config.h"
 #include "proxy.h"
 
-/* response: an answer of deployment d for the response that request
+struct generation;
+
+/* response: an answer of deployment d (of config generation gen, which the
+ * bill holds while it runs) for the response that request
  * creator created ("" for none: nothing to do). Bills its usage once it
  * ended, as creator's ledger row is owned; anything else is left alone. */
-void background_bill(struct proxy *px, const struct deployment *d, const char *creator,
-                     const json_t *response);
+void background_bill(struct proxy *px, struct generation *gen, const struct deployment *d,
+                     const char *creator, const json_t *response);
 
 /* Lets go of the bills still looking for their request (at exit, after
  * the keystore stopped). */

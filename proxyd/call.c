@@ -137,7 +137,8 @@ struct upstream_req call_upstream_req(const struct call *c)
 {
     const struct deployment *d = c->dep;
     return (struct upstream_req){
-        .api = c->api, .request_id = c->request_id, .owner = c->owner, .d = d, .body = c->body, .client = c->req, .model_group = c->model_group,
+        .api = c->api, .request_id = c->request_id, .owner = c->owner, .cfg = c->gen->cfg,
+        .d = d, .body = c->body, .client = c->req, .model_group = c->model_group,
         .stream = c->stream,
         .drop_params = d->drop_params >= 0 ? d->drop_params != 0 : c->gen->cfg->drop_params};
 }
@@ -208,7 +209,7 @@ static bool retry(struct call *c, struct relay_transfer *t, CURLcode result)
     const struct deployment *next;
     const char *why;
     char err[512];
-    if (c->started || c->client_gone || !retryable(t, result) ||
+    if (c->pinned || c->started || c->client_gone || !retryable(t, result) ||
         (next = serving(c, router_next(c->gen->router, &c->route), &why)) == NULL)
         return false;
     log_request(LOG_WARN, c->request_id, "%s failed (%s), trying %s", c->dep->model,
@@ -217,10 +218,12 @@ static bool retry(struct call *c, struct relay_transfer *t, CURLcode result)
     if (c->error_body != NULL)
         evbuffer_drain(c->error_body, evbuffer_get_length(c->error_body));
     const struct deployment *failed = c->dep;
+    const struct protocol *failed_proto = protocol_for(c->api, failed, &why);
     c->dep = next;
     if (start_attempt(c, err, sizeof(err)) == 0)
         return true;
     c->dep = failed; /* the failure the client is told of is the last one that ran */
+    c->proto = failed_proto;
     return false;
 }
 
@@ -274,6 +277,29 @@ static int keep_key(struct call *c, const struct keyinfo *key)
            (key->team_id && !c->key.team_id) ? -1 : 0;
 }
 
+/* A request its API sends to one deployment (protocol.h's pin) goes there
+ * only, without retries elsewhere. -1 when it was answered and freed. */
+static int pin(struct call *c)
+{
+    const struct deployment *d = NULL;
+    const char *why;
+    char err[512];
+    int status = c->front->pin == NULL ? 0
+                 : c->front->pin(c->body, c->gen->cfg, c->model_group, c->owner,
+                                 c->key.token[0] == '\0', &d, err, sizeof(err));
+    if (status != 0) {
+        call_error(c, status, status == 403 ? "permission_error" : "invalid_request_error",
+                   "previous_response_id", "%s", err);
+        call_free(c);
+        return -1;
+    }
+    if (d != NULL && (c->proto = protocol_for(c->api, d, &why)) != NULL) {
+        c->dep = d;
+        c->pinned = true;
+    }
+    return 0;
+}
+
 static void route_and_start(struct call *c)
 {
     const struct deployment *first = router_first(c->gen->router, c->model_group, &c->route);
@@ -293,6 +319,8 @@ static void route_and_start(struct call *c)
         call_free(c);
         return;
     }
+    if (pin(c) < 0)
+        return;
     if (start_attempt(c, err, sizeof(err)) < 0) {
         if (err[0] != '\0')
             call_error(c, 400, "invalid_request_error", NULL, "%s", err);

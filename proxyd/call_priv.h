@@ -59,6 +59,7 @@ struct call {
     /* streaming */
     bool stream, client_wants_usage, started, client_gone;
     bool drop_params;
+    bool pinned;                  /* one deployment only (protocol.h's pin): no retries */
     struct relay_transfer *xfer;  /* the upstream transfer while it runs */
     struct sse_filter *sse;
     struct evbuffer *error_body;  /* a failed stream's non-2xx answer */

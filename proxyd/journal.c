@@ -93,9 +93,12 @@ static void replay(struct journal *j, const uint8_t *data, size_t len)
 static int flush_rec(struct journal *j)
 {
     int rc = record_write_all(j->fd, j->rec.data, j->rec.len);
-    if (rc < 0)
+    if (rc < 0) {
         log_error("journal: write to %s failed: %s", j->path, strerror(errno));
-    else
+        /* a torn record would hide every later one from the next start */
+        if (ftruncate(j->fd, (off_t)j->bytes) != 0)
+            log_error("journal: cannot cut %s back: %s", j->path, strerror(errno));
+    } else
         j->bytes += j->rec.len;
     j->rec.len = 0;
     return rc;
@@ -107,7 +110,7 @@ static int rewrite(struct journal *j)
     size_t pos = 0;
     const char *id;
     void *v;
-    int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0) {
         log_error("journal: cannot create %s: %s", j->tmp, strerror(errno));
         return -1;
@@ -115,8 +118,12 @@ static int rewrite(struct journal *j)
     j->rec.len = 0;
     while (strmap_next(j->open, &pos, &id, &v) >= 0) {
         struct note *n = v;
-        if (record_encode(&j->rec, 'N', id, n->data, n->len) < 0)
-            log_error("journal: out of memory rewriting the note of %s", id);
+        if (record_encode(&j->rec, 'N', id, n->data, n->len) < 0) {
+            log_error("journal: out of memory rewriting %s; the old file stays", j->path);
+            close(fd);
+            j->rec.len = 0;
+            return -1;
+        }
     }
     if (record_write_all(fd, j->rec.data, j->rec.len) < 0 || rename(j->tmp, j->path) != 0) {
         log_error("journal: cannot rewrite %s: %s", j->path, strerror(errno));
@@ -153,12 +160,23 @@ struct journal *journal_open(const char *dir, journal_recover_cb cb, void *arg, 
     else if (errno != ENOENT)
         log_error("journal: cannot read %s: %s", j->path, strerror(errno));
     free(data);
-    while (strmap_next(j->open, &pos, &id, &v) >= 0) {
-        struct note *n = v;
-        cb(id, n->data, n->len, arg);
+    struct strmap *left = j->open;
+    if ((j->open = strmap_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        j->open = left;
+        journal_free(j);
+        return NULL;
     }
-    strmap_free(j->open, note_free); /* handed over: the new file starts empty */
-    if ((j->open = strmap_new()) == NULL || rewrite(j) < 0) {
+    while (strmap_next(left, &pos, &id, &v) >= 0) {
+        int e;
+        if (cb(id, ((struct note *)v)->data, ((struct note *)v)->len, arg) == 0)
+            continue;
+        note_free(strmap_put(j->open, id, v, &e)); /* kept: its event is in memory only */
+        if (e == 0)
+            strmap_put(left, id, NULL, &e); /* moved, not freed with `left` */
+    }
+    strmap_free(left, note_free);
+    if (rewrite(j) < 0) {
         snprintf(err, errlen, "cannot start the stream journal %s", j->path);
         journal_free(j);
         return NULL;

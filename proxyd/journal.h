@@ -16,12 +16,14 @@
 
 struct journal;
 
-/* Called by journal_open for each stream left open by the last run. */
-typedef void (*journal_recover_cb)(const char *request_id, const uint8_t *event, size_t len,
-                                   void *arg);
+/* Called by journal_open for each stream left open by the last run;
+ * returns 1 when the journal must keep it (its event is not durable
+ * elsewhere yet), 0 when it is done with it. */
+typedef int (*journal_recover_cb)(const char *request_id, const uint8_t *event, size_t len,
+                                  void *arg);
 
 /* Opens dir's journal, hands back what the last run left open, and starts
- * it empty. NULL on error (err). */
+ * it with only what the callback kept. NULL on error (err). */
 struct journal *journal_open(const char *dir, journal_recover_cb cb, void *arg, char *err,
                              size_t errlen);
 /* Empties the file when no stream is open. */

@@ -76,15 +76,17 @@ static void on_ack(const char *request_id, void *arg)
 
 /* A stream the last run left open: billed, cut, unless its real event made
  * it into the spool (then that one is on its way). */
-static void on_open_stream(const char *request_id, const uint8_t *event, size_t len, void *arg)
+static int on_open_stream(const char *request_id, const uint8_t *event, size_t len, void *arg)
 {
     struct publisher *pub = arg;
     if (publisher_has(pub, request_id))
-        return;
+        return 0;
     log_warn("request %s: its stream was cut by the last run's end; billed for what it "
              "relayed", request_id);
-    if (publisher_send(pub, request_id, event, len) < 0)
+    int sent = publisher_send(pub, request_id, event, len);
+    if (sent < 0)
         log_error("request %s: out of memory queueing its cut stream's event", request_id);
+    return sent != 0; /* not in the spool: the journal keeps it */
 }
 
 static int build(struct proxy *px, char *err, size_t errlen)

@@ -71,8 +71,16 @@ static int note_usage(struct anthropic_stream *s, struct sse_filter *f, json_t *
 {
     struct usage u;
     char cost[MONEY_STR_MAX];
-    if (!json_is_object(usage) || json_object_update(s->usage, usage) != 0 ||
-        usage_from_anthropic(s->usage, &u) < 0)
+    const char *k;
+    json_t *v;
+    if (!json_is_object(usage))
+        return 0;
+    /* message_delta may say null for a count it does not repeat: keep the start's */
+    json_object_foreach(usage, k, v) {
+        if (!json_is_null(v) && json_object_set(s->usage, k, v) != 0)
+            return -1;
+    }
+    if (usage_from_anthropic(s->usage, &u) < 0)
         return 0; /* nothing usable: the end of the stream counts locally */
     sse_set_usage(f, &u, final);
     if (final)
@@ -99,16 +107,18 @@ static int anthropic_event(void *state, struct sse_filter *f, const char *name, 
     (void)name;
     if (type == NULL)
         type = "";
+    int rc = 0;
     if (strcmp(type, "message_start") == 0)
-        note_usage(s, f, json_object_get(json_object_get(data, "message"), "usage"), data, false);
+        rc = note_usage(s, f, json_object_get(json_object_get(data, "message"), "usage"), data,
+                        false);
     else if (strcmp(type, "message_delta") == 0)
-        note_usage(s, f, json_object_get(data, "usage"), data, true);
+        rc = note_usage(s, f, json_object_get(data, "usage"), data, true);
     else if (strcmp(type, "content_block_delta") == 0) {
         keep_delta(f, json_object_get(data, "delta"));
         sse_count_content(f);
     } else if (strcmp(type, "message_stop") == 0)
         return sse_hold(f, raw, raw_len);
-    return evbuffer_add(out, raw, raw_len) == 0 ? 0 : -1;
+    return rc == 0 && evbuffer_add(out, raw, raw_len) == 0 ? 0 : -1;
 }
 
 const struct protocol PROTO_ANTHROPIC = {

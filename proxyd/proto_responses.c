@@ -23,9 +23,9 @@
 #include "usage.h"
 
 struct responses_stream {
+    const struct config *cfg;
     const struct deployment *d;
     const json_t *body;          /* the client's, for its web search tool */
-    char request_id[IDS_UUID_LEN + 1];
     char owner[RESPONSE_OWNER_LEN + 1];
 };
 
@@ -46,8 +46,17 @@ static int create_url(const struct upstream_req *r, char *url, size_t len)
 static char *responses_body(const struct upstream_req *r, char *err, size_t errlen)
 {
     json_t *b = protocol_body_copy(r);
+    const char *prev = json_string_value(json_object_get(r->body, "previous_response_id"));
+    struct response_ref ref;
     if (errlen > 0)
         err[0] = '\0';
+    /* the conversation's previous response, as the upstream knows it (call.c
+     * pinned the request to its deployment) */
+    if (b != NULL && prev != NULL && response_id_parse(r->cfg, prev, &ref) && ref.d == r->d &&
+        json_object_set_new(b, "previous_response_id", json_string(ref.upstream_id)) != 0) {
+        json_decref(b);
+        return NULL;
+    }
     return protocol_strip_tags(b) == 0 ? protocol_dump(b) : protocol_dump(NULL);
 }
 
@@ -73,6 +82,7 @@ int responses_usage(const json_t *response, struct usage *u)
     const json_t *item;
     if (usage_from_responses(json_object_get(response, "usage"), u) < 0)
         return -1;
+    search_size(response, u); /* the response echoes its tools */
     json_array_foreach(json_object_get(response, "output"), i, item) {
         const char *type = json_string_value(json_object_get(item, "type"));
         if (type != NULL && strcmp(type, "web_search_call") == 0)
@@ -81,14 +91,13 @@ int responses_usage(const json_t *response, struct usage *u)
     return 0;
 }
 
-/* Gives the response object the id the client sees: with the creating
- * request's for a background response. */
-static int rewrite_id(const struct deployment *d, json_t *response, const char *owner,
-                      const char *request_id)
+/* Gives the response object the id the client sees. creator: the request
+ * that is billed later, when a retrieve shows the response ended (NULL for
+ * one priced now). */
+static int rewrite_id(const struct config *cfg, const struct deployment *d, json_t *response,
+                      const char *owner, const char *creator)
 {
-    bool background = json_is_true(json_object_get(response, "background"));
-    json_t *id = response_id_make(d, json_object_get(response, "id"), owner,
-                                  background ? request_id : NULL);
+    json_t *id = response_id_make(cfg, d, json_object_get(response, "id"), owner, creator);
     return id != NULL && json_object_set_new(response, "id", id) == 0 ? 0 : -1;
 }
 
@@ -97,11 +106,14 @@ static int responses_answer(const struct upstream_req *r, json_t *answer, struct
 {
     *u = (struct usage){0};
     *client = NULL;
+    /* A background response answered without usage is priced when it ends:
+     * its id names this request, whose ledger row's owners pay then. */
+    bool later = json_is_true(json_object_get(answer, "background")) &&
+                 json_is_null(json_object_get(answer, "usage"));
     if (json_is_string(json_object_get(answer, "id")) &&
-        rewrite_id(r->d, answer, r->owner, r->request_id) == 0)
+        rewrite_id(r->cfg, r->d, answer, r->owner, later ? r->request_id : NULL) == 0)
         *client = json_incref(answer);
-    /* A background response has no usage yet: it is priced when it completes. */
-    if (json_is_null(json_object_get(answer, "usage")))
+    if (later)
         return 0;
     if (responses_usage(answer, u) < 0)
         return -1;
@@ -114,8 +126,8 @@ static void *responses_stream_new(const struct upstream_req *r)
     struct responses_stream *s = malloc(sizeof(*s));
     if (s != NULL) {
         s->d = r->d;
+        s->cfg = r->cfg;
         s->body = r->body;
-        snprintf(s->request_id, sizeof(s->request_id), "%s", r->request_id);
         snprintf(s->owner, sizeof(s->owner), "%s", r->owner != NULL ? r->owner : "");
     }
     return s;
@@ -150,7 +162,7 @@ static int responses_event(void *state, struct sse_filter *f, const char *name, 
         sse_set_usage(f, &u, true);
         sse_price(f, response, cost);
     }
-    if (rewrite_id(s->d, response, s->owner, s->request_id) < 0)
+    if (rewrite_id(s->cfg, s->d, response, s->owner, NULL) < 0) /* priced at its end */
         return -1;
     if (!is_last(type))
         return sse_write(out, name, data);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "grow.h"
+#include "response_id.h"
 #include "tokencount.h"
 
 /* Headers from the client an Anthropic upstream gets as they are. */
@@ -184,6 +185,35 @@ static int64_t no_prompt(const json_t *body, const char *model, bool *est)
     return 0;
 }
 
+/* previous_response_id names the deployment that holds the conversation. */
+static int responses_pin(const json_t *body, const struct config *cfg, const char *group,
+                         const char *owner, bool any_owner, const struct deployment **d,
+                         char *err, size_t errlen)
+{
+    const char *prev = json_string_value(json_object_get(body, "previous_response_id"));
+    struct response_ref ref;
+    *d = NULL;
+    if (prev == NULL || strncmp(prev, RESPONSE_ID_PREFIX, strlen(RESPONSE_ID_PREFIX)) != 0)
+        return 0; /* not one of ours: the upstream's own, as it is */
+    if (!response_id_parse(cfg, prev, &ref)) {
+        snprintf(err, errlen, "previous_response_id %.200s is not a response of this "
+                 "gateway's deployments", prev);
+        return 404;
+    }
+    if (!any_owner && !cfg->responses_id_security_off && !response_id_owned(&ref, owner)) {
+        snprintf(err, errlen, "Forbidden. The previous response id is not associated with the "
+                 "%s, who this key belongs to.", ref.owner[0] == 'u' ? "user" : "team");
+        return 403;
+    }
+    if (strcmp(ref.d->model_name, group) != 0) {
+        snprintf(err, errlen, "previous_response_id %.200s was made by model group %.200s, "
+                 "not %.200s", prev, ref.d->model_name, group);
+        return 400;
+    }
+    *d = ref.d;
+    return 0;
+}
+
 static const struct api_front FRONTS[] = {
     [API_CHAT] = {"chat_completion", HTTPJSON_OPENAI, true, true, openai_user,
                   openai_stream_usage, chat_max_output, chat_prompt, chat_exact_prompt},
@@ -194,7 +224,7 @@ static const struct api_front FRONTS[] = {
     [API_IMAGE] = {"image_generation", HTTPJSON_OPENAI, false, true, openai_user,
                    openai_stream_usage, no_output, no_prompt, not_exact},
     [API_RESPONSES] = {"responses", HTTPJSON_OPENAI, true, true, openai_user, always_usage,
-                       responses_max_output, responses_prompt, not_exact},
+                       responses_max_output, responses_prompt, not_exact, responses_pin},
     [API_MESSAGES] = {"anthropic_messages", HTTPJSON_ANTHROPIC, true, true, anthropic_user,
                       always_usage, messages_max_output, messages_prompt, not_exact},
     [API_COUNT_TOKENS] = {"count_tokens", HTTPJSON_ANTHROPIC, false, false, anthropic_user,

@@ -58,6 +58,13 @@ struct api_front {
     /* The prompt's tokens exactly as the provider will bill them, for a
      * reservation (-1: not known before the answer: the body's bytes bound it). */
     int64_t (*exact_prompt)(const json_t *body, const char *model);
+    /* A request that must go to one deployment of its group (the Responses
+     * API's previous_response_id): *d, or NULL when any may serve. 0, or an
+     * HTTP status with a message in err when it may not go at all. owner:
+     * the key's tag (response_id.h); any_owner: the master key. NULL: none. */
+    int (*pin)(const json_t *body, const struct config *cfg, const char *group,
+               const char *owner, bool any_owner, const struct deployment **d, char *err,
+               size_t errlen);
 };
 
 const struct api_front *api_front(enum api api);
@@ -67,6 +74,7 @@ struct upstream_req {
     enum api api;
     const char *request_id;        /* the gateway's id of the request */
     const char *owner;             /* the key's user or team, as response ids name it */
+    const struct config *cfg;      /* the config the request runs under */
     const struct deployment *d;
     const json_t *body;            /* the client's body */
     struct evhttp_request *client; /* for the headers passed through (anthropic-beta) */

@@ -270,10 +270,13 @@ static int enqueue(struct publisher *p, const char *request_id, const uint8_t *e
 int publisher_send(struct publisher *p, const char *request_id, const uint8_t *event, size_t len)
 {
     struct spool_segment *seg = NULL;
-    if (spool_append(p->spool, request_id, event, len, &seg) < 0)
+    bool spooled = spool_append(p->spool, request_id, event, len, &seg) == 0;
+    if (!spooled)
         log_error("request %s: the spool refused its usage event; it is kept in memory only",
                   request_id);
-    return enqueue(p, request_id, event, len, seg);
+    if (enqueue(p, request_id, event, len, seg) < 0)
+        return -1;
+    return spooled ? 0 : 1;
 }
 
 /* Events found in the spool at start go out again. */

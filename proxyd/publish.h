@@ -20,7 +20,9 @@ struct publisher *publisher_new(struct event_base *base, const struct config *cf
                                 char *err, size_t errlen);
 void publisher_free(struct publisher *p);
 
-/* Queues an encoded UsageEvent (copied) for delivery. -1 on ENOMEM. */
+/* Queues an encoded UsageEvent (copied) for delivery: 0 when it is in the
+ * spool, 1 when the spool refused it (full, a write error) and it is kept
+ * in memory only, -1 on ENOMEM. */
 int publisher_send(struct publisher *p, const char *request_id, const uint8_t *event, size_t len);
 
 /* cb runs for every event accountd acknowledges (after its commit). */

@@ -69,7 +69,7 @@ static void read_answer(struct response_op *op, struct evbuffer *body)
         json_decref(doc);
         return;
     }
-    background_bill(op->px, op->d, op->ref.creator, doc);
+    background_bill(op->px, op->gen, op->d, op->ref.creator, doc);
     if (json_is_string(json_object_get(doc, "id")) &&
         json_object_set_new(doc, "id", json_string(op->id)) == 0 &&
         (s = json_dumps(doc, JSON_COMPACT)) != NULL &&
@@ -105,10 +105,8 @@ static void on_answer(struct relay_transfer *t, CURLcode result, void *arg)
 static bool owner_allowed(struct response_op *op, const struct keyinfo *key)
 {
     char mine[RESPONSE_OWNER_LEN + 1];
-    if (op->ref.owner[0] == '\0' || op->gen->cfg->responses_id_security_off)
-        return true;
     response_id_owner(key->user_id, key->team_id, mine);
-    if (strcmp(mine, op->ref.owner) == 0)
+    if (op->gen->cfg->responses_id_security_off || response_id_owned(&op->ref, mine))
         return true;
     httpjson_error(op->req, 403, "permission_error", NULL,
                    "Forbidden. The response id is not associated with the %s, who this key "

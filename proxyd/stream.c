@@ -26,6 +26,7 @@
 #include "tokencount.h"
 
 #define NOTE_EVERY_MS 25 /* the journal lags what a stream relayed by at most this */
+#define TAIL_MAX 1024    /* bytes of a stream's text counted again at each note, at most */
 
 static void price_chunk(struct usage *u, const json_t *chunk, char cost[MONEY_STR_MAX], void *arg)
 {
@@ -101,6 +102,14 @@ static void count_sent(struct call *c)
     size_t len;
     const char *text = sse_filter_text(c->sse, &len);
     size_t cut = last_word_start(text, c->counted_text, len);
+    /* Text without spaces (CJK, code, JSON) is cut anyway, at a character
+     * boundary, so no note counts more than TAIL_MAX bytes again: the count
+     * may then differ from the whole text's by a token at each cut. */
+    if (cut == c->counted_text && len - c->counted_text > TAIL_MAX) {
+        cut = len - TAIL_MAX / 2;
+        while (cut > c->counted_text && ((unsigned char)text[cut] & 0xC0) == 0x80)
+            cut--;
+    }
     if (cut > c->counted_text) {
         int64_t n = tokencount_text(count_model(c), text + c->counted_text,
                                     cut - c->counted_text, &est, err, sizeof(err));

@@ -157,6 +157,28 @@ class MessagesResponsesTest(harness.StackTestCase):
         for k in (alice2, MASTER_KEY):  # the same user's other key; the master key
             st, _, got = self.stack.proxy("GET", "/v1/responses/" + ans["id"], key=k)
             self.assertEqual((st, got["id"]), (200, ans["id"]))
+        # The id is signed: without its owner part (or any other change) it is not ours.
+        rid = ans["id"]
+        forged = rid[:len("resp_tg") + 8] + rid[len("resp_tg") + 8 + 13:]
+        self.assertEqual(rid[len("resp_tg") + 8], "u")
+        st, _, _ = self.stack.proxy("GET", "/v1/responses/" + forged, key=bob)
+        self.assertEqual(st, 404)
+        st, _, _ = self.stack.proxy("GET", "/v1/responses/" + rid[:-1] + "x", key=alice)
+        self.assertEqual(st, 404)
+        # previous_response_id: to the same deployment, as the upstream's id; the same owner.
+        st, _, nxt = self.stack.proxy("POST", "/v1/responses", {
+            "model": "gpt", "input": "and then?", "previous_response_id": rid}, key=alice2)
+        self.assertEqual(st, 200, nxt)
+        sent = [r for r in self.stack.upstream_requests() if r.get("method") == "POST"
+                and r.get("path", "").endswith("/responses")][-1]
+        self.assertEqual(sent["body"]["previous_response_id"], rid.split("_", 2)[2])
+        st, _, err = self.stack.proxy("POST", "/v1/responses", {
+            "model": "gpt", "input": "x", "previous_response_id": rid}, key=bob)
+        self.assertEqual(st, 403, err)
+        st, _, err = self.stack.proxy("POST", "/v1/responses", {
+            "model": "gpt-azure", "input": "x", "previous_response_id": rid}, key=alice)
+        self.assertEqual(st, 400, err)
+        self.assertIn("model group gpt", err["error"]["message"])
 
     def test_response_ids_work_on_another_proxyd(self):
         key = self.key()
@@ -197,6 +219,16 @@ class MessagesResponsesTest(harness.StackTestCase):
         row = self.row(h["x-litellm-call-id"])
         self.assertEqual(Decimal(row[0]), sonnet_cost(40, 3, read=8))
         self.assertEqual(row[4:6], ["48", "3"])
+        # message_delta may say null for the counts message_start gave: those stand.
+        st, h, text = self.messages(key, {
+            "model": "claude", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "count"}], "mock_content": "one two three",
+            "mock_usage_raw": {"input_tokens": 40, "output_tokens": 1,
+                               "cache_read_input_tokens": 8},
+            "mock_delta_usage_raw": {"input_tokens": None, "output_tokens": 3,
+                                     "cache_read_input_tokens": None}})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(Decimal(self.row(h["x-litellm-call-id"])[0]), sonnet_cost(40, 3, read=8))
 
     def test_count_tokens_relayed_never_charged(self):
         key = self.key()

@@ -33,7 +33,8 @@
  * content_block_stop; then message_delta (stop_reason and the cumulative
  * usage) and message_stop.  mock_stall_after_chunks counts the deltas.
  * mock_usage_raw is the usage of the answer, of message_start and of
- * message_delta.
+ * message_delta; mock_delta_usage_raw, when given, message_delta's alone
+ * (Anthropic may send null for the counts message_start gave).
  */
 #include "fake_anthropic.h"
 
@@ -90,6 +91,7 @@ struct anthropic_stream {
     char *error; /* mock_stream_error, malloc'd, or NULL */
     struct usage usage;
     json_t *usage_raw; /* mock_usage_raw (owned), or NULL */
+    json_t *delta_usage_raw; /* mock_delta_usage_raw (owned), or NULL */
     long stall_after;
     enum stage stage;
     int pinged;
@@ -296,6 +298,7 @@ static void stream_free(struct stream *base)
     free(s->tool_json);
     free(s->error);
     json_decref(s->usage_raw);
+    json_decref(s->delta_usage_raw);
     free(s);
 }
 
@@ -388,7 +391,9 @@ static int send_stage(struct anthropic_stream *s, struct evhttp_request *req)
         stream_send_event(req, json_pack("{s:s, s:{s:s, s:n}, s:o}", "type", "message_delta",
                                          "delta", "stop_reason",
                                          s->tool ? "tool_use" : "end_turn", "stop_sequence",
-                                         "usage", stream_usage(s, s->usage.output)));
+                                         "usage", s->delta_usage_raw != NULL
+                                                      ? json_incref(s->delta_usage_raw)
+                                                      : stream_usage(s, s->usage.output)));
         break;
     case AS_MESSAGE_STOP:
         stream_send_event(req, json_pack("{s:s}", "type", "message_stop"));
@@ -466,6 +471,8 @@ static struct stream *stream_new(const struct exchange *ex, const struct message
     s->error = m->stream_error ? strdup(m->stream_error) : NULL;
     s->usage = m->usage;
     s->usage_raw = json_incref(ex->extras.usage_raw);
+    if (json_is_object(json_object_get(ex->body, "mock_delta_usage_raw")))
+        s->delta_usage_raw = json_incref(json_object_get(ex->body, "mock_delta_usage_raw"));
     s->stall_after = m->text.stall_after;
     s->stage = AS_MESSAGE_START;
     if (!s->model || (m->stream_error && !s->error) || words_init(&s->words, &m->text) != 0
