@@ -101,6 +101,30 @@ static int get_price(struct loader *ld, yaml_node_t *params, const char *name,
     return 0;
 }
 
+/* A custom per-token price, in litellm_params or in model_info (LiteLLM
+ * registers either as the deployment's price). Both, with different values:
+ * which one LiteLLM bills is not clear, so the start is refused. */
+static int custom_price(struct loader *ld, yaml_node_t *params, yaml_node_t *info, size_t i,
+                        const char *name, money_t *out, bool *has)
+{
+    char pkey[160], ikey[160];
+    money_t in_info = 0;
+    bool has_info = false;
+    snprintf(pkey, sizeof(pkey), "model_list[%zu].litellm_params.%s", i, name);
+    snprintf(ikey, sizeof(ikey), "model_list[%zu].model_info.%s", i, name);
+    if (get_price(ld, params, name, pkey, out, has) < 0 ||
+        get_price(ld, info, name, ikey, &in_info, &has_info) < 0)
+        return -1;
+    if (*has && has_info && in_info != *out)
+        return cy_fail(ld, cy_map_get(ld, info, name), ikey, "differs from litellm_params.%s; "
+                       "set the price in one place", name);
+    if (!*has && has_info) {
+        *out = in_info;
+        *has = true;
+    }
+    return 0;
+}
+
 /* weight (else rpm, else tpm, as LiteLLM's simple-shuffle), timeout, stream_timeout. */
 static int parse_routing(struct loader *ld, yaml_node_t *params, size_t i, struct deployment *d)
 {
@@ -173,10 +197,10 @@ static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, stru
         return -1;
     d->drop_params = set ? drop : -1; /* not set: the global's */
     d->price.base_model = d->base_model;
-    if (get_price(ld, params, "input_cost_per_token", KEY(key, i, ".litellm_params.input_cost_per_token"),
-                  &d->price.input_per_token, &d->price.has_input) < 0 ||
-        get_price(ld, params, "output_cost_per_token", KEY(key, i, ".litellm_params.output_cost_per_token"),
-                  &d->price.output_per_token, &d->price.has_output) < 0)
+    if (custom_price(ld, params, info, i, "input_cost_per_token", &d->price.input_per_token,
+                     &d->price.has_input) < 0 ||
+        custom_price(ld, params, info, i, "output_cost_per_token", &d->price.output_per_token,
+                     &d->price.has_output) < 0)
         return -1;
     return parse_routing(ld, params, i, d);
 }

@@ -87,10 +87,10 @@ static void check_providers(const char *dir)
     if (cfg == NULL)
         return;
     const struct deployment *d = cfg->deployments;
-    CHECK(cfg->n_deployments == 12, "twelve deployments (%zu)", cfg->n_deployments);
+    CHECK(cfg->n_deployments == 13, "thirteen deployments (%zu)", cfg->n_deployments);
     CHECK(cfg->drop_params, "litellm_settings.drop_params");
     CHECK(cfg->responses_id_security_off, "general_settings.disable_responses_id_security");
-    if (cfg->n_deployments == 12) {
+    if (cfg->n_deployments == 13) {
         check_deployment(&d[0], "openai", "gpt-4o", "https://api.openai.com/v1", UPSTREAM_OPENAI);
         check_deployment(&d[1], "gemini", "gemini-2.0-flash",
                          "https://generativelanguage.googleapis.com/v1beta/openai", UPSTREAM_OPENAI);
@@ -118,6 +118,12 @@ static void check_providers(const char *dir)
                          "http://10.0.0.7:8080", UPSTREAM_ANTHROPIC);
         CHECK_STR(d[11].api_version, "2024-01-01");
         CHECK(d[11].drop_params == 1, "drop_params: true");
+        money_t in, out;
+        CHECK(money_parse("0.0000021", &in) == 0 && money_parse("0.0000042", &out) == 0, "parse");
+        CHECK(d[12].price.has_input && d[12].price.input_per_token == in,
+              "model_info.input_cost_per_token is the deployment's price");
+        CHECK(d[12].price.has_output && d[12].price.output_per_token == out,
+              "model_info.output_cost_per_token is the deployment's price");
     }
     config_free(cfg);
 }
