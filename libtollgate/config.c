@@ -339,10 +339,32 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
     return rc < 0 || id_secret(ld, gs, cfg) < 0 ? -1 : parse_retention(ld, gs, cfg);
 }
 
+/* environment_variables: NAME: value pairs that os.environ/NAME references
+ * (and SSL_CERT_FILE) in this file see before the process's environment.
+ * They are not exported to the process. */
+static int read_env_vars(struct loader *ld, yaml_node_t *root)
+{
+    yaml_node_t *ev = cy_map_get(ld, root, "environment_variables");
+    if (ev == NULL)
+        return 0;
+    if (cy_want_map(ld, ev, "environment_variables") < 0)
+        return -1;
+    for (yaml_node_pair_t *p = ev->data.mapping.pairs.start; p < ev->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(&ld->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(&ld->doc, p->value);
+        if (cy_scalar(k) == NULL || cy_scalar(v) == NULL)
+            return cy_fail(ld, v != NULL ? v : ev, "environment_variables",
+                           "must map names to strings");
+    }
+    ld->env_vars = ev;
+    return 0;
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
     static const char *const top_keys[] = {"model_list", "general_settings", "tollgate",
-        "router_settings", "litellm_settings", NULL};
+        "router_settings", "litellm_settings", "environment_variables", NULL};
     struct loader ld = {.path = path, .err = err, .errlen = errlen};
     struct config *cfg = calloc(1, sizeof(*cfg));
     if (cfg == NULL || (cfg->path = strdup(path)) == NULL) {
@@ -360,7 +382,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
         rc = cy_fail(&ld, root, "(top level)", "the file must be a YAML mapping");
     } else {
         cy_check_keys(&ld, root, "", top_keys);
-        rc = parse_model_list(&ld, root, cfg) < 0 || parse_general(&ld, root, cfg) < 0 ||
+        rc = read_env_vars(&ld, root) < 0 || parse_model_list(&ld, root, cfg) < 0 || parse_general(&ld, root, cfg) < 0 ||
              config_parse_tollgate(&ld, root, cfg) < 0 ||
              config_parse_router(&ld, root, cfg) < 0 ? -1 : 0;
     }

@@ -141,7 +141,7 @@ static int parse_ssl_verify(struct loader *ld, yaml_node_t *root, struct config 
     const char *key = "litellm_settings.ssl_verify";
     yaml_node_t *ls = cy_map_get(ld, root, "litellm_settings");
     yaml_node_t *n = ls != NULL ? cy_map_get(ld, ls, "ssl_verify") : NULL;
-    const char *env = getenv("SSL_CERT_FILE");
+    const char *env = cy_env(ld, "SSL_CERT_FILE");
     char *path = NULL;
     cfg->ssl_verify = true;
     if (n != NULL && n->type == YAML_SCALAR_NODE &&

@@ -77,6 +77,12 @@ int cy_want_map(struct loader *ld, yaml_node_t *n, const char *key)
     return 0;
 }
 
+const char *cy_env(struct loader *ld, const char *name)
+{
+    const char *v = cy_scalar(cy_map_get(ld, ld->env_vars, name));
+    return v != NULL ? v : getenv(name);
+}
+
 /* The string of scalar node n into *out; resolves os.environ/NAME. */
 static int str_of(struct loader *ld, yaml_node_t *n, const char *key, char **out)
 {
@@ -84,7 +90,7 @@ static int str_of(struct loader *ld, yaml_node_t *n, const char *key, char **out
     if (v == NULL)
         return cy_fail(ld, n, key, "must be a string");
     if (strncmp(v, "os.environ/", 11) == 0) {
-        const char *env = getenv(v + 11);
+        const char *env = cy_env(ld, v + 11);
         if (env == NULL)
             return cy_fail(ld, n, key, "environment variable %s is not set", v + 11);
         v = env;

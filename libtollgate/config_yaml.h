@@ -15,7 +15,13 @@ struct loader {
     yaml_document_t doc;
     char *err;
     size_t errlen;
+    yaml_node_t *env_vars; /* the file's environment_variables mapping, or NULL */
 };
+
+/* An environment variable as the file sees it: its environment_variables
+ * section first (as LiteLLM, which sets them before reading the rest), then
+ * the process's. NULL when neither has it. */
+const char *cy_env(struct loader *ld, const char *name);
 
 /* Fills ld->err with "FILE:LINE: key: message" (line of node) and returns -1. */
 int cy_fail(struct loader *ld, const yaml_node_t *node, const char *key, const char *fmt, ...)

@@ -128,6 +128,27 @@ static void check_providers(const char *dir)
     config_free(cfg);
 }
 
+/* environment_variables: what os.environ/NAME (and SSL_CERT_FILE) in the
+ * same file see first, as LiteLLM sets them before reading the rest; the
+ * process's environment is left as it was. */
+static void check_env_vars(const char *dir)
+{
+    char path[4096], err[1024];
+    snprintf(path, sizeof(path), "%s/env-vars.yaml", dir);
+    struct config *cfg = config_load(path, err, sizeof(err));
+    CHECK(cfg != NULL, "%s should load: %s", path, err);
+    if (cfg == NULL)
+        return;
+    CHECK(cfg->n_deployments == 2, "two deployments");
+    if (cfg->n_deployments == 2) {
+        CHECK_STR(cfg->deployments[0].api_key, "key-from-config");
+        CHECK_STR(cfg->deployments[1].api_key, "set-in-the-file"); /* wins over the process's */
+    }
+    CHECK_STR(getenv("GROQ_API_KEY"), "gsk-from-env");
+    CHECK(getenv("TG_TEST_FROM_CONFIG") == NULL, "not exported to the process");
+    config_free(cfg);
+}
+
 /* The table: sorted (provider_find searches it), each entry whole, and every
  * value of LiteLLM's LlmProviders enum (litellm/types/utils.py) in it, plus
  * the price map's older providers. */
@@ -267,6 +288,7 @@ int main(int argc, char **argv)
     CHECK(good == 1 && bad >= 8, "found %d good and %d bad cases", good, bad);
     check_multi(argv[1]);
     check_providers(argv[1]);
+    check_env_vars(argv[1]);
     check_table();
     check_price_map();
 
