@@ -169,6 +169,7 @@ static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, stru
         cy_want_map(ld, info, KEY(key, i, ".model_info")) < 0)
         return -1;
     cy_check_keys(ld, params, KEY(prefix, i, ".litellm_params."), param_keys);
+    cy_refuse_keys(ld, info, KEY(prefix, i, ".model_info."));
     yaml_node_t *mn = cy_map_get(ld, params, "model");
     if (cy_str(ld, params, "model", KEY(key, i, ".litellm_params.model"), &d->model) < 0)
         return -1;
@@ -387,7 +388,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
              config_parse_router(&ld, root, cfg) < 0 ? -1 : 0;
     }
     yaml_document_delete(&ld.doc);
-    if (rc < 0) {
+    if (rc < 0 || ld.refused) {
         config_free(cfg);
         return NULL;
     }

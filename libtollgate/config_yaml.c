@@ -13,11 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_refused.h"
+
 int cy_fail(struct loader *ld, const yaml_node_t *node, const char *key,
                 const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
+    if (ld->refused)
+        return -1; /* the refused key's error is the one the user sees */
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -50,7 +54,48 @@ yaml_node_t *cy_map_get(struct loader *ld, yaml_node_t *map, const char *key)
     return NULL;
 }
 
-/* Warns about keys of map not in allowed (a NULL-terminated list). */
+/* The section a key prefix names: its last part ("model_list[0].litellm_params."
+ * -> "litellm_params"). */
+static void section_of(const char *prefix, char *out, size_t len)
+{
+    size_t n = strlen(prefix);
+    if (n > 0 && prefix[n - 1] == '.')
+        n--;
+    const char *start = prefix + n;
+    while (start > prefix && start[-1] != '.')
+        start--;
+    snprintf(out, len, "%.*s", (int)(prefix + n - start), start);
+}
+
+/* A key Tollgate refuses (config_refused.h): the load fails, naming it. */
+static bool refused(struct loader *ld, yaml_node_t *kn, const char *prefix, const char *k)
+{
+    char section[64], full[512];
+    const char *affects = "";
+    section_of(prefix, section, sizeof(section));
+    const char *what = k != NULL ? config_refused_why(section, k, &affects) : NULL;
+    if (what == NULL)
+        return false;
+    snprintf(full, sizeof(full), "%s%s", prefix, k);
+    if (cy_fail(ld, kn, full, "LiteLLM's %s (%s) is not applied by Tollgate, and a key that "
+                "decides %s is refused rather than ignored: remove it to start", k, what,
+                affects) < 0)
+        ld->refused = true;
+    return true;
+}
+
+void cy_refuse_keys(struct loader *ld, yaml_node_t *map, const char *prefix)
+{
+    if (map == NULL || map->type != YAML_MAPPING_NODE)
+        return;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(&ld->doc, p->key);
+        (void)refused(ld, kn, prefix, cy_scalar(kn));
+    }
+}
+
+/* Warns about keys of map not in allowed (a NULL-terminated list); refuses
+ * the ones config_refused.h names. */
 void cy_check_keys(struct loader *ld, yaml_node_t *map, const char *prefix,
                        const char *const *allowed)
 {
@@ -62,7 +107,7 @@ void cy_check_keys(struct loader *ld, yaml_node_t *map, const char *prefix,
         bool ok = false;
         for (size_t i = 0; k != NULL && allowed[i] != NULL && !ok; i++)
             ok = strcmp(k, allowed[i]) == 0;
-        if (!ok) {
+        if (!ok && !refused(ld, kn, prefix, k)) {
             char full[512];
             snprintf(full, sizeof(full), "%s%s", prefix, k != NULL ? k : "(non-scalar key)");
             cy_warn_unknown(ld, kn, full);

@@ -16,6 +16,7 @@ struct loader {
     char *err;
     size_t errlen;
     yaml_node_t *env_vars; /* the file's environment_variables mapping, or NULL */
+    bool refused;          /* a key config_refused.h names was found: the load fails */
 };
 
 /* An environment variable as the file sees it: its environment_variables
@@ -31,6 +32,9 @@ const char *cy_scalar(const yaml_node_t *n);
 /* The value of key in mapping node map, or NULL. */
 yaml_node_t *cy_map_get(struct loader *ld, yaml_node_t *map, const char *key);
 /* Warns about keys of map not in allowed (a NULL-terminated list). */
+/* Refuses the keys of map that config_refused.h names (for sections whose
+ * other keys are not checked, such as model_info). */
+void cy_refuse_keys(struct loader *ld, yaml_node_t *map, const char *prefix);
 void cy_check_keys(struct loader *ld, yaml_node_t *map, const char *prefix,
                    const char *const *allowed);
 /* -1 (error set) when n exists and is not a mapping. */

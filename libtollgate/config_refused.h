@@ -1,0 +1,17 @@
+/* config_refused.h - LiteLLM config keys that decide access, limits or money
+ * and that Tollgate does not apply: a config that sets one is refused
+ * (config_refused.c has the list, with what each key does). */
+#ifndef TG_CONFIG_REFUSED_H
+#define TG_CONFIG_REFUSED_H
+
+#include <stddef.h>
+
+/* What key of section ("litellm_params", "model_info", "litellm_settings",
+ * "general_settings", "router_settings") would do, when it is refused; NULL
+ * otherwise. *affects (may be NULL): "access", "limits" or "money". */
+const char *config_refused_why(const char *section, const char *key, const char **affects);
+
+/* How many keys are refused. */
+size_t config_refused_count(void);
+
+#endif
