@@ -25,21 +25,14 @@ import http.client
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import tempfile
 import unittest
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
-from harness import wait_for  # noqa: E402
+from fake_process import FakeUpstream  # noqa: E402
 
 API_KEY = "fake-upstream-extras-key"
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 15.0
 
 # A usage object with every bucket issue 16 prices, and members no upstream
 # sends (a null, a boolean, an array, a total that is not the sum), so a
@@ -94,45 +87,12 @@ def normalised(raw):
 class FakeUpstreamExtrasTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="tollgate-fake-extras-")
-        d = Path(cls.tmp.name)
-        cls.out_path, cls.err_path = d / "fake-upstream.out", d / "fake-upstream.err"
-        with open(cls.out_path, "wb") as out, open(cls.err_path, "wb") as err:
-            cls.proc = subprocess.Popen(
-                [str(harness.bin_dir() / "fake-upstream"), "--listen", "127.0.0.1:0",
-                 "--api-key", API_KEY], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                start_new_session=True)
-
-        def listening():
-            if cls.proc.poll() is not None:
-                raise AssertionError("fake-upstream exited with %d:\n%s"
-                                     % (cls.proc.returncode, cls.err_path.read_text()))
-            m = re.search(r"fake-upstream listening on [^\s:]+:(\d+)", cls.out_path.read_text())
-            return int(m.group(1)) if m else None
-
-        try:
-            cls.port = wait_for(listening, START_TIMEOUT,
-                                message="fake-upstream did not print its port")
-        except BaseException:
-            cls.proc.kill()
-            cls.proc.wait()
-            cls.tmp.cleanup()
-            raise
+        cls.fake = FakeUpstream(API_KEY)
+        cls.port = cls.fake.port
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.send_signal(signal.SIGTERM)
-        try:
-            code = cls.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            cls.proc.kill()
-            cls.proc.wait()
-            code = "none (killed)"
-        stderr = cls.err_path.read_text(errors="replace")
-        cls.tmp.cleanup()
-        if code != 0:
-            raise AssertionError("fake-upstream exit code %s on SIGTERM; stderr:\n%s"
-                                 % (code, stderr[-4000:]))
+        cls.fake.stop()
 
     # -- helpers
 

@@ -39,24 +39,18 @@ import http.client
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
+from fake_process import FakeUpstream  # noqa: E402
 from harness import wait_for  # noqa: E402
 
 API_KEY = "fake-upstream-protocols-key"
 VERSION = "2023-06-01"
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 15.0
 STORE_MAX = 10000
 
 ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error",
@@ -70,65 +64,6 @@ RESPONSES_USAGE = {"input_tokens": 10, "input_tokens_details": {"cached_tokens":
 # Members no upstream sends, so a recomputed object cannot pass for it.
 RAW_USAGE = {"input_tokens": 5, "output_tokens": 6, "cache_read_input_tokens": 1,
              "x_extra": [1, None, True, "s"]}
-
-
-class FakeUpstream:
-    """One fake-upstream process with a log, on a free port."""
-
-    def __init__(self, *args):
-        self.tmp = tempfile.TemporaryDirectory(prefix="tollgate-fake-protocols-")
-        d = Path(self.tmp.name)
-        self.out_path, self.err_path = d / "out", d / "err"
-        self.log_path = d / "requests.jsonl"
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [str(harness.bin_dir() / "fake-upstream"), "--listen", "127.0.0.1:0",
-                 "--api-key", API_KEY, "--log", str(self.log_path)] + list(args),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
-        try:
-            self.port = wait_for(self._listening, START_TIMEOUT,
-                                 message="fake-upstream did not print its port")
-        except BaseException:
-            self.proc.kill()
-            self.proc.wait()
-            self.tmp.cleanup()
-            raise
-
-    def _listening(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("fake-upstream exited with %d:\n%s"
-                                 % (self.proc.returncode, self.err_path.read_text()))
-        m = re.search(r"fake-upstream listening on [^\s:]+:(\d+)", self.out_path.read_text())
-        return int(m.group(1)) if m else None
-
-    def stop(self):
-        """SIGTERM; an AssertionError unless it exits 0."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            code = "none (killed)"
-        stderr = self.err_path.read_text(errors="replace")
-        self.tmp.cleanup()
-        if code != 0:
-            raise AssertionError("fake-upstream exit code %s on SIGTERM; stderr:\n%s"
-                                 % (code, stderr[-4000:]))
-
-    def log(self):
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
-
-    def request(self, method, path, body=None, headers=None):
-        """(status, headers dict, raw bytes)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-            conn.request(method, path, body=data, headers=dict(headers or {}))
-            resp = conn.getresponse()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-        finally:
-            conn.close()
 
 
 def sse_events(test, raw):
@@ -150,7 +85,7 @@ class Base(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.fake = FakeUpstream(*cls.fake_args)
+        cls.fake = FakeUpstream(API_KEY, *cls.fake_args)
 
     @classmethod
     def tearDownClass(cls):
