@@ -205,6 +205,22 @@ json_t *httpjson_body(struct evhttp_request *req, size_t max_bytes)
     return httpjson_body_as(req, max_bytes, HTTPJSON_OPENAI);
 }
 
+json_t *httpjson_buffer_parse(struct evbuffer *buf)
+{
+    size_t len = evbuffer_get_length(buf);
+    const unsigned char *data = evbuffer_pullup(buf, -1);
+    return data != NULL || len == 0 ? json_loadb((const char *)data, len, 0, NULL) : NULL;
+}
+
+int httpjson_buffer_set(struct evbuffer *buf, const json_t *doc, size_t flags)
+{
+    char *s = json_dumps(doc, flags);
+    int rc = s != NULL && evbuffer_drain(buf, evbuffer_get_length(buf)) == 0 &&
+             evbuffer_add(buf, s, strlen(s)) == 0 ? 0 : -1;
+    free(s);
+    return rc;
+}
+
 json_t *httpjson_money(money_t m)
 {
     char buf[MONEY_STR_MAX];

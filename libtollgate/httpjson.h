@@ -61,6 +61,13 @@ const void *httpjson_find_route(struct evhttp_request *req, const void *table, s
  * api-key (Azure clients) or x-api-key (Anthropic's). NULL when there is none. */
 const char *httpjson_request_key(struct evhttp_request *req);
 
+/* A relayed body as JSON (NULL when it is not JSON), and a body replaced by
+ * doc's JSON (json_dumps flags); -1 when out of memory, the body then
+ * possibly empty. */
+struct evbuffer;
+json_t *httpjson_buffer_parse(struct evbuffer *buf);
+int httpjson_buffer_set(struct evbuffer *buf, const json_t *doc, size_t flags);
+
 /* A money amount as a JSON number, rounded to 10 decimals (the contract). */
 json_t *httpjson_money(money_t m);
 /* Same, from a DECIMAL column's text; JSON null for NULL. */

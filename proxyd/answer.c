@@ -120,8 +120,7 @@ void answer_price(struct call *c, const struct usage *u, char cost[MONEY_STR_MAX
  * protocol rewrites it, what the client gets instead (NULL: the bytes). */
 static json_t *read_answer(struct call *c, struct evbuffer *body, struct usage *u)
 {
-    size_t len = evbuffer_get_length(body);
-    json_t *doc = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
+    json_t *doc = httpjson_buffer_parse(body);
     json_t *client = NULL;
     struct upstream_req ur = call_upstream_req(c);
     if (c->proto->answer(&ur, doc, u, &client) < 0) {
@@ -136,23 +135,16 @@ static json_t *read_answer(struct call *c, struct evbuffer *body, struct usage *
 /* Replaces buf's bytes with doc's JSON (taken). -1 when out of memory. */
 static int replace_body(struct evbuffer *buf, json_t *doc)
 {
-    char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    int rc = httpjson_buffer_set(buf, doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(doc);
-    if (s == NULL || evbuffer_drain(buf, evbuffer_get_length(buf)) != 0 ||
-        evbuffer_add(buf, s, strlen(s)) != 0) {
-        free(s);
-        return -1;
-    }
-    free(s);
-    return 0;
+    return rc;
 }
 
 void answer_rewrite_error(struct call *c, struct evbuffer *body, int status)
 {
     if (c->proto->error == NULL || body == NULL)
         return;
-    size_t len = evbuffer_get_length(body);
-    json_t *doc = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
+    json_t *doc = httpjson_buffer_parse(body);
     struct upstream_req ur = call_upstream_req(c);
     json_t *client = c->proto->error(&ur, doc, status);
     json_decref(doc);

@@ -60,6 +60,12 @@ json_t *anthropic_chat_answer(const json_t *message, const char *model);
  * generic one whose type follows the status. */
 json_t *anthropic_chat_error(const json_t *anthropic_body, int status);
 
+/* Lays a stream event's usage over the usage known so far: message_delta's
+ * counts are cumulative and replace message_start's, and a null count (the
+ * API may send one for what it does not repeat) keeps the earlier one. -1
+ * when out of memory. */
+int anthropic_chat_usage_merge(json_t *usage, const json_t *delta);
+
 /* Streams: one translator per stream. Every chunk carries the same id
  * ("chatcmpl-" + message_start's message id; id_hint, or "chatcmpl-stream",
  * when that has none) and created. id_hint may be NULL. */

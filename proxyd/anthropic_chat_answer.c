@@ -437,20 +437,26 @@ static int block_stop(struct anthropic_chat_stream *s, json_t *chunks)
                 NULL);
 }
 
+int anthropic_chat_usage_merge(json_t *usage, const json_t *delta)
+{
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)delta, k, v) {
+        if (!json_is_null(v) && json_object_set_new(usage, k, json_deep_copy(v)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* message_delta's usage is cumulative: its counts replace message_start's. */
 static int message_delta(struct anthropic_chat_stream *s, const json_t *event, json_t *chunks)
 {
     const json_t *delta = json_object_get(event, "delta");
     const json_t *usage = json_object_get(event, "usage");
-    const char *k;
-    const json_t *v;
     if ((delta != NULL && !json_is_null(delta) && !json_is_object(delta)) ||
-        (usage != NULL && !json_is_null(usage) && !json_is_object(usage)))
+        (usage != NULL && !json_is_null(usage) && !json_is_object(usage)) ||
+        anthropic_chat_usage_merge(s->usage, usage) < 0)
         return -1;
-    json_object_foreach((json_t *)usage, k, v) {
-        if (!json_is_null(v) && json_object_set_new(s->usage, k, json_deep_copy(v)) < 0)
-            return -1;
-    }
     const char *finish = finish_reason(json_object_get(delta, "stop_reason"));
     if (s->json_tool && !s->client_tool && strcmp(finish, "tool_calls") == 0)
         finish = "stop"; /* the JSON-mode tool was the answer */

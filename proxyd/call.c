@@ -206,19 +206,20 @@ static int start_attempt(struct call *c, char *err, size_t errlen)
 /* After a retryable failure, before the client saw anything: next deployment. */
 static bool retry(struct call *c, struct relay_transfer *t, CURLcode result)
 {
-    const struct deployment *next;
+    const struct deployment *next, *failed = c->dep;
+    const struct protocol *failed_proto = c->proto; /* serving() sets the next one's */
     const char *why;
     char err[512];
     if (c->pinned || c->started || c->client_gone || !retryable(t, result) ||
-        (next = serving(c, router_next(c->gen->router, &c->route), &why)) == NULL)
+        (next = serving(c, router_next(c->gen->router, &c->route), &why)) == NULL) {
+        c->proto = failed_proto;
         return false;
+    }
     log_request(LOG_WARN, c->request_id, "%s failed (%s), trying %s", c->dep->model,
                 result != CURLE_OK ? curl_easy_strerror(result) : "HTTP error", next->model);
     stats_retry(c->px->stats, c->model_group);
     if (c->error_body != NULL)
         evbuffer_drain(c->error_body, evbuffer_get_length(c->error_body));
-    const struct deployment *failed = c->dep;
-    const struct protocol *failed_proto = protocol_for(c->api, failed, &why);
     c->dep = next;
     if (start_attempt(c, err, sizeof(err)) == 0)
         return true;
@@ -305,17 +306,17 @@ static void route_and_start(struct call *c)
     const struct deployment *first = router_first(c->gen->router, c->model_group, &c->route);
     const char *why = NULL;
     char err[512];
-    if (first != NULL && (c->dep = serving(c, first, &why)) == NULL) {
-        call_error(c, 400, "invalid_request_error", "model", "Model group %s %s", c->model_group,
-                   why);
-        call_free(c);
-        return;
-    }
     if (first == NULL) {
         call_error(c, 400, "invalid_request_error", "model",
                        "Invalid model name passed in model=%s. Call `/v1/models` to view "
                        "available models for your key. Available: %s",
                        c->model_group, router_group_names(c->gen->router));
+        call_free(c);
+        return;
+    }
+    if ((c->dep = serving(c, first, &why)) == NULL) {
+        call_error(c, 400, "invalid_request_error", "model", "Model group %s %s", c->model_group,
+                   why);
         call_free(c);
         return;
     }
@@ -530,7 +531,7 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum api api,
     *c = (struct call){.px = px, .gen = generation_ref(px->gen), .req = req, .api = api,
                        .front = api_front(api),
                        .route_name = route, .start_us = wall_us(), .ttfb_us = -1,
-                       .noted_prompt = -1};
+                       .prompt_estimate = PROMPT_UNCOUNTED};
     clock_gettime(CLOCK_MONOTONIC, &c->t0);
     px->in_flight++;
     if (ids_uuid7(c->request_id) < 0) {

@@ -58,7 +58,6 @@ struct call {
     char *metadata_json;    /* metadata without tags */
     /* streaming */
     bool stream, client_wants_usage, started, client_gone;
-    bool drop_params;
     bool pinned;                  /* one deployment only (protocol.h's pin): no retries */
     struct relay_transfer *xfer;  /* the upstream transfer while it runs */
     struct sse_filter *sse;
@@ -72,8 +71,11 @@ struct call {
     size_t counted_text;          /* bytes of the stream's text (whole words) counted ... */
     int64_t counted_tokens;       /* ... in these tokens */
     int64_t sent_tokens;          /* output tokens relayed so far */
-    int64_t noted_prompt;         /* the prompt's tokens for a note (-1: not counted yet) */
+    int64_t prompt_estimate;      /* the prompt's tokens as its API counts them (stream.c):
+                                   * -1 cannot be counted, PROMPT_UNCOUNTED not yet */
 };
+
+#define PROMPT_UNCOUNTED INT64_MIN
 
 /* Answers the client an error in its API's shape and remembers the status. */
 #define call_error(c, status_, ...) \

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "anthropic_chat.h"
 #include "protocol.h"
 #include "sse.h"
 #include "usage.h"
@@ -71,15 +72,10 @@ static int note_usage(struct anthropic_stream *s, struct sse_filter *f, json_t *
 {
     struct usage u;
     char cost[MONEY_STR_MAX];
-    const char *k;
-    json_t *v;
     if (!json_is_object(usage))
         return 0;
-    /* message_delta may say null for a count it does not repeat: keep the start's */
-    json_object_foreach(usage, k, v) {
-        if (!json_is_null(v) && json_object_set(s->usage, k, v) != 0)
-            return -1;
-    }
+    if (anthropic_chat_usage_merge(s->usage, usage) < 0)
+        return -1;
     if (usage_from_anthropic(s->usage, &u) < 0)
         return 0; /* nothing usable: the end of the stream counts locally */
     sse_set_usage(f, &u, final);

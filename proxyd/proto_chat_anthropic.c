@@ -69,13 +69,10 @@ static void note_usage(struct anthropic_chat_stream *s, struct sse_filter *f, bo
 static int usage_chunk(struct sse_filter *f, json_t *chunk, struct evbuffer *out)
 {
     char cost[MONEY_STR_MAX];
-    money_t m;
     sse_price(f, chunk, cost);
     if (!sse_client_wants_usage(f))
         return 0;
-    json_t *num = money_parse(cost, &m) == 0 ? json_real(money_to_double(m)) : json_null();
-    json_object_set_new(json_object_get(chunk, "usage"), "cost", num);
-    return sse_write(out, NULL, chunk);
+    return sse_set_cost(chunk, cost) == 0 ? sse_write(out, NULL, chunk) : -1;
 }
 
 /* Keeps a chunk's generated text and tool arguments for a cut stream's count. */

@@ -89,10 +89,8 @@ static int rewrite_usage(struct sse_filter *f, json_t *chunk, struct evbuffer *o
         if (n_choices == 0)
             return 0;
         json_object_del(chunk, "usage");
-    } else {
-        money_t m;
-        json_t *num = money_parse(cost, &m) == 0 ? json_real(money_to_double(m)) : json_null();
-        json_object_set_new(json_object_get(chunk, "usage"), "cost", num);
+    } else if (sse_set_cost(chunk, cost) < 0) {
+        return -1;
     }
     return sse_write(out, NULL, chunk);
 }

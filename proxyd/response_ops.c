@@ -62,20 +62,15 @@ static void op_done(struct response_op *op, int status)
  * response object gets the client's id back. */
 static void read_answer(struct response_op *op, struct evbuffer *body)
 {
-    size_t len = evbuffer_get_length(body);
-    json_t *doc = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
-    char *s = NULL;
-    if (strstr(op->tail, "/input_items") != NULL || !json_is_object(doc)) {
-        json_decref(doc);
-        return;
-    }
-    background_bill(op->px, op->gen, op->d, op->ref.creator, doc);
+    if (strstr(op->tail, "/input_items") != NULL)
+        return; /* a list of input items: no response object */
+    json_t *doc = httpjson_buffer_parse(body);
+    if (json_is_object(doc))
+        background_bill(op->px, op->gen, op->d, op->ref.creator, doc);
     if (json_is_string(json_object_get(doc, "id")) &&
-        json_object_set_new(doc, "id", json_string(op->id)) == 0 &&
-        (s = json_dumps(doc, JSON_COMPACT)) != NULL &&
-        evbuffer_drain(body, len) == 0 && evbuffer_add(body, s, strlen(s)) != 0)
+        (json_object_set_new(doc, "id", json_string(op->id)) != 0 ||
+         httpjson_buffer_set(body, doc, JSON_COMPACT) < 0))
         log_warn("out of memory rewriting a response's id");
-    free(s);
     json_decref(doc);
 }
 

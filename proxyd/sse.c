@@ -106,6 +106,13 @@ int sse_hold(struct sse_filter *f, const char *raw, size_t len)
     return evbuffer_add(f->held, raw, len) == 0 ? 0 : -1;
 }
 
+int sse_set_cost(json_t *chunk, const char cost[MONEY_STR_MAX])
+{
+    money_t m;
+    json_t *num = money_parse(cost, &m) == 0 ? json_real(money_to_double(m)) : json_null();
+    return json_object_set_new(json_object_get(chunk, "usage"), "cost", num) == 0 ? 0 : -1;
+}
+
 int sse_write(struct evbuffer *out, const char *name, const json_t *data)
 {
     char *s = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15));

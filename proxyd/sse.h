@@ -61,6 +61,10 @@ void sse_keep_text(struct sse_filter *f, const char *s, size_t len);
 void sse_count_content(struct sse_filter *f);
 /* Holds bytes back until sse_filter_finish. -1 on ENOMEM. */
 int sse_hold(struct sse_filter *f, const char *raw, size_t len);
+/* Sets chunk's usage.cost to cost (a number, as OpenAI's usage chunks carry
+ * it; null when cost is not a decimal). -1 when chunk has no usage object
+ * or out of memory. */
+int sse_set_cost(json_t *chunk, const char cost[MONEY_STR_MAX]);
 /* Writes one event: "event: NAME\n" (when name is not NULL) and "data: JSON\n\n". */
 int sse_write(struct evbuffer *out, const char *name, const json_t *data);
 

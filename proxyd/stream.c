@@ -121,6 +121,17 @@ static void count_sent(struct call *c)
     c->sent_tokens = c->counted_tokens + (tail > 0 ? tail : 0);
 }
 
+/* The prompt's tokens, counted locally as the API reads its body: once per
+ * request, for the journal's notes and a stream that ends without usage
+ * alike (-1: cannot be counted). */
+static int64_t prompt_estimate(struct call *c)
+{
+    bool est;
+    if (c->prompt_estimate == PROMPT_UNCOUNTED)
+        c->prompt_estimate = c->front->prompt_tokens(c->body, count_model(c), &est);
+    return c->prompt_estimate;
+}
+
 /* Notes in the journal the event this stream would publish if it were cut
  * now, when content or usage moved since the last note: a proxyd killed
  * mid-stream still bills what was relayed (journal.h). */
@@ -128,7 +139,7 @@ static void note_progress(struct call *c)
 {
     int status = c->note_status;
     struct usage u;
-    bool partial = false, est;
+    bool partial = false;
     bool final = sse_filter_usage(c->sse, &u, &partial);
     int usage_state = final ? 2 : partial ? 1 : 0;
     size_t events = sse_filter_events(c->sse), len;
@@ -136,10 +147,8 @@ static void note_progress(struct call *c)
         return;
     count_sent(c);
     if (!final) {
-        if (!partial && c->noted_prompt < 0)
-            c->noted_prompt = c->front->prompt_tokens(c->body, count_model(c), &est);
         if (!partial)
-            u = (struct usage){.prompt_tokens = c->noted_prompt > 0 ? c->noted_prompt : 0};
+            u = (struct usage){.prompt_tokens = prompt_estimate(c) > 0 ? prompt_estimate(c) : 0};
         u.completion_tokens = c->sent_tokens;
         u.total_tokens = u.prompt_tokens + u.completion_tokens;
         u.duration_us = 0;
@@ -220,10 +229,9 @@ static bool stream_usage(struct call *c, struct usage *u)
         return false;
     if (!partial)
         *u = (struct usage){0};
-    const char *model = c->dep->base_model != NULL ? c->dep->base_model : c->dep->model;
-    int64_t in = partial ? u->prompt_tokens : c->front->prompt_tokens(c->body, model, &est);
+    int64_t in = partial ? u->prompt_tokens : prompt_estimate(c);
     const char *text = c->sse != NULL ? sse_filter_text(c->sse, &len) : "";
-    int64_t out = tokencount_text(model, text, len, &est, err, sizeof(err));
+    int64_t out = tokencount_text(count_model(c), text, len, &est, err, sizeof(err));
     if (in < 0 || out < 0) {
         log_request(LOG_WARN, c->request_id, "cannot count tokens%s%s", out < 0 ? ": " : "",
                     out < 0 ? err : "");
