@@ -184,7 +184,7 @@ static int write_batch(struct ledger *l, struct ledger_row *rows, size_t n, unsi
     }
     size_t spent_before = l->spent.n;
     if (rows_insert(l->db, rows, n, new_batch_id(), errnum, err, errlen) < 0 ||
-        counters_apply(l->db, rows, n, &l->spent, errnum, err, errlen) < 0)
+        counters_apply(l->db, l->cfg, rows, n, &l->spent, errnum, err, errlen) < 0)
         goto fail;
     for (size_t i = 0; i < n; i++)
         if (rows[i].bad != NULL && !rows[i].dup_in_batch &&
@@ -300,9 +300,11 @@ static void backoff_sleep(int ms, volatile const int *stop)
     }
 }
 
-int ledger_commit(struct ledger *l, const struct price_table *prices, long retention_s,
-                  Tollgate__UsageEvent **events, size_t n, volatile const int *stop)
+int ledger_commit(struct ledger *l, const struct config *cfg, const struct price_table *prices,
+                  long retention_s, Tollgate__UsageEvent **events, size_t n,
+                  volatile const int *stop)
 {
+    l->cfg = cfg;
     int backoff = BACKOFF_MIN_MS, rc = -1;
     bool degraded = false;
     struct ledger_row *rows = calloc(n ? n : 1, sizeof(*rows));

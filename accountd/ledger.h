@@ -32,6 +32,7 @@ struct ledger {
     const struct db_config *dbcfg;
     struct ledger_shared *shared;
     struct spend_list spent;        /* owners' spend as the last commit wrote it */
+    const struct config *cfg;       /* the commit's: its config budgets (ledger_commit) */
 };
 
 /* A ledger with its own MariaDB connection; dbcfg and shared are kept, not
@@ -53,7 +54,8 @@ void ledger_disconnect(struct ledger *l);
  * retries deadlocks and lost connections until *stop becomes true. 0 when
  * every event is in the ledger (so all may be acknowledged; l->spent then
  * holds the budget owners' committed spend), -1 if stopped before that. */
-int ledger_commit(struct ledger *l, const struct price_table *prices, long retention_s,
-                  Tollgate__UsageEvent **events, size_t n, volatile const int *stop);
+int ledger_commit(struct ledger *l, const struct config *cfg, const struct price_table *prices,
+                  long retention_s, Tollgate__UsageEvent **events, size_t n,
+                  volatile const int *stop);
 
 #endif

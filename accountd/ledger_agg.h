@@ -32,15 +32,21 @@ struct agg {
     struct sums s;
 };
 
-/* In lock order: every writer writes the tables in this order. */
+/* In lock order: every writer writes the tables in this order. The config's
+ * budgets come last: every batch of every accountd updates the row "proxy",
+ * so its lock is taken as late, and held as briefly, as can be. */
 enum table {
     T_KEYS, T_USERS, T_TEAMS, T_MEMBERS, T_CUSTOMERS, T_TAGS, T_ENTITY_MODEL, T_DAILY,
-    T_DAILY_TAG, T_DAILY_TAG_TOTAL, T_USAGE, T_COUNT
+    T_DAILY_TAG, T_DAILY_TAG_TOTAL, T_USAGE, T_CONFIG, T_COUNT
 };
+
+/* Is t a budget owners' table (period spend, ledger_periods.c)? */
+#define TABLE_HAS_PERIODS(t) ((t) < T_ENTITY_MODEL || (t) == T_CONFIG)
 
 struct counters {
     struct strmap *maps[T_COUNT]; /* composite key -> struct agg */
     struct spend_list *spent;     /* the owners' spend as written (ledger_periods.c) */
+    const struct config *cfg;     /* its budgets: which config_budgets rows a row counts in */
     char *keybuf;                 /* scratch for composite keys */
     size_t keycap;
 };

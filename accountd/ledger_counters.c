@@ -210,6 +210,23 @@ static int account_usage(struct counters *c, const struct ledger_row *r, char di
     return 0;
 }
 
+/* The config's budgets the row counts in (proxy, its provider, its
+ * deployment), by the rule resets recount by (config_budget_covers). */
+static int account_config_budgets(struct counters *c, const struct ledger_row *r, bool *overflow)
+{
+    const char *model_id = ledger_nonempty(r->e->model_id);
+    for (size_t i = 0; c->cfg != NULL && i < c->cfg->n_budgets; i++) {
+        const char *b = c->cfg->budgets[i].key;
+        if (!config_budget_covers(b, r->provider, model_id))
+            continue;
+        struct agg *a = account(c, T_CONFIG, (const char *[]){b}, 1, r, overflow, NULL);
+        if (a == NULL)
+            return -1;
+        a->id = b;
+    }
+    return 0;
+}
+
 /* Adds one inserted row to every aggregate it belongs to. -1 on ENOMEM. */
 static int account_row(struct counters *c, const struct ledger_row *r, bool *overflow)
 {
@@ -278,7 +295,7 @@ static int account_row(struct counters *c, const struct ledger_row *r, bool *ove
         if (account_usage(c, r, 'g', tag, overflow) < 0)
             return -1;
     }
-    return 0;
+    return account_config_budgets(c, r, overflow);
 }
 
 /* The bulk parameters of one aggregate of table t into p; returns how many. */
@@ -397,10 +414,11 @@ static void counters_free(struct counters *c)
     free(c->keybuf);
 }
 
-int counters_apply(MYSQL *db, const struct ledger_row *rows, size_t n, struct spend_list *spent,
+int counters_apply(MYSQL *db, const struct config *cfg, const struct ledger_row *rows, size_t n,
+                   struct spend_list *spent,
                    unsigned *errnum, char *err, size_t errlen)
 {
-    struct counters c = {.spent = spent};
+    struct counters c = {.spent = spent, .cfg = cfg};
     bool overflow = false;
     int rc = -1;
     *errnum = 0;
@@ -415,7 +433,7 @@ int counters_apply(MYSQL *db, const struct ledger_row *rows, size_t n, struct sp
         goto out;
     }
     for (size_t t = 0; t < T_COUNT; t++) /* the lock order: the same for every writer */
-        if ((t < T_ENTITY_MODEL ? periods_write(db, &c, rows, n, (enum table)t, errnum, err, errlen)
+        if ((TABLE_HAS_PERIODS(t) ? periods_write(db, &c, rows, n, (enum table)t, errnum, err, errlen)
                                 : write_table(db, &c, (enum table)t, errnum, err, errlen)) < 0)
             goto out;
     rc = 0;

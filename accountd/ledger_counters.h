@@ -14,7 +14,8 @@
  * first use), the per-entity per-model spend, and the daily rollups; and
  * appends the budget owners' spend as written to *spent. 0, or -1 with
  * err/errnum (the transaction must roll back). */
-int counters_apply(MYSQL *db, const struct ledger_row *rows, size_t n, struct spend_list *spent,
+int counters_apply(MYSQL *db, const struct config *cfg, const struct ledger_row *rows, size_t n,
+                   struct spend_list *spent,
                    unsigned *errnum, char *err, size_t errlen);
 
 /* Creates the session's staging tables the period writer needs

@@ -54,7 +54,7 @@ struct owner_sql {
 #define READ(stage, join, reset_at) \
     "SELECT t.id, " join ".spend, " DB_SQL_UNIX_US(reset_at) " FROM " stage " t STRAIGHT_JOIN "
 
-static const struct owner_sql SQL[T_ENTITY_MODEL] = {
+static const struct owner_sql SQL[T_COUNT] = {
     [T_KEYS] = {'k', STAGE_KEYS, NULL,
         FROM_STAGE(STAGE_KEYS) "api_keys o ON o.token = t.id SET o.spend = o.spend + t.spend"
         IN_PERIOD("o.budget_period_start"),
@@ -111,6 +111,14 @@ static const struct owner_sql SQL[T_ENTITY_MODEL] = {
         " WHERE budget_period_start IS NOT NULL AND tag IN (",
         "UPDATE tags SET spend = spend + " SPEND " WHERE tag = ?", 1,
         READ(STAGE_IDS, "o", "o.budget_reset_at") "tags o ON o.tag = t.id"},
+    /* the config's budgets: rows made by budgets_sync.c, never on first use */
+    [T_CONFIG] = {'p', STAGE_IDS, NULL,
+        FROM_STAGE(STAGE_IDS) "config_budgets o ON o.budget_key = t.id"
+        " SET o.spend = o.spend + t.spend" IN_PERIOD("o.budget_period_start"),
+        "SELECT budget_key, budget_period_start FROM config_budgets"
+        " WHERE budget_period_start IS NOT NULL AND budget_key IN (",
+        "UPDATE config_budgets SET spend = spend + " SPEND " WHERE budget_key = ?", 1,
+        READ(STAGE_IDS, "o", "o.budget_reset_at") "config_budgets o ON o.budget_key = t.id"},
 };
 
 int periods_session_init(MYSQL *db, unsigned *errnum, char *err, size_t errlen)
@@ -138,6 +146,8 @@ static bool owns(enum table t, const struct agg *a, const struct ledger_row *r)
                 return true;
         return false;
     }
+    if (t == T_CONFIG)
+        return config_budget_covers(a->id, r->provider, ledger_nonempty(e->model_id));
     if (ledger_nonempty(v) == NULL || strcmp(v, a->id) != 0)
         return false;
     return t != T_MEMBERS || (ledger_nonempty(e->user_id) != NULL && strcmp(e->user_id, a->id2) == 0);

@@ -135,7 +135,7 @@ static const char *misfit(const Tollgate__UsageEvent *e)
         LIMIT(request_id, 64), LIMIT(call_type, 32), LIMIT(api_key, 64), LIMIT(key_alias, 255),
         LIMIT(model, 255), LIMIT(model_group, 255), LIMIT(api_base, 1024),
         LIMIT(user_id, 255), LIMIT(team_id, 255), LIMIT(end_user, 255),
-        LIMIT(search_context_size, 15), LIMIT(service_tier, 15), LIMIT(image_quality, 15),
+        LIMIT(model_id, 200), LIMIT(search_context_size, 15), LIMIT(service_tier, 15), LIMIT(image_quality, 15),
 #undef LIMIT
     };
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
@@ -219,10 +219,10 @@ void rows_release(struct ledger_row *rows, size_t n)
     "request_id, call_type, api_key, key_alias, spend, pricing, usage_estimated, prompt_tokens," \
     " completion_tokens, total_tokens, cache_read_input_tokens, cache_creation_input_tokens,"    \
     " start_time, end_time, model, model_group, custom_llm_provider, api_base, user, team_id,"  \
-    " end_user, request_tags, metadata, status, http_status, batch_id"
+    " end_user, request_tags, metadata, status, http_status, batch_id, model_id"
 #define LOGS_VALUES                                                                            \
     "?, ?, ?, ?, CAST(? AS DECIMAL(38,20)), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?," \
-    " ?, ?, ?"
+    " ?, ?, ?, ?"
 #define ON_DUP " ON DUPLICATE KEY UPDATE request_id = request_id"
 static const char SQL_INSERT_LOGS[] =
     "INSERT INTO spend_logs (" LOGS_COLUMNS ", committed_at)"
@@ -233,7 +233,7 @@ static const char SQL_INSERT_LOGS_BUCKETS[] =
     " completion_image_tokens, web_search_requests, search_context_size, service_tier, images,"
     " image_size, image_quality, committed_at)"
     " VALUES (" LOGS_VALUES ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))" ON_DUP;
-#define INSERT_LOGS_COLS 26
+#define INSERT_LOGS_COLS 27
 #define INSERT_BUCKET_COLS 12
 
 /* A count, or NULL for none. */
@@ -272,7 +272,7 @@ static int add_log_row(struct db_bulk *b, const struct ledger_row *r, int64_t ba
         DB_STR(ledger_nonempty(e->team_id)), DB_STR(ledger_nonempty(e->end_user)), DB_STR(r->tags_json),
         DB_STR(ledger_nonempty(e->metadata_json) ? e->metadata_json : "{}"),
         DB_STR(e->http_status >= 200 && e->http_status < 300 ? "success" : "failure"),
-        DB_I64(e->http_status), DB_I64(batch_id),
+        DB_I64(e->http_status), DB_I64(batch_id), DB_STR(ledger_nonempty(e->model_id)),
     };
     if (r->buckets)
         bucket_params(r, p + INSERT_LOGS_COLS);

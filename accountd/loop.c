@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "budgets_sync.h"
 #include "clock.h"
 #include "log.h"
 #include "notify.h"
@@ -79,6 +80,7 @@ static void reload(struct accountd *a)
     intake_set_batch_max(a->in, next->cfg->accountd.batch_max_events);
     settings_unref(a->gen); /* batches with the writers keep theirs */
     a->gen = next;
+    a->budgets_synced = false;
 }
 
 /* Resets the budgets that are due; logs once per change between working and
@@ -87,7 +89,13 @@ static bool tick_resets(struct accountd *a, bool was_failing)
 {
     char err[1024] = "MariaDB is unreachable";
     MYSQL *db = ledger_db(a->chores);
-    int n = db != NULL ? resets_run(db, a->up, time(NULL), err, sizeof(err)) : -1;
+    int n = -1;
+    /* the config's budgets first (at start and after a reload), so that they reset */
+    if (db != NULL && !a->budgets_synced &&
+        budgets_sync(db, a->gen->cfg, err, sizeof(err)) == 0)
+        a->budgets_synced = true;
+    if (db != NULL && a->budgets_synced)
+        n = resets_run(db, a->up, time(NULL), err, sizeof(err));
     bool failing = n < 0;
     if (n > 0)
         metrics_add(a->metrics, a->m_resets, NULL, (uint64_t)n);

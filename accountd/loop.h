@@ -18,6 +18,7 @@
 struct accountd {
     const struct config *cfg;   /* as started: what only a restart changes */
     struct settings *gen;       /* the current generation (main thread only) */
+    bool budgets_synced;        /* gen's config budgets are in config_budgets */
     size_t instance;            /* index in tollgate.accountd.events */
     struct intake *in;
     struct updates *up;

@@ -47,6 +47,10 @@ static const struct owner_kind KINDS[] = {
     {'u', "internal_users", "user_id", RECOUNT("internal_users", "user_id", "user = ?")},
     {'t', "teams", "team_id", RECOUNT("teams", "team_id", "team_id = ?")},
     {'g', "tags", "tag", RECOUNT("tags", "tag", "JSON_CONTAINS(request_tags, JSON_QUOTE(?))")},
+    /* "proxy" counts every row; "provider:P" and "deployment:ID" theirs */
+    {'p', "config_budgets", "budget_key",
+     RECOUNT("config_budgets", "budget_key", "? IN ('proxy', CONCAT('provider:',"
+             " custom_llm_provider), CONCAT('deployment:', model_id))")},
     {0, "budgets", "budget_id", NULL},
 };
 

@@ -39,6 +39,7 @@ static const struct owner_table TABLES[] = {
     {'c', "customers c LEFT JOIN budgets b ON b.budget_id = c.budget_id", "c.user_id",
      "b.budget_reset_at"},
     {'g', "tags", "tag", "budget_reset_at"},
+    {'p', "config_budgets", "budget_key", "budget_reset_at"},
 };
 #define N_TABLES (sizeof(TABLES) / sizeof(TABLES[0]))
 

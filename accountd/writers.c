@@ -60,7 +60,7 @@ static void *run(void *arg)
             break;
         pthread_mutex_unlock(&ws->lock);
         const struct settings *gen = s->w.gen; /* held by the main thread until released */
-        s->w.rc = ledger_commit(s->w.ledger, gen->prices, gen->cfg->log_retention_s,
+        s->w.rc = ledger_commit(s->w.ledger, gen->cfg, gen->prices, gen->cfg->log_retention_s,
                                 s->w.batch.events, s->w.batch.n_events, ws->stop);
         pthread_mutex_lock(&ws->lock);
         s->state = DONE;

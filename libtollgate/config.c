@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "budget_period.h"
+#include "config_access.h"
+#include "config_params.h"
 #include "config_yaml.h"
 #include "keyhash.h"
 #include "providers.h"
@@ -125,19 +127,45 @@ static int custom_price(struct loader *ld, yaml_node_t *params, yaml_node_t *inf
     return 0;
 }
 
-/* weight (else rpm, else tpm, as LiteLLM's simple-shuffle), timeout, stream_timeout. */
-static int parse_routing(struct loader *ld, yaml_node_t *params, size_t i, struct deployment *d)
+/* rpm or tpm: in litellm_params, else at the entry's top level, else in
+ * model_info (LiteLLM's router looks in that order). */
+static int limit_of(struct loader *ld, yaml_node_t *item, const char *name, size_t i,
+                    double max, double *out)
+{
+    static const char *const where[] = {"litellm_params", NULL, "model_info"};
+    char key[128];
+    for (size_t k = 0; k < 3; k++) {
+        yaml_node_t *map = where[k] != NULL ? cy_map_get(ld, item, where[k]) : item;
+        if (cy_map_get(ld, map, name) == NULL)
+            continue;
+        snprintf(key, sizeof(key), "model_list[%zu]%s%s", i, where[k] != NULL ? "." : "",
+                 where[k] != NULL ? where[k] : "");
+        return cy_double(ld, map, name, key, 0, max, out);
+    }
+    return 0;
+}
+
+/* weight (else rpm, else tpm, as LiteLLM's simple-shuffle), timeout, stream_timeout;
+ * rpm, tpm and max_parallel_requests are also limits (proxyd/router_pick.c). */
+static int parse_routing(struct loader *ld, yaml_node_t *item, yaml_node_t *params, size_t i,
+                         struct deployment *d)
 {
     char key[128];
     double weight = 0, rpm = 0, tpm = 0, timeout = 0, stream_timeout = 0;
+    long parallel = 0;
+    snprintf(key, sizeof(key), "model_list[%zu].litellm_params.max_parallel_requests", i);
+    if (cy_int(ld, params, "max_parallel_requests", key, 1, 1000000, &parallel) < 0)
+        return -1;
+    d->max_parallel = (int)parallel;
     snprintf(key, sizeof(key), "model_list[%zu].litellm_params", i);
     if (cy_double(ld, params, "weight", key, 0, 1e9, &weight) < 0 ||
-        cy_double(ld, params, "rpm", key, 0, 1e12, &rpm) < 0 ||
-        cy_double(ld, params, "tpm", key, 0, 1e15, &tpm) < 0 ||
+        limit_of(ld, item, "rpm", i, 1e12, &rpm) < 0 || limit_of(ld, item, "tpm", i, 1e15, &tpm) < 0 ||
         cy_double(ld, params, "timeout", key, 0.001, 86400, &timeout) < 0 ||
         cy_double(ld, params, "stream_timeout", key, 0.001, 86400, &stream_timeout) < 0)
         return -1;
     d->weight = weight > 0 ? weight : rpm > 0 ? rpm : tpm > 0 ? tpm : 1;
+    d->rpm = rpm;
+    d->tpm = tpm;
     d->timeout_ms = (int)(timeout * 1000);
     d->stream_timeout_ms = (int)(stream_timeout * 1000);
     return 0;
@@ -147,11 +175,15 @@ static int parse_routing(struct loader *ld, yaml_node_t *params, size_t i, struc
 
 static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, struct deployment *d)
 {
-    static const char *const entry_keys[] = {"model_name", "litellm_params", "model_info", NULL};
+    static const char *const entry_keys[] = {"model_name", "litellm_params", "model_info", "rpm",
+                                             "tpm", NULL};
     static const char *const param_keys[] = {
         "model", "api_base", "api_key", "api_version", "base_model", "input_cost_per_token",
-        "output_cost_per_token", "timeout", "stream_timeout", "weight", "rpm", "tpm", "drop_params",
-        NULL};
+        "output_cost_per_token", "timeout", "stream_timeout", "weight", "rpm", "tpm",
+        "drop_params", "max_budget", "budget_duration", "max_parallel_requests", "tags",
+        "additional_drop_params", "extra_headers", "organization", "temperature", "top_p",
+        "presence_penalty", "frequency_penalty", "max_tokens", "max_completion_tokens", "seed",
+        "stop", "n", "reasoning_effort", "service_tier", NULL};
     char key[128], prefix[128];
     d->line = (int)item->start_mark.line + 1;
     if (item->type != YAML_MAPPING_NODE)
@@ -203,7 +235,10 @@ static int parse_deployment(struct loader *ld, yaml_node_t *item, size_t i, stru
         custom_price(ld, params, info, i, "output_cost_per_token", &d->price.output_per_token,
                      &d->price.has_output) < 0)
         return -1;
-    return parse_routing(ld, params, i, d);
+    if (config_parse_deployment_groups(ld, params, info, i, d) < 0 ||
+        config_parse_shape(ld, params, i, d) < 0)
+        return -1;
+    return parse_routing(ld, item, params, i, d);
 }
 
 static int parse_model_list(struct loader *ld, yaml_node_t *root, struct config *cfg)
@@ -312,7 +347,9 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
 {
     static const char *const known[] = {"master_key", "database_url",
                                         "maximum_spend_logs_retention_period",
-                                        "disable_responses_id_security", NULL};
+                                        "disable_responses_id_security",
+                                        "global_max_parallel_requests", "allowed_routes",
+                                        "admin_only_routes", "public_routes", NULL};
     yaml_node_t *gs = cy_map_get(ld, root, "general_settings");
     if (gs == NULL)
         return cy_fail(ld, root, "general_settings", "missing (database_url is required)");
@@ -337,7 +374,9 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
     int rc = config_parse_db_url(ld, cy_map_get(ld, gs, "database_url"),
                                  "general_settings.database_url", url, &cfg->db);
     free(url);
-    return rc < 0 || id_secret(ld, gs, cfg) < 0 ? -1 : parse_retention(ld, gs, cfg);
+    return rc < 0 || id_secret(ld, gs, cfg) < 0 || parse_retention(ld, gs, cfg) < 0
+               ? -1
+               : config_parse_access(ld, gs, &cfg->access);
 }
 
 /* environment_variables: NAME: value pairs that os.environ/NAME references
@@ -385,7 +424,9 @@ struct config *config_load(const char *path, char *err, size_t errlen)
         cy_check_keys(&ld, root, "", top_keys);
         rc = read_env_vars(&ld, root) < 0 || parse_model_list(&ld, root, cfg) < 0 || parse_general(&ld, root, cfg) < 0 ||
              config_parse_tollgate(&ld, root, cfg) < 0 ||
-             config_parse_router(&ld, root, cfg) < 0 ? -1 : 0;
+             config_parse_router(&ld, root, cfg) < 0 || config_parse_keys(&ld, root, cfg) < 0 ||
+             config_parse_budgets(&ld, root, cfg) < 0 ||
+             config_parse_groups(&ld, root, cfg) < 0 ? -1 : 0;
     }
     yaml_document_delete(&ld.doc);
     if (rc < 0 || ld.refused) {
@@ -405,6 +446,9 @@ static void deployment_free(struct deployment *d)
     free(d->api_key);
     free(d->api_version);
     free(d->base_model);
+    free(d->model_id);
+    config_deployment_groups_free(d);
+    config_shape_free(d->shape);
 }
 
 void config_free(struct config *cfg)
@@ -416,6 +460,10 @@ void config_free(struct config *cfg)
     free(cfg->deployments);
     free(cfg->path);
     config_router_free(&cfg->router);
+    route_access_free(&cfg->access);
+    config_groups_free(cfg);
+    config_keys_free(&cfg->keys);
+    config_budgets_free(cfg);
     free(cfg->master_key);
     free(cfg->price_file);
     free(cfg->timezone);

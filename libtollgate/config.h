@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "price.h"
+#include "route_access.h"
 
 enum upstream_kind { UPSTREAM_OPENAI, UPSTREAM_AZURE, UPSTREAM_ANTHROPIC };
 
@@ -33,7 +34,17 @@ struct deployment {
     double weight;        /* share of the group's traffic (weight, else rpm, else tpm, else 1) */
     int timeout_ms;       /* litellm_params.timeout; 0 = the router's / proxyd's */
     int stream_timeout_ms; /* streams: longest silence from the upstream; 0 = timeout_ms */
-    int drop_params;      /* litellm_params.drop_params: 1, 0, or -1 (not set: the global) */
+    int drop_params;      /* litellm_params.drop_params: 1, 0, or -1 (not set); 1 or the global drops */
+    struct deployment_shape *shape; /* defaults, drops, headers per request (config_params.h); NULL: none */
+    double rpm, tpm;      /* litellm_params.rpm / tpm: requests and tokens a minute (0: none) */
+    int max_parallel;     /* litellm_params.max_parallel_requests (0: not set) */
+    char *model_id;       /* model_info.id, else a hash of what the deployment is (spend_logs.model_id) */
+    int provider_budget;  /* index in cfg->budgets of its provider's budget; -1: none */
+    int deployment_budget; /* index in cfg->budgets of its own max_budget; -1: none */
+    char **tags;          /* litellm_params.tags (tag routing, config_groups.c) */
+    size_t n_tags;
+    int tag_filtering;    /* model_info.enable_tag_filtering: 1, 0, or -1 (not set) */
+    long max_input_tokens; /* model_info.max_input_tokens; 0: not known */
     int line;             /* where the entry starts in the file */
 };
 
@@ -44,8 +55,43 @@ struct fallback {
     size_t n;
 };
 
+/* router_settings.model_group_alias: alias: group, or alias: {model: group, hidden: true}. */
+struct group_alias {
+    char *alias;
+    char *group;
+    bool hidden; /* not listed by GET /v1/models, still served */
+};
+
+/* What besides a request's model name decides which group and deployment
+ * serve it (config_groups.c reads it, proxyd/router.c applies it). */
+struct group_config {
+    struct group_alias *aliases;
+    size_t n_aliases;
+    bool tag_filtering;  /* router_settings.enable_tag_filtering */
+    bool tag_match_any;  /* tag_filtering_match_any: one common tag is enough (default) */
+    struct fallback *context_window; /* context_window_fallbacks */
+    size_t n_context_window;
+    struct fallback *content_policy; /* content_policy_fallbacks */
+    size_t n_content_policy;
+    char **default_fallbacks;        /* for every group without fallbacks of its own */
+    size_t n_default_fallbacks;
+};
+
+/* router_settings.routing_strategy: LiteLLM's strategies (config_strategy.c
+ * names them, proxyd/router_pick.c applies them). */
+enum route_strategy {
+    ROUTE_SIMPLE_SHUFFLE, ROUTE_LEAST_BUSY, ROUTE_USAGE_BASED, ROUTE_LATENCY_BASED,
+    ROUTE_COST_BASED
+};
+
 /* How proxyd spreads a group's traffic and what it does when a deployment fails. */
 struct router_config {
+    enum route_strategy strategy;
+    int strategy_ttl_ms;      /* routing_strategy_args.ttl: how long latencies (1 h) or a
+                               * minute's usage counts (60 s) are kept */
+    double latency_buffer;    /* routing_strategy_args.lowest_latency_buffer */
+    int latency_list_size;    /* routing_strategy_args.max_latency_list_size */
+    int default_max_parallel; /* router_settings.default_max_parallel_requests (0: none) */
     int num_retries;    /* more attempts within the group after a failure */
     int timeout_ms;     /* per attempt, unless the deployment sets its own */
     int allowed_fails;  /* failures within a minute before a deployment cools down */
@@ -53,6 +99,42 @@ struct router_config {
     struct fallback *fallbacks;
     size_t n_fallbacks;
 };
+
+/* A budget the config sets: litellm_settings.max_budget ("proxy"),
+ * router_settings.provider_budget_config ("provider:<name>") or a
+ * deployment's max_budget ("deployment:<model id>"). key names its row in
+ * the config_budgets table, where accountd keeps its period spend. */
+struct config_budget {
+    char *key;
+    money_t max;
+    char *duration; /* budget_duration / time_period; NULL: never reset */
+    int line;
+};
+
+/* upperbound_key_generate_params: caps of /key/generate and /key/update. */
+struct key_caps {
+    bool has_max_budget, has_parallel, has_tpm, has_rpm;
+    money_t max_budget;
+    int64_t parallel, tpm, rpm;
+    char *budget_duration, *duration; /* as written; NULL: no cap */
+};
+
+/* litellm_settings' defaults and caps of the key and user routes
+ * (config_keys.c reads them, reportd/manage_key_caps.c applies them). */
+struct key_settings {
+    char *key_defaults;  /* default_key_generate_params: a JSON object; NULL: none */
+    struct key_caps caps;
+    char *user_defaults; /* default_internal_user_params: a JSON object; NULL: none */
+    /* max_internal_user_budget (else default_max_internal_user_budget) and
+     * internal_user_budget_duration: an internal user's when /user/new gives none */
+    bool has_user_budget;
+    money_t user_budget;
+    char *user_budget_duration;
+};
+
+/* Seconds from now that a duration ("30d", "1mo") lasts, months on the UTC
+ * calendar as LiteLLM's duration_in_seconds; -1 when text is not one. */
+long long config_duration_s(const char *text, long long now);
 
 struct listen_addr {
     char host[256];
@@ -91,9 +173,18 @@ struct config {
      * model group may use any response id, not only its user's or team's */
     bool responses_id_security_off;
     long log_retention_s; /* maximum_spend_logs_retention_period; 0 = keep every log row */
+    struct route_access access; /* general_settings' route controls (route_access.h) */
     char *log_format; /* tollgate.log_format: "logfmt" or "json" */
     char *log_level;  /* tollgate.log_level: debug, info, warn or error */
     struct router_config router;
+    struct group_config groups; /* aliases, tag routing, special fallbacks (config_groups.c) */
+    struct key_settings keys;      /* config_keys.c */
+    struct config_budget *budgets; /* config_budgets.c */
+    size_t n_budgets;
+    int proxy_budget;              /* index of "proxy" in budgets; -1: none */
+    long global_max_parallel;      /* general_settings.global_max_parallel_requests; 0: none */
+    money_t max_end_user_budget;   /* litellm_settings.max_end_user_budget: end users
+                                    * without a budget of their own; 0: none */
 
     struct {
         struct listen_addr listen;
@@ -133,6 +224,12 @@ struct config {
         int shutdown_grace_ms; /* on SIGTERM: how long the batches in hand may take to commit */
     } accountd;
 };
+
+/* Does config budget `key` count a request served by a deployment of
+ * `provider` with `model_id` (NULL: none)? "proxy" counts every request,
+ * "provider:P" those of P, "deployment:ID" those of ID: the rule accountd
+ * counts by and its resets recount by (config_budgets.c). */
+bool config_budget_covers(const char *key, const char *provider, const char *model_id);
 
 /* Reads and validates path. NULL on error, with "FILE:LINE: key: problem" in err. */
 struct config *config_load(const char *path, char *err, size_t errlen);

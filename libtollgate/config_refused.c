@@ -15,14 +15,12 @@ struct refused {
 };
 
 static const struct refused REFUSED[] = {
-    {"general_settings", "admin_only_routes", "access", "routes only admins may call (enterprise)"},
     {"general_settings", "allow_client_side_credentials", "access",
      "clients may pass api_key/api_base per request"},
     {"general_settings", "allow_requests_on_db_unavailable", "access",
      "serve requests whose key cannot be verified while the DB is down"},
     {"general_settings", "allow_user_auth", "access", "deprecated user auth"},
     {"general_settings", "allowed_ips", "access", "IP allowlist of the proxy"},
-    {"general_settings", "allowed_routes", "access", "routes a user may call (JWT auth only)"},
     {"general_settings", "custom_auth", "access", "Python function replacing key auth"},
     {"general_settings", "custom_key_generate", "access", "Python function deciding /key/generate"},
     {"general_settings", "custom_sso", "access", "Python SSO handler"},
@@ -41,10 +39,10 @@ static const struct refused REFUSED[] = {
     {"general_settings", "enforce_user_param", "access", "reject OpenAI requests without 'user'"},
     {"general_settings", "enforced_params", "access",
      "params every request must carry (enterprise)"},
-    {"general_settings", "global_max_parallel_requests", "limits",
-     "max parallel requests on the whole proxy"},
     {"general_settings", "key_management_settings", "access",
-     "secret-manager options (store virtual keys, hosted keys, prefixes)"},
+     "secret-manager options: store_virtual_keys, hosted_keys, access_mode, prefixes (no key "
+     "lifetimes: those are default_key_generate_params.duration and "
+     "upperbound_key_generate_params.duration)"},
     {"general_settings", "key_management_system", "access",
      "secret manager that decrypts or reads the config's secrets (KMS, Vault, ...)"},
     {"general_settings", "litellm_jwtauth", "access", "JWT auth settings"},
@@ -59,7 +57,6 @@ static const struct refused REFUSED[] = {
      "extra routes forwarded to arbitrary targets (optional auth)"},
     {"general_settings", "proxy_batch_polling_interval", "money",
      "seconds between polls of batch jobs for cost"},
-    {"general_settings", "public_routes", "access", "routes served without a key (enterprise)"},
     {"general_settings", "reject_clientside_metadata_tags", "money",
      "reject requests that carry metadata.tags (tags only from the key)"},
     {"general_settings", "service_account_settings", "access",
@@ -75,7 +72,6 @@ static const struct refused REFUSED[] = {
      "seconds key rows are cached in memory"},
     {"general_settings", "user_mcp_management_mode", "access",
      "which MCP servers non-admins see in the UI"},
-    {"litellm_params", "budget_duration", "money", "period of the deployment budget"},
     {"litellm_params", "cache_creation_input_audio_token_cost", "money",
      "cache-write price for audio tokens"},
     {"litellm_params", "cache_creation_input_token_cost", "money",
@@ -135,12 +131,8 @@ static const struct refused REFUSED[] = {
     {"litellm_params", "input_cost_per_video_per_second_above_8s_interval", "money",
      "video-second price, clips over 8 s"},
     {"litellm_params", "itpm", "limits", "deployment input-tokens/minute limit"},
-    {"litellm_params", "max_budget", "money",
-     "deployment budget: route away once its spend in the period exceeds it"},
     {"litellm_params", "max_file_size_mb", "limits",
      "max upload size for file endpoints of this deployment"},
-    {"litellm_params", "max_parallel_requests", "limits",
-     "per-deployment concurrent-call cap (a semaphore: calls wait)"},
     {"litellm_params", "mock_response", "money",
      "canned answer returned without calling the upstream"},
     {"litellm_params", "otpm", "limits", "deployment output-tokens/minute limit"},
@@ -178,47 +170,27 @@ static const struct refused REFUSED[] = {
      "web-search price per query by context size (low/medium/high)"},
     {"litellm_params", "tag_regex", "access",
      "regexes on request headers that select this deployment in tag routing"},
-    {"litellm_params", "tags", "access",
-     "deployment tags for tag-based routing (only with enable_tag_filtering)"},
     {"litellm_params", "tiered_pricing", "money", "Dashscope-style tiers by prompt size"},
-    {"litellm_settings", "budget_duration", "money", "reset period of the proxy-wide max_budget"},
     {"litellm_settings", "cache", "money",
      "turn on response caching (a hit is answered without an upstream call, at no cost)"},
     {"litellm_settings", "cache_params", "money",
      "the response cache's backend and options (redis, s3, semantic, local, ttl ...)"},
-    {"litellm_settings", "default_internal_user_params", "access",
-     "defaults (role, models, budget) for new internal users"},
-    {"litellm_settings", "default_key_generate_params", "access",
-     "defaults for /key/generate (max_budget, models, duration ...)"},
-    {"litellm_settings", "default_max_internal_user_budget", "money",
-     "default max_budget of internal users"},
     {"litellm_settings", "disable_end_user_cost_tracking", "money",
      "stop recording end-user spend (spend logs + prometheus)"},
-    {"litellm_settings", "internal_user_budget_duration", "money",
-     "default budget_duration of internal users"},
     {"litellm_settings", "key_generation_settings", "access",
      "who may generate team/personal keys, required params"},
-    {"litellm_settings", "max_budget", "money", "proxy-wide budget across all spend"},
-    {"litellm_settings", "max_end_user_budget", "money",
-     "default budget of end users (the request's user) that have none"},
     {"litellm_settings", "max_end_user_budget_id", "money",
      "shared budget_id applied to end users without one"},
-    {"litellm_settings", "max_internal_user_budget", "money",
-     "default max_budget of new internal users"},
     {"litellm_settings", "max_ui_session_budget", "money", "budget of UI chat-session keys"},
     {"litellm_settings", "priority_reservation", "limits",
      "share of capacity reserved per request priority"},
     {"litellm_settings", "tag_budget_config", "money", "budgets per request tag from the config"},
-    {"litellm_settings", "upperbound_key_generate_params", "limits",
-     "caps on /key/generate values (max_budget, budget_duration, duration, tpm/rpm, parallel)"},
     {"model_info", "access_groups", "access",
      "model access groups; keys/teams granted a group may call its models"},
     {"model_info", "access_windows", "access", "time windows per team when the model may be used"},
     {"model_info", "allow_fail_open", "access",
      "tag routing falls back to default-tagged deployments"},
     {"model_info", "blocked", "access", "admin pause flag of the model"},
-    {"model_info", "enable_tag_filtering", "access",
-     "per-group override of router_settings.enable_tag_filtering"},
     {"model_info", "supported_environments", "access",
      "environments (production, staging, ...) where the model is exposed"},
     {"model_info", "team_id", "access", "team that owns this (team-only) model"},
@@ -228,16 +200,9 @@ static const struct refused REFUSED[] = {
     {"router_settings", "cache_responses", "money",
      "cache LLM responses (hits cost nothing upstream)"},
     {"router_settings", "caching_groups", "money", "groups sharing cached responses"},
-    {"router_settings", "default_max_parallel_requests", "limits",
-     "default per-deployment parallel cap"},
-    {"router_settings", "enable_tag_filtering", "access",
-     "tag-based routing: requests/keys with tags reach only matching deployments"},
     {"router_settings", "guardrail_list", "access", "guardrail deployments for load balancing"},
     {"router_settings", "optional_pre_call_checks", "limits",
      "extra checks: router budget limits, model rate limits, prompt caching, affinity ..."},
-    {"router_settings", "provider_budget_config", "money",
-     "spend caps per provider and period ($/day to OpenAI ...)"},
-    {"router_settings", "tag_filtering_match_any", "access", "tag routing matches any vs all tags"},
 };
 
 static int cmp(const void *k, const void *e)
@@ -260,4 +225,13 @@ const char *config_refused_why(const char *section, const char *key, const char 
 size_t config_refused_count(void)
 {
     return sizeof(REFUSED) / sizeof(REFUSED[0]);
+}
+
+int config_refused_at(size_t i, const char **section, const char **key)
+{
+    if (i >= config_refused_count())
+        return -1;
+    *section = REFUSED[i].section;
+    *key = REFUSED[i].key;
+    return 0;
 }

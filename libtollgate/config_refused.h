@@ -14,4 +14,8 @@ const char *config_refused_why(const char *section, const char *key, const char 
 /* How many keys are refused. */
 size_t config_refused_count(void);
 
+/* The section and key of refused row i (0 .. count - 1), for the docs'
+ * check (tests/unit/test_config_doc.c); -1 past the end. */
+int config_refused_at(size_t i, const char **section, const char **key);
+
 #endif

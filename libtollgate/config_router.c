@@ -1,7 +1,6 @@
 /* config_router.c - LiteLLM's router_settings and litellm_settings: retries,
  * timeouts, cooldowns and fallbacks. router_settings wins where both set a
- * value. Only the simple-shuffle strategy exists here; naming another is an
- * error rather than a silent change of behaviour.
+ * value. The routing strategy and its arguments are config_strategy.c's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,18 +39,18 @@ static int parse_fallback(struct loader *ld, yaml_node_t *item, const char *key,
     return 0;
 }
 
-static int parse_fallbacks(struct loader *ld, yaml_node_t *list, const char *key,
-                           struct router_config *rc)
+int config_parse_fallbacks(struct loader *ld, yaml_node_t *list, const char *key,
+                           struct fallback **out, size_t *n_out)
 {
     if (list->type != YAML_SEQUENCE_NODE)
         return cy_fail(ld, list, key, "must be a list of {group: [fallback groups]}");
     size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
-    if ((rc->fallbacks = calloc(n ? n : 1, sizeof(*rc->fallbacks))) == NULL)
+    if ((*out = calloc(n ? n : 1, sizeof(**out))) == NULL)
         return cy_fail(ld, list, key, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        rc->n_fallbacks = i + 1;
+        *n_out = i + 1;
         yaml_node_t *item = yaml_document_get_node(&ld->doc, list->data.sequence.items.start[i]);
-        if (parse_fallback(ld, item, key, &rc->fallbacks[i]) < 0)
+        if (parse_fallback(ld, item, key, &(*out)[i]) < 0)
             return -1;
     }
     return 0;
@@ -62,28 +61,31 @@ static int parse_section(struct loader *ld, yaml_node_t *sec, const char *name, 
                          struct router_config *rc)
 {
     static const char *const router_keys[] = {"routing_strategy", "num_retries", "timeout",
-        "allowed_fails", "cooldown_time", "fallbacks", NULL};
+        "allowed_fails", "cooldown_time", "fallbacks", "provider_budget_config",
+        "routing_strategy_args", "default_max_parallel_requests",
+        "model_group_alias", "enable_tag_filtering", "tag_filtering_match_any",
+        "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks", NULL};
     static const char *const litellm_keys[] = {"num_retries", "request_timeout", "fallbacks",
-                                               "timezone", "ssl_verify", "drop_params", NULL};
+                                               "context_window_fallbacks",
+                                               "content_policy_fallbacks", "default_fallbacks",
+                                               "timezone", "ssl_verify", "drop_params", "max_budget",
+                                               "budget_duration", "max_end_user_budget", "default_key_generate_params",
+                                               "upperbound_key_generate_params",
+                                               "default_internal_user_params",
+                                               "max_internal_user_budget",
+                                               "default_max_internal_user_budget",
+                                               "internal_user_budget_duration", NULL};
     char key[64], prefix[64];
     long retries = rc->num_retries, fails = rc->allowed_fails;
     double timeout = rc->timeout_ms / 1000.0, cooldown = rc->cooldown_ms / 1000.0;
-    char *strategy = NULL;
     if (sec == NULL)
         return 0;
     if (cy_want_map(ld, sec, name) < 0)
         return -1;
     snprintf(prefix, sizeof(prefix), "%s.", name);
     cy_check_keys(ld, sec, prefix, router ? router_keys : litellm_keys);
-    snprintf(key, sizeof(key), "%s.routing_strategy", name);
-    if (router && cy_str(ld, sec, "routing_strategy", key, &strategy) < 0)
+    if (router && config_parse_strategy(ld, sec, rc) < 0)
         return -1;
-    if (strategy != NULL && strcmp(strategy, "simple-shuffle") != 0) {
-        free(strategy);
-        return cy_fail(ld, cy_map_get(ld, sec, "routing_strategy"), key,
-                       "only simple-shuffle is supported");
-    }
-    free(strategy);
     snprintf(key, sizeof(key), "%s.num_retries", name);
     if (cy_int(ld, sec, "num_retries", key, 0, 10, &retries) < 0)
         return -1;
@@ -105,18 +107,23 @@ static int parse_section(struct loader *ld, yaml_node_t *sec, const char *name, 
     if (fb == NULL)
         return 0;
     config_router_free(rc); /* router_settings' list replaces litellm_settings' */
-    return parse_fallbacks(ld, fb, key, rc);
+    return config_parse_fallbacks(ld, fb, key, &rc->fallbacks, &rc->n_fallbacks);
+}
+
+void config_fallbacks_free(struct fallback *fb, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(fb[i].group);
+        for (size_t k = 0; k < fb[i].n; k++)
+            free(fb[i].to[k]);
+        free(fb[i].to);
+    }
+    free(fb);
 }
 
 void config_router_free(struct router_config *rc)
 {
-    for (size_t i = 0; i < rc->n_fallbacks; i++) {
-        free(rc->fallbacks[i].group);
-        for (size_t k = 0; k < rc->fallbacks[i].n; k++)
-            free(rc->fallbacks[i].to[k]);
-        free(rc->fallbacks[i].to);
-    }
-    free(rc->fallbacks);
+    config_fallbacks_free(rc->fallbacks, rc->n_fallbacks);
     rc->fallbacks = NULL;
     rc->n_fallbacks = 0;
 }

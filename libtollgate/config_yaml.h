@@ -70,5 +70,31 @@ int config_parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *c
 int config_parse_router(struct loader *ld, yaml_node_t *root, struct config *cfg);
 struct router_config;
 void config_router_free(struct router_config *rc);
+/* router_settings' routing_strategy, routing_strategy_args and
+ * default_max_parallel_requests into rc (config_strategy.c). */
+int config_parse_strategy(struct loader *ld, yaml_node_t *router_settings,
+                          struct router_config *rc);
+/* A [{group: [fallback groups]}] list (config_router.c); *out and *n are
+ * set as far as it was read, also on error (config_fallbacks_free frees them). */
+struct fallback;
+int config_parse_fallbacks(struct loader *ld, yaml_node_t *list, const char *key,
+                           struct fallback **out, size_t *n);
+void config_fallbacks_free(struct fallback *fb, size_t n);
+/* Aliases, tag routing and the special fallbacks (config_groups.c): after
+ * model_list and the router sections; and a deployment's tags, its
+ * enable_tag_filtering and max_input_tokens (called by config.c per entry). */
+int config_parse_groups(struct loader *ld, yaml_node_t *root, struct config *cfg);
+void config_groups_free(struct config *cfg);
+struct deployment;
+int config_parse_deployment_groups(struct loader *ld, yaml_node_t *params, yaml_node_t *info,
+                                   size_t i, struct deployment *d);
+void config_deployment_groups_free(struct deployment *d);
+/* Budgets and limits set in the config (config_budgets.c); after model_list. */
+int config_parse_budgets(struct loader *ld, yaml_node_t *root, struct config *cfg);
+void config_budgets_free(struct config *cfg);
+/* Defaults and caps of the key and user routes (config_keys.c). */
+int config_parse_keys(struct loader *ld, yaml_node_t *root, struct config *cfg);
+struct key_settings;
+void config_keys_free(struct key_settings *k);
 
 #endif

@@ -154,8 +154,10 @@ static void refusal(const struct budget_check *b, money_t spend, struct admissio
     money_format(spend, s);
     money_format(b->row->max, m);
     why->kind = b->kind == 'k' ? "key" : b->kind == 't' ? "team" : b->kind == 'g' ? "tag"
-              : b->kind == 'm' ? "team_member" : b->kind == 'c' ? "end_user" : "user";
-    if (b->kind == 'k')
+              : b->kind == 'm' ? "team_member" : b->kind == 'c' ? "end_user"
+              : b->kind == 'p' ? "proxy" : "user";
+    why->spend = spend;
+    if (b->kind == 'k' || b->kind == 'p') /* 'p': LiteLLM's proxy budget has the key's words */
         snprintf(msg, len, "Budget has been exceeded! Current cost: %s, Max budget: %s", s, m);
     else if (b->kind == 't')
         snprintf(msg, len, "Budget has been exceeded! Team=%s Current cost: %s, Max budget: %s",

@@ -11,8 +11,9 @@
 
 #include "owners.h"
 
-/* key, internal user, team, end user, tags */
-#define ADMISSION_MAX_OWNERS (4 + OWNERS_MAX_TAGS)
+/* key, internal user or team, team member, end user, tags, the config's
+ * proxy, provider and deployment budgets */
+#define ADMISSION_MAX_OWNERS (7 + OWNERS_MAX_TAGS)
 
 struct admission;
 struct owner;
@@ -33,8 +34,9 @@ void admission_free(struct admission *a);
 /* Why a request was refused: LiteLLM's message, and when the refusing
  * budget's period ends (Unix microseconds; 0 when it has no duration). */
 struct admission_refusal {
-    const char *kind; /* whose budget: key, user, team, team_member, end_user, tag */
+    const char *kind; /* whose budget: key, user, team, team_member, end_user, tag, proxy */
     char msg[512];
+    money_t spend;    /* what the refusing budget counts as spent */
     int64_t reset_at_us;
 };
 

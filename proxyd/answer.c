@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "call_priv.h"
+#include "config_budget.h"
 #include "event.h"
 #include "events.pb-c.h"
 #include "httpjson.h"
@@ -75,6 +76,17 @@ uint8_t *answer_pack(const struct call *c, const struct usage *u, int status, bo
     return buf;
 }
 
+/* A success's latency and tokens, for the routing strategy (router_pick.h). */
+static void sample_route(struct call *c, const struct usage *u)
+{
+    int64_t start = c->attempt_start_us;
+    struct route_sample s = {
+        .latency_us = call_since_us(&c->t0) - start,
+        .ttft_us = c->stream && c->ttfb_us >= start ? c->ttfb_us - start : -1,
+        .completion_tokens = u->completion_tokens, .total_tokens = u->total_tokens};
+    router_attempt_sample(c->gen->router, c->dep, &s);
+}
+
 /* Hands the usage event to the publisher (which keeps it until acked). */
 void answer_publish(struct call *c, const struct usage *u, int status, bool estimated)
 {
@@ -82,11 +94,14 @@ void answer_publish(struct call *c, const struct usage *u, int status, bool esti
     char err[128];
     size_t len;
     c->status = status;
+    if (status >= 200 && status < 300 && c->dep != NULL)
+        sample_route(c, u);
     if (!c->front->charged)
         return; /* relayed, never billed (count_tokens) */
     if (price_cost(c->gen->prices, c->dep->model, &c->dep->price, u, &cost, err, sizeof(err)) !=
         PRICE_OK)
         cost = 0;
+    config_budget_join(c);
     admission_settle(c->px->admission, &c->reservation, cost, c->request_id);
     uint8_t *buf = answer_pack(c, u, status, estimated, &len);
     int sent = buf != NULL ? publisher_send(c->px->pub, c->request_id, buf, len) : -1;

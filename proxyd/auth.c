@@ -3,7 +3,9 @@
  * The master key is compared in constant time; a virtual key is hashed and
  * its row fetched through the keystore cache. Refusals use LiteLLM's
  * statuses: unknown or expired key 401, blocked key 403. Raw keys are never
- * logged; at most their hash is.
+ * logged; at most their hash is. general_settings.allowed_routes is checked
+ * before the key is read and admin_only_routes once a virtual key is known
+ * (route_access.h): admins are the master key and keys of proxy_admin users.
  */
 #include "auth.h"
 
@@ -16,8 +18,10 @@
 #include "keyhash.h"
 #include "log.h"
 #include "reload.h"
+#include "route_access.h"
 
 struct pending_auth {
+    struct proxy *px;
     struct evhttp_request *req;
     enum httpjson_shape shape;
     auth_cb cb;
@@ -31,9 +35,17 @@ static int64_t now_us(void)
     return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
+static const char *request_path(struct evhttp_request *req)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    return path != NULL ? path : "";
+}
+
 static void on_key(const struct keyinfo *key, const char *error, void *arg)
 {
     struct pending_auth *pa = arg;
+    const struct route_access *ra = &pa->px->gen->cfg->access;
     struct evhttp_request *req = pa->req;
     enum httpjson_shape shape = pa->shape;
     auth_cb cb = pa->cb;
@@ -61,6 +73,10 @@ static void on_key(const struct keyinfo *key, const char *error, void *arg)
         httpjson_error_as(req, shape, 401, "auth_error", NULL,
                        "Authentication Error - Expired Key. Key Expiry time passed.");
         cb(NULL, 401, cb_arg);
+    } else if (!key->proxy_admin && route_access_admin_only(ra, request_path(req))) {
+        httpjson_error_as(req, shape, 403, "permission_error", NULL, ROUTE_ACCESS_ADMIN_ONLY_FMT,
+                          request_path(req));
+        cb(NULL, 403, cb_arg);
     } else {
         cb(key, 0, cb_arg);
     }
@@ -71,6 +87,12 @@ void auth_check(struct proxy *px, struct evhttp_request *req, enum httpjson_shap
 {
     const char *raw = httpjson_request_key(req);
     char token[KEYHASH_HEX_LEN + 1];
+    if (!route_access_allows(&px->gen->cfg->access, request_path(req))) {
+        httpjson_error_as(req, shape, 403, "permission_error", NULL,
+                          ROUTE_ACCESS_NOT_ALLOWED_FMT, request_path(req));
+        cb(NULL, 403, arg);
+        return;
+    }
     if (raw == NULL) {
         httpjson_error_as(req, shape, 401, "auth_error", NULL,
                        "Authentication Error, No api key passed in.");
@@ -93,7 +115,7 @@ void auth_check(struct proxy *px, struct evhttp_request *req, enum httpjson_shap
         cb(NULL, 500, arg);
         return;
     }
-    *pa = (struct pending_auth){req, shape, cb, arg};
+    *pa = (struct pending_auth){px, req, shape, cb, arg};
     keystore_lookup(px->keys, token, on_key, pa);
 }
 

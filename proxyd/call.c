@@ -18,13 +18,16 @@
 #include <time.h>
 
 #include "auth.h"
+#include "config_budget.h"
 #include "httpjson.h"
 #include "log.h"
 #include "publish.h"
 #include "reload.h"
+#include "route_filter.h"
 #include "router.h"
 #include "sse.h"
 #include "stats.h"
+#include "upstream_error.h"
 
 #define ADMIT_WAIT_MS 20         /* an unsure budget check looks again after this */
 #define ADMIT_WAITS_MAX 25       /* and gives up (refuses) after this many looks */
@@ -57,12 +60,15 @@ void call_free(struct call *c)
 {
     account_request(c);
     c->px->in_flight--;
+    if (c->authorized)
+        c->px->authorized--;
     generation_unref(c->gen);
     if (c->wait_ev != NULL)
         event_free(c->wait_ev);
     if (c->note_ev != NULL)
         event_free(c->note_ev);
     admission_release(c->px->admission, &c->reservation); /* if no event settled it */
+    config_budget_release(c);
     sse_filter_free(c->sse);
     if (c->error_body != NULL)
         evbuffer_free(c->error_body);
@@ -140,7 +146,9 @@ struct upstream_req call_upstream_req(const struct call *c)
         .api = c->api, .request_id = c->request_id, .owner = c->owner, .cfg = c->gen->cfg,
         .d = d, .body = c->body, .client = c->req, .model_group = c->model_group,
         .stream = c->stream,
-        .drop_params = d->drop_params >= 0 ? d->drop_params != 0 : c->gen->cfg->drop_params};
+        /* LiteLLM drops when litellm_settings or the deployment says so (utils.py
+         * _check_valid_arg): a deployment's false does not undo the global true */
+        .drop_params = d->drop_params == 1 || c->gen->cfg->drop_params};
 }
 
 /* Worth another deployment: no answer at all, 429, or a 5xx. */
@@ -159,14 +167,31 @@ static const struct deployment *serving(struct call *c, const struct deployment 
                                         const char **why)
 {
     const char *first = NULL;
+    c->crossed[0] = '\0';
     for (; dep != NULL; dep = router_next(c->gen->router, &c->route)) {
-        if ((c->proto = protocol_for(c->api, dep, why)) != NULL)
+        if ((c->proto = protocol_for(c->api, dep, why)) == NULL) {
+            if (first == NULL)
+                first = *why;
+            continue;
+        }
+        if (config_budget_admit(c, dep, c->crossed, sizeof(c->crossed)))
             return dep;
-        if (first == NULL)
-            first = *why;
+        log_request(LOG_INFO, c->request_id, "%s passed over: %s", dep->model, c->crossed);
+        router_pass_over(&c->route);
     }
     *why = first;
     return NULL;
+}
+
+/* Every deployment left was passed over for a spent budget: LiteLLM's 429. */
+static bool refuse_crossed(struct call *c)
+{
+    if (c->crossed[0] == '\0')
+        return false;
+    stats_budget_refusal(c->px->stats, "deployment");
+    call_error(c, 429, "rate_limit_error", NULL, "No deployments available - crossed budget: %s",
+               c->crossed);
+    return true;
 }
 
 /* Sends the request to c->dep. -1 with err "" (out of memory, no URL) or a
@@ -198,20 +223,36 @@ static int start_attempt(struct call *c, char *err, size_t errlen)
         curl_slist_free_all(headers);
         return -1;
     }
+    router_attempt_start(c->gen->router, d); /* on_upstream ends it */
     if (c->stream)
         stream_watch(c);
     return 0;
 }
 
-/* After a retryable failure, before the client saw anything: next deployment. */
+/* Where a failed attempt goes: after a context-window or content-policy
+ * error, that kind's fallbacks (LiteLLM's; none: the error stands); after
+ * another retryable failure, the group's next deployment or its fallbacks. */
+static const struct deployment *after_failure(struct call *c, struct relay_transfer *t,
+                                              CURLcode result)
+{
+    enum route_fallback kind =
+        result == CURLE_OK ? upstream_error_kind(t->status, c->stream ? c->error_body
+                                                                      : t->response)
+                           : ROUTE_FALLBACK_ANY;
+    if (kind != ROUTE_FALLBACK_ANY)
+        return router_switch(c->gen->router, &c->route, kind);
+    return retryable(t, result) ? router_next(c->gen->router, &c->route) : NULL;
+}
+
+/* After a failure, before the client saw anything: next deployment. */
 static bool retry(struct call *c, struct relay_transfer *t, CURLcode result)
 {
     const struct deployment *next, *failed = c->dep;
     const struct protocol *failed_proto = c->proto; /* serving() sets the next one's */
     const char *why;
     char err[512];
-    if (c->pinned || c->started || c->client_gone || !retryable(t, result) ||
-        (next = serving(c, router_next(c->gen->router, &c->route), &why)) == NULL) {
+    if (c->pinned || c->started || c->client_gone ||
+        (next = serving(c, after_failure(c, t, result), &why)) == NULL) {
         c->proto = failed_proto;
         return false;
     }
@@ -245,6 +286,7 @@ static void on_upstream(struct relay_transfer *t, CURLcode result, void *arg)
     struct call *c = arg;
     c->xfer = NULL;
     c->upstream_us += call_since_us(&c->t0) - c->attempt_start_us;
+    router_attempt_end(c->gen->router, c->dep, result == CURLE_OPERATION_TIMEDOUT);
     if (result != CURLE_ABORTED_BY_CALLBACK && result != CURLE_WRITE_ERROR) {
         const char *why = failure(t, result);
         router_report(c->gen->router, c->dep, why == NULL);
@@ -286,7 +328,8 @@ static int pin(struct call *c)
     const char *why;
     char err[512];
     int status = c->front->pin == NULL ? 0
-                 : c->front->pin(c->body, c->gen->cfg, c->model_group, c->owner,
+                 : c->front->pin(c->body, c->gen->cfg,
+                                 router_resolve(c->gen->router, c->model_group), c->owner,
                                  c->key.token[0] == '\0', &d, err, sizeof(err));
     if (status != 0) {
         call_error(c, status, status == 403 ? "permission_error" : "invalid_request_error",
@@ -294,18 +337,62 @@ static int pin(struct call *c)
         call_free(c);
         return -1;
     }
-    if (d != NULL && (c->proto = protocol_for(c->api, d, &why)) != NULL) {
+    /* tag routing is access: a deployment the request's tags may not reach is no pin */
+    if (d != NULL && router_admits(c->gen->router, &c->route, d) &&
+        (c->proto = protocol_for(c->api, d, &why)) != NULL) {
+        c->crossed[0] = '\0';
+        if (!config_budget_admit(c, d, c->crossed, sizeof(c->crossed)) && refuse_crossed(c)) {
+            call_free(c);
+            return -1;
+        }
         c->dep = d;
         c->pinned = true;
     }
     return 0;
 }
 
+/* What the routing strategy may weigh: the prompt's tokens (counted only
+ * when it does), the request's max tokens, stream or not. */
+static struct route_request route_request_of(struct call *c)
+{
+    struct route_request rq = {.prices = c->gen->prices, .stream = c->stream};
+    bool estimated;
+    if (router_counts_prompt_for(c->gen->router, c->model_group)) {
+        rq.prompt_tokens = c->front->prompt_tokens(c->body, c->model_group, &estimated);
+        rq.prompt_tokens = rq.prompt_tokens > 0 ? rq.prompt_tokens : 0;
+        rq.max_output = c->front->max_output(c->body);
+    }
+    return rq;
+}
+
 static void route_and_start(struct call *c)
 {
-    const struct deployment *first = router_first(c->gen->router, c->model_group, &c->route);
+    struct route_request rq = route_request_of(c);
+    struct route_match m = {c->route_tags, 0};
+    enum route_refusal refusal;
+    while (m.n_tags < json_array_size(c->tags) && m.n_tags < OWNERS_MAX_TAGS) {
+        c->route_tags[m.n_tags] = json_string_value(json_array_get(c->tags, m.n_tags));
+        m.n_tags++;
+    }
+    const struct deployment *first = router_start(c->gen->router, c->model_group, &rq, &m,
+                                                  &c->route, &refusal);
     const char *why = NULL;
     char err[512];
+    if (first == NULL && c->route.full) {
+        call_error(c, 429, "rate_limit_error", NULL,
+                   "No deployments available for selected model, Try again in %d seconds. "
+                   "Passed model=%s. Each deployment is at its max_parallel_requests or over "
+                   "its rpm/tpm this minute", (c->gen->cfg->router.cooldown_ms + 999) / 1000,
+                   c->model_group);
+        call_free(c);
+        return;
+    }
+    if (first == NULL && refusal == ROUTE_NO_TAG_MATCH) { /* LiteLLM's 401 */
+        route_filter_refusal(&c->route, err, sizeof(err));
+        call_error(c, 401, "auth_error", "model", "%s", err);
+        call_free(c);
+        return;
+    }
     if (first == NULL) {
         call_error(c, 400, "invalid_request_error", "model",
                        "Invalid model name passed in model=%s. Call `/v1/models` to view "
@@ -315,8 +402,9 @@ static void route_and_start(struct call *c)
         return;
     }
     if ((c->dep = serving(c, first, &why)) == NULL) {
-        call_error(c, 400, "invalid_request_error", "model", "Model group %s %s", c->model_group,
-                   why);
+        if (!refuse_crossed(c))
+            call_error(c, 400, "invalid_request_error", "model", "Model group %s %s",
+                       c->model_group, why);
         call_free(c);
         return;
     }
@@ -386,19 +474,22 @@ static void refuse_budget(struct call *c, const struct admission_refusal *why)
 static void admit(struct call *c)
 {
     struct admission_refusal why;
-    struct budget_extra extra[1 + OWNERS_MAX_TAGS];
-    size_t n = 0;
-    for (size_t i = 0; i < c->n_owner_rows; i++) {
+    struct budget_extra extra[2 + OWNERS_MAX_TAGS];
+    size_t n = 0, people = (c->end_user != NULL) + c->n_tag_rows;
+    for (size_t i = 0; i < people && i < c->n_owner_rows; i++) {
         bool customer = c->end_user != NULL && i == 0;
         const char *id = customer ? c->end_user
                                   : json_string_value(json_array_get(c->tags, i - (c->end_user != NULL)));
         extra[n++] = (struct budget_extra){customer ? 'c' : 'g', id, &c->owner_rows[i].budget,
                                            c->owner_rows[i].fetched_ms};
     }
+    if (config_budget_proxy(c, &extra[n]))
+        n++;
     const struct keyinfo *key = c->key.token[0] != '\0' ? &c->key : NULL;
-    int rc = admission_admit(c->px->admission, key, extra, n,
-                             reserve_needed(key, extra, n) ? reserve_for(c) : 0, &c->reservation,
-                             &why);
+    /* the deployment's budgets (config_budget.c) reserve the same amount later */
+    bool reserve = reserve_needed(key, extra, n) || c->gen->cfg->n_budgets > 0;
+    int rc = admission_admit(c->px->admission, key, extra, n, reserve ? reserve_for(c) : 0,
+                             &c->reservation, &why);
     if (rc == 0) {
         route_and_start(c);
         return;
@@ -412,50 +503,82 @@ static void admit(struct call *c)
     call_free(c);
 }
 
-/* The end user's and the tags' rows are here: a blocked customer is refused. */
-static void on_owners(const struct owner_row *customer, const struct owner_row *const *tags,
-                      size_t ntags, const char *error, void *arg)
+/* The end user's, the tags' and the config budgets' rows are here (in
+ * check_owners' order): a blocked customer is refused. */
+static void on_owners(const struct owner_row *rows, size_t n, const char *error, void *arg)
 {
     struct call *c = arg;
+    size_t first_tag = c->end_user != NULL ? 1 : 0;
+    if (error != NULL && strcmp(error, OWNERS_OOM) == 0) {
+        call_error(c, 500, "internal_error", NULL, "out of memory");
+        call_free(c);
+        return;
+    }
     if (error != NULL) {
         call_error(c, 503, "service_unavailable", NULL,
                        "Budget check unavailable: the database cannot be reached");
         call_free(c);
         return;
     }
-    if (customer != NULL && customer->blocked) {
+    if (c->end_user != NULL && rows[0].blocked) {
         call_error(c, 403, "permission_error", "user",
                        "End user=%s is blocked. Update via `/customer/unblock` if you're an admin.",
                        c->end_user);
         call_free(c);
         return;
     }
-    c->n_owner_rows = 0;
-    c->owner_rows = malloc((1 + ntags) * sizeof(*c->owner_rows));
-    if (c->owner_rows == NULL) {
+    if ((c->owner_rows = malloc((n ? n : 1) * sizeof(*c->owner_rows))) == NULL) {
         call_error(c, 500, "internal_error", NULL, "out of memory");
         call_free(c);
         return;
     }
-    if (customer != NULL)
-        c->owner_rows[c->n_owner_rows++] = *customer;
-    for (size_t i = 0; i < ntags; i++)
-        c->owner_rows[c->n_owner_rows++] = *tags[i];
+    memcpy(c->owner_rows, rows, n * sizeof(*rows));
+    c->n_owner_rows = n;
+    if (c->end_user != NULL && !rows[0].budget.has_max && c->gen->cfg->max_end_user_budget > 0) {
+        /* litellm_settings.max_end_user_budget: an end user without a budget of its own */
+        c->owner_rows[0].budget.has_max = true;
+        c->owner_rows[0].budget.max = c->gen->cfg->max_end_user_budget;
+    }
+    c->n_tag_rows = json_array_size(c->tags);
+    if (c->gen->cfg->n_budgets > 0) {
+        c->budget_rows = (int)(first_tag + c->n_tag_rows);
+        config_budget_rows(c->gen->cfg, c->owner_rows + c->budget_rows);
+    }
     admit(c);
 }
 
-/* End user and tags come into play: fetch their rows, then admit. */
+/* End user, tags and the config's budgets come into play: fetch their
+ * rows, then admit. */
 static void check_owners(struct call *c)
 {
-    const char *tags[OWNERS_MAX_TAGS];
-    size_t n = json_array_size(c->tags);
-    if (c->end_user == NULL && n == 0) {
+    size_t ntags = json_array_size(c->tags), n = 0;
+    if (c->end_user == NULL && ntags == 0 && c->gen->cfg->n_budgets == 0) {
         admit(c);
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        tags[i] = json_string_value(json_array_get(c->tags, i));
-    owners_lookup(c->px->owners, c->end_user, tags, n, on_owners, c);
+    size_t cap = 1 + ntags + c->gen->cfg->n_budgets;
+    char **names = calloc(cap, sizeof(*names));
+    int ok = names != NULL;
+    if (ok && c->end_user != NULL && (names[n++] = malloc(strlen(c->end_user) + 3)) != NULL)
+        sprintf(names[n - 1], "c:%s", c->end_user);
+    for (size_t i = 0; ok && i < ntags; i++) {
+        const char *tag = json_string_value(json_array_get(c->tags, i));
+        if ((names[n++] = malloc(strlen(tag) + 3)) != NULL)
+            sprintf(names[n - 1], "g:%s", tag);
+    }
+    if (ok && config_budget_names(c->gen->cfg, names, &n) < 0)
+        ok = 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = names[i] != NULL;
+    if (ok)
+        owners_lookup(c->px->owners, (const char *const *)names, n, on_owners, c);
+    for (size_t i = 0; names != NULL && i < n; i++)
+        free(names[i]);
+    free(names);
+    if (!ok) {
+        call_error(c, 500, "internal_error", NULL, "out of memory");
+        call_free(c);
+    }
 }
 
 /* The key's tags join the request's (LiteLLM: key tags are request tags),
@@ -494,6 +617,27 @@ oom:
     return -1;
 }
 
+/* general_settings.global_max_parallel_requests: requests past their key
+ * check in flight on this proxyd (per instance, as LiteLLM's), counted
+ * after the check as LiteLLM's pre-call hook counts them. false: answered
+ * LiteLLM's 429 and freed. */
+static bool parallel_take(struct call *c)
+{
+    long max = c->gen->cfg->global_max_parallel;
+    if (max <= 0)
+        return true;
+    if (c->px->authorized >= (size_t)max) {
+        stats_budget_refusal(c->px->stats, "global_parallel");
+        call_error(c, 429, "rate_limit_error", NULL, "Max parallel request limit reached Hit "
+                   "Global Limit: Limit=%ld, current: %zu", max, c->px->authorized);
+        call_free(c);
+        return false;
+    }
+    c->px->authorized++;
+    c->authorized = true;
+    return true;
+}
+
 static void on_auth(const struct keyinfo *key, int refused, void *arg)
 {
     struct call *c = arg;
@@ -507,7 +651,9 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         call_free(c);
         return;
     }
-    if (!auth_model_allowed(key, c->model_group)) {
+    /* an alias: its name or its group allowed (LiteLLM's _can_object_call_model) */
+    if (!auth_model_allowed(key, c->model_group) &&
+        !auth_model_allowed(key, router_resolve(c->gen->router, c->model_group))) {
         call_error(c, 401, "auth_error", "model",
                        "Authentication Error, API Key not allowed to access model. This token "
                        "can only access models=%s. Tried to access %s",
@@ -515,7 +661,7 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         call_free(c);
         return;
     }
-    if (add_key_tags(c, key) == 0)
+    if (parallel_take(c) && add_key_tags(c, key) == 0)
         check_owners(c);
 }
 
@@ -531,7 +677,7 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum api api,
     *c = (struct call){.px = px, .gen = generation_ref(px->gen), .req = req, .api = api,
                        .front = api_front(api),
                        .route_name = route, .start_us = wall_us(), .ttfb_us = -1,
-                       .prompt_estimate = PROMPT_UNCOUNTED};
+                       .prompt_estimate = PROMPT_UNCOUNTED, .budget_rows = -1};
     clock_gettime(CLOCK_MONOTONIC, &c->t0);
     px->in_flight++;
     if (ids_uuid7(c->request_id) < 0) {

@@ -46,8 +46,13 @@ struct call {
     struct route_state route;
     struct reservation reservation; /* held against the key's budgets while in flight */
     struct event *wait_ev;          /* an unsure budget check waiting to look again */
-    struct owner_row *owner_rows; /* end user (if any) first, then tags; NULL if none */
+    struct owner_row *owner_rows; /* end user (if any), tags, config budgets; NULL if none */
     size_t n_owner_rows;
+    size_t n_tag_rows;            /* how many of them are tags */
+    int budget_rows;              /* where the config budgets' rows start; -1: none */
+    struct reservation dep_reservation; /* the deployment's budgets (config_budget.c) */
+    char crossed[512];            /* why the last deployment was passed over ("": none) */
+    bool authorized;              /* counted in px->authorized (global_max_parallel_requests) */
     int admit_waits;
     unsigned prompt_counted;  /* bit per tokenizer encoding: prompt_count[enc] is known */
     int64_t prompt_count[2];  /* the chat prompt's exact tokens (-1: not countable) */
@@ -55,6 +60,7 @@ struct call {
     char owner[RESPONSE_OWNER_LEN + 1]; /* its user or team, as response ids name it */
     char *end_user;
     json_t *tags;           /* array of strings */
+    const char *route_tags[OWNERS_MAX_TAGS]; /* its strings, as tag routing reads them */
     char *metadata_json;    /* metadata without tags */
     /* streaming */
     bool stream, client_wants_usage, started, client_gone;

@@ -47,6 +47,7 @@ void event_fill_usage(Tollgate__UsageEvent *e, const struct usage *u)
 void event_fill_deployment(Tollgate__UsageEvent *e, const struct deployment *d,
                            char in_price[MONEY_STR_MAX], char out_price[MONEY_STR_MAX])
 {
+    e->model_id = d->model_id; /* accountd counts the config budgets by it (and the provider) */
     e->model = d->model;
     e->api_base = d->api_base;
     e->base_model = d->base_model;

@@ -103,9 +103,12 @@ static void models_answer(const struct keyinfo *key, int refused, void *arg)
     struct models_call *mc = arg;
     const struct router *router = mc->px->gen->router;
     json_t *data = json_array();
-    for (size_t i = 0; !refused && data != NULL && i < router_group_count(router); i++) {
-        const char *name = router_group_name(router, i);
-        if (auth_model_allowed(key, name))
+    const struct group_config *gc = &mc->px->gen->cfg->groups;
+    size_t n = router_group_count(router);
+    /* the groups, then the aliases not hidden (LiteLLM's get_model_names) */
+    for (size_t i = 0; !refused && data != NULL && i < n + gc->n_aliases; i++) {
+        const char *name = i < n ? router_group_name(router, i) : gc->aliases[i - n].alias;
+        if ((i < n || !gc->aliases[i - n].hidden) && auth_model_allowed(key, name))
             json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", name, "object",
                                                   "model", "created", 0, "owned_by", "tollgate"));
     }

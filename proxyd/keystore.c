@@ -101,7 +101,8 @@ static const char SQL_KEY[] =
     " k.max_budget, k.spend, " DB_SQL_UNIX_US("k.budget_reset_at") ","
     " u.max_budget, u.spend, " DB_SQL_UNIX_US("u.budget_reset_at") ","
     " t.max_budget, t.spend, " DB_SQL_UNIX_US("t.budget_reset_at") ", COALESCE(t.blocked, 0),"
-    " mb.max_budget, m.spend, " DB_SQL_UNIX_US("mb.budget_reset_at") ", k.tags"
+    " mb.max_budget, m.spend, " DB_SQL_UNIX_US("mb.budget_reset_at") ", k.tags,"
+    " COALESCE(u.user_role = 'proxy_admin', 0)"
     " FROM api_keys k LEFT JOIN internal_users u ON u.user_id = k.user_id"
     " LEFT JOIN teams t ON t.team_id = k.team_id"
     " LEFT JOIN team_members m ON m.team_id = k.team_id AND m.user_id = k.user_id"
@@ -132,6 +133,7 @@ static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config
         k->team_blocked = strcmp(db_cell(r, 0, 15), "0") != 0;
         budget_cells(r, 0, 16, &k->member);
         k->tags_json = dup_or_null(db_cell(r, 0, 19));
+        k->proxy_admin = strcmp(db_cell(r, 0, 20), "0") != 0;
     }
     db_result_free(r);
     base->ok = true;

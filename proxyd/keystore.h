@@ -32,6 +32,7 @@ struct keyinfo {
     char *models_json;   /* JSON array of allowed model groups; "[]" = all */
     char *tags_json;     /* JSON array of tags added to every request of the key */
     bool blocked, team_blocked;
+    bool proxy_admin;    /* its internal user's role is proxy_admin */
     int64_t expires_us;  /* 0 = never */
     struct budget_row key, user, team;
     struct budget_row member; /* the user's max_budget_in_team and spend in the team */

@@ -1,6 +1,7 @@
-/* owners.c - end users and tags for budget admission (see owners.h).
+/* owners.c - end users, tags and config budgets for budget admission (see
+ * owners.h).
  *
- * A cache of rows by "c:<end user>" and "g:<tag>", trusted for
+ * A cache of rows by "c:<end user>", "g:<tag>" and "p:<budget key>", trusted for
  * key_cache_ttl_ms like key rows. A request whose rows are all fresh is
  * answered at once; otherwise one job fetches every row it needs on the
  * keystore's MariaDB thread.
@@ -24,10 +25,9 @@ struct owners {
 struct owners_job {
     struct keystore_job base; /* first: the worker queues it */
     struct owners *o;
-    size_t n;                 /* names[0] is the end user ("c:..."), if any */
+    size_t n;
     char **names;
     struct owner_row *rows;
-    bool has_customer;
     owners_cb cb;
     void *arg;
 };
@@ -39,6 +39,9 @@ static const char SQL_CUSTOMER[] =
 static const char SQL_TAG[] =
     "SELECT 0, max_budget, spend, " DB_SQL_UNIX_US("budget_reset_at")
     " FROM tags WHERE tag = ?";
+static const char SQL_CONFIG_BUDGET[] =
+    "SELECT 0, max_budget, spend, " DB_SQL_UNIX_US("budget_reset_at")
+    " FROM config_budgets WHERE budget_key = ?";
 
 struct owners *owners_new(struct keystore *ks, const struct config *cfg)
 {
@@ -69,8 +72,9 @@ static void fetch_owners(struct keystore_job *base, MYSQL **db, const struct con
         struct db_param p[] = {DB_STR(j->names[i] + 2)};
         struct owner_row *row = &j->rows[i];
         row->fetched_ms = clock_ms();
-        if (keystore_query(db, cfg, j->names[i][0] == 'c' ? SQL_CUSTOMER : SQL_TAG, p, 1, &r,
-                           base) < 0)
+        char kind = j->names[i][0];
+        if (keystore_query(db, cfg, kind == 'c' ? SQL_CUSTOMER : kind == 'g' ? SQL_TAG
+                                    : SQL_CONFIG_BUDGET, p, 1, &r, base) < 0)
             return;
         row->found = r->nrows == 1;
         if (row->found) {
@@ -91,16 +95,6 @@ static void job_free(struct owners_job *j)
     free(j);
 }
 
-/* Calls back with pointers into rows[] (customer first when there is one). */
-static void answer(struct owners_job *j, const struct owner_row *rows, const char *error)
-{
-    const struct owner_row *tags[OWNERS_MAX_TAGS];
-    size_t first = j->has_customer ? 1 : 0;
-    for (size_t i = first; i < j->n; i++)
-        tags[i - first] = &rows[i];
-    j->cb(error == NULL && j->has_customer ? &rows[0] : NULL, tags, j->n - first, error, j->arg);
-}
-
 /* Loop thread: rows arrived (or could not be had). */
 static void finish_owners(struct keystore_job *base)
 {
@@ -115,15 +109,13 @@ static void finish_owners(struct keystore_job *base)
         if (err < 0)
             free(copy);
     }
-    answer(j, j->rows, base->ok ? NULL : base->error);
+    j->cb(j->rows, j->n, base->ok ? NULL : base->error, j->arg);
     job_free(j);
 }
 
-static struct owners_job *new_job(struct owners *o, const char *end_user,
-                                  const char *const *tags, size_t ntags)
+static struct owners_job *new_job(struct owners *o, const char *const *names, size_t n)
 {
     struct owners_job *j = calloc(1, sizeof(*j));
-    size_t n = ntags + (end_user != NULL);
     if (j == NULL || (j->names = calloc(n ? n : 1, sizeof(char *))) == NULL ||
         (j->rows = calloc(n ? n : 1, sizeof(*j->rows))) == NULL) {
         if (j != NULL)
@@ -134,41 +126,35 @@ static struct owners_job *new_job(struct owners *o, const char *end_user,
     j->base.run = fetch_owners;
     j->base.finish = finish_owners;
     j->o = o;
-    j->has_customer = end_user != NULL;
     for (size_t i = 0; i < n; i++) {
-        const char *id = j->has_customer && i == 0 ? end_user : tags[i - j->has_customer];
-        size_t len = strlen(id) + 3;
-        if ((j->names[i] = malloc(len)) == NULL) {
+        if ((j->names[i] = strdup(names[i])) == NULL) {
             job_free(j);
             return NULL;
         }
-        snprintf(j->names[i], len, "%c:%s", j->has_customer && i == 0 ? 'c' : 'g', id);
         j->n = i + 1;
     }
     return j;
 }
 
-void owners_lookup(struct owners *o, const char *end_user, const char *const *tags, size_t ntags,
-                   owners_cb cb, void *arg)
+void owners_lookup(struct owners *o, const char *const *names, size_t n, owners_cb cb, void *arg)
 {
-    struct owners_job *j = new_job(o, end_user, tags, ntags);
+    struct owners_job *j = new_job(o, names, n);
     if (j == NULL) {
-        cb(NULL, NULL, 0, "out of memory", arg);
+        cb(NULL, 0, OWNERS_OOM, arg);
         return;
     }
     j->cb = cb;
     j->arg = arg;
-    struct owner_row rows[OWNERS_MAX_TAGS + 1];
     int64_t now = clock_ms();
     size_t fresh = 0;
     for (; fresh < j->n; fresh++) {
         const struct owner_row *c = strmap_get(o->cache, j->names[fresh]);
         if (c == NULL || now - c->fetched_ms > o->cfg->proxyd.key_cache_ttl_ms)
             break;
-        rows[fresh] = *c;
+        j->rows[fresh] = *c; /* a fetch, if one is needed, writes them all again */
     }
     if (fresh == j->n) {
-        answer(j, rows, NULL);
+        cb(j->rows, j->n, NULL, arg);
         job_free(j);
         return;
     }

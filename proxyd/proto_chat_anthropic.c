@@ -15,6 +15,7 @@
 #include "anthropic_chat.h"
 #include "money.h"
 #include "protocol.h"
+#include "shape.h"
 #include "sse.h"
 #include "usage.h"
 
@@ -26,11 +27,21 @@ static int translated_url(const struct upstream_req *r, char *url, size_t len)
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
+/* The config's defaults and top-level drops apply to the chat body, its
+ * nested drops to the Messages body it becomes (shape.h, as LiteLLM). */
 static char *translated_body(const struct upstream_req *r, char *err, size_t errlen)
 {
     err[0] = '\0';
-    return protocol_dump(
-        anthropic_chat_request(r->body, r->d->upstream_model, r->drop_params, err, errlen));
+    json_t *chat = shape_request(r->body, r->api, r->d, false);
+    json_t *out = chat != NULL ? anthropic_chat_request(chat, r->d->upstream_model,
+                                                        r->drop_params, err, errlen)
+                               : NULL;
+    json_decref(chat);
+    if (out != NULL && shape_drop_nested(out, r->d) < 0) {
+        json_decref(out);
+        out = NULL;
+    }
+    return protocol_dump(out);
 }
 
 static int translated_answer(const struct upstream_req *r, json_t *answer, struct usage *u,

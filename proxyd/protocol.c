@@ -10,6 +10,7 @@
 
 #include "grow.h"
 #include "response_id.h"
+#include "shape.h"
 #include "tokencount.h"
 
 /* Headers from the client an Anthropic upstream gets as they are. */
@@ -295,12 +296,12 @@ struct curl_slist *protocol_headers(const struct upstream_req *r)
                  d->api_key);
         h = add(h, line);
     }
-    return h;
+    return shape_headers(d, h); /* the config's extra_headers, organization */
 }
 
 json_t *protocol_body_copy(const struct upstream_req *r)
 {
-    json_t *b = json_copy((json_t *)r->body);
+    json_t *b = shape_request(r->body, r->api, r->d, true); /* the config's defaults, drops */
     if (b != NULL && json_object_set_new(b, "model", json_string(r->d->upstream_model)) != 0) {
         json_decref(b);
         return NULL;

@@ -116,9 +116,9 @@ struct curl_slist *protocol_headers(const struct upstream_req *r);
 extern const struct protocol PROTO_OPENAI, PROTO_RESPONSES, PROTO_ANTHROPIC,
     PROTO_CHAT_ANTHROPIC;
 
-/* Shared by the modules: the client body with the deployment's model name
- * and without the gateway's own members (metadata: tags and the like), as
- * compact JSON; NULL when out of memory. */
+/* Shared by the modules: the client body with the deployment's model name,
+ * shaped by its litellm_params (shape.h: defaults, additional_drop_params);
+ * NULL when out of memory. */
 json_t *protocol_body_copy(const struct upstream_req *r);
 char *protocol_dump(json_t *body); /* takes body (may be NULL) */
 /* Removes metadata.tags (the gateway's), and metadata when nothing is left;

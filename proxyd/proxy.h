@@ -53,6 +53,7 @@ struct proxy {
     struct stats *stats;
     struct drain *drain;     /* non-NULL once SIGTERM started a drain */
     size_t in_flight;        /* requests taken and not yet answered and accounted */
+    size_t authorized;       /* of them, those past their key check (global_max_parallel_requests) */
 };
 
 #endif

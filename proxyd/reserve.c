@@ -8,7 +8,8 @@
  * token per body byte (a token is at least a byte): tool
  * definitions, images and other providers' tokenizers are not counted here,
  * and a reservation must never be below the bill. The answer's share: the
- * request's max tokens, else the model's, times n.
+ * request's max tokens as the deployment is sent them (its litellm_params
+ * max_tokens default, its drops: shape.h), else the model's, times n.
  */
 #include <event2/buffer.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "usage.h"
 #include "reload.h"
 #include "router.h"
+#include "shape.h"
 #include "tokenizer.h"
 
 #define DEFAULT_MAX_OUTPUT 16384 /* answer tokens assumed when neither request nor map says */
@@ -56,7 +58,11 @@ static money_t worst_case(struct call *c, const struct deployment *d)
     char err[128];
     money_t cost = 0;
     if (c->front->streams) { /* the APIs that generate text */
-        out = c->front->max_output(c->body);
+        /* as d is sent it: its max_tokens default, its drops */
+        json_t *sent = d->shape != NULL ? shape_request(c->body, c->api, d, false)
+                                        : json_incref(c->body);
+        out = sent != NULL ? c->front->max_output(sent) : 0;
+        json_decref(sent);
         if (out <= 0)
             out = price_max_output(c->gen->prices, d->model, &d->price);
         if (out <= 0)

@@ -11,6 +11,11 @@
  * GET /metrics needs no key (Prometheus scrapes it; it holds counts only),
  * nor do the Usage page's files (/ui, its scripts and style: no data in
  * them; the page's own JSON under /ui/api/ is SPEND_SELF like /spend/logs).
+ * general_settings.allowed_routes and admin_only_routes (route_access.h) hold
+ * on every route that needs a key: the first before the key is read, the
+ * second for every caller but the master key and proxy_admin users' keys.
+ * A route general_settings.public_routes lists (of the routes here, only
+ * /spend/calculate may be) is then served without a key, as an OPEN one.
  *
  * Routes marked REPLICA read from tollgate.reportd.read_database_url when it
  * is set: the spend reports, which only read what accountd wrote and may lag
@@ -33,6 +38,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "reportd.h"
+#include "route_access.h"
 #include "ui_api.h"
 
 enum access {
@@ -194,8 +200,8 @@ static bool allowed(enum access access, const char *role, struct caller *who)
     return false;
 }
 
-static int authorize(struct worker *w, struct evhttp_request *req, enum access access,
-                     struct caller *who)
+static int authorize(struct worker *w, struct evhttp_request *req, const char *route,
+                     enum access access, struct caller *who)
 {
     const char *raw = httpjson_request_key(req);
     if (raw == NULL) {
@@ -213,6 +219,10 @@ static int authorize(struct worker *w, struct evhttp_request *req, enum access a
     char role[32] = "";
     if (load_key(w, req, who, role) < 0)
         return -1;
+    if (strcmp(role, "proxy_admin") != 0 && route_access_admin_only(&w->cfg->access, route)) {
+        httpjson_error(req, 403, "permission_error", NULL, ROUTE_ACCESS_ADMIN_ONLY_FMT, route);
+        return -1;
+    }
     if (allowed(access, role, who))
         return 0;
     if (access == BUDGET_MANAGER) {
@@ -253,7 +263,11 @@ static void run_route(struct worker *w, struct evhttp_request *req, const struct
         evhttp_add_header(evhttp_request_get_output_headers(req), "x-tollgate-budget-manager",
                           "1") != 0)
         log_error("cannot add the x-tollgate-budget-manager header");
-    if (r->access == OPEN || authorize(w, req, r->access, &who) == 0) {
+    if (r->access != OPEN && !route_access_allows(&w->cfg->access, r->key.path)) {
+        httpjson_error(req, 403, "permission_error", NULL, ROUTE_ACCESS_NOT_ALLOWED_FMT,
+                       r->key.path);
+    } else if (r->access == OPEN || route_access_public(&w->cfg->access, r->key.path) ||
+               authorize(w, req, r->key.path, r->access, &who) == 0) {
         w->replica = r->db == REPLICA;
         r->handler(w, req, &who);
         w->replica = false;

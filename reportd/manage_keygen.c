@@ -3,7 +3,8 @@
  *
  * A raw key is shown once, in the answer that made it; only its SHA-256 is
  * stored. Teams and shared budgets a key names must exist; an internal user
- * named for the first time is created (as LiteLLM does).
+ * named for the first time is created (as LiteLLM does). The config's
+ * defaults and caps are applied to the body first (manage_key_caps.c).
  */
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "manage.h"
+#include "manage_key_caps.h"
 
 #define LIMIT_MAX 1000000000000LL /* tpm/rpm/parallel: anything larger is a typo */
 
@@ -47,21 +49,6 @@ static void fields_free(struct key_fields *f)
     free(f->tags);
 }
 
-/* now + d, for a key's `duration`: seconds to weeks exactly, months on the
- * calendar (UTC), like LiteLLM's expiry. */
-static time_t expiry_after(time_t now, const struct period *d)
-{
-    static const long unit_s[] = {[PERIOD_SECOND] = 1, [PERIOD_MINUTE] = 60,
-                                  [PERIOD_HOUR] = 3600, [PERIOD_DAY] = 86400,
-                                  [PERIOD_WEEK] = 7 * 86400};
-    if (d->unit != PERIOD_MONTH)
-        return now + (time_t)(d->n * unit_s[d->unit]);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    tm.tm_mon += (int)d->n;
-    return timegm(&tm);
-}
-
 static int read_fields(struct evhttp_request *req, json_t *body, struct key_fields *f)
 {
     if (input_str(req, body, "key_alias", INPUT_ID_MAX, &f->alias) < 0 ||
@@ -83,8 +70,10 @@ static int read_fields(struct evhttp_request *req, json_t *body, struct key_fiel
         input_duration(req, body, "duration", &f->expiry, &f->duration) < 0 ||
         manage_period_read(req, body, "budget_duration", &f->period) < 0)
         return -1;
-    if (f->duration != NULL)
-        db_datetime((int64_t)expiry_after(time(NULL), &f->expiry) * 1000000, f->expires);
+    if (f->duration != NULL) { /* now + duration, months on the calendar as LiteLLM's expiry */
+        long long now = (long long)time(NULL);
+        db_datetime((int64_t)(now + config_duration_s(f->duration, now)) * 1000000, f->expires);
+    }
     return 0;
 }
 
@@ -195,7 +184,7 @@ void manage_key_generate(struct worker *w, struct evhttp_request *req, const str
     (void)who;
     if (body == NULL)
         return;
-    if (read_fields(req, body, &k.f) < 0 ||
+    if (key_caps_generate_and_reply(req, w->cfg, body) < 0 || read_fields(req, body, &k.f) < 0 ||
         input_str(req, body, "key", KEYHASH_RAW_MAX - 1, &k.custom) < 0)
         goto out;
     if (k.f.has_spend) {
@@ -310,7 +299,8 @@ void manage_key_update(struct worker *w, struct evhttp_request *req, const struc
     (void)who;
     if (body == NULL)
         return;
-    if (input_str(req, body, "key", INPUT_ID_MAX, &key) < 0 || read_fields(req, body, &f) < 0 ||
+    if (input_str(req, body, "key", INPUT_ID_MAX, &key) < 0 ||
+        key_caps_check_and_reply(req, w->cfg, body) < 0 || read_fields(req, body, &f) < 0 ||
         keys_token_of(req, key, token) < 0 || (db = worker_db(w, req)) == NULL ||
         manage_require(w, req, db, "SELECT 1 FROM api_keys WHERE token = ?", token, 404, "key",
                        "Key") < 0 ||
@@ -327,7 +317,8 @@ out:
 }
 
 /* /key/regenerate: a new raw key for the same row (settings, budgets and
- * spend kept); the old key stops working. Logs keep the old hash. */
+ * spend kept); the old key stops working. Logs keep the old hash. A body
+ * value over a config cap is refused, as LiteLLM does since its #26340. */
 void manage_key_regenerate(struct worker *w, struct evhttp_request *req,
                            const struct caller *who)
 {
@@ -341,6 +332,7 @@ void manage_key_regenerate(struct worker *w, struct evhttp_request *req,
     if (body == NULL)
         return;
     if (input_str(req, body, "key", INPUT_ID_MAX, &key) < 0 ||
+        key_caps_check_and_reply(req, w->cfg, body) < 0 ||
         input_str(req, body, "new_key", KEYHASH_RAW_MAX - 1, &k.custom) < 0 ||
         keys_token_of(req, key, token) < 0 || (db = worker_db(w, req)) == NULL ||
         manage_require(w, req, db, "SELECT 1 FROM api_keys WHERE token = ?", token, 404, "key",

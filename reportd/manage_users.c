@@ -3,7 +3,8 @@
  *
  * A user's teams are its team_members rows (/user/new's `teams` adds them as
  * a "user" member). Deleting a user deletes its keys and memberships, as
- * LiteLLM does; its logs and rollups stay.
+ * LiteLLM does; its logs and rollups stay. /user/new takes the config's
+ * defaults for what it leaves out (manage_key_caps.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "input.h"
 #include "log.h"
 #include "manage.h"
+#include "manage_key_caps.h"
 
 #define INFO_LIST_MAX 1000 /* keys and teams listed by /user/info */
 
@@ -143,7 +145,8 @@ void manage_user_new(struct worker *w, struct evhttp_request *req, const struct 
     (void)who;
     if (body == NULL)
         return;
-    if (read_user(req, body, &u) < 0 || read_teams(req, body, &teams) < 0)
+    if (user_defaults_fill_or_reply(req, w->cfg, body) < 0 || read_user(req, body, &u) < 0 ||
+        read_teams(req, body, &teams) < 0)
         goto out;
     if (u.has_spend) {
         httpjson_error(req, 400, "invalid_request_error", "spend",

@@ -830,6 +830,30 @@ class Stack:
         body.update(fields)
         return self.proxy("POST", "/v1/chat/completions", body, key)
 
+    def held_stream(self, key, body):
+        """Starts a streamed chat and reads its first event: proxyd has admitted it and
+        relays it, and the fake upstream then sends nothing more (mock_stall_after_chunks)
+        until the client leaves. Returns the connection (close it to end the request) and
+        the body's length in bytes."""
+        data = json.dumps(body).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.proxyd_port, timeout=60)
+        try:
+            conn.request("POST", "/v1/chat/completions", data,
+                         {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            first = b""
+            while b"\n\n" not in first:
+                chunk = resp.read1(65536)
+                if not chunk:
+                    raise AssertionError("the stream ended before its first event: %r" % first)
+                first += chunk
+            if resp.status != 200 or not first.startswith(b"data: {"):
+                raise AssertionError("not a stream: %d %r" % (resp.status, first))
+        except BaseException:
+            conn.close()
+            raise
+        return conn, len(data)
+
     def sql(self, query, db=DB_NAME, timeout=60):
         """Runs SQL as the MariaDB admin; returns the rows of the last result as
         lists of strings (None for NULL)."""

@@ -50,6 +50,12 @@ LOG_TAGS = ("SELECT DISTINCT l.request_id, jt.tag FROM spend_logs l,"
 TAGGED_LOGS = ("(SELECT s.*, x.tag FROM (%s) x JOIN spend_logs s"
                " ON s.request_id = x.request_id)" % LOG_TAGS)
 
+# every log row once per config budget it counts in (schema/012_config_budgets.sql)
+CONFIG_BUDGET_LOGS = " UNION ALL ".join(
+    "SELECT %s AS budget_key, start_time, spend FROM spend_logs%s" % (k, w)
+    for k, w in (("'proxy'", ""), ("CONCAT('provider:', custom_llm_provider)", ""),
+                 ("CONCAT('deployment:', model_id)", " WHERE model_id IS NOT NULL")))
+
 
 def _differ(label, ids, logs, counters, values=("spend",), both_sides=True):
     """Groups where logs and counters disagree on values. logs and counters are
@@ -114,6 +120,8 @@ def queries():
                 " WHERE t.start_time >= COALESCE(b.budget_period_start, %s)"
                 " GROUP BY t.team_id, t.user" % NO_PERIOD,
                 "SELECT team_id, user_id, spend FROM team_members", both_sides=False),
+        _owner("config_budgets.spend != its logs", "config_budgets", "budget_key", "budget_key",
+               "(%s) t" % CONFIG_BUDGET_LOGS),
     ]
     entity_logs = " UNION ALL ".join(
         "SELECT '%s' AS entity, %s AS entity_id, model, spend FROM spend_logs"

@@ -6,7 +6,6 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_budgets.py
 
 import copy
 import datetime
-import http.client
 import json
 import os
 import sys
@@ -337,29 +336,6 @@ class ReservationTest(harness.StackTestCase):
         refused = [r for r in results if r[0] == 400][0]
         self.assertEqual(refused[2]["error"]["type"], "budget_exceeded")
 
-    def held_open(self, key, body):
-        """Starts a streamed request and reads its first event: proxyd has admitted it and
-        relays it, and the fake upstream then sends nothing more (mock_stall_after_chunks)
-        until the client leaves. Returns the connection (close it to end the request) and
-        the body's length in bytes."""
-        data = json.dumps(body).encode()
-        conn = http.client.HTTPConnection("127.0.0.1", self.stack.proxyd_port, timeout=60)
-        try:
-            conn.request("POST", "/v1/chat/completions", data,
-                         {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
-            resp = conn.getresponse()
-            first = b""
-            while b"\n\n" not in first:
-                chunk = resp.read1(65536)
-                self.assertTrue(chunk, "the stream ended before its first event: %r" % first)
-                first += chunk
-            self.assertEqual(resp.status, 200, first)
-            self.assertTrue(first.startswith(b"data: {"), first)
-        except BaseException:
-            conn.close()
-            raise
-        return conn, len(data)
-
     def test_without_max_tokens_reserves_the_models_max_output(self):
         """A chat without max_tokens (or max_completion_tokens) holds, while it runs, its
         prompt bound (one token per body byte: llama has no OpenAI tokenizer) plus the
@@ -385,7 +361,7 @@ class ReservationTest(harness.StackTestCase):
                 self.assertEqual(st, 200, k)
                 self.assertEqual(Decimal(self.stack.sql_value(
                     "SELECT max_budget FROM api_keys WHERE token = '%s'" % k["token"])), budget)
-                conn, n = self.held_open(k["key"], held)
+                conn, n = self.stack.held_stream(k["key"], held)
                 try:
                     self.assertEqual(n, size)
                     st, _, out = self.stack.http("POST", self.stack.proxyd_port,

@@ -562,7 +562,7 @@ class SkeletonTest(harness.StackTestCase):
             sorted(r[0] for r in s.sql("SELECT table_name FROM information_schema.tables"
                                        " WHERE table_schema = 'tg_fresh'")),
             ["api_keys", "budget_manager_model_cost", "budget_manager_users", "budgets",
-             "customers", "daily_spend", "daily_tag_spend", "daily_tag_totals",
+             "config_budgets", "customers", "daily_spend", "daily_tag_spend", "daily_tag_totals",
              "entity_model_spend", "internal_users", "rejected_events",
              "schema_migrations", "spend_logs", "tags", "team_members", "teams",
              "usage_rollup"])

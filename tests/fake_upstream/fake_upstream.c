@@ -14,9 +14,9 @@
  * ("Authorization: Bearer KEY" or "api-key: KEY"; "x-api-key: KEY" on
  * Anthropic's paths, which answer errors the Anthropic way).  Logs every
  * request but GET /health and /stats as one JSON line (--log: path, method,
- * the headers authorization, api-key, x-api-key, content-type,
- * anthropic-version and anthropic-beta, body) so a test can check what the
- * gateway sent.
+ * the headers authorization, api-key, content-type, anthropic-version,
+ * anthropic-beta, openai-organization and every x-*, body) so a test can
+ * check what the gateway sent.
  *
  * Per-request body fields (the gateway forwards them untouched):
  *   mock_usage {prompt_tokens, completion_tokens, cached_tokens}
@@ -163,6 +163,7 @@ static void log_request(struct app *app, struct evhttp_request *req, const char 
                                         "x-api-key",         "content-type",
                                         "anthropic-version", "anthropic-beta"};
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyval *kv;
     json_t *headers, *entry;
     char *line;
     size_t i;
@@ -174,6 +175,18 @@ static void log_request(struct app *app, struct evhttp_request *req, const char 
         const char *value = evhttp_find_header(in, names[i]);
         if (value && json_object_set_new(headers, names[i], json_string(value)) != 0)
             fprintf(stderr, "fake-upstream: cannot log header %s\n", names[i]);
+    }
+    /* and what a deployment's config adds: x-* extra_headers, its organization */
+    for (kv = in->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+        char lower[128];
+        size_t n = strlen(kv->key);
+        if (!headers || n >= sizeof lower || (strncasecmp(kv->key, "x-", 2) != 0 &&
+                                              strcasecmp(kv->key, "openai-organization") != 0))
+            continue;
+        for (size_t k = 0; k <= n; k++)
+            lower[k] = (char)tolower((unsigned char)kv->key[k]);
+        if (json_object_set_new(headers, lower, json_string(kv->value)) != 0)
+            fprintf(stderr, "fake-upstream: cannot log header %s\n", kv->key);
     }
     entry = json_pack("{s:s, s:o, s:O, s:s}", "path", path, "headers", headers, "body",
                       body ? body : json_null(), "method", method);

@@ -234,6 +234,104 @@ static void check_price_map(void)
     json_decref(root);
 }
 
+/* DIR/groups.yaml: aliases (plain and hidden), tag routing, deployments' tags
+ * and max_input_tokens, and the special fallbacks, router_settings' list
+ * replacing litellm_settings'. */
+static void check_groups(const char *dir)
+{
+    char path[4096], err[1024];
+    snprintf(path, sizeof(path), "%s/groups.yaml", dir);
+    struct config *cfg = config_load(path, err, sizeof(err));
+    CHECK(cfg != NULL, "%s should load: %s", path, err);
+    if (cfg == NULL)
+        return;
+    const struct group_config *g = &cfg->groups;
+    CHECK(g->tag_filtering && !g->tag_match_any, "enable_tag_filtering, match all");
+    CHECK(g->n_aliases == 3, "%zu aliases", g->n_aliases);
+    if (g->n_aliases == 3) {
+        CHECK_STR(g->aliases[0].alias, "gpt4");
+        CHECK_STR(g->aliases[0].group, "gpt-4o");
+        CHECK(!g->aliases[0].hidden && g->aliases[1].hidden && !g->aliases[2].hidden, "hidden");
+        CHECK_STR(g->aliases[1].group, "big");
+    }
+    const struct deployment *d = cfg->deployments;
+    CHECK(d[0].n_tags == 2 && d[1].n_tags == 1 && d[2].n_tags == 0, "tags");
+    if (d[0].n_tags == 2)
+        CHECK_STR(d[0].tags[1], "default");
+    CHECK(d[0].max_input_tokens == 128000 && d[1].max_input_tokens == 0, "max_input_tokens");
+    CHECK(d[0].tag_filtering == -1 && d[1].tag_filtering == 0, "model_info.enable_tag_filtering");
+    CHECK(g->n_context_window == 2, "router_settings' context_window_fallbacks");
+    if (g->n_context_window == 2) {
+        CHECK_STR(g->context_window[0].group, "gpt4");
+        CHECK_STR(g->context_window[1].to[0], "hidden-big");
+    }
+    CHECK(g->n_content_policy == 1 && g->n_default_fallbacks == 1, "litellm_settings' lists");
+    if (g->n_default_fallbacks == 1)
+        CHECK_STR(g->default_fallbacks[0], "big");
+    config_free(cfg);
+}
+
+/* DIR/budgets.yaml: the proxy's, a provider's and a deployment's budgets,
+ * model ids (given and derived) and global_max_parallel_requests. */
+static void check_budgets(const char *dir)
+{
+    char path[4096], err[1024];
+    snprintf(path, sizeof(path), "%s/budgets.yaml", dir);
+    struct config *cfg = config_load(path, err, sizeof(err));
+    CHECK(cfg != NULL, "%s should load: %s", path, err);
+    if (cfg == NULL)
+        return;
+    const struct deployment *d = cfg->deployments;
+    CHECK(cfg->n_budgets == 3, "%zu budgets", cfg->n_budgets);
+    CHECK(cfg->global_max_parallel == 100, "global_max_parallel_requests");
+    CHECK_STR(d[0].model_id, "gpt4o-east");
+    CHECK(strlen(d[1].model_id) == 32, "a derived model id: %s", d[1].model_id);
+    if (cfg->n_budgets == 3 && d[0].deployment_budget == 0 && d[1].provider_budget == 1 &&
+        cfg->proxy_budget == 2) {
+        const struct config_budget *b = cfg->budgets;
+        CHECK_STR(b[0].key, "deployment:gpt4o-east");
+        char text[MONEY_STR_MAX];
+        money_format(b[0].max, text);
+        CHECK_STR(text, "10.5");
+        CHECK_STR(b[0].duration, "1d");
+        CHECK_STR(b[1].key, "provider:groq");
+        CHECK_STR(b[1].duration, "1mo");
+        CHECK_STR(b[2].key, "proxy");
+        money_format(b[2].max, text);
+        CHECK_STR(text, "0.000000000001");
+        CHECK_STR(b[2].duration, "30d");
+    } else {
+        CHECK(false, "budget indexes %d %d %d", d[0].deployment_budget, d[1].provider_budget,
+              cfg->proxy_budget);
+    }
+    CHECK(d[0].provider_budget == -1 && d[1].deployment_budget == -1, "no other budgets");
+    CHECK(d[0].tpm == 1000 && d[0].rpm == 0 && d[1].rpm == 60 && d[1].tpm == 0,
+          "rpm/tpm at the entry's top level and in model_info");
+    char eu[MONEY_STR_MAX];
+    money_format(cfg->max_end_user_budget, eu);
+    CHECK_STR(eu, "2.5");
+    config_free(cfg);
+}
+
+/* DIR/dropin.yaml: a LiteLLM config using the honoured keys of every section
+ * loads, with a few of them as read. */
+static void check_dropin(const char *dir)
+{
+    char path[4096], err[1024];
+    snprintf(path, sizeof(path), "%s/dropin.yaml", dir);
+    struct config *cfg = config_load(path, err, sizeof(err));
+    CHECK(cfg != NULL, "%s should load: %s", path, err);
+    if (cfg == NULL)
+        return;
+    CHECK(cfg->n_deployments == 3 && cfg->deployments[0].kind == UPSTREAM_AZURE,
+          "an azure/ and two openai/ deployments");
+    CHECK(cfg->n_budgets == 3 && cfg->proxy_budget >= 0, "proxy, provider and deployment budgets");
+    CHECK(cfg->global_max_parallel == 1000, "global_max_parallel_requests");
+    CHECK(cfg->groups.n_aliases == 2, "model_group_alias");
+    CHECK_STR(cfg->deployments[0].api_key, "azure-key");
+    config_free(cfg);
+}
+
 /* The "# expect: " text on the first line of a bad case. */
 static int read_expect(const char *path, char *out, size_t len)
 {
@@ -289,6 +387,9 @@ int main(int argc, char **argv)
     check_multi(argv[1]);
     check_providers(argv[1]);
     check_env_vars(argv[1]);
+    check_groups(argv[1]);
+    check_budgets(argv[1]);
+    check_dropin(argv[1]);
     check_table();
     check_price_map();
 
