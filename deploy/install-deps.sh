@@ -8,14 +8,16 @@ PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libevent-dev libcurl4-openssl-dev
   libmariadb-dev libyaml-dev libssl-dev libjansson-dev zlib1g-dev libpcre2-dev libsystemd-dev
+  libhiredis-dev
   mariadb-server mariadb-client python3 curl tzdata systemd
 )
 
 # The tests (`install-deps.sh --tests`) also parse /metrics with the
 # Prometheus client, run proxyd behind the example nginx and HAProxy configs,
 # drive the Usage page (/ui) in Debian's headless Chromium, and run the
-# date-sensitive tests again at a later date under libfaketime.
-[ "${1:-}" = "--tests" ] && PACKAGES+=(python3-prometheus-client nginx-light haproxy chromium faketime)
+# date-sensitive tests again at a later date under libfaketime, and share
+# usage-based routing's counts through a throwaway redis-server.
+[ "${1:-}" = "--tests" ] && PACKAGES+=(python3-prometheus-client nginx-light haproxy chromium faketime redis-server)
 
 # The build runs `npm ci` for the Usage page's Chart.js (reportd/ui, pinned by
 # its package-lock.json), and the tests drive proxyd with the official OpenAI

@@ -84,6 +84,17 @@ enum route_strategy {
     ROUTE_COST_BASED
 };
 
+/* router_settings.redis_host, redis_port, redis_password, redis_db or
+ * redis_url: the Redis through which usage-based routing shares each
+ * deployment's requests and tokens of the minute among proxyd (config_redis.c
+ * reads it, proxyd/usage_share.c uses it). host "": not shared. */
+struct redis_config {
+    char host[256];
+    char user[128];      /* redis_url's user (Redis 6 ACL); "": AUTH with the password alone */
+    char password[512];  /* "": no AUTH */
+    int port, db;
+};
+
 /* How proxyd spreads a group's traffic and what it does when a deployment fails. */
 struct router_config {
     enum route_strategy strategy;
@@ -92,6 +103,7 @@ struct router_config {
     double latency_buffer;    /* routing_strategy_args.lowest_latency_buffer */
     int latency_list_size;    /* routing_strategy_args.max_latency_list_size */
     int default_max_parallel; /* router_settings.default_max_parallel_requests (0: none) */
+    struct redis_config redis; /* usage-based routing's shared counts */
     int num_retries;    /* more attempts within the group after a failure */
     int timeout_ms;     /* per attempt, unless the deployment sets its own */
     int allowed_fails;  /* failures within a minute before a deployment cools down */

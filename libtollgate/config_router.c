@@ -64,7 +64,8 @@ static int parse_section(struct loader *ld, yaml_node_t *sec, const char *name, 
         "allowed_fails", "cooldown_time", "fallbacks", "provider_budget_config",
         "routing_strategy_args", "default_max_parallel_requests",
         "model_group_alias", "enable_tag_filtering", "tag_filtering_match_any",
-        "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks", NULL};
+        "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks",
+        "redis_host", "redis_port", "redis_password", "redis_db", "redis_url", NULL};
     static const char *const litellm_keys[] = {"num_retries", "request_timeout", "fallbacks",
                                                "context_window_fallbacks",
                                                "content_policy_fallbacks", "default_fallbacks",

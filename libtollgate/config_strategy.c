@@ -8,6 +8,9 @@
  * error naming the file, line and key, as is a strategy name LiteLLM does
  * not have: a misspelt argument would otherwise route differently than its
  * author believes.
+ *
+ * router_settings' redis_* (the Redis through which usage-based routing shares
+ * its counts) are config_redis.c's; config_parse_strategy reads them too.
  */
 #include <stdio.h>
 #include <string.h>
@@ -126,5 +129,5 @@ int config_parse_strategy(struct loader *ld, yaml_node_t *rs, struct router_conf
                "router_settings.default_max_parallel_requests", 1, 1000000, &parallel) < 0)
         return -1;
     rc->default_max_parallel = (int)parallel;
-    return 0;
+    return config_parse_redis(ld, rs, rc);
 }

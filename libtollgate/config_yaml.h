@@ -74,6 +74,10 @@ void config_router_free(struct router_config *rc);
  * default_max_parallel_requests into rc (config_strategy.c). */
 int config_parse_strategy(struct loader *ld, yaml_node_t *router_settings,
                           struct router_config *rc);
+/* router_settings' redis_* into rc->redis, host "" when none is set
+ * (config_redis.c; called by config_parse_strategy). */
+int config_parse_redis(struct loader *ld, yaml_node_t *router_settings,
+                       struct router_config *rc);
 /* A [{group: [fallback groups]}] list (config_router.c); *out and *n are
  * set as far as it was read, also on error (config_fallbacks_free frees them). */
 struct fallback;

@@ -100,7 +100,7 @@ static int build(struct proxy *px, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if ((px->gen = generation_first(px->cfg, err, errlen)) == NULL ||
+    if ((px->gen = generation_first(px->cfg, px->base, err, errlen)) == NULL ||
         db_schema_check_at(&px->cfg->db, err, errlen) < 0 ||
         (px->relay = relay_new(px->base, err, errlen)) == NULL ||
         (px->pub = publisher_new(px->base, px->cfg, err, errlen)) == NULL ||

@@ -20,7 +20,8 @@ static void warn_unpriced(const struct generation *g)
     }
 }
 
-static struct generation *build(const struct config *cfg, char *err, size_t errlen)
+static struct generation *build(const struct config *cfg, struct event_base *base, char *err,
+                                size_t errlen)
 {
     struct generation *g = calloc(1, sizeof(*g));
     if (g == NULL) {
@@ -31,7 +32,9 @@ static struct generation *build(const struct config *cfg, char *err, size_t errl
     g->refs = 1;
     g->number = 1;
     if ((g->prices = price_table_open(cfg->price_file, err, errlen)) == NULL ||
-        (g->router = router_new(cfg, err, errlen)) == NULL) {
+        (g->router = router_new(cfg, err, errlen)) == NULL ||
+        router_share_usage(g->router, base, err, errlen) < 0) {
+        router_free(g->router);
         price_table_free(g->prices);
         free(g);
         return NULL;
@@ -40,9 +43,10 @@ static struct generation *build(const struct config *cfg, char *err, size_t errl
     return g;
 }
 
-struct generation *generation_first(const struct config *cfg, char *err, size_t errlen)
+struct generation *generation_first(const struct config *cfg, struct event_base *base,
+                                    char *err, size_t errlen)
 {
-    return build(cfg, err, errlen);
+    return build(cfg, base, err, errlen);
 }
 
 struct generation *generation_ref(struct generation *g)
@@ -100,7 +104,7 @@ int reload_config(struct proxy *px)
 {
     char err[1024];
     struct config *cfg = config_load(px->cfg->path, err, sizeof(err));
-    struct generation *g = cfg != NULL ? build(cfg, err, sizeof(err)) : NULL;
+    struct generation *g = cfg != NULL ? build(cfg, px->base, err, sizeof(err)) : NULL;
     if (g == NULL) {
         log_error("reload refused, the running configuration stays in force: %s", err);
         config_free(cfg);

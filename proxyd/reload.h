@@ -26,8 +26,10 @@ struct generation {
     unsigned number;             /* 1 at start, +1 per accepted reload */
 };
 
-/* The first generation, on the start-up config (not owned). NULL on error (err). */
-struct generation *generation_first(const struct config *cfg, char *err, size_t errlen);
+/* The first generation, on the start-up config (not owned); its router works
+ * on base's loop. NULL on error (err). */
+struct generation *generation_first(const struct config *cfg, struct event_base *base,
+                                    char *err, size_t errlen);
 struct generation *generation_ref(struct generation *g);
 void generation_unref(struct generation *g);
 

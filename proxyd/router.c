@@ -145,6 +145,14 @@ oom:
     return NULL;
 }
 
+int router_share_usage(struct router *r, struct event_base *base, char *err, size_t errlen)
+{
+    if (pick_share_usage(r->pick, base) == 0)
+        return 0;
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
 void router_free(struct router *r)
 {
     if (r == NULL)

@@ -59,6 +59,10 @@ enum route_refusal { ROUTE_UNKNOWN_MODEL = 1, ROUTE_NO_TAG_MATCH };
 struct router *router_new(const struct config *cfg, char *err, size_t errlen);
 void router_free(struct router *r);
 
+/* Shares usage-based routing's counts through the config's Redis, on base's
+ * loop (pick_share_usage). 0, or -1 (err) when out of memory. */
+int router_share_usage(struct router *r, struct event_base *base, char *err, size_t errlen);
+
 /* Is name a model group of the config, or an alias of one (model_group_alias)? */
 bool router_has_group(const struct router *r, const char *name);
 

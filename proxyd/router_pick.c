@@ -27,10 +27,15 @@
  *                    $5 a token for a model it has no price for (lowest_cost.py)
  *
  * The counts are this proxyd's own, kept per config generation: several
- * proxyd behind a balancer each count their share. (Sharing them through
- * Redis, as LiteLLM can, belongs to the rate-limit issue.) The minute is the
- * UTC wall-clock minute, as LiteLLM's keys; usage-based's ttl (60 s) forgets
- * a minute's counts that long after their last change.
+ * proxyd behind a balancer each count their share. Usage-based routing with
+ * router_settings.redis_host (or redis_url) weighs every proxyd's requests
+ * and tokens of the minute instead, shared through Redis as LiteLLM's
+ * lowest_tpm_rpm_v2.py does (usage_share.c); while Redis does not answer it
+ * falls back to this proxyd's own counts, which are always kept. In-flight
+ * caps, latencies and the other strategies stay per proxyd. The minute is
+ * the UTC wall-clock minute, as LiteLLM's keys; usage-based's ttl (60 s)
+ * forgets a minute's counts that long after their last change (in Redis:
+ * the keys' EXPIRE).
  */
 #include "router_pick.h"
 
@@ -38,7 +43,9 @@
 #include <time.h>
 
 #include "clock.h"
+#include "log.h"
 #include "price.h"
+#include "usage_share.h"
 
 #define TIMEOUT_LATENCY_S 1000.0 /* lowest_latency.py: a timeout's latency */
 #define DEFAULT_OUTPUT 1024      /* answer tokens a cost assumes when the request does not say */
@@ -69,6 +76,7 @@ struct pick {
     const struct deployment **open, **equals;
     double *scores;
     struct sample *sample_mem;
+    struct usage_share *share; /* usage-based with Redis: every proxyd's counts (NULL: none) */
 };
 
 /* LiteLLM's calculate_max_parallel_requests. */
@@ -110,6 +118,7 @@ void pick_free(struct pick *p)
 {
     if (p == NULL)
         return;
+    usage_share_free(p->share);
     free(p->sample_mem);
     free(p->open);
     free(p->equals);
@@ -138,6 +147,36 @@ static struct load *counted(struct pick *p, const struct deployment *d)
     return l;
 }
 
+int pick_share_usage(struct pick *p, struct event_base *base)
+{
+    const struct router_config *rc = &p->cfg->router;
+    if (rc->redis.host[0] == '\0' || p->share != NULL || p->cfg->n_deployments == 0)
+        return 0;
+    if (rc->strategy != ROUTE_USAGE_BASED) {
+        log_info("router_settings.redis_*: only usage-based routing shares its counts "
+                 "through Redis; this strategy counts per proxyd");
+        return 0;
+    }
+    if ((p->share = usage_share_new(base, p->cfg, rc->strategy_ttl_ms / 1000)) == NULL)
+        return -1;
+    log_info("usage-based routing shares its counts through redis %s:%d", rc->redis.host,
+             rc->redis.port);
+    return 0;
+}
+
+/* d's requests and tokens this minute: every proxyd's (Redis) when it
+ * answers, else this proxyd's own. */
+static void usage_of(struct pick *p, const struct deployment *d, int64_t *requests,
+                     int64_t *tokens)
+{
+    const struct load *l = counted(p, d);
+    if (p->share != NULL &&
+        usage_share_counts(p->share, (size_t)(d - p->cfg->deployments), requests, tokens))
+        return;
+    *requests = l->requests;
+    *tokens = l->tokens;
+}
+
 bool pick_counts_prompt(const struct pick *p)
 {
     enum route_strategy s = p->cfg->router.strategy;
@@ -148,12 +187,14 @@ bool pick_counts_prompt(const struct pick *p)
 static bool at_limit(struct pick *p, const struct deployment *d, const struct route_request *rq)
 {
     struct load *l = counted(p, d);
+    int64_t requests, tokens;
     if (l->cap > 0 && l->in_flight >= l->cap)
         return true;
     if (!pick_counts_prompt(p))
         return false;
-    return (d->rpm > 0 && (double)(l->requests + 1) > d->rpm) ||
-           (d->tpm > 0 && (double)(l->tokens + rq->prompt_tokens) > d->tpm);
+    usage_of(p, d, &requests, &tokens);
+    return (d->rpm > 0 && (double)(requests + 1) > d->rpm) ||
+           (d->tpm > 0 && (double)(tokens + rq->prompt_tokens) > d->tpm);
 }
 
 /* Weighted draw (simple-shuffle). */
@@ -211,11 +252,13 @@ static double cost_of(const struct deployment *d, const struct route_request *rq
 /* The strategy's measure of d: lower is better. */
 static double score(struct pick *p, const struct deployment *d, const struct route_request *rq)
 {
+    int64_t requests, tokens;
     switch (p->cfg->router.strategy) {
     case ROUTE_LEAST_BUSY:
         return load_of(p, d)->in_flight;
     case ROUTE_USAGE_BASED:
-        return (double)counted(p, d)->tokens;
+        usage_of(p, d, &requests, &tokens);
+        return (double)tokens;
     case ROUTE_LATENCY_BASED:
         return latency_of(p, d, rq->stream);
     case ROUTE_COST_BASED:
@@ -267,6 +310,8 @@ void pick_attempt_start(struct pick *p, const struct deployment *d)
     l->in_flight++;
     l->requests++;
     l->touched_ms = clock_ms();
+    if (p->share != NULL)
+        usage_share_add(p->share, (size_t)(d - p->cfg->deployments), 1, 0);
 }
 
 /* Keeps the last latency_list_size samples (LiteLLM keeps a list that long). */
@@ -299,6 +344,8 @@ void pick_attempt_sample(struct pick *p, const struct deployment *d,
     if (s->total_tokens > 0) {
         l->tokens += s->total_tokens;
         l->touched_ms = clock_ms();
+        if (p->share != NULL)
+            usage_share_add(p->share, (size_t)(d - p->cfg->deployments), 0, s->total_tokens);
     }
     add_sample(p, d, (double)s->latency_us / 1e6 / per,
                s->ttft_us >= 0 ? (double)s->ttft_us / 1e6 / per : -1);

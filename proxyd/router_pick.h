@@ -13,6 +13,7 @@
 
 #include "config.h"
 
+struct event_base;
 struct price_table;
 
 /* What a strategy weighs about the request; zeros when unknown. */
@@ -34,6 +35,11 @@ struct pick;
 
 struct pick *pick_new(const struct config *cfg);
 void pick_free(struct pick *p);
+
+/* Usage-based routing with router_settings.redis_*: from now on its counts
+ * are every proxyd's, shared through Redis on base's loop (usage_share.h).
+ * Without Redis, or another strategy: nothing. -1: out of memory. */
+int pick_share_usage(struct pick *p, struct event_base *base);
 
 /* The deployment the configured strategy chooses among cands[0..n), each a
  * deployment of cfg. NULL when every one is at a limit (in flight at its

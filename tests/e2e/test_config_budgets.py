@@ -3,7 +3,8 @@
 - a deployment's litellm_params.max_budget: once spent, the router passes the deployment
   over for the group's others; when none is left the request gets LiteLLM's 429
   "No deployments available - crossed budget"; with budget_duration it resets on time;
-- router_settings.provider_budget_config: the same for every deployment of a provider;
+- router_settings.provider_budget_config: the same for every deployment of a provider, and
+  its time_period resets it on time;
 - litellm_settings.max_budget with budget_duration: the proxy-wide budget refuses every
   request once spent (400, LiteLLM's words, x-tollgate-budget-reset-at) and resets on time;
 - litellm_settings.max_end_user_budget: the budget of end users without their own;
@@ -60,7 +61,7 @@ class ConfigBudgets(harness.StackTestCase):
         "extra_models": models,
         "extra_config": {
             "router_settings": {"provider_budget_config": {
-                "openai": {"budget_limit": str(THREE), "time_period": "1d"}}},
+                "openai": {"budget_limit": str(THREE), "time_period": "10s"}}},
             "general_settings": {"global_max_parallel_requests": 2},
             "litellm_settings": {"max_end_user_budget": str(THREE)}},
     }
@@ -157,7 +158,16 @@ class ConfigBudgets(harness.StackTestCase):
                                     user="eu-own")[0], 200)
             self.sent += 1
 
-    def test_provider_budget_refuses_once_spent(self):
+    def test_provider_budget_refuses_once_spent_and_resets_on_time(self):
+        s = self.stack
+        key = "WHERE budget_key = 'provider:openai'"
+        # start just after a boundary of its 10 s periods: the spending below fits in one
+        wait_for(lambda: s.sql(f"SELECT 1 FROM config_budgets {key}"), timeout=10)
+        ends = float(s.sql_value(f"SELECT UNIX_TIMESTAMP(budget_reset_at) FROM config_budgets {key}"))
+        if ends - time.time() < 5:
+            wait_for(lambda: s.sql_value(f"SELECT UNIX_TIMESTAMP(budget_reset_at) > {ends}"
+                                         f" FROM config_budgets {key}") == "1",
+                     timeout=20, interval=0.1, message="the provider budget's period ended")
         ok, (status, _, body) = self.spend_until_refused("prov")
         self.assertEqual(ok, 3)
         err = self.assertErrorShape(body, 429, param=None)
@@ -167,6 +177,10 @@ class ConfigBudgets(harness.StackTestCase):
         self.assertEqual(spend, COST * 3)
         # other providers are not affected
         self.assertEqual(self.send("llama3")[0], 200)
+        self.sent += 1
+        # the next period serves again
+        wait_for(lambda: self.send("prov")[0] == 200, timeout=30, interval=0.25,
+                 message="the provider budget reset")
         self.sent += 1
         self.acked()
         self.assertEqual(invariants.check(self.stack), [])

@@ -332,6 +332,38 @@ static void check_dropin(const char *dir)
     config_free(cfg);
 }
 
+/* router_settings' Redis: redis_url, and redis_host/port/password/db. */
+static void check_redis(const char *dir)
+{
+    char path[4096], err[1024];
+    snprintf(path, sizeof(path), "%s/redis-url.yaml", dir);
+    struct config *cfg = config_load(path, err, sizeof(err));
+    CHECK(cfg != NULL, "%s should load: %s", path, err);
+    if (cfg != NULL) {
+        const struct redis_config *r = &cfg->router.redis;
+        CHECK_STR(r->host, "::1");
+        CHECK_STR(r->user, "ops");
+        CHECK_STR(r->password, "p@ss");
+        CHECK(r->port == 6380 && r->db == 3, "url port %d db %d", r->port, r->db);
+        config_free(cfg);
+    }
+    snprintf(path, sizeof(path), "%s/redis-host.yaml", dir);
+    cfg = config_load(path, err, sizeof(err));
+    CHECK(cfg != NULL, "%s should load: %s", path, err);
+    if (cfg != NULL) {
+        const struct redis_config *r = &cfg->router.redis;
+        CHECK_STR(r->host, "redis.internal");
+        CHECK_STR(r->user, "");
+        CHECK_STR(r->password, "s3cret");
+        CHECK(r->port == 6381 && r->db == 2, "port %d db %d", r->port, r->db);
+        config_free(cfg);
+    }
+    snprintf(path, sizeof(path), "%s/good-seed.yaml", dir);
+    cfg = config_load(path, err, sizeof(err));
+    CHECK(cfg != NULL && cfg->router.redis.host[0] == '\0', "no Redis unless configured");
+    config_free(cfg);
+}
+
 /* The "# expect: " text on the first line of a bad case. */
 static int read_expect(const char *path, char *out, size_t len)
 {
@@ -390,6 +422,7 @@ int main(int argc, char **argv)
     check_groups(argv[1]);
     check_budgets(argv[1]);
     check_dropin(argv[1]);
+    check_redis(argv[1]);
     check_table();
     check_price_map();
 
