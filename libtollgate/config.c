@@ -397,8 +397,11 @@ static int read_env_vars(struct loader *ld, yaml_node_t *root)
             return cy_fail(ld, v != NULL ? v : ev, "environment_variables",
                            "must map names to strings");
     }
+    /* names that change LiteLLM's limits, access or prices: refused here (the
+     * process's own environment is not the file's to refuse) */
+    cy_refuse_keys(ld, ev, "environment_variables.");
     ld->env_vars = ev;
-    return 0;
+    return ld->refused ? -1 : 0;
 }
 
 struct config *config_load(const char *path, char *err, size_t errlen)

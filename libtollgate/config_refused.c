@@ -2,9 +2,11 @@
  * money and that Tollgate does not apply (yet): a config that sets one does not
  * load, and the error names the key and what it would have done. Ignoring such
  * a key with a warning would let through what it refuses, or bill what it
- * would not (issue 26). Sections: litellm_params and model_info are a
- * deployment's; the others are the top-level sections of the same name.
- * Sorted by section and key (config_refused_why searches it). */
+ * would not (issue 26). Sections: "" is the top level; litellm_params and
+ * model_info are a deployment's (a price refused in litellm_params is refused
+ * in model_info too); environment_variables are names its section sets; the
+ * others are the top-level sections of the same name. Sorted by section and
+ * key (config_refused_why searches it). */
 #include "config_refused.h"
 
 #include <stdlib.h>
@@ -15,6 +17,29 @@ struct refused {
 };
 
 static const struct refused REFUSED[] = {
+    {"", "guardrails", "access",
+     "guardrails that block or rewrite requests and answers (content filters, PII masking ...)"},
+    {"environment_variables", "DISABLE_ADMIN_UI", "access", "turn the admin UI off"},
+    {"environment_variables", "DYNAMIC_RATE_LIMIT_ERROR_THRESHOLD_PER_MINUTE", "limits",
+     "errors a minute before the dynamic rate limiter steps in"},
+    {"environment_variables", "LEGACY_MULTI_INSTANCE_RATE_LIMITING", "limits",
+     "the old per-instance rate limiter"},
+    {"environment_variables", "LITELLM_KEY_ROTATION_CHECK_INTERVAL_SECONDS", "access",
+     "how often keys due for rotation are rotated"},
+    {"environment_variables", "LITELLM_KEY_ROTATION_ENABLED", "access",
+     "rotate virtual keys automatically"},
+    {"environment_variables", "LITELLM_KEY_ROTATION_GRACE_PERIOD", "access",
+     "how long a rotated key still works"},
+    {"environment_variables", "LITELLM_MAX_STREAMING_DURATION_SECONDS", "limits",
+     "longest a stream may last"},
+    {"environment_variables", "LITELLM_MODEL_COST_MAP_URL", "money",
+     "where the price map is downloaded from (Tollgate's is built in or tollgate.price_file)"},
+    {"environment_variables", "LITELLM_RATE_LIMIT_WINDOW_SIZE", "limits",
+     "the rate limiter's window"},
+    {"environment_variables", "MODEL_COST_MAP_MAX_SHRINK_RATIO", "money",
+     "how much smaller a downloaded price map may be"},
+    {"environment_variables", "MODEL_COST_MAP_MIN_MODEL_COUNT", "money",
+     "fewest models a downloaded price map must have"},
     {"general_settings", "allow_client_side_credentials", "access",
      "clients may pass api_key/api_base per request"},
     {"general_settings", "allow_requests_on_db_unavailable", "access",
@@ -191,6 +216,10 @@ static const struct refused REFUSED[] = {
     {"model_info", "allow_fail_open", "access",
      "tag routing falls back to default-tagged deployments"},
     {"model_info", "blocked", "access", "admin pause flag of the model"},
+    {"model_info", "cost_per_ptu_per_hour", "money", "provisioned-throughput price per hour"},
+    {"model_info", "ptu_count", "money", "provisioned throughput units billed per hour"},
+    {"model_info", "ptu_effective_from", "money", "when the provisioned-throughput price starts"},
+    {"model_info", "ptu_effective_to", "money", "when the provisioned-throughput price ends"},
     {"model_info", "supported_environments", "access",
      "environments (production, staging, ...) where the model is exposed"},
     {"model_info", "team_id", "access", "team that owns this (team-only) model"},
@@ -212,14 +241,57 @@ static int cmp(const void *k, const void *e)
     return c != 0 ? c : strcmp(a->key, b->key);
 }
 
-const char *config_refused_why(const char *section, const char *key, const char **affects)
+static const struct refused *find(const char *section, const char *key)
 {
     struct refused k = {section, key, NULL, NULL};
-    const struct refused *r = bsearch(&k, REFUSED, sizeof(REFUSED) / sizeof(REFUSED[0]),
-                                      sizeof(REFUSED[0]), cmp);
+    return bsearch(&k, REFUSED, sizeof(REFUSED) / sizeof(REFUSED[0]), sizeof(REFUSED[0]), cmp);
+}
+
+const char *config_refused_why(const char *section, const char *key, const char **affects)
+{
+    const struct refused *r = find(section, key);
+    /* a price LiteLLM also takes from model_info (Deployment mirrors litellm_params' prices
+     * there): refused in either place */
+    if (r == NULL && strcmp(section, "model_info") == 0 &&
+        (r = find("litellm_params", key)) != NULL && strcmp(r->affects, "money") != 0)
+        r = NULL;
     if (r != NULL && affects != NULL)
         *affects = r->affects;
     return r != NULL ? r->what : NULL;
+}
+
+/* LiteLLM callbacks that enforce rather than log (its proxy hooks and
+ * guardrails): in callbacks / success_callback / failure_callback they
+ * decide access or limits. */
+static const struct {
+    const char *name, *what;
+} ENFORCING[] = {
+    {"aporia", "guardrail"},
+    {"azure_content_safety", "content filter"},
+    {"batch_redis_requests", "request batching through Redis"},
+    {"bedrock_guardrails", "guardrail"},
+    {"detect_prompt_injection", "prompt-injection blocker"},
+    {"dynamic_rate_limiter", "rate limiter"},
+    {"dynamic_rate_limiter_v3", "rate limiter"},
+    {"google_text_moderation", "content filter"},
+    {"guardrails_ai", "guardrail"},
+    {"hide_secrets", "secret masking"},
+    {"lakera_prompt_injection", "prompt-injection blocker"},
+    {"llamaguard_moderations", "content filter"},
+    {"llmguard_moderations", "content filter"},
+    {"max_budget_limiter", "budget limiter"},
+    {"max_parallel_requests", "parallel-request limiter"},
+    {"openai_moderations", "content filter"},
+    {"parallel_request_limiter", "parallel-request limiter"},
+    {"presidio", "PII masking"},
+};
+
+const char *config_refused_callback(const char *name)
+{
+    for (size_t i = 0; i < sizeof(ENFORCING) / sizeof(ENFORCING[0]); i++)
+        if (strcmp(ENFORCING[i].name, name) == 0)
+            return ENFORCING[i].what;
+    return NULL;
 }
 
 size_t config_refused_count(void)

@@ -11,6 +11,11 @@
  * otherwise. *affects (may be NULL): "access", "limits" or "money". */
 const char *config_refused_why(const char *section, const char *key, const char **affects);
 
+/* What callback `name` of litellm_settings' callback lists enforces (a
+ * guardrail, a rate limiter ...), when Tollgate refuses it; NULL for the
+ * others (logging integrations, warned about as not applicable). */
+const char *config_refused_callback(const char *name);
+
 /* How many keys are refused. */
 size_t config_refused_count(void);
 

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "budget_period.h"
+#include "config_refused.h"
 #include "config_yaml.h"
 
 #define DEFAULT_ALLOWED_FAILS 3
@@ -57,6 +58,33 @@ int config_parse_fallbacks(struct loader *ld, yaml_node_t *list, const char *key
 }
 
 /* Reads one section; values it sets override what is there. */
+/* litellm_settings' callback lists: logging integrations are not Tollgate's
+ * business (warned about with the other unknown keys), but a callback that
+ * enforces (a guardrail, a rate limiter) decides access or limits: refused. */
+static int check_callbacks(struct loader *ld, yaml_node_t *sec)
+{
+    static const char *const lists[] = {"callbacks", "success_callback", "failure_callback",
+                                        NULL};
+    char key[96];
+    for (size_t i = 0; lists[i] != NULL; i++) {
+        yaml_node_t *l = cy_map_get(ld, sec, lists[i]);
+        if (l == NULL || l->type != YAML_SEQUENCE_NODE)
+            continue;
+        for (yaml_node_item_t *it = l->data.sequence.items.start; it < l->data.sequence.items.top;
+             it++) {
+            yaml_node_t *v = yaml_document_get_node(&ld->doc, *it);
+            const char *what = cy_scalar(v) != NULL ? config_refused_callback(cy_scalar(v)) : NULL;
+            snprintf(key, sizeof(key), "litellm_settings.%s", lists[i]);
+            if (what != NULL)
+                return cy_fail(ld, v, key, "LiteLLM's %s callback (a %s) is not applied by "
+                               "Tollgate, and a callback that decides access or limits is "
+                               "refused rather than ignored: remove it to start",
+                               cy_scalar(v), what);
+        }
+    }
+    return 0;
+}
+
 static int parse_section(struct loader *ld, yaml_node_t *sec, const char *name, bool router,
                          struct router_config *rc)
 {
@@ -85,6 +113,8 @@ static int parse_section(struct loader *ld, yaml_node_t *sec, const char *name, 
         return -1;
     snprintf(prefix, sizeof(prefix), "%s.", name);
     cy_check_keys(ld, sec, prefix, router ? router_keys : litellm_keys);
+    if (!router && check_callbacks(ld, sec) < 0)
+        return -1;
     if (router && config_parse_strategy(ld, sec, rc) < 0)
         return -1;
     snprintf(key, sizeof(key), "%s.num_retries", name);
