@@ -118,6 +118,7 @@ struct router_config {
  * the config_budgets table, where accountd keeps its period spend. */
 struct config_budget {
     char *key;
+    char *owner;    /* "p:" + key: its name among proxyd's budget owners (owners.h) */
     money_t max;
     char *duration; /* budget_duration / time_period; NULL: never reset */
     int line;

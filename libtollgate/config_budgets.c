@@ -60,10 +60,15 @@ static int add_budget(struct loader *ld, struct config *cfg, yaml_node_t *at, co
     b = &cfg->budgets[cfg->n_budgets];
     *b = (struct config_budget){.max = max, .duration = duration,
                                 .line = (int)at->start_mark.line + 1};
-    if ((b->key = strdup(key)) == NULL) {
+    size_t len = strlen(key) + 3;
+    if ((b->key = strdup(key)) == NULL || (b->owner = malloc(len)) == NULL) {
+        free(b->key);
+        b->key = NULL;
         free(duration);
+        b->duration = NULL;
         return cy_fail(ld, at, what, "out of memory");
     }
+    snprintf(b->owner, len, "p:%s", key);
     return (int)cfg->n_budgets++;
 }
 
@@ -241,6 +246,7 @@ void config_budgets_free(struct config *cfg)
 {
     for (size_t i = 0; i < cfg->n_budgets; i++) {
         free(cfg->budgets[i].key);
+        free(cfg->budgets[i].owner);
         free(cfg->budgets[i].duration);
     }
     free(cfg->budgets);

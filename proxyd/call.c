@@ -556,8 +556,8 @@ static void check_owners(struct call *c)
         admit(c);
         return;
     }
-    size_t cap = 1 + ntags + c->gen->cfg->n_budgets;
-    char **names = calloc(cap, sizeof(*names));
+    const struct config *cfg = c->gen->cfg;
+    char **names = calloc(1 + ntags + cfg->n_budgets, sizeof(*names));
     int ok = names != NULL;
     if (ok && c->end_user != NULL && (names[n++] = malloc(strlen(c->end_user) + 3)) != NULL)
         sprintf(names[n - 1], "c:%s", c->end_user);
@@ -566,13 +566,14 @@ static void check_owners(struct call *c)
         if ((names[n++] = malloc(strlen(tag) + 3)) != NULL)
             sprintf(names[n - 1], "g:%s", tag);
     }
-    if (ok && config_budget_names(c->gen->cfg, names, &n) < 0)
-        ok = 0;
+    size_t owned = n; /* the config budgets' names are the config's */
+    for (size_t i = 0; ok && i < cfg->n_budgets; i++)
+        names[n++] = cfg->budgets[i].owner;
     for (size_t i = 0; ok && i < n; i++)
         ok = names[i] != NULL;
     if (ok)
         owners_lookup(c->px->owners, (const char *const *)names, n, on_owners, c);
-    for (size_t i = 0; names != NULL && i < n; i++)
+    for (size_t i = 0; names != NULL && i < owned; i++)
         free(names[i]);
     free(names);
     if (!ok) {

@@ -19,17 +19,6 @@
 #include "owners.h"
 #include "reload.h"
 
-int config_budget_names(const struct config *cfg, char **names, size_t *n)
-{
-    for (size_t i = 0; i < cfg->n_budgets; i++) {
-        size_t len = strlen(cfg->budgets[i].key) + 3;
-        if ((names[*n] = malloc(len)) == NULL)
-            return -1;
-        snprintf(names[(*n)++], len, "p:%s", cfg->budgets[i].key);
-    }
-    return 0;
-}
-
 #define MISSING_WARN_MS 60000 /* at most one warning a minute about missing rows */
 
 void config_budget_rows(const struct config *cfg, struct owner_row *rows)

@@ -10,10 +10,6 @@
 #include "call_priv.h"
 #include "owners.h"
 
-/* Appends "p:<key>" for every budget of cfg to names[*n...] (malloc'ed, in
- * cfg->budgets order). -1 on ENOMEM (what was appended stays counted). */
-int config_budget_names(const struct config *cfg, char **names, size_t *n);
-
 /* rows[i] is the row of cfg->budgets[i]: its maximum is the config's. */
 void config_budget_rows(const struct config *cfg, struct owner_row *rows);
 

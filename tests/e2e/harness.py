@@ -996,6 +996,31 @@ class StackTestCase(unittest.TestCase):
 
     # shared assertions
 
+    def assertReservation(self, held, small, reserved, step):
+        """`held` (a streamed chat the fake upstream stalls) reserves exactly `reserved`
+        while it runs: with a key of that max_budget, `small` sent meanwhile is refused
+        (400 budget_exceeded); with `step` more, admitted. Once the held request ends (its
+        client leaves), its reservation goes and `small` is admitted."""
+        s = self.stack
+        for budget, admitted in ((reserved, False), (reserved + step, True)):
+            with self.subTest(budget=budget):
+                st, _, k = s.report("POST", "/key/generate", {"max_budget": float(budget)},
+                                    key=MASTER_KEY)
+                self.assertEqual(st, 200, k)
+                self.assertEqual(Decimal(s.sql_value(
+                    "SELECT max_budget FROM api_keys WHERE token = '%s'" % k["token"])), budget)
+                conn, n = s.held_stream(k["key"], held)
+                try:
+                    self.assertEqual(n, len(json.dumps(held).encode()))
+                    st, _, out = s.proxy("POST", "/v1/chat/completions", small, key=k["key"])
+                    self.assertEqual((st, None if st == 200 else out["error"]["type"]),
+                                     (200, None) if admitted else (400, "budget_exceeded"), out)
+                finally:
+                    conn.close()
+                wait_for(lambda: s.proxy("POST", "/v1/chat/completions", small,
+                                         key=k["key"])[0] == 200, 20,
+                         message="still refused after the held request ended")
+
     def assertErrorShape(self, body, status, param=..., type_=None, msg=None):
         """An OpenAI-shaped error: {"error": {"message","type","param","code"}};
         param is checked unless omitted (None means JSON null)."""

@@ -354,27 +354,7 @@ class ReservationTest(harness.StackTestCase):
         reserved = (Decimal(LLAMA["input_cost_per_token"]) * size
                     + Decimal(LLAMA["output_cost_per_token"]) * LLAMA["max_output_tokens"])
         one_token = Decimal(LLAMA["output_cost_per_token"])
-        for budget, admitted in ((reserved, False), (reserved + one_token, True)):
-            with self.subTest(budget=budget):
-                st, _, k = self.stack.report("POST", "/key/generate",
-                                             {"max_budget": float(budget)}, key=MASTER_KEY)
-                self.assertEqual(st, 200, k)
-                self.assertEqual(Decimal(self.stack.sql_value(
-                    "SELECT max_budget FROM api_keys WHERE token = '%s'" % k["token"])), budget)
-                conn, n = self.stack.held_stream(k["key"], held)
-                try:
-                    self.assertEqual(n, size)
-                    st, _, out = self.stack.http("POST", self.stack.proxyd_port,
-                                                 "/v1/chat/completions", small, k["key"])
-                    self.assertEqual((st, None if st == 200 else out["error"]["type"]),
-                                     (200, None) if admitted else (400, "budget_exceeded"), out)
-                finally:
-                    conn.close()
-                # the client left: proxyd ends the request and its reservation with it
-                wait_for(lambda: self.stack.http("POST", self.stack.proxyd_port,
-                                                 "/v1/chat/completions", small,
-                                                 k["key"])[0] == 200, 20,
-                         message="still refused after the held request ended")
+        self.assertReservation(held, small, reserved, one_token)
 
 
 if __name__ == "__main__":

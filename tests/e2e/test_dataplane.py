@@ -6,13 +6,11 @@ Run from the repo root:  python3 -m unittest -v tests/e2e/test_dataplane.py
 
 import concurrent.futures
 import http.client
-import http.server
 import json
 import math
 import os
 import socket
 import sys
-import threading
 import time
 import unittest
 from decimal import Decimal
@@ -20,6 +18,7 @@ from decimal import Decimal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+from error_upstream import ErrorUpstream  # noqa: E402
 from harness import MASTER_KEY, expected_cost, free_port, wait_for  # noqa: E402
 
 DEAD_PORT = free_port()  # nothing listens here: connect errors
@@ -36,48 +35,7 @@ HEAVY_WEIGHT, LIGHT_WEIGHT = 3, 1
 COOL_HEALTHY = "llama-3.1-70b-versatile"
 
 
-class FailingUpstream:
-    """An upstream that answers every POST with a 500, counting them; runs on a
-    thread of the test process (the count is taken before the answer leaves, so
-    it is up to date when proxyd's answer reaches the test)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.hits = 0
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with owner.lock:
-                    owner.hits += 1
-                body = b'{"error":{"message":"always failing","type":"server_error",' \
-                       b'"param":null,"code":"500"}}'
-                self.send_response(500)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def count(self):
-        with self.lock:
-            return self.hits
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-FAILING = None  # the FailingUpstream of DataPlaneTest, made in its setUpClass
+FAILING = None  # the ErrorUpstream (always failing) of DataPlaneTest, made in its setUpClass
 
 
 def binomial_bounds(n, p, tail):
@@ -135,7 +93,7 @@ class DataPlaneTest(harness.StackTestCase):
     @classmethod
     def setUpClass(cls):
         global FAILING
-        FAILING = FailingUpstream()  # before the stack: its port goes into the config
+        FAILING = ErrorUpstream()  # before the stack: its port goes into the config
         cls.addClassCleanup(FAILING.stop)
         super().setUpClass()
 

@@ -201,24 +201,7 @@ class RequestShapingTest(harness.StackTestCase):
         reserved = (Decimal(LLAMA["input_cost_per_token"]) * size
                     + Decimal(LLAMA["output_cost_per_token"]) * SHORT)
         one_token = Decimal(LLAMA["output_cost_per_token"])
-        for budget, admitted in ((reserved, False), (reserved + one_token, True)):
-            with self.subTest(budget=budget):
-                st, _, k = self.stack.report("POST", "/key/generate",
-                                             {"max_budget": float(budget)}, key=MASTER_KEY)
-                self.assertEqual(st, 200, k)
-                self.assertEqual(Decimal(self.stack.sql_value(
-                    "SELECT max_budget FROM api_keys WHERE token = '%s'" % k["token"])), budget)
-                conn, _ = self.stack.held_stream(k["key"], held)
-                try:
-                    st, _, out = self.stack.proxy("POST", "/v1/chat/completions", small,
-                                                  key=k["key"])
-                    self.assertEqual((st, None if st == 200 else out["error"]["type"]),
-                                     (200, None) if admitted else (400, "budget_exceeded"), out)
-                finally:
-                    conn.close()
-                wait_for(lambda: self.stack.proxy("POST", "/v1/chat/completions", small,
-                                                  key=k["key"])[0] == 200, 20,
-                         message="still refused after the held request ended")
+        self.assertReservation(held, small, reserved, one_token)
         sent = [r["body"] for r in self.stack.upstream_requests()
                 if r["body"] and r["body"].get("model") == "llama-3.1-8b-instant"]
         self.assertIn(SHORT, [b.get("max_tokens") for b in sent])

@@ -12,16 +12,14 @@ upstream, told apart by the model it answers with.
 Run from the repo root:  python3 tests/e2e/run.py tests/e2e/test_routing_groups.py
 """
 
-import http.server
-import json
 import os
 import sys
-import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+from error_upstream import ALWAYS_FAILING, ErrorUpstream  # noqa: E402
 from harness import MASTER_KEY, wait_for  # noqa: E402
 
 LEDGER_TIMEOUT = 10.0
@@ -44,50 +42,8 @@ ERRORS = {
                                             "triggering Azure OpenAI's content management policy.",
                                  "type": None, "param": "prompt", "code": "content_filter",
                                  "status": 400}}),
-    "fail": (500, {"error": {"message": "always failing", "type": "server_error", "param": None,
-                             "code": "500"}}),
+    "fail": ALWAYS_FAILING,
 }
-
-
-class ErrorUpstream:
-    """Answers every POST with the error of its path's first segment, counting them per
-    segment (counted before the answer leaves, so up to date when proxyd answers)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.hits = {}
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                kind = self.path.strip("/").split("/")[0]
-                with owner.lock:
-                    owner.hits[kind] = owner.hits.get(kind, 0) + 1
-                status, body = ERRORS.get(kind, (404, {"error": {"message": "no such path"}}))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def count(self, kind):
-        with self.lock:
-            return self.hits.get(kind, 0)
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 ERRORS_UPSTREAM = None  # made in setUpClass, before the stack: its port is in the config
@@ -146,7 +102,7 @@ class RoutingGroupsTest(harness.StackTestCase):
     @classmethod
     def setUpClass(cls):
         global ERRORS_UPSTREAM
-        ERRORS_UPSTREAM = ErrorUpstream()
+        ERRORS_UPSTREAM = ErrorUpstream(ERRORS, default=(404, {"error": {"message": "no such path"}}))
         cls.addClassCleanup(ERRORS_UPSTREAM.stop)
         super().setUpClass()
 
