@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "clock.h"
+#include "curve.h"
 #include "grow.h"
 #include "log.h"
 
@@ -21,12 +22,12 @@
 #define LINGER_MS 2000                       /* time to flush acks at shutdown */
 
 struct intake {
-    void *ctx;
     void *router;
     int batch_max;
 };
 
-struct intake *intake_new(const char *endpoint, int batch_max, char *err, size_t errlen)
+struct intake *intake_new(void *ctx, const char *endpoint, int batch_max,
+                          const struct curve_keypair *server, char *err, size_t errlen)
 {
     struct intake *in = calloc(1, sizeof(*in));
     int64_t maxmsg = MAX_MESSAGE_BYTES;
@@ -36,10 +37,18 @@ struct intake *intake_new(const char *endpoint, int batch_max, char *err, size_t
         return NULL;
     }
     in->batch_max = batch_max;
-    if ((in->ctx = zmq_ctx_new()) == NULL || (in->router = zmq_socket(in->ctx, ZMQ_ROUTER)) == NULL ||
+    if ((in->router = zmq_socket(ctx, ZMQ_ROUTER)) == NULL ||
         zmq_setsockopt(in->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
-        zmq_setsockopt(in->router, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
-        zmq_bind(in->router, endpoint) != 0) {
+        zmq_setsockopt(in->router, ZMQ_LINGER, &linger, sizeof(linger)) != 0) {
+        snprintf(err, errlen, "ZeroMQ events socket: %s", zmq_strerror(zmq_errno()));
+        intake_free(in);
+        return NULL;
+    }
+    if (server != NULL && curve_set_server(in->router, server, err, errlen) < 0) {
+        intake_free(in);
+        return NULL;
+    }
+    if (zmq_bind(in->router, endpoint) != 0) {
         snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         intake_free(in);
         return NULL;
@@ -53,8 +62,6 @@ void intake_free(struct intake *in)
         return;
     if (in->router != NULL)
         zmq_close(in->router);
-    if (in->ctx != NULL)
-        zmq_ctx_term(in->ctx);
     free(in);
 }
 

@@ -24,8 +24,12 @@ struct intake_batch {
     size_t n_events, cap_events;
 };
 
-/* Binds a ROUTER socket at endpoint. NULL on error (err). */
-struct intake *intake_new(const char *endpoint, int batch_max, char *err, size_t errlen);
+struct curve_keypair;
+
+/* Binds a ROUTER socket of ZeroMQ context ctx at endpoint, a CURVE server
+ * with key pair server (NULL: plain, `curve: off`). NULL on error (err). */
+struct intake *intake_new(void *ctx, const char *endpoint, int batch_max,
+                          const struct curve_keypair *server, char *err, size_t errlen);
 void intake_free(struct intake *in);
 
 /* Waits up to timeout_ms for a message (not when b holds batch_max events

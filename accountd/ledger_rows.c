@@ -18,9 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "db_bulk.h"
+#include "event_check.h"
 #include "ledger.h"
 #include "log.h"
 
@@ -169,6 +171,7 @@ int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t 
                  const struct price_table *prices, struct ledger_shared *shared,
                  int64_t horizon_us)
 {
+    int64_t now_us = (int64_t)time(NULL) * 1000000;
     for (size_t i = 0; i < n; i++) {
         struct ledger_row *r = &rows[i];
         const char *slash = strchr(events[i]->model, '/');
@@ -184,6 +187,8 @@ int rows_prepare(struct ledger_row *rows, Tollgate__UsageEvent **events, size_t 
                  (long long)(r->e->image_width > 0 ? r->e->image_width : 1024),
                  (long long)(r->e->image_height > 0 ? r->e->image_height : 1024));
         r->bad = misfit(r->e);
+        if (r->bad == NULL)
+            r->bad = event_check(r->e, now_us);
         r->reason = "invalid";
         if (r->bad == NULL && r->e->start_time_us < horizon_us) {
             r->bad = "started before the log retention period (maximum_spend_logs_retention_"

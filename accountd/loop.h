@@ -20,6 +20,8 @@ struct accountd {
     struct settings *gen;       /* the current generation (main thread only) */
     bool budgets_synced;        /* gen's config budgets are in config_budgets */
     size_t instance;            /* index in tollgate.accountd.events */
+    void *zmq_ctx;              /* of in and up, with its ZAP handler zap */
+    struct zap *zap;
     struct intake *in;
     struct updates *up;
     struct writers *writers;

@@ -3,7 +3,8 @@
  * accountd receives usage events from proxyd (intake.c), gathers them into
  * batches (loop.c), has its writer threads (writers.c) price and commit
  * them to the MariaDB ledger (ledger.c), then acks. It is the only writer
- * of spend. `accountd -c FILE --migrate` applies schema migrations.
+ * of spend. `accountd -c FILE --migrate` applies schema migrations;
+ * `accountd --curve-keygen PREFIX` makes a CURVE key pair for ZeroMQ.
  * Signals: SIGTERM/SIGINT stop it (the batches in hand are committed and
  * acked first), SIGHUP reloads the config and price file (settings.c).
  */
@@ -15,9 +16,11 @@
 #include <unistd.h>
 
 #include <mysql.h>
+#include <zmq.h>
 
 #include "budget_period.h"
 #include "config.h"
+#include "curve.h"
 #include "db.h"
 #include "intake.h"
 #include "ledger.h"
@@ -30,6 +33,7 @@
 #include "settings.h"
 #include "updates.h"
 #include "writers.h"
+#include "zap.h"
 
 static volatile int stop_flag;            /* set by SIGTERM/SIGINT */
 static volatile sig_atomic_t reload_flag; /* set by SIGHUP */
@@ -45,8 +49,23 @@ static void on_signal(int sig)
 static void usage(void)
 {
     fprintf(stderr, "usage: accountd -c CONFIG [--instance N] [--migrate]\n"
+                    "       accountd --curve-keygen PREFIX\n"
                     "  --instance N  bind the N-th (from 1) of tollgate.accountd.events and\n"
-                    "                .updates (default 1), one per accountd instance\n");
+                    "                .updates (default 1), one per accountd instance\n"
+                    "  --curve-keygen PREFIX  write a new CURVE key pair: PREFIX.key (secret,\n"
+                    "                mode 0600) and PREFIX.pub (public); prints the public key\n");
+}
+
+/* --curve-keygen PREFIX: the public key on stdout, for the config's lists. */
+static int make_keys(const char *prefix)
+{
+    char err[1024], pub[CURVE_Z85_LEN + 1];
+    if (curve_keygen(prefix, pub, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    printf("%s\n", pub);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static int migrate(const struct config *cfg)
@@ -66,6 +85,52 @@ static int migrate(const struct config *cfg)
     return 0;
 }
 
+/* Both ZeroMQ sockets in one context, behind its ZAP handler and this
+ * instance's CURVE key (`curve: off`: plain, loopback only). */
+static int open_zmq(struct accountd *a, char *err, size_t errlen)
+{
+    const struct curve_config *c = &a->cfg->curve;
+    struct curve_keypair kp, *server = NULL;
+    int rc = -1;
+    if ((a->zmq_ctx = zmq_ctx_new()) == NULL) {
+        snprintf(err, errlen, "ZeroMQ: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (c->off) {
+        log_warn("tollgate.curve is off: ZeroMQ peers are not authenticated (loopback only)");
+    } else {
+        const char *file = c->server_secret_files[c->n_server_secret_files == 1 ? 0 : a->instance];
+        if (curve_read_secret(file, &kp, err, errlen) < 0 ||
+            (a->zap = zap_start(a->zmq_ctx, c, a->metrics, err, errlen)) == NULL)
+            goto out;
+        server = &kp;
+        log_info("CURVE on: server key %s, %zu client key%s allowed", kp.public_key,
+                 c->n_client_public_keys, c->n_client_public_keys == 1 ? "" : "s");
+    }
+    if ((a->in = intake_new(a->zmq_ctx, a->cfg->accountd.events[a->instance],
+                            a->cfg->accountd.batch_max_events, server, err, errlen)) != NULL &&
+        (a->up = updates_new(a->zmq_ctx, a->cfg->accountd.updates[a->instance], server, err,
+                             errlen)) != NULL)
+        rc = 0;
+out:
+    explicit_bzero(&kp, sizeof(kp));
+    return rc;
+}
+
+/* Closes the sockets, then the context, which ends the ZAP thread. */
+static void close_zmq(struct accountd *a)
+{
+    intake_free(a->in);
+    updates_free(a->up);
+    a->in = NULL;
+    a->up = NULL;
+    if (a->zmq_ctx != NULL)
+        zmq_ctx_term(a->zmq_ctx);
+    a->zmq_ctx = NULL;
+    zap_join(a->zap);
+    a->zap = NULL;
+}
+
 /* A writer is stuck in a MariaDB call past shutdown_grace_ms: it cannot be
  * joined, and what it holds (its ledger, the metrics, the settings) cannot
  * be freed under it. The acks already sent are flushed, then the process
@@ -74,8 +139,7 @@ static int migrate(const struct config *cfg)
  * each once. */
 static void abandon(struct accountd *a)
 {
-    intake_free(a->in);
-    updates_free(a->up);
+    close_zmq(a);
     log_info("accountd stopped without joining a stuck writer");
     _exit(0);
 }
@@ -119,8 +183,7 @@ static int run(const struct config *cfg, size_t instance)
     if ((a.chores = ledger_new(&cfg->db, &shared, err, sizeof(err))) == NULL ||
         (a.writers = writers_new((size_t)cfg->accountd.writers, &cfg->db, &shared, &stop_flag,
                                  err, sizeof(err))) == NULL ||
-        (a.in = intake_new(events, cfg->accountd.batch_max_events, err, sizeof(err))) == NULL ||
-        (a.up = updates_new(updates, err, sizeof(err))) == NULL ||
+        open_zmq(&a, err, sizeof(err)) < 0 ||
         (cfg->accountd.n_metrics > 0 &&
          (metrics_srv = metrics_serve(a.metrics, &cfg->accountd.metrics[instance], err,
                                       sizeof(err))) == NULL)) {
@@ -144,8 +207,7 @@ static int run(const struct config *cfg, size_t instance)
 out:
     metrics_server_free(metrics_srv);
     writers_free(a.writers);
-    intake_free(a.in);
-    updates_free(a.up);
+    close_zmq(&a);
     ledger_free(a.chores);
     ledger_shared_destroy(&shared);
     settings_unref(a.gen);
@@ -157,8 +219,9 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"migrate", no_argument, NULL, 'm'},
-        {"instance", required_argument, NULL, 'i'}, {0}};
-    const char *path = NULL;
+        {"instance", required_argument, NULL, 'i'},
+        {"curve-keygen", required_argument, NULL, 'k'}, {0}};
+    const char *path = NULL, *keygen = NULL;
     bool do_migrate = false;
     long instance = 1;
     char *end;
@@ -169,6 +232,8 @@ int main(int argc, char **argv)
             path = optarg;
         else if (c == 'm')
             do_migrate = true;
+        else if (c == 'k')
+            keygen = optarg;
         else if (c == 'i' && (instance = strtol(optarg, &end, 10)) >= 1 && *end == '\0' &&
                  instance <= CONFIG_MAX_ACCOUNTD)
             ;
@@ -177,11 +242,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (path == NULL || optind != argc) {
+    char err[1024];
+    if (keygen != NULL && path == NULL && optind == argc)
+        return make_keys(keygen);
+    if (path == NULL || keygen != NULL || optind != argc) {
         usage();
         return 2;
     }
-    char err[1024];
     if (runtime_init() < 0)
         return 1;
     struct config *cfg = config_load(path, err, sizeof(err));

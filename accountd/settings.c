@@ -59,6 +59,8 @@ static void compare_restart_only(const struct config *boot, const struct config 
         needs_restart("litellm_settings.timezone");
     if (b->accountd.writers != n->accountd.writers)
         needs_restart("tollgate.accountd.writers");
+    if (config_curve_differs(&b->curve, &n->curve))
+        needs_restart("tollgate.curve and the curve_* keys");
     if (i >= n->accountd.n_accountd) {
         log_warn("tollgate.accountd.events no longer names instance %zu; this instance keeps its"
                  " endpoints until a restart", i + 1);

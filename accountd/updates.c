@@ -15,6 +15,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "db.h"
 #include "grow.h"
 #include "log.h"
@@ -22,7 +23,7 @@
 #define CHUNK 100 /* ids per SELECT after a reset */
 
 struct updates {
-    void *ctx, *pub;
+    void *pub;
 };
 
 /* One owner table after a reset: its prefix, rows, id column and the
@@ -87,14 +88,23 @@ void spend_list_free(struct spend_list *l)
     l->cap = 0;
 }
 
-struct updates *updates_new(const char *endpoint, char *err, size_t errlen)
+struct updates *updates_new(void *ctx, const char *endpoint, const struct curve_keypair *server,
+                            char *err, size_t errlen)
 {
     struct updates *u = calloc(1, sizeof(*u));
     int linger = 0;
-    if (u == NULL || (u->ctx = zmq_ctx_new()) == NULL ||
-        (u->pub = zmq_socket(u->ctx, ZMQ_PUB)) == NULL ||
-        zmq_setsockopt(u->pub, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
-        zmq_bind(u->pub, endpoint) != 0) {
+    if (u == NULL || (u->pub = zmq_socket(ctx, ZMQ_PUB)) == NULL ||
+        zmq_setsockopt(u->pub, ZMQ_LINGER, &linger, sizeof(linger)) != 0) {
+        snprintf(err, errlen, "ZeroMQ updates socket: %s", zmq_strerror(zmq_errno()));
+        updates_free(u);
+        return NULL;
+    }
+    /* CURVE here too: the updates carry every key's, team's and customer's spend. */
+    if (server != NULL && curve_set_server(u->pub, server, err, errlen) < 0) {
+        updates_free(u);
+        return NULL;
+    }
+    if (zmq_bind(u->pub, endpoint) != 0) {
         snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         updates_free(u);
         return NULL;
@@ -108,8 +118,6 @@ void updates_free(struct updates *u)
         return;
     if (u->pub != NULL)
         zmq_close(u->pub);
-    if (u->ctx != NULL)
-        zmq_ctx_term(u->ctx);
     free(u);
 }
 

@@ -24,9 +24,12 @@ void spend_list_truncate(struct spend_list *l, size_t n);
 void spend_list_free(struct spend_list *l);
 
 struct updates;
+struct curve_keypair;
 
-/* Binds a PUB socket at endpoint. NULL on error (err). */
-struct updates *updates_new(const char *endpoint, char *err, size_t errlen);
+/* Binds a PUB socket of ZeroMQ context ctx at endpoint, a CURVE server with
+ * key pair server (NULL: plain, `curve: off`). NULL on error (err). */
+struct updates *updates_new(void *ctx, const char *endpoint, const struct curve_keypair *server,
+                            char *err, size_t errlen);
 void updates_free(struct updates *u);
 
 /* After a batch committed: publishes its owners' spend (read inside its

@@ -18,6 +18,11 @@ PACKAGES=(
 # date-sensitive tests again at a later date under libfaketime, and share
 # usage-based routing's counts through a throwaway redis-server.
 [ "${1:-}" = "--tests" ] && PACKAGES+=(python3-prometheus-client nginx-light haproxy chromium faketime redis-server)
+# The ZeroMQ attack tests play hostile peers with pyzmq (CURVE-capable).
+[ "${1:-}" = "--tests" ] && PACKAGES+=(python3-zmq)
+# The fuzz targets (tests/fuzz/run.sh) build with clang; libclang-rt-14-dev
+# holds its libFuzzer and sanitizer runtimes.
+[ "${1:-}" = "--tests" ] && PACKAGES+=(clang libclang-rt-14-dev)
 
 # The build runs `npm ci` for the Usage page's Chart.js (reportd/ui, pinned by
 # its package-lock.json), and the tests drive proxyd with the official OpenAI

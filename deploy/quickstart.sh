@@ -81,9 +81,26 @@ start() { # name args...
   echo $! >"$VAR/run/$name.pid"
 }
 
-# deploy/config.example.yaml with this run's ports and spool directory
+# A CURVE key pair for accountd and one for proxyd, made once per VAR.
+make_keys() {
+  mkdir -p "$VAR/curve"
+  chmod 700 "$VAR/curve"
+  local who
+  for who in accountd proxyd; do
+    [ -f "$VAR/curve/$who.key" ] || "$BIN/accountd" --curve-keygen "$VAR/curve/$who" >/dev/null ||
+      die "accountd --curve-keygen failed"
+  done
+}
+
+# deploy/config.example.yaml with this run's ports, spool directory and keys
 write_config() {
-  sed -e "s|\"127.0.0.1:4000\"|\"127.0.0.1:$P_PROXYD\"|" \
+  local acc_pub prx_pub
+  acc_pub=$(cat "$VAR/curve/accountd.pub") prx_pub=$(cat "$VAR/curve/proxyd.pub")
+  # Z85 has '&', which sed's replacement reads as "the match"
+  sed -e "s|/etc/tollgate/curve/|$VAR/curve/|" \
+      -e "s|\"ACCOUNTD_PUBLIC_KEY\"|\"${acc_pub//&/\\&}\"|" \
+      -e "s|\"PROXYD_PUBLIC_KEY\"|\"${prx_pub//&/\\&}\"|" \
+      -e "s|\"127.0.0.1:4000\"|\"127.0.0.1:$P_PROXYD\"|" \
       -e "s|\"127.0.0.1:4001\"|\"127.0.0.1:$P_REPORTD\"|" \
       -e "s|\"127.0.0.1:4002\"|\"127.0.0.1:$P_METRICS\"|" \
       -e "s|\"tcp://127.0.0.1:5555\"|\"tcp://127.0.0.1:$P_EVENTS\"|" \
@@ -95,7 +112,8 @@ write_config() {
   local want
   for want in "\"127.0.0.1:$P_PROXYD\"" "\"127.0.0.1:$P_REPORTD\"" "\"127.0.0.1:$P_METRICS\"" \
       "\"tcp://127.0.0.1:$P_EVENTS\"" "\"tcp://127.0.0.1:$P_UPDATES\"" "@127.0.0.1:$P_DB/" \
-      "http://127.0.0.1:$P_UPSTREAM/v1" "spool_dir: \"$VAR/spool\""; do
+      "http://127.0.0.1:$P_UPSTREAM/v1" "spool_dir: \"$VAR/spool\"" "$VAR/curve/proxyd.key" \
+      "$VAR/curve/accountd.key" "\"$acc_pub\"" "\"$prx_pub\""; do
     grep -qF -- "$want" "$CONFIG" ||
       die "deploy/config.example.yaml no longer has the value this script sets ($want)"
   done
@@ -125,6 +143,7 @@ for port in $P_PROXYD $P_REPORTD $P_METRICS $P_EVENTS $P_UPDATES $P_DB $P_UPSTRE
     die "port $port is in use; stop what uses it or move all ports with QUICKSTART_PORT_OFFSET=N"
   fi
 done
+make_keys
 write_config
 bash deploy/local-mariadb.sh start "$VAR/mariadb" "$P_DB" tollgate tollgate secret
 "$BIN/accountd" -c "$CONFIG" --migrate

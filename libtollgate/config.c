@@ -263,13 +263,13 @@ static int parse_model_list(struct loader *ld, yaml_node_t *root, struct config 
     return 0;
 }
 
-/* mysql://user:password@host:port/database, parsed with libcurl's URL API;
- * key names the setting in errors. */
+/* mysql://user:password@host:port/database[?TLS options], parsed with
+ * libcurl's URL API; key names the setting in errors. */
 int config_parse_db_url(struct loader *ld, yaml_node_t *n, const char *key, const char *url,
                         struct db_config *db)
 {
     CURLU *u = curl_url();
-    char *scheme = NULL, *port = NULL, *path = NULL;
+    char *scheme = NULL, *port = NULL, *path = NULL, *query = NULL;
     int rc = -1;
     if (u == NULL)
         return cy_fail(ld, n, key, "out of memory");
@@ -296,8 +296,14 @@ int config_parse_db_url(struct loader *ld, yaml_node_t *n, const char *key, cons
         cy_fail(ld, n, key, "out of memory");
         goto out;
     }
-    rc = 0;
+    CURLUcode qc = curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    if (qc != CURLUE_OK && qc != CURLUE_NO_QUERY) {
+        cy_fail(ld, n, key, "bad query part");
+        goto out;
+    }
+    rc = config_parse_db_tls(ld, n, key, query, &db->tls);
 out:
+    curl_free(query);
     curl_free(scheme);
     curl_free(port);
     curl_free(path);
@@ -467,6 +473,7 @@ void config_free(struct config *cfg)
     config_groups_free(cfg);
     config_keys_free(&cfg->keys);
     config_budgets_free(cfg);
+    config_curve_free(&cfg->curve);
     free(cfg->master_key);
     free(cfg->price_file);
     free(cfg->timezone);
@@ -477,10 +484,12 @@ void config_free(struct config *cfg)
     curl_free(cfg->db.user);
     curl_free(cfg->db.password);
     free(cfg->db.database);
+    config_db_tls_free(&cfg->db.tls);
     curl_free(cfg->reportd.read_db.host);
     curl_free(cfg->reportd.read_db.user);
     curl_free(cfg->reportd.read_db.password);
     free(cfg->reportd.read_db.database);
+    config_db_tls_free(&cfg->reportd.read_db.tls);
     free(cfg->proxyd.spool_dir);
     free(cfg->proxyd.reportd_url);
     for (size_t i = 0; i < CONFIG_MAX_ACCOUNTD; i++) {
@@ -488,6 +497,14 @@ void config_free(struct config *cfg)
         free(cfg->accountd.updates[i]);
     }
     free(cfg);
+}
+
+bool config_http_limits_differ(const struct config_http_limits *a,
+                               const struct config_http_limits *b)
+{
+    return a->max_header_bytes != b->max_header_bytes || a->max_headers != b->max_headers ||
+           a->max_connections != b->max_connections ||
+           a->header_timeout_ms != b->header_timeout_ms || a->idle_timeout_ms != b->idle_timeout_ms;
 }
 
 bool config_str_differs(const char *a, const char *b)
@@ -499,7 +516,8 @@ bool config_db_differs(const struct db_config *a, const struct db_config *b)
 {
     return config_str_differs(a->host, b->host) || config_str_differs(a->user, b->user) ||
            config_str_differs(a->password, b->password) ||
-           config_str_differs(a->database, b->database) || a->port != b->port;
+           config_str_differs(a->database, b->database) || a->port != b->port ||
+           config_db_tls_differs(&a->tls, &b->tls);
 }
 
 bool config_addr_differs(const struct listen_addr *a, const struct listen_addr *b)

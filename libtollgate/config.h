@@ -154,12 +154,52 @@ struct listen_addr {
     int port;
 };
 
+/* An HTTP server's limits against hostile clients (http_limits.h):
+ * tollgate.proxyd.* and tollgate.reportd.* (max_header_bytes, ...). */
+struct config_http_limits {
+    size_t max_header_bytes; /* request line and headers, line ends included */
+    int max_headers;
+    int max_connections;     /* reportd: shared evenly among its workers */
+    int header_timeout_ms;   /* from a request's first byte to its headers' end */
+    int idle_timeout_ms;     /* a keep-alive connection waiting for its next request */
+};
+
+/* TLS to MariaDB: the database URL's ssl, sslmode, sslrootcert, sslcert
+ * and sslkey (config_db_tls.c; db.c applies them). */
+enum db_tls_mode { DB_TLS_OFF, DB_TLS_REQUIRE, DB_TLS_VERIFY_CA, DB_TLS_VERIFY_FULL };
+struct db_tls {
+    enum db_tls_mode mode;
+    char *ca, *cert, *key; /* file paths; NULL: none */
+};
+/* sslmode's word for m ("disable", "require", "verify-ca", "verify-full"). */
+const char *config_db_tls_mode_name(enum db_tls_mode m);
+
 struct db_config {
     char *host, *user, *password, *database;
     unsigned port;
+    struct db_tls tls;
 };
 
 #define CONFIG_MAX_ACCOUNTD 16 /* accountd instances one config can name */
+#define CONFIG_MAX_CURVE_CLIENTS 256 /* proxyd public keys one config can allow */
+
+/* How proxyd and accountd authenticate each other on ZeroMQ (CURVE, with
+ * accountd's ZAP handler checking client keys; config_curve.c reads it,
+ * libtollgate/curve.c and accountd/zap.c apply it). Keys are Z85 text (40
+ * characters); secret keys only ever come from files. */
+struct curve_config {
+    bool off; /* tollgate.curve: off (plain ZeroMQ, loopback endpoints only) */
+    /* tollgate.accountd.curve_secret_key_file: one file for every instance, or one each */
+    char *server_secret_files[CONFIG_MAX_ACCOUNTD];
+    size_t n_server_secret_files;
+    /* tollgate.accountd.curve_client_public_keys: the proxyd (and tools) accountd serves */
+    char *client_public_keys[CONFIG_MAX_CURVE_CLIENTS];
+    size_t n_client_public_keys;
+    char *client_secret_file; /* tollgate.proxyd.curve_secret_key_file */
+    /* tollgate.proxyd.curve_server_public_keys: accountd's, one for all or one each */
+    char *server_public_keys[CONFIG_MAX_ACCOUNTD];
+    size_t n_server_public_keys;
+};
 
 struct config {
     char *path;
@@ -199,18 +239,27 @@ struct config {
     money_t max_end_user_budget;   /* litellm_settings.max_end_user_budget: end users
                                     * without a budget of their own; 0: none */
 
+    struct curve_config curve;
+
     struct {
         struct listen_addr listen;
         char *spool_dir;
         size_t max_body_bytes;
         int upstream_timeout_ms;
         int key_cache_ttl_ms;
+        size_t key_cache_max_entries;    /* key rows kept (least recently used go) */
+        size_t owner_cache_max_entries;  /* end-user, tag and config-budget rows kept */
+        int key_negative_ttl_ms;         /* an unknown key is refused without a lookup so long */
+        size_t key_negative_max_entries; /* unknown keys remembered */
+        int key_lookups_max;             /* lookups of never-seen keys or owners in flight */
         int event_resend_ms;
         char *reportd_url;      /* where control-plane paths are forwarded */
         int readiness_grace_ms; /* readiness fails after accountd/MariaDB are gone this long */
         int spool_fsync_ms;     /* group fsync period; 0 = sync every event */
         int shutdown_grace_ms;  /* on SIGTERM: how long requests in flight may finish */
         uint64_t spool_max_bytes, spool_segment_bytes;
+        struct config_http_limits http;
+        size_t max_metadata_bytes; /* a request's metadata (without tags) as compact JSON */
     } proxyd;
     struct {
         struct listen_addr listen;
@@ -219,6 +268,7 @@ struct config {
         /* tollgate.reportd.read_database_url: a replica the spend reports read
          * from (host NULL: none; everything uses general_settings.database_url) */
         struct db_config read_db;
+        struct config_http_limits http;
     } reportd;
     struct {
         /* One pair of ZeroMQ endpoints per accountd instance: instance i binds
@@ -253,6 +303,9 @@ void config_free(struct config *cfg);
 bool config_str_differs(const char *a, const char *b);
 bool config_db_differs(const struct db_config *a, const struct db_config *b);
 bool config_addr_differs(const struct listen_addr *a, const struct listen_addr *b);
+bool config_curve_differs(const struct curve_config *a, const struct curve_config *b);
+bool config_http_limits_differ(const struct config_http_limits *a,
+                               const struct config_http_limits *b);
 
 /* "host:port" -> addr; -1 when malformed. */
 int config_parse_listen(const char *s, struct listen_addr *addr);

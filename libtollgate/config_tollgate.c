@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "config_yaml.h"
+#include "http_limits.h"
 #include "log.h"
 
 static int get_listen(struct loader *ld, yaml_node_t *map, const char *key,
@@ -21,14 +22,39 @@ static int get_listen(struct loader *ld, yaml_node_t *map, const char *key,
     return 0;
 }
 
+/* max_header_bytes, max_headers, max_connections, header_timeout_ms and
+ * idle_timeout_ms of tollgate.<section> (http_limits.h). */
+static int parse_http_limits(struct loader *ld, yaml_node_t *n, const char *section,
+                             long connections, struct config_http_limits *out)
+{
+    static const char *const names[] = {"max_header_bytes", "max_headers", "max_connections",
+                                        "header_timeout_ms", "idle_timeout_ms"};
+    static const long min[] = {1024, 8, 1, 100, 100};
+    static const long max[] = {1L << 20, 10000, 1000000, 3600000, 86400000};
+    long v[] = {HTTP_LIMITS_HEADER_BYTES, HTTP_LIMITS_HEADERS, connections,
+                HTTP_LIMITS_HEADER_TIMEOUT_MS, HTTP_LIMITS_IDLE_TIMEOUT_MS};
+    char key[96];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(key, sizeof(key), "tollgate.%s.%s", section, names[i]);
+        if (cy_int(ld, n, names[i], key, min[i], max[i], &v[i]) < 0)
+            return -1;
+    }
+    *out = (struct config_http_limits){(size_t)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
+    return 0;
+}
+
 static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
     static const char *const known[] = {"listen", "spool_dir", "max_body_bytes",
         "upstream_timeout_ms", "key_cache_ttl_ms", "event_resend_ms", "reportd_url",
         "readiness_grace_ms", "spool_fsync_ms", "spool_max_bytes", "spool_segment_bytes",
-        "shutdown_grace_ms", NULL};
+        "shutdown_grace_ms", "curve_secret_key_file", "curve_server_public_keys",
+        "key_cache_max_entries", "owner_cache_max_entries", "key_negative_ttl_ms",
+        "key_negative_max_entries", "key_lookups_max", "max_header_bytes", "max_headers",
+        "max_connections", "header_timeout_ms", "idle_timeout_ms", "max_metadata_bytes", NULL};
     long body = 10L * 1024 * 1024, timeout = 600000, ttl = 1000, resend = 2000, grace = 10000;
-    long stop_grace = 30000;
+    long key_max = 100000, owner_max = 100000, neg_ttl = 1000, neg_max = 10000, lookups = 64;
+    long stop_grace = 30000, metadata = 8192;
     long fsync_ms = 5, spool_max = 1L << 30, segment = 64L << 20;
     if (cy_want_map(ld, n, "tollgate.proxyd") < 0)
         return -1;
@@ -39,6 +65,16 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
         cy_int(ld, n, "max_body_bytes", "tollgate.proxyd.max_body_bytes", 1024, 1L << 30, &body) < 0 ||
         cy_int(ld, n, "upstream_timeout_ms", "tollgate.proxyd.upstream_timeout_ms", 100, 3600000, &timeout) < 0 ||
         cy_int(ld, n, "key_cache_ttl_ms", "tollgate.proxyd.key_cache_ttl_ms", 0, 60000, &ttl) < 0 ||
+        cy_int(ld, n, "key_cache_max_entries", "tollgate.proxyd.key_cache_max_entries", 1,
+               100000000, &key_max) < 0 ||
+        cy_int(ld, n, "owner_cache_max_entries", "tollgate.proxyd.owner_cache_max_entries", 1,
+               100000000, &owner_max) < 0 ||
+        cy_int(ld, n, "key_negative_ttl_ms", "tollgate.proxyd.key_negative_ttl_ms", 0, 60000,
+               &neg_ttl) < 0 ||
+        cy_int(ld, n, "key_negative_max_entries", "tollgate.proxyd.key_negative_max_entries", 1,
+               100000000, &neg_max) < 0 ||
+        cy_int(ld, n, "key_lookups_max", "tollgate.proxyd.key_lookups_max", 1, 100000,
+               &lookups) < 0 ||
         cy_int(ld, n, "event_resend_ms", "tollgate.proxyd.event_resend_ms", 100, 600000, &resend) < 0 ||
         cy_int(ld, n, "readiness_grace_ms", "tollgate.proxyd.readiness_grace_ms", 0, 3600000, &grace) < 0 ||
         cy_int(ld, n, "shutdown_grace_ms", "tollgate.proxyd.shutdown_grace_ms", 0, 3600000,
@@ -48,8 +84,12 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
                 &spool_max) < 0 ||
         cy_int(ld, n, "spool_segment_bytes", "tollgate.proxyd.spool_segment_bytes", 1L << 16,
                 1L << 32, &segment) < 0 ||
-        cy_str(ld, n, "reportd_url", "tollgate.proxyd.reportd_url", &cfg->proxyd.reportd_url) < 0)
+        cy_str(ld, n, "reportd_url", "tollgate.proxyd.reportd_url", &cfg->proxyd.reportd_url) < 0 ||
+        cy_int(ld, n, "max_metadata_bytes", "tollgate.proxyd.max_metadata_bytes", 2, 1L << 20,
+               &metadata) < 0 ||
+        parse_http_limits(ld, n, "proxyd", 8192, &cfg->proxyd.http) < 0)
         return -1;
+    cfg->proxyd.max_metadata_bytes = (size_t)metadata;
     if (cfg->proxyd.reportd_url != NULL &&
         cy_url(ld, cy_map_get(ld, n, "reportd_url"), "tollgate.proxyd.reportd_url",
                   cfg->proxyd.reportd_url) < 0)
@@ -70,6 +110,11 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
     cfg->proxyd.max_body_bytes = (size_t)body;
     cfg->proxyd.upstream_timeout_ms = (int)timeout;
     cfg->proxyd.key_cache_ttl_ms = (int)ttl;
+    cfg->proxyd.key_cache_max_entries = (size_t)key_max;
+    cfg->proxyd.owner_cache_max_entries = (size_t)owner_max;
+    cfg->proxyd.key_negative_ttl_ms = (int)neg_ttl;
+    cfg->proxyd.key_negative_max_entries = (size_t)neg_max;
+    cfg->proxyd.key_lookups_max = (int)lookups;
     cfg->proxyd.event_resend_ms = (int)resend;
     return 0;
 }
@@ -77,7 +122,9 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 static int parse_reportd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
     static const char *const known[] = {"listen", "workers", "shutdown_grace_ms",
-                                        "read_database_url", NULL};
+                                        "read_database_url", "max_header_bytes", "max_headers",
+                                        "max_connections", "header_timeout_ms",
+                                        "idle_timeout_ms", NULL};
     long workers = 4, stop_grace = 30000;
     char *url = NULL;
     if (cy_want_map(ld, n, "tollgate.reportd") < 0)
@@ -87,7 +134,8 @@ static int parse_reportd(struct loader *ld, yaml_node_t *n, struct config *cfg)
         cy_int(ld, n, "workers", "tollgate.reportd.workers", 1, 64, &workers) < 0 ||
         cy_int(ld, n, "shutdown_grace_ms", "tollgate.reportd.shutdown_grace_ms", 0, 3600000,
                &stop_grace) < 0 ||
-        cy_str(ld, n, "read_database_url", "tollgate.reportd.read_database_url", &url) < 0)
+        cy_str(ld, n, "read_database_url", "tollgate.reportd.read_database_url", &url) < 0 ||
+        parse_http_limits(ld, n, "reportd", 1024, &cfg->reportd.http) < 0)
         return -1;
     cfg->reportd.workers = (int)workers;
     cfg->reportd.shutdown_grace_ms = (int)stop_grace;
@@ -127,7 +175,8 @@ static int parse_metrics(struct loader *ld, yaml_node_t *n, struct config *cfg)
 static int parse_accountd(struct loader *ld, yaml_node_t *n, struct config *cfg)
 {
     static const char *const known[] = {"events", "updates", "metrics", "batch_max_events",
-                                        "batch_wait_ms", "writers", "shutdown_grace_ms", NULL};
+                                        "batch_wait_ms", "writers", "shutdown_grace_ms",
+                                        "curve_secret_key_file", "curve_client_public_keys", NULL};
     long batch = 20000, wait = 5, writers = 2, stop_grace = 10000;
     if (cy_want_map(ld, n, "tollgate.accountd") < 0)
         return -1;
@@ -190,7 +239,7 @@ static int parse_logging(struct loader *ld, yaml_node_t *tg, struct config *cfg)
 int config_parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *cfg)
 {
     static const char *const known[] = {"proxyd", "reportd", "accountd", "price_file",
-                                        "log_format", "log_level", NULL};
+                                        "log_format", "log_level", "curve", NULL};
     yaml_node_t *tg = cy_map_get(ld, root, "tollgate");
     if (cy_want_map(ld, tg, "tollgate") < 0)
         return -1;
@@ -200,7 +249,8 @@ int config_parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *c
         return -1;
     if (parse_proxyd(ld, cy_map_get(ld, tg, "proxyd"), cfg) < 0 ||
         parse_reportd(ld, cy_map_get(ld, tg, "reportd"), cfg) < 0 ||
-        parse_accountd(ld, cy_map_get(ld, tg, "accountd"), cfg) < 0)
+        parse_accountd(ld, cy_map_get(ld, tg, "accountd"), cfg) < 0 ||
+        config_parse_curve(ld, tg, cfg) < 0)
         return -1;
     return default_reportd_url(ld, tg, cfg);
 }

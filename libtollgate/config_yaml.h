@@ -63,11 +63,21 @@ int cy_load_document(struct loader *ld);
 /* mysql://USER:PASSWORD@HOST:PORT/DATABASE into db (config.c). */
 int config_parse_db_url(struct loader *ld, yaml_node_t *n, const char *key, const char *url,
                         struct db_config *db);
+/* The URL's query (raw, NULL: none) as TLS options (config_db_tls.c). */
+struct db_tls;
+int config_parse_db_tls(struct loader *ld, yaml_node_t *n, const char *key, const char *query,
+                        struct db_tls *t);
+void config_db_tls_free(struct db_tls *t);
+bool config_db_tls_differs(const struct db_tls *a, const struct db_tls *b);
 
 struct config;
 /* The sections (config_tollgate.c, config_router.c). */
 int config_parse_tollgate(struct loader *ld, yaml_node_t *root, struct config *cfg);
 int config_parse_router(struct loader *ld, yaml_node_t *root, struct config *cfg);
+/* tollgate.curve and the curve_* keys, after tollgate.accountd (config_curve.c). */
+int config_parse_curve(struct loader *ld, yaml_node_t *tg, struct config *cfg);
+struct curve_config;
+void config_curve_free(struct curve_config *c);
 struct router_config;
 void config_router_free(struct router_config *rc);
 /* router_settings' routing_strategy, routing_strategy_args and

@@ -4,6 +4,7 @@
 #include "db.h"
 
 #include <errmsg.h>
+#include <limits.h>
 #include <mysqld_error.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,36 @@
 #include <time.h>
 
 #define DB_CELL_MAX (16 * 1024 * 1024) /* longest cell we fetch */
+
+/* The URL's TLS options (config_db_tls.c) as Connector/C's: TLS enforced;
+ * with a CA Connector/C checks the server's chain (require with sslrootcert,
+ * verify-ca); verify-full checks its name too. Set either way, so that a
+ * Connector/C whose default differs cannot change what the mode means. */
+static int db_apply_tls(MYSQL *db, const struct db_tls *t)
+{
+    my_bool on = 1, verify_name = t->mode == DB_TLS_VERIFY_FULL;
+    if (t->mode == DB_TLS_OFF)
+        return 0;
+    if (mysql_optionsv(db, MYSQL_OPT_SSL_ENFORCE, &on) != 0 ||
+        mysql_optionsv(db, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify_name) != 0)
+        return -1;
+    if (t->ca != NULL && mysql_optionsv(db, MYSQL_OPT_SSL_CA, t->ca) != 0)
+        return -1;
+    if (t->cert != NULL && mysql_optionsv(db, MYSQL_OPT_SSL_CERT, t->cert) != 0)
+        return -1;
+    if (t->key != NULL && mysql_optionsv(db, MYSQL_OPT_SSL_KEY, t->key) != 0)
+        return -1;
+    return 0;
+}
+
+/* ", TLS sslmode=M sslrootcert=F" for a connection error, "" without TLS. */
+static void db_tls_describe(const struct db_tls *t, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (t->mode != DB_TLS_OFF)
+        snprintf(out, len, " over TLS (sslmode=%s%s%s)", config_db_tls_mode_name(t->mode),
+                 t->ca != NULL ? ", sslrootcert=" : "", t->ca != NULL ? t->ca : "");
+}
 
 MYSQL *db_connect(const struct db_config *cfg, char *err, size_t errlen)
 {
@@ -29,10 +60,17 @@ MYSQL *db_connect(const struct db_config *cfg, char *err, size_t errlen)
         mysql_close(db);
         return NULL;
     }
+    if (db_apply_tls(db, &cfg->tls) < 0) {
+        snprintf(err, errlen, "mysql_optionsv (TLS): %s", mysql_error(db));
+        mysql_close(db);
+        return NULL;
+    }
     if (mysql_real_connect(db, cfg->host, cfg->user, cfg->password, cfg->database,
                            cfg->port, NULL, 0) == NULL) {
-        snprintf(err, errlen, "cannot connect to MariaDB %s:%u/%s as %s: %s", cfg->host,
-                 cfg->port, cfg->database, cfg->user, mysql_error(db));
+        char tls[PATH_MAX + 64];
+        db_tls_describe(&cfg->tls, tls, sizeof(tls));
+        snprintf(err, errlen, "cannot connect to MariaDB %s:%u/%s as %s%s: %s", cfg->host,
+                 cfg->port, cfg->database, cfg->user, tls, mysql_error(db));
         mysql_close(db);
         return NULL;
     }

@@ -6,6 +6,8 @@
  * logged; at most their hash is. general_settings.allowed_routes is checked
  * before the key is read and admin_only_routes once a virtual key is known
  * (route_access.h): admins are the master key and keys of proxy_admin users.
+ * A check the keystore refuses as busy (too many unknown keys in flight) is
+ * a 429 with Retry-After.
  */
 #include "auth.h"
 
@@ -19,6 +21,8 @@
 #include "log.h"
 #include "reload.h"
 #include "route_access.h"
+
+#define AUTH_BUSY_RETRY_S "1" /* Retry-After of a key check refused as busy */
 
 struct pending_auth {
     struct proxy *px;
@@ -51,7 +55,15 @@ static void on_key(const struct keyinfo *key, const char *error, void *arg)
     auth_cb cb = pa->cb;
     void *cb_arg = pa->arg;
     free(pa);
-    if (key == NULL) {
+    if (key == NULL && error == KEYSTORE_BUSY) {
+        /* a flood of unknown keys: refused, never queued (keystore.c) */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                          AUTH_BUSY_RETRY_S);
+        httpjson_error_as(req, shape, 429, "rate_limit_error", NULL,
+                          "Too many checks of unknown keys in flight; retry after %s s",
+                          AUTH_BUSY_RETRY_S);
+        cb(NULL, 429, cb_arg);
+    } else if (key == NULL) {
         log_error("key lookup failed: %s", error);
         httpjson_error_as(req, shape, 503, "service_unavailable", NULL,
                        "Key check unavailable: the database cannot be reached");
@@ -119,11 +131,11 @@ void auth_check(struct proxy *px, struct evhttp_request *req, enum httpjson_shap
     keystore_lookup(px->keys, token, on_key, pa);
 }
 
-int auth_model_allowed(const struct keyinfo *key, const char *group)
+int auth_list_allows(const char *models_json, const char *group)
 {
-    if (key == NULL || key->models_json == NULL)
+    if (models_json == NULL)
         return 1;
-    json_t *models = json_loads(key->models_json, 0, NULL);
+    json_t *models = json_loads(models_json, 0, NULL);
     size_t i;
     json_t *m;
     int allowed = !json_is_array(models) || json_array_size(models) == 0;
@@ -134,4 +146,13 @@ int auth_model_allowed(const struct keyinfo *key, const char *group)
     }
     json_decref(models);
     return allowed;
+}
+
+int auth_model_allowed(const struct keyinfo *key, const char *group)
+{
+    /* the key's own list and its team's, as LiteLLM (a team member's key
+     * cannot reach a model its team may not use, whatever the key says) */
+    return key == NULL ||
+           (auth_list_allows(key->models_json, group) &&
+            auth_list_allows(key->team_models_json, group));
 }

@@ -80,6 +80,8 @@ void call_free(struct call *c)
     free(c->key.key_alias);
     free(c->key.user_id);
     free(c->key.team_id);
+    free(c->key.models_json);
+    free(c->key.team_models_json);
     free(c);
 }
 
@@ -136,7 +138,17 @@ static int read_attribution(struct call *c)
     json_object_del(rest, "tags");
     c->metadata_json = json_dumps(rest, JSON_COMPACT);
     json_decref(rest);
-    return c->metadata_json != NULL ? 0 : oom(c);
+    if (c->metadata_json == NULL)
+        return oom(c);
+    /* stored whole in the spend log row, so bounded, never truncated */
+    size_t len = strlen(c->metadata_json), max = c->px->cfg->proxyd.max_metadata_bytes;
+    if (len > max) {
+        call_error(c, 400, "invalid_request_error", "metadata",
+                   "metadata is %zu bytes as compact JSON (tags aside); at most %zu are accepted",
+                   len, max);
+        return -1;
+    }
+    return 0;
 }
 
 struct upstream_req call_upstream_req(const struct call *c)
@@ -310,6 +322,8 @@ static int keep_key(struct call *c, const struct keyinfo *key)
     c->key.key_alias = key->key_alias ? strdup(key->key_alias) : NULL;
     c->key.user_id = key->user_id ? strdup(key->user_id) : NULL;
     c->key.team_id = key->team_id ? strdup(key->team_id) : NULL;
+    c->key.models_json = key->models_json ? strdup(key->models_json) : NULL;
+    c->key.team_models_json = key->team_models_json ? strdup(key->team_models_json) : NULL;
     c->key.key = key->key;
     c->key.user = key->user;
     c->key.team = key->team;
@@ -317,7 +331,9 @@ static int keep_key(struct call *c, const struct keyinfo *key)
     c->key.fetched_ms = key->fetched_ms;
     response_id_owner(key->user_id, key->team_id, c->owner);
     return (key->key_alias && !c->key.key_alias) || (key->user_id && !c->key.user_id) ||
-           (key->team_id && !c->key.team_id) ? -1 : 0;
+           (key->team_id && !c->key.team_id) || (key->models_json && !c->key.models_json) ||
+           (key->team_models_json && !c->key.team_models_json)
+               ? -1 : 0;
 }
 
 /* A request its API sends to one deployment (protocol.h's pin) goes there
@@ -351,6 +367,16 @@ static int pin(struct call *c)
     return 0;
 }
 
+/* May the caller's key (kept: keep_key) use model group or alias name? An
+ * alias: its name or its group allowed (LiteLLM's _can_object_call_model).
+ * The asked model and each fallback group (route_match.may_use) alike. */
+static bool call_may_use(const void *arg, const char *name)
+{
+    const struct call *c = arg;
+    return auth_model_allowed(&c->key, name) ||
+           auth_model_allowed(&c->key, router_resolve(c->gen->router, name));
+}
+
 /* What the routing strategy may weigh: the prompt's tokens (counted only
  * when it does), the request's max tokens, stream or not. */
 static struct route_request route_request_of(struct call *c)
@@ -368,7 +394,7 @@ static struct route_request route_request_of(struct call *c)
 static void route_and_start(struct call *c)
 {
     struct route_request rq = route_request_of(c);
-    struct route_match m = {c->route_tags, 0};
+    struct route_match m = {c->route_tags, 0, .may_use = call_may_use, .may_use_arg = c};
     enum route_refusal refusal;
     while (m.n_tags < json_array_size(c->tags) && m.n_tags < OWNERS_MAX_TAGS) {
         c->route_tags[m.n_tags] = json_string_value(json_array_get(c->tags, m.n_tags));
@@ -514,6 +540,15 @@ static void on_owners(const struct owner_row *rows, size_t n, const char *error,
         call_free(c);
         return;
     }
+    if (error == KEYSTORE_BUSY) { /* a flood of made-up end users or tags (owners.c) */
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After",
+                          OWNERS_BUSY_RETRY_S);
+        call_error(c, 429, "rate_limit_error", NULL,
+                   "Too many checks of new end users or tags in flight; retry after %s s",
+                   OWNERS_BUSY_RETRY_S);
+        call_free(c);
+        return;
+    }
     if (error != NULL) {
         call_error(c, 503, "service_unavailable", NULL,
                        "Budget check unavailable: the database cannot be reached");
@@ -652,10 +687,15 @@ static void on_auth(const struct keyinfo *key, int refused, void *arg)
         call_free(c);
         return;
     }
-    /* an alias: its name or its group allowed (LiteLLM's _can_object_call_model) */
-    if (!auth_model_allowed(key, c->model_group) &&
-        !auth_model_allowed(key, router_resolve(c->gen->router, c->model_group))) {
-        call_error(c, 401, "auth_error", "model",
+    if (!call_may_use(c, c->model_group)) {
+        const char *resolved = router_resolve(c->gen->router, c->model_group);
+        if (!auth_list_allows(key->team_models_json, c->model_group) &&
+            !auth_list_allows(key->team_models_json, resolved))
+            call_error(c, 401, "team_model_access_denied", "model",
+                       "team not allowed to access model. This team can only access "
+                       "models=%s. Tried to access %s", key->team_models_json, c->model_group);
+        else
+            call_error(c, 401, "auth_error", "model",
                        "Authentication Error, API Key not allowed to access model. This token "
                        "can only access models=%s. Tried to access %s",
                        key->models_json, c->model_group);

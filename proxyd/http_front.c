@@ -2,9 +2,13 @@
  *
  * Data-plane routes are relayed (call.c); control-plane paths go to reportd
  * (forward.c); /models, the health checks and /metrics are answered here.
- * Clients keep HTTP/1.1 connections alive; an idle or too slow client is
- * closed after CLIENT_TIMEOUT_S, and while draining every answer closes its
- * connection. Bodies above max_body_bytes are refused with a JSON 413
+ * Clients keep HTTP/1.1 connections alive. The connection cap, header
+ * limits and the header and idle deadlines are http_limits.c's
+ * (tollgate.proxyd.max_connections, ...); a body that stalls, a client
+ * that stops reading its answer, or a stream whose upstream sends nothing
+ * is closed after CLIENT_TIMEOUT_S without progress (evhttp's timeout,
+ * which a stream's every piece renews). While draining every answer closes
+ * its connection. Bodies above max_body_bytes are refused with a JSON 413
  * (httpjson_body). Every answer is counted under its route pattern
  * (stats.c): relayed calls and /models by themselves, the rest here.
  */
@@ -22,6 +26,7 @@
 #include "auth.h"
 #include "call.h"
 #include "forward.h"
+#include "http_limits.h"
 #include "httpjson.h"
 #include "keystore.h"
 #include "log.h"
@@ -31,7 +36,7 @@
 #include "router.h"
 #include "stats.h"
 
-#define CLIENT_TIMEOUT_S 120 /* idle keep-alive and slow-client limit */
+#define CLIENT_TIMEOUT_S 120 /* a body or an answer making no progress */
 #define AZURE_PREFIX "/openai/deployments/"
 
 struct route {
@@ -201,6 +206,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!http_limits_admit_or_reply(px->limits, req)) {
+        stats_request_done(px->stats, &(struct stats_request){
+                                          .route = "other", .status = 431, .total_us = 0,
+                                          .upstream_us = -1, .ttfb_us = -1});
+        return;
+    }
     /* draining: this connection's answer is its last (evhttp closes after it) */
     if (px->drain != NULL &&
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close") != 0)
@@ -236,6 +247,14 @@ int http_front_start(struct proxy *px, char *err, size_t errlen)
      * above ours, so that what clients see past max_body_bytes is our JSON 413. */
     evhttp_set_max_body_size(px->http, (ev_ssize_t)(2 * px->cfg->proxyd.max_body_bytes + (1 << 20)));
     evhttp_set_timeout(px->http, CLIENT_TIMEOUT_S);
+    struct http_limits_metrics hm;
+    if (http_limits_declare(stats_metrics(px->stats), &hm) < 0) {
+        snprintf(err, errlen, "out of memory declaring the connection metrics");
+        return -1;
+    }
+    if ((px->limits = http_limits_new(px->http, px->base, &px->cfg->proxyd.http, "proxyd", &hm,
+                                      err, errlen)) == NULL)
+        return -1;
     evhttp_set_allowed_methods(px->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(px->http, dispatch, px);

@@ -1,11 +1,29 @@
 /* keystore.c - key cache and the MariaDB worker thread behind it.
  *
- * Design: the loop thread owns the caches (strmaps, no locks). A miss
+ * Design: the loop thread owns the caches (LRU maps, no locks). A miss
  * pushes a job onto a mutex-protected queue; the worker thread runs the job
  * (prepared SELECTs on its own connection) and moves it to a done queue,
  * then wakes the loop with event_active() (libevent built with pthreads).
  * The loop finishes the job: stores the rows and calls back. owners.c uses
  * the same worker for end users and tags.
+ *
+ * Bounds against made-up keys (DESIGN invariant 8): key rows live in an LRU
+ * of key_cache_max_entries; a hash MariaDB does not know goes to a separate
+ * LRU of key_negative_max_entries, trusted for key_negative_ttl_ms (so a
+ * repeated bad key costs no query, and a key created under that hash works
+ * after at most that long). There are two queues: known (refreshes, keys
+ * with a cached row, owners already seen, background bills) and unseen
+ * (hashes in neither cache, never-seen end users and tags). The worker
+ * always takes a known job first, so a flood of random keys delays a known
+ * key by at most the one unseen query running; and at most key_lookups_max
+ * unseen jobs are queued or running, past which the lookup is refused
+ * (KEYSTORE_BUSY, answered 429 with Retry-After) instead of queued. The cap
+ * is global rather than per client address because clients reach proxyd
+ * through load balancers that hide their address.
+ *
+ * Callers never keep a pointer into a cache entry past the callback that
+ * gets it (they copy what they keep), and entries are only stored or
+ * evicted in on_done, never inside such a callback.
  */
 #include "keystore.h"
 
@@ -20,13 +38,24 @@
 #include "clock.h"
 #include "db.h"
 #include "log.h"
-#include "strmap.h"
+#include "lru.h"
 
 #define HEALTH_PING_S 1 /* how often an idle worker checks MariaDB */
+
+const char KEYSTORE_BUSY[] = "too many lookups of unknown keys in flight";
 
 struct cached {
     struct keyinfo info;
     bool refreshing; /* a background refresh is queued */
+};
+
+/* A hash MariaDB did not know, and when the lookup that said so started. */
+struct unknown {
+    int64_t fetched_ms;
+};
+
+struct jobq {
+    struct keystore_job *head, *tail;
 };
 
 /* A key row lookup: cb NULL means a background refresh. */
@@ -41,14 +70,17 @@ struct job {
 
 struct keystore {
     const struct config *cfg;
-    struct strmap *cache; /* token -> struct cached; loop thread only */
+    struct lru *cache;       /* token -> struct cached (found keys); loop thread only */
+    struct lru *unknown;     /* token -> struct unknown; loop thread only */
+    int unseen_in_flight;    /* loop thread: unseen jobs queued or running */
+    uint64_t negative_hits, refused; /* loop thread */
     struct event *done_ev;
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct keystore_job *todo_head, *todo_tail, *done_head, *done_tail; /* under mu */
-    bool stopping;                                           /* under mu */
+    struct jobq known, unseen, done; /* under mu */
+    bool stopping;                   /* under mu */
     _Atomic int64_t db_down_since_ms; /* 0 while MariaDB answers; set by the worker */
 };
 
@@ -58,6 +90,7 @@ static void keyinfo_clear(struct keyinfo *k)
     free(k->user_id);
     free(k->team_id);
     free(k->models_json);
+    free(k->team_models_json);
     free(k->tags_json);
     memset(k, 0, sizeof(*k));
 }
@@ -85,10 +118,11 @@ static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
     dst->user_id = dup_or_null(src->user_id);
     dst->team_id = dup_or_null(src->team_id);
     dst->models_json = dup_or_null(src->models_json);
+    dst->team_models_json = dup_or_null(src->team_models_json);
     dst->tags_json = dup_or_null(src->tags_json);
     if ((src->key_alias && !dst->key_alias) || (src->user_id && !dst->user_id) ||
         (src->team_id && !dst->team_id) || (src->models_json && !dst->models_json) ||
-        (src->tags_json && !dst->tags_json)) {
+        (src->team_models_json && !dst->team_models_json) || (src->tags_json && !dst->tags_json)) {
         keyinfo_clear(dst);
         return -1;
     }
@@ -102,7 +136,7 @@ static const char SQL_KEY[] =
     " u.max_budget, u.spend, " DB_SQL_UNIX_US("u.budget_reset_at") ","
     " t.max_budget, t.spend, " DB_SQL_UNIX_US("t.budget_reset_at") ", COALESCE(t.blocked, 0),"
     " mb.max_budget, m.spend, " DB_SQL_UNIX_US("mb.budget_reset_at") ", k.tags,"
-    " COALESCE(u.user_role = 'proxy_admin', 0)"
+    " COALESCE(u.user_role = 'proxy_admin', 0), t.models"
     " FROM api_keys k LEFT JOIN internal_users u ON u.user_id = k.user_id"
     " LEFT JOIN teams t ON t.team_id = k.team_id"
     " LEFT JOIN team_members m ON m.team_id = k.team_id AND m.user_id = k.user_id"
@@ -134,6 +168,7 @@ static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config
         budget_cells(r, 0, 16, &k->member);
         k->tags_json = dup_or_null(db_cell(r, 0, 19));
         k->proxy_admin = strcmp(db_cell(r, 0, 20), "0") != 0;
+        k->team_models_json = dup_or_null(db_cell(r, 0, 21));
     }
     db_result_free(r);
     base->ok = true;
@@ -176,6 +211,31 @@ static void idle_ping(struct keystore *ks, MYSQL **db)
     note_db(ks, *db != NULL);
 }
 
+static void jobq_push(struct jobq *q, struct keystore_job *j)
+{
+    j->next = NULL;
+    if (q->tail != NULL)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+}
+
+static struct keystore_job *jobq_pop(struct jobq *q)
+{
+    struct keystore_job *j = q->head;
+    if (j != NULL && (q->head = j->next) == NULL)
+        q->tail = NULL;
+    return j;
+}
+
+/* Under mu: the next job, known ones first. */
+static struct keystore_job *next_job(struct keystore *ks)
+{
+    struct keystore_job *j = jobq_pop(&ks->known);
+    return j != NULL ? j : jobq_pop(&ks->unseen);
+}
+
 static void *worker_main(void *arg)
 {
     struct keystore *ks = arg;
@@ -183,37 +243,27 @@ static void *worker_main(void *arg)
     mysql_thread_init();
     for (;;) {
         pthread_mutex_lock(&ks->mu);
-        while (ks->todo_head == NULL && !ks->stopping) {
+        while (ks->known.head == NULL && ks->unseen.head == NULL && !ks->stopping) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += HEALTH_PING_S;
-            if (pthread_cond_timedwait(&ks->cv, &ks->mu, &until) != 0 && ks->todo_head == NULL &&
-                !ks->stopping) {
+            if (pthread_cond_timedwait(&ks->cv, &ks->mu, &until) != 0 &&
+                ks->known.head == NULL && ks->unseen.head == NULL && !ks->stopping) {
                 pthread_mutex_unlock(&ks->mu);
                 idle_ping(ks, &db);
                 pthread_mutex_lock(&ks->mu);
             }
         }
-        struct keystore_job *j = ks->todo_head;
-        if (j == NULL) { /* stopping and nothing left */
-            pthread_mutex_unlock(&ks->mu);
-            break;
-        }
-        ks->todo_head = j->next;
-        if (ks->todo_head == NULL)
-            ks->todo_tail = NULL;
+        struct keystore_job *j = next_job(ks);
         pthread_mutex_unlock(&ks->mu);
+        if (j == NULL) /* stopping and nothing left */
+            break;
 
         j->run(j, &db, ks->cfg);
         note_db(ks, j->ok);
 
         pthread_mutex_lock(&ks->mu);
-        j->next = NULL;
-        if (ks->done_tail != NULL)
-            ks->done_tail->next = j;
-        else
-            ks->done_head = j;
-        ks->done_tail = j;
+        jobq_push(&ks->done, j);
         pthread_mutex_unlock(&ks->mu);
         event_active(ks->done_ev, EV_READ, 0);
     }
@@ -230,25 +280,41 @@ static void free_cached(void *p)
     free(c);
 }
 
-/* Loop thread: remembers a fetched row. A failed copy only costs a refetch. */
+/* Loop thread: is info older than what either cache already says? */
+static bool overtaken(struct keystore *ks, const struct keyinfo *info)
+{
+    const struct cached *c = lru_peek(ks->cache, info->token);
+    const struct unknown *u = lru_peek(ks->unknown, info->token);
+    return (c != NULL && c->info.fetched_ms > info->fetched_ms) ||
+           (u != NULL && u->fetched_ms > info->fetched_ms);
+}
+
+/* Loop thread: remembers a found row. A failed copy only costs a refetch. */
 static void cache_store(struct keystore *ks, const struct keyinfo *info)
 {
     struct cached *c = calloc(1, sizeof(*c));
-    int err;
     if (c == NULL || keyinfo_copy(&c->info, info) < 0) {
         free(c);
         return;
     }
-    struct cached *old = strmap_get(ks->cache, info->token);
-    if (old != NULL && old->info.fetched_ms > info->fetched_ms) {
-        free_cached(c); /* an older answer overtaken by a newer one */
-        return;
-    }
-    old = strmap_put(ks->cache, info->token, c, &err);
-    if (err < 0)
+    lru_del(ks->unknown, info->token);
+    if (lru_put(ks->cache, info->token, c) < 0)
         free_cached(c);
-    else if (old != NULL)
-        free_cached(old);
+}
+
+/* Loop thread: remembers that MariaDB does not know token (and forgets its
+ * row: the key was deleted). */
+static void negative_store(struct keystore *ks, const struct keyinfo *info)
+{
+    lru_del(ks->cache, info->token);
+    if (ks->cfg->proxyd.key_negative_ttl_ms == 0)
+        return;
+    struct unknown *u = malloc(sizeof(*u));
+    if (u == NULL)
+        return;
+    u->fetched_ms = info->fetched_ms;
+    if (lru_put(ks->unknown, info->token, u) < 0)
+        free(u);
 }
 
 static void on_done(evutil_socket_t fd, short what, void *arg)
@@ -257,11 +323,13 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pthread_mutex_lock(&ks->mu);
-    struct keystore_job *j = ks->done_head;
-    ks->done_head = ks->done_tail = NULL;
+    struct keystore_job *j = ks->done.head;
+    ks->done.head = ks->done.tail = NULL;
     pthread_mutex_unlock(&ks->mu);
     while (j != NULL) {
         struct keystore_job *next = j->next;
+        if (j->unseen)
+            ks->unseen_in_flight--;
         j->finish(j); /* frees j */
         j = next;
     }
@@ -272,10 +340,14 @@ static void finish_key(struct keystore_job *base)
 {
     struct job *j = (struct job *)base;
     struct cached *c;
-    if (base->ok)
-        cache_store(j->ks, &j->info); /* a new entry: not refreshing */
-    else if ((c = strmap_get(j->ks->cache, j->token)) != NULL)
-        c->refreshing = false;        /* try again on the next lookup */
+    if (base->ok && !overtaken(j->ks, &j->info)) {
+        if (j->info.found)
+            cache_store(j->ks, &j->info); /* a new entry: not refreshing */
+        else
+            negative_store(j->ks, &j->info);
+    } else if ((c = lru_peek(j->ks->cache, j->token)) != NULL) {
+        c->refreshing = false; /* failed or overtaken: try again on the next lookup */
+    }
     if (j->cb != NULL)
         j->cb(base->ok ? &j->info : NULL, base->ok ? NULL : base->error, j->arg);
     keyinfo_clear(&j->info);
@@ -286,7 +358,9 @@ struct keystore *keystore_new(struct event_base *base, const struct config *cfg,
                               char *err, size_t errlen)
 {
     struct keystore *ks = calloc(1, sizeof(*ks));
-    if (ks == NULL || (ks->cache = strmap_new()) == NULL ||
+    if (ks == NULL ||
+        (ks->cache = lru_new(cfg->proxyd.key_cache_max_entries, free_cached)) == NULL ||
+        (ks->unknown = lru_new(cfg->proxyd.key_negative_max_entries, free)) == NULL ||
         (ks->done_ev = event_new(base, -1, 0, on_done, ks)) == NULL) {
         snprintf(err, errlen, "out of memory");
         keystore_free(ks);
@@ -320,21 +394,32 @@ void keystore_free(struct keystore *ks)
     }
     if (ks->done_ev != NULL)
         event_free(ks->done_ev);
-    strmap_free(ks->cache, free_cached);
+    lru_free(ks->cache);
+    lru_free(ks->unknown);
     free(ks);
 }
 
 void keystore_submit(struct keystore *ks, struct keystore_job *j)
 {
-    j->next = NULL;
     pthread_mutex_lock(&ks->mu);
-    if (ks->todo_tail != NULL)
-        ks->todo_tail->next = j;
-    else
-        ks->todo_head = j;
-    ks->todo_tail = j;
+    jobq_push(&ks->known, j);
     pthread_cond_signal(&ks->cv);
     pthread_mutex_unlock(&ks->mu);
+}
+
+int keystore_submit_unseen(struct keystore *ks, struct keystore_job *j)
+{
+    if (ks->unseen_in_flight >= ks->cfg->proxyd.key_lookups_max) {
+        ks->refused++;
+        return -1;
+    }
+    ks->unseen_in_flight++;
+    j->unseen = true;
+    pthread_mutex_lock(&ks->mu);
+    jobq_push(&ks->unseen, j);
+    pthread_cond_signal(&ks->cv);
+    pthread_mutex_unlock(&ks->mu);
+    return 0;
 }
 
 /* A key job for token; cb NULL means a background refresh. */
@@ -352,9 +437,41 @@ static struct job *key_job(struct keystore *ks, const char *token, keystore_cb c
     return j;
 }
 
+/* A hash MariaDB did not know less than key_negative_ttl_ms ago answers
+ * "not found" at once; an older entry is dropped. */
+static bool negative_hit(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
+{
+    struct unknown *u = lru_get(ks->unknown, token);
+    if (u == NULL)
+        return false;
+    if (clock_ms() - u->fetched_ms > ks->cfg->proxyd.key_negative_ttl_ms) {
+        lru_del(ks->unknown, token);
+        return false;
+    }
+    struct keyinfo none = {.found = false, .fetched_ms = u->fetched_ms};
+    snprintf(none.token, sizeof(none.token), "%s", token);
+    ks->negative_hits++;
+    cb(&none, NULL, arg);
+    return true;
+}
+
+/* A hash in neither cache: queued behind the known lookups, or refused. */
+static void lookup_unseen(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
+{
+    struct job *j = key_job(ks, token, cb, arg);
+    if (j == NULL) {
+        cb(NULL, "out of memory", arg);
+        return;
+    }
+    if (keystore_submit_unseen(ks, &j->base) < 0) {
+        free(j);
+        cb(NULL, KEYSTORE_BUSY, arg);
+    }
+}
+
 void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
 {
-    struct cached *c = strmap_get(ks->cache, token);
+    struct cached *c = lru_get(ks->cache, token);
     int64_t age = c != NULL ? clock_ms() - c->info.fetched_ms : 0;
     int ttl = ks->cfg->proxyd.key_cache_ttl_ms;
     struct job *j;
@@ -366,7 +483,10 @@ void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, voi
         cb(&c->info, NULL, arg);
         return;
     }
-    keystore_lookup_fresh(ks, token, cb, arg);
+    if (c != NULL)
+        keystore_lookup_fresh(ks, token, cb, arg);
+    else if (!negative_hit(ks, token, cb, arg))
+        lookup_unseen(ks, token, cb, arg);
 }
 
 void keystore_lookup_fresh(struct keystore *ks, const char *token, keystore_cb cb, void *arg)
@@ -383,4 +503,17 @@ int64_t keystore_db_down_ms(struct keystore *ks)
 {
     int64_t since = atomic_load(&ks->db_down_since_ms);
     return since == 0 ? 0 : clock_ms() - since;
+}
+
+void keystore_stats(const struct keystore *ks, struct keystore_stats *out)
+{
+    *out = (struct keystore_stats){
+        .keys = lru_count(ks->cache),
+        .unknown_keys = lru_count(ks->unknown),
+        .evictions = lru_evictions(ks->cache),
+        .unknown_evictions = lru_evictions(ks->unknown),
+        .negative_hits = ks->negative_hits,
+        .refused = ks->refused,
+        .unseen_in_flight = ks->unseen_in_flight,
+    };
 }

@@ -1,8 +1,12 @@
 /* keystore.h - virtual key data for proxyd, without blocking the loop.
  *
- * A cache of key rows (by SHA-256 hash) in front of MariaDB. Misses and
- * stale entries are fetched by one worker thread with its own connection;
- * the answer comes back to the loop thread through a libevent event.
+ * A bounded cache of key rows (by SHA-256 hash) in front of MariaDB, and a
+ * smaller one of hashes MariaDB did not know. Misses and stale entries are
+ * fetched by one worker thread with its own connection; the answer comes
+ * back to the loop thread through a libevent event. Lookups of keys never
+ * seen are capped (key_lookups_max) and run after every other lookup, so a
+ * flood of made-up keys is refused (KEYSTORE_BUSY) instead of queued, and
+ * known keys never wait behind it.
  */
 #ifndef PROXYD_KEYSTORE_H
 #define PROXYD_KEYSTORE_H
@@ -30,6 +34,7 @@ struct keyinfo {
     bool found;
     char *key_alias, *user_id, *team_id;
     char *models_json;   /* JSON array of allowed model groups; "[]" = all */
+    char *team_models_json; /* its team's, the same way; NULL: no team */
     char *tags_json;     /* JSON array of tags added to every request of the key */
     bool blocked, team_blocked;
     bool proxy_admin;    /* its internal user's role is proxy_admin */
@@ -45,11 +50,18 @@ struct keystore_job {
     void (*run)(struct keystore_job *j, MYSQL **db, const struct config *cfg); /* worker */
     void (*finish)(struct keystore_job *j); /* loop thread; frees j */
     bool ok;
+    bool unseen; /* set by keystore_submit_unseen: counts against key_lookups_max */
     char error[256];
 };
 
+/* The error of a lookup refused because key_lookups_max lookups of keys
+ * (or owners) never seen are in flight: the caller answers 429 with a
+ * Retry-After. Compare the pointer. */
+extern const char KEYSTORE_BUSY[];
+
 /* Called on the loop thread. info is valid only during the call; NULL when
- * the database could not be asked (the caller answers 503). */
+ * the database could not be asked (the caller answers 503) or the lookup was
+ * refused (error == KEYSTORE_BUSY). */
 typedef void (*keystore_cb)(const struct keyinfo *info, const char *error, void *arg);
 
 /* How old a cached row may be and still answer while it is refreshed. Rows
@@ -68,11 +80,17 @@ void keystore_free(struct keystore *ks);
 /* Looks up token (a key hash). A row younger than key_cache_ttl_ms is used
  * as it is; an older one still answers (up to KEYSTORE_STALE_MS) while a
  * refresh runs in the background; otherwise the caller waits for the
- * worker. cb may run before return. */
+ * worker. A hash MariaDB did not know less than key_negative_ttl_ms ago is
+ * answered "not found" at once; one not in either cache is a never-seen
+ * lookup (KEYSTORE_BUSY past key_lookups_max). cb may run before return. */
 void keystore_lookup(struct keystore *ks, const char *token, keystore_cb cb, void *arg);
 
-/* Queues a job for the worker thread. */
+/* Queues a job for the worker thread (ahead of every never-seen lookup). */
 void keystore_submit(struct keystore *ks, struct keystore_job *j);
+/* Queues a job that looks up something never seen (an end user, a tag)
+ * behind the others; -1 (j not taken) when key_lookups_max such lookups are
+ * already in flight. */
+int keystore_submit_unseen(struct keystore *ks, struct keystore_job *j);
 
 /* Worker thread: runs a query on the worker's connection, (re)connecting;
  * on failure fills j->error and drops the connection. */
@@ -87,7 +105,19 @@ void budget_cells(const struct db_result *r, size_t row, size_t col, struct budg
 /* How long MariaDB has been unreachable (0 when it answers). */
 int64_t keystore_db_down_ms(struct keystore *ks);
 
-/* Like keystore_lookup, but always answers with a row fetched from now on. */
+/* Like keystore_lookup, but always answers with a row fetched from now on;
+ * for a key known to exist (it queues ahead of never-seen lookups). */
 void keystore_lookup_fresh(struct keystore *ks, const char *token, keystore_cb cb, void *arg);
+
+/* What the caches hold and did, for /metrics. */
+struct keystore_stats {
+    size_t keys, unknown_keys;       /* entries in the key and negative caches */
+    uint64_t evictions;              /* key rows forgotten to make room */
+    uint64_t unknown_evictions;      /* unknown keys forgotten to make room */
+    uint64_t negative_hits;          /* lookups answered "not found" from the negative cache */
+    uint64_t refused;                /* lookups refused with KEYSTORE_BUSY */
+    int unseen_in_flight;            /* never-seen lookups queued or running */
+};
+void keystore_stats(const struct keystore *ks, struct keystore_stats *out);
 
 #endif

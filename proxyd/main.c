@@ -13,6 +13,7 @@
 #include "db.h"
 #include "drain.h"
 #include "http_front.h"
+#include "http_limits.h"
 #include "journal.h"
 #include "keystore.h"
 #include "log.h"
@@ -132,6 +133,7 @@ static void teardown(struct proxy *px)
     publisher_free(px->pub);
     if (px->http != NULL)
         evhttp_free(px->http);
+    http_limits_free(px->limits); /* after its evhttp */
     spend_sub_free(px->spend_sub);
     admission_free(px->admission);
     owners_free(px->owners);

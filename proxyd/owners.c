@@ -5,6 +5,11 @@
  * key_cache_ttl_ms like key rows. A request whose rows are all fresh is
  * answered at once; otherwise one job fetches every row it needs on the
  * keystore's MariaDB thread.
+ *
+ * Any valid key can name end users and tags at will, so the cache is an LRU
+ * of owner_cache_max_entries rows, and a job that names one the cache does
+ * not hold is a never-seen lookup (keystore_submit_unseen): it runs after
+ * the known lookups and is refused with KEYSTORE_BUSY past key_lookups_max.
  */
 #include "owners.h"
 
@@ -14,12 +19,12 @@
 #include <time.h>
 
 #include "clock.h"
-#include "strmap.h"
+#include "lru.h"
 
 struct owners {
     struct keystore *ks;
     const struct config *cfg;
-    struct strmap *cache; /* name -> struct owner_row */
+    struct lru *cache; /* name -> struct owner_row */
 };
 
 struct owners_job {
@@ -46,7 +51,7 @@ static const char SQL_CONFIG_BUDGET[] =
 struct owners *owners_new(struct keystore *ks, const struct config *cfg)
 {
     struct owners *o = calloc(1, sizeof(*o));
-    if (o == NULL || (o->cache = strmap_new()) == NULL) {
+    if (o == NULL || (o->cache = lru_new(cfg->proxyd.owner_cache_max_entries, free)) == NULL) {
         free(o);
         return NULL;
     }
@@ -59,7 +64,7 @@ void owners_free(struct owners *o)
 {
     if (o == NULL)
         return;
-    strmap_free(o->cache, free);
+    lru_free(o->cache);
     free(o);
 }
 
@@ -101,12 +106,10 @@ static void finish_owners(struct keystore_job *base)
     struct owners_job *j = (struct owners_job *)base;
     for (size_t i = 0; base->ok && i < j->n; i++) {
         struct owner_row *copy = malloc(sizeof(*copy));
-        int err;
         if (copy == NULL)
             continue; /* only costs a refetch */
         *copy = j->rows[i];
-        free(strmap_put(j->o->cache, j->names[i], copy, &err));
-        if (err < 0)
+        if (lru_put(j->o->cache, j->names[i], copy) < 0)
             free(copy);
     }
     j->cb(j->rows, j->n, base->ok ? NULL : base->error, j->arg);
@@ -147,16 +150,30 @@ void owners_lookup(struct owners *o, const char *const *names, size_t n, owners_
     j->arg = arg;
     int64_t now = clock_ms();
     size_t fresh = 0;
-    for (; fresh < j->n; fresh++) {
-        const struct owner_row *c = strmap_get(o->cache, j->names[fresh]);
+    bool unseen = false;
+    for (size_t i = 0; i < j->n; i++) {
+        const struct owner_row *c = lru_get(o->cache, j->names[i]);
+        unseen |= c == NULL;
         if (c == NULL || now - c->fetched_ms > o->cfg->proxyd.key_cache_ttl_ms)
-            break;
-        j->rows[fresh] = *c; /* a fetch, if one is needed, writes them all again */
+            continue;
+        j->rows[i] = *c; /* a fetch, if one is needed, writes them all again */
+        fresh++;
     }
     if (fresh == j->n) {
         cb(j->rows, j->n, NULL, arg);
         job_free(j);
         return;
     }
-    keystore_submit(o->ks, &j->base);
+    if (!unseen) {
+        keystore_submit(o->ks, &j->base);
+    } else if (keystore_submit_unseen(o->ks, &j->base) < 0) {
+        cb(NULL, 0, KEYSTORE_BUSY, arg);
+        job_free(j);
+    }
+}
+
+void owners_stats(const struct owners *o, size_t *rows, uint64_t *evictions)
+{
+    *rows = lru_count(o->cache);
+    *evictions = lru_evictions(o->cache);
 }

@@ -30,6 +30,7 @@ struct generation;
 struct stats;
 struct drain;
 struct journal;
+struct http_limits;
 struct bill;
 
 struct proxy {
@@ -51,6 +52,7 @@ struct proxy {
     struct owners *owners;
     struct spend_sub *spend_sub;
     struct stats *stats;
+    struct http_limits *limits; /* the HTTP server's (http_front.c, http_limits.h) */
     struct drain *drain;     /* non-NULL once SIGTERM started a drain */
     size_t in_flight;        /* requests taken and not yet answered and accounted */
     size_t authorized;       /* of them, those past their key check (global_max_parallel_requests) */

@@ -22,7 +22,8 @@
  * off dead peers: with no accountd connected a send fails, and the resend
  * timer tries again later.
  *
- * A socket monitor counts the connections to accountd, for readiness.
+ * zmq_link.c watches the connections to accountd (for readiness, and to
+ * send again what a peer that left had not acked).
  *
  * libzmq's ZMQ_FD is edge-triggered: after any send or receive we drain
  * incoming acks until ZMQ_EVENTS says there are none.
@@ -42,6 +43,7 @@
 #include "log.h"
 #include "spool.h"
 #include "strmap.h"
+#include "zmq_link.h"
 
 #define BATCH_MAX_EVENTS 512
 #define BATCH_MAX_BYTES (4 * 1024 * 1024)
@@ -58,10 +60,10 @@ struct pending {
 
 struct publisher {
     const struct config *cfg;
-    void *ctx, *dealer, *monitor;
-    struct event *zmq_ev, *flush_ev, *resend_ev, *monitor_ev;
-    int connected;          /* accountd connections up (socket monitor) */
-    int64_t down_since_ms;  /* when connected last became 0; 0 while connected */
+    void *ctx, *dealer;
+    struct zmq_link *link;  /* the connections to every accountd */
+    struct event *zmq_ev, *flush_ev, *resend_ev;
+    int64_t down_since_ms;  /* when the last accountd went away; 0 while one is up */
     struct strmap *pending; /* request id -> struct pending */
     struct spool *spool;
     void (*ack_cb)(const char *request_id, void *arg);
@@ -190,8 +192,6 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     flush(arg);
 }
 
-static void drain_monitor(struct publisher *p);
-
 /* How long an event handed to ZeroMQ `sends` times waits for its ack. */
 static int64_t resend_after_ms(const struct publisher *p, int sends)
 {
@@ -211,7 +211,7 @@ static void on_resend(evutil_socket_t fd, short what, void *arg)
     void *v;
     (void)fd;
     (void)what;
-    drain_monitor(p); /* ZMQ_FD is edge-triggered: never rely on it alone */
+    zmq_link_poll(p->link); /* ZMQ_FD is edge-triggered: never rely on it alone */
     drain(p);
     flush(p);
     /* While sends fail, everything is due: nothing went out. */
@@ -314,6 +314,14 @@ uint64_t publisher_spool_bytes(const struct publisher *p)
     return spool_bytes(p->spool);
 }
 
+void publisher_spool_damage(const struct publisher *p, uint64_t *ranges, uint64_t *bytes)
+{
+    struct spool_damage d;
+    spool_damage(p->spool, &d);
+    *ranges = d.ranges;
+    *bytes = d.bytes;
+}
+
 /* Makes every pending event due for (re)sending. */
 static void due_now(struct publisher *p)
 {
@@ -324,74 +332,26 @@ static void due_now(struct publisher *p)
         ((struct pending *)v)->sent_ms = 0;
 }
 
-/* Monitor events: [uint16 event, uint32 value][endpoint]. */
-static void drain_monitor(struct publisher *p)
+/* An accountd instance completed its handshake, or went away (zmq_link.c). */
+static void on_link(void *arg, bool up)
 {
-    for (;;) {
-        int events = 0;
-        size_t len = sizeof(events);
-        if (zmq_getsockopt(p->monitor, ZMQ_EVENTS, &events, &len) != 0 || !(events & ZMQ_POLLIN))
-            return;
-        zmq_msg_t msg;
-        uint16_t ev = 0;
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, p->monitor, ZMQ_DONTWAIT) >= 2)
-            memcpy(&ev, zmq_msg_data(&msg), sizeof(ev));
-        while (zmq_msg_more(&msg)) /* the endpoint frame */
-            if (zmq_msg_recv(&msg, p->monitor, ZMQ_DONTWAIT) < 0)
-                break;
-        zmq_msg_close(&msg);
-        if (ev == ZMQ_EVENT_CONNECTED) {
-            if (p->connected++ == 0) {
-                p->down_since_ms = 0;
-                log_info("connected to accountd");
-            }
-            due_now(p); /* what went to a peer that left is lost with it */
-            event_active(p->resend_ev, EV_TIMEOUT, 0);
-        } else if (ev == ZMQ_EVENT_DISCONNECTED && p->connected > 0) {
-            if (--p->connected == 0) {
-                p->down_since_ms = clock_ms();
-                log_warn("lost the connection to accountd");
-            }
-            due_now(p); /* what that peer had not acked went with it: to the others */
-            event_active(p->resend_ev, EV_TIMEOUT, 0);
-        }
+    struct publisher *p = arg;
+    size_t n = zmq_link_up(p->link);
+    if (up && n == 1) {
+        p->down_since_ms = 0;
+        log_info("connected to accountd");
+    } else if (!up && n == 0) {
+        p->down_since_ms = clock_ms();
+        log_warn("lost the connection to accountd");
     }
-}
-
-static void on_monitor(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    drain_monitor(arg);
-}
-
-static int setup_monitor(struct publisher *p, char *err, size_t errlen)
-{
-    char addr[64];
-    int fd;
-    size_t fdlen = sizeof(fd);
-    snprintf(addr, sizeof(addr), "inproc://publisher-monitor-%p", (void *)p);
-    if (zmq_socket_monitor(p->dealer, addr, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
-        (p->monitor = zmq_socket(p->ctx, ZMQ_PAIR)) == NULL || zmq_connect(p->monitor, addr) != 0 ||
-        zmq_getsockopt(p->monitor, ZMQ_FD, &fd, &fdlen) != 0) {
-        snprintf(err, errlen, "ZeroMQ socket monitor: %s", zmq_strerror(zmq_errno()));
-        return -1;
-    }
-    p->monitor_ev = event_new(event_get_base(p->flush_ev), fd, EV_READ | EV_PERSIST, on_monitor, p);
-    if (p->monitor_ev == NULL || event_add(p->monitor_ev, NULL) != 0) {
-        snprintf(err, errlen, "cannot watch the ZeroMQ monitor");
-        return -1;
-    }
-    p->down_since_ms = clock_ms(); /* until the first connection */
-    return 0;
+    /* what went to a peer that left is lost with it; a new peer takes it now */
+    due_now(p);
+    event_active(p->resend_ev, EV_TIMEOUT, 0);
 }
 
 int64_t publisher_down_ms(struct publisher *p)
 {
-    /* The monitor's fd is edge-triggered and its edge can be consumed by
-     * other ZeroMQ calls: read what it holds now, so the answer is current. */
-    drain_monitor(p);
+    zmq_link_poll(p->link); /* current, whatever consumed the monitor's edge */
     return p->down_since_ms == 0 ? 0 : clock_ms() - p->down_since_ms;
 }
 
@@ -405,19 +365,17 @@ static int setup_socket(struct publisher *p, char *err, size_t errlen)
         zmq_setsockopt(p->dealer, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
         zmq_setsockopt(p->dealer, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
         zmq_setsockopt(p->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
-        setup_monitor(p, err, errlen) < 0 || zmq_getsockopt(p->dealer, ZMQ_FD, &fd, &fdlen) != 0) {
+        zmq_getsockopt(p->dealer, ZMQ_FD, &fd, &fdlen) != 0) {
         snprintf(err, errlen, "ZeroMQ to accountd: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
     /* One DEALER connected to every accountd: batches go round-robin to the
      * connected ones, so the instances share the load. */
-    for (size_t i = 0; i < p->cfg->accountd.n_accountd; i++) {
-        if (zmq_connect(p->dealer, p->cfg->accountd.events[i]) != 0) {
-            snprintf(err, errlen, "ZeroMQ to accountd at %s: %s", p->cfg->accountd.events[i],
-                     zmq_strerror(zmq_errno()));
-            return -1;
-        }
-    }
+    p->down_since_ms = clock_ms(); /* until the first handshake */
+    if ((p->link = zmq_link_open(event_get_base(p->flush_ev), p->ctx, p->dealer, p->cfg,
+                                 p->cfg->accountd.events, "events", on_link, p, err,
+                                 errlen)) == NULL)
+        return -1;
     p->zmq_ev = event_new(event_get_base(p->flush_ev), fd, EV_READ | EV_PERSIST, on_zmq, p);
     if (p->zmq_ev == NULL || event_add(p->zmq_ev, NULL) != 0) {
         snprintf(err, errlen, "cannot watch the ZeroMQ socket");
@@ -461,12 +419,7 @@ void publisher_free(struct publisher *p)
         event_free(p->flush_ev);
     if (p->resend_ev != NULL)
         event_free(p->resend_ev);
-    if (p->monitor_ev != NULL)
-        event_free(p->monitor_ev);
-    if (p->monitor != NULL) {
-        (void)zmq_socket_monitor(p->dealer, NULL, 0); /* stop it; failure changes nothing */
-        zmq_close(p->monitor);
-    }
+    zmq_link_close(p->link);
     if (p->dealer != NULL)
         zmq_close(p->dealer);
     if (p->ctx != NULL)

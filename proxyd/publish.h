@@ -38,6 +38,8 @@ bool publisher_full(const struct publisher *p);
 /* Events not yet acknowledged, and the spool's size on disk. */
 size_t publisher_pending(const struct publisher *p);
 uint64_t publisher_spool_bytes(const struct publisher *p);
+/* What the spool's recovery set aside as damaged at start (spool_damage). */
+void publisher_spool_damage(const struct publisher *p, uint64_t *ranges, uint64_t *bytes);
 
 /* How long no accountd has been connected (0 while one is). */
 int64_t publisher_down_ms(struct publisher *p);

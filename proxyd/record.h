@@ -11,6 +11,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The big-endian 32-bit fields of records (lengths and CRCs), here and in
+ * spool_scan.c's format. */
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 #define REC_HEADER 8
 #define REC_MAX (64u * 1024 * 1024)
 

@@ -94,6 +94,16 @@ static void report_restart_only(const struct config *old, const struct config *n
              old->proxyd.readiness_grace_ms != new->proxyd.readiness_grace_ms},
         {"general_settings.database_url", config_db_differs(&old->db, &new->db)},
         {"tollgate.accountd endpoints", endpoints_differ(old, new)},
+        {"tollgate.curve and the curve_* keys", config_curve_differs(&old->curve, &new->curve)},
+        {"tollgate.proxyd header, connection and metadata limits",
+         config_http_limits_differ(&old->proxyd.http, &new->proxyd.http) ||
+             old->proxyd.max_metadata_bytes != new->proxyd.max_metadata_bytes},
+        {"tollgate.proxyd key and owner cache limits",
+         old->proxyd.key_cache_max_entries != new->proxyd.key_cache_max_entries ||
+             old->proxyd.owner_cache_max_entries != new->proxyd.owner_cache_max_entries ||
+             old->proxyd.key_negative_ttl_ms != new->proxyd.key_negative_ttl_ms ||
+             old->proxyd.key_negative_max_entries != new->proxyd.key_negative_max_entries ||
+             old->proxyd.key_lookups_max != new->proxyd.key_lookups_max},
     };
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
         if (s[i].changed)

@@ -1,4 +1,5 @@
-/* route_filter.c - tag routing and the context window (route_filter.h).
+/* route_filter.c - tag routing, the context window and the caller's model
+ * access on fallbacks (route_filter.h).
  *
  * Tag routing follows LiteLLM's get_deployments_for_tag: with
  * tag_filtering_match_any (the default) a deployment matches when it shares
@@ -91,6 +92,11 @@ bool route_filter_fits(const struct route_state *st, const struct deployment *co
             return true;
     }
     return false;
+}
+
+bool route_filter_may_use(const struct route_state *st, const char *name)
+{
+    return st->may_use == NULL || st->may_use(st->may_use_arg, name);
 }
 
 void route_filter_refusal(const struct route_state *st, char *buf, size_t len)

@@ -1,7 +1,8 @@
 /* route_filter.h - which deployments of a model group one request may
  * reach, before a strategy chooses among them: LiteLLM's tag routing
  * (router_strategy/tag_based_routing.py, get_deployments_for_tag) and the
- * context window (a prompt longer than a deployment's max_input_tokens).
+ * context window (a prompt longer than a deployment's max_input_tokens),
+ * and the caller's model access for the fallback groups.
  * What it decides is kept in the request's struct route_state (router.h);
  * router.c calls route_filter_group before each draw from a group, and a
  * deployment route_filter_admits refuses is never drawn. */
@@ -30,6 +31,10 @@ bool route_filter_admits(const struct route_state *st, const struct deployment *
  * enough for st's prompt? */
 bool route_filter_fits(const struct route_state *st, const struct deployment *const *members,
                        size_t n);
+
+/* May st's request go to fallback group (or alias) name: the caller's
+ * models allow it (always true without a route_match.may_use)? */
+bool route_filter_may_use(const struct route_state *st, const char *name);
 
 /* LiteLLM's words for a request whose tags match no deployment, with the
  * request's model and tags, into buf. */

@@ -14,7 +14,10 @@
  * request may reach (route_filter.h) before the strategy chooses; the
  * fallback lists are the asked name's (its fallbacks, else default_fallbacks;
  * context_window_fallbacks and content_policy_fallbacks after those errors:
- * router_switch), each group of a list tried in order, the asked one skipped.
+ * router_switch), each group of a list tried in order, the asked one skipped,
+ * and so is one the caller's key may not call (route_filter_may_use;
+ * LiteLLM's enforce_fallback_model_access, always on here): with none left
+ * the request ends with the error it had.
  */
 #include "router.h"
 
@@ -298,6 +301,8 @@ static const struct deployment *next_fallback(struct router *r, struct route_sta
             const char *name = to[st->fallback_next++];
             if (group_of(r, name) == group_of(r, st->list_of))
                 continue; /* as LiteLLM's run_async_fallback: not the group that failed */
+            if (!route_filter_may_use(st, name))
+                continue; /* a group the key may not call is no fallback of its */
             st->group = name;
             st->attempts_in_group = 0;
             st->in_fallback = true;
@@ -373,6 +378,8 @@ const struct deployment *router_start(struct router *r, const char *name,
     if (m != NULL) {
         st->tags = m->tags;
         st->n_tags = m->n_tags;
+        st->may_use = m->may_use;
+        st->may_use_arg = m->may_use_arg;
     }
     *why = ROUTE_UNKNOWN_MODEL;
     if (g == NULL)

@@ -21,6 +21,10 @@ enum route_fallback {
     ROUTE_FALLBACK_CONTENT_POLICY, /* content_policy_fallbacks: the content was refused */
 };
 
+/* May the caller (arg) use model group or alias name? Fallback groups it
+ * may not are skipped (route_filter_may_use). */
+typedef bool (*route_may_use_fn)(const void *arg, const char *name);
+
 /* Which members of the group being tried tag routing lets a request reach. */
 enum route_tags { ROUTE_TAGS_ALL, ROUTE_TAGS_MATCHED, ROUTE_TAGS_DEFAULT, ROUTE_TAGS_NONE };
 
@@ -45,12 +49,16 @@ struct route_state {
     bool in_fallback;          /* group is a fallback, not the asked one */
     enum route_fallback kind;  /* the list walked: kind's fallbacks ... */
     const char *list_of;       /* ... of this name */
+    route_may_use_fn may_use;  /* the caller's model access (route_match); NULL: any */
+    const void *may_use_arg;
 };
 
 /* What tag routing weighs of a request (router_start). */
 struct route_match {
     const char *const *tags;   /* metadata.tags and its key's; borrowed */
     size_t n_tags;
+    route_may_use_fn may_use;  /* its key's models (call.c); NULL: every group */
+    const void *may_use_arg;   /* borrowed; outlives the request's route_state */
 };
 
 /* Why router_start found no deployment (unless st->full). */

@@ -13,12 +13,14 @@
 
 #include "events.pb-c.h"
 #include "log.h"
+#include "zmq_link.h"
 
 #define DRAIN_MS 50
 
 struct spend_sub {
     struct admission *admission;
     void *ctx, *sub;
+    struct zmq_link *link; /* to every accountd: each publishes */
     struct event *fd_ev, *timer_ev;
 };
 
@@ -47,6 +49,8 @@ static void drain(evutil_socket_t fd, short what, void *arg)
     struct spend_sub *s = arg;
     (void)fd;
     (void)what;
+    if (s->link != NULL)
+        zmq_link_poll(s->link); /* its monitor's fd is edge-triggered too */
     for (;;) {
         zmq_msg_t msg;
         zmq_msg_init(&msg);
@@ -75,13 +79,10 @@ struct spend_sub *spend_sub_new(struct event_base *base, const struct config *cf
         spend_sub_free(s);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->accountd.n_accountd; i++) { /* every accountd publishes */
-        if (zmq_connect(s->sub, cfg->accountd.updates[i]) != 0) {
-            snprintf(err, errlen, "spend updates from %s: %s", cfg->accountd.updates[i],
-                     zmq_strerror(zmq_errno()));
-            spend_sub_free(s);
-            return NULL;
-        }
+    if ((s->link = zmq_link_open(base, s->ctx, s->sub, cfg, cfg->accountd.updates,
+                                 "spend updates", NULL, NULL, err, errlen)) == NULL) {
+        spend_sub_free(s);
+        return NULL;
     }
     s->admission = a;
     if ((s->fd_ev = event_new(base, fd, EV_READ | EV_PERSIST, drain, s)) == NULL ||
@@ -102,6 +103,7 @@ void spend_sub_free(struct spend_sub *s)
         event_free(s->fd_ev);
     if (s->timer_ev != NULL)
         event_free(s->timer_ev);
+    zmq_link_close(s->link);
     if (s->sub != NULL)
         zmq_close(s->sub);
     if (s->ctx != NULL)

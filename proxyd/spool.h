@@ -39,4 +39,12 @@ void spool_flush_acks(struct spool *s);
 uint64_t spool_bytes(const struct spool *s);
 bool spool_full(const struct spool *s);
 
+/* What recovery at spool_new found damaged: byte ranges of segments that
+ * held no valid record (each usually one damaged record), skipped and
+ * copied to spool_dir/damaged/, and their bytes. */
+struct spool_damage {
+    uint64_t ranges, bytes;
+};
+void spool_damage(const struct spool *s, struct spool_damage *out);
+
 #endif

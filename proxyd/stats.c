@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "keystore.h"
 #include "log.h"
 #include "metrics.h"
+#include "owners.h"
 #include "publish.h"
 #include "reload.h"
 
@@ -19,6 +21,8 @@ struct stats {
     struct metrics *m;
     int requests, duration, overhead, ttfb, upstream_errors, retries, refusals, reloads;
     int in_flight, unacked, spool_bytes, accountd_up, draining, generation;
+    int damaged_ranges, damaged_bytes;
+    int cache_entries, cache_evictions, negative_hits, lookups_refused, lookups_unseen;
 };
 
 #define COUNTER(id, name, help, labels) bad |= (s->id = metrics_counter(s->m, name, help, labels)) < 0
@@ -51,6 +55,21 @@ static int declare(struct stats *s)
     GAUGE(accountd_up, "tollgate_proxyd_accountd_connected", "1 while an accountd is connected.");
     GAUGE(draining, "tollgate_proxyd_draining", "1 once SIGTERM started a drain.");
     GAUGE(generation, "tollgate_proxyd_config_generation", "1 at start, +1 per accepted reload.");
+    COUNTER(damaged_ranges, "tollgate_proxyd_spool_damaged_ranges_total",
+            "Byte ranges of the spool holding no valid record, set aside at start.", NULL);
+    COUNTER(damaged_bytes, "tollgate_proxyd_spool_damaged_bytes_total",
+            "Bytes of those ranges (kept in spool_dir/damaged).", NULL);
+    bad |= (s->cache_entries = metrics_gauge(s->m, "tollgate_proxyd_cache_entries",
+                                             "Entries of the key, unknown-key and owner caches.",
+                                             "cache")) < 0;
+    COUNTER(cache_evictions, "tollgate_proxyd_cache_evictions_total",
+            "Cache entries forgotten to make room (least recently used), by cache.", "cache");
+    COUNTER(negative_hits, "tollgate_proxyd_key_negative_hits_total",
+            "Unknown keys refused from the negative cache, without a lookup.", NULL);
+    COUNTER(lookups_refused, "tollgate_proxyd_key_lookups_refused_total",
+            "Lookups of never-seen keys, end users or tags refused past key_lookups_max.", NULL);
+    GAUGE(lookups_unseen, "tollgate_proxyd_key_lookups_unseen",
+          "Lookups of never-seen keys, end users or tags queued or running.");
     return bad ? -1 : 0;
 }
 
@@ -62,6 +81,11 @@ struct stats *stats_new(void)
         return NULL;
     }
     return s;
+}
+
+struct metrics *stats_metrics(struct stats *s)
+{
+    return s->m;
 }
 
 void stats_free(struct stats *s)
@@ -125,9 +149,46 @@ void stats_reload(struct stats *s, bool ok)
     metrics_add(s->m, s->reloads, METRICS_LABELS(ok ? "ok" : "refused"), 1);
 }
 
-void stats_reply(struct proxy *px, struct evhttp_request *req)
+/* A counter the spool keeps itself: the registry catches up with it. */
+static void counter_to(struct stats *s, int id, uint64_t v)
+{
+    uint64_t now = (uint64_t)metrics_get(s->m, id, NULL);
+    if (v > now)
+        metrics_add(s->m, id, NULL, v - now);
+}
+
+/* The key and owner caches' sizes and counts (keystore.c, owners.c). */
+static void cache_metrics(struct proxy *px)
 {
     struct stats *s = px->stats;
+    struct keystore_stats k;
+    size_t owner_rows;
+    uint64_t owner_evictions, now;
+    keystore_stats(px->keys, &k);
+    owners_stats(px->owners, &owner_rows, &owner_evictions);
+    metrics_set(s->m, s->cache_entries, METRICS_LABELS("key"), (double)k.keys);
+    metrics_set(s->m, s->cache_entries, METRICS_LABELS("unknown_key"), (double)k.unknown_keys);
+    metrics_set(s->m, s->cache_entries, METRICS_LABELS("owner"), (double)owner_rows);
+    const struct { const char *cache; uint64_t v; } ev[] = {
+        {"key", k.evictions}, {"unknown_key", k.unknown_evictions}, {"owner", owner_evictions}};
+    for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+        now = (uint64_t)metrics_get(s->m, s->cache_evictions, METRICS_LABELS(ev[i].cache));
+        if (ev[i].v > now)
+            metrics_add(s->m, s->cache_evictions, METRICS_LABELS(ev[i].cache), ev[i].v - now);
+    }
+    counter_to(s, s->negative_hits, k.negative_hits);
+    counter_to(s, s->lookups_refused, k.refused);
+    metrics_set(s->m, s->lookups_unseen, NULL, (double)k.unseen_in_flight);
+}
+
+void stats_reply(struct proxy *px, struct evhttp_request *req)
+{
+    cache_metrics(px);
+    struct stats *s = px->stats;
+    uint64_t ranges, bytes;
+    publisher_spool_damage(px->pub, &ranges, &bytes);
+    counter_to(s, s->damaged_ranges, ranges);
+    counter_to(s, s->damaged_bytes, bytes);
     metrics_set(s->m, s->in_flight, NULL, (double)px->in_flight);
     metrics_set(s->m, s->unacked, NULL, (double)publisher_pending(px->pub));
     metrics_set(s->m, s->spool_bytes, NULL, (double)publisher_spool_bytes(px->pub));

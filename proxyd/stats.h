@@ -27,6 +27,8 @@ struct stats_request {
 
 struct stats *stats_new(void);
 void stats_free(struct stats *s);
+/* The registry, for what declares metrics of its own (http_limits.c). */
+struct metrics *stats_metrics(struct stats *s);
 
 void stats_request_done(struct stats *s, const struct stats_request *r);
 /* An attempt failed (reason: "timeout", "connect", "http_429", "http_5xx", ...). */

@@ -130,7 +130,9 @@ static const struct route ROUTES[] = {
 #define N_ROUTES (sizeof(ROUTES) / sizeof(ROUTES[0]))
 
 /* Loads the row of the virtual key who->token (its permissions, user and
- * the user's role into *role); 0 found and usable, -1 answered. */
+ * the user's role into *role); 0 found and usable, -1 answered. A key is
+ * refused as proxyd refuses it (auth.c): blocked, of a blocked team, expired,
+ * in that order and in the same words. */
 static int load_key(struct worker *w, struct evhttp_request *req, struct caller *who,
                     char role[32])
 {
@@ -142,8 +144,9 @@ static int load_key(struct worker *w, struct evhttp_request *req, struct caller 
     struct db_param p[] = {DB_STR(who->token)};
     if (db_exec(db, "SELECT k.permissions, k.blocked,"
                     " k.expires IS NOT NULL AND k.expires <= UTC_TIMESTAMP(6), k.user_id,"
-                    " u.user_role FROM api_keys k LEFT JOIN internal_users u"
-                    " ON u.user_id = k.user_id WHERE k.token = ?",
+                    " u.user_role, COALESCE(t.blocked, 0), k.team_id FROM api_keys k"
+                    " LEFT JOIN internal_users u ON u.user_id = k.user_id"
+                    " LEFT JOIN teams t ON t.team_id = k.team_id WHERE k.token = ?",
                 p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
         worker_db_failed(w, req, err);
         return -1;
@@ -154,6 +157,10 @@ static int load_key(struct worker *w, struct evhttp_request *req, struct caller 
                        "Authentication Error, Invalid proxy server token passed.");
     else if (strcmp(db_cell(r, 0, 1), "0") != 0)
         httpjson_error(req, 403, "permission_error", NULL, "Authentication Error, Key is blocked.");
+    else if (strcmp(db_cell(r, 0, 5), "0") != 0)
+        httpjson_error(req, 403, "permission_error", NULL,
+                       "Team=%s is blocked. Update via `/team/unblock` if you're an admin.",
+                       db_cell(r, 0, 6));
     else if (strcmp(db_cell(r, 0, 2), "0") != 0)
         httpjson_error(req, 401, "auth_error", NULL, "Authentication Error - Expired Key.");
     else if ((who->permissions = json_loads(db_cell(r, 0, 0), 0, NULL)) != NULL)

@@ -2,7 +2,9 @@
  *
  * Binds the listening socket once, then starts `workers` threads, each
  * with its own event loop, evhttp server (on a dup of that socket) and
- * MariaDB connections (see reportd.h). The main thread waits for signals:
+ * MariaDB connections (see reportd.h), and its share of the connection cap
+ * with the other HTTP limits (http_limits.h: tollgate.reportd.max_connections
+ * is split evenly among the workers). The main thread waits for signals:
  * SIGHUP reloads the config (reload.c); SIGTERM or SIGINT drains the
  * workers (drain.c) and stops once they are done, or at a second signal.
  */
@@ -26,13 +28,14 @@
 
 #include "budget_period.h"
 #include "db.h"
+#include "http_limits.h"
 #include "httpjson.h"
 #include "log.h"
 #include "notify.h"
 #include "runtime.h"
 #include "reportd.h"
 
-#define CLIENT_TIMEOUT_S 60
+#define CLIENT_TIMEOUT_S 60 /* a body or an answer making no progress */
 /* evhttp's own cap, above the handlers' (at most 1 MiB), so that what a
  * client sees past a handler's limit is its JSON 413 (httpjson_body);
  * beyond this evhttp answers its own 413 and closes. */
@@ -119,9 +122,40 @@ static evutil_socket_t listen_on(const struct listen_addr *l, char *err, size_t 
     return fd;
 }
 
-static int worker_init(struct worker *w, struct reportd *d, evutil_socket_t fd)
+/* A worker's HTTP server as evhttp calls it: the limits' look first. */
+struct front {
+    struct worker *w;
+    struct http_limits *limits;
+};
+
+static void front_dispatch(struct evhttp_request *req, void *arg)
+{
+    struct front *f = arg;
+    if (http_limits_admit_or_reply(f->limits, req))
+        api_dispatch(req, f->w);
+}
+
+/* The limits of one worker's server: its share of the connection cap. */
+static int worker_limits(struct front *f, const struct http_limits_metrics *hm, int index)
+{
+    char name[32], err[256];
+    struct config_http_limits lim = f->w->d->boot->cfg->reportd.http;
+    int n = f->w->d->boot->cfg->reportd.workers;
+    lim.max_connections = (lim.max_connections + n - 1) / n;
+    snprintf(name, sizeof(name), "reportd-%d", index);
+    if ((f->limits = http_limits_new(f->w->http, f->w->base, &lim, name, hm, err, sizeof(err))) ==
+        NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int worker_init(struct worker *w, struct front *f, struct reportd *d, evutil_socket_t fd,
+                       const struct http_limits_metrics *hm)
 {
     w->d = d;
+    f->w = w;
     atomic_init(&w->done, false);
     evutil_socket_t mine = dup(fd);
     if (mine < 0 || (w->base = event_base_new()) == NULL || (w->http = evhttp_new(w->base)) == NULL) {
@@ -135,7 +169,11 @@ static int worker_init(struct worker *w, struct reportd *d, evutil_socket_t fd)
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_timeout(w->http, CLIENT_TIMEOUT_S);
-    evhttp_set_gencb(w->http, api_dispatch, w);
+    evhttp_set_gencb(w->http, front_dispatch, f);
+    if (worker_limits(f, hm, (int)(w - d->workers)) < 0) {
+        close(mine);
+        return -1;
+    }
     if ((w->bound = evhttp_accept_socket_with_handle(w->http, mine)) == NULL) {
         close(mine);
         return -1;
@@ -143,11 +181,13 @@ static int worker_init(struct worker *w, struct reportd *d, evutil_socket_t fd)
     return 0;
 }
 
-static void worker_fini(struct worker *w)
+static void worker_fini(struct worker *w, struct front *f)
 {
     drain_fini(w);
     if (w->http != NULL)
         evhttp_free(w->http);
+    http_limits_free(f->limits); /* after its evhttp */
+    f->limits = NULL;
     if (w->base != NULL)
         event_base_free(w->base);
     if (w->db != NULL)
@@ -228,16 +268,19 @@ static int serve(struct reportd *d, evutil_socket_t *fd, const sigset_t *sigs)
 {
     const struct config *cfg = d->boot->cfg;
     int n = cfg->reportd.workers, rc = 1;
+    struct http_limits_metrics hm;
     pthread_t *threads = calloc((size_t)n, sizeof(*threads));
+    struct front *fronts = calloc((size_t)n, sizeof(*fronts));
     d->workers = calloc((size_t)n, sizeof(*d->workers));
-    if (d->workers == NULL || threads == NULL)
+    if (d->workers == NULL || threads == NULL || fronts == NULL ||
+        http_limits_declare(d->obs.m, &hm) < 0)
         goto out;
     for (; d->n_workers < n; d->n_workers++) {
         struct worker *w = &d->workers[d->n_workers];
-        if (worker_init(w, d, *fd) < 0 ||
+        if (worker_init(w, &fronts[d->n_workers], d, *fd, &hm) < 0 ||
             pthread_create(&threads[d->n_workers], NULL, worker_main, w) != 0) {
             log_error("cannot start worker %d", d->n_workers);
-            worker_fini(w);
+            worker_fini(w, &fronts[d->n_workers]);
             break;
         }
     }
@@ -262,9 +305,10 @@ static int serve(struct reportd *d, evutil_socket_t *fd, const sigset_t *sigs)
             event_base_loopexit(d->workers[i].base, NULL);
     for (int i = 0; i < d->n_workers; i++) {
         pthread_join(threads[i], NULL);
-        worker_fini(&d->workers[i]);
+        worker_fini(&d->workers[i], &fronts[i]);
     }
 out:
+    free(fronts);
     free(d->workers);
     d->workers = NULL;
     d->n_workers = 0;

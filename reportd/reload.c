@@ -124,7 +124,7 @@ static int park_all(struct reportd *d)
 /* Logs each start-only setting next changes from the one in force. */
 static void warn_restart_only(const struct config *now, const struct config *next)
 {
-    const char *changed[4];
+    const char *changed[5];
     size_t n = 0;
     if (strcmp(now->reportd.listen.host, next->reportd.listen.host) != 0 ||
         now->reportd.listen.port != next->reportd.listen.port)
@@ -135,6 +135,8 @@ static void warn_restart_only(const struct config *now, const struct config *nex
         changed[n++] = "general_settings.database_url";
     if (config_db_differs(&now->reportd.read_db, &next->reportd.read_db))
         changed[n++] = "tollgate.reportd.read_database_url";
+    if (config_http_limits_differ(&now->reportd.http, &next->reportd.http))
+        changed[n++] = "tollgate.reportd header and connection limits";
     for (size_t i = 0; i < n; i++)
         log_warn("%s changed; takes effect after a restart", changed[i]);
 }

@@ -15,7 +15,8 @@ int report_csv_text(struct evbuffer *b, const char *s)
 {
     bool quote = strpbrk(s, ",\"\r\n") != NULL;
     int rc = quote ? evbuffer_add(b, "\"", 1) : 0;
-    if (rc == 0 && strchr("=+-@", s[0]) != NULL && s[0] != '\0')
+    /* OWASP's CSV injection list: a spreadsheet runs a cell starting so */
+    if (rc == 0 && s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL)
         rc = evbuffer_add(b, "'", 1);
     for (; rc == 0 && *s != '\0'; s++)
         rc = *s == '"' ? evbuffer_add(b, "\"\"", 2) : evbuffer_add(b, s, 1);

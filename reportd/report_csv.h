@@ -9,7 +9,8 @@
 #include "report_days.h"
 
 /* A text cell: quoted when it holds a comma, quote or line break; a leading
- * = + - @ gets a ' so that a spreadsheet shows it instead of running it.
+ * = + - @, TAB or CR gets a ' so that a spreadsheet shows it instead of
+ * running it.
  * 0, or -1 on ENOMEM. */
 int report_csv_text(struct evbuffer *b, const char *s);
 

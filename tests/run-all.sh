@@ -41,6 +41,10 @@ passed=0 failed=0 skipped=0
 start=$(date +%s)
 run_suite build "release" -DCMAKE_BUILD_TYPE=RelWithDebInfo ||
   { summary "release tests FAILED"; exit 1; }
+# Every parser of outside data under libFuzzer for a few seconds each
+# (clang, build-fuzz/); its last line is the summary.
+echo "=== fuzz: tests/fuzz/run.sh"
+tests/fuzz/run.sh || { summary "fuzzing FAILED"; exit 1; }
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-asan "asan+ubsan" -DCMAKE_BUILD_TYPE=Debug -DTOLLGATE_SANITIZE=ON ||

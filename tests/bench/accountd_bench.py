@@ -93,6 +93,8 @@ def run(args):
     if args.writers:
         accountd["writers"] = args.writers
     opts = {"tollgate": {"accountd": accountd}}
+    if args.plain:  # the cost of CURVE: the same run without it
+        opts["tollgate"]["curve"] = "off"
     return measure(args, opts)
 
 
@@ -145,6 +147,8 @@ def main():
     ap.add_argument("--teams", type=int, default=50)
     ap.add_argument("--end-users", type=int, default=5000)
     ap.add_argument("--tags", type=int, default=10)
+    ap.add_argument("--plain", action="store_true",
+                    help="ZeroMQ without CURVE (tollgate.curve: off), to measure what CURVE costs")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()

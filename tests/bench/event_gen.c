@@ -29,6 +29,7 @@
 #include "events.pb-c.h"
 #include "ids.h"
 #include "keyhash.h"
+#include "tool_curve.h"
 
 #define ACK_WAIT_MS 30000 /* give up when no ack came for this long */
 
@@ -255,7 +256,7 @@ static int setup(struct gen *g)
     int linger = 0;
     return (g->ctx = zmq_ctx_new()) != NULL && (g->sock = zmq_socket(g->ctx, ZMQ_DEALER)) != NULL &&
            zmq_setsockopt(g->sock, ZMQ_LINGER, &linger, sizeof(linger)) == 0 &&
-           zmq_connect(g->sock, g->o.endpoint) == 0 ? 0 : -1;
+           tool_curve_client(g->sock) == 0 && zmq_connect(g->sock, g->o.endpoint) == 0 ? 0 : -1;
 }
 
 /* Everything setup made (a leak-checked run must end clean). */

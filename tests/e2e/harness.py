@@ -72,6 +72,49 @@ def bin_dir():
     return Path(os.environ.get("TOLLGATE_BIN", str(REPO / "build" / "bin"))).resolve()
 
 
+_CURVE = {}
+
+
+def curve_keys():
+    """The CURVE key pairs of this test process, made once by accountd
+    --curve-keygen: accountd's (server) and proxyd's (client, which the test
+    tools send-events and event-gen use too: curve_tools). Returns
+    {"dir", "accountd", "proxyd"}: the key dir and the two public keys."""
+    if not _CURVE:
+        d = tempfile.mkdtemp(prefix="tollgate-curve-")
+        atexit.register(shutil.rmtree, d, True)
+        for name in ("accountd", "proxyd"):
+            p = subprocess.run([str(bin_dir() / "accountd"), "--curve-keygen",
+                                os.path.join(d, name)], capture_output=True, text=True, timeout=30)
+            if p.returncode != 0 or len(p.stdout.strip()) != 40:
+                raise HarnessError("accountd --curve-keygen failed: %s" % p.stderr)
+            _CURVE[name] = p.stdout.strip()
+        _CURVE["dir"] = d
+    return _CURVE
+
+
+def curve_tools(on):
+    """Makes the test tools started from now on CURVE clients with proxyd's key
+    (on), or plain (a stack with `curve: off`)."""
+    if on:
+        os.environ["TG_CURVE_SECRET_FILE"] = os.path.join(curve_keys()["dir"], "proxyd.key")
+        os.environ["TG_CURVE_SERVER_KEY"] = curve_keys()["accountd"]
+    else:
+        os.environ.pop("TG_CURVE_SECRET_FILE", None)
+        os.environ.pop("TG_CURVE_SERVER_KEY", None)
+
+
+def curve_settings():
+    """The tollgate: settings that make proxyd and accountd use curve_keys()."""
+    k = curve_keys()
+    return {
+        "proxyd": {"curve_secret_key_file": os.path.join(k["dir"], "proxyd.key"),
+                   "curve_server_public_keys": [k["accountd"]]},
+        "accountd": {"curve_secret_key_file": os.path.join(k["dir"], "accountd.key"),
+                     "curve_client_public_keys": [k["proxyd"]]},
+    }
+
+
 def expected_cost(prompt_tokens, completion_tokens):
     """Exact cost of a groq/llama-3.1-8b-instant call, as a Decimal."""
     return INPUT_PRICE * prompt_tokens + OUTPUT_PRICE * completion_tokens
@@ -424,6 +467,7 @@ class Stack:
     def _write_stack_config(self):
         self.config = self.make_config()
         self.config_path.write_text(dump_yaml(self.config))
+        curve_tools(self.config["tollgate"].get("curve") != "off")
 
     def _start_bound(self, name, port, renew, args=None):
         """Starts daemon NAME (its port: port(), None for accountd) and waits
@@ -540,6 +584,7 @@ class Stack:
                              "metrics": ["127.0.0.1:%d" % p for p in mps]},
             },
         }
+        deep_merge(cfg["tollgate"], curve_settings())  # ZeroMQ authenticated, as in production
         deep_merge(cfg["tollgate"], self.tollgate_overrides)
         deep_merge(cfg, self.extra_config)
         return cfg

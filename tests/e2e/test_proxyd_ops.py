@@ -53,23 +53,25 @@ def series_of(m, name):
 def spool_unacked(spool_dir):
     """The request ids of the events in a proxyd spool that no ack follows, read
     as proxyd/spool.c writes them: segment files NNNNNNNNNNNN.spool in order,
-    records [u32 payload length][u32 CRC-32 of the payload][payload] (big-endian),
-    payload [u8 'E' event or 'A' ack][u16 id length][request id][event bytes]."""
+    records [magic FF 54 47 FE][u32 payload length][u32 CRC-32 of the length field
+    and the payload][payload] (big-endian), payload [u8 'E' event or 'A'
+    ack][u16 id length][request id][event bytes]."""
     unacked = set()
     for path in sorted(Path(spool_dir).glob("*.spool")):
         data, at = path.read_bytes(), 0
-        while at + 8 <= len(data):
-            n, crc = struct.unpack_from(">II", data, at)
-            payload = data[at + 8:at + 8 + n]
-            if len(payload) < n or n < 3 or zlib.crc32(payload) != crc:
-                break  # a torn last record, which proxyd cuts off too
+        while at + 12 <= len(data) and data[at:at + 4] == b"\xffTG\xfe":
+            n, crc = struct.unpack_from(">II", data, at + 4)
+            payload = data[at + 12:at + 12 + n]
+            if len(payload) < n or n < 3 or \
+                    zlib.crc32(payload, zlib.crc32(data[at + 4:at + 8])) != crc:
+                break  # a torn last record (test_spool_damage.py covers damage)
             idlen = struct.unpack_from(">H", payload, 1)[0]
             rid = payload[3:3 + idlen].decode()
             if payload[:1] == b"E":
                 unacked.add(rid)
             elif payload[:1] == b"A":
                 unacked.discard(rid)
-            at += 8 + n
+            at += 12 + n
     return unacked
 
 

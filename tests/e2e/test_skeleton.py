@@ -674,6 +674,7 @@ class SkeletonTest(harness.StackTestCase):
         "  proxyd:   {{ listen: \"127.0.0.1:{pp}\", spool_dir: \"{spool}\" }}",  # 15
         "  reportd:  {{ listen: \"127.0.0.1:{rp}\" }}",                       # 16
         "  accountd: {{ events: \"tcp://127.0.0.1:{ep}\", updates: \"tcp://127.0.0.1:{up}\" }}",
+        "  curve: off",                                                       # 18
     ]
 
     def config_text(self, line=None, new=None):

@@ -4,8 +4,11 @@
  * tests to show that a redelivered event is counted once.
  *
  * Usage: send-events ENDPOINT REQUEST_ID API_KEY_HASH MODEL PROMPT COMPLETION TIMES [START_MS]
+ *                    [input_cost_per_token=D] [output_cost_per_token=D]
  * START_MS: when the request started, Unix milliseconds (default now), so a
- * test can send an event that started before a budget reset.
+ * test can send an event that started before a budget reset. The prices are
+ * a deployment's custom ones, as exact decimal text (a forged event's, say).
+ * With TG_CURVE_SECRET_FILE set it is a CURVE client (tool_curve.h).
  * Prints "acked N/TIMES" and exits 0 when every send was acknowledged.
  */
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include <zmq.h>
 
 #include "events.pb-c.h"
+#include "tool_curve.h"
 
 #define ACK_TIMEOUT_MS 10000
 
@@ -42,9 +46,13 @@ static int send_and_wait(void *sock, const uint8_t *buf, size_t len, const char 
 
 int main(int argc, char **argv)
 {
-    if (argc != 8 && argc != 9) {
+    int nargs = argc;
+    while (nargs > 8 && strchr(argv[nargs - 1], '=') != NULL) /* FIELD=VALUE at the end */
+        nargs--;
+    if (nargs != 8 && nargs != 9) {
         fprintf(stderr, "usage: send-events ENDPOINT REQUEST_ID API_KEY_HASH MODEL PROMPT "
-                        "COMPLETION TIMES [START_MS]\n");
+                        "COMPLETION TIMES [START_MS] [input_cost_per_token=D] "
+                        "[output_cost_per_token=D]\n");
         return 2;
     }
     struct timeval tv;
@@ -54,7 +62,7 @@ int main(int argc, char **argv)
     Tollgate__EventBatch batch = TOLLGATE__EVENT_BATCH__INIT;
     e.request_id = argv[2];
     e.call_type = "chat_completion";
-    e.start_time_us = argc == 9 ? atoll(argv[8]) * 1000 : (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    e.start_time_us = nargs == 9 ? atoll(argv[8]) * 1000 : (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
     e.end_time_us = e.start_time_us + 1000;
     e.api_key = argv[3];
     e.model_group = argv[4];
@@ -64,6 +72,18 @@ int main(int argc, char **argv)
     e.completion_tokens = atoll(argv[6]);
     e.total_tokens = e.prompt_tokens + e.completion_tokens;
     e.http_status = 200;
+    for (int i = nargs; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        *eq = '\0';
+        if (strcmp(argv[i], "input_cost_per_token") == 0)
+            e.input_cost_per_token = eq + 1;
+        else if (strcmp(argv[i], "output_cost_per_token") == 0)
+            e.output_cost_per_token = eq + 1;
+        else {
+            fprintf(stderr, "send-events: unknown field %s\n", argv[i]);
+            return 2;
+        }
+    }
     batch.n_events = 1;
     batch.events = events;
     int times = atoi(argv[7]), acked = 0;
@@ -73,7 +93,7 @@ int main(int argc, char **argv)
     void *sock = ctx != NULL ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
     int linger = 0;
     if (buf == NULL || sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
-        zmq_connect(sock, argv[1]) != 0) {
+        tool_curve_client(sock) != 0 || zmq_connect(sock, argv[1]) != 0) {
         fprintf(stderr, "send-events: setup failed: %s\n", zmq_strerror(zmq_errno()));
         return 1;
     }

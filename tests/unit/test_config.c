@@ -63,6 +63,14 @@ static void check_multi(const char *dir)
     CHECK_STR(cfg->accountd.updates[0], "tcp://10.0.0.1:5556");
     CHECK(cfg->accountd.n_metrics == 2 && cfg->accountd.metrics[1].port == 9091, "metrics");
     CHECK_STR(cfg->accountd.metrics[1].host, "10.0.0.2");
+    /* CURVE: one accountd secret for both, two clients, a server key each */
+    CHECK(!cfg->curve.off && cfg->curve.n_server_secret_files == 1, "curve on, one secret file");
+    CHECK_STR(cfg->curve.server_secret_files[0], "/etc/tollgate/curve/accountd.key");
+    CHECK(cfg->curve.n_client_public_keys == 2, "two clients (%zu)", cfg->curve.n_client_public_keys);
+    CHECK_STR(cfg->curve.client_public_keys[1], "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID");
+    CHECK_STR(cfg->curve.client_secret_file, "/etc/tollgate/curve/proxyd.key");
+    CHECK(cfg->curve.n_server_public_keys == 2, "a server key each");
+    CHECK_STR(cfg->curve.server_public_keys[1], "e7K:xZ1{ly8vNZ)pJPa<FhaX!Hd1yEPpv1.&8f3!");
     config_free(cfg);
 }
 
