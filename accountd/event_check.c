@@ -74,8 +74,9 @@ const char *event_check(const Tollgate__UsageEvent *e, int64_t now_us)
         return "api_key is not a SHA-256 hex digest";
     if (e->start_time_us < TIME_MIN_US || e->start_time_us > now_us + FUTURE_SLACK_US)
         return "start_time is before 2000 or more than a day ahead of accountd's clock";
-    if (e->end_time_us - e->start_time_us > DURATION_MAX_US)
-        return "the request lasted more than 7 days";
+    /* start is bounded above, so start + DURATION_MAX_US cannot overflow */
+    if (e->end_time_us < e->start_time_us || e->end_time_us > e->start_time_us + DURATION_MAX_US)
+        return "end_time is before start_time or more than 7 days after it";
     if (e->metadata_json != NULL && strlen(e->metadata_json) > EVENT_METADATA_MAX)
         return "metadata is larger than 1 MiB";
     if (e->n_tags > EVENT_TAGS_MAX)

@@ -10,12 +10,14 @@
  */
 #include "zap.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "clock.h"
@@ -23,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "runtime.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01" /* fixed by RFC 27 */
 #define ZAP_FRAMES 7                          /* a CURVE request: 6 frames and the key */
@@ -83,7 +86,16 @@ static void note_denied(struct zap *z, struct request *r, const char *why)
     log_warn("ZeroMQ peer refused: %s (address %s, key %s)", why, addr, key);
 }
 
-/* Reads one request; -1 when the context is ending. */
+static void release(struct request *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        zmq_msg_close(&r->f[i]);
+    r->n = 0;
+}
+
+/* Reads one request; -1 when the context is ending (ETERM) or the socket
+ * fails otherwise. A signal (EINTR) is not an end: the thread blocks
+ * signals, but a libzmq call may still return EINTR. */
 static int receive(void *rep, struct request *r)
 {
     int more = 1;
@@ -91,15 +103,19 @@ static int receive(void *rep, struct request *r)
     while (more) {
         zmq_msg_t m;
         zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, rep, 0) < 0) {
-            zmq_msg_close(&m);
-            return -1;
+        while (zmq_msg_recv(&m, rep, 0) < 0) {
+            if (zmq_errno() != EINTR) {
+                zmq_msg_close(&m);
+                release(r);
+                return -1;
+            }
         }
         more = zmq_msg_more(&m);
-        if (r->n < ZAP_FRAMES)
-            r->f[r->n++] = m;
-        else
-            zmq_msg_close(&m);
+        if (r->n < ZAP_FRAMES) {
+            zmq_msg_init(&r->f[r->n]);
+            zmq_msg_move(&r->f[r->n++], &m);
+        }
+        zmq_msg_close(&m);
     }
     return 0;
 }
@@ -123,6 +139,9 @@ static int reply(void *rep, struct request *r, const char *why)
                : 0;
 }
 
+/* Until the context ends. Any other end would leave the sockets without a
+ * ZAP handler; they then refuse every client (ZMQ_ZAP_ENFORCE_DOMAIN), so
+ * accountd is useless, and it exits to be restarted rather than run deaf. */
 static void *serve(void *arg)
 {
     struct zap *z = arg;
@@ -132,10 +151,16 @@ static void *serve(void *arg)
         if (why != NULL)
             note_denied(z, &r, why);
         int rc = reply(z->rep, &r, why);
-        for (size_t i = 0; i < r.n; i++)
-            zmq_msg_close(&r.f[i]);
+        release(&r);
         if (rc < 0 && zmq_errno() == ETERM)
             break;
+        if (rc < 0) /* that peer's handshake fails; the next request is read anyway */
+            log_error("ZAP handler: cannot reply: %s", zmq_strerror(zmq_errno()));
+    }
+    if (zmq_errno() != ETERM) {
+        log_error("ZAP handler ended: %s; accountd stops (refusing every peer otherwise)",
+                  zmq_strerror(zmq_errno()));
+        _exit(1);
     }
     zmq_close(z->rep);
     return NULL;
@@ -183,7 +208,7 @@ struct zap *zap_start(void *ctx, const struct curve_config *c, struct metrics *m
     /* Bound here, then handed to the thread: pthread_create is the full
      * memory barrier ZeroMQ asks for when a socket changes threads. */
     if ((z->rep = zmq_socket(ctx, ZMQ_REP)) == NULL || zmq_bind(z->rep, ZAP_ENDPOINT) != 0 ||
-        pthread_create(&z->thread, NULL, serve, z) != 0) {
+        runtime_thread_start(&z->thread, serve, z) != 0) {
         snprintf(err, errlen, "ZAP handler: %s", zmq_strerror(zmq_errno()));
         if (z->rep != NULL)
             zmq_close(z->rep);

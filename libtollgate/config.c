@@ -504,7 +504,8 @@ bool config_http_limits_differ(const struct config_http_limits *a,
 {
     return a->max_header_bytes != b->max_header_bytes || a->max_headers != b->max_headers ||
            a->max_connections != b->max_connections ||
-           a->header_timeout_ms != b->header_timeout_ms || a->idle_timeout_ms != b->idle_timeout_ms;
+           a->header_timeout_ms != b->header_timeout_ms || a->idle_timeout_ms != b->idle_timeout_ms ||
+           a->body_timeout_ms != b->body_timeout_ms;
 }
 
 bool config_str_differs(const char *a, const char *b)

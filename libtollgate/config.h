@@ -162,6 +162,7 @@ struct config_http_limits {
     int max_connections;     /* reportd: shared evenly among its workers */
     int header_timeout_ms;   /* from a request's first byte to its headers' end */
     int idle_timeout_ms;     /* a keep-alive connection waiting for its next request */
+    int body_timeout_ms;     /* from a request's headers' end to its body's */
 };
 
 /* TLS to MariaDB: the database URL's ssl, sslmode, sslrootcert, sslcert

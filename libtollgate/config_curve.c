@@ -99,6 +99,11 @@ static int read_keys(struct loader *ld, yaml_node_t *tg, struct config *cfg)
         return cy_fail(ld, cy_map_get(ld, acc, "curve_secret_key_file"),
                        "tollgate.accountd.curve_secret_key_file", "names %zu files for %zu accountd "
                        "instances: one for all, or one each", c->n_server_secret_files, want);
+    if (c->n_server_secret_files > 1 && c->n_server_public_keys == 1)
+        return cy_fail(ld, cy_map_get(ld, px, "curve_server_public_keys"),
+                       "tollgate.proxyd.curve_server_public_keys", "names one key for %zu "
+                       "accountd secret key files: one public key each, in the same order",
+                       c->n_server_secret_files);
     if (c->n_server_public_keys > 1 && c->n_server_public_keys != want)
         return cy_fail(ld, cy_map_get(ld, px, "curve_server_public_keys"),
                        "tollgate.proxyd.curve_server_public_keys", "names %zu keys for %zu accountd "

@@ -22,24 +22,27 @@ static int get_listen(struct loader *ld, yaml_node_t *map, const char *key,
     return 0;
 }
 
-/* max_header_bytes, max_headers, max_connections, header_timeout_ms and
- * idle_timeout_ms of tollgate.<section> (http_limits.h). */
+/* max_header_bytes, max_headers, max_connections, header_timeout_ms,
+ * idle_timeout_ms and body_timeout_ms of tollgate.<section> (http_limits.h). */
 static int parse_http_limits(struct loader *ld, yaml_node_t *n, const char *section,
                              long connections, struct config_http_limits *out)
 {
     static const char *const names[] = {"max_header_bytes", "max_headers", "max_connections",
-                                        "header_timeout_ms", "idle_timeout_ms"};
-    static const long min[] = {1024, 8, 1, 100, 100};
-    static const long max[] = {1L << 20, 10000, 1000000, 3600000, 86400000};
+                                        "header_timeout_ms", "idle_timeout_ms",
+                                        "body_timeout_ms"};
+    static const long min[] = {1024, 8, 1, 100, 100, 100};
+    static const long max[] = {1L << 20, 10000, 1000000, 3600000, 86400000, 3600000};
     long v[] = {HTTP_LIMITS_HEADER_BYTES, HTTP_LIMITS_HEADERS, connections,
-                HTTP_LIMITS_HEADER_TIMEOUT_MS, HTTP_LIMITS_IDLE_TIMEOUT_MS};
+                HTTP_LIMITS_HEADER_TIMEOUT_MS, HTTP_LIMITS_IDLE_TIMEOUT_MS,
+                HTTP_LIMITS_BODY_TIMEOUT_MS};
     char key[96];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(key, sizeof(key), "tollgate.%s.%s", section, names[i]);
         if (cy_int(ld, n, names[i], key, min[i], max[i], &v[i]) < 0)
             return -1;
     }
-    *out = (struct config_http_limits){(size_t)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
+    *out = (struct config_http_limits){(size_t)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4],
+                                       (int)v[5]};
     return 0;
 }
 
@@ -51,7 +54,8 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
         "shutdown_grace_ms", "curve_secret_key_file", "curve_server_public_keys",
         "key_cache_max_entries", "owner_cache_max_entries", "key_negative_ttl_ms",
         "key_negative_max_entries", "key_lookups_max", "max_header_bytes", "max_headers",
-        "max_connections", "header_timeout_ms", "idle_timeout_ms", "max_metadata_bytes", NULL};
+        "max_connections", "header_timeout_ms", "idle_timeout_ms", "body_timeout_ms",
+        "max_metadata_bytes", NULL};
     long body = 10L * 1024 * 1024, timeout = 600000, ttl = 1000, resend = 2000, grace = 10000;
     long key_max = 100000, owner_max = 100000, neg_ttl = 1000, neg_max = 10000, lookups = 64;
     long stop_grace = 30000, metadata = 8192;
@@ -124,7 +128,7 @@ static int parse_reportd(struct loader *ld, yaml_node_t *n, struct config *cfg)
     static const char *const known[] = {"listen", "workers", "shutdown_grace_ms",
                                         "read_database_url", "max_header_bytes", "max_headers",
                                         "max_connections", "header_timeout_ms",
-                                        "idle_timeout_ms", NULL};
+                                        "idle_timeout_ms", "body_timeout_ms", NULL};
     long workers = 4, stop_grace = 30000;
     char *url = NULL;
     if (cy_want_map(ld, n, "tollgate.reportd") < 0)

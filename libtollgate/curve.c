@@ -153,6 +153,12 @@ int curve_keygen(const char *prefix, char public_key[CURVE_Z85_LEN + 1], char *e
     return 0;
 }
 
+/* libzmq's draft option (not in its stable header; Debian's library takes
+ * it): with no ZAP handler answering, clients are refused, not admitted. */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
 static int sockopt_failed(char *err, size_t errlen, const char *what)
 {
     snprintf(err, errlen, "CURVE %s: %s", what, zmq_strerror(zmq_errno()));
@@ -165,7 +171,8 @@ int curve_set_server(void *sock, const struct curve_keypair *kp, char *err, size
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, kp->secret_key, CURVE_Z85_LEN) != 0)
         return sockopt_failed(err, errlen, "server key");
-    if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, CURVE_ZAP_DOMAIN, strlen(CURVE_ZAP_DOMAIN)) != 0)
+    if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, CURVE_ZAP_DOMAIN, strlen(CURVE_ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof(one)) != 0)
         return sockopt_failed(err, errlen, "ZAP domain");
     return 0;
 }

@@ -26,10 +26,8 @@ int curve_keygen(const char *prefix, char public_key[CURVE_Z85_LEN + 1], char *e
                  size_t errlen);
 
 /* Sets sock up as a CURVE server with kp, its clients checked by the ZAP
- * handler of its context (accountd/zap.c), which must be bound first:
- * libzmq admits every client key when a context has no ZAP handler (the
- * option that refuses them instead is a draft API Debian's libzmq lacks).
- * Before zmq_bind. */
+ * handler of its context (accountd/zap.c); with none answering, every
+ * client is refused (ZMQ_ZAP_ENFORCE_DOMAIN). Before zmq_bind. */
 int curve_set_server(void *sock, const struct curve_keypair *kp, char *err, size_t errlen);
 
 /* Sets sock up as a CURVE client with kp, trusting only server_public_key.

@@ -28,13 +28,15 @@
  *   a request the server holds would leave that request dangling.
  * - The tick (one timer, a quarter of the shorter timeout) closes a
  *   connection whose headers take longer than header_timeout_ms from
- *   their first byte (from the accept for a new connection), and one
+ *   their first byte (from the accept for a new connection), one whose
+ *   body is not whole body_timeout_ms after its headers (a body dripped
+ *   in keeps evhttp's inactivity timeout from ever firing), and one
  *   waiting for its next request longer than idle_timeout_ms. Whether
  *   evhttp is waiting for a request is read from the bufferevent: reading
  *   enabled with evhttp's read callback. While a request is dispatched or
  *   answered (a stream of any length) that is not so, and nothing is cut.
- *   A stalled body or a client that stops reading its answer is left to
- *   evhttp's own timeout (evhttp_set_timeout).
+ *   A client that stops reading its answer is left to evhttp's own
+ *   timeout (evhttp_set_timeout).
  */
 #include "http_limits.h"
 
@@ -62,7 +64,7 @@
 
 enum phase {
     PH_HEADERS,    /* the request line and headers are arriving: deadline running */
-    PH_BODY,       /* its empty line came: the body is evhttp's */
+    PH_BODY,       /* its empty line came: the body is evhttp's, within its deadline */
     PH_DISPATCHED, /* the server has it; bytes after this start the next request */
 };
 
@@ -73,7 +75,7 @@ struct conn {
     dev_t dev;
     ino_t ino;
     enum phase phase;
-    int64_t since_ms; /* PH_HEADERS: when its deadline started */
+    int64_t since_ms; /* PH_HEADERS, PH_BODY: when its deadline started */
     int64_t idle_ms;  /* PH_DISPATCHED: when first seen waiting for a request; 0: not yet */
     size_t bytes;     /* of the header block so far */
     int lines;
@@ -181,6 +183,7 @@ static bool scan(struct conn *c, const unsigned char *p, size_t n)
     for (const unsigned char *end = p + n; p < end && c->phase == PH_HEADERS; p++) {
         if (*p == '\n' && c->eol != 0) {
             c->phase = PH_BODY;
+            c->since_ms = clock_ms(); /* the body's deadline starts */
         } else if (*p == '\n') {
             c->lines++;
             c->eol = 1;
@@ -365,7 +368,7 @@ static bool waiting_for_request(struct conn *c)
     return readcb != NULL && (bufferevent_get_enabled(c->bev) & EV_READ);
 }
 
-/* Deadlines of one connection: the header block, and idle keep-alive. */
+/* Deadlines of one connection: the header block, the body, and idle keep-alive. */
 static void check_deadlines(struct http_limits *hl, int fd, int64_t now)
 {
     struct conn *c = hl->by_fd[fd];
@@ -381,6 +384,8 @@ static void check_deadlines(struct http_limits *hl, int fd, int64_t now)
     }
     if (c->phase == PH_HEADERS && now - c->since_ms >= hl->cfg.header_timeout_ms) {
         close_conn(hl, fd, "header_timeout");
+    } else if (c->phase == PH_BODY && now - c->since_ms >= hl->cfg.body_timeout_ms) {
+        close_conn(hl, fd, "body_timeout"); /* a body dripped in: slowloris after the headers */
     } else if (c->phase == PH_DISPATCHED) {
         if (c->idle_ms == 0)
             c->idle_ms = now;
@@ -462,6 +467,8 @@ struct http_limits *http_limits_new(struct evhttp *http, struct event_base *base
     struct http_limits *hl = calloc(1, sizeof(*hl));
     int shorter = cfg->header_timeout_ms < cfg->idle_timeout_ms ? cfg->header_timeout_ms
                                                                 : cfg->idle_timeout_ms;
+    if (cfg->body_timeout_ms < shorter)
+        shorter = cfg->body_timeout_ms;
     int every = shorter / 4 < TICK_MIN_MS ? TICK_MIN_MS : shorter / 4 > TICK_MAX_MS ? TICK_MAX_MS
                                                                                     : shorter / 4;
     struct timeval tv = {every / 1000, (every % 1000) * 1000};

@@ -25,6 +25,7 @@ struct http_limits;
 #define HTTP_LIMITS_HEADERS 100
 #define HTTP_LIMITS_HEADER_TIMEOUT_MS 10000
 #define HTTP_LIMITS_IDLE_TIMEOUT_MS 60000
+#define HTTP_LIMITS_BODY_TIMEOUT_MS 60000 /* a 10 MB body at 170 kB/s */
 
 /* The metrics the servers of one daemon share (http_limits_declare). */
 struct http_limits_metrics {

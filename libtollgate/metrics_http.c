@@ -81,7 +81,7 @@ struct metrics_server *metrics_serve(struct metrics *m, const struct listen_addr
     s->m = m;
     static const struct config_http_limits lim = {
         HTTP_LIMITS_HEADER_BYTES, HTTP_LIMITS_HEADERS, SCRAPERS_MAX,
-        HTTP_LIMITS_HEADER_TIMEOUT_MS, HTTP_LIMITS_IDLE_TIMEOUT_MS};
+        HTTP_LIMITS_HEADER_TIMEOUT_MS, HTTP_LIMITS_IDLE_TIMEOUT_MS, HTTP_LIMITS_BODY_TIMEOUT_MS};
     struct http_limits_metrics hm;
     if (http_limits_declare(m, &hm) < 0) {
         snprintf(err, errlen, "metrics: out of memory declaring its connection metrics");

@@ -11,6 +11,7 @@
  */
 #include "auth.h"
 
+#include <event2/bufferevent.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,20 @@ static const char *request_path(struct evhttp_request *req)
     return path != NULL ? path : "";
 }
 
+/* Ranks the request's connection for the loop (proxy.h): a connection that
+ * showed a valid key keeps PRIO_NORMAL, one that showed none or a made-up
+ * one waits behind the others. Before the answer: answering may free the
+ * request and its connection. Setting it fails only while one of the
+ * connection's events is queued to run: the connection's next request
+ * ranks it then. */
+static void rank(struct evhttp_request *req, bool trusted)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (bev != NULL)
+        (void)bufferevent_priority_set(bev, trusted ? PRIO_NORMAL : PRIO_LOW);
+}
+
 static void on_key(const struct keyinfo *key, const char *error, void *arg)
 {
     struct pending_auth *pa = arg;
@@ -55,6 +70,7 @@ static void on_key(const struct keyinfo *key, const char *error, void *arg)
     auth_cb cb = pa->cb;
     void *cb_arg = pa->arg;
     free(pa);
+    rank(req, key != NULL && key->found);
     if (key == NULL && error == KEYSTORE_BUSY) {
         /* a flood of unknown keys: refused, never queued (keystore.c) */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
@@ -106,6 +122,7 @@ void auth_check(struct proxy *px, struct evhttp_request *req, enum httpjson_shap
         return;
     }
     if (raw == NULL) {
+        rank(req, false);
         httpjson_error_as(req, shape, 401, "auth_error", NULL,
                        "Authentication Error, No api key passed in.");
         cb(NULL, 401, arg);
@@ -118,6 +135,7 @@ void auth_check(struct proxy *px, struct evhttp_request *req, enum httpjson_shap
     }
     if (px->gen->cfg->master_token[0] != '\0' &&
         keyhash_token_equal(token, px->gen->cfg->master_token)) {
+        rank(req, true);
         cb(NULL, 0, arg);
         return;
     }
@@ -138,7 +156,8 @@ int auth_list_allows(const char *models_json, const char *group)
     json_t *models = json_loads(models_json, 0, NULL);
     size_t i;
     json_t *m;
-    int allowed = !json_is_array(models) || json_array_size(models) == 0;
+    /* a list that is not one (bad JSON in the row) allows nothing, [] everything */
+    int allowed = json_is_array(models) && json_array_size(models) == 0;
     json_array_foreach(models, i, m) {
         const char *s = json_string_value(m);
         if (s != NULL && (strcmp(s, group) == 0 || strcmp(s, "all-proxy-models") == 0))

@@ -19,8 +19,8 @@ typedef void (*auth_cb)(const struct keyinfo *key, int refused, void *arg);
 void auth_check(struct proxy *px, struct evhttp_request *req, enum httpjson_shape shape,
                 auth_cb cb, void *arg);
 
-/* Does a models list (a JSON array; NULL, not an array or [] = all, as is
- * all-proxy-models) allow group? */
+/* Does a models list (a JSON array; NULL or [] = all, as is
+ * all-proxy-models; anything else that is not an array = none) allow group? */
 int auth_list_allows(const char *models_json, const char *group);
 
 /* May this key use model group `group`? Its models and its team's must both

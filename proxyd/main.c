@@ -146,15 +146,20 @@ static void teardown(struct proxy *px)
  * one request makes to a socket between two epoll_waits (libevent's
  * evhttp and curl each toggle read and write) into one epoll_ctl. Its one
  * caveat, fds cloned by dup() registered with the loop, does not apply:
- * the spool's sync thread dups only its own segment fd. */
+ * the spool's sync thread dups only its own segment fd. Priorities: proxy.h. */
 static struct event_base *new_base(void)
 {
     struct event_config *ec = event_config_new();
     struct event_base *base = NULL;
-    if (ec != NULL && event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0)
+    if (ec != NULL && event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0 &&
+        event_config_set_max_dispatch_interval(ec, NULL, PRIO_LOW_BATCH, PRIO_LOW) == 0)
         base = event_base_new_with_config(ec);
     if (ec != NULL)
         event_config_free(ec);
+    if (base != NULL && event_base_priority_init(base, PRIO_LEVELS) != 0) {
+        event_base_free(base);
+        base = NULL;
+    }
     return base;
 }
 

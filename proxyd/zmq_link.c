@@ -10,11 +10,17 @@
  * failure; the endpoint is disconnected and connected again RETRY_MS later.
  * (A wrong server key fails without detail, and libzmq retries that itself.)
  *
- * The same monitor tells which instances completed a handshake, not merely
- * a TCP connect: only those count as up, for sends and readiness.
+ * The same monitor tells which connections completed a handshake, not
+ * merely a TCP connect: only those count as up, for sends and readiness.
+ * They are told apart by the endpoint the monitor reports, which is the
+ * configured one for a first connection but the resolved address after a
+ * reconnect (tcp://accountd1:5555 becomes tcp://10.0.0.5:5555): the up
+ * set holds what was reported, and a failure on an address no configured
+ * endpoint spells is retried on every endpoint given by host name.
  */
 #include "zmq_link.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +35,7 @@
 
 #define RETRY_MS 1000     /* before connecting again to an endpoint libzmq gave up on */
 #define WARN_EVERY_MS 10000 /* handshake failures logged at most this often */
+#define UP_MAX (2 * CONFIG_MAX_ACCOUNTD) /* connections up at once (one per instance) */
 #define WATCHED (ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |                   \
                  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |     \
                  ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
@@ -39,60 +46,86 @@ struct zmq_link {
     const char *what;
     void *sock, *monitor;
     struct event *monitor_ev, *retry_ev;
-    bool up[CONFIG_MAX_ACCOUNTD], retry[CONFIG_MAX_ACCOUNTD];
+    char *up[UP_MAX]; /* endpoints (as reported) whose handshake succeeded */
     size_t n_up;
+    bool retry[CONFIG_MAX_ACCOUNTD];
     int64_t last_warn_ms;
     zmq_link_cb cb;
     void *arg;
 };
 
-/* Which instance an event's endpoint is; -1 for none. */
-static int instance_of(const struct zmq_link *l, const zmq_msg_t *ep)
+/* Which configured endpoint ep spells; -1 for none. */
+static int instance_of(const struct zmq_link *l, const char *ep)
 {
-    size_t len = zmq_msg_size((zmq_msg_t *)ep);
     for (size_t i = 0; i < l->cfg->accountd.n_accountd; i++)
-        if (strlen(l->endpoints[i]) == len &&
-            memcmp(l->endpoints[i], zmq_msg_data((zmq_msg_t *)ep), len) == 0)
+        if (strcmp(l->endpoints[i], ep) == 0)
             return (int)i;
     return -1;
 }
 
-static void failed(struct zmq_link *l, int i, uint16_t ev)
+/* Is a tcp:// endpoint's host a name (resolved anew by libzmq)? */
+static bool by_name(const char *ep)
+{
+    char host[256];
+    const char *h = ep + 6, *colon = strrchr(h, ':');
+    size_t len = colon != NULL ? (size_t)(colon - h) : 0;
+    struct in_addr a;
+    if (strncmp(ep, "tcp://", 6) != 0 || len == 0 || len >= sizeof(host) || h[0] == '[')
+        return false;
+    memcpy(host, h, len);
+    host[len] = '\0';
+    return inet_pton(AF_INET, host, &a) != 1;
+}
+
+static void retry_later(struct zmq_link *l, size_t i)
+{
+    struct timeval tv = {RETRY_MS / 1000, (RETRY_MS % 1000) * 1000};
+    l->retry[i] = true;
+    if (!event_pending(l->retry_ev, EV_TIMEOUT, NULL) && event_add(l->retry_ev, &tv) != 0)
+        log_error("cannot arm the ZeroMQ reconnect timer");
+}
+
+static void failed(struct zmq_link *l, const char *ep, uint16_t ev)
 {
     bool gives_up = ev != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
     int64_t now = clock_ms();
     if (now - l->last_warn_ms >= WARN_EVERY_MS) {
         l->last_warn_ms = now;
-        log_warn("ZeroMQ %s at %s: handshake failed (%s); %s", l->what, l->endpoints[i],
+        log_warn("ZeroMQ %s at %s: handshake failed (%s); %s", l->what, ep,
                  ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "accountd refused this proxyd's key"
                  : gives_up ? "the peer speaks another mechanism: not accountd, or curve differs"
                             : "the peer did not prove the server key this proxyd trusts",
                  "connecting again");
     }
-    if (gives_up && !l->retry[i]) {
-        struct timeval tv = {RETRY_MS / 1000, (RETRY_MS % 1000) * 1000};
-        l->retry[i] = true;
-        if (event_add(l->retry_ev, &tv) != 0)
-            log_error("cannot arm the ZeroMQ reconnect timer");
-    }
+    if (!gives_up)
+        return;
+    int i = instance_of(l, ep);
+    for (size_t k = 0; k < l->cfg->accountd.n_accountd; k++)
+        if (i >= 0 ? k == (size_t)i : by_name(l->endpoints[k]))
+            retry_later(l, k);
 }
 
-static void apply(struct zmq_link *l, uint16_t ev, int i)
+/* The up set: a handshake adds its endpoint, a disconnection removes it. */
+static void apply(struct zmq_link *l, uint16_t ev, const char *ep)
 {
-    if (i < 0)
-        return;
-    if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !l->up[i]) {
-        l->up[i] = true;
+    size_t i = 0;
+    while (i < l->n_up && strcmp(l->up[i], ep) != 0)
+        i++;
+    if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && i == l->n_up && l->n_up < UP_MAX) {
+        if ((l->up[l->n_up] = strdup(ep)) == NULL) {
+            log_error("out of memory noting a connection to accountd");
+            return;
+        }
         l->n_up++;
         if (l->cb != NULL)
             l->cb(l->arg, true);
-    } else if (ev == ZMQ_EVENT_DISCONNECTED && l->up[i]) {
-        l->up[i] = false;
-        l->n_up--;
+    } else if (ev == ZMQ_EVENT_DISCONNECTED && i < l->n_up) {
+        free(l->up[i]);
+        l->up[i] = l->up[--l->n_up];
         if (l->cb != NULL)
             l->cb(l->arg, false);
     } else if (ev != ZMQ_EVENT_HANDSHAKE_SUCCEEDED && ev != ZMQ_EVENT_DISCONNECTED) {
-        failed(l, i, ev);
+        failed(l, ep, ev);
     }
 }
 
@@ -106,17 +139,19 @@ void zmq_link_poll(struct zmq_link *l)
             return;
         zmq_msg_t head, ep;
         uint16_t ev = 0;
-        int i = -1;
+        char addr[512] = "";
         zmq_msg_init(&head);
         zmq_msg_init(&ep);
         if (zmq_msg_recv(&head, l->monitor, ZMQ_DONTWAIT) >= 2 && zmq_msg_more(&head) &&
-            zmq_msg_recv(&ep, l->monitor, ZMQ_DONTWAIT) >= 0) {
+            zmq_msg_recv(&ep, l->monitor, ZMQ_DONTWAIT) >= 0 &&
+            zmq_msg_size(&ep) < sizeof(addr)) {
             memcpy(&ev, zmq_msg_data(&head), sizeof(ev));
-            i = instance_of(l, &ep);
+            memcpy(addr, zmq_msg_data(&ep), zmq_msg_size(&ep));
         }
         zmq_msg_close(&head);
         zmq_msg_close(&ep);
-        apply(l, ev, i);
+        if (addr[0] != '\0')
+            apply(l, ev, addr);
     }
 }
 
@@ -139,12 +174,11 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
         if (zmq_disconnect(l->sock, l->endpoints[i]) != 0 && zmq_errno() != ENOENT)
             log_warn("ZeroMQ %s: disconnect %s: %s", l->what, l->endpoints[i],
                      zmq_strerror(zmq_errno()));
+        l->retry[i] = false;
         if (curve_connect_instance(l->sock, l->cfg, l->endpoints, i, err, sizeof(err)) < 0) {
             log_error("ZeroMQ %s: %s; trying again", l->what, err);
-            failed(l, (int)i, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL);
-            continue;
+            retry_later(l, i);
         }
-        l->retry[i] = false;
     }
 }
 
@@ -210,5 +244,7 @@ void zmq_link_close(struct zmq_link *l)
         (void)zmq_socket_monitor(l->sock, NULL, 0); /* stop it; failure changes nothing */
         zmq_close(l->monitor);
     }
+    for (size_t i = 0; i < l->n_up; i++)
+        free(l->up[i]);
     free(l);
 }

@@ -8,7 +8,8 @@ bounded and keeps serving.
   tollgate_http_connections_closed_total.
 - Slowloris: 1,000 connections sending a header line every 0.5 s are closed
   within header_timeout_ms (2 s here) plus a tick, while real requests are served
-  meanwhile (their latency is printed next to a quiet run's); an idle keep-alive
+  meanwhile (their latency is printed next to a quiet run's); a body sent a byte at a
+  time is cut body_timeout_ms after its headers; an idle keep-alive
   connection is closed after idle_timeout_ms; requests in flight (a slow answer, a
   stream slower than both timeouts) are not cut.
 - Connection cap: past tollgate.proxyd.max_connections a new connection gets a
@@ -33,6 +34,7 @@ from harness import MASTER_KEY, StackTestCase, wait_for
 
 HEADER_TIMEOUT_MS = 2000
 IDLE_TIMEOUT_MS = 3000
+BODY_TIMEOUT_MS = 2500
 TICK_S = 0.5              # http_limits.c: a quarter of the shorter timeout
 SLACK_S = 1.5             # scheduling on a busy 2-core machine
 MAX_METADATA = 1024
@@ -107,7 +109,8 @@ def percentile(values, p):
 class AttackHTTP(StackTestCase):
     stack_options = {"tollgate": {
         "proxyd": {"max_connections": 4000, "header_timeout_ms": HEADER_TIMEOUT_MS,
-                   "idle_timeout_ms": IDLE_TIMEOUT_MS, "max_metadata_bytes": MAX_METADATA},
+                   "idle_timeout_ms": IDLE_TIMEOUT_MS, "body_timeout_ms": BODY_TIMEOUT_MS,
+                   "max_metadata_bytes": MAX_METADATA},
         "reportd": {"header_timeout_ms": HEADER_TIMEOUT_MS, "idle_timeout_ms": IDLE_TIMEOUT_MS},
     }}
 
@@ -287,6 +290,40 @@ class AttackHTTP(StackTestCase):
         self.assertEqual(rest, b"")
         self.assertGreaterEqual(idle, IDLE_TIMEOUT_MS / 1000.0 - 0.05)
         self.assertLess(idle, IDLE_TIMEOUT_MS / 1000.0 + TICK_S + SLACK_S)
+
+    def test_dripped_body_closed(self):
+        sock = socket.create_connection(("127.0.0.1", self.stack.proxyd_port))
+        closed = None
+        try:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\n"
+                         b"Authorization: Bearer sk-nobody\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n")
+            t0 = time.monotonic()
+            deadline = t0 + BODY_TIMEOUT_MS / 1000.0 + 10
+            while time.monotonic() < deadline:  # a byte every 0.2 s: evhttp's timeout never fires
+                try:
+                    sock.sendall(b" ")
+                except OSError:
+                    closed = time.monotonic() - t0
+                    break
+                sock.settimeout(0.2)
+                try:
+                    if sock.recv(65536) == b"":
+                        closed = time.monotonic() - t0
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed = time.monotonic() - t0
+                    break
+        finally:
+            sock.close()
+        print("\n  body dripped a byte every 0.2 s: closed after %s s (body_timeout %.1f s)"
+              % ("%.2f" % closed if closed is not None else "never", BODY_TIMEOUT_MS / 1000.0),
+              file=sys.stderr)
+        self.assertIsNotNone(closed, "a dripped body kept its connection")
+        self.assertGreaterEqual(closed, BODY_TIMEOUT_MS / 1000.0 - 0.3)
+        self.assertLess(closed, BODY_TIMEOUT_MS / 1000.0 + TICK_S + SLACK_S)
 
     def test_requests_in_flight_are_not_cut(self):
         s = self.stack

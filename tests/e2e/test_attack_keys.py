@@ -7,10 +7,13 @@ or slow real keys down (DESIGN invariant 8; keystore.c, owners.c).
   real key's end user again for every request: the real key's p99 latency
   meanwhile stays within 2x of its p99 measured just before (plus
   P99_FLOOR_MS for timer noise on a shared 2-core machine); then with more
-  (most refused 429 at once) for FLOOD_MAX_S, about 1,000,000 requests in
-  the release build: proxyd's RSS (VmRSS) grows at most FLOOD_RSS_MB over
-  both. An ASan build floods for less and checks no RSS bound (ASan's
-  quarantine keeps up to 256 MB of freed memory), only that nothing breaks.
+  (most refused 429 at once) for FLOOD_MAX_S, 0.95-1.4 million requests in the
+  release build: proxyd's RSS (VmRSS) grows at most FLOOD_RSS_MB over
+  both, and the real key's p99 stays within 2x of its quiet p99 plus
+  VOLUME_FLOOR_MS (its connection runs ahead of the flood's: proxy.h's
+  loop priorities). An ASan
+  build floods for less and checks neither bound (ASan's quarantine keeps up
+  to 256 MB of freed memory, and it is slower), only that nothing breaks.
 - Past key_lookups_max lookups of unknown keys in flight, a request is
   refused at once with a 429 in OpenAI's error shape and a Retry-After.
 - A custom key refused as unknown works within key_negative_ttl_ms of its
@@ -39,14 +42,19 @@ from harness import MASTER_KEY  # noqa: E402
 
 NEGATIVE_TTL_MS = 1000
 OWNER_CACHE_MAX = 2000
-FLOOD_MAX_S = 100          # 1,000,000 requests at 10,000/s (1,103,277 measured)
+FLOOD_MAX_S = 90           # the volume flood: 0.95-1.4 million requests here
 FLOOD_ASAN_S = 20
 FLOOD_CONNS = int(os.environ.get("TG_FLOOD_CONNS", 128))         # more than key_lookups_max (64): most are refused 429 at once
 DB_FLOOD_CONNS = 48        # fewer: every request is a lookup, the key worker never idles
 FLOOD_RSS_MB = 8           # growth allowed over the floods (unbounded negative cache: ~300 B a lookup)
 OWNER_RSS_MB = 3           # growth allowed over ~17,000 new end users and tags (unbounded: ~7 MB)
-OWNER_S, OWNER_ASAN_S = 30, 15
+OWNER_S, OWNER_ASAN_S = 15, 10
 P99_FLOOR_MS = 1.0
+# The volume flood keeps proxyd's loop and both cores busy (wrk niced below it): what a
+# real request waits for then is mostly the OS's scheduling of three busy processes, so
+# the bound is 2x quiet plus this floor. Without the loop priorities the p99 was 5x quiet
+# (17.5 ms against 3.4), with them 2.3x (8.2 against 3.6), in one run each.
+VOLUME_FLOOR_MS = 5.0
 CHAT = {"model": "llama3", "messages": [{"role": "user", "content": "hi"}]}
 
 # wrk: each thread numbers its requests under a prefix of its own (PREFIX .. thread id .. a
@@ -102,10 +110,15 @@ def p99(samples):
     return s[min(len(s) - 1, int(len(s) * 0.99))]
 
 
-def run_wrk(port, lua_path, seconds, conns=FLOOD_CONNS, threads=2):
+WRK_THREADS = 2
+
+
+def run_wrk(port, lua_path, seconds, conns=FLOOD_CONNS, threads=WRK_THREADS):
     """Runs wrk; returns (requests sent, non-2xx answers, socket errors line, text)."""
-    cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds, "-s", str(lua_path),
-           "http://127.0.0.1:%d/v1/chat/completions" % port]
+    # niced: the attacker's CPU is not the victim's in production (the flood comes over the
+    # network); here wrk shares 2 cores with proxyd and the real key's client
+    cmd = ["nice", "-n", "10", "wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds,
+           "-s", str(lua_path), "http://127.0.0.1:%d/v1/chat/completions" % port]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=seconds + 60)
     text = p.stdout.decode(errors="replace")
     if p.returncode != 0:
@@ -205,9 +218,11 @@ class AttackKeysTest(harness.StackTestCase):
         again for every request (owner rows are not served stale): those
         fetches go ahead of the flood's, so the real key's p99 stays within 2x
         of quiet. The second is the volume one: more connections than
-        key_lookups_max (most are refused 429 at once), for FLOOD_MAX_S; RSS
-        stays bounded. Its p99 is printed, not checked: it measures the one
-        event loop shared with a CPU-bound flood on 2 cores, not key lookups."""
+        key_lookups_max (most are refused 429 at once) for FLOOD_MAX_S (about a
+        million requests), which keeps proxyd's one loop busy: RSS stays bounded,
+        and the real key's p99 within 2x of its quiet p99 on that proxyd plus
+        VOLUME_FLOOR_MS, as its connection runs ahead of the flood's (proxy.h's
+        priorities)."""
         key = self.new_key()
         lua = self.lua("flood.lua", FLOOD_LUA % {"body": json.dumps(CHAT)})
         fresh = self.stack.add_proxyd("proxyd-fresh", tollgate={"proxyd": {"key_cache_ttl_ms": 0}})
@@ -219,7 +234,7 @@ class AttackKeysTest(harness.StackTestCase):
         quiet = self.quiet_p99(key, 1000, fresh, user)
         print("\nreal key p99 quiet: %.2f ms, max %.2f ms (%d requests)"
               % (p99(quiet), max(quiet), len(quiet)), file=sys.stderr)
-        slow_s = int(os.environ.get("TG_FLOOD_S", 8 if self.asan else 20))
+        slow_s = int(os.environ.get("TG_FLOOD_S", 8 if self.asan else 12))
         _, _, during, _, _ = self.flood(key, lua, slow_s, DB_FLOOD_CONNS, "proxyd-fresh",
                                         fresh, user)
         q99, f99 = p99(quiet), p99(during)
@@ -229,12 +244,20 @@ class AttackKeysTest(harness.StackTestCase):
         port = self.stack.proxyd_port
         self.assertEqual(self.stack.chat(key)[0], 200)
         run_wrk(port, lua, 2)
+        self.quiet_p99(key, 200, port, None)       # warm-up
+        quiet = self.quiet_p99(key, 1000, port, None)
         seconds = int(os.environ.get("TG_FLOOD_S", FLOOD_ASAN_S if self.asan else FLOOD_MAX_S))
-        sent, _, _, before, after = self.flood(key, lua, seconds, FLOOD_CONNS, "proxyd", port,
-                                               None)
+        sent, _, during, before, after = self.flood(key, lua, seconds, FLOOD_CONNS, "proxyd",
+                                                    port, None)
+        print("real key p99 quiet %.2f ms, during the volume flood %.2f ms"
+              % (p99(quiet), p99(during)), file=sys.stderr)
         if not self.asan:
             self.assertLessEqual(after - before, FLOOD_RSS_MB,
                                  "proxyd grew %.1f MB over %d random keys" % (after - before, sent))
+            # proxy.h's priorities: connections that showed a real key go first
+            self.assertLessEqual(p99(during), 2 * p99(quiet) + VOLUME_FLOOR_MS,
+                                 "real key p99 %.2f ms during %d random-key requests, %.2f ms "
+                                 "quiet" % (p99(during), sent, p99(quiet)))
 
     def test_busy_is_429_with_retry_after(self):
         port = self.stack.add_proxyd("proxyd-busy",

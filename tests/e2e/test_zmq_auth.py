@@ -12,6 +12,9 @@ The stack runs with CURVE (harness.curve_settings: accountd's server key, proxyd
 - With a valid key, events whose values cannot be true (a negative custom price, negative
   tokens, a request id of the wrong form, a start in 1999) go to rejected_events with the
   reason, and move no spend.
+- A proxyd reaching accountd by host name sees it come back after a restart (libzmq then
+  reports the resolved address), and a proxyd refused by accountd's ZAP handler is served
+  once accountd lists its key, without a restart of its own.
 - Key files: a world-readable secret key, a missing one, and --curve-keygen over an existing
   pair are refused with a message naming the file.
 A second class runs `curve: off` on loopback (requests still reach the ledger) and shows the
@@ -222,6 +225,70 @@ class CurveTest(harness.StackTestCase):
         self.assertEqual(spend, Decimal(self.stack.sql_value(
             "SELECT SUM(spend) FROM spend_logs WHERE api_key = '%s'" % token)))
         invariants.check(self.stack)
+
+    def proxyd_metric(self, port, name):
+        st, _, text = self.stack.http("GET", port, "/metrics")
+        text = text if isinstance(text, str) else text.decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def restart_accountd(self, change=None):
+        """Stops accountd, applies change to the stack's config (rewritten), starts it again."""
+        self.stack.stop_one("accountd")
+        if change is not None:
+            change(self.stack.config)
+            self.stack.config_path.write_text(harness.dump_yaml(self.stack.config))
+        self.stack.restart("accountd")
+
+    def test_host_name_endpoints_come_back_after_a_restart(self):
+        # libzmq reports a reconnected endpoint by its resolved address: the
+        # proxyd must still see accountd come back (readiness, sends)
+        acc = self.stack.config["tollgate"]["accountd"]
+        named = {"accountd": {"events": "tcp://localhost:%d" % self.stack.events_port,
+                              "updates": "tcp://localhost:%d" % self.stack.updates_port,
+                              "metrics": acc["metrics"]}}
+        port = self.stack.add_proxyd("proxyd-named", tollgate=named)
+        key, _ = self.new_key("named")
+        wait_for(lambda: self.proxyd_metric(port, "tollgate_proxyd_accountd_connected") == 1, 10,
+                 message="proxyd-named never connected")
+        self.restart_accountd()
+        wait_for(lambda: self.proxyd_metric(port, "tollgate_proxyd_accountd_connected") == 1, 15,
+                 message="proxyd-named did not see accountd come back by its resolved address")
+        st, headers, body = self.stack.http("POST", port, "/v1/chat/completions",
+                                            {"model": "llama3", "messages": [
+                                                {"role": "user", "content": "hi"}]}, key=key)
+        self.assertEqual(st, 200, body)
+        rid = headers["x-litellm-call-id"]
+        wait_for(lambda: self.stack.sql_value(
+            "SELECT COUNT(*) FROM spend_logs WHERE request_id = '%s'" % rid) == "1", 15,
+            message="proxyd-named's event did not reach the ledger")
+
+    def test_a_refused_proxyd_is_served_once_listed(self):
+        # a proxyd whose key accountd does not list (yet) is refused by ZAP; libzmq
+        # then gives the endpoint up for good: zmq_link.c connects again, so once
+        # accountd lists the key, the spooled events arrive without a proxyd restart
+        new_key_file, new_pub = keygen(self.tmp, "late-proxyd")
+        port = self.stack.add_proxyd("proxyd-late", tollgate={
+            "proxyd": {"curve_secret_key_file": new_key_file}})
+        key, token = self.new_key("late")
+        st, headers, body = self.stack.http("POST", port, "/v1/chat/completions",
+                                            {"model": "llama3", "messages": [
+                                                {"role": "user", "content": "hi"}]}, key=key)
+        self.assertEqual(st, 200, body)
+        rid = headers["x-litellm-call-id"]
+        time.sleep(QUIET_S)
+        self.assertEqual(self.stack.sql_value(
+            "SELECT COUNT(*) FROM spend_logs WHERE request_id = '%s'" % rid), "0")
+        self.assertEqual(self.proxyd_metric(port, "tollgate_proxyd_accountd_connected"), 0)
+        self.assertIn("accountd refused this proxyd's key",
+                      self.stack.daemon_log("proxyd-late").read_text())
+        self.restart_accountd(lambda cfg: cfg["tollgate"]["accountd"][
+            "curve_client_public_keys"].append(new_pub))
+        wait_for(lambda: self.stack.sql_value(
+            "SELECT COUNT(*) FROM spend_logs WHERE request_id = '%s'" % rid) == "1", 20,
+            message="the listed proxyd's spooled event never arrived")
 
     def test_untrue_event_values_are_rejected(self):
         _, token = self.new_key("untrue")
