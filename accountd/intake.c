@@ -44,12 +44,7 @@ struct intake *intake_new(void *ctx, const char *endpoint, int batch_max,
         intake_free(in);
         return NULL;
     }
-    if (server != NULL && curve_set_server(in->router, server, err, errlen) < 0) {
-        intake_free(in);
-        return NULL;
-    }
-    if (zmq_bind(in->router, endpoint) != 0) {
-        snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    if (curve_bind(in->router, server, endpoint, err, errlen) < 0) {
         intake_free(in);
         return NULL;
     }

@@ -100,12 +100,7 @@ struct updates *updates_new(void *ctx, const char *endpoint, const struct curve_
         return NULL;
     }
     /* CURVE here too: the updates carry every key's, team's and customer's spend. */
-    if (server != NULL && curve_set_server(u->pub, server, err, errlen) < 0) {
-        updates_free(u);
-        return NULL;
-    }
-    if (zmq_bind(u->pub, endpoint) != 0) {
-        snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    if (curve_bind(u->pub, server, endpoint, err, errlen) < 0) {
         updates_free(u);
         return NULL;
     }

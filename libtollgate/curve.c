@@ -177,6 +177,18 @@ int curve_set_server(void *sock, const struct curve_keypair *kp, char *err, size
     return 0;
 }
 
+int curve_bind(void *sock, const struct curve_keypair *kp, const char *endpoint, char *err,
+               size_t errlen)
+{
+    if (kp != NULL && curve_set_server(sock, kp, err, errlen) < 0)
+        return -1;
+    if (zmq_bind(sock, endpoint) != 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
 int curve_set_client(void *sock, const struct curve_keypair *kp, const char *server_public_key,
                      char *err, size_t errlen)
 {

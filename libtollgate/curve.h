@@ -30,6 +30,11 @@ int curve_keygen(const char *prefix, char public_key[CURVE_Z85_LEN + 1], char *e
  * client is refused (ZMQ_ZAP_ENFORCE_DOMAIN). Before zmq_bind. */
 int curve_set_server(void *sock, const struct curve_keypair *kp, char *err, size_t errlen);
 
+/* Binds sock at endpoint, first made a CURVE server with kp unless kp is
+ * NULL (`curve: off`). -1 with err. */
+int curve_bind(void *sock, const struct curve_keypair *kp, const char *endpoint, char *err,
+               size_t errlen);
+
 /* Sets sock up as a CURVE client with kp, trusting only server_public_key.
  * Before each zmq_connect (ZeroMQ applies it to later connects). */
 int curve_set_client(void *sock, const struct curve_keypair *kp, const char *server_public_key,

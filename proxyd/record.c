@@ -11,23 +11,34 @@
 
 #include "grow.h"
 
-int record_encode(struct recbuf *buf, char type, const char *id, const uint8_t *body,
-                  size_t len)
+uint8_t *record_put_payload(struct recbuf *buf, size_t header, char type, const char *id,
+                            size_t idlen, const uint8_t *body, size_t len, size_t *plen)
 {
-    size_t idlen = strlen(id), plen = 3 + idlen + len;
-    if (idlen > 0xffff || plen > REC_MAX)
-        return -1;
-    uint8_t *grown = grow_array(buf->data, &buf->cap, buf->len + REC_HEADER + plen, 1, 4096);
+    *plen = 3 + idlen + len;
+    if (idlen > 0xffff || *plen > REC_MAX)
+        return NULL;
+    uint8_t *grown = grow_array(buf->data, &buf->cap, buf->len + header + *plen, 1, 4096);
     if (grown == NULL)
-        return -1;
+        return NULL;
     buf->data = grown;
-    uint8_t *rec = buf->data + buf->len, *p = rec + REC_HEADER;
+    uint8_t *rec = buf->data + buf->len, *p = rec + header;
     p[0] = (uint8_t)type;
     p[1] = (uint8_t)(idlen >> 8);
     p[2] = (uint8_t)idlen;
     memcpy(p + 3, id, idlen);
     if (len > 0)
         memcpy(p + 3 + idlen, body, len);
+    return rec;
+}
+
+int record_encode(struct recbuf *buf, char type, const char *id, const uint8_t *body,
+                  size_t len)
+{
+    size_t plen;
+    uint8_t *rec = record_put_payload(buf, REC_HEADER, type, id, strlen(id), body, len, &plen);
+    if (rec == NULL)
+        return -1;
+    uint8_t *p = rec + REC_HEADER;
     put32(rec, (uint32_t)plen);
     put32(rec + 4, (uint32_t)crc32(0L, p, (uInt)plen));
     buf->len += REC_HEADER + plen;

@@ -44,6 +44,14 @@ struct record {
     size_t body_len;
 };
 
+/* Makes room in buf for a record of `header` bytes then the payload
+ * [type][u16 id length][id][body], and writes the payload. Returns the
+ * record's start (its header still to write) with *plen the payload's
+ * length, or NULL on ENOMEM or a record over REC_MAX. Both record formats
+ * (this file's and spool_scan.c's) are built on it. */
+uint8_t *record_put_payload(struct recbuf *buf, size_t header, char type, const char *id,
+                            size_t idlen, const uint8_t *body, size_t len, size_t *plen);
+
 /* Appends a record to buf (grown as needed). -1 on ENOMEM or a record
  * over REC_MAX. */
 int record_encode(struct recbuf *buf, char type, const char *id, const uint8_t *body,

@@ -34,7 +34,6 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "grow.h"
 
 #define HEADER2 12    /* format 2: magic, length, CRC */
 #define RESYNC_WORK 8 /* resyncs may CRC this many times the segment's size */
@@ -51,23 +50,13 @@ static uint32_t rec2_crc(const uint8_t *length, const uint8_t *payload, size_t p
 int spool_record_encode(struct recbuf *buf, char type, const char *id, size_t idlen,
                         const uint8_t *body, size_t len)
 {
-    size_t plen = 3 + idlen + len;
-    if (idlen > 0xffff || plen > REC_MAX)
+    size_t plen;
+    uint8_t *rec = record_put_payload(buf, HEADER2, type, id, idlen, body, len, &plen);
+    if (rec == NULL)
         return -1;
-    uint8_t *grown = grow_array(buf->data, &buf->cap, buf->len + HEADER2 + plen, 1, 4096);
-    if (grown == NULL)
-        return -1;
-    buf->data = grown;
-    uint8_t *rec = buf->data + buf->len, *p = rec + HEADER2;
     memcpy(rec, MAGIC, sizeof(MAGIC));
     put32(rec + 4, (uint32_t)plen);
-    p[0] = (uint8_t)type;
-    p[1] = (uint8_t)(idlen >> 8);
-    p[2] = (uint8_t)idlen;
-    memcpy(p + 3, id, idlen);
-    if (len > 0)
-        memcpy(p + 3 + idlen, body, len);
-    put32(rec + 8, rec2_crc(rec + 4, p, plen));
+    put32(rec + 8, rec2_crc(rec + 4, rec + HEADER2, plen));
     buf->len += HEADER2 + plen;
     return 0;
 }
