@@ -119,7 +119,7 @@ static void tick_retention(struct accountd *a)
         ledger_disconnect(a->chores);
         log_error("log retention: %s (will retry)", err);
     } else if (n > 0) {
-        log_info("log retention: deleted %ld log rows older than %ld days", n, keep_s / 86400);
+        log_info("log retention: deleted %ld log rows older than %ld hours", n, keep_s / 3600);
     }
 }
 
