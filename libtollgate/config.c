@@ -355,7 +355,8 @@ static int parse_general(struct loader *ld, yaml_node_t *root, struct config *cf
                                         "maximum_spend_logs_retention_period",
                                         "disable_responses_id_security",
                                         "global_max_parallel_requests", "allowed_routes",
-                                        "admin_only_routes", "public_routes", NULL};
+                                        "admin_only_routes", "public_routes",
+                                        "token_rate_limit_type", NULL};
     yaml_node_t *gs = cy_map_get(ld, root, "general_settings");
     if (gs == NULL)
         return cy_fail(ld, root, "general_settings", "missing (database_url is required)");
@@ -434,7 +435,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
         rc = read_env_vars(&ld, root) < 0 || parse_model_list(&ld, root, cfg) < 0 || parse_general(&ld, root, cfg) < 0 ||
              config_parse_tollgate(&ld, root, cfg) < 0 ||
              config_parse_router(&ld, root, cfg) < 0 || config_parse_keys(&ld, root, cfg) < 0 ||
-             config_parse_budgets(&ld, root, cfg) < 0 ||
+             config_parse_budgets(&ld, root, cfg) < 0 || config_parse_ratelimit(&ld, root, cfg) < 0 ||
              config_parse_groups(&ld, root, cfg) < 0 ? -1 : 0;
     }
     yaml_document_delete(&ld.doc);

@@ -237,6 +237,10 @@ struct config {
     size_t n_budgets;
     int proxy_budget;              /* index of "proxy" in budgets; -1: none */
     long global_max_parallel;      /* general_settings.global_max_parallel_requests; 0: none */
+    struct {                       /* rate limits' settings (config_ratelimit.c) */
+        enum token_count { TOKENS_TOTAL, TOKENS_INPUT, TOKENS_OUTPUT } count;
+        long output_tokens; /* answer tokens assumed for a request without max_tokens */
+    } ratelimit;
     money_t max_end_user_budget;   /* litellm_settings.max_end_user_budget: end users
                                     * without a budget of their own; 0: none */
 

@@ -108,6 +108,8 @@ int config_parse_budgets(struct loader *ld, yaml_node_t *root, struct config *cf
 void config_budgets_free(struct config *cfg);
 /* Defaults and caps of the key and user routes (config_keys.c). */
 int config_parse_keys(struct loader *ld, yaml_node_t *root, struct config *cfg);
+/* config_ratelimit.c: token_rate_limit_type, ratelimit_output_tokens. */
+int config_parse_ratelimit(struct loader *ld, yaml_node_t *root, struct config *cfg);
 struct key_settings;
 void config_keys_free(struct key_settings *k);
 

@@ -98,6 +98,7 @@ void answer_publish(struct call *c, const struct usage *u, int status, bool esti
         sample_route(c, u);
     if (!c->front->charged)
         return; /* relayed, never billed (count_tokens) */
+    call_limits_settle(c, u);
     if (price_cost(c->gen->prices, c->dep->model, &c->dep->price, u, &cost, err, sizeof(err)) !=
         PRICE_OK)
         cost = 0;

@@ -68,6 +68,7 @@ void call_free(struct call *c)
     if (c->note_ev != NULL)
         event_free(c->note_ev);
     admission_release(c->px->admission, &c->reservation); /* if no event settled it */
+    call_limits_end(c);
     config_budget_release(c);
     sse_filter_free(c->sse);
     if (c->error_body != NULL)
@@ -329,6 +330,9 @@ static int keep_key(struct call *c, const struct keyinfo *key)
     c->key.team = key->team;
     c->key.member = key->member;
     c->key.fetched_ms = key->fetched_ms;
+    c->key.rpm_limit = key->rpm_limit;
+    c->key.tpm_limit = key->tpm_limit;
+    c->key.max_parallel = key->max_parallel;
     response_id_owner(key->user_id, key->team_id, c->owner);
     return (key->key_alias && !c->key.key_alias) || (key->user_id && !c->key.user_id) ||
            (key->team_id && !c->key.team_id) || (key->models_json && !c->key.models_json) ||
@@ -516,6 +520,10 @@ static void admit(struct call *c)
     bool reserve = reserve_needed(key, extra, n) || c->gen->cfg->n_budgets > 0;
     int rc = admission_admit(c->px->admission, key, extra, n, reserve ? reserve_for(c) : 0,
                              &c->reservation, &why);
+    if (rc == 0 && call_limits_take(c) < 0) {
+        call_free(c);
+        return;
+    }
     if (rc == 0) {
         route_and_start(c);
         return;

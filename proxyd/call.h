@@ -17,6 +17,11 @@
 void call_start(struct proxy *px, struct evhttp_request *req, enum api api,
                 const char *route, const char *path_model);
 
+/* The rate limits' state (call_limits.c): made before the HTTP server
+ * starts, freed after every request has ended. -1 on ENOMEM. */
+int call_limits_start(struct proxy *px);
+void call_limits_stop(struct proxy *px);
+
 /* Microseconds since t0 (CLOCK_MONOTONIC). */
 static inline int64_t call_since_us(const struct timespec *t0)
 {

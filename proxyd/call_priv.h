@@ -18,6 +18,7 @@
 #include "ids.h"
 #include "keystore.h"
 #include "price.h"
+#include "ratelimit.h"
 #include "protocol.h"
 #include "relay.h"
 #include "response_id.h"
@@ -53,6 +54,8 @@ struct call {
     struct reservation dep_reservation; /* the deployment's budgets (config_budget.c) */
     char crossed[512];            /* why the last deployment was passed over ("": none) */
     bool authorized;              /* counted in px->authorized (global_max_parallel_requests) */
+    struct ratelimit_hold limit_holds[RATELIMIT_MAX_ASKS]; /* its rate limits (call_limits.c) */
+    size_t n_limit_holds;
     int admit_waits;
     unsigned prompt_counted;  /* bit per tokenizer encoding: prompt_count[enc] is known */
     int64_t prompt_count[2];  /* the chat prompt's exact tokens (-1: not countable) */
@@ -95,8 +98,19 @@ struct upstream_req call_upstream_req(const struct call *c);
  * and fallbacks included), reserved against each budget while it runs. */
 bool reserve_needed(const struct keyinfo *key, const struct budget_extra *extra, size_t n);
 money_t reserve_for(struct call *c);
+/* The tokens a tpm limit takes at admission (count: which ones): the
+ * prompt's as the budget's reservation counts them, plus the max tokens
+ * asked, else output_default; the most over the group's deployments. */
+int64_t reserve_tokens(struct call *c, enum token_count count, int64_t output_default);
 
 void call_free(struct call *c);
+
+/* call_limits.c: takes the request's rate limits once its budgets admit it
+ * (0), or answers the 429 (-1: the caller frees); settles its tokens to
+ * the answer's usage; gives everything back at its end (call_free). */
+int call_limits_take(struct call *c);
+void call_limits_settle(struct call *c, const struct usage *u);
+void call_limits_end(struct call *c);
 
 /* answer.c */
 void answer_whole(struct call *c, struct relay_transfer *t, CURLcode result);

@@ -136,11 +136,20 @@ static const char SQL_KEY[] =
     " u.max_budget, u.spend, " DB_SQL_UNIX_US("u.budget_reset_at") ","
     " t.max_budget, t.spend, " DB_SQL_UNIX_US("t.budget_reset_at") ", COALESCE(t.blocked, 0),"
     " mb.max_budget, m.spend, " DB_SQL_UNIX_US("mb.budget_reset_at") ", k.tags,"
-    " COALESCE(u.user_role = 'proxy_admin', 0), t.models"
+    " COALESCE(u.user_role = 'proxy_admin', 0), t.models,"
+    " k.rpm_limit, k.tpm_limit, k.max_parallel_requests"
     " FROM api_keys k LEFT JOIN internal_users u ON u.user_id = k.user_id"
     " LEFT JOIN teams t ON t.team_id = k.team_id"
     " LEFT JOIN team_members m ON m.team_id = k.team_id AND m.user_id = k.user_id"
     " LEFT JOIN budgets mb ON mb.budget_id = m.budget_id WHERE k.token = ?";
+
+/* A rate limit column: NULL (or unreadable) is no limit (-1). */
+static int64_t limit_cell(const char *v)
+{
+    char *end;
+    long long n = v != NULL ? strtoll(v, &end, 10) : -1;
+    return v != NULL && *end == '\0' && n >= 0 ? n : -1;
+}
 
 /* Worker thread: one key row (with its user's and team's budgets) by token. */
 static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config *cfg)
@@ -169,6 +178,9 @@ static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config
         k->tags_json = dup_or_null(db_cell(r, 0, 19));
         k->proxy_admin = strcmp(db_cell(r, 0, 20), "0") != 0;
         k->team_models_json = dup_or_null(db_cell(r, 0, 21));
+        k->rpm_limit = limit_cell(db_cell(r, 0, 22));
+        k->tpm_limit = limit_cell(db_cell(r, 0, 23));
+        k->max_parallel = limit_cell(db_cell(r, 0, 24));
     }
     db_result_free(r);
     base->ok = true;

@@ -41,6 +41,7 @@ struct keyinfo {
     int64_t expires_us;  /* 0 = never */
     struct budget_row key, user, team;
     struct budget_row member; /* the user's max_budget_in_team and spend in the team */
+    int64_t rpm_limit, tpm_limit, max_parallel; /* the key's rate limits; -1: none */
     int64_t fetched_ms;  /* monotonic time the fetch started: spend is as of then */
 };
 

@@ -10,6 +10,7 @@
 
 #include "admission.h"
 #include "background.h"
+#include "call.h"
 #include "db.h"
 #include "drain.h"
 #include "http_front.h"
@@ -97,7 +98,7 @@ static int build(struct proxy *px, char *err, size_t errlen)
                  strerror(errno));
         return -1;
     }
-    if ((px->stats = stats_new()) == NULL) {
+    if ((px->stats = stats_new()) == NULL || call_limits_start(px) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -136,6 +137,7 @@ static void teardown(struct proxy *px)
     http_limits_free(px->limits); /* after its evhttp */
     spend_sub_free(px->spend_sub);
     admission_free(px->admission);
+    call_limits_stop(px); /* after every request has ended (relay_free, evhttp_free) */
     owners_free(px->owners);
     drain_free(px->drain);
     generation_unref(px->gen);

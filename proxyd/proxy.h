@@ -41,6 +41,7 @@ struct drain;
 struct journal;
 struct http_limits;
 struct bill;
+struct ratelimit;
 
 struct proxy {
     struct event_base *base;
@@ -58,6 +59,8 @@ struct proxy {
     struct bill *bills;      /* background responses being billed (background.h) */
     struct keystore *keys;
     struct admission *admission;
+    struct ratelimit *rate;   /* rpm, tpm and parallel limits (call_limits.c) */
+    struct event *rate_sweep;
     struct owners *owners;
     struct spend_sub *spend_sub;
     struct stats *stats;

@@ -48,28 +48,42 @@ static int64_t prompt_tokens(struct call *c, const struct deployment *d, int64_t
                                                                      : bytes;
 }
 
+/* The answer tokens the request asks deployment d for: its max tokens as d
+ * is sent them (its max_tokens default, its drops), else `fallback` (-1:
+ * the model's maximum, else DEFAULT_MAX_OUTPUT), times n. 0 for the APIs
+ * that generate no text. */
+static int64_t output_tokens(struct call *c, const struct deployment *d, int64_t fallback)
+{
+    json_t *n = json_object_get(c->body, "n");
+    if (!c->front->streams)
+        return 0;
+    json_t *sent = d->shape != NULL ? shape_request(c->body, c->api, d, false)
+                                    : json_incref(c->body);
+    int64_t out = sent != NULL ? c->front->max_output(sent) : 0;
+    json_decref(sent);
+    if (out <= 0 && fallback > 0)
+        out = fallback;
+    if (out <= 0)
+        out = price_max_output(c->gen->prices, d->model, &d->price);
+    if (out <= 0)
+        out = DEFAULT_MAX_OUTPUT;
+    if (json_is_integer(n) && json_integer_value(n) > 1 && json_integer_value(n) <= 128)
+        out *= json_integer_value(n);
+    return out;
+}
+
+static int64_t body_bytes(struct call *c)
+{
+    return (int64_t)evbuffer_get_length(evhttp_request_get_input_buffer(c->req));
+}
+
 /* The most this request can cost on deployment d. */
 static money_t worst_case(struct call *c, const struct deployment *d)
 {
-    json_t *n = json_object_get(c->body, "n");
-    int64_t out = 0;
-    int64_t bytes = (int64_t)evbuffer_get_length(evhttp_request_get_input_buffer(c->req));
-    int64_t prompt = prompt_tokens(c, d, bytes);
+    int64_t prompt = prompt_tokens(c, d, body_bytes(c));
+    int64_t out = output_tokens(c, d, -1);
     char err[128];
     money_t cost = 0;
-    if (c->front->streams) { /* the APIs that generate text */
-        /* as d is sent it: its max_tokens default, its drops */
-        json_t *sent = d->shape != NULL ? shape_request(c->body, c->api, d, false)
-                                        : json_incref(c->body);
-        out = sent != NULL ? c->front->max_output(sent) : 0;
-        json_decref(sent);
-        if (out <= 0)
-            out = price_max_output(c->gen->prices, d->model, &d->price);
-        if (out <= 0)
-            out = DEFAULT_MAX_OUTPUT;
-        if (json_is_integer(n) && json_integer_value(n) > 1 && json_integer_value(n) <= 128)
-            out *= json_integer_value(n);
-    }
     struct usage u = {.prompt_tokens = prompt, .completion_tokens = out,
                       .total_tokens = prompt + out};
     if (usage_note_request(c->body, c->api == API_IMAGE, &u) < 0)
@@ -90,4 +104,18 @@ money_t reserve_for(struct call *c)
             reserve = w;
     }
     return reserve;
+}
+
+int64_t reserve_tokens(struct call *c, enum token_count count, int64_t output_default)
+{
+    int64_t most = 0;
+    struct route_state probe;
+    const struct deployment *d = router_first(c->gen->router, c->model_group, &probe);
+    for (; d != NULL; d = router_next(c->gen->router, &probe)) {
+        int64_t in = count != TOKENS_OUTPUT ? prompt_tokens(c, d, body_bytes(c)) : 0;
+        int64_t out = count != TOKENS_INPUT ? output_tokens(c, d, output_default) : 0;
+        if (in + out > most)
+            most = in + out;
+    }
+    return most;
 }

@@ -23,6 +23,7 @@ struct stats {
     int in_flight, unacked, spool_bytes, accountd_up, draining, generation;
     int damaged_ranges, damaged_bytes;
     int cache_entries, cache_evictions, negative_hits, lookups_refused, lookups_unseen;
+    int ratelimit_refusals;
 };
 
 #define COUNTER(id, name, help, labels) bad |= (s->id = metrics_counter(s->m, name, help, labels)) < 0
@@ -70,6 +71,9 @@ static int declare(struct stats *s)
             "Lookups of never-seen keys, end users or tags refused past key_lookups_max.", NULL);
     GAUGE(lookups_unseen, "tollgate_proxyd_key_lookups_unseen",
           "Lookups of never-seen keys, end users or tags queued or running.");
+    COUNTER(ratelimit_refusals, "tollgate_proxyd_ratelimit_refusals_total",
+            "Requests refused 429 past a rate limit, by whose (api_key, ...) and which limit"
+            " (requests, tokens, max_parallel_requests).", "descriptor,limit");
     return bad ? -1 : 0;
 }
 
@@ -142,6 +146,11 @@ void stats_retry(struct stats *s, const char *model)
 void stats_budget_refusal(struct stats *s, const char *kind)
 {
     metrics_add(s->m, s->refusals, METRICS_LABELS(kind), 1);
+}
+
+void stats_ratelimit_refusal(struct stats *s, const char *descriptor, const char *limit)
+{
+    metrics_add(s->m, s->ratelimit_refusals, METRICS_LABELS(descriptor, limit), 1);
 }
 
 void stats_reload(struct stats *s, bool ok)

@@ -36,6 +36,7 @@ void stats_upstream_error(struct stats *s, const char *model, const char *reason
 void stats_retry(struct stats *s, const char *model);
 /* kind: key, user, team, team_member, end_user, tag. */
 void stats_budget_refusal(struct stats *s, const char *kind);
+void stats_ratelimit_refusal(struct stats *s, const char *descriptor, const char *limit);
 void stats_reload(struct stats *s, bool ok);
 
 /* GET /metrics: the gauges read now (in flight, spool, accountd), then the text. */

@@ -50,6 +50,8 @@ struct app {
     unsigned long failed;              /* POSTs failed by --fail-first */
     unsigned long active_streams;
     unsigned long cancelled_streams; /* streams the client left */
+    unsigned long calls_now, calls_max; /* delayed replies and streams under way; the most
+                                         * at once since the start or GET /stats/reset */
 };
 
 /* How the request's API shapes an error. */

@@ -105,6 +105,7 @@ static void call_free(struct call *c)
         c->app->calls = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    c->app->calls_now--;
     free(c->text);
     if (c->stream)
         c->stream->release(c->stream);
@@ -217,6 +218,8 @@ static struct call *call_new(const struct exchange *ex)
     if (c->next)
         c->next->prev = c;
     ex->app->calls = c;
+    if (++ex->app->calls_now > ex->app->calls_max)
+        ex->app->calls_max = ex->app->calls_now;
     evhttp_connection_set_closecb(c->conn, on_call_closed, c);
     return c;
 fail:

@@ -42,7 +42,9 @@
  *                                   or data
  * Delays run on timers: the loop serves other clients meanwhile.  A client
  * that leaves early is reported on stderr ("fake-upstream: client went away
- * after N chunks"); GET /stats (no key needed) counts POSTs and streams.
+ * after N chunks"); GET /stats (no key needed) counts POSTs and streams,
+ * and the delayed replies and streams under way (calls_in_progress) and the
+ * most at once (calls_max; GET /stats/reset starts that count again).
  *
  * Usage: fake-upstream --listen HOST:PORT [--api-key KEY] [--prompt-tokens N]
  *                      [--completion-tokens M] [--log FILE] [--fail-first N]
@@ -599,14 +601,19 @@ static void handle_models(struct exchange *ex)
                         "tollgate-tests"));
 }
 
-static void handle_stats(struct exchange *ex)
+/* GET /stats, and GET /stats/reset (the most calls at once starts again from now). */
+static void handle_stats(struct exchange *ex, int reset)
 {
-    const struct app *app = ex->app;
+    struct app *app = ex->app;
 
+    if (reset)
+        app->calls_max = app->calls_now;
     reply_json(ex, HTTP_OK,
-              json_pack("{s:I, s:I, s:I}", "requests", (json_int_t)app->requests,
+              json_pack("{s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)app->requests,
                         "active_streams", (json_int_t)app->active_streams,
-                        "cancelled_streams", (json_int_t)app->cancelled_streams));
+                        "cancelled_streams", (json_int_t)app->cancelled_streams,
+                        "calls_in_progress", (json_int_t)app->calls_now,
+                        "calls_max", (json_int_t)app->calls_max));
 }
 
 /* ----------------------------------------------------------------- routing */
@@ -716,7 +723,8 @@ static void fail_forced(struct exchange *ex)
 static int is_monitoring(enum evhttp_cmd_type method, const char *path)
 {
     return method == EVHTTP_REQ_GET
-        && (strcmp(path, "/health") == 0 || strcmp(path, "/stats") == 0);
+        && (strcmp(path, "/health") == 0 || strcmp(path, "/stats") == 0
+            || strcmp(path, "/stats/reset") == 0);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -744,7 +752,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     ex.body = body;
     if (method == EVHTTP_REQ_GET && strcmp(path, "/stats") == 0)
-        handle_stats(&ex);
+        handle_stats(&ex, 0);
+    else if (method == EVHTTP_REQ_GET && strcmp(path, "/stats/reset") == 0)
+        handle_stats(&ex, 1);
     else if (mock_read_long(body, "mock_first_byte_delay_ms", 0, MAX_FIRST_BYTE_DELAY_MS,
                             &ex.delay_ms, message, sizeof message) != 0)
         reply_bad_request(&ex, message);

@@ -1,0 +1,174 @@
+"""test_ratelimits.py - a key's rpm_limit, tpm_limit and max_parallel_requests,
+enforced exactly by one proxyd with nothing to set up (issue 19;
+proxyd/ratelimit.c, call_limits.c).
+
+- rpm_limit 30: of 100 requests sent over 10 s exactly 30 are relayed (the
+  fake upstream sees 30, the ledger holds 30) and 70 get LiteLLM's 429 with
+  retry-after; 60 s after the first, 100 more give exactly 30 again. The
+  x-ratelimit-* headers count down.
+- tpm_limit: a request takes its estimate (prompt and max_tokens) at
+  admission and settles to the answer's real usage, streamed or not: the
+  remaining tokens fall by the real usage; past the limit, a 429 naming
+  tokens; a request whose estimate alone is over the limit is told so.
+- max_parallel_requests 2: of 10 concurrent slow requests the fake upstream
+  never has more than 2; the slots come back after client disconnects,
+  upstream errors and upstream timeouts.
+
+Run from the repo root:  python3 tests/e2e/run.py tests/e2e/test_ratelimits.py
+"""
+
+import os
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from harness import MASTER_KEY, wait_for  # noqa: E402
+
+
+def timeout_model(stack):
+    return [{"model_name": "llama3-1s", "litellm_params": {
+        "model": "groq/llama-3.1-8b-instant", "api_base": stack.upstream_base,
+        "api_key": "os.environ/GROQ_API_KEY", "timeout": 1}}]
+
+
+class RateLimitsTest(harness.StackTestCase):
+    stack_options = {"extra_models": timeout_model,
+                     "extra_config": {"router_settings": {"num_retries": 0}}}
+
+    def new_key(self, **limits):
+        st, _, b = self.stack.report("POST", "/key/generate", limits, key=MASTER_KEY)
+        self.assertEqual(st, 200, b)
+        return b["key"], b["token"]
+
+    def upstream(self, path):
+        st, _, b = self.stack.http("GET", self.stack.upstream_port, path)
+        self.assertEqual(st, 200, b)
+        return b
+
+    def relayed(self, marker):
+        return sum(1 for r in self.stack.upstream_requests()
+                   if (r.get("body") or {}).get("mock_content") == marker)
+
+    def send_spaced(self, key, marker, count, seconds):
+        """count chats spaced evenly over seconds; returns [(status, headers, body)]."""
+        out, start = [], time.monotonic()
+        for i in range(count):
+            delay = start + i * seconds / count - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            out.append(self.stack.chat(key, mock_content=marker))
+        return out
+
+    def test_rpm_exactly_the_limit_in_any_minute(self):
+        key, token = self.new_key(rpm_limit=30)
+        first = time.monotonic()
+        one = self.send_spaced(key, "rpm-1", 100, 10)
+        ok = [h for st, h, _ in one if st == 200]
+        refused = [(h, b) for st, h, b in one if st == 429]
+        self.assertEqual((len(ok), len(refused)), (30, 70), [st for st, _, _ in one])
+        self.assertEqual([int(h["x-ratelimit-remaining-requests"]) for h in ok],
+                         list(range(29, -1, -1)))
+        for h in ok:
+            self.assertEqual(h["x-ratelimit-limit-requests"], "30")
+            self.assertEqual(h["x-ratelimit-api_key-limit-requests"], "30")
+            self.assertEqual(h["x-ratelimit-api_key-remaining-requests"],
+                             h["x-ratelimit-remaining-requests"])
+            self.assertRegex(h["x-ratelimit-reset-requests"], r"^(\d+(\.\d+)?s|\d+ms|1m0s)$")
+        h, b = refused[0]
+        self.assertEqual(b["error"]["type"], "rate_limit_error")
+        self.assertEqual(b["error"]["code"], "429")
+        self.assertTrue(b["error"]["message"].startswith(
+            "Rate limit exceeded for api_key: %s. Limit type: requests. Current limit: 30, "
+            "Remaining: 0. Limit resets at: " % token), b["error"]["message"])
+        self.assertTrue(1 <= int(h["retry-after"]) <= 60, h)
+        self.assertEqual(h["x-ratelimit-remaining-requests"], "0")
+        self.assertEqual(self.relayed("rpm-1"), 30)
+        # the 30 leave the window 60 s after they were admitted (all in the first 3 s)
+        time.sleep(max(0.0, first + 60.5 - time.monotonic()))
+        two = self.send_spaced(key, "rpm-2", 100, 10)
+        self.assertEqual(sum(1 for st, _, _ in two if st == 200), 30,
+                         [st for st, _, _ in two])
+        self.assertEqual(self.relayed("rpm-2"), 30)
+        wait_for(lambda: self.stack.sql_value(
+            "SELECT COUNT(*) FROM spend_logs WHERE api_key = '%s'" % token) == "60", 30,
+            message="the ledger does not hold exactly the 60 relayed requests")
+
+    def tpm_round(self, key, stream):
+        """Chats with max_tokens 300 answered 100 tokens each until one is refused;
+        returns the remaining-token headers of the admitted ones and the refusal."""
+        body = {"max_tokens": 300, "mock_usage": {"prompt_tokens": 40, "completion_tokens": 60}}
+        if stream:
+            body.update(stream=True, stream_options={"include_usage": True})
+        left = []
+        for _ in range(20):
+            st, h, b = self.stack.chat(key, **body)
+            if st != 200:
+                return left, (st, h, b)
+            if stream:
+                self.assertIn('"total_tokens":100', b.replace(" ", ""))
+            left.append(int(h["x-ratelimit-remaining-tokens"]))
+        self.fail("tpm_limit 1000 never refused")
+
+    def test_tpm_settles_to_real_usage(self):
+        for stream in (False, True):
+            key, token = self.new_key(tpm_limit=1000)
+            left, (st, h, b) = self.tpm_round(key, stream)
+            estimate = 1000 - left[0]
+            self.assertGreater(estimate, 300)  # the prompt and max_tokens
+            # each admitted request then counts its real 100 tokens, not its estimate
+            self.assertEqual(left, [1000 - estimate - 100 * i for i in range(len(left))],
+                             "stream" if stream else "whole")
+            self.assertEqual(len(left), (1000 - estimate) // 100 + 1)
+            self.assertEqual(st, 429, b)
+            self.assertIn("Limit type: tokens. Current limit: 1000, Remaining: %d."
+                          % (1000 - 100 * len(left)), b["error"]["message"])
+            self.assertEqual(h["rate_limit_type"], "tokens")
+        st, h, b = self.stack.chat(key, max_tokens=5000)
+        self.assertEqual(st, 429, b)
+        self.assertIn("more than the limit", b["error"]["message"])
+        self.assertNotIn("retry-after", h)
+
+    def concurrent(self, key, n, **body):
+        """n chats at once; returns their statuses."""
+        out = [None] * n
+
+        def one(i):
+            out[i] = self.stack.chat(key, **body)[0]
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return out
+
+    def test_parallel_slots_held_and_given_back(self):
+        key, _ = self.new_key(max_parallel_requests=2)
+        self.upstream("/stats/reset")
+        got = self.concurrent(key, 10, mock_first_byte_delay_ms=1500)
+        self.assertEqual(sorted(got), [200, 200] + [429] * 8, got)
+        self.assertEqual(self.upstream("/stats")["calls_max"], 2)
+        self.assertEqual(self.concurrent(key, 2, mock_first_byte_delay_ms=200), [200, 200])
+        # client disconnects: two held streams closed
+        held = [self.stack.held_stream(key, {"model": "llama3", "stream": True,
+                                             "messages": [{"role": "user", "content": "x"}],
+                                             "mock_stall_after_chunks": 1})[0]
+                for _ in range(2)]
+        self.assertEqual(self.stack.chat(key)[0], 429)
+        for conn in held:
+            conn.close()
+        wait_for(lambda: self.stack.chat(key)[0] == 200, 10,
+                 message="the slots of two closed streams did not come back")
+        # upstream errors, then an upstream timeout (llama3-1s: 1 s, asked to wait 3)
+        self.assertEqual(self.concurrent(key, 2, mock_status=500), [500, 500])
+        self.assertEqual(self.concurrent(key, 2, mock_first_byte_delay_ms=200), [200, 200])
+        timed = self.concurrent(key, 2, model="llama3-1s", mock_first_byte_delay_ms=3000)
+        self.assertTrue(all(s in (408, 504) for s in timed), timed)
+        self.assertEqual(self.concurrent(key, 2, mock_first_byte_delay_ms=200), [200, 200])
+
+
+if __name__ == "__main__":
+    unittest.main()
