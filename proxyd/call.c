@@ -83,6 +83,7 @@ void call_free(struct call *c)
     free(c->key.team_id);
     free(c->key.models_json);
     free(c->key.team_models_json);
+    free(c->key.model_rate_json);
     free(c);
 }
 
@@ -330,13 +331,17 @@ static int keep_key(struct call *c, const struct keyinfo *key)
     c->key.team = key->team;
     c->key.member = key->member;
     c->key.fetched_ms = key->fetched_ms;
-    c->key.rpm_limit = key->rpm_limit;
-    c->key.tpm_limit = key->tpm_limit;
+    c->key.key_rate = key->key_rate;
+    c->key.user_rate = key->user_rate;
+    c->key.team_rate = key->team_rate;
+    c->key.member_rate = key->member_rate;
     c->key.max_parallel = key->max_parallel;
+    c->key.model_rate_json = key->model_rate_json ? strdup(key->model_rate_json) : NULL;
     response_id_owner(key->user_id, key->team_id, c->owner);
     return (key->key_alias && !c->key.key_alias) || (key->user_id && !c->key.user_id) ||
            (key->team_id && !c->key.team_id) || (key->models_json && !c->key.models_json) ||
-           (key->team_models_json && !c->key.team_models_json)
+           (key->team_models_json && !c->key.team_models_json) ||
+           (key->model_rate_json && !c->key.model_rate_json)
                ? -1 : 0;
 }
 

@@ -3,9 +3,13 @@
  * x-ratelimit-* headers, settled to the real tokens when the answer ends
  * and given back when the request ends, however it ends.
  *
- * Limits in force: the key's rpm_limit, tpm_limit and max_parallel_requests
- * (LiteLLM's "api_key" descriptor, valued by the key's hash). The master
- * key has none. Headers: LiteLLM's per descriptor
+ * Limits in force, named by LiteLLM's descriptors: the key's rpm_limit,
+ * tpm_limit and max_parallel_requests ("api_key": the key's hash); its
+ * internal user's and team's rpm / tpm ("user", "team"); its membership
+ * budget's ("team_member": team:user); the end user's budget's ("end_user");
+ * the key's and the team's metadata model_rpm_limit / model_tpm_limit for
+ * the model asked ("model_per_key": hash:model, "model_per_team":
+ * team:model). The master key has none. Headers: LiteLLM's per descriptor
  * (x-ratelimit-api_key-remaining-requests, ...-limit-tokens, ...) and
  * OpenAI's (x-ratelimit-limit-requests, -remaining-, -reset-; tokens
  * alike) for the tightest of the request's limits.
@@ -30,14 +34,55 @@
 
 static const char *const kind_names[RL_KINDS] = {"requests", "tokens", "max_parallel_requests"};
 
+#define VALUE_MAX 600 /* "team:user" or "hash:model": two ids of at most 255 bytes */
+
+/* The asks' values that are made up of two parts. */
+struct ask_values {
+    char member[VALUE_MAX], model_key[VALUE_MAX], model_team[VALUE_MAX];
+};
+
+static void add(struct ratelimit_ask *asks, size_t *n, const char *descriptor, const char *value,
+                int64_t rpm, int64_t tpm, int64_t parallel)
+{
+    if (value != NULL && (rpm >= 0 || tpm >= 0 || parallel >= 0))
+        asks[(*n)++] = (struct ratelimit_ask){descriptor, value, {rpm, tpm, parallel}};
+}
+
+/* A model's limit in the metadata's {GROUP: N} object `which` (-1: none). */
+static int64_t model_limit(json_t *rates, const char *which, const char *group)
+{
+    json_t *v = json_object_get(json_object_get(rates, which), group);
+    return json_is_integer(v) && json_integer_value(v) >= 0 ? (int64_t)json_integer_value(v) : -1;
+}
+
+static const char *joined(char *buf, const char *a, const char *b)
+{
+    return a != NULL && b != NULL && snprintf(buf, VALUE_MAX, "%s:%s", a, b) < VALUE_MAX ? buf
+                                                                                     : NULL;
+}
+
 /* The request's limits: 0 asks when none applies. */
-static size_t asks_of(const struct call *c, struct ratelimit_ask *asks)
+static size_t asks_of(const struct call *c, struct ratelimit_ask *asks, struct ask_values *v)
 {
     const struct keyinfo *k = &c->key;
     size_t n = 0;
-    if (k->token[0] != '\0' && (k->rpm_limit >= 0 || k->tpm_limit >= 0 || k->max_parallel >= 0))
-        asks[n++] = (struct ratelimit_ask){"api_key", k->token,
-                                           {k->rpm_limit, k->tpm_limit, k->max_parallel}};
+    if (k->token[0] == '\0')
+        return 0; /* the master key */
+    add(asks, &n, "api_key", k->token, k->key_rate.rpm, k->key_rate.tpm, k->max_parallel);
+    add(asks, &n, "user", k->user_id, k->user_rate.rpm, k->user_rate.tpm, -1);
+    add(asks, &n, "team", k->team_id, k->team_rate.rpm, k->team_rate.tpm, -1);
+    add(asks, &n, "team_member", joined(v->member, k->team_id, k->user_id), k->member_rate.rpm,
+        k->member_rate.tpm, -1);
+    if (c->end_user != NULL && c->n_owner_rows > 0)
+        add(asks, &n, "end_user", c->end_user, c->owner_rows[0].rate.rpm,
+            c->owner_rows[0].rate.tpm, -1);
+    json_t *rates = k->model_rate_json != NULL ? json_loads(k->model_rate_json, 0, NULL) : NULL;
+    const char *group = c->model_group;
+    add(asks, &n, "model_per_key", joined(v->model_key, k->token, group),
+        model_limit(rates, "key_rpm", group), model_limit(rates, "key_tpm", group), -1);
+    add(asks, &n, "model_per_team", joined(v->model_team, k->team_id, group),
+        model_limit(rates, "team_rpm", group), model_limit(rates, "team_tpm", group), -1);
+    json_decref(rates);
     return n;
 }
 
@@ -148,7 +193,8 @@ int call_limits_take(struct call *c)
     struct ratelimit_ask asks[RATELIMIT_MAX_ASKS];
     struct ratelimit_status st[RATELIMIT_MAX_ASKS][RL_KINDS];
     struct ratelimit_refusal why;
-    size_t n = asks_of(c, asks);
+    struct ask_values values;
+    size_t n = asks_of(c, asks, &values);
     if (n == 0)
         return 0;
     bool tpm = false;

@@ -28,6 +28,7 @@
 #include "keystore.h"
 
 #include <event2/thread.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -92,6 +93,7 @@ static void keyinfo_clear(struct keyinfo *k)
     free(k->models_json);
     free(k->team_models_json);
     free(k->tags_json);
+    free(k->model_rate_json);
     memset(k, 0, sizeof(*k));
 }
 
@@ -120,9 +122,11 @@ static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
     dst->models_json = dup_or_null(src->models_json);
     dst->team_models_json = dup_or_null(src->team_models_json);
     dst->tags_json = dup_or_null(src->tags_json);
+    dst->model_rate_json = dup_or_null(src->model_rate_json);
     if ((src->key_alias && !dst->key_alias) || (src->user_id && !dst->user_id) ||
         (src->team_id && !dst->team_id) || (src->models_json && !dst->models_json) ||
-        (src->team_models_json && !dst->team_models_json) || (src->tags_json && !dst->tags_json)) {
+        (src->team_models_json && !dst->team_models_json) || (src->tags_json && !dst->tags_json) ||
+        (src->model_rate_json && !dst->model_rate_json)) {
         keyinfo_clear(dst);
         return -1;
     }
@@ -137,7 +141,10 @@ static const char SQL_KEY[] =
     " t.max_budget, t.spend, " DB_SQL_UNIX_US("t.budget_reset_at") ", COALESCE(t.blocked, 0),"
     " mb.max_budget, m.spend, " DB_SQL_UNIX_US("mb.budget_reset_at") ", k.tags,"
     " COALESCE(u.user_role = 'proxy_admin', 0), t.models,"
-    " k.rpm_limit, k.tpm_limit, k.max_parallel_requests"
+    " k.max_parallel_requests, k.rpm_limit, k.tpm_limit, u.rpm_limit, u.tpm_limit,"
+    " t.rpm_limit, t.tpm_limit, mb.rpm_limit, mb.tpm_limit,"
+    " JSON_EXTRACT(k.metadata, '$.model_rpm_limit'), JSON_EXTRACT(k.metadata, '$.model_tpm_limit'),"
+    " JSON_EXTRACT(t.metadata, '$.model_rpm_limit'), JSON_EXTRACT(t.metadata, '$.model_tpm_limit')"
     " FROM api_keys k LEFT JOIN internal_users u ON u.user_id = k.user_id"
     " LEFT JOIN teams t ON t.team_id = k.team_id"
     " LEFT JOIN team_members m ON m.team_id = k.team_id AND m.user_id = k.user_id"
@@ -149,6 +156,35 @@ static int64_t limit_cell(const char *v)
     char *end;
     long long n = v != NULL ? strtoll(v, &end, 10) : -1;
     return v != NULL && *end == '\0' && n >= 0 ? n : -1;
+}
+
+void rate_cells(const struct db_result *r, size_t row, size_t col, struct rate_limits *l)
+{
+    l->rpm = limit_cell(db_cell(r, row, col));
+    l->tpm = limit_cell(db_cell(r, row, col + 1));
+}
+
+/* The metadata's model_rpm_limit / model_tpm_limit objects of the key and
+ * the team (cells col..col+3, JSON or NULL) as one JSON text; NULL when
+ * none is an object (or out of memory: the limits then go unchecked until
+ * the row is fetched again, logged). */
+static char *model_rates(const struct db_result *r, size_t col)
+{
+    static const char *const names[] = {"key_rpm", "key_tpm", "team_rpm", "team_tpm"};
+    json_t *all = json_object();
+    char *text = NULL;
+    bool any = false;
+    for (size_t i = 0; all != NULL && i < 4; i++) {
+        const char *cell = db_cell(r, 0, col + i);
+        json_t *v = cell != NULL ? json_loads(cell, JSON_DECODE_ANY, NULL) : NULL;
+        if (json_is_object(v) && json_object_set(all, names[i], v) == 0)
+            any = true;
+        json_decref(v);
+    }
+    if (any && (text = json_dumps(all, JSON_COMPACT)) == NULL)
+        log_warn("out of memory reading a key's model rate limits");
+    json_decref(all);
+    return text;
 }
 
 /* Worker thread: one key row (with its user's and team's budgets) by token. */
@@ -178,9 +214,12 @@ static void fetch_key(struct keystore_job *base, MYSQL **db, const struct config
         k->tags_json = dup_or_null(db_cell(r, 0, 19));
         k->proxy_admin = strcmp(db_cell(r, 0, 20), "0") != 0;
         k->team_models_json = dup_or_null(db_cell(r, 0, 21));
-        k->rpm_limit = limit_cell(db_cell(r, 0, 22));
-        k->tpm_limit = limit_cell(db_cell(r, 0, 23));
-        k->max_parallel = limit_cell(db_cell(r, 0, 24));
+        k->max_parallel = limit_cell(db_cell(r, 0, 22));
+        rate_cells(r, 0, 23, &k->key_rate);
+        rate_cells(r, 0, 25, &k->user_rate);
+        rate_cells(r, 0, 27, &k->team_rate);
+        rate_cells(r, 0, 29, &k->member_rate);
+        k->model_rate_json = model_rates(r, 31);
     }
     db_result_free(r);
     base->ok = true;

@@ -27,6 +27,11 @@ struct budget_row {
     int64_t reset_at_us; /* end of the budget period (Unix us); 0: no budget_duration */
 };
 
+/* An owner's requests and tokens per minute; -1: not set. */
+struct rate_limits {
+    int64_t rpm, tpm;
+};
+
 /* What proxyd knows of a key, its internal user and its team. Strings are
  * owned by the struct. */
 struct keyinfo {
@@ -41,7 +46,13 @@ struct keyinfo {
     int64_t expires_us;  /* 0 = never */
     struct budget_row key, user, team;
     struct budget_row member; /* the user's max_budget_in_team and spend in the team */
-    int64_t rpm_limit, tpm_limit, max_parallel; /* the key's rate limits; -1: none */
+    /* rate limits (call_limits.c): the key's, its user's, its team's and its
+     * membership budget's; the key's max_parallel_requests (-1: none); the
+     * key's and the team's metadata model_rpm_limit / model_tpm_limit as
+     * {"key_rpm": {GROUP: N}, "key_tpm", "team_rpm", "team_tpm"} (NULL: none) */
+    struct rate_limits key_rate, user_rate, team_rate, member_rate;
+    int64_t max_parallel;
+    char *model_rate_json;
     int64_t fetched_ms;  /* monotonic time the fetch started: spend is as of then */
 };
 
@@ -102,6 +113,8 @@ int keystore_query(MYSQL **db, const struct config *cfg, const char *sql,
 /* Reads a budget_row from a result's cells col (max_budget), col + 1
  * (spend) and col + 2 (budget_reset_at as Unix microseconds, 0 for none). */
 void budget_cells(const struct db_result *r, size_t row, size_t col, struct budget_row *b);
+/* Cells rpm and tpm (NULL: not set) from column col on. */
+void rate_cells(const struct db_result *r, size_t row, size_t col, struct rate_limits *l);
 
 /* How long MariaDB has been unreachable (0 when it answers). */
 int64_t keystore_db_down_ms(struct keystore *ks);

@@ -39,13 +39,13 @@ struct owners_job {
 
 static const char SQL_CUSTOMER[] =
     "SELECT c.blocked, b.max_budget, c.spend,"
-    " " DB_SQL_UNIX_US("b.budget_reset_at") " FROM customers c"
+    " " DB_SQL_UNIX_US("b.budget_reset_at") ", b.rpm_limit, b.tpm_limit FROM customers c"
     " LEFT JOIN budgets b ON b.budget_id = c.budget_id WHERE c.user_id = ?";
 static const char SQL_TAG[] =
-    "SELECT 0, max_budget, spend, " DB_SQL_UNIX_US("budget_reset_at")
+    "SELECT 0, max_budget, spend, " DB_SQL_UNIX_US("budget_reset_at") ", NULL, NULL"
     " FROM tags WHERE tag = ?";
 static const char SQL_CONFIG_BUDGET[] =
-    "SELECT 0, max_budget, spend, " DB_SQL_UNIX_US("budget_reset_at")
+    "SELECT 0, max_budget, spend, " DB_SQL_UNIX_US("budget_reset_at") ", NULL, NULL"
     " FROM config_budgets WHERE budget_key = ?";
 
 struct owners *owners_new(struct keystore *ks, const struct config *cfg)
@@ -82,9 +82,11 @@ static void fetch_owners(struct keystore_job *base, MYSQL **db, const struct con
                                     : SQL_CONFIG_BUDGET, p, 1, &r, base) < 0)
             return;
         row->found = r->nrows == 1;
+        row->rate = (struct rate_limits){-1, -1}; /* a new end user has no budget yet */
         if (row->found) {
             row->blocked = strcmp(db_cell(r, 0, 0), "0") != 0;
             budget_cells(r, 0, 1, &row->budget);
+            rate_cells(r, 0, 4, &row->rate);
         }
         db_result_free(r);
     }

@@ -20,6 +20,7 @@
 struct owner_row {
     bool found, blocked;
     struct budget_row budget;
+    struct rate_limits rate; /* an end user's budget's rpm / tpm (call_limits.c) */
     int64_t fetched_ms;
 };
 

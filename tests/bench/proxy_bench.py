@@ -6,7 +6,9 @@ accountd, reportd, proxyd), creates a virtual key through reportd's /key/generat
 and in one run measures, side by side:
 
   1. wrk POSTs of a small chat completion straight to fake-upstream ("direct") and
-     through proxyd (virtual key, and master key), at 32 connections and, in
+     through proxyd (virtual key, master key, and a virtual key with an rpm_limit,
+     tpm_limit and max_parallel_requests too high to refuse anything: what the rate
+     limits' bookkeeping costs), at 32 connections and, in
      --rounds rounds, at 1 connection: req/s, p50 and p99 latency (wrk --latency;
      a generated Lua script sends the body and headers, counts non-2xx answers and
      collects proxyd's x-litellm-overhead-duration-ms in its `response` hook).
@@ -94,9 +96,14 @@ def bearer(key):
     return {"Authorization": "Bearer " + key}
 
 
-def new_key(s, alias):
+# a limited key's limits: every request is counted in its windows, none is refused
+LIMITS = {"rpm_limit": 10 ** 11, "tpm_limit": 10 ** 12, "max_parallel_requests": 10 ** 6}
+
+
+def new_key(s, alias, **fields):
     """A virtual key, created through reportd's /key/generate."""
-    st, _, body = s.report("POST", "/key/generate", {"key_alias": alias}, key=harness.MASTER_KEY)
+    st, _, body = s.report("POST", "/key/generate", dict(fields, key_alias=alias),
+                           key=harness.MASTER_KEY)
     if st != 200 or not isinstance(body, dict) or "key" not in body:
         raise RuntimeError("/key/generate answered %s: %r" % (st, body))
     return body["key"]
@@ -293,6 +300,7 @@ class Bench:
         t_start = time.monotonic()
         proxyd_pid = s.daemon("proxyd").proc.pid
         vkey = new_key(s, "bench")
+        lkey = new_key(s, "bench-limited", **LIMITS)
         chat = {"model": "llama3", "messages": CHAT_MESSAGES}
         direct_body = {"model": UPSTREAM_MODEL, "messages": CHAT_MESSAGES}
         # one request each way: the stack answers as expected
@@ -300,19 +308,23 @@ class Bench:
                           key=s.upstream_key)
         if st != 200:
             raise RuntimeError("fake-upstream answered %d: %r" % (st, b))
-        for key in (vkey, harness.MASTER_KEY):
-            st, _, b = s.proxy("POST", "/v1/chat/completions", chat, key=key)
+        for key in (vkey, harness.MASTER_KEY, lkey):
+            st, h, b = s.proxy("POST", "/v1/chat/completions", chat, key=key)
             if st != 200:
                 raise RuntimeError("proxyd answered %d: %r" % (st, b))
-        self.expected = self.other_2xx = 2
+        if "x-ratelimit-remaining-requests" not in h:
+            raise RuntimeError("the limited key's answer has no x-ratelimit headers: %r" % h)
+        self.expected = self.other_2xx = 3
 
         up_url = "http://127.0.0.1:%d/v1/chat/completions" % s.upstream_port
         px_url = "http://127.0.0.1:%d/v1/chat/completions" % s.proxyd_port
         lua = {"direct": write_lua(self.tmp, "direct", direct_body, bearer(s.upstream_key)),
                "proxyd-vkey": write_lua(self.tmp, "proxyd-vkey", chat, bearer(vkey)),
                "proxyd-master": write_lua(self.tmp, "proxyd-master", chat,
-                                          bearer(harness.MASTER_KEY))}
-        url = {"direct": up_url, "proxyd-vkey": px_url, "proxyd-master": px_url}
+                                          bearer(harness.MASTER_KEY)),
+               "proxyd-limited": write_lua(self.tmp, "proxyd-limited", chat, bearer(lkey))}
+        url = {"direct": up_url, "proxyd-vkey": px_url, "proxyd-master": px_url,
+               "proxyd-limited": px_url}
 
         print("warm-up:", flush=True)
         self.one_run(s, "direct", "direct", 32, up_url, lua["direct"], 1, warmup=True)
@@ -365,7 +377,8 @@ class Bench:
         # --connections first, while the ledger is small (MariaDB's cost per row grows with
         # it); then at 1 connection --rounds rounds of direct and proxyd, each run --seconds
         # long, so that a disturbed run (the machine is shared) moves a median, not the figure
-        proxied = ["proxyd-vkey"] + ([] if a.no_master else ["proxyd-master"])
+        proxied = ["proxyd-vkey"] + ([] if a.no_master else ["proxyd-master"]) + \
+            ([] if a.no_limited else ["proxyd-limited"])
         plan = [("direct", a.connections, 0)] + [(t, a.connections, 0) for t in proxied]
         plan += [(t, 1, r) for r in range(a.rounds) for t in ["direct"] + proxied]
         for i, (t, c, r) in enumerate(plan):
@@ -405,6 +418,8 @@ def main():
     ap.add_argument("--wrk-threads", type=int, default=1,
                     help="wrk threads (1: wrk shares the 2 cores with everything else)")
     ap.add_argument("--no-master", action="store_true", help="skip the master-key runs")
+    ap.add_argument("--no-limited", action="store_true",
+                    help="skip the runs of the key with rate limits")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds of direct and proxyd runs at 1 connection; latencies are the "
                          "median over the rounds (3)")

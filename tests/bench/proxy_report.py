@@ -20,7 +20,8 @@ def verdict(ok):
 
 
 NAMES = {"direct": "direct (fake-upstream)", "proxyd-vkey": "proxyd, virtual key",
-         "proxyd-master": "proxyd, master key", "stream-chat": "proxyd, chat stream",
+         "proxyd-master": "proxyd, master key", "proxyd-limited": "proxyd, rate-limited key",
+         "stream-chat": "proxyd, chat stream",
          "stream-messages": "proxyd, Messages stream",
          "stream-responses": "proxyd, Responses stream"}
 
@@ -124,7 +125,8 @@ def report(b, args):
     for r in b.runs:
         by.setdefault((r["target"], r["conns"]), []).append(r)
     by = {k: combine(v) for k, v in by.items()}
-    targets = ["direct", "proxyd-vkey"] + ([] if a.no_master else ["proxyd-master"])
+    targets = ["direct", "proxyd-vkey"] + ([] if a.no_master else ["proxyd-master"]) + \
+        ([] if a.no_limited else ["proxyd-limited"])
     names = NAMES
 
     print()
@@ -190,6 +192,15 @@ def report(b, args):
                 "%d connection%s" % (c, "s" if c > 1 else ""), hist_percentile(hist, 50),
                 hist_percentile(hist, 99), hist_percentile(hist, 99.9)))
     r32 = by[("proxyd-vkey", a.connections)]
+    if not a.no_limited:
+        l32 = by[("proxyd-limited", a.connections)]
+        l50, _ = added(b, "proxyd-limited", "p50_us")
+        v50, _ = added(b, "proxyd-vkey", "p50_us")
+        print("   rate limits in memory (rpm, tpm and parallel counted, nothing refused): %.0f "
+              "req/s at %d connections against %.0f without (%+.1f %%); added p50 at 1 "
+              "connection %+d us against %+d us" % (l32["rps"], a.connections, r32["rps"],
+                                                   100.0 * (l32["rps"] / r32["rps"] - 1),
+                                                   l50, v50))
     ok = r32["rps"] >= TARGET_RPS_32
     misses += [] if ok else ["req/s"]
     print("   throughput through proxyd (virtual key, accounting on) at %d connections: "

@@ -170,5 +170,59 @@ class RateLimitsTest(harness.StackTestCase):
         self.assertEqual(self.concurrent(key, 2, mock_first_byte_delay_ms=200), [200, 200])
 
 
+    def admitted(self, keys, n, descriptor, value, **body):
+        """n chats round-robin over keys; returns how many were relayed, and checks
+        the first refusal names the descriptor and value."""
+        got = [self.stack.chat(keys[i % len(keys)], **body) for i in range(n)]
+        refused = [b for st, _, b in got if st == 429]
+        if refused:
+            self.assertTrue(refused[0]["error"]["message"].startswith(
+                "Rate limit exceeded for %s: %s. Limit type: requests." % (descriptor, value)),
+                refused[0]["error"]["message"])
+        self.assertEqual(sorted({st for st, _, _ in got} - {200, 429}), [])
+        return sum(1 for st, _, _ in got if st == 200)
+
+    def test_owners_limits_are_shared_by_their_keys(self):
+        s = self.stack
+        self.assertEqual(s.report("POST", "/team/new", {"team_id": "rl-team"},
+                                  key=MASTER_KEY)[0], 200)
+        self.assertEqual(s.report("POST", "/team/new", {"team_id": "rl-team2"},
+                                  key=MASTER_KEY)[0], 200)
+        for user in ("rl-user", "rl-member"):
+            self.assertEqual(s.report("POST", "/user/new", {"user_id": user},
+                                      key=MASTER_KEY)[0], 200)
+        self.assertEqual(s.report("POST", "/team/member_add", {
+            "team_id": "rl-team2", "member": {"user_id": "rl-member", "role": "user"},
+            "max_budget_in_team": 100}, key=MASTER_KEY)[0], 200)
+        s.sql("UPDATE internal_users SET rpm_limit = 5 WHERE user_id = 'rl-user';"
+              " UPDATE teams SET rpm_limit = 4 WHERE team_id = 'rl-team';"
+              " UPDATE budgets b JOIN team_members m ON m.budget_id = b.budget_id"
+              " SET b.rpm_limit = 3 WHERE m.team_id = 'rl-team2' AND m.user_id = 'rl-member'")
+        user_keys = [self.new_key(user_id="rl-user")[0] for _ in range(2)]
+        self.assertEqual(self.admitted(user_keys, 10, "user", "rl-user"), 5)
+        team_keys = [self.new_key(team_id="rl-team")[0] for _ in range(2)]
+        self.assertEqual(self.admitted(team_keys, 10, "team", "rl-team"), 4)
+        member_keys = [self.new_key(team_id="rl-team2", user_id="rl-member")[0]
+                       for _ in range(2)]
+        self.assertEqual(self.admitted(member_keys, 10, "team_member", "rl-team2:rl-member"), 3)
+        # another key of the team, not the member's: not limited by the member's budget
+        self.assertEqual(self.admitted([self.new_key(team_id="rl-team2")[0]], 5,
+                                       "team", "rl-team2"), 5)
+
+    def test_end_user_and_model_limits(self):
+        s = self.stack
+        st, _, b = s.report("POST", "/customer/new", {"user_id": "rl-eu", "rpm_limit": 2},
+                            key=MASTER_KEY)
+        self.assertEqual(st, 200, b)
+        keys = [self.new_key()[0] for _ in range(2)]
+        self.assertEqual(self.admitted(keys, 6, "end_user", "rl-eu", user="rl-eu"), 2)
+        self.assertEqual(self.admitted(keys, 4, "end_user", "rl-other", user="rl-other"), 4)
+        key, token = self.new_key(metadata={"model_rpm_limit": {"llama3": 3}})
+        self.assertEqual(self.admitted([key], 6, "model_per_key", token + ":llama3"), 3)
+        st, h, _ = s.chat(key, model="llama3-1s")
+        self.assertEqual(st, 200)  # another model of the same key
+        self.assertNotIn("x-ratelimit-model_per_key-limit-requests", h)
+
+
 if __name__ == "__main__":
     unittest.main()
