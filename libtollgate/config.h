@@ -240,6 +240,9 @@ struct config {
     struct {                       /* rate limits' settings (config_ratelimit.c) */
         enum token_count { TOKENS_TOTAL, TOKENS_INPUT, TOKENS_OUTPUT } count;
         long output_tokens; /* answer tokens assumed for a request without max_tokens */
+        bool fail_open;     /* Redis unreachable: admit all (else limit / instances here) */
+        long instances;     /* proxyd sharing the limits, for that fallback */
+        long slot_ttl_ms;   /* a parallel slot in Redis expires after this */
     } ratelimit;
     money_t max_end_user_budget;   /* litellm_settings.max_end_user_budget: end users
                                     * without a budget of their own; 0: none */

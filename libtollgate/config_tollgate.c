@@ -55,7 +55,8 @@ static int parse_proxyd(struct loader *ld, yaml_node_t *n, struct config *cfg)
         "key_cache_max_entries", "owner_cache_max_entries", "key_negative_ttl_ms",
         "key_negative_max_entries", "key_lookups_max", "max_header_bytes", "max_headers",
         "max_connections", "header_timeout_ms", "idle_timeout_ms", "body_timeout_ms",
-        "max_metadata_bytes", "ratelimit_output_tokens", NULL};
+        "max_metadata_bytes", "ratelimit_output_tokens", "ratelimit_fallback",
+        "ratelimit_instances", "ratelimit_slot_ttl_ms", NULL};
     long body = 10L * 1024 * 1024, timeout = 600000, ttl = 1000, resend = 2000, grace = 10000;
     long key_max = 100000, owner_max = 100000, neg_ttl = 1000, neg_max = 10000, lookups = 64;
     long stop_grace = 30000, metadata = 8192;

@@ -525,12 +525,8 @@ static void admit(struct call *c)
     bool reserve = reserve_needed(key, extra, n) || c->gen->cfg->n_budgets > 0;
     int rc = admission_admit(c->px->admission, key, extra, n, reserve ? reserve_for(c) : 0,
                              &c->reservation, &why);
-    if (rc == 0 && call_limits_take(c) < 0) {
-        call_free(c);
-        return;
-    }
     if (rc == 0) {
-        route_and_start(c);
+        call_limits_take(c, route_and_start);
         return;
     }
     struct timeval tv = {0, ADMIT_WAIT_MS * 1000};

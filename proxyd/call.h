@@ -21,6 +21,9 @@ void call_start(struct proxy *px, struct evhttp_request *req, enum api api,
  * starts, freed after every request has ended. -1 on ENOMEM. */
 int call_limits_start(struct proxy *px);
 void call_limits_stop(struct proxy *px);
+/* Stops asking Redis (teardown, before the transfers end): takes waiting on
+ * it are decided here. */
+void call_limits_unshare(struct proxy *px);
 
 /* Microseconds since t0 (CLOCK_MONOTONIC). */
 static inline int64_t call_since_us(const struct timespec *t0)

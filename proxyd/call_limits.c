@@ -13,11 +13,18 @@
  * (x-ratelimit-api_key-remaining-requests, ...-limit-tokens, ...) and
  * OpenAI's (x-ratelimit-limit-requests, -remaining-, -reset-; tokens
  * alike) for the tightest of the request's limits.
+ *
+ * Where the counts live: this proxyd's memory (ratelimit.c), or with a
+ * Redis configured every proxyd's Redis (ratelimit_redis.c), asked once per
+ * admission; while Redis cannot be reached, memory again at each limit /
+ * ratelimit_instances, or nothing at all with ratelimit_fallback: open. A
+ * request gives back what it took where it took it.
  */
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -27,6 +34,7 @@
 #include "httpjson.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "ratelimit_redis.h"
 #include "reload.h"
 #include "stats.h"
 
@@ -39,6 +47,19 @@ static const char *const kind_names[RL_KINDS] = {"requests", "tokens", "max_para
 /* The asks' values that are made up of two parts. */
 struct ask_values {
     char member[VALUE_MAX], model_key[VALUE_MAX], model_team[VALUE_MAX];
+};
+
+/* A limited request's limits, from its admission to its end. */
+struct limits_state {
+    struct ratelimit_ask asks[RATELIMIT_MAX_ASKS];
+    size_t n;
+    struct ask_values values; /* what some asks' values point into */
+    int64_t tokens;           /* the estimate taken */
+    int64_t used;             /* the answer's real tokens; -1: no usage event (yet) */
+    enum { HELD_NONE, HELD_HERE, HELD_REDIS } held;
+    struct ratelimit_hold here[RATELIMIT_MAX_ASKS];
+    struct ratelimit_redis_hold redis;
+    void (*next)(struct call *c); /* once admitted */
 };
 
 static void add(struct ratelimit_ask *asks, size_t *n, const char *descriptor, const char *value,
@@ -188,53 +209,138 @@ static void refuse(struct call *c, const struct ratelimit_ask *a,
                    kind_names[why->kind], why->limit, left, at);
 }
 
-int call_limits_take(struct call *c)
+/* Admitted: headers, then on. */
+static void admitted(struct call *c, struct ratelimit_status (*st)[RL_KINDS])
 {
-    struct ratelimit_ask asks[RATELIMIT_MAX_ASKS];
-    struct ratelimit_status st[RATELIMIT_MAX_ASKS][RL_KINDS];
-    struct ratelimit_refusal why;
-    struct ask_values values;
-    size_t n = asks_of(c, asks, &values);
-    if (n == 0)
-        return 0;
-    bool tpm = false;
-    for (size_t i = 0; i < n; i++)
-        tpm |= asks[i].limit[RL_TOKENS] != RATELIMIT_NONE;
-    const struct config *cfg = c->gen->cfg;
-    int64_t tokens = tpm ? reserve_tokens(c, cfg->ratelimit.count, cfg->ratelimit.output_tokens)
-                         : 0;
-    int rc = ratelimit_take(c->px->rate, asks, n, tokens, clock_ms(), c->limit_holds, st, &why);
-    if (rc < 0) {
-        call_error(c, 500, "internal_error", NULL, "out of memory");
-        return -1;
-    }
-    if (rc > 0) {
-        refuse(c, &asks[why.ask], &why, tokens);
-        return -1;
-    }
-    c->n_limit_holds = n;
-    headers_ok(c, asks, n, st);
-    return 0;
+    struct limits_state *ls = c->limits;
+    if (st != NULL)
+        headers_ok(c, ls->asks, ls->n, st);
+    ls->next(c);
 }
 
-void call_limits_settle(struct call *c, const struct usage *u)
+static void refused(struct call *c, const struct ratelimit_refusal *why)
+{
+    refuse(c, &c->limits->asks[why->ask], why, c->limits->tokens);
+    call_free(c);
+}
+
+/* Here, in memory: the limits as they are, or (Redis unreachable) each
+ * divided among ratelimit_instances proxyd, or none (fail open). */
+static void take_here(struct call *c, bool fallback)
+{
+    struct limits_state *ls = c->limits;
+    const struct config *cfg = c->px->cfg;
+    struct ratelimit_status st[RATELIMIT_MAX_ASKS][RL_KINDS];
+    struct ratelimit_ask asks[RATELIMIT_MAX_ASKS];
+    struct ratelimit_refusal why;
+    if (fallback && cfg->ratelimit.fail_open) {
+        ls->next(c);
+        return;
+    }
+    for (size_t i = 0; i < ls->n; i++) {
+        asks[i] = ls->asks[i];
+        for (int k = 0; fallback && k < RL_KINDS; k++) {
+            int64_t l = asks[i].limit[k];
+            if (l > 0)
+                asks[i].limit[k] = l / cfg->ratelimit.instances > 0 ? l / cfg->ratelimit.instances
+                                                                     : 1;
+        }
+    }
+    int rc = ratelimit_take(c->px->rate, asks, ls->n, ls->tokens, clock_ms(), ls->here, st, &why);
+    if (rc < 0) {
+        call_error(c, 500, "internal_error", NULL, "out of memory");
+        call_free(c);
+    } else if (rc > 0) {
+        refused(c, &why);
+    } else {
+        ls->held = HELD_HERE;
+        admitted(c, st);
+    }
+}
+
+static void on_redis(void *arg, int rc, struct ratelimit_status (*st)[RL_KINDS],
+                     const struct ratelimit_refusal *why, int64_t t_ms)
+{
+    struct call *c = arg;
+    struct limits_state *ls = c->limits;
+    if (rc == 0) {
+        ls->held = HELD_REDIS;
+        ls->redis.t_ms = t_ms;
+        admitted(c, st);
+        return;
+    }
+    ratelimit_redis_hold_clear(&ls->redis);
+    if (rc > 0)
+        refused(c, why);
+    else
+        take_here(c, true); /* Redis failed or went away meanwhile */
+}
+
+void call_limits_take(struct call *c, void (*next)(struct call *c))
+{
+    struct limits_state *ls = calloc(1, sizeof(*ls));
+    struct ratelimit_redis *rr = c->px->rate_redis;
+    if (ls == NULL) {
+        call_error(c, 500, "internal_error", NULL, "out of memory");
+        call_free(c);
+        return;
+    }
+    if ((ls->n = asks_of(c, ls->asks, &ls->values)) == 0) {
+        free(ls);
+        next(c);
+        return;
+    }
+    c->limits = ls;
+    ls->next = next;
+    ls->used = -1;
+    bool tpm = false;
+    for (size_t i = 0; i < ls->n; i++)
+        tpm |= ls->asks[i].limit[RL_TOKENS] != RATELIMIT_NONE;
+    const struct config *cfg = c->gen->cfg;
+    ls->tokens = tpm ? reserve_tokens(c, cfg->ratelimit.count, cfg->ratelimit.output_tokens) : 0;
+    if (rr == NULL)
+        take_here(c, false);
+    else if (!ratelimit_redis_up(rr) ||
+             ratelimit_redis_take(rr, ls->asks, ls->n, ls->tokens, c->request_id,
+                                  c->px->cfg->ratelimit.slot_ttl_ms, &ls->redis, on_redis, c) < 0)
+        take_here(c, true);
+}
+
+static int64_t counted(const struct config *cfg, const struct usage *u)
 {
     int64_t t;
-    switch (c->gen->cfg->ratelimit.count) {
+    switch (cfg->ratelimit.count) {
     case TOKENS_INPUT: t = u->prompt_tokens; break;
     case TOKENS_OUTPUT: t = u->completion_tokens; break;
     default:
         t = u->total_tokens > 0 ? u->total_tokens : u->prompt_tokens + u->completion_tokens;
     }
-    for (size_t i = 0; i < c->n_limit_holds; i++)
-        ratelimit_settle(c->px->rate, &c->limit_holds[i], t > 0 ? t : 0);
+    return t > 0 ? t : 0;
+}
+
+void call_limits_settle(struct call *c, const struct usage *u)
+{
+    struct limits_state *ls = c->limits;
+    if (ls == NULL)
+        return;
+    ls->used = counted(c->gen->cfg, u);
+    for (size_t i = 0; ls->held == HELD_HERE && i < ls->n; i++)
+        ratelimit_settle(c->px->rate, &ls->here[i], ls->used);
 }
 
 void call_limits_end(struct call *c)
 {
-    for (size_t i = 0; i < c->n_limit_holds; i++)
-        ratelimit_release(c->px->rate, &c->limit_holds[i]);
-    c->n_limit_holds = 0;
+    struct limits_state *ls = c->limits;
+    if (ls == NULL)
+        return;
+    for (size_t i = 0; ls->held == HELD_HERE && i < ls->n; i++)
+        ratelimit_release(c->px->rate, &ls->here[i]);
+    if (ls->held == HELD_REDIS && c->px->rate_redis != NULL)
+        ratelimit_redis_finish(c->px->rate_redis, &ls->redis, c->request_id, ls->used);
+    else if (ls->held == HELD_REDIS) /* teardown: Redis let go first; the slot expires */
+        ratelimit_redis_hold_clear(&ls->redis);
+    free(ls);
+    c->limits = NULL;
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -247,15 +353,27 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 int call_limits_start(struct proxy *px)
 {
     struct timeval every = {SWEEP_S, 0};
+    const struct redis_config *rc = &px->cfg->router.redis;
     if ((px->rate = ratelimit_new()) == NULL ||
         (px->rate_sweep = event_new(px->base, -1, EV_PERSIST, on_sweep, px->rate)) == NULL ||
-        event_add(px->rate_sweep, &every) != 0)
+        event_add(px->rate_sweep, &every) != 0 ||
+        (rc->host[0] != '\0' &&
+         (px->rate_redis = ratelimit_redis_new(px->base, rc, px->stats)) == NULL))
         return -1;
+    if (rc->host[0] != '\0')
+        log_info("rate limits are shared through redis %s:%d", rc->host, rc->port);
     return 0;
+}
+
+void call_limits_unshare(struct proxy *px)
+{
+    ratelimit_redis_free(px->rate_redis); /* takes waiting on it fall back here */
+    px->rate_redis = NULL;
 }
 
 void call_limits_stop(struct proxy *px)
 {
+    call_limits_unshare(px);
     if (px->rate_sweep != NULL)
         event_free(px->rate_sweep);
     ratelimit_free(px->rate);

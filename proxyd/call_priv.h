@@ -18,13 +18,13 @@
 #include "ids.h"
 #include "keystore.h"
 #include "price.h"
-#include "ratelimit.h"
 #include "protocol.h"
 #include "relay.h"
 #include "response_id.h"
 #include "router.h"
 
 struct sse_filter;
+struct limits_state;
 
 struct call {
     struct proxy *px;
@@ -54,8 +54,7 @@ struct call {
     struct reservation dep_reservation; /* the deployment's budgets (config_budget.c) */
     char crossed[512];            /* why the last deployment was passed over ("": none) */
     bool authorized;              /* counted in px->authorized (global_max_parallel_requests) */
-    struct ratelimit_hold limit_holds[RATELIMIT_MAX_ASKS]; /* its rate limits (call_limits.c) */
-    size_t n_limit_holds;
+    struct limits_state *limits;  /* its rate limits (call_limits.c); NULL: none */
     int admit_waits;
     unsigned prompt_counted;  /* bit per tokenizer encoding: prompt_count[enc] is known */
     int64_t prompt_count[2];  /* the chat prompt's exact tokens (-1: not countable) */
@@ -106,9 +105,10 @@ int64_t reserve_tokens(struct call *c, enum token_count count, int64_t output_de
 void call_free(struct call *c);
 
 /* call_limits.c: takes the request's rate limits once its budgets admit it
- * (0), or answers the 429 (-1: the caller frees); settles its tokens to
- * the answer's usage; gives everything back at its end (call_free). */
-int call_limits_take(struct call *c);
+ * and calls next (maybe after asking Redis), or answers the 429 and frees
+ * the call; settles its tokens to the answer's usage; gives everything back
+ * at its end (call_free). */
+void call_limits_take(struct call *c, void (*next)(struct call *c));
 void call_limits_settle(struct call *c, const struct usage *u);
 void call_limits_end(struct call *c);
 

@@ -128,6 +128,7 @@ static int build(struct proxy *px, char *err, size_t errlen)
 static void teardown(struct proxy *px)
 {
     keystore_free(px->keys);
+    call_limits_unshare(px);
     background_stop(px);
     relay_free(px->relay);
     journal_free(px->journal);

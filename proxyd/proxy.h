@@ -42,6 +42,7 @@ struct journal;
 struct http_limits;
 struct bill;
 struct ratelimit;
+struct ratelimit_redis;
 
 struct proxy {
     struct event_base *base;
@@ -61,6 +62,7 @@ struct proxy {
     struct admission *admission;
     struct ratelimit *rate;   /* rpm, tpm and parallel limits (call_limits.c) */
     struct event *rate_sweep;
+    struct ratelimit_redis *rate_redis; /* with a Redis: the limits shared through it */
     struct owners *owners;
     struct spend_sub *spend_sub;
     struct stats *stats;

@@ -104,6 +104,12 @@ static void report_restart_only(const struct config *old, const struct config *n
              old->proxyd.key_negative_ttl_ms != new->proxyd.key_negative_ttl_ms ||
              old->proxyd.key_negative_max_entries != new->proxyd.key_negative_max_entries ||
              old->proxyd.key_lookups_max != new->proxyd.key_lookups_max},
+        {"the rate limits' Redis (router_settings.redis_*) and ratelimit_fallback, _instances,"
+         " _slot_ttl_ms",
+         memcmp(&old->router.redis, &new->router.redis, sizeof(old->router.redis)) != 0 ||
+             old->ratelimit.fail_open != new->ratelimit.fail_open ||
+             old->ratelimit.instances != new->ratelimit.instances ||
+             old->ratelimit.slot_ttl_ms != new->ratelimit.slot_ttl_ms},
     };
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
         if (s[i].changed)

@@ -23,7 +23,7 @@ struct stats {
     int in_flight, unacked, spool_bytes, accountd_up, draining, generation;
     int damaged_ranges, damaged_bytes;
     int cache_entries, cache_evictions, negative_hits, lookups_refused, lookups_unseen;
-    int ratelimit_refusals;
+    int ratelimit_refusals, redis_rtt, redis_errors, redis_up;
 };
 
 #define COUNTER(id, name, help, labels) bad |= (s->id = metrics_counter(s->m, name, help, labels)) < 0
@@ -74,6 +74,15 @@ static int declare(struct stats *s)
     COUNTER(ratelimit_refusals, "tollgate_proxyd_ratelimit_refusals_total",
             "Requests refused 429 past a rate limit, by whose (api_key, ...) and which limit"
             " (requests, tokens, max_parallel_requests).", "descriptor,limit");
+    static const double rtt[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                 0.1, 1};
+    bad |= (s->redis_rtt = metrics_histogram(s->m, "tollgate_proxyd_ratelimit_redis_seconds",
+                                             "Rate-limit checks through Redis: send to answer.",
+                                             NULL, rtt, sizeof(rtt) / sizeof(rtt[0]))) < 0;
+    COUNTER(redis_errors, "tollgate_proxyd_ratelimit_redis_errors_total",
+            "Rate-limit commands Redis refused or never answered.", NULL);
+    GAUGE(redis_up, "tollgate_proxyd_ratelimit_redis_up",
+          "1 while rate limits are shared through Redis, 0 while they fall back.");
     return bad ? -1 : 0;
 }
 
@@ -151,6 +160,21 @@ void stats_budget_refusal(struct stats *s, const char *kind)
 void stats_ratelimit_refusal(struct stats *s, const char *descriptor, const char *limit)
 {
     metrics_add(s->m, s->ratelimit_refusals, METRICS_LABELS(descriptor, limit), 1);
+}
+
+void stats_ratelimit_redis_rtt(struct stats *s, double seconds)
+{
+    metrics_observe(s->m, s->redis_rtt, NULL, seconds);
+}
+
+void stats_ratelimit_redis_error(struct stats *s)
+{
+    metrics_add(s->m, s->redis_errors, NULL, 1);
+}
+
+void stats_ratelimit_redis_up(struct stats *s, bool up)
+{
+    metrics_set(s->m, s->redis_up, NULL, up ? 1 : 0);
 }
 
 void stats_reload(struct stats *s, bool ok)

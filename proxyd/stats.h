@@ -37,6 +37,9 @@ void stats_retry(struct stats *s, const char *model);
 /* kind: key, user, team, team_member, end_user, tag. */
 void stats_budget_refusal(struct stats *s, const char *kind);
 void stats_ratelimit_refusal(struct stats *s, const char *descriptor, const char *limit);
+void stats_ratelimit_redis_rtt(struct stats *s, double seconds);
+void stats_ratelimit_redis_error(struct stats *s);
+void stats_ratelimit_redis_up(struct stats *s, bool up);
 void stats_reload(struct stats *s, bool ok);
 
 /* GET /metrics: the gauges read now (in flight, spool, accountd), then the text. */

@@ -1,12 +1,11 @@
 /* usage_share.c - usage-based routing's per-deployment counts of the minute,
  * shared among proxyd through Redis (see usage_share.h).
  *
- * DESIGN. One hiredis asynchronous connection on proxyd's libevent loop per
- * config generation, and one timer (TICK_MS) that does all the periodic work:
- * connect when the link is down and its backoff has passed, give up a
- * connection that does not come up (CONNECT_TIMEOUT_MS) or a refresh that
- * is not answered (ANSWER_TIMEOUT_MS), else send the refresh: one MGET of
- * every deployment's rpm and tpm keys of the current minute.
+ * DESIGN. One Redis connection (redis_link.h) per config generation, and one
+ * timer (TICK_MS) that does all the periodic work: the link's own (connect,
+ * retry), give up a refresh that is not answered (ANSWER_TIMEOUT_MS), else
+ * send the refresh: one MGET of every deployment's rpm and tpm keys of the
+ * current minute.
  *
  * An attempt's start sends INCRBY {model_id}:rpm:{HH-MM} 1, a success
  * INCRBY {model_id}:tpm:{HH-MM} tokens, each with EXPIRE ttl, as LiteLLM's
@@ -19,17 +18,11 @@
  * Redis down, unreachable, refusing AUTH or silent: the first failure is
  * logged once, the counts are not offered (usage_share_counts is false
  * once the last refresh is older than FRESH_MS), so router_pick.c falls back
- * to this proxyd's own counts, and the connection is tried again with a
- * doubling backoff (BACKOFF_MIN_MS to BACKOFF_MAX_MS). The host name is
- * resolved with evdns, so a slow DNS never blocks the loop.
+ * to this proxyd's own counts, and the link connects again by itself.
  */
 #include "usage_share.h"
 
-#include <arpa/inet.h>
-#include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/util.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -39,13 +32,11 @@
 
 #include "clock.h"
 #include "log.h"
+#include "redis_link.h"
 
 #define TICK_MS 200             /* refresh period (and connect / timeout checks) */
 #define FRESH_MS 1000           /* Redis's counts older than this are not used */
-#define CONNECT_TIMEOUT_MS 2000
 #define ANSWER_TIMEOUT_MS 2000  /* a refresh unanswered this long: the link is dropped */
-#define BACKOFF_MIN_MS 200
-#define BACKOFF_MAX_MS 10000
 #define KEY_EXTRA 16            /* ":rpm:HH-MM" and a NUL */
 
 /* One deployment's minute. */
@@ -56,19 +47,12 @@ struct count {
     int64_t sent_requests, sent_tokens;   /* of since_*, those sent before the refresh in flight */
 };
 
-enum link { LINK_DOWN, LINK_RESOLVING, LINK_CONNECTING, LINK_UP };
-
 struct usage_share {
     struct event_base *base;
-    struct evdns_base *dns;
-    struct evdns_getaddrinfo_request *resolving;
     const struct config *cfg;
     const struct redis_config *rc;
     int ttl_s;
-    redisAsyncContext *ac;
-    enum link link;
-    int64_t deadline_ms;   /* connecting: give up then */
-    int64_t retry_at_ms, backoff_ms;
+    struct redis_link *link;
     bool refreshing;       /* an MGET is in flight */
     int64_t refresh_sent_ms, refresh_minute;
     int64_t refreshed_ms, refreshed_minute; /* the last answered refresh */
@@ -96,143 +80,18 @@ static size_t key_of(const struct usage_share *s, size_t i, const char *kind, in
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
-/* The link is down (already detached from s->ac): logged once, retried later. */
-static void share_down(struct usage_share *s, const char *why)
+/* The link's changes: logged once per outage, and when Redis is back. */
+static void on_link(void *arg, bool up, const char *why)
 {
-    if (!s->down_logged)
+    struct usage_share *s = arg;
+    s->refreshing = false;
+    if (!up && !s->down_logged)
         log_warn("redis %s:%d: %s; usage-based routing counts this proxyd's own requests "
                  "and tokens until Redis answers", s->rc->host, s->rc->port, why);
-    s->down_logged = true;
-    s->link = LINK_DOWN;
-    s->refreshing = false;
-    s->backoff_ms = s->backoff_ms == 0 ? BACKOFF_MIN_MS
-                    : s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
-    s->retry_at_ms = clock_ms() + s->backoff_ms;
-}
-
-/* Ends the lookup or connection in progress (not from a hiredis callback). */
-static void share_detach(struct usage_share *s)
-{
-    struct evdns_getaddrinfo_request *req = s->resolving;
-    redisAsyncContext *ac = s->ac;
-    s->resolving = NULL;
-    s->ac = NULL; /* the callbacks hiredis runs while freeing see it is gone */
-    if (req != NULL)
-        evdns_getaddrinfo_cancel(req);
-    if (ac != NULL)
-        redisAsyncFree(ac);
-}
-
-static void on_connect(const redisAsyncContext *c, int status)
-{
-    struct usage_share *s = c->data;
-    if (s == NULL || c != s->ac)
-        return;
-    if (status != REDIS_OK) {
-        s->ac = NULL; /* hiredis frees it */
-        share_down(s, c->errstr[0] != '\0' ? c->errstr : "cannot connect");
-        return;
-    }
-    s->link = LINK_UP;
-}
-
-static void on_disconnect(const redisAsyncContext *c, int status)
-{
-    struct usage_share *s = c->data;
-    if (s == NULL || c != s->ac)
-        return;
-    s->ac = NULL; /* hiredis frees it */
-    share_down(s, status == REDIS_OK ? "disconnected" : c->errstr);
-}
-
-/* An error answer: logged (once), and the connection closed to start again. */
-static void reply_failed(struct usage_share *s, redisAsyncContext *c, const char *what,
-                         const redisReply *reply)
-{
-    if (!s->down_logged)
-        log_warn("redis %s:%d: %s: %s", s->rc->host, s->rc->port, what,
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected answer");
-    s->down_logged = true;
-    redisAsyncDisconnect(c); /* on_disconnect follows, after this callback */
-}
-
-/* AUTH's and SELECT's answers. */
-static void on_setup(redisAsyncContext *c, void *r, void *arg)
-{
-    struct usage_share *s = arg;
-    const redisReply *reply = r;
-    if (c != s->ac || reply == NULL || reply->type != REDIS_REPLY_ERROR)
-        return;
-    reply_failed(s, c, "AUTH or SELECT", reply);
-}
-
-/* Starts the connection to the resolved address ip. */
-static void share_open(struct usage_share *s, const char *ip)
-{
-    const struct redis_config *rc = s->rc;
-    redisAsyncContext *ac = redisAsyncConnect(ip, rc->port);
-    if (ac == NULL || ac->err) {
-        share_down(s, ac != NULL ? ac->errstr : "out of memory");
-        if (ac != NULL)
-            redisAsyncFree(ac);
-        return;
-    }
-    ac->data = s;
-    if (redisLibeventAttach(ac, s->base) != REDIS_OK ||
-        redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
-        redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK) {
-        ac->data = NULL;
-        redisAsyncFree(ac);
-        share_down(s, "cannot watch the connection");
-        return;
-    }
-    s->ac = ac;
-    s->link = LINK_CONNECTING;
-    /* queued: hiredis sends them once connected, before any other command */
-    if (rc->password[0] != '\0' && rc->user[0] != '\0')
-        redisAsyncCommand(ac, on_setup, s, "AUTH %s %s", rc->user, rc->password);
-    else if (rc->password[0] != '\0')
-        redisAsyncCommand(ac, on_setup, s, "AUTH %s", rc->password);
-    if (rc->db != 0)
-        redisAsyncCommand(ac, on_setup, s, "SELECT %d", rc->db);
-}
-
-static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
-{
-    struct usage_share *s = arg;
-    char ip[INET6_ADDRSTRLEN] = "";
-    if (result == EVUTIL_EAI_CANCEL)
-        return; /* share_detach: s is being torn down or reset */
-    s->resolving = NULL;
-    if (result == 0 && res != NULL) {
-        const void *addr = res->ai_family == AF_INET6
-                               ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
-                               : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
-        if (evutil_inet_ntop(res->ai_family, addr, ip, sizeof(ip)) == NULL)
-            ip[0] = '\0';
-    }
-    if (res != NULL)
-        evutil_freeaddrinfo(res);
-    if (ip[0] == '\0') {
-        share_down(s, result != 0 ? evutil_gai_strerror(result) : "no address");
-        return;
-    }
-    share_open(s, ip);
-}
-
-/* Looks the host up (evdns: the loop never waits), then connects. */
-static void share_connect(struct usage_share *s)
-{
-    struct evutil_addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    s->link = LINK_RESOLVING;
-    s->deadline_ms = clock_ms() + CONNECT_TIMEOUT_MS;
-    struct evdns_getaddrinfo_request *req =
-        evdns_getaddrinfo(s->dns, s->rc->host, NULL, &hints, on_resolved, s);
-    if (s->link == LINK_RESOLVING) /* else answered already (an address, /etc/hosts) */
-        s->resolving = req;
+    else if (up && s->down_logged)
+        log_info("redis %s:%d answers; usage-based routing shares its counts again",
+                 s->rc->host, s->rc->port);
+    s->down_logged = !up;
 }
 
 /* Redis's number in an MGET answer (nil: 0; LiteLLM may write floats). */
@@ -249,13 +108,14 @@ static void on_refresh(redisAsyncContext *c, void *r, void *arg)
 {
     struct usage_share *s = arg;
     const redisReply *reply = r;
-    if (c != s->ac)
+    if (c != redis_link_ctx(s->link))
         return;
     s->refreshing = false;
     if (reply == NULL)
         return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 * s->n) {
-        reply_failed(s, c, "MGET", reply);
+        redis_link_fail(s->link, c, reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                     : "MGET: unexpected answer");
         return;
     }
     for (size_t i = 0; i < s->n; i++) {
@@ -270,11 +130,6 @@ static void on_refresh(redisAsyncContext *c, void *r, void *arg)
     }
     s->refreshed_minute = s->refresh_minute;
     s->refreshed_ms = clock_ms();
-    s->backoff_ms = 0;
-    if (s->down_logged)
-        log_info("redis %s:%d answers; usage-based routing shares its counts again",
-                 s->rc->host, s->rc->port);
-    s->down_logged = false;
 }
 
 /* Sends the MGET of every deployment's keys of this minute. */
@@ -296,41 +151,28 @@ static void share_refresh(struct usage_share *s)
         k->sent_requests = k->minute == minute ? k->since_requests : 0;
         k->sent_tokens = k->minute == minute ? k->since_tokens : 0;
     }
-    if (redisAsyncCommandArgv(s->ac, on_refresh, s, (int)(1 + 2 * s->n), s->argv, s->argvlen) !=
-        REDIS_OK)
+    if (redisAsyncCommandArgv(redis_link_ctx(s->link), on_refresh, s, (int)(1 + 2 * s->n),
+                              s->argv, s->argvlen) != REDIS_OK)
         return;
     s->refreshing = true;
     s->refresh_sent_ms = clock_ms();
     s->refresh_minute = minute;
 }
 
-/* The periodic work (TICK_MS): connect, time out, refresh. */
+/* The periodic work (TICK_MS): the link's, time out, refresh. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct usage_share *s = arg;
-    int64_t now = clock_ms();
     (void)fd;
     (void)what;
-    switch (s->link) {
-    case LINK_DOWN:
-        if (now >= s->retry_at_ms)
-            share_connect(s);
-        break;
-    case LINK_RESOLVING:
-    case LINK_CONNECTING:
-        if (now >= s->deadline_ms) {
-            share_detach(s);
-            share_down(s, "no connection within 2 s");
-        }
-        break;
-    case LINK_UP:
-        if (!s->refreshing) {
-            share_refresh(s);
-        } else if (now - s->refresh_sent_ms > ANSWER_TIMEOUT_MS) {
-            share_detach(s);
-            share_down(s, "no answer within 2 s");
-        }
-        break;
+    redis_link_tick(s->link);
+    if (redis_link_ctx(s->link) == NULL)
+        return;
+    if (!s->refreshing) {
+        share_refresh(s);
+    } else if (clock_ms() - s->refresh_sent_ms > ANSWER_TIMEOUT_MS) {
+        s->refreshing = false;
+        redis_link_drop(s->link, "no answer within 2 s");
     }
 }
 
@@ -359,17 +201,12 @@ struct usage_share *usage_share_new(struct event_base *base, const struct config
     s->rc = &cfg->router.redis;
     s->n = cfg->n_deployments;
     s->ttl_s = ttl_s > 0 ? ttl_s : 1;
-    /* resolv.conf is read once here (at start or reload); without one,
-     * only addresses and /etc/hosts resolve */
-    if ((s->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL)
-        s->dns = evdns_base_new(base, 0);
-    if (s->dns == NULL || alloc_keys(s) < 0 ||
+    if (alloc_keys(s) < 0 || (s->link = redis_link_new(base, s->rc, on_link, s)) == NULL ||
         (s->tick = event_new(base, -1, EV_PERSIST, on_tick, s)) == NULL ||
         event_add(s->tick, &every) != 0) {
         usage_share_free(s);
         return NULL;
     }
-    share_connect(s);
     return s;
 }
 
@@ -379,9 +216,7 @@ void usage_share_free(struct usage_share *s)
         return;
     if (s->tick != NULL)
         event_free(s->tick);
-    share_detach(s);
-    if (s->dns != NULL)
-        evdns_base_free(s->dns, 0);
+    redis_link_free(s->link);
     free(s->counts);
     free(s->argv);
     free(s->argvlen);
@@ -393,7 +228,7 @@ bool usage_share_counts(struct usage_share *s, size_t i, int64_t *requests, int6
 {
     int64_t minute = utc_minute();
     const struct count *k = &s->counts[i];
-    if (s->link != LINK_UP || clock_ms() - s->refreshed_ms > FRESH_MS)
+    if (redis_link_ctx(s->link) == NULL || clock_ms() - s->refreshed_ms > FRESH_MS)
         return false;
     *requests = (s->refreshed_minute == minute ? k->requests : 0) +
                 (k->minute == minute ? k->since_requests : 0);
@@ -408,9 +243,9 @@ static void send_incr(struct usage_share *s, size_t i, const char *kind, int64_t
 {
     char key[512];
     size_t len = key_of(s, i, kind, minute, key, sizeof(key));
-    if (redisAsyncCommand(s->ac, NULL, NULL, "INCRBY %b %lld", key, len, (long long)by) ==
-        REDIS_OK)
-        redisAsyncCommand(s->ac, NULL, NULL, "EXPIRE %b %d", key, len, s->ttl_s);
+    redisAsyncContext *ac = redis_link_ctx(s->link);
+    if (redisAsyncCommand(ac, NULL, NULL, "INCRBY %b %lld", key, len, (long long)by) == REDIS_OK)
+        redisAsyncCommand(ac, NULL, NULL, "EXPIRE %b %d", key, len, s->ttl_s);
 }
 
 void usage_share_add(struct usage_share *s, size_t i, int64_t requests, int64_t tokens)
@@ -423,7 +258,7 @@ void usage_share_add(struct usage_share *s, size_t i, int64_t requests, int64_t 
     }
     k->since_requests += requests;
     k->since_tokens += tokens;
-    if (s->link != LINK_UP)
+    if (redis_link_ctx(s->link) == NULL)
         return;
     if (requests > 0)
         send_incr(s, i, "rpm", minute, requests);

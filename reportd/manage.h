@@ -15,6 +15,8 @@
 
 #define ER_DUP_ENTRY 1062
 #define MANAGE_IDS_MAX 1000 /* ids per delete/block request */
+/* rpm / tpm / parallel limits of keys, users, teams and members: larger is a typo */
+#define MANAGE_LIMIT_MAX 1000000000000LL
 
 /* Our own validated JSON text back as JSON (null for NULL). */
 json_t *manage_parsed(const char *text);

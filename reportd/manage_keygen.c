@@ -19,7 +19,6 @@
 #include "manage.h"
 #include "manage_key_caps.h"
 
-#define LIMIT_MAX 1000000000000LL /* tpm/rpm/parallel: anything larger is a typo */
 
 /* The fields /key/generate and /key/update take. */
 struct key_fields {
@@ -58,9 +57,9 @@ static int read_fields(struct evhttp_request *req, json_t *body, struct key_fiel
         input_money(req, body, "max_budget", f->budget, &f->has_budget) < 0 ||
         input_money(req, body, "soft_budget", f->soft, &f->has_soft) < 0 ||
         input_money(req, body, "spend", f->spend, &f->has_spend) < 0 ||
-        input_int(req, body, "tpm_limit", 0, LIMIT_MAX, &f->tpm, &f->has_tpm) < 0 ||
-        input_int(req, body, "rpm_limit", 0, LIMIT_MAX, &f->rpm, &f->has_rpm) < 0 ||
-        input_int(req, body, "max_parallel_requests", 0, LIMIT_MAX, &f->parallel,
+        input_int(req, body, "tpm_limit", 0, MANAGE_LIMIT_MAX, &f->tpm, &f->has_tpm) < 0 ||
+        input_int(req, body, "rpm_limit", 0, MANAGE_LIMIT_MAX, &f->rpm, &f->has_rpm) < 0 ||
+        input_int(req, body, "max_parallel_requests", 0, MANAGE_LIMIT_MAX, &f->parallel,
                   &f->has_parallel) < 0 ||
         input_str_list(req, body, "models", &f->models) < 0 ||
         input_str_list(req, body, "tags", &f->tags) < 0 ||
@@ -232,12 +231,12 @@ static void changes_of(json_t *body, const struct key_fields *f, struct manage_s
         manage_set(s, "soft_budget", DB_STR(f->soft));
     if (f->has_spend)
         manage_set(s, "spend", DB_STR(f->spend));
-    if (f->has_tpm)
-        manage_set(s, "tpm_limit", DB_I64(f->tpm));
-    if (f->has_rpm)
-        manage_set(s, "rpm_limit", DB_I64(f->rpm));
-    if (f->has_parallel)
-        manage_set(s, "max_parallel_requests", DB_I64(f->parallel));
+    if (json_object_get(body, "tpm_limit") != NULL) /* null clears a limit */
+        manage_set(s, "tpm_limit", manage_opt_int(f->has_tpm, f->tpm));
+    if (json_object_get(body, "rpm_limit") != NULL)
+        manage_set(s, "rpm_limit", manage_opt_int(f->has_rpm, f->rpm));
+    if (json_object_get(body, "max_parallel_requests") != NULL)
+        manage_set(s, "max_parallel_requests", manage_opt_int(f->has_parallel, f->parallel));
     if (json_object_get(body, "models") != NULL)
         manage_set(s, "models", DB_STR(f->models));
     if (json_object_get(body, "tags") != NULL)

@@ -18,12 +18,13 @@
 #define LIST_PAGE_DEFAULT 100
 #define DELETE_MAX 1000 /* keys or aliases per /key/delete */
 
-static const char SQL_INFO[] =
-    "SELECT token, key_name, key_alias, user_id, team_id, max_budget, spend, models, metadata,"
-    " permissions, blocked, " REPORTD_SQL_RFC3339("expires") ", "
-    REPORTD_SQL_RFC3339("created_at") ", " REPORTD_SQL_RFC3339("updated_at") ", budget_duration, "
-    REPORTD_SQL_RFC3339("budget_reset_at") ", soft_budget, tags, budget_id, tpm_limit, rpm_limit,"
-    " max_parallel_requests FROM api_keys WHERE token = ?";
+#define SQL_INFO_COLS \
+    "SELECT token, key_name, key_alias, user_id, team_id, max_budget, spend, models, metadata," \
+    " permissions, blocked, " REPORTD_SQL_RFC3339("expires") ", " \
+    REPORTD_SQL_RFC3339("created_at") ", " REPORTD_SQL_RFC3339("updated_at") ", budget_duration, " \
+    REPORTD_SQL_RFC3339("budget_reset_at") ", soft_budget, tags, budget_id, tpm_limit, rpm_limit," \
+    " max_parallel_requests FROM api_keys"
+static const char SQL_INFO[] = SQL_INFO_COLS " WHERE token = ?";
 
 /* One api_keys row of SQL_INFO as LiteLLM's key info object. */
 static json_t *info_of(const struct db_result *r, size_t i)
@@ -156,13 +157,27 @@ out:
 
 #define SQL_LIST_WHERE " WHERE (? IS NULL OR user_id = ?) AND (? IS NULL OR team_id = ?)"
 
-/* GET /key/list?page&size[&user_id][&team_id]: key hashes, paginated; an
- * internal user's key lists its own user's keys only. */
+/* The page of keys r as hashes, or (full) as info objects; NULL out of memory. */
+static json_t *list_of(const struct db_result *r, bool full)
+{
+    json_t *keys = json_array();
+    for (size_t i = 0; keys != NULL && i < r->nrows; i++) {
+        if (json_array_append_new(keys, full ? info_of(r, i) : json_string(db_cell(r, i, 0))) < 0) {
+            json_decref(keys);
+            keys = NULL;
+        }
+    }
+    return keys;
+}
+
+/* GET /key/list?page&size[&user_id][&team_id][&return_full_object]: key
+ * hashes, paginated, or with return_full_object=true each key's info object
+ * (as LiteLLM); an internal user's key lists its own user's keys only. */
 void manage_key_list(struct worker *w, struct evhttp_request *req, const struct caller *who)
 {
     struct query *q = query_parse(req);
     struct db_result *r = NULL, *count = NULL;
-    const char *user_id, *team_id;
+    const char *user_id, *team_id, *full;
     long page, size;
     char err[512];
     MYSQL *db;
@@ -171,8 +186,15 @@ void manage_key_list(struct worker *w, struct evhttp_request *req, const struct 
     if (query_int(req, q, "page", 1, 1000000, 1, &page) < 0 ||
         query_int(req, q, "size", 1, LIST_PAGE_MAX, LIST_PAGE_DEFAULT, &size) < 0 ||
         query_str(req, q, "user_id", INPUT_ID_MAX, &user_id) < 0 ||
-        query_str(req, q, "team_id", INPUT_ID_MAX, &team_id) < 0)
+        query_str(req, q, "team_id", INPUT_ID_MAX, &team_id) < 0 ||
+        query_str(req, q, "return_full_object", 8, &full) < 0)
         goto out;
+    if (full != NULL && strcmp(full, "true") != 0 && strcmp(full, "false") != 0) {
+        httpjson_error(req, 400, "invalid_request_error", "return_full_object",
+                       "Invalid return_full_object: must be true or false");
+        goto out;
+    }
+    bool full_object = full != NULL && strcmp(full, "true") == 0;
     if (who->self_only && user_id != NULL && strcmp(user_id, who->user_id) != 0) {
         httpjson_error(req, 403, "permission_error", "user_id",
                        "An internal user's key can only list its own user's keys");
@@ -186,16 +208,20 @@ void manage_key_list(struct worker *w, struct evhttp_request *req, const struct 
                            DB_I64(size), DB_I64((page - 1) * size)};
     if (db_exec(db, "SELECT COUNT(*) FROM api_keys" SQL_LIST_WHERE, p, 4, &count, NULL, NULL, err,
                 sizeof(err)) < 0 ||
-        db_exec(db, "SELECT token FROM api_keys" SQL_LIST_WHERE
-                    " ORDER BY created_at, token LIMIT ? OFFSET ?",
+        db_exec(db, full_object ? SQL_INFO_COLS SQL_LIST_WHERE
+                                  " ORDER BY created_at, token LIMIT ? OFFSET ?"
+                                : "SELECT token FROM api_keys" SQL_LIST_WHERE
+                                  " ORDER BY created_at, token LIMIT ? OFFSET ?",
                 p, 6, &r, NULL, NULL, err, sizeof(err)) < 0) {
         worker_db_failed(w, req, err);
         goto out;
     }
     long long total = strtoll(db_cell(count, 0, 0), NULL, 10);
-    json_t *keys = json_array();
-    for (size_t i = 0; keys != NULL && i < r->nrows; i++)
-        json_array_append_new(keys, json_string(db_cell(r, i, 0)));
+    json_t *keys = list_of(r, full_object);
+    if (keys == NULL) {
+        httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+        goto out;
+    }
     httpjson_reply(req, 200, json_pack("{s:o, s:I, s:I, s:I}", "keys", keys, "total_count",
                                        (json_int_t)total, "current_page", (json_int_t)page,
                                        "total_pages", (json_int_t)((total + size - 1) / size)));

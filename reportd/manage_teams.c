@@ -4,8 +4,11 @@
  *
  * A member's max_budget_in_team lives in a budget row of its own that the
  * membership points to (LiteLLM's TeamMembership -> BudgetTable); accountd
- * keeps the member's spend in the team. Deleting a team deletes its keys and
- * memberships, as LiteLLM does; its logs and rollups stay.
+ * keeps the member's spend in the team. A member's tpm_limit / rpm_limit live
+ * in that same row (one row holds budget and limits); a team's own are on
+ * the team row. proxyd enforces both; null on an update clears a limit.
+ * Deleting a team deletes its keys and memberships, as LiteLLM does; its
+ * logs and rollups stay.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +23,40 @@
 #define MEMBERS_MAX 1000  /* members per request */
 #define INFO_LIST_MAX 1000 /* keys and members listed by /team/info */
 
+/* tpm_limit and rpm_limit of a body: has_* a value, given_* the field at
+ * all (a null given on an update clears). */
+struct limits {
+    int64_t tpm, rpm;
+    bool has_tpm, has_rpm, given_tpm, given_rpm;
+};
+
 struct team_fields {
     const char *team_id, *alias;
     char budget[MONEY_STR_MAX];
     bool has_budget, blocked;
     char *models, *metadata;
     struct manage_period period;
+    struct limits lim;
 };
+
+static int read_limits(struct evhttp_request *req, json_t *body, struct limits *l)
+{
+    l->given_tpm = json_object_get(body, "tpm_limit") != NULL;
+    l->given_rpm = json_object_get(body, "rpm_limit") != NULL;
+    return input_int(req, body, "tpm_limit", 0, MANAGE_LIMIT_MAX, &l->tpm, &l->has_tpm) < 0 ||
+                   input_int(req, body, "rpm_limit", 0, MANAGE_LIMIT_MAX, &l->rpm, &l->has_rpm) < 0
+               ? -1
+               : 0;
+}
+
+/* The limits an update gives (null: cleared), into s's SET list. */
+static void set_limits(struct manage_set *s, const struct limits *l)
+{
+    if (l->given_tpm)
+        manage_set(s, "tpm_limit", manage_opt_int(l->has_tpm, l->tpm));
+    if (l->given_rpm)
+        manage_set(s, "rpm_limit", manage_opt_int(l->has_rpm, l->rpm));
+}
 
 static int read_team(struct evhttp_request *req, json_t *body, struct team_fields *t)
 {
@@ -36,7 +66,8 @@ static int read_team(struct evhttp_request *req, json_t *body, struct team_field
                    input_bool(req, body, "blocked", &t->blocked) < 0 ||
                    input_str_list(req, body, "models", &t->models) < 0 ||
                    input_object(req, body, "metadata", &t->metadata) < 0 ||
-                   manage_period_read(req, body, "budget_duration", &t->period) < 0
+                   manage_period_read(req, body, "budget_duration", &t->period) < 0 ||
+                   read_limits(req, body, &t->lim) < 0
                ? -1
                : 0;
 }
@@ -96,25 +127,29 @@ static int read_members(struct evhttp_request *req, json_t *body, const char *na
     return 0;
 }
 
-/* A private budget row for one member's max_budget_in_team; id into out. */
-static int insert_member_budget(MYSQL *db, const char *budget, char out[IDS_UUID_LEN + 1],
-                                char *err, size_t errlen)
+/* A private budget row for one member's max_budget_in_team (may be NULL)
+ * and limits; id into out. */
+static int insert_member_budget(MYSQL *db, const char *budget, const struct limits *l,
+                                char out[IDS_UUID_LEN + 1], char *err, size_t errlen)
 {
     if (ids_uuid4(out) < 0) {
         snprintf(err, errlen, "cannot make a budget id");
         return -1;
     }
-    struct db_param p[] = {DB_STR(out), DB_STR(budget)};
-    return db_exec(db, "INSERT INTO budgets (budget_id, max_budget, created_at, updated_at)"
-                       " VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-                   p, 2, NULL, NULL, NULL, err, errlen);
+    struct db_param p[] = {DB_STR(out), DB_STR(budget), manage_opt_int(l->has_tpm, l->tpm),
+                           manage_opt_int(l->has_rpm, l->rpm)};
+    return db_exec(db, "INSERT INTO budgets (budget_id, max_budget, tpm_limit, rpm_limit,"
+                       " created_at, updated_at)"
+                       " VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+                   p, 4, NULL, NULL, NULL, err, errlen);
 }
 
-/* Adds each member (users created on first mention), with a budget of its
- * own when `budget` is given. */
+/* Adds each member (users created on first mention), with a budget row of
+ * its own when `budget` or a limit is given. */
 static int add_members(MYSQL *db, const char *team_id, json_t *members, const char *budget,
-                       unsigned *errnum, char *err, size_t errlen)
+                       const struct limits *l, unsigned *errnum, char *err, size_t errlen)
 {
+    bool own = budget != NULL || l->has_tpm || l->has_rpm;
     json_t *m;
     size_t i;
     json_array_foreach(members, i, m) {
@@ -122,10 +157,10 @@ static int add_members(MYSQL *db, const char *team_id, json_t *members, const ch
         const char *role = json_string_value(json_object_get(m, "role"));
         char budget_id[IDS_UUID_LEN + 1];
         if (manage_ensure_user(db, user_id, err, errlen) < 0 ||
-            (budget != NULL && insert_member_budget(db, budget, budget_id, err, errlen) < 0))
+            (own && insert_member_budget(db, budget, l, budget_id, err, errlen) < 0))
             return -1;
         struct db_param p[] = {DB_STR(team_id), DB_STR(user_id), DB_STR(role ? role : "user"),
-                               DB_STR(budget != NULL ? budget_id : NULL)};
+                               DB_STR(own ? budget_id : NULL)};
         if (db_exec(db, "INSERT INTO team_members (team_id, user_id, role, budget_id, created_at,"
                         " updated_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
                     p, 4, NULL, NULL, errnum, err, errlen) < 0)
@@ -157,16 +192,20 @@ void manage_team_new(struct worker *w, struct evhttp_request *req, const struct 
     if (t.team_id == NULL && ids_uuid4(id) == 0)
         t.team_id = id;
     bool periodic = t.period.text != NULL;
+    const struct limits none = {0};
     struct db_param p[] = {DB_STR(t.team_id), DB_STR(t.alias), DB_STR(t.has_budget ? t.budget : NULL),
                            DB_STR(t.models), DB_STR(t.metadata), DB_I64(t.blocked),
                            DB_STR(t.period.text), DB_STR(periodic ? t.period.start : NULL),
-                           DB_STR(periodic ? t.period.reset_at : NULL)};
+                           DB_STR(periodic ? t.period.reset_at : NULL),
+                           manage_opt_int(t.lim.has_tpm, t.lim.tpm),
+                           manage_opt_int(t.lim.has_rpm, t.lim.rpm)};
     if (db_begin(db, err, sizeof(err)) < 0 ||
         db_exec(db, "INSERT INTO teams (team_id, team_alias, max_budget, models, metadata, blocked,"
-                    " budget_duration, budget_period_start, budget_reset_at, created_at,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6),"
-                    " UTC_TIMESTAMP(6))", p, 9, NULL, NULL, &errnum, err, sizeof(err)) < 0 ||
-        (members != NULL && add_members(db, t.team_id, members, NULL, &errnum, err,
+                    " budget_duration, budget_period_start, budget_reset_at, tpm_limit, rpm_limit,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                    " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))", p, sizeof(p) / sizeof(p[0]), NULL,
+                NULL, &errnum, err, sizeof(err)) < 0 ||
+        (members != NULL && add_members(db, t.team_id, members, NULL, &none, &errnum, err,
                                         sizeof(err)) < 0) ||
         db_commit(db, err, sizeof(err)) < 0) {
         db_rollback(db);
@@ -220,6 +259,7 @@ void manage_team_update(struct worker *w, struct evhttp_request *req, const stru
         manage_set(&s, "metadata", DB_STR(t.metadata));
     if (json_is_boolean(json_object_get(body, "blocked")))
         manage_set(&s, "blocked", DB_I64(t.blocked));
+    set_limits(&s, &t.lim);
     if (t.period.text != NULL)
         manage_set_period(&s, &t.period);
     const struct manage_row row = {"teams", "team_id", "team_id", t.team_id, "Team"};
@@ -294,6 +334,7 @@ static json_t *members_answer(MYSQL *db, const char *team_id, char *err, size_t 
     struct db_param p[] = {DB_STR(team_id), DB_I64(INFO_LIST_MAX)};
     if (db_exec(db, "SELECT m.user_id, m.role, m.spend, m.budget_id, b.max_budget,"
                     " b.budget_duration, " REPORTD_SQL_RFC3339("b.budget_reset_at")
+                    ", b.tpm_limit, b.rpm_limit"
                     " FROM team_members m LEFT JOIN budgets b ON b.budget_id = m.budget_id"
                     " WHERE m.team_id = ? ORDER BY m.user_id LIMIT ?",
                 p, 2, &r, NULL, NULL, err, errlen) < 0)
@@ -302,10 +343,12 @@ static json_t *members_answer(MYSQL *db, const char *team_id, char *err, size_t 
     for (size_t i = 0; list != NULL && i < r->nrows; i++) {
         json_t *budget = db_cell(r, i, 3) == NULL
             ? json_null()
-            : json_pack("{s:s, s:o, s:o, s:o}", "budget_id", db_cell(r, i, 3),
+            : json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "budget_id", db_cell(r, i, 3),
                         "max_budget", httpjson_money_text(db_cell(r, i, 4)),
                         "budget_duration", httpjson_str_or_null(db_cell(r, i, 5)),
-                        "budget_reset_at", httpjson_str_or_null(db_cell(r, i, 6)));
+                        "budget_reset_at", httpjson_str_or_null(db_cell(r, i, 6)),
+                        "tpm_limit", manage_int_or_null(db_cell(r, i, 7)),
+                        "rpm_limit", manage_int_or_null(db_cell(r, i, 8)));
         json_t *m = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "team_id", team_id,
                               "user_id", db_cell(r, i, 0), "role", db_cell(r, i, 1),
                               "spend", httpjson_money_text(db_cell(r, i, 2)),
@@ -330,13 +373,14 @@ static json_t *team_object(MYSQL *db, const char *team_id, char *err, size_t err
     if (db_exec(db, "SELECT team_alias, max_budget, spend, models, metadata, blocked,"
                     " budget_duration, " REPORTD_SQL_RFC3339("budget_reset_at") ", "
                     REPORTD_SQL_RFC3339("created_at") ", " REPORTD_SQL_RFC3339("updated_at")
-                    " FROM teams WHERE team_id = ?", p, 1, &r, NULL, NULL, err, errlen) < 0)
+                    ", tpm_limit, rpm_limit FROM teams WHERE team_id = ?", p, 1, &r, NULL, NULL,
+                err, errlen) < 0)
         return NULL;
     json_t *t = NULL;
     if (r->nrows == 0)
         snprintf(err, errlen, "not found");
     else
-        t = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:s, s:s}",
+        t = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:s, s:s, s:o, s:o}",
                       "team_id", team_id, "team_alias", httpjson_str_or_null(db_cell(r, 0, 0)),
                       "max_budget", httpjson_money_text(db_cell(r, 0, 1)),
                       "spend", httpjson_money_text(db_cell(r, 0, 2)),
@@ -345,7 +389,9 @@ static json_t *team_object(MYSQL *db, const char *team_id, char *err, size_t err
                       "blocked", strcmp(db_cell(r, 0, 5), "0") != 0,
                       "budget_duration", httpjson_str_or_null(db_cell(r, 0, 6)),
                       "budget_reset_at", httpjson_str_or_null(db_cell(r, 0, 7)),
-                      "created_at", db_cell(r, 0, 8), "updated_at", db_cell(r, 0, 9));
+                      "created_at", db_cell(r, 0, 8), "updated_at", db_cell(r, 0, 9),
+                      "tpm_limit", manage_int_or_null(db_cell(r, 0, 10)),
+                      "rpm_limit", manage_int_or_null(db_cell(r, 0, 11)));
     db_result_free(r);
     return t;
 }
@@ -460,7 +506,9 @@ static int member_team(struct worker *w, struct evhttp_request *req, MYSQL *db, 
                           "team_id", "Team");
 }
 
-/* POST /team/member_add {team_id, member: {user_id, role} | [...], max_budget_in_team?} */
+/* POST /team/member_add {team_id, member: {user_id, role} | [...],
+ * max_budget_in_team?, tpm_limit?, rpm_limit?}: budget and limits apply to
+ * each member added. */
 void manage_team_member_add(struct worker *w, struct evhttp_request *req,
                             const struct caller *who)
 {
@@ -468,6 +516,7 @@ void manage_team_member_add(struct worker *w, struct evhttp_request *req,
     const char *team_id;
     char budget[MONEY_STR_MAX], err[512];
     bool has_budget = false;
+    struct limits lim = {0};
     unsigned errnum = 0;
     MYSQL *db;
     (void)who;
@@ -475,6 +524,7 @@ void manage_team_member_add(struct worker *w, struct evhttp_request *req,
         return;
     if (read_members(req, body, "member", &members) < 0 ||
         input_money(req, body, "max_budget_in_team", budget, &has_budget) < 0 ||
+        read_limits(req, body, &lim) < 0 ||
         (db = worker_db(w, req)) == NULL || member_team(w, req, db, body, &team_id) < 0)
         goto out;
     if (members == NULL || json_array_size(members) == 0) {
@@ -482,8 +532,8 @@ void manage_team_member_add(struct worker *w, struct evhttp_request *req,
         goto out;
     }
     if (db_begin(db, err, sizeof(err)) < 0 ||
-        add_members(db, team_id, members, has_budget ? budget : NULL, &errnum, err,
-                           sizeof(err)) < 0 ||
+        add_members(db, team_id, members, has_budget ? budget : NULL, &lim, &errnum, err,
+                    sizeof(err)) < 0 ||
         db_commit(db, err, sizeof(err)) < 0) {
         db_rollback(db);
         if (errnum == ER_DUP_ENTRY)
@@ -500,22 +550,25 @@ out:
     json_decref(body);
 }
 
-/* The member's budget row: the max is changed in place, or a row is made. */
+/* The member's budget row (budget_id, NULL: none yet): the fields given
+ * are changed in place, or a row is made when one of them has a value. */
 static int set_member_budget(MYSQL *db, const char *team_id, const char *user_id,
-                             const char *budget, char *err, size_t errlen)
+                             const char *budget_id, const char *budget, const struct limits *l,
+                             char *err, size_t errlen)
 {
-    struct db_param p[] = {DB_STR(budget), DB_STR(team_id), DB_STR(user_id)};
-    uint64_t n = 0;
     char id[IDS_UUID_LEN + 1];
-    if (db_exec(db, "UPDATE budgets b JOIN team_members m ON m.budget_id = b.budget_id"
-                    " SET b.max_budget = ?, b.updated_at = UTC_TIMESTAMP(6)"
-                    " WHERE m.team_id = ? AND m.user_id = ?", p, 3, NULL, &n, NULL, err,
-                errlen) < 0)
-        return -1;
-    if (n > 0)
-        return 0;
+    if (budget_id != NULL) {
+        struct manage_set s;
+        manage_set_init(&s, "budgets");
+        if (budget != NULL)
+            manage_set(&s, "max_budget", DB_STR(budget));
+        set_limits(&s, l);
+        return manage_set_run(db, &s, "budget_id", budget_id, NULL, NULL, err, errlen);
+    }
+    if (budget == NULL && !l->has_tpm && !l->has_rpm)
+        return 0; /* only nulls for a member with no budget: nothing to clear */
     struct db_param q[] = {DB_STR(id), DB_STR(team_id), DB_STR(user_id)};
-    return insert_member_budget(db, budget, id, err, errlen) < 0 ||
+    return insert_member_budget(db, budget, l, id, err, errlen) < 0 ||
                    db_exec(db, "UPDATE team_members SET budget_id = ?,"
                                " updated_at = UTC_TIMESTAMP(6) WHERE team_id = ? AND user_id = ?",
                            q, 3, NULL, NULL, NULL, err, errlen) < 0
@@ -523,7 +576,8 @@ static int set_member_budget(MYSQL *db, const char *team_id, const char *user_id
                : 0;
 }
 
-/* POST /team/member_update {team_id, user_id, max_budget_in_team?, role?} */
+/* POST /team/member_update {team_id, user_id, max_budget_in_team?, role?,
+ * tpm_limit?, rpm_limit?} */
 void manage_team_member_update(struct worker *w, struct evhttp_request *req,
                                const struct caller *who)
 {
@@ -531,6 +585,7 @@ void manage_team_member_update(struct worker *w, struct evhttp_request *req,
     const char *team_id, *user_id = NULL, *role = NULL;
     char budget[MONEY_STR_MAX], err[512];
     bool has_budget = false;
+    struct limits lim = {0};
     MYSQL *db;
     (void)who;
     if (body == NULL)
@@ -539,18 +594,18 @@ void manage_team_member_update(struct worker *w, struct evhttp_request *req,
                           json_object_get(body, "role"));
     if (m == NULL || read_member(req, m, "user_id", &user_id, &role) < 0 ||
         input_money(req, body, "max_budget_in_team", budget, &has_budget) < 0 ||
-        (db = worker_db(w, req)) == NULL || member_team(w, req, db, body, &team_id) < 0)
+        read_limits(req, body, &lim) < 0 || (db = worker_db(w, req)) == NULL ||
+        member_team(w, req, db, body, &team_id) < 0)
         goto out;
     struct db_param p[] = {DB_STR(team_id), DB_STR(user_id)};
     struct db_param r[] = {DB_STR(role), DB_STR(team_id), DB_STR(user_id)};
     struct db_result *row = NULL;
     if (db_begin(db, err, sizeof(err)) < 0 ||
-        db_exec(db, "SELECT 1 FROM team_members WHERE team_id = ? AND user_id = ? FOR UPDATE", p,
-                2, &row, NULL, NULL, err, sizeof(err)) < 0)
+        db_exec(db, "SELECT budget_id FROM team_members WHERE team_id = ? AND user_id = ?"
+                    " FOR UPDATE", p, 2, &row, NULL, NULL, err, sizeof(err)) < 0)
         goto failed;
-    size_t found = row->nrows;
-    db_result_free(row);
-    if (found == 0) {
+    if (row->nrows == 0) {
+        db_result_free(row);
         db_rollback(db);
         httpjson_error(req, 404, "not_found_error", "user_id",
                        "User %s is not a member of team %s", user_id, team_id);
@@ -560,9 +615,14 @@ void manage_team_member_update(struct worker *w, struct evhttp_request *req,
          db_exec(db, "UPDATE team_members SET role = ?, updated_at = UTC_TIMESTAMP(6)"
                      " WHERE team_id = ? AND user_id = ?", r, 3, NULL, NULL, NULL, err,
                  sizeof(err)) < 0) ||
-        (has_budget && set_member_budget(db, team_id, user_id, budget, err, sizeof(err)) < 0) ||
-        db_commit(db, err, sizeof(err)) < 0)
+        ((has_budget || lim.given_tpm || lim.given_rpm) &&
+         set_member_budget(db, team_id, user_id, db_cell(row, 0, 0), has_budget ? budget : NULL,
+                           &lim, err, sizeof(err)) < 0) ||
+        db_commit(db, err, sizeof(err)) < 0) {
+        db_result_free(row);
         goto failed;
+    }
+    db_result_free(row);
     team_answer(w, req, db, team_id);
     goto out;
 failed:

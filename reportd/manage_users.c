@@ -4,7 +4,9 @@
  * A user's teams are its team_members rows (/user/new's `teams` adds them as
  * a "user" member). Deleting a user deletes its keys and memberships, as
  * LiteLLM does; its logs and rollups stay. /user/new takes the config's
- * defaults for what it leaves out (manage_key_caps.c).
+ * defaults for what it leaves out (manage_key_caps.c). tpm_limit and
+ * rpm_limit (null: none; null on /user/update clears) are stored for proxyd,
+ * which enforces them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,8 @@ struct user_fields {
     const char *user_id, *email, *alias, *role;
     char budget[MONEY_STR_MAX], spend[MONEY_STR_MAX];
     bool has_budget, has_spend;
+    int64_t tpm, rpm; /* proxyd enforces them on all the user's keys */
+    bool has_tpm, has_rpm;
     char *models, *metadata;
     struct manage_period period;
 };
@@ -51,6 +55,8 @@ static int read_user(struct evhttp_request *req, json_t *body, struct user_field
                    (u->role != NULL && valid_role(req, u->role) < 0) ||
                    input_money(req, body, "max_budget", u->budget, &u->has_budget) < 0 ||
                    input_money(req, body, "spend", u->spend, &u->has_spend) < 0 ||
+                   input_int(req, body, "tpm_limit", 0, MANAGE_LIMIT_MAX, &u->tpm, &u->has_tpm) < 0 ||
+                   input_int(req, body, "rpm_limit", 0, MANAGE_LIMIT_MAX, &u->rpm, &u->has_rpm) < 0 ||
                    input_str_list(req, body, "models", &u->models) < 0 ||
                    input_object(req, body, "metadata", &u->metadata) < 0 ||
                    manage_period_read(req, body, "budget_duration", &u->period) < 0
@@ -96,8 +102,8 @@ static json_t *user_object(MYSQL *db, const char *user_id, char *err, size_t err
     if (db_exec(db, "SELECT user_email, user_alias, user_role, max_budget, spend, models,"
                     " metadata, budget_duration, " REPORTD_SQL_RFC3339("budget_reset_at") ", "
                     REPORTD_SQL_RFC3339("created_at") ", " REPORTD_SQL_RFC3339("updated_at")
-                    " FROM internal_users WHERE user_id = ?", p, 1, &r, NULL, NULL, err,
-                errlen) < 0)
+                    ", tpm_limit, rpm_limit FROM internal_users WHERE user_id = ?", p, 1, &r, NULL,
+                NULL, err, errlen) < 0)
         return NULL;
     json_t *u = NULL, *teams = json_array();
     if (r->nrows == 0 || teams == NULL)
@@ -106,7 +112,8 @@ static json_t *user_object(MYSQL *db, const char *user_id, char *err, size_t err
                      p, 1, &t, NULL, NULL, err, errlen) == 0) {
         for (size_t i = 0; i < t->nrows; i++)
             json_array_append_new(teams, json_string(db_cell(t, i, 0)));
-        u = json_pack("{s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:O, s:o, s:o, s:o, s:s, s:s}",
+        u = json_pack("{s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:O, s:o, s:o, s:o, s:s, s:s, s:o,"
+                      " s:o}",
                       "user_id", user_id, "user_email", httpjson_str_or_null(db_cell(r, 0, 0)),
                       "user_alias", httpjson_str_or_null(db_cell(r, 0, 1)),
                       "user_role", db_cell(r, 0, 2),
@@ -116,7 +123,9 @@ static json_t *user_object(MYSQL *db, const char *user_id, char *err, size_t err
                       "metadata", manage_parsed(db_cell(r, 0, 6)),
                       "budget_duration", httpjson_str_or_null(db_cell(r, 0, 7)),
                       "budget_reset_at", httpjson_str_or_null(db_cell(r, 0, 8)),
-                      "created_at", db_cell(r, 0, 9), "updated_at", db_cell(r, 0, 10));
+                      "created_at", db_cell(r, 0, 9), "updated_at", db_cell(r, 0, 10),
+                      "tpm_limit", manage_int_or_null(db_cell(r, 0, 11)),
+                      "rpm_limit", manage_int_or_null(db_cell(r, 0, 12)));
         db_result_free(t);
     }
     json_decref(teams);
@@ -163,14 +172,15 @@ void manage_user_new(struct worker *w, struct evhttp_request *req, const struct 
                            DB_STR(u.has_budget ? u.budget : NULL), DB_STR(u.models),
                            DB_STR(u.metadata), DB_STR(u.period.text),
                            DB_STR(periodic ? u.period.start : NULL),
-                           DB_STR(periodic ? u.period.reset_at : NULL)};
+                           DB_STR(periodic ? u.period.reset_at : NULL),
+                           manage_opt_int(u.has_tpm, u.tpm), manage_opt_int(u.has_rpm, u.rpm)};
     int joined = 0;
     if (db_begin(db, err, sizeof(err)) < 0 ||
         db_exec(db, "INSERT INTO internal_users (user_id, user_email, user_alias, user_role,"
                     " max_budget, models, metadata, budget_duration, budget_period_start,"
-                    " budget_reset_at, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-                p, 10, NULL, NULL, &errnum, err, sizeof(err)) < 0 ||
+                    " budget_reset_at, tpm_limit, rpm_limit, created_at, updated_at) VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+                p, sizeof(p) / sizeof(p[0]), NULL, NULL, &errnum, err, sizeof(err)) < 0 ||
         (teams != NULL && (joined = join_teams(w, req, db, u.user_id, teams, err,
                                                sizeof(err))) < 0) ||
         db_commit(db, err, sizeof(err)) < 0) {
@@ -225,6 +235,10 @@ void manage_user_update(struct worker *w, struct evhttp_request *req, const stru
         manage_set(&s, "models", DB_STR(u.models));
     if (json_object_get(body, "metadata") != NULL)
         manage_set(&s, "metadata", DB_STR(u.metadata));
+    if (json_object_get(body, "tpm_limit") != NULL) /* null clears */
+        manage_set(&s, "tpm_limit", manage_opt_int(u.has_tpm, u.tpm));
+    if (json_object_get(body, "rpm_limit") != NULL)
+        manage_set(&s, "rpm_limit", manage_opt_int(u.has_rpm, u.rpm));
     if (u.period.text != NULL)
         manage_set_period(&s, &u.period);
     const struct manage_row row = {"internal_users", "user_id", "user", u.user_id, "User"};

@@ -8,7 +8,9 @@ and in one run measures, side by side:
   1. wrk POSTs of a small chat completion straight to fake-upstream ("direct") and
      through proxyd (virtual key, master key, and a virtual key with an rpm_limit,
      tpm_limit and max_parallel_requests too high to refuse anything: what the rate
-     limits' bookkeeping costs), at 32 connections and, in
+     limits' bookkeeping costs; that key again through a second proxyd that shares
+     the limits through a private redis-server: what Redis costs), at 32
+     connections and, in
      --rounds rounds, at 1 connection: req/s, p50 and p99 latency (wrk --latency;
      a generated Lua script sends the body and headers, counts non-2xx answers and
      collects proxyd's x-litellm-overhead-duration-ms in its `response` hook).
@@ -82,6 +84,7 @@ from procstat import (CLK_TCK, all_ticks, busy_between, busy_processes,  # noqa:
 from proxy_report import report  # noqa: E402
 from stackstat import db_status, ledger_rows, mariadb_pid, upstream_stats, wait_ledger  # noqa: E402
 from stream_cases import CHAT_MESSAGES, extra_models, ledger_by_case, stream_cases  # noqa: E402
+from redis_server import RedisServer  # noqa: E402  (tests/e2e/redis_server.py)
 
 UPSTREAM_MODEL = "llama-3.1-8b-instant"  # what proxyd sends upstream for model group llama3
 QUIET_PCT = 5.0        # before a run, wait until no process uses this much of a core
@@ -107,6 +110,20 @@ def new_key(s, alias, **fields):
     if st != 200 or not isinstance(body, dict) or "key" not in body:
         raise RuntimeError("/key/generate answered %s: %r" % (st, body))
     return body["key"]
+
+
+def redis_rtt(s, port):
+    """The mean of proxyd's Redis round trips for rate limits, from its /metrics."""
+    st, _, text = s.http("GET", port, "/metrics")
+    vals = {}
+    for line in (text if st == 200 and isinstance(text, str) else "").splitlines():
+        for name in ("sum", "count"):
+            if line.startswith("tollgate_proxyd_ratelimit_redis_seconds_%s " % name):
+                vals[name] = float(line.split()[1])
+    if not vals.get("count"):
+        return "not measured"
+    return "%.0f us mean over %d checks, proxyd's clock" % (
+        vals["sum"] / vals["count"] * 1e6, vals["count"])
 
 
 # ------------------------------------------------------------------ the benchmark
@@ -250,10 +267,13 @@ class Bench:
         if a.spool_dir:
             spool = tempfile.mkdtemp(prefix="tg-bench-spool-", dir=a.spool_dir)
             options["tollgate"] = {"proxyd": {"spool_dir": spool}}
+        self.redis = None if a.no_limited or a.no_redis else RedisServer().start()
         try:
             with harness.Stack(extra_models=extra_models, **options) as s:
                 self.measure(s)
         finally:
+            if self.redis is not None:
+                self.redis.stop()
             shutil.rmtree(self.tmp, ignore_errors=True)
             if spool:
                 shutil.rmtree(spool, ignore_errors=True)
@@ -301,6 +321,15 @@ class Bench:
         proxyd_pid = s.daemon("proxyd").proc.pid
         vkey = new_key(s, "bench")
         lkey = new_key(s, "bench-limited", **LIMITS)
+        redis_port = None
+        if self.redis is not None:  # a second proxyd, sharing the limits through Redis
+            redis_port = s.add_proxyd("proxyd-redis", config={"router_settings": {
+                "redis_host": "127.0.0.1", "redis_port": self.redis.port}})
+            st, h, b = s.http("POST", redis_port, "/v1/chat/completions",
+                              {"model": "llama3", "messages": CHAT_MESSAGES}, key=lkey)
+            if st != 200 or self.redis.command("KEYS", "tg:rl:*") == []:
+                raise RuntimeError("the Redis proxyd answered %d without counting in Redis: %r"
+                                   % (st, b))
         chat = {"model": "llama3", "messages": CHAT_MESSAGES}
         direct_body = {"model": UPSTREAM_MODEL, "messages": CHAT_MESSAGES}
         # one request each way: the stack answers as expected
@@ -314,7 +343,7 @@ class Bench:
                 raise RuntimeError("proxyd answered %d: %r" % (st, b))
         if "x-ratelimit-remaining-requests" not in h:
             raise RuntimeError("the limited key's answer has no x-ratelimit headers: %r" % h)
-        self.expected = self.other_2xx = 3
+        self.expected = self.other_2xx = 3 + (redis_port is not None)
 
         up_url = "http://127.0.0.1:%d/v1/chat/completions" % s.upstream_port
         px_url = "http://127.0.0.1:%d/v1/chat/completions" % s.proxyd_port
@@ -325,6 +354,9 @@ class Bench:
                "proxyd-limited": write_lua(self.tmp, "proxyd-limited", chat, bearer(lkey))}
         url = {"direct": up_url, "proxyd-vkey": px_url, "proxyd-master": px_url,
                "proxyd-limited": px_url}
+        if redis_port is not None:
+            lua["proxyd-redis"] = lua["proxyd-limited"]
+            url["proxyd-redis"] = "http://127.0.0.1:%d/v1/chat/completions" % redis_port
 
         print("warm-up:", flush=True)
         self.one_run(s, "direct", "direct", 32, up_url, lua["direct"], 1, warmup=True)
@@ -378,7 +410,8 @@ class Bench:
         # it); then at 1 connection --rounds rounds of direct and proxyd, each run --seconds
         # long, so that a disturbed run (the machine is shared) moves a median, not the figure
         proxied = ["proxyd-vkey"] + ([] if a.no_master else ["proxyd-master"]) + \
-            ([] if a.no_limited else ["proxyd-limited"])
+            ([] if a.no_limited else ["proxyd-limited"]) + \
+            ([] if redis_port is None else ["proxyd-redis"])
         plan = [("direct", a.connections, 0)] + [(t, a.connections, 0) for t in proxied]
         plan += [(t, 1, r) for r in range(a.rounds) for t in ["direct"] + proxied]
         for i, (t, c, r) in enumerate(plan):
@@ -387,6 +420,7 @@ class Bench:
             self.one_run(s, label, t, c, url[t], lua[t], a.seconds, round_=r,
                          settle=None if last or t == "direct" else a.settle_timeout)
         self.t_end = time.monotonic()
+        self.redis_rtt = redis_rtt(s, redis_port) if redis_port is not None else "-"
         self.hwm_wrk_kb = proc_status_kb(proxyd_pid, "VmHWM")
         self.rss_after_wrk_kb = proc_status_kb(proxyd_pid, "VmRSS")
 
@@ -420,6 +454,8 @@ def main():
     ap.add_argument("--no-master", action="store_true", help="skip the master-key runs")
     ap.add_argument("--no-limited", action="store_true",
                     help="skip the runs of the key with rate limits")
+    ap.add_argument("--no-redis", action="store_true",
+                    help="skip the runs of that key through a proxyd sharing limits via Redis")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds of direct and proxyd runs at 1 connection; latencies are the "
                          "median over the rounds (3)")

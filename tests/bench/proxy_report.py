@@ -21,6 +21,7 @@ def verdict(ok):
 
 NAMES = {"direct": "direct (fake-upstream)", "proxyd-vkey": "proxyd, virtual key",
          "proxyd-master": "proxyd, master key", "proxyd-limited": "proxyd, rate-limited key",
+         "proxyd-redis": "proxyd+Redis, limited key",
          "stream-chat": "proxyd, chat stream",
          "stream-messages": "proxyd, Messages stream",
          "stream-responses": "proxyd, Responses stream"}
@@ -126,7 +127,8 @@ def report(b, args):
         by.setdefault((r["target"], r["conns"]), []).append(r)
     by = {k: combine(v) for k, v in by.items()}
     targets = ["direct", "proxyd-vkey"] + ([] if a.no_master else ["proxyd-master"]) + \
-        ([] if a.no_limited else ["proxyd-limited"])
+        ([] if a.no_limited else ["proxyd-limited"]) + \
+        ([] if a.no_limited or a.no_redis else ["proxyd-redis"])
     names = NAMES
 
     print()
@@ -201,6 +203,14 @@ def report(b, args):
               "connection %+d us against %+d us" % (l32["rps"], a.connections, r32["rps"],
                                                    100.0 * (l32["rps"] / r32["rps"] - 1),
                                                    l50, v50))
+    if not a.no_limited and not a.no_redis:
+        x32 = by[("proxyd-redis", a.connections)]
+        x50, _ = added(b, "proxyd-redis", "p50_us")
+        print("   rate limits through Redis (another proxyd, the same key): %.0f req/s at %d "
+              "connections against %.0f without limits (%+.1f %%, target >= -15 %%); added p50 "
+              "at 1 connection %+d us against %+d us (one Redis round trip: %s)"
+              % (x32["rps"], a.connections, r32["rps"], 100.0 * (x32["rps"] / r32["rps"] - 1),
+                 x50, v50, b.redis_rtt))
     ok = r32["rps"] >= TARGET_RPS_32
     misses += [] if ok else ["req/s"]
     print("   throughput through proxyd (virtual key, accounting on) at %d connections: "

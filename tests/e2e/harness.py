@@ -72,6 +72,12 @@ def bin_dir():
     return Path(os.environ.get("TOLLGATE_BIN", str(REPO / "build" / "bin"))).resolve()
 
 
+def is_asan():
+    """Are the binaries under test built with AddressSanitizer (slower, more memory)?"""
+    with open(bin_dir() / "proxyd", "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 _CURVE = {}
 
 
@@ -624,13 +630,15 @@ class Stack:
         self.daemons.append(d)
         return d
 
-    def add_proxyd(self, name="proxyd-2", port=None, tollgate=None):
+    def add_proxyd(self, name="proxyd-2", port=None, tollgate=None, config=None):
         """Starts one more proxyd (NAME: proxyd-N) with this stack's config but
         its own port (a free one unless given) and spool dir, i.e. the same
         MariaDB, accountd and upstream; `tollgate` is merged into its config's
-        tollgate: section. Stopped with the stack. Returns its port."""
+        tollgate: section, `config` into the whole (e.g. router_settings).
+        Stopped with the stack. Returns its port."""
         cfg = copy.deepcopy(self.config)
         deep_merge(cfg["tollgate"], tollgate)
+        deep_merge(cfg, config)
         cfg["tollgate"]["proxyd"]["spool_dir"] = str(self.dir / ("spool-" + name))
         path = self.dir / (name + ".yaml")
         chosen = [port or free_port()]

@@ -96,11 +96,6 @@ end
 """
 
 
-def is_asan():
-    with open(harness.bin_dir() / "proxyd", "rb") as f:
-        return b"__asan_init" in f.read()
-
-
 def rss_mb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -179,7 +174,7 @@ class AttackKeysTest(harness.StackTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.asan = is_asan()
+        cls.asan = harness.is_asan()
 
     def new_key(self, **fields):
         st, _, b = self.stack.report("POST", "/key/generate", fields, key=MASTER_KEY)

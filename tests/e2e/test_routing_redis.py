@@ -30,7 +30,7 @@ from redis_server import RedisServer, minute_key  # noqa: E402
 CHAT = "/v1/chat/completions"
 USAGE = {"prompt_tokens": 10, "completion_tokens": 90}  # 100 tokens an answer
 REDIS_PASSWORD = "pw-redis"
-DOWN = "until Redis answers"
+DOWN = "usage-based routing counts this proxyd's own requests and tokens until Redis answers"
 BACK = "shares its counts again"
 
 

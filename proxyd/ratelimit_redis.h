@@ -1,0 +1,67 @@
+/* ratelimit_redis.h - the rate limits of ratelimit.h shared by every proxyd
+ * through Redis (router_settings.redis_*), exactly: one Lua script checks
+ * and takes all of a request's limits atomically on Redis's clock, one
+ * round trip per admission (hiredis pipelines the loop's concurrent ones),
+ * and one more, unanswered, when the request ends (its tokens settled, its
+ * parallel slot given back). call_limits.c falls back to ratelimit.c while
+ * Redis cannot be reached.
+ *
+ * Per owner ("tg:rl:DESCRIPTOR:VALUE"): a hash of the requests and tokens
+ * admitted per millisecond (and their sums) with a sorted set of those
+ * milliseconds (":w", ":z"; at most 60,000 of them, whatever the rate), and
+ * a sorted set of the parallel slots in use scored by when they expire
+ * (":p", slot_ttl_ms), so a proxyd killed with -9 leaks none for longer.
+ */
+#ifndef PROXYD_RATELIMIT_REDIS_H
+#define PROXYD_RATELIMIT_REDIS_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ratelimit.h"
+
+struct stats;
+struct ratelimit_redis;
+
+/* What a request took in Redis, to settle and give back at its end. */
+struct ratelimit_redis_hold {
+    size_t n;
+    char *names[RATELIMIT_MAX_ASKS]; /* "tg:rl:DESCRIPTOR:VALUE" */
+    bool tokens[RATELIMIT_MAX_ASKS], parallel[RATELIMIT_MAX_ASKS];
+    int64_t t_ms;     /* its admission, on Redis's clock */
+    int64_t estimate; /* tokens taken then */
+};
+
+/* The answer of a take: rc 0 admitted (status filled; t_ms the admission
+ * on Redis's clock, for the hold), 1 refused (why filled), -1 Redis failed
+ * or went away (nothing known: the caller falls back). */
+typedef void (*ratelimit_redis_cb)(void *arg, int rc,
+                                   struct ratelimit_status (*status)[RL_KINDS],
+                                   const struct ratelimit_refusal *why, int64_t t_ms);
+
+struct ratelimit_redis *ratelimit_redis_new(struct event_base *base,
+                                            const struct redis_config *rc, struct stats *stats);
+/* Pending takes are answered -1 first. */
+void ratelimit_redis_free(struct ratelimit_redis *rr);
+
+/* Is the link up (else the caller falls back at once)? */
+bool ratelimit_redis_up(struct ratelimit_redis *rr);
+
+/* Sends the take; cb follows (never before return). h is filled for the
+ * caller to keep. -1: nothing sent (out of memory or the link went down). */
+int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask *asks, size_t n,
+                         int64_t tokens, const char *request_id, int64_t slot_ttl_ms,
+                         struct ratelimit_redis_hold *h, ratelimit_redis_cb cb, void *arg);
+
+/* The request ended having used `tokens` (-1: no usage event, 0): settles
+ * and gives back what h holds (best effort: lost while Redis is down, when
+ * the estimate stays counted and the slot expires), then clears h. */
+void ratelimit_redis_finish(struct ratelimit_redis *rr, struct ratelimit_redis_hold *h,
+                            const char *request_id, int64_t tokens);
+
+/* Frees h's names (a take refused or failed). */
+void ratelimit_redis_hold_clear(struct ratelimit_redis_hold *h);
+
+#endif
