@@ -30,14 +30,19 @@ import harness  # noqa: E402
 from harness import MASTER_KEY, wait_for  # noqa: E402
 
 
-def timeout_model(stack):
+def extra_models(stack):
+    """A group with a 1 s timeout, and an Anthropic one (Messages' error shape)."""
     return [{"model_name": "llama3-1s", "litellm_params": {
         "model": "groq/llama-3.1-8b-instant", "api_base": stack.upstream_base,
-        "api_key": "os.environ/GROQ_API_KEY", "timeout": 1}}]
+        "api_key": "os.environ/GROQ_API_KEY", "timeout": 1}},
+            {"model_name": "claude-rl", "litellm_params": {
+                "model": "anthropic/claude-sonnet-4-20250514",
+                "api_base": stack.upstream_base[:-len("/v1")],
+                "api_key": "os.environ/GROQ_API_KEY"}}]
 
 
 class RateLimitsTest(harness.StackTestCase):
-    stack_options = {"extra_models": timeout_model,
+    stack_options = {"extra_models": extra_models,
                      "extra_config": {"router_settings": {"num_retries": 0}}}
 
     def new_key(self, **limits):
@@ -172,6 +177,21 @@ class RateLimitsTest(harness.StackTestCase):
         self.assertTrue(all(s in (408, 504) for s in timed), timed)
         self.assertEqual(self.concurrent(key, 2, mock_first_byte_delay_ms=200), [200, 200])
 
+
+    def test_messages_refusal_in_anthropic_shape(self):
+        key, token = self.new_key(rpm_limit=1)
+        body = {"model": "claude-rl", "max_tokens": 10,
+                "messages": [{"role": "user", "content": "hi"}]}
+        h = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+        st, hd, b = self.stack.proxy("POST", "/v1/messages", body, headers=h)
+        self.assertEqual(st, 200, b)
+        self.assertEqual(hd["x-ratelimit-remaining-requests"], "0")
+        st, hd, b = self.stack.proxy("POST", "/v1/messages", body, headers=h)
+        self.assertEqual(st, 429, b)
+        self.assertEqual((b["type"], b["error"]["type"]), ("error", "rate_limit_error"), b)
+        self.assertTrue(b["error"]["message"].startswith(
+            "Rate limit exceeded for api_key: %s. Limit type: requests." % token), b)
+        self.assertIn("retry-after", hd)
 
     def admitted(self, keys, n, descriptor, value, **body):
         """n chats round-robin over keys; returns how many were relayed, and checks

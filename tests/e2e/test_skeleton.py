@@ -110,7 +110,8 @@ class SkeletonTest(harness.StackTestCase):
         self.assertEqual(team, {
             "team_id": "prod-team", "team_alias": "Prod Team", "max_budget": 100, "spend": 0,
             "models": [], "metadata": {}, "blocked": False, "members_with_roles": [],
-            "budget_duration": None, "budget_reset_at": None})
+            "budget_duration": None, "budget_reset_at": None, "tpm_limit": None,
+            "rpm_limit": None})
         self.assertEqual(s.sql("SELECT team_alias, max_budget, spend FROM teams"
                                " WHERE team_id = 'prod-team'"),
                          [["Prod Team", "100.00000000000000000000", "0.00000000000000000000"]])
@@ -123,7 +124,8 @@ class SkeletonTest(harness.StackTestCase):
         self.assertEqual(user, {
             "user_id": "alice", "user_email": None, "user_alias": None,
             "user_role": "internal_user", "max_budget": 50, "spend": 0, "models": [],
-            "teams": [], "metadata": {}, "budget_duration": None, "budget_reset_at": None})
+            "teams": [], "metadata": {}, "budget_duration": None, "budget_reset_at": None,
+            "tpm_limit": None, "rpm_limit": None})
         # -- key
         key_req = {"key_alias": "alice-prod", "user_id": "alice", "team_id": "prod-team",
                    "max_budget": 10, "permissions": {"get_spend_routes": True},
