@@ -93,7 +93,7 @@ static const char TAKE_LUA[] =
     "  local rpm, tpm, par = lim(i, 0), lim(i, 1), lim(i, 2)\n"
     "  local r, s, c = used[i][1] + 1, used[i][2] + tok, used[i][3] + 1\n"
     "  redis.call('HINCRBY', h, 'r:' .. now, 1)\n"
-    "  redis.call('HINCRBY', h, 't:' .. now, tok)\n"
+    "  if tpm >= 0 then redis.call('HINCRBY', h, 't:' .. now, tok) else s = s - tok end\n"
     "  redis.call('HMSET', h, 'r', r, 't', s)\n"
     "  redis.call('ZADD', z, now, now)\n"
     "  redis.call('PEXPIRE', h, W + 1000)\n"
@@ -165,17 +165,24 @@ static void on_loaded(redisAsyncContext *c, void *r, void *arg)
         memcpy(sha, reply->str, 41);
 }
 
+/* Forgets the scripts' SHAs and, on a live link, loads them again. */
+static void load_scripts(struct ratelimit_redis *rr, redisAsyncContext *ac)
+{
+    for (int i = 0; i < SCRIPTS; i++) {
+        rr->sha[i][0] = '\0';
+        if (ac != NULL &&
+            redisAsyncCommand(ac, on_loaded, rr->sha[i], "SCRIPT LOAD %s", SCRIPT_TEXT[i]) !=
+                REDIS_OK)
+            log_warn("redis: cannot queue SCRIPT LOAD");
+    }
+}
+
 static void on_link(void *arg, bool up, const char *why)
 {
     struct ratelimit_redis *rr = arg;
-    redisAsyncContext *ac = redis_link_ctx(rr->link);
     stats_ratelimit_redis_up(rr->stats, up);
-    for (int i = 0; i < SCRIPTS; i++) {
-        rr->sha[i][0] = '\0';
-        if (up && redisAsyncCommand(ac, on_loaded, rr->sha[i], "SCRIPT LOAD %s", SCRIPT_TEXT[i]) !=
-                      REDIS_OK)
-            log_warn("redis: cannot queue SCRIPT LOAD");
-    }
+    /* rr->link is NULL when the first attempt fails inside redis_link_new */
+    load_scripts(rr, up && rr->link != NULL ? redis_link_ctx(rr->link) : NULL);
     if (up && rr->was_down)
         log_info("redis %s:%d answers: rate limits are shared through it again", rr->rc->host,
                  rr->rc->port);
@@ -292,7 +299,8 @@ static void on_take(redisAsyncContext *c, void *r, void *arg)
     rr->progress_ms = clock_ms();
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && !p->evaled) {
-        p->evaled = true; /* Redis forgot the script: once more, whole */
+        load_scripts(rr, c); /* Redis forgot the scripts (SCRIPT FLUSH, a restart) */
+        p->evaled = true;     /* this one once more, whole */
         if (send_take(p) == 0)
             return;
     }
@@ -307,7 +315,11 @@ static void on_take(redisAsyncContext *c, void *r, void *arg)
         return;
     }
     stats_ratelimit_redis_rtt(rr->stats, (double)(clock_us() - p->sent_us) / 1e6);
-    if (num(reply, 0) == 0) {
+    if (num(reply, 0) == 0 && (num(reply, 1) < 0 || (size_t)num(reply, 1) >= p->n ||
+                               num(reply, 2) < 0 || num(reply, 2) >= RL_KINDS)) {
+        stats_ratelimit_redis_error(rr->stats); /* not our script's answer: decide here */
+        p->cb(p->arg, -1, NULL, NULL, 0);
+    } else if (num(reply, 0) == 0) {
         why = (struct ratelimit_refusal){.ask = (size_t)num(reply, 1),
                                          .kind = (enum ratelimit_kind)num(reply, 2),
                                          .limit = num(reply, 3), .used = num(reply, 4),
@@ -326,6 +338,18 @@ static void on_take(redisAsyncContext *c, void *r, void *arg)
         p->cb(p->arg, 0, st, NULL, num(reply, 1));
     }
     pending_free(p);
+}
+
+/* A finish's answer: only a forgotten script matters (the next finish loads it). */
+static void on_finish(redisAsyncContext *c, void *r, void *arg)
+{
+    struct ratelimit_redis *rr = arg;
+    const redisReply *reply = r;
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+        return;
+    stats_ratelimit_redis_error(rr->stats);
+    if (strncmp(reply->str, "NOSCRIPT", 8) == 0 && c == redis_link_ctx(rr->link))
+        load_scripts(rr, c);
 }
 
 void ratelimit_redis_hold_clear(struct ratelimit_redis_hold *h)
@@ -409,7 +433,7 @@ void ratelimit_redis_finish(struct ratelimit_redis *rr, struct ratelimit_redis_h
         p.argv[1] = sha ? rr->sha[SCRIPT_FINISH] : (char *)FINISH_LUA;
         p.argvlen[0] = strlen(p.argv[0]);
         p.argvlen[1] = strlen(p.argv[1]);
-        if (ok && redisAsyncCommandArgv(ac, NULL, NULL, p.argc, (const char **)p.argv,
+        if (ok && redisAsyncCommandArgv(ac, on_finish, rr, p.argc, (const char **)p.argv,
                                         p.argvlen) != REDIS_OK)
             ok = false;
         for (int i = 2; i < p.argc; i++)

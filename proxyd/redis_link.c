@@ -118,6 +118,7 @@ struct redis_link {
     enum state state;
     bool reported_down; /* this outage was reported */
     int64_t deadline_ms; /* resolving or connecting: give up then */
+    int64_t closing_ms;  /* redis_link_fail's disconnect waits for answers until then (0: none) */
     int64_t retry_at_ms, backoff_ms;
 };
 
@@ -125,6 +126,7 @@ struct redis_link {
 static void link_down(struct redis_link *l, const char *why)
 {
     l->state = LINK_DOWN;
+    l->closing_ms = 0;
     l->backoff_ms = l->backoff_ms == 0 ? BACKOFF_MIN_MS
                     : l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff_ms * 2;
     l->retry_at_ms = clock_ms() + l->backoff_ms;
@@ -299,7 +301,10 @@ redisAsyncContext *redis_link_ctx(struct redis_link *l)
 void redis_link_tick(struct redis_link *l)
 {
     int64_t now = clock_ms();
-    if (l->state == LINK_DOWN && now >= l->retry_at_ms) {
+    if (l->closing_ms != 0 && now >= l->closing_ms) {
+        detach(l); /* the answers a failed link's disconnect waited for never came */
+        link_down(l, "no answer after an error");
+    } else if (l->state == LINK_DOWN && now >= l->retry_at_ms) {
         link_connect(l);
     } else if ((l->state == LINK_RESOLVING || l->state == LINK_CONNECTING) &&
                now >= l->deadline_ms) {
@@ -322,5 +327,6 @@ void redis_link_fail(struct redis_link *l, redisAsyncContext *c, const char *why
         l->reported_down = true;
         l->on_state(l->arg, false, why);
     }
-    redisAsyncDisconnect(c); /* on_disconnect follows, after this callback */
+    l->closing_ms = clock_ms() + CONNECT_TIMEOUT_MS;
+    redisAsyncDisconnect(c); /* on_disconnect follows once the answers due are in */
 }

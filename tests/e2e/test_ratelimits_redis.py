@@ -161,6 +161,14 @@ class RedisLimitsTest(harness.StackTestCase):
         got = self.clients(self.haproxy.port, [key] * 2, 1, 0.01, "par-2",
                            mock_first_byte_delay_ms=200)
         self.assertEqual(got, [200, 200])
+        # Redis forgets its scripts (SCRIPT FLUSH): takes and ends load them again
+        self.assertEqual(self.redis.command("SCRIPT", "FLUSH"), "OK")
+        for _ in range(3):
+            got = self.clients(self.haproxy.port, [key] * 2, 1, 0.01, "par-3",
+                               mock_first_byte_delay_ms=200)
+            self.assertEqual(got, [200, 200])
+            wait_for(lambda: self.redis.command("ZCARD", "tg:rl:api_key:%s:p" % token) == 0, 1,
+                     message="the slots were not given back after SCRIPT FLUSH")
 
     def test_4_slots_of_a_killed_proxyd_expire(self):
         s = self.stack
