@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,7 +173,7 @@ static void refuse(struct call *c, const struct ratelimit_ask *a,
                    const struct ratelimit_refusal *why, int64_t tokens)
 {
     char name[64], reset[32], at[32] = "";
-    int64_t retry = why->retry_ms;
+    int64_t retry = why->retry_ms, left = why->limit > why->used ? why->limit - why->used : 0;
     struct timeval now;
     struct tm tm;
     time_t when;
@@ -184,7 +185,7 @@ static void refuse(struct call *c, const struct ratelimit_ask *a,
         snprintf(name, sizeof(name), "x-ratelimit-limit-%s", kind_names[why->kind]);
         header_i64(c, name, why->limit);
         snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", kind_names[why->kind]);
-        header_i64(c, name, why->limit > why->used ? why->limit - why->used : 0);
+        header_i64(c, name, left);
         if (retry >= 0) {
             snprintf(name, sizeof(name), "x-ratelimit-reset-%s", kind_names[why->kind]);
             duration(retry, reset, sizeof(reset));
@@ -195,7 +196,6 @@ static void refuse(struct call *c, const struct ratelimit_ask *a,
         header_i64(c, "retry-after", retry > 0 ? (retry + 999) / 1000 : 1);
     header(c, "rate_limit_type", kind_names[why->kind]);
     stats_ratelimit_refusal(c->px->stats, a->descriptor, kind_names[why->kind]);
-    int64_t left = why->limit > why->used ? why->limit - why->used : 0;
     if (why->kind == RL_TOKENS && retry == -1)
         call_error(c, 429, "rate_limit_error", NULL,
                    "Rate limit exceeded for %s: %s. Limit type: tokens. Current limit: %" PRId64
@@ -276,27 +276,42 @@ static void on_redis(void *arg, int rc, struct ratelimit_status (*st)[RL_KINDS],
         take_here(c, true); /* Redis failed or went away meanwhile */
 }
 
+/* A heap copy of the state built on the stack, its asks' values moved
+ * along (those that point into its own buffers). NULL on ENOMEM. */
+static struct limits_state *keep(const struct limits_state *local)
+{
+    struct limits_state *ls = malloc(sizeof(*ls));
+    const char *from = (const char *)&local->values;
+    if (ls == NULL)
+        return NULL;
+    *ls = *local;
+    for (size_t i = 0; i < ls->n; i++) {
+        /* as integers: the other values point into other objects (the key, the body) */
+        uintptr_t at = (uintptr_t)ls->asks[i].value - (uintptr_t)from;
+        if (at < sizeof(local->values))
+            ls->asks[i].value = (const char *)&ls->values + at;
+    }
+    return ls;
+}
+
 void call_limits_take(struct call *c, void (*next)(struct call *c))
 {
-    struct limits_state *ls = calloc(1, sizeof(*ls));
+    struct limits_state local = {.next = next, .used = -1}, *ls;
     struct ratelimit_redis *rr = c->px->rate_redis;
-    if (ls == NULL) {
+    if ((local.n = asks_of(c, local.asks, &local.values)) == 0) {
+        next(c); /* most requests: nothing to take, nothing allocated */
+        return;
+    }
+    if ((ls = keep(&local)) == NULL) {
         call_error(c, 500, "internal_error", NULL, "out of memory");
         call_free(c);
         return;
     }
-    if ((ls->n = asks_of(c, ls->asks, &ls->values)) == 0) {
-        free(ls);
-        next(c);
-        return;
-    }
     c->limits = ls;
-    ls->next = next;
-    ls->used = -1;
     bool tpm = false;
     for (size_t i = 0; i < ls->n; i++)
         tpm |= ls->asks[i].limit[RL_TOKENS] != RATELIMIT_NONE;
-    const struct config *cfg = c->gen->cfg;
+    const struct config *cfg = c->gen->cfg; /* reloadable; the Redis settings are start-up's */
     ls->tokens = tpm ? reserve_tokens(c, cfg->ratelimit.count, cfg->ratelimit.output_tokens) : 0;
     if (rr == NULL)
         take_here(c, false);

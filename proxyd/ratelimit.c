@@ -157,9 +157,8 @@ static struct rl_bucket *bucket_for(struct ratelimit *rl, const struct ratelimit
 static int check(const struct rl_bucket *b, const struct ratelimit_ask *a, int64_t tokens,
                  int64_t now_ms, struct ratelimit_refusal *why)
 {
-    static const int64_t one = 1;
     for (int k = RL_REQUESTS; k <= RL_TOKENS; k++) {
-        int64_t limit = a->limit[k], need = k == RL_REQUESTS ? one : tokens;
+        int64_t limit = a->limit[k], need = k == RL_REQUESTS ? 1 : tokens;
         if (limit != RATELIMIT_NONE && b->w[k].sum + need > limit) {
             *why = (struct ratelimit_refusal){.kind = k, .limit = limit, .used = b->w[k].sum,
                                               .retry_ms = retry_ms(&b->w[k], need, limit, now_ms)};
