@@ -34,6 +34,7 @@
 #include "clock.h"
 #include "httpjson.h"
 #include "log.h"
+#include "numtext.h"
 #include "ratelimit.h"
 #include "ratelimit_redis.h"
 #include "reload.h"
@@ -116,55 +117,86 @@ static void header(struct call *c, const char *name, const char *value)
 
 static void header_i64(struct call *c, const char *name, int64_t v)
 {
-    char s[24];
-    snprintf(s, sizeof(s), "%" PRId64, v);
+    char s[NUMTEXT_MAX];
+    numtext_i64(s, v);
     header(c, name, s);
 }
 
-/* A duration as OpenAI writes x-ratelimit-reset-*: "250ms", "1.5s", "1m0s". */
-static void duration(int64_t ms, char *out, size_t len)
+static char *put(char *p, const char *s)
 {
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* "x-ratelimit-A-B" or "x-ratelimit-A-B-C" in out (RL_NAME_LEN bytes: the parts
+ * are our own descriptors and words); built by hand, as the headers of
+ * every answer of a limited key are (snprintf cost more than the rest). */
+#define RL_NAME_LEN 96
+static const char *rl_name(char *out, const char *a, const char *b, const char *c)
+{
+    char *p = put(out, "x-ratelimit-");
+    p = put(p, a);
+    *p++ = '-';
+    p = put(p, b);
+    if (c != NULL) {
+        *p++ = '-';
+        p = put(p, c);
+    }
+    *p = '\0';
+    return out;
+}
+
+/* A duration as OpenAI writes x-ratelimit-reset-*: "250ms", "1.5s", "1m0s"
+ * (out: 48 bytes). */
+static void duration(int64_t ms, char *out)
+{
+    size_t n;
     if (ms < 1000) {
-        snprintf(out, len, "%" PRId64 "ms", ms < 0 ? 0 : ms);
+        n = numtext_i64(out, ms < 0 ? 0 : ms);
+        memcpy(out + n, "ms", 3);
     } else if (ms < 60000) {
-        int n = snprintf(out, len, "%" PRId64 ".%03" PRId64, ms / 1000, ms % 1000);
-        while (n > 0 && out[n - 1] == '0')
-            out[--n] = '\0';
-        if (n > 0 && out[n - 1] == '.')
-            out[--n] = '\0';
-        snprintf(out + n, len - (size_t)n, "s");
+        int64_t frac = ms % 1000;
+        n = numtext_i64(out, ms / 1000);
+        if (frac != 0) {
+            out[n++] = '.';
+            out[n++] = (char)('0' + frac / 100);
+            out[n++] = (char)('0' + frac / 10 % 10);
+            out[n++] = (char)('0' + frac % 10);
+            while (out[n - 1] == '0')
+                n--;
+        }
+        memcpy(out + n, "s", 2);
     } else {
-        snprintf(out, len, "%" PRId64 "m%" PRId64 "s", ms / 60000, ms % 60000 / 1000);
+        n = numtext_i64(out, ms / 60000);
+        out[n++] = 'm';
+        n += numtext_i64(out + n, ms % 60000 / 1000);
+        memcpy(out + n, "s", 2);
     }
 }
 
 static void headers_ok(struct call *c, const struct ratelimit_ask *asks, size_t n,
                        struct ratelimit_status (*st)[RL_KINDS])
 {
-    char name[96], reset[32];
+    char name[RL_NAME_LEN], reset[48];
     for (int k = RL_REQUESTS; k <= RL_TOKENS; k++) {
         const struct ratelimit_status *tight = NULL;
         for (size_t i = 0; i < n; i++) {
             if (st[i][k].limit == RATELIMIT_NONE)
                 continue;
-            snprintf(name, sizeof(name), "x-ratelimit-%s-remaining-%s", asks[i].descriptor,
-                     kind_names[k]);
-            header_i64(c, name, st[i][k].remaining);
-            snprintf(name, sizeof(name), "x-ratelimit-%s-limit-%s", asks[i].descriptor,
-                     kind_names[k]);
-            header_i64(c, name, st[i][k].limit);
+            header_i64(c, rl_name(name, asks[i].descriptor, "remaining", kind_names[k]),
+                       st[i][k].remaining);
+            header_i64(c, rl_name(name, asks[i].descriptor, "limit", kind_names[k]),
+                       st[i][k].limit);
             if (tight == NULL || st[i][k].remaining < tight->remaining)
                 tight = &st[i][k];
         }
         if (tight == NULL)
             continue;
-        snprintf(name, sizeof(name), "x-ratelimit-limit-%s", kind_names[k]);
-        header_i64(c, name, tight->limit);
-        snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", kind_names[k]);
-        header_i64(c, name, tight->remaining);
-        snprintf(name, sizeof(name), "x-ratelimit-reset-%s", kind_names[k]);
-        duration(tight->reset_ms, reset, sizeof(reset));
-        header(c, name, reset);
+        header_i64(c, rl_name(name, "limit", kind_names[k], NULL), tight->limit);
+        header_i64(c, rl_name(name, "remaining", kind_names[k], NULL), tight->remaining);
+        duration(tight->reset_ms, reset);
+        header(c, rl_name(name, "reset", kind_names[k], NULL), reset);
     }
 }
 
@@ -172,7 +204,7 @@ static void headers_ok(struct call *c, const struct ratelimit_ask *asks, size_t 
 static void refuse(struct call *c, const struct ratelimit_ask *a,
                    const struct ratelimit_refusal *why, int64_t tokens)
 {
-    char name[64], reset[32], at[32] = "";
+    char name[RL_NAME_LEN], reset[48], at[32] = "";
     int64_t retry = why->retry_ms, left = why->limit > why->used ? why->limit - why->used : 0;
     struct timeval now;
     struct tm tm;
@@ -182,14 +214,11 @@ static void refuse(struct call *c, const struct ratelimit_ask *a,
     if (gmtime_r(&when, &tm) != NULL)
         strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S UTC", &tm);
     if (why->kind != RL_PARALLEL) {
-        snprintf(name, sizeof(name), "x-ratelimit-limit-%s", kind_names[why->kind]);
-        header_i64(c, name, why->limit);
-        snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", kind_names[why->kind]);
-        header_i64(c, name, left);
+        header_i64(c, rl_name(name, "limit", kind_names[why->kind], NULL), why->limit);
+        header_i64(c, rl_name(name, "remaining", kind_names[why->kind], NULL), left);
         if (retry >= 0) {
-            snprintf(name, sizeof(name), "x-ratelimit-reset-%s", kind_names[why->kind]);
-            duration(retry, reset, sizeof(reset));
-            header(c, name, reset);
+            duration(retry, reset);
+            header(c, rl_name(name, "reset", kind_names[why->kind], NULL), reset);
         }
     }
     if (retry != -1 || why->kind == RL_PARALLEL) /* a slot frees when a request ends */

@@ -20,12 +20,13 @@
 #include "price.h"
 
 /* The loop's priorities (main.c): every event runs at PRIO_NORMAL (libevent's
- * default with PRIO_LEVELS levels), except the client connections that
+ * default with PRIO_LEVELS levels), except Redis's (redis_link.c,
+ * ratelimit_redis.c), at PRIO_FIRST, and the client connections that
  * showed no key, or one MariaDB does not know, which auth.c moves to
  * PRIO_LOW. When a flood of made-up keys keeps the loop busy, what real keys
  * need (their connections, upstream transfers, the spool) runs first, and at
  * most PRIO_LOW_BATCH flood callbacks run before that is looked at again. */
-enum { PRIO_NORMAL = 1, PRIO_LOW = 2, PRIO_LEVELS = 3 };
+enum { PRIO_FIRST = 0, PRIO_NORMAL = 1, PRIO_LOW = 2, PRIO_LEVELS = 3 };
 #define PRIO_LOW_BATCH 16
 
 struct relay;

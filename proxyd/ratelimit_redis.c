@@ -1,144 +1,58 @@
 /* ratelimit_redis.c - rate limits shared through Redis (see
- * ratelimit_redis.h).
+ * ratelimit_redis.h; the script and its keys: ratelimit_lua.h).
  *
- * The scripts run by EVALSHA once SCRIPT LOAD answered (after every
+ * Batches: takes and finishes are queued and sent together as one script
+ * call, so concurrent requests share Redis's per-call and per-owner work
+ * (a call, not a request, is what costs Redis its time). The queue goes at
+ * the end of the loop's turn (an event queued behind the turn's other
+ * callbacks) unless a call with takes is still unanswered: then it goes
+ * when that answer comes, so a busy loop's batches grow to what arrives in
+ * one round trip, and a quiet one's takes go at once. A queue of more than
+ * BATCH_MAX goes as several calls, pipelined.
+ *
+ * The script runs by EVALSHA once SCRIPT LOAD answered (after every
  * connect), by EVAL before that or after a NOSCRIPT (Redis restarted
- * without its script cache). A take keeps its arguments until answered for
- * that second send. A take that gets no answer within ANSWER_TIMEOUT_MS
- * drops the link (every pending take is then answered -1 and falls back).
+ * without its script cache); a batch keeps its arguments until answered
+ * for that second send. A call that gets no answer within
+ * ANSWER_TIMEOUT_MS drops the link: every take in flight is then answered
+ * -1 and falls back. Finishes are best effort: lost with the link, their
+ * slots expire.
  */
 #include "ratelimit_redis.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "log.h"
+#include "proxy.h"
+#include "ratelimit_lua.h"
+#include "redis_args.h"
 #include "redis_link.h"
 #include "stats.h"
 
 #define TICK_MS 100
 #define ANSWER_TIMEOUT_MS 1000
-#define KEYS_PER_ASK 3
-#define ARGS_MAX (3 + KEYS_PER_ASK * RATELIMIT_MAX_ASKS + 4 + 3 * RATELIMIT_MAX_ASKS)
+#define BATCH_MAX 64 /* takes and finishes in one script call */
 
-/* KEYS: per ask its window hash ("r:MS" and "t:MS" requests and tokens
- * admitted in millisecond MS, "r" and "t" their sums), the zset of those
- * milliseconds, and the zset of its parallel slots (scored by expiry).
- * ARGV: window ms, request id, tokens, slot ttl ms, then per ask rpm, tpm,
- * parallel (-1: none). Returns {0, ask, kind, limit, used, retry_ms} refused,
- * or {1, now, per ask: limit, remaining, reset for requests, for tokens, and
- * limit, remaining for parallel}. Both windows are written at the same
- * milliseconds, so one zset orders them. */
-static const char TAKE_LUA[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local W, id, tok, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local n = #KEYS / 3\n"
-    "local function expire(h, z)\n"
-    "  while true do\n"
-    "    local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - W, 'LIMIT', 0, 250)\n"
-    "    if #old == 0 then return end\n"
-    "    local f = {}\n"
-    "    for _, ms in ipairs(old) do f[#f + 1] = 'r:' .. ms; f[#f + 1] = 't:' .. ms end\n"
-    "    local v = redis.call('HMGET', h, unpack(f))\n"
-    "    local r, s = 0, 0\n"
-    "    for i = 1, #v, 2 do r = r + (tonumber(v[i]) or 0); s = s + (tonumber(v[i + 1]) or 0) end\n"
-    "    redis.call('HINCRBY', h, 'r', -r)\n"
-    "    redis.call('HINCRBY', h, 't', -s)\n"
-    "    redis.call('HDEL', h, unpack(f))\n"
-    "    redis.call('ZREM', z, unpack(old))\n"
-    "  end\n"
-    "end\n"
-    "local function retry(h, z, which, u, need, limit)\n"
-    "  if need > limit then return -1 end\n"
-    "  local off = 0\n"
-    "  while true do\n"
-    "    local e = redis.call('ZRANGE', z, off, off + 99)\n"
-    "    if #e == 0 then return 0 end\n"
-    "    local f = {}\n"
-    "    for i, ms in ipairs(e) do f[i] = which .. ':' .. ms end\n"
-    "    local v = redis.call('HMGET', h, unpack(f))\n"
-    "    for i, ms in ipairs(e) do\n"
-    "      u = u - (tonumber(v[i]) or 0)\n"
-    "      if u + need <= limit then return tonumber(ms) + W - now end\n"
-    "    end\n"
-    "    off = off + 100\n"
-    "  end\n"
-    "end\n"
-    "local function lim(i, k) return tonumber(ARGV[5 + i * 3 + k]) end\n"
-    "local used = {}\n"
-    "for i = 0, n - 1 do\n"
-    "  local h, z, p = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]\n"
-    "  local rpm, tpm, par = lim(i, 0), lim(i, 1), lim(i, 2)\n"
-    "  expire(h, z)\n"
-    "  local v = redis.call('HMGET', h, 'r', 't')\n"
-    "  local r, s, c = tonumber(v[1]) or 0, tonumber(v[2]) or 0, 0\n"
-    "  if rpm >= 0 and r + 1 > rpm then return {0, i, 0, rpm, r, retry(h, z, 'r', r, 1, rpm)} end\n"
-    "  if tpm >= 0 and s + tok > tpm then return {0, i, 1, tpm, s, retry(h, z, 't', s, tok, tpm)} end\n"
-    "  if par >= 0 then\n"
-    "    redis.call('ZREMRANGEBYSCORE', p, '-inf', now)\n"
-    "    c = redis.call('ZCARD', p)\n"
-    "    if c >= par then return {0, i, 2, par, c, -1} end\n"
-    "  end\n"
-    "  used[i] = {r, s, c}\n"
-    "end\n"
-    "local out = {1, now}\n"
-    "for i = 0, n - 1 do\n"
-    "  local h, z, p = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]\n"
-    "  local rpm, tpm, par = lim(i, 0), lim(i, 1), lim(i, 2)\n"
-    "  local r, s, c = used[i][1] + 1, used[i][2] + tok, used[i][3] + 1\n"
-    "  redis.call('HINCRBY', h, 'r:' .. now, 1)\n"
-    "  if tpm >= 0 then redis.call('HINCRBY', h, 't:' .. now, tok) else s = s - tok end\n"
-    "  redis.call('HMSET', h, 'r', r, 't', s)\n"
-    "  redis.call('ZADD', z, now, now)\n"
-    "  redis.call('PEXPIRE', h, W + 1000)\n"
-    "  redis.call('PEXPIRE', z, W + 1000)\n"
-    "  if par >= 0 then\n"
-    "    redis.call('ZADD', p, now + ttl, id)\n"
-    "    redis.call('PEXPIRE', p, ttl + 1000)\n"
-    "  end\n"
-    "  local reset = tonumber(redis.call('ZRANGE', z, 0, 0)[1]) + W - now\n"
-    "  local function rem(limit, u) if limit < 0 then return 0 end return math.max(0, limit - u) end\n"
-    "  for _, x in ipairs({rpm, rem(rpm, r), rpm >= 0 and reset or 0, tpm, rem(tpm, s),\n"
-    "                      tpm >= 0 and reset or 0, par, rem(par, c)}) do out[#out + 1] = x end\n"
-    "end\n"
-    "return out\n";
-
-/* KEYS: per ask its window hash and zset and slots zset. ARGV: window ms,
- * request id, admission ms, tokens delta, then per ask tokens held, slot
- * held (0/1). */
-static const char FINISH_LUA[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local W, id, at, delta = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])\n"
-    "for i = 0, #KEYS / 3 - 1 do\n"
-    "  local h, z, p = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]\n"
-    "  if ARGV[5 + i * 2] == '1' and delta ~= 0 and tonumber(at) > now - W\n"
-    "     and redis.call('ZSCORE', z, at) then\n"
-    "    redis.call('HINCRBY', h, 't:' .. at, delta)\n"
-    "    redis.call('HINCRBY', h, 't', delta)\n"
-    "  end\n"
-    "  if ARGV[6 + i * 2] == '1' then redis.call('ZREM', p, id) end\n"
-    "end\n"
-    "return 1\n";
-
-enum { SCRIPT_TAKE, SCRIPT_FINISH, SCRIPTS };
-static const char *const SCRIPT_TEXT[SCRIPTS] = {TAKE_LUA, FINISH_LUA};
-
-/* A take sent and not yet answered. */
-struct pending {
-    struct ratelimit_redis *rr;
+/* A take queued or sent, not yet answered. */
+struct take {
     ratelimit_redis_cb cb;
     void *arg;
-    size_t n;
-    int argc;
-    char *argv[ARGS_MAX]; /* argv[0] is EVALSHA or EVAL, argv[1] the sha or script */
-    size_t argvlen[ARGS_MAX];
+    size_t n; /* its asks */
+};
+
+/* One script call: built during a turn, sent at its end, freed once answered. */
+struct batch {
+    struct ratelimit_redis *rr;
+    struct batch *next;          /* the queue of batches not yet sent */
+    struct redis_args keys;      /* three per owner */
+    struct redis_args finishes;  /* ARGV's finishes, then */
+    struct redis_args takes;     /* its takes */
+    struct take take[BATCH_MAX];
+    size_t ntakes, nfinishes;
     int64_t sent_us;
     bool evaled; /* already sent as EVAL */
 };
@@ -147,14 +61,14 @@ struct ratelimit_redis {
     struct redis_link *link;
     const struct redis_config *rc;
     struct stats *stats;
-    struct event *tick;
-    char sha[SCRIPTS][41]; /* "" until SCRIPT LOAD answered on this connection */
-    bool was_down;       /* an outage was logged: its end is too */
-    size_t pending;
-    int64_t progress_ms; /* the last answer (or the first send) while takes are pending */
+    struct event *tick, *flush;
+    struct batch *queue, *last; /* built this turn, not yet sent */
+    char sha[41];               /* "" until SCRIPT LOAD answered on this connection */
+    bool was_down;              /* an outage was logged: its end is too */
+    size_t in_flight;           /* calls sent, not yet answered */
+    size_t takes_in_flight;     /* of those, calls with takes */
+    int64_t progress_ms; /* the last answer (or the first send) while calls are in flight */
 };
-
-static void on_link(void *arg, bool up, const char *why);
 
 static void on_loaded(redisAsyncContext *c, void *r, void *arg)
 {
@@ -165,16 +79,13 @@ static void on_loaded(redisAsyncContext *c, void *r, void *arg)
         memcpy(sha, reply->str, 41);
 }
 
-/* Forgets the scripts' SHAs and, on a live link, loads them again. */
-static void load_scripts(struct ratelimit_redis *rr, redisAsyncContext *ac)
+/* Forgets the script's SHA and, on a live link, loads it again. */
+static void load_script(struct ratelimit_redis *rr, redisAsyncContext *ac)
 {
-    for (int i = 0; i < SCRIPTS; i++) {
-        rr->sha[i][0] = '\0';
-        if (ac != NULL &&
-            redisAsyncCommand(ac, on_loaded, rr->sha[i], "SCRIPT LOAD %s", SCRIPT_TEXT[i]) !=
-                REDIS_OK)
-            log_warn("redis: cannot queue SCRIPT LOAD");
-    }
+    rr->sha[0] = '\0';
+    if (ac != NULL &&
+        redisAsyncCommand(ac, on_loaded, rr->sha, "SCRIPT LOAD %s", RATELIMIT_LUA) != REDIS_OK)
+        log_warn("redis: cannot queue SCRIPT LOAD");
 }
 
 static void on_link(void *arg, bool up, const char *why)
@@ -182,7 +93,7 @@ static void on_link(void *arg, bool up, const char *why)
     struct ratelimit_redis *rr = arg;
     stats_ratelimit_redis_up(rr->stats, up);
     /* rr->link is NULL when the first attempt fails inside redis_link_new */
-    load_scripts(rr, up && rr->link != NULL ? redis_link_ctx(rr->link) : NULL);
+    load_script(rr, up && rr->link != NULL ? redis_link_ctx(rr->link) : NULL);
     if (up && rr->was_down)
         log_info("redis %s:%d answers: rate limits are shared through it again", rr->rc->host,
                  rr->rc->port);
@@ -198,10 +109,170 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     redis_link_tick(rr->link);
-    if (rr->pending > 0 && clock_ms() - rr->progress_ms > ANSWER_TIMEOUT_MS) {
+    if (rr->in_flight > 0 && clock_ms() - rr->progress_ms > ANSWER_TIMEOUT_MS) {
         stats_ratelimit_redis_error(rr->stats);
         redis_link_drop(rr->link, "no answer to a rate-limit check within 1 s");
     }
+}
+
+static void batch_free(struct batch *b)
+{
+    redis_args_clear(&b->keys);
+    redis_args_clear(&b->finishes);
+    redis_args_clear(&b->takes);
+    free(b);
+}
+
+/* Every take of the batch falls back, and the batch goes. */
+static void batch_fail(struct batch *b)
+{
+    for (size_t i = 0; i < b->ntakes; i++)
+        b->take[i].cb(b->take[i].arg, -1, NULL, NULL, 0);
+    batch_free(b);
+}
+
+static void on_answer(redisAsyncContext *c, void *r, void *arg);
+
+/* EVALSHA once the script is loaded, else EVAL; then the keys and ARGV. */
+static int send_batch(struct batch *b)
+{
+    struct ratelimit_redis *rr = b->rr;
+    redisAsyncContext *ac = redis_link_ctx(rr->link);
+    struct redis_args head = {0};
+    bool sha = rr->sha[0] != '\0' && !b->evaled;
+    int rc = -1;
+    if (ac != NULL && redis_args_str(&head, sha ? "EVALSHA" : "EVAL") == 0 &&
+        redis_args_str(&head, sha ? rr->sha : RATELIMIT_LUA) == 0 &&
+        redis_args_num(&head, (int64_t)b->keys.n) == 0 &&
+        redis_args_append(&head, &b->keys) == 0 &&
+        redis_args_num(&head, RATELIMIT_WINDOW_MS) == 0 &&
+        redis_args_num(&head, (int64_t)b->nfinishes) == 0 &&
+        redis_args_num(&head, (int64_t)b->ntakes) == 0 &&
+        redis_args_append(&head, &b->finishes) == 0 && redis_args_append(&head, &b->takes) == 0)
+        rc = redis_args_send(&head, ac, on_answer, b);
+    redis_args_clear(&head);
+    if (rc == 0) {
+        b->sent_us = clock_us();
+        rr->takes_in_flight += b->ntakes > 0;
+        if (rr->in_flight++ == 0)
+            rr->progress_ms = clock_ms();
+    }
+    return rc;
+}
+
+/* Every queued batch goes, unless takes are unanswered (see the top). */
+static void flush(struct ratelimit_redis *rr)
+{
+    struct batch *b;
+    if (rr->takes_in_flight > 0)
+        return;
+    while ((b = rr->queue) != NULL) {
+        rr->queue = b->next;
+        if (rr->queue == NULL)
+            rr->last = NULL;
+        if (send_batch(b) != 0) {
+            if (redis_link_ctx(rr->link) != NULL)
+                stats_ratelimit_redis_error(rr->stats); /* up, yet not sent: out of memory */
+            batch_fail(b);
+        }
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    flush(arg);
+}
+
+/* The batch this turn adds to: the last one while it has room, else a new one. */
+static struct batch *current(struct ratelimit_redis *rr)
+{
+    struct batch *b = rr->last;
+    if (b != NULL && b->ntakes + b->nfinishes < BATCH_MAX)
+        return b;
+    if ((b = calloc(1, sizeof(*b))) == NULL)
+        return NULL;
+    b->rr = rr;
+    if (rr->last != NULL)
+        rr->last->next = b;
+    else
+        rr->queue = b;
+    rr->last = b;
+    event_active(rr->flush, 0, 0);
+    return b;
+}
+
+static int64_t num(const redisReply *r, size_t i)
+{
+    return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer
+                                                                           : 0;
+}
+
+/* One take's part of the answer. */
+static void answer_take(struct ratelimit_redis *rr, const struct take *t, const redisReply *r,
+                        int64_t now)
+{
+    struct ratelimit_status st[RATELIMIT_MAX_ASKS][RL_KINDS];
+    struct ratelimit_refusal why;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        (num(r, 0) == 0 && (r->elements < 6 || num(r, 1) < 0 || (size_t)num(r, 1) >= t->n ||
+                            num(r, 2) < 0 || num(r, 2) >= RL_KINDS)) ||
+        (num(r, 0) == 1 && r->elements < 1 + t->n * 8)) {
+        stats_ratelimit_redis_error(rr->stats); /* not our script's answer: decide here */
+        t->cb(t->arg, -1, NULL, NULL, 0);
+    } else if (num(r, 0) == 0) {
+        why = (struct ratelimit_refusal){.ask = (size_t)num(r, 1),
+                                         .kind = (enum ratelimit_kind)num(r, 2),
+                                         .limit = num(r, 3), .used = num(r, 4),
+                                         .retry_ms = num(r, 5)};
+        t->cb(t->arg, 1, NULL, &why, 0);
+    } else {
+        for (size_t i = 0; i < t->n; i++) {
+            size_t b = 1 + i * 8;
+            st[i][RL_REQUESTS] = (struct ratelimit_status){num(r, b), num(r, b + 1),
+                                                           num(r, b + 2)};
+            st[i][RL_TOKENS] = (struct ratelimit_status){num(r, b + 3), num(r, b + 4),
+                                                         num(r, b + 5)};
+            st[i][RL_PARALLEL] = (struct ratelimit_status){num(r, b + 6), num(r, b + 7), 0};
+        }
+        t->cb(t->arg, 0, st, NULL, now);
+    }
+}
+
+static void on_answer(redisAsyncContext *c, void *r, void *arg)
+{
+    struct batch *b = arg;
+    struct ratelimit_redis *rr = b->rr;
+    const redisReply *reply = r;
+    rr->in_flight--;
+    rr->takes_in_flight -= b->ntakes > 0;
+    rr->progress_ms = clock_ms();
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0 && !b->evaled) {
+        load_script(rr, c); /* Redis forgot the script (SCRIPT FLUSH, a restart) */
+        b->evaled = true;   /* this batch once more, whole */
+        if (send_batch(b) == 0)
+            return;
+    }
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != 1 + b->ntakes || reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        if (reply != NULL) {
+            stats_ratelimit_redis_error(rr->stats);
+            redis_link_fail(rr->link, c, reply->type == REDIS_REPLY_ERROR
+                                             ? reply->str : "unexpected answer to a take");
+        }
+        batch_fail(b);
+    } else {
+        stats_ratelimit_redis_rtt(rr->stats, (double)(clock_us() - b->sent_us) / 1e6);
+        for (size_t i = 0; i < b->ntakes; i++)
+            answer_take(rr, &b->take[i], reply->element[1 + i], reply->element[0]->integer);
+        batch_free(b);
+    }
+    if (reply != NULL)
+        flush(rr); /* what queued meanwhile */
+    else if (rr->queue != NULL)
+        event_active(rr->flush, 0, 0); /* the link is being let go: after that */
 }
 
 struct ratelimit_redis *ratelimit_redis_new(struct event_base *base,
@@ -214,142 +285,39 @@ struct ratelimit_redis *ratelimit_redis_new(struct event_base *base,
     rr->rc = rc;
     rr->stats = stats;
     stats_ratelimit_redis_up(stats, false);
-    if ((rr->link = redis_link_new(base, rc, on_link, rr)) == NULL ||
+    if ((rr->flush = event_new(base, -1, 0, on_flush, rr)) == NULL ||
+        (rr->link = redis_link_new(base, rc, on_link, rr)) == NULL ||
         (rr->tick = event_new(base, -1, EV_PERSIST, on_tick, rr)) == NULL ||
         event_add(rr->tick, &every) != 0) {
         ratelimit_redis_free(rr);
         return NULL;
     }
+    /* fails only on a base without priorities (tests' own loops): default then */
+    (void)event_priority_set(rr->flush, PRIO_NORMAL);
     return rr;
 }
 
 void ratelimit_redis_free(struct ratelimit_redis *rr)
 {
+    struct batch *b;
     if (rr == NULL)
         return;
+    while ((b = rr->queue) != NULL) { /* never sent: their takes fall back */
+        rr->queue = b->next;
+        batch_fail(b);
+    }
+    rr->last = NULL;
     if (rr->tick != NULL)
         event_free(rr->tick);
-    redis_link_free(rr->link); /* pending takes are answered NULL: -1 */
+    redis_link_free(rr->link); /* calls in flight are answered NULL: their takes fall back */
+    if (rr->flush != NULL)
+        event_free(rr->flush);
     free(rr);
 }
 
 bool ratelimit_redis_up(struct ratelimit_redis *rr)
 {
     return redis_link_ctx(rr->link) != NULL;
-}
-
-static void pending_free(struct pending *p)
-{
-    for (int i = 2; i < p->argc; i++)
-        free(p->argv[i]);
-    free(p);
-}
-
-static int set_arg(struct pending *p, const char *s)
-{
-    size_t len = strlen(s);
-    if ((p->argv[p->argc] = malloc(len + 1)) == NULL)
-        return -1;
-    memcpy(p->argv[p->argc], s, len + 1);
-    p->argvlen[p->argc++] = len;
-    return 0;
-}
-
-static int set_num(struct pending *p, int64_t v)
-{
-    char s[24];
-    snprintf(s, sizeof(s), "%" PRId64, v);
-    return set_arg(p, s);
-}
-
-static int64_t num(const redisReply *r, size_t i)
-{
-    return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer
-                                                                           : 0;
-}
-
-static void on_take(redisAsyncContext *c, void *r, void *arg);
-
-/* EVALSHA once the script is loaded, else EVAL. */
-static int send_take(struct pending *p)
-{
-    struct ratelimit_redis *rr = p->rr;
-    redisAsyncContext *ac = redis_link_ctx(rr->link);
-    bool sha = rr->sha[SCRIPT_TAKE][0] != '\0' && !p->evaled;
-    p->argv[0] = sha ? (char *)"EVALSHA" : (char *)"EVAL";
-    p->argv[1] = sha ? rr->sha[SCRIPT_TAKE] : (char *)TAKE_LUA;
-    p->argvlen[0] = strlen(p->argv[0]);
-    p->argvlen[1] = strlen(p->argv[1]);
-    if (ac == NULL || redisAsyncCommandArgv(ac, on_take, p, p->argc, (const char **)p->argv,
-                                            p->argvlen) != REDIS_OK)
-        return -1;
-    if (rr->pending++ == 0)
-        rr->progress_ms = clock_ms();
-    return 0;
-}
-
-static void on_take(redisAsyncContext *c, void *r, void *arg)
-{
-    struct pending *p = arg;
-    struct ratelimit_redis *rr = p->rr;
-    const redisReply *reply = r;
-    struct ratelimit_status st[RATELIMIT_MAX_ASKS][RL_KINDS];
-    struct ratelimit_refusal why = {0};
-    rr->pending--;
-    rr->progress_ms = clock_ms();
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0 && !p->evaled) {
-        load_scripts(rr, c); /* Redis forgot the scripts (SCRIPT FLUSH, a restart) */
-        p->evaled = true;     /* this one once more, whole */
-        if (send_take(p) == 0)
-            return;
-    }
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
-        if (reply != NULL) {
-            stats_ratelimit_redis_error(rr->stats);
-            redis_link_fail(rr->link, c, reply->type == REDIS_REPLY_ERROR
-                                             ? reply->str : "unexpected answer to a take");
-        }
-        p->cb(p->arg, -1, NULL, NULL, 0);
-        pending_free(p);
-        return;
-    }
-    stats_ratelimit_redis_rtt(rr->stats, (double)(clock_us() - p->sent_us) / 1e6);
-    if (num(reply, 0) == 0 && (num(reply, 1) < 0 || (size_t)num(reply, 1) >= p->n ||
-                               num(reply, 2) < 0 || num(reply, 2) >= RL_KINDS)) {
-        stats_ratelimit_redis_error(rr->stats); /* not our script's answer: decide here */
-        p->cb(p->arg, -1, NULL, NULL, 0);
-    } else if (num(reply, 0) == 0) {
-        why = (struct ratelimit_refusal){.ask = (size_t)num(reply, 1),
-                                         .kind = (enum ratelimit_kind)num(reply, 2),
-                                         .limit = num(reply, 3), .used = num(reply, 4),
-                                         .retry_ms = num(reply, 5)};
-        p->cb(p->arg, 1, NULL, &why, 0);
-    } else {
-        for (size_t i = 0; i < p->n; i++) {
-            size_t b = 2 + i * 8;
-            st[i][RL_REQUESTS] = (struct ratelimit_status){num(reply, b), num(reply, b + 1),
-                                                           num(reply, b + 2)};
-            st[i][RL_TOKENS] = (struct ratelimit_status){num(reply, b + 3), num(reply, b + 4),
-                                                         num(reply, b + 5)};
-            st[i][RL_PARALLEL] = (struct ratelimit_status){num(reply, b + 6), num(reply, b + 7),
-                                                           0};
-        }
-        p->cb(p->arg, 0, st, NULL, num(reply, 1));
-    }
-    pending_free(p);
-}
-
-/* A finish's answer: only a forgotten script matters (the next finish loads it). */
-static void on_finish(redisAsyncContext *c, void *r, void *arg)
-{
-    struct ratelimit_redis *rr = arg;
-    const redisReply *reply = r;
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
-        return;
-    stats_ratelimit_redis_error(rr->stats);
-    if (strncmp(reply->str, "NOSCRIPT", 8) == 0 && c == redis_link_ctx(rr->link))
-        load_scripts(rr, c);
 }
 
 void ratelimit_redis_hold_clear(struct ratelimit_redis_hold *h)
@@ -359,87 +327,107 @@ void ratelimit_redis_hold_clear(struct ratelimit_redis_hold *h)
     memset(h, 0, sizeof(*h));
 }
 
-/* "tg:rl:DESCRIPTOR:VALUE" + suffix as one more argument. */
-static int set_key(struct pending *p, const char *name, const char *suffix)
+/* The owner's place in the batch's KEYS (1-based), its three keys added
+ * when new. 0 on ENOMEM. */
+static int64_t owner(struct batch *b, const char *name)
 {
-    char buf[700];
-    if (snprintf(buf, sizeof(buf), "%s:%s", name, suffix) >= (int)sizeof(buf))
-        return -1;
-    return set_arg(p, buf);
+    char key[RATELIMIT_REDIS_NAME_MAX + 2];
+    size_t len = strlen(name);
+    for (size_t i = 0; i < b->keys.n; i += 3)
+        if (redis_args_len(&b->keys, i) == len + 2 &&
+            memcmp(redis_args_at(&b->keys, i), name, len) == 0)
+            return (int64_t)(i / 3 + 1);
+    memcpy(key, name, len);
+    key[len] = ':';
+    key[len + 2] = '\0';
+    for (const char *s = "wzp"; *s != '\0'; s++) {
+        key[len + 1] = *s;
+        if (redis_args_put(&b->keys, key, len + 2) != 0)
+            return 0;
+    }
+    return (int64_t)(b->keys.n / 3);
+}
+
+/* "tg:rl:DESCRIPTOR:VALUE", allocated; NULL on ENOMEM or over
+ * RATELIMIT_REDIS_NAME_MAX. */
+static char *name_of(const struct ratelimit_ask *a)
+{
+    size_t d = strlen(a->descriptor), v = strlen(a->value);
+    char *s;
+    if (6 + d + 1 + v >= RATELIMIT_REDIS_NAME_MAX || (s = malloc(6 + d + 1 + v + 1)) == NULL)
+        return NULL;
+    memcpy(s, "tg:rl:", 6);
+    memcpy(s + 6, a->descriptor, d);
+    s[6 + d] = ':';
+    memcpy(s + 6 + d + 1, a->value, v + 1);
+    return s;
 }
 
 int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask *asks, size_t n,
                          int64_t tokens, const char *request_id, int64_t slot_ttl_ms,
                          struct ratelimit_redis_hold *h, ratelimit_redis_cb cb, void *arg)
 {
-    struct pending *p = calloc(1, sizeof(*p));
-    bool ok = p != NULL && n <= RATELIMIT_MAX_ASKS;
+    struct batch *b = n <= RATELIMIT_MAX_ASKS ? current(rr) : NULL;
+    struct redis_args_mark mark;
+    bool ok = b != NULL;
     memset(h, 0, sizeof(*h));
     if (ok) {
-        *p = (struct pending){.rr = rr, .cb = cb, .arg = arg, .n = n, .argc = 2,
-                              .sent_us = clock_us()};
-        ok = set_num(p, (int64_t)(n * KEYS_PER_ASK)) == 0;
+        mark = redis_args_mark(&b->takes);
+        ok = redis_args_str(&b->takes, request_id) == 0 &&
+             redis_args_num(&b->takes, tokens) == 0 &&
+             redis_args_num(&b->takes, slot_ttl_ms) == 0 &&
+             redis_args_num(&b->takes, (int64_t)n) == 0;
     }
     for (size_t i = 0; ok && i < n; i++) {
-        size_t len = strlen(asks[i].descriptor) + strlen(asks[i].value) + 8;
-        if ((h->names[i] = malloc(len)) == NULL) {
+        if ((h->names[i] = name_of(&asks[i])) == NULL) {
             ok = false;
             break;
         }
         h->n = i + 1;
-        snprintf(h->names[i], len, "tg:rl:%s:%s", asks[i].descriptor, asks[i].value);
         h->tokens[i] = asks[i].limit[RL_TOKENS] >= 0;
         h->parallel[i] = asks[i].limit[RL_PARALLEL] >= 0;
-        ok = set_key(p, h->names[i], "w") == 0 && set_key(p, h->names[i], "z") == 0 &&
-             set_key(p, h->names[i], "p") == 0;
-    }
-    ok = ok && set_num(p, RATELIMIT_WINDOW_MS) == 0 && set_arg(p, request_id) == 0 &&
-         set_num(p, tokens) == 0 && set_num(p, slot_ttl_ms) == 0;
-    for (size_t i = 0; ok && i < n; i++)
+        int64_t o = owner(b, h->names[i]);
+        ok = o > 0 && redis_args_num(&b->takes, o) == 0;
         for (int k = 0; ok && k < RL_KINDS; k++)
-            ok = set_num(p, asks[i].limit[k]) == 0;
+            ok = redis_args_num(&b->takes, asks[i].limit[k]) == 0;
+    }
     h->estimate = tokens;
-    if (!ok || send_take(p) < 0) {
-        if (p != NULL)
-            pending_free(p);
+    if (!ok) {
+        if (b != NULL)
+            redis_args_reset(&b->takes, mark);
         ratelimit_redis_hold_clear(h);
         return -1;
     }
+    b->take[b->ntakes++] = (struct take){cb, arg, n};
     return 0;
 }
 
 void ratelimit_redis_finish(struct ratelimit_redis *rr, struct ratelimit_redis_hold *h,
                             const char *request_id, int64_t tokens)
 {
-    redisAsyncContext *ac = redis_link_ctx(rr->link);
-    struct pending p = {.argc = 2};
-    bool any = false, ok = true;
-    char nkeys[24];
+    struct batch *b = NULL;
+    struct redis_args_mark mark;
+    bool any = false, ok = false;
     for (size_t i = 0; i < h->n; i++)
         any |= h->tokens[i] || h->parallel[i];
-    if (ac != NULL && any) {
-        snprintf(nkeys, sizeof(nkeys), "%zu", h->n * 3);
-        ok = set_arg(&p, nkeys) == 0;
-        for (size_t i = 0; ok && i < h->n; i++)
-            ok = set_key(&p, h->names[i], "w") == 0 && set_key(&p, h->names[i], "z") == 0 &&
-                 set_key(&p, h->names[i], "p") == 0;
-        ok = ok && set_num(&p, RATELIMIT_WINDOW_MS) == 0 && set_arg(&p, request_id) == 0 &&
-             set_num(&p, h->t_ms) == 0 && set_num(&p, (tokens > 0 ? tokens : 0) - h->estimate) == 0;
-        for (size_t i = 0; ok && i < h->n; i++)
-            ok = set_arg(&p, h->tokens[i] ? "1" : "0") == 0 &&
-                 set_arg(&p, h->parallel[i] ? "1" : "0") == 0;
-        bool sha = rr->sha[SCRIPT_FINISH][0] != '\0'; /* else EVAL: just connected */
-        p.argv[0] = sha ? (char *)"EVALSHA" : (char *)"EVAL";
-        p.argv[1] = sha ? rr->sha[SCRIPT_FINISH] : (char *)FINISH_LUA;
-        p.argvlen[0] = strlen(p.argv[0]);
-        p.argvlen[1] = strlen(p.argv[1]);
-        if (ok && redisAsyncCommandArgv(ac, on_finish, rr, p.argc, (const char **)p.argv,
-                                        p.argvlen) != REDIS_OK)
-            ok = false;
-        for (int i = 2; i < p.argc; i++)
-            free(p.argv[i]);
-        if (!ok)
-            stats_ratelimit_redis_error(rr->stats);
+    if (any && ratelimit_redis_up(rr) && (b = current(rr)) != NULL) {
+        mark = redis_args_mark(&b->finishes);
+        ok = redis_args_str(&b->finishes, request_id) == 0 &&
+             redis_args_num(&b->finishes, h->t_ms) == 0 &&
+             redis_args_num(&b->finishes, (tokens > 0 ? tokens : 0) - h->estimate) == 0 &&
+             redis_args_num(&b->finishes, (int64_t)h->n) == 0;
+        for (size_t i = 0; ok && i < h->n; i++) {
+            int64_t o = owner(b, h->names[i]);
+            ok = o > 0 && redis_args_num(&b->finishes, o) == 0 &&
+                 redis_args_str(&b->finishes, h->tokens[i] ? "1" : "0") == 0 &&
+                 redis_args_str(&b->finishes, h->parallel[i] ? "1" : "0") == 0;
+        }
+        if (ok)
+            b->nfinishes++;
+        else
+            redis_args_reset(&b->finishes, mark);
     }
+    if (any && (b == NULL || !ok) && ratelimit_redis_up(rr))
+        stats_ratelimit_redis_error(rr->stats); /* out of memory: the slot expires */
     ratelimit_redis_hold_clear(h);
 }

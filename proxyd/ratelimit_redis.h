@@ -1,10 +1,10 @@
 /* ratelimit_redis.h - the rate limits of ratelimit.h shared by every proxyd
  * through Redis (router_settings.redis_*), exactly: one Lua script checks
- * and takes all of a request's limits atomically on Redis's clock, one
- * round trip per admission (hiredis pipelines the loop's concurrent ones),
- * and one more, unanswered, when the request ends (its tokens settled, its
- * parallel slot given back). call_limits.c falls back to ratelimit.c while
- * Redis cannot be reached.
+ * and takes all of a request's limits atomically on Redis's clock, at most
+ * one round trip per admission; the requests that end settle their tokens
+ * and give back their parallel slots in the same script, unanswered. The
+ * takes and ends of one turn of the loop share one script call.
+ * call_limits.c falls back to ratelimit.c while Redis cannot be reached.
  *
  * Per owner ("tg:rl:DESCRIPTOR:VALUE"): a hash of the requests and tokens
  * admitted per millisecond (and their sums) with a sorted set of those
@@ -21,6 +21,8 @@
 
 #include "config.h"
 #include "ratelimit.h"
+
+#define RATELIMIT_REDIS_NAME_MAX 700 /* "tg:rl:DESCRIPTOR:VALUE" */
 
 struct stats;
 struct ratelimit_redis;
@@ -49,8 +51,9 @@ void ratelimit_redis_free(struct ratelimit_redis *rr);
 /* Is the link up (else the caller falls back at once)? */
 bool ratelimit_redis_up(struct ratelimit_redis *rr);
 
-/* Sends the take; cb follows (never before return). h is filled for the
- * caller to keep. -1: nothing sent (out of memory or the link went down). */
+/* Queues the take for this turn's script call; cb follows (never before
+ * return). h is filled for the caller to keep. -1: nothing queued (out of
+ * memory, or a name over RATELIMIT_REDIS_NAME_MAX). */
 int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask *asks, size_t n,
                          int64_t tokens, const char *request_id, int64_t slot_ttl_ms,
                          struct ratelimit_redis_hold *h, ratelimit_redis_cb cb, void *arg);

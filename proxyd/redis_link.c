@@ -23,12 +23,12 @@
 #include <string.h>
 
 #include "clock.h"
+#include "proxy.h"
 
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 10000
 
-#define PRIO_FIRST 0 /* ahead of proxy.h's PRIO_NORMAL */
 
 enum state { LINK_DOWN, LINK_RESOLVING, LINK_CONNECTING, LINK_UP };
 

@@ -412,11 +412,14 @@ class Bench:
         proxied = ["proxyd-vkey"] + ([] if a.no_master else ["proxyd-master"]) + \
             ([] if a.no_limited else ["proxyd-limited"]) + \
             ([] if redis_port is None else ["proxyd-redis"])
-        plan = [("direct", a.connections, 0)] + [(t, a.connections, 0) for t in proxied]
+        # At --connections too, --rounds-high rounds whose order of targets alternates: the
+        # keys' figures are compared round by round (the same minute), then as a median.
+        plan = [(t, a.connections, r) for r in range(a.rounds_high)
+                for t in ["direct"] + (proxied if r % 2 == 0 else proxied[::-1])]
         plan += [(t, 1, r) for r in range(a.rounds) for t in ["direct"] + proxied]
         for i, (t, c, r) in enumerate(plan):
             last = i == len(plan) - 1
-            label = t if c > 1 or a.rounds == 1 else "%s #%d" % (t, r + 1)
+            label = t if (a.rounds_high if c > 1 else a.rounds) == 1 else "%s #%d" % (t, r + 1)
             self.one_run(s, label, t, c, url[t], lua[t], a.seconds, round_=r,
                          settle=None if last or t == "direct" else a.settle_timeout)
         self.t_end = time.monotonic()
@@ -456,6 +459,10 @@ def main():
                     help="skip the runs of the key with rate limits")
     ap.add_argument("--no-redis", action="store_true",
                     help="skip the runs of that key through a proxyd sharing limits via Redis")
+    ap.add_argument("--rounds-high", type=int, default=3,
+                    help="rounds of the runs at --connections, the order of the proxyd runs "
+                         "alternating; req/s is over all of them, and the keys are compared "
+                         "round by round (3)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds of direct and proxyd runs at 1 connection; latencies are the "
                          "median over the rounds (3)")

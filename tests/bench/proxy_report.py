@@ -53,6 +53,25 @@ def added(b, target, field):
     return statistics.median(diffs), diffs
 
 
+def paired(b, target, base, conns):
+    """target's req/s against base's, round by round at conns (the two runs of a round
+    are minutes apart at most): the median change in %, and each round's."""
+    rps = {(r["target"], r["round"]): r["ok2xx"] / r["seconds"] for r in b.runs
+           if r["conns"] == conns}
+    rounds = sorted(k for t, k in rps if t == target and (base, k) in rps)
+    each = [100.0 * (rps[(target, k)] / rps[(base, k)] - 1) for k in rounds]
+    return (statistics.median(each) if each else 0.0), each
+
+
+def spread(b, target, conns):
+    """How far one target's req/s strays from its own median over the rounds, in %:
+    the run's noise."""
+    v = [r["ok2xx"] / r["seconds"] for r in b.runs if r["target"] == target and
+         r["conns"] == conns]
+    m = statistics.median(v) if v else 0
+    return max(abs(100.0 * (x / m - 1)) for x in v) if m else 0.0
+
+
 def pct(values, p):
     """The nearest-rank p-th percentile: the ceil(p/100 * n)-th smallest."""
     v = sorted(values)
@@ -139,7 +158,9 @@ def report(b, args):
     print("=" * 100)
     print()
     print("1. Throughput and latency (non-streaming POST /v1/chat/completions; req/s = 2xx "
-          "answers per second; at 1 connection\n   the median of %d rounds)" % a.rounds)
+          "answers per second over %d rounds at %d connections; p50, p99 and at 1 "
+          "connection\n   the median of the rounds, %d at 1 connection)"
+          % (a.rounds_high, a.connections, a.rounds))
     hdr = "   %-24s" % ""
     for c in (1, a.connections):
         hdr += " | %-31s" % ("%d connection%s" % (c, "s" if c > 1 else ""))
@@ -194,23 +215,29 @@ def report(b, args):
                 "%d connection%s" % (c, "s" if c > 1 else ""), hist_percentile(hist, 50),
                 hist_percentile(hist, 99), hist_percentile(hist, 99.9)))
     r32 = by[("proxyd-vkey", a.connections)]
+    noise = spread(b, "proxyd-vkey", a.connections)
+    rounds = lambda each: ", ".join("%+.1f" % x for x in each)  # noqa: E731
     if not a.no_limited:
         l32 = by[("proxyd-limited", a.connections)]
         l50, _ = added(b, "proxyd-limited", "p50_us")
         v50, _ = added(b, "proxyd-vkey", "p50_us")
+        med, each = paired(b, "proxyd-limited", "proxyd-vkey", a.connections)
         print("   rate limits in memory (rpm, tpm and parallel counted, nothing refused): %.0f "
-              "req/s at %d connections against %.0f without (%+.1f %%); added p50 at 1 "
-              "connection %+d us against %+d us" % (l32["rps"], a.connections, r32["rps"],
-                                                   100.0 * (l32["rps"] / r32["rps"] - 1),
-                                                   l50, v50))
+              "req/s at %d connections against %.0f without: %+.1f %% (median of the rounds: "
+              "%s %%;\n   the unlimited key's own rounds stray up to %.1f %% from their median; "
+              "target: no measurable change)  %s; added p50 at 1 connection %+d us against "
+              "%+d us" % (l32["rps"], a.connections, r32["rps"], med, rounds(each), noise,
+                          verdict(abs(med) <= noise), l50, v50))
     if not a.no_limited and not a.no_redis:
         x32 = by[("proxyd-redis", a.connections)]
         x50, _ = added(b, "proxyd-redis", "p50_us")
+        med, each = paired(b, "proxyd-redis", "proxyd-vkey", a.connections)
         print("   rate limits through Redis (another proxyd, the same key): %.0f req/s at %d "
-              "connections against %.0f without limits (%+.1f %%, target >= -15 %%); added p50 "
-              "at 1 connection %+d us against %+d us (one Redis round trip: %s)"
-              % (x32["rps"], a.connections, r32["rps"], 100.0 * (x32["rps"] / r32["rps"] - 1),
-                 x50, v50, b.redis_rtt))
+              "connections against %.0f without limits: %+.1f %% (median of the rounds: %s %%; "
+              "target >= -15 %%)  %s;\n   added p50 at 1 connection %+d us against %+d us "
+              "(one Redis round trip: %s)"
+              % (x32["rps"], a.connections, r32["rps"], med, rounds(each),
+                 verdict(med >= -15.0), x50, v50, b.redis_rtt))
     ok = r32["rps"] >= TARGET_RPS_32
     misses += [] if ok else ["req/s"]
     print("   throughput through proxyd (virtual key, accounting on) at %d connections: "
