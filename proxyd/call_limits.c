@@ -345,8 +345,8 @@ void call_limits_take(struct call *c, void (*next)(struct call *c))
     if (rr == NULL)
         take_here(c, false);
     else if (!ratelimit_redis_up(rr) ||
-             ratelimit_redis_take(rr, ls->asks, ls->n, ls->tokens, c->request_id,
-                                  c->px->cfg->ratelimit.slot_ttl_ms, &ls->redis, on_redis, c) < 0)
+             ratelimit_redis_take(rr, ls->asks, ls->n, ls->tokens, c->request_id, &ls->redis,
+                                  on_redis, c) < 0)
         take_here(c, true);
 }
 
@@ -402,7 +402,8 @@ int call_limits_start(struct proxy *px)
         (px->rate_sweep = event_new(px->base, -1, EV_PERSIST, on_sweep, px->rate)) == NULL ||
         event_add(px->rate_sweep, &every) != 0 ||
         (rc->host[0] != '\0' &&
-         (px->rate_redis = ratelimit_redis_new(px->base, rc, px->stats)) == NULL))
+         (px->rate_redis = ratelimit_redis_new(px->base, rc, px->cfg->ratelimit.slot_ttl_ms,
+                                               px->stats)) == NULL))
         return -1;
     if (rc->host[0] != '\0')
         log_info("rate limits are shared through redis %s:%d", rc->host, rc->port);

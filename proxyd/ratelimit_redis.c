@@ -41,7 +41,8 @@
 struct take {
     ratelimit_redis_cb cb;
     void *arg;
-    size_t n; /* its asks */
+    size_t n;                                   /* its asks */
+    int64_t limit[RATELIMIT_MAX_ASKS][RL_KINDS]; /* theirs: the answer has the use */
 };
 
 /* One script call: built during a turn, sent at its end, freed once answered. */
@@ -60,6 +61,7 @@ struct batch {
 struct ratelimit_redis {
     struct redis_link *link;
     const struct redis_config *rc;
+    int64_t slot_ttl_ms;
     struct stats *stats;
     struct event *tick, *flush;
     struct batch *queue, *last; /* built this turn, not yet sent */
@@ -146,6 +148,7 @@ static int send_batch(struct batch *b)
         redis_args_num(&head, (int64_t)b->keys.n) == 0 &&
         redis_args_append(&head, &b->keys) == 0 &&
         redis_args_num(&head, RATELIMIT_WINDOW_MS) == 0 &&
+        redis_args_num(&head, rr->slot_ttl_ms) == 0 &&
         redis_args_num(&head, (int64_t)b->nfinishes) == 0 &&
         redis_args_num(&head, (int64_t)b->ntakes) == 0 &&
         redis_args_append(&head, &b->finishes) == 0 && redis_args_append(&head, &b->takes) == 0)
@@ -209,6 +212,13 @@ static int64_t num(const redisReply *r, size_t i)
                                                                            : 0;
 }
 
+static struct ratelimit_status status(int64_t limit, int64_t used, int64_t reset_ms)
+{
+    if (limit < 0)
+        return (struct ratelimit_status){RATELIMIT_NONE, 0, 0};
+    return (struct ratelimit_status){limit, limit > used ? limit - used : 0, reset_ms};
+}
+
 /* One take's part of the answer. */
 static void answer_take(struct ratelimit_redis *rr, const struct take *t, const redisReply *r,
                         int64_t now)
@@ -218,7 +228,7 @@ static void answer_take(struct ratelimit_redis *rr, const struct take *t, const 
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         (num(r, 0) == 0 && (r->elements < 6 || num(r, 1) < 0 || (size_t)num(r, 1) >= t->n ||
                             num(r, 2) < 0 || num(r, 2) >= RL_KINDS)) ||
-        (num(r, 0) == 1 && r->elements < 1 + t->n * 8)) {
+        (num(r, 0) == 1 && r->elements < 1 + t->n * 3)) {
         stats_ratelimit_redis_error(rr->stats); /* not our script's answer: decide here */
         t->cb(t->arg, -1, NULL, NULL, 0);
     } else if (num(r, 0) == 0) {
@@ -228,14 +238,12 @@ static void answer_take(struct ratelimit_redis *rr, const struct take *t, const 
                                          .retry_ms = num(r, 5)};
         t->cb(t->arg, 1, NULL, &why, 0);
     } else {
-        for (size_t i = 0; i < t->n; i++) {
-            size_t b = 1 + i * 8;
-            st[i][RL_REQUESTS] = (struct ratelimit_status){num(r, b), num(r, b + 1),
-                                                           num(r, b + 2)};
-            st[i][RL_TOKENS] = (struct ratelimit_status){num(r, b + 3), num(r, b + 4),
-                                                         num(r, b + 5)};
-            st[i][RL_PARALLEL] = (struct ratelimit_status){num(r, b + 6), num(r, b + 7), 0};
-        }
+        for (size_t i = 0; i < t->n; i++)
+            for (int k = RL_REQUESTS; k <= RL_TOKENS; k++)
+                st[i][k] = status(t->limit[i][k], num(r, 1 + i * 3 + (size_t)k),
+                                  num(r, 1 + i * 3 + 2));
+        for (size_t i = 0; i < t->n; i++) /* not in the answer: no header shows it */
+            st[i][RL_PARALLEL] = (struct ratelimit_status){t->limit[i][RL_PARALLEL], 0, 0};
         t->cb(t->arg, 0, st, NULL, now);
     }
 }
@@ -276,13 +284,15 @@ static void on_answer(redisAsyncContext *c, void *r, void *arg)
 }
 
 struct ratelimit_redis *ratelimit_redis_new(struct event_base *base,
-                                            const struct redis_config *rc, struct stats *stats)
+                                            const struct redis_config *rc, int64_t slot_ttl_ms,
+                                            struct stats *stats)
 {
     static const struct timeval every = {0, TICK_MS * 1000};
     struct ratelimit_redis *rr = calloc(1, sizeof(*rr));
     if (rr == NULL)
         return NULL;
     rr->rc = rc;
+    rr->slot_ttl_ms = slot_ttl_ms;
     rr->stats = stats;
     stats_ratelimit_redis_up(stats, false);
     if ((rr->flush = event_new(base, -1, 0, on_flush, rr)) == NULL ||
@@ -364,7 +374,7 @@ static char *name_of(const struct ratelimit_ask *a)
 }
 
 int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask *asks, size_t n,
-                         int64_t tokens, const char *request_id, int64_t slot_ttl_ms,
+                         int64_t tokens, const char *request_id,
                          struct ratelimit_redis_hold *h, ratelimit_redis_cb cb, void *arg)
 {
     struct batch *b = n <= RATELIMIT_MAX_ASKS ? current(rr) : NULL;
@@ -375,7 +385,6 @@ int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask 
         mark = redis_args_mark(&b->takes);
         ok = redis_args_str(&b->takes, request_id) == 0 &&
              redis_args_num(&b->takes, tokens) == 0 &&
-             redis_args_num(&b->takes, slot_ttl_ms) == 0 &&
              redis_args_num(&b->takes, (int64_t)n) == 0;
     }
     for (size_t i = 0; ok && i < n; i++) {
@@ -388,8 +397,10 @@ int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask 
         h->parallel[i] = asks[i].limit[RL_PARALLEL] >= 0;
         int64_t o = owner(b, h->names[i]);
         ok = o > 0 && redis_args_num(&b->takes, o) == 0;
-        for (int k = 0; ok && k < RL_KINDS; k++)
+        for (int k = 0; ok && k < RL_KINDS; k++) {
             ok = redis_args_num(&b->takes, asks[i].limit[k]) == 0;
+            b->take[b->ntakes].limit[i][k] = asks[i].limit[k];
+        }
     }
     h->estimate = tokens;
     if (!ok) {
@@ -398,7 +409,9 @@ int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask 
         ratelimit_redis_hold_clear(h);
         return -1;
     }
-    b->take[b->ntakes++] = (struct take){cb, arg, n};
+    b->take[b->ntakes].cb = cb;
+    b->take[b->ntakes].arg = arg;
+    b->take[b->ntakes++].n = n;
     return 0;
 }
 
@@ -418,9 +431,8 @@ void ratelimit_redis_finish(struct ratelimit_redis *rr, struct ratelimit_redis_h
              redis_args_num(&b->finishes, (int64_t)h->n) == 0;
         for (size_t i = 0; ok && i < h->n; i++) {
             int64_t o = owner(b, h->names[i]);
-            ok = o > 0 && redis_args_num(&b->finishes, o) == 0 &&
-                 redis_args_str(&b->finishes, h->tokens[i] ? "1" : "0") == 0 &&
-                 redis_args_str(&b->finishes, h->parallel[i] ? "1" : "0") == 0;
+            ok = o > 0 && redis_args_num(&b->finishes, o * 4 + h->tokens[i] * 2 +
+                                                           h->parallel[i]) == 0;
         }
         if (ok)
             b->nfinishes++;

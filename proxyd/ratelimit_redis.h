@@ -43,8 +43,11 @@ typedef void (*ratelimit_redis_cb)(void *arg, int rc,
                                    struct ratelimit_status (*status)[RL_KINDS],
                                    const struct ratelimit_refusal *why, int64_t t_ms);
 
+/* slot_ttl_ms: how long a parallel slot outlives a proxyd that never gave
+ * it back (killed). */
 struct ratelimit_redis *ratelimit_redis_new(struct event_base *base,
-                                            const struct redis_config *rc, struct stats *stats);
+                                            const struct redis_config *rc, int64_t slot_ttl_ms,
+                                            struct stats *stats);
 /* Pending takes are answered -1 first. */
 void ratelimit_redis_free(struct ratelimit_redis *rr);
 
@@ -55,7 +58,7 @@ bool ratelimit_redis_up(struct ratelimit_redis *rr);
  * return). h is filled for the caller to keep. -1: nothing queued (out of
  * memory, or a name over RATELIMIT_REDIS_NAME_MAX). */
 int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask *asks, size_t n,
-                         int64_t tokens, const char *request_id, int64_t slot_ttl_ms,
+                         int64_t tokens, const char *request_id,
                          struct ratelimit_redis_hold *h, ratelimit_redis_cb cb, void *arg);
 
 /* The request ended having used `tokens` (-1: no usage event, 0): settles

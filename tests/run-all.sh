@@ -2,7 +2,8 @@
 # run-all.sh - the whole test suite, as CI runs it (.ci/run calls this).
 #
 # Installs the Debian packages, builds with -Werror, runs every ctest test
-# (unit and end-to-end: each e2e test starts its own throwaway MariaDB),
+# (unit and end-to-end: each e2e test starts its own throwaway MariaDB; as
+# many at once as there are cores, but those marked RUN_SERIAL alone),
 # then builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
 # runs the same tests against the sanitized binaries.
 set -euo pipefail
@@ -20,7 +21,9 @@ run_suite() { # build-dir label cmake-args...
   cmake --build "$dir" -j"$(nproc)"
   echo "=== $label: tests"
   rm -f "$dir/ctest-results.xml"
-  (cd "$dir" && ctest --output-on-failure --timeout 600 --no-tests=error \
+  # two at a time on CI's 2 cores (most e2e tests wait more than they compute);
+  # tests/CMakeLists.txt names those that run alone (RUN_SERIAL)
+  (cd "$dir" && ctest -j"$(nproc)" --output-on-failure --timeout 600 --no-tests=error \
      --output-junit ctest-results.xml) || rc=$?
   # What ran, from ctest's own results (a skipped test fails under CI=true
   # unless tests/skip-allowlist.txt names it).

@@ -41,6 +41,41 @@ def extra_models(stack):
                 "api_key": "os.environ/GROQ_API_KEY"}}]
 
 
+def tpm_round(test, key, stream):
+    """Chats with max_tokens 300 answered 100 tokens each until one is refused;
+    returns the remaining-token headers of the admitted ones and the refusal."""
+    body = {"max_tokens": 300, "mock_usage": {"prompt_tokens": 40, "completion_tokens": 60}}
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    left = []
+    for _ in range(20):
+        st, h, b = test.stack.chat(key, **body)
+        if st != 200:
+            return left, (st, h, b)
+        if stream:
+            test.assertIn('"total_tokens":100', b.replace(" ", ""))
+        left.append(int(h["x-ratelimit-remaining-tokens"]))
+    test.fail("tpm_limit 1000 never refused")
+
+
+def check_tpm_settles(test):
+    """tpm_limit 1000, streamed and not: each admitted request counts its real 100
+    tokens once it ends, not its estimate (prompt and max_tokens)."""
+    for stream in (False, True):
+        key, token = test.new_key(tpm_limit=1000)
+        left, (st, h, b) = tpm_round(test, key, stream)
+        estimate = 1000 - left[0]
+        test.assertGreater(estimate, 300)  # the prompt and max_tokens
+        test.assertEqual(left, [1000 - estimate - 100 * i for i in range(len(left))],
+                         "stream" if stream else "whole")
+        test.assertEqual(len(left), (1000 - estimate) // 100 + 1)
+        test.assertEqual(st, 429, b)
+        test.assertIn("Limit type: tokens. Current limit: 1000, Remaining: %d."
+                      % (1000 - 100 * len(left)), b["error"]["message"])
+        test.assertEqual(h["rate_limit_type"], "tokens")
+    return key
+
+
 class RateLimitsTest(harness.StackTestCase):
     stack_options = {"extra_models": extra_models,
                      "extra_config": {"router_settings": {"num_retries": 0}}}
@@ -105,36 +140,8 @@ class RateLimitsTest(harness.StackTestCase):
             "SELECT COUNT(*) FROM spend_logs WHERE api_key = '%s'" % token) == "60", 30,
             message="the ledger does not hold exactly the 60 relayed requests")
 
-    def tpm_round(self, key, stream):
-        """Chats with max_tokens 300 answered 100 tokens each until one is refused;
-        returns the remaining-token headers of the admitted ones and the refusal."""
-        body = {"max_tokens": 300, "mock_usage": {"prompt_tokens": 40, "completion_tokens": 60}}
-        if stream:
-            body.update(stream=True, stream_options={"include_usage": True})
-        left = []
-        for _ in range(20):
-            st, h, b = self.stack.chat(key, **body)
-            if st != 200:
-                return left, (st, h, b)
-            if stream:
-                self.assertIn('"total_tokens":100', b.replace(" ", ""))
-            left.append(int(h["x-ratelimit-remaining-tokens"]))
-        self.fail("tpm_limit 1000 never refused")
-
     def test_tpm_settles_to_real_usage(self):
-        for stream in (False, True):
-            key, token = self.new_key(tpm_limit=1000)
-            left, (st, h, b) = self.tpm_round(key, stream)
-            estimate = 1000 - left[0]
-            self.assertGreater(estimate, 300)  # the prompt and max_tokens
-            # each admitted request then counts its real 100 tokens, not its estimate
-            self.assertEqual(left, [1000 - estimate - 100 * i for i in range(len(left))],
-                             "stream" if stream else "whole")
-            self.assertEqual(len(left), (1000 - estimate) // 100 + 1)
-            self.assertEqual(st, 429, b)
-            self.assertIn("Limit type: tokens. Current limit: 1000, Remaining: %d."
-                          % (1000 - 100 * len(left)), b["error"]["message"])
-            self.assertEqual(h["rate_limit_type"], "tokens")
+        key = check_tpm_settles(self)
         st, h, b = self.stack.chat(key, max_tokens=5000)
         self.assertEqual(st, 429, b)
         self.assertIn("more than the limit", b["error"]["message"])

@@ -28,6 +28,7 @@ import harness  # noqa: E402
 from harness import MASTER_KEY, wait_for  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 from test_load_balancer import HAProxy, program  # noqa: E402
+from test_ratelimits import check_tpm_settles  # noqa: E402
 
 REDIS_PASSWORD = "pw-limits"
 SLOT_TTL_MS = 4000
@@ -124,6 +125,12 @@ class RedisLimitsTest(harness.StackTestCase):
         wait_for(lambda: self.stack.sql_value(
             "SELECT COUNT(*) FROM spend_logs WHERE api_key = '%s'" % token) == "600", 30,
             message="the ledger does not hold exactly the 600 relayed requests")
+
+    def test_1b_tpm_settles_in_redis(self):
+        # one proxyd: a request's end reaches Redis before the next one's admission
+        check_tpm_settles(self)
+        self.assertEqual(self.stack.chat(self.new_key(tpm_limit=1000)[0], max_tokens=5000)[0],
+                         429)
 
     def test_2_owner_limits_across_four_proxyd(self):
         s = self.stack
