@@ -22,6 +22,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,10 +53,10 @@ struct batch {
     struct redis_args keys;      /* three per owner */
     struct redis_args finishes;  /* ARGV's finishes, then */
     struct redis_args takes;     /* its takes */
-    struct take take[BATCH_MAX];
     size_t ntakes, nfinishes;
     int64_t sent_us;
-    bool evaled; /* already sent as EVAL */
+    bool evaled;                 /* already sent as EVAL */
+    struct take take[BATCH_MAX]; /* last: not zeroed (14 KB), filled as takes come */
 };
 
 struct ratelimit_redis {
@@ -194,8 +195,9 @@ static struct batch *current(struct ratelimit_redis *rr)
     struct batch *b = rr->last;
     if (b != NULL && b->ntakes + b->nfinishes < BATCH_MAX)
         return b;
-    if ((b = calloc(1, sizeof(*b))) == NULL)
+    if ((b = malloc(sizeof(*b))) == NULL)
         return NULL;
+    memset(b, 0, offsetof(struct batch, take));
     b->rr = rr;
     if (rr->last != NULL)
         rr->last->next = b;

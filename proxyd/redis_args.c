@@ -1,4 +1,6 @@
-/* redis_args.c - a Redis command's arguments in one buffer (see redis_args.h). */
+/* redis_args.c - a Redis command's arguments in the protocol, in one buffer
+ * (see redis_args.h).
+ */
 #include "redis_args.h"
 
 #include <stdlib.h>
@@ -8,7 +10,7 @@
 
 static int grow(void **p, size_t *cap, size_t need, size_t size)
 {
-    size_t c = *cap != 0 ? *cap : 16;
+    size_t c = *cap != 0 ? *cap : 64;
     void *q;
     while (c < need)
         c *= 2;
@@ -21,15 +23,29 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
+/* "$LEN\r\n" at p; its length. */
+static size_t bulk_head(char *p, size_t len)
+{
+    size_t n = 1;
+    p[0] = '$';
+    n += numtext_i64(p + 1, (int64_t)len);
+    p[n++] = '\r';
+    p[n++] = '\n';
+    return n;
+}
+
 int redis_args_put(struct redis_args *a, const char *s, size_t len)
 {
-    if (grow((void **)&a->at, &a->max, a->n + 1, sizeof(*a->at)) != 0 ||
-        grow((void **)&a->text, &a->cap, a->len + len + 1, 1) != 0)
+    char head[NUMTEXT_MAX + 3];
+    size_t h = bulk_head(head, len);
+    if (grow((void **)&a->arg, &a->max, a->n + 1, sizeof(*a->arg)) != 0 ||
+        grow((void **)&a->text, &a->cap, a->len + h + len + 2, 1) != 0)
         return -1;
-    memcpy(a->text + a->len, s, len);
-    a->text[a->len + len] = '\0';
-    a->at[a->n++] = a->len;
-    a->len += len + 1;
+    memcpy(a->text + a->len, head, h);
+    memcpy(a->text + a->len + h, s, len);
+    memcpy(a->text + a->len + h + len, "\r\n", 2);
+    a->arg[a->n++] = (struct redis_arg){a->len + h, len};
+    a->len += h + len + 2;
     return 0;
 }
 
@@ -46,20 +62,25 @@ int redis_args_num(struct redis_args *a, int64_t v)
 
 int redis_args_append(struct redis_args *a, const struct redis_args *from)
 {
+    if (grow((void **)&a->arg, &a->max, a->n + from->n, sizeof(*a->arg)) != 0 ||
+        grow((void **)&a->text, &a->cap, a->len + from->len, 1) != 0)
+        return -1;
+    if (from->len > 0)
+        memcpy(a->text + a->len, from->text, from->len);
     for (size_t i = 0; i < from->n; i++)
-        if (redis_args_put(a, redis_args_at(from, i), redis_args_len(from, i)) != 0)
-            return -1;
+        a->arg[a->n++] = (struct redis_arg){a->len + from->arg[i].at, from->arg[i].len};
+    a->len += from->len;
     return 0;
 }
 
 const char *redis_args_at(const struct redis_args *a, size_t i)
 {
-    return a->text + a->at[i];
+    return a->text + a->arg[i].at;
 }
 
 size_t redis_args_len(const struct redis_args *a, size_t i)
 {
-    return (i + 1 < a->n ? a->at[i + 1] : a->len) - a->at[i] - 1;
+    return a->arg[i].len;
 }
 
 struct redis_args_mark redis_args_mark(const struct redis_args *a)
@@ -76,24 +97,28 @@ void redis_args_reset(struct redis_args *a, struct redis_args_mark m)
 void redis_args_clear(struct redis_args *a)
 {
     free(a->text);
-    free(a->at);
+    free(a->arg);
     memset(a, 0, sizeof(*a));
 }
 
 int redis_args_send(const struct redis_args *a, redisAsyncContext *ac, redisCallbackFn *fn,
                     void *priv)
 {
-    const char **argv = malloc(a->n * sizeof(*argv));
-    size_t *lens = malloc(a->n * sizeof(*lens));
-    int rc = -1;
-    if (argv != NULL && lens != NULL && a->n > 0 && a->n <= INT32_MAX) {
-        for (size_t i = 0; i < a->n; i++) {
-            argv[i] = redis_args_at(a, i);
-            lens[i] = redis_args_len(a, i);
-        }
-        rc = redisAsyncCommandArgv(ac, fn, priv, (int)a->n, argv, lens) == REDIS_OK ? 0 : -1;
-    }
-    free(argv);
-    free(lens);
+    char head[NUMTEXT_MAX + 3];
+    size_t h = 1;
+    char *cmd;
+    int rc;
+    if (a->n == 0)
+        return -1;
+    head[0] = '*';
+    h += numtext_i64(head + 1, (int64_t)a->n);
+    memcpy(head + h, "\r\n", 2);
+    h += 2;
+    if ((cmd = malloc(h + a->len)) == NULL)
+        return -1;
+    memcpy(cmd, head, h);
+    memcpy(cmd + h, a->text, a->len);
+    rc = redisAsyncFormattedCommand(ac, fn, priv, cmd, h + a->len) == REDIS_OK ? 0 : -1;
+    free(cmd);
     return rc;
 }

@@ -1,5 +1,6 @@
-/* redis_args.h - a Redis command's arguments built up in one buffer (no
- * allocation per argument), then sent by hiredis, which copies them.
+/* redis_args.h - a Redis command's arguments written straight into the
+ * protocol (RESP bulk strings) in one buffer: no allocation per argument,
+ * and no formatting by hiredis (redisAsyncFormattedCommand sends it as is).
  */
 #ifndef PROXYD_REDIS_ARGS_H
 #define PROXYD_REDIS_ARGS_H
@@ -8,10 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct redis_arg {
+    size_t at, len; /* its bytes in text */
+};
+
 struct redis_args {
-    char *text; /* the arguments one after another, each NUL-terminated */
+    char *text; /* "$LEN\r\nBYTES\r\n" one after another */
     size_t len, cap;
-    size_t *at; /* where each starts in text */
+    struct redis_arg *arg;
     size_t n, max;
 };
 
@@ -33,7 +38,7 @@ struct redis_args_mark redis_args_mark(const struct redis_args *a);
 void redis_args_reset(struct redis_args *a, struct redis_args_mark m);
 void redis_args_clear(struct redis_args *a);
 
-/* redisAsyncCommandArgv of them all: 0, or -1 (not sent). */
+/* The command of them all ("*N\r\n" and the arguments): 0, or -1 (not sent). */
 int redis_args_send(const struct redis_args *a, redisAsyncContext *ac, redisCallbackFn *fn,
                     void *priv);
 
