@@ -141,20 +141,21 @@ static int send_batch(struct batch *b)
 {
     struct ratelimit_redis *rr = b->rr;
     redisAsyncContext *ac = redis_link_ctx(rr->link);
-    struct redis_args head = {0};
+    struct redis_args head = {0}, counts = {0};
+    const struct redis_args *const parts[] = {&head, &b->keys, &counts, &b->finishes, &b->takes};
     bool sha = rr->sha[0] != '\0' && !b->evaled;
     int rc = -1;
+    /* EVALSHA sha numkeys KEYS... window ttl finishes takes FINISHES... TAKES... */
     if (ac != NULL && redis_args_str(&head, sha ? "EVALSHA" : "EVAL") == 0 &&
         redis_args_str(&head, sha ? rr->sha : RATELIMIT_LUA) == 0 &&
         redis_args_num(&head, (int64_t)b->keys.n) == 0 &&
-        redis_args_append(&head, &b->keys) == 0 &&
-        redis_args_num(&head, RATELIMIT_WINDOW_MS) == 0 &&
-        redis_args_num(&head, rr->slot_ttl_ms) == 0 &&
-        redis_args_num(&head, (int64_t)b->nfinishes) == 0 &&
-        redis_args_num(&head, (int64_t)b->ntakes) == 0 &&
-        redis_args_append(&head, &b->finishes) == 0 && redis_args_append(&head, &b->takes) == 0)
-        rc = redis_args_send(&head, ac, on_answer, b);
+        redis_args_num(&counts, RATELIMIT_WINDOW_MS) == 0 &&
+        redis_args_num(&counts, rr->slot_ttl_ms) == 0 &&
+        redis_args_num(&counts, (int64_t)b->nfinishes) == 0 &&
+        redis_args_num(&counts, (int64_t)b->ntakes) == 0)
+        rc = redis_args_send(parts, sizeof(parts) / sizeof(parts[0]), ac, on_answer, b);
     redis_args_clear(&head);
+    redis_args_clear(&counts);
     if (rc == 0) {
         b->sent_us = clock_us();
         rr->takes_in_flight += b->ntakes > 0;

@@ -60,19 +60,6 @@ int redis_args_num(struct redis_args *a, int64_t v)
     return redis_args_put(a, s, numtext_i64(s, v));
 }
 
-int redis_args_append(struct redis_args *a, const struct redis_args *from)
-{
-    if (grow((void **)&a->arg, &a->max, a->n + from->n, sizeof(*a->arg)) != 0 ||
-        grow((void **)&a->text, &a->cap, a->len + from->len, 1) != 0)
-        return -1;
-    if (from->len > 0)
-        memcpy(a->text + a->len, from->text, from->len);
-    for (size_t i = 0; i < from->n; i++)
-        a->arg[a->n++] = (struct redis_arg){a->len + from->arg[i].at, from->arg[i].len};
-    a->len += from->len;
-    return 0;
-}
-
 const char *redis_args_at(const struct redis_args *a, size_t i)
 {
     return a->text + a->arg[i].at;
@@ -101,24 +88,33 @@ void redis_args_clear(struct redis_args *a)
     memset(a, 0, sizeof(*a));
 }
 
-int redis_args_send(const struct redis_args *a, redisAsyncContext *ac, redisCallbackFn *fn,
-                    void *priv)
+int redis_args_send(const struct redis_args *const *parts, size_t n, redisAsyncContext *ac,
+                    redisCallbackFn *fn, void *priv)
 {
     char head[NUMTEXT_MAX + 3];
-    size_t h = 1;
-    char *cmd;
+    size_t h = 1, args = 0, len = 0;
+    char *cmd, *p;
     int rc;
-    if (a->n == 0)
+    for (size_t i = 0; i < n; i++) {
+        args += parts[i]->n;
+        len += parts[i]->len;
+    }
+    if (args == 0)
         return -1;
     head[0] = '*';
-    h += numtext_i64(head + 1, (int64_t)a->n);
+    h += numtext_i64(head + 1, (int64_t)args);
     memcpy(head + h, "\r\n", 2);
     h += 2;
-    if ((cmd = malloc(h + a->len)) == NULL)
+    if ((cmd = malloc(h + len)) == NULL)
         return -1;
     memcpy(cmd, head, h);
-    memcpy(cmd + h, a->text, a->len);
-    rc = redisAsyncFormattedCommand(ac, fn, priv, cmd, h + a->len) == REDIS_OK ? 0 : -1;
+    p = cmd + h;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i]->len > 0)
+            memcpy(p, parts[i]->text, parts[i]->len);
+        p += parts[i]->len;
+    }
+    rc = redisAsyncFormattedCommand(ac, fn, priv, cmd, h + len) == REDIS_OK ? 0 : -1;
     free(cmd);
     return rc;
 }

@@ -29,7 +29,6 @@ struct redis_args_mark {
 int redis_args_put(struct redis_args *a, const char *s, size_t len);
 int redis_args_str(struct redis_args *a, const char *s);
 int redis_args_num(struct redis_args *a, int64_t v);
-int redis_args_append(struct redis_args *a, const struct redis_args *from);
 
 const char *redis_args_at(const struct redis_args *a, size_t i);
 size_t redis_args_len(const struct redis_args *a, size_t i);
@@ -38,8 +37,9 @@ struct redis_args_mark redis_args_mark(const struct redis_args *a);
 void redis_args_reset(struct redis_args *a, struct redis_args_mark m);
 void redis_args_clear(struct redis_args *a);
 
-/* The command of them all ("*N\r\n" and the arguments): 0, or -1 (not sent). */
-int redis_args_send(const struct redis_args *a, redisAsyncContext *ac, redisCallbackFn *fn,
-                    void *priv);
+/* One command of the arguments of parts[0..n-1], in that order ("*N\r\n",
+ * then each part's bytes as they are): 0, or -1 (not sent). */
+int redis_args_send(const struct redis_args *const *parts, size_t n, redisAsyncContext *ac,
+                    redisCallbackFn *fn, void *priv);
 
 #endif
