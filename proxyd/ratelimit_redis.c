@@ -8,7 +8,9 @@
  * callbacks) unless a call with takes is still unanswered: then it goes
  * when that answer comes, so a busy loop's batches grow to what arrives in
  * one round trip, and a quiet one's takes go at once. A queue of more than
- * BATCH_MAX goes as several calls, pipelined.
+ * BATCH_MAX goes as several calls, pipelined. An owner met by several of a
+ * call's requests is named, and its limits sent, once; an answered batch
+ * is kept for the next, so a busy loop allocates none.
  *
  * The script runs by EVALSHA once SCRIPT LOAD answered (after every
  * connect), by EVAL before that or after a NOSCRIPT (Redis restarted
@@ -37,6 +39,7 @@
 #define TICK_MS 100
 #define ANSWER_TIMEOUT_MS 1000
 #define BATCH_MAX 64 /* takes and finishes in one script call */
+#define OWNERS_MAX (BATCH_MAX * RATELIMIT_MAX_ASKS)
 
 /* A take queued or sent, not yet answered. */
 struct take {
@@ -46,7 +49,8 @@ struct take {
     int64_t limit[RATELIMIT_MAX_ASKS][RL_KINDS]; /* theirs: the answer has the use */
 };
 
-/* One script call: built during a turn, sent at its end, freed once answered. */
+/* One script call: built during a turn, sent at its end, freed (or kept
+ * as the spare, buffers and all) once answered. */
 struct batch {
     struct ratelimit_redis *rr;
     struct batch *next;          /* the queue of batches not yet sent */
@@ -56,7 +60,9 @@ struct batch {
     size_t ntakes, nfinishes;
     int64_t sent_us;
     bool evaled;                 /* already sent as EVAL */
-    struct take take[BATCH_MAX]; /* last: not zeroed (14 KB), filled as takes come */
+    /* last, not zeroed (26 KB), filled as owners and takes come: */
+    int64_t limit[OWNERS_MAX][RL_KINDS]; /* per owner, sent once */
+    struct take take[BATCH_MAX];
 };
 
 struct ratelimit_redis {
@@ -66,6 +72,8 @@ struct ratelimit_redis {
     struct stats *stats;
     struct event *tick, *flush;
     struct batch *queue, *last; /* built this turn, not yet sent */
+    struct batch *spare;        /* an answered batch, for the next one */
+    struct redis_args head, counts; /* a call's own arguments, rewritten per call */
     char sha[41];               /* "" until SCRIPT LOAD answered on this connection */
     bool was_down;              /* an outage was logged: its end is too */
     size_t in_flight;           /* calls sent, not yet answered */
@@ -126,12 +134,28 @@ static void batch_free(struct batch *b)
     free(b);
 }
 
+/* An answered batch: kept as the spare while there is none (a busy loop
+ * sends one call at a time), else freed. */
+static void batch_done(struct batch *b)
+{
+    struct ratelimit_redis *rr = b->rr;
+    const struct redis_args_mark empty = {0, 0};
+    if (rr->spare != NULL) {
+        batch_free(b);
+        return;
+    }
+    redis_args_reset(&b->keys, empty);
+    redis_args_reset(&b->finishes, empty);
+    redis_args_reset(&b->takes, empty);
+    rr->spare = b;
+}
+
 /* Every take of the batch falls back, and the batch goes. */
 static void batch_fail(struct batch *b)
 {
     for (size_t i = 0; i < b->ntakes; i++)
         b->take[i].cb(b->take[i].arg, -1, NULL, NULL, 0);
-    batch_free(b);
+    batch_done(b);
 }
 
 static void on_answer(redisAsyncContext *c, void *r, void *arg);
@@ -141,21 +165,27 @@ static int send_batch(struct batch *b)
 {
     struct ratelimit_redis *rr = b->rr;
     redisAsyncContext *ac = redis_link_ctx(rr->link);
-    struct redis_args head = {0}, counts = {0};
-    const struct redis_args *const parts[] = {&head, &b->keys, &counts, &b->finishes, &b->takes};
+    struct redis_args *head = &rr->head, *counts = &rr->counts;
+    const struct redis_args *const parts[] = {head, &b->keys, counts, &b->finishes, &b->takes};
+    const struct redis_args_mark empty = {0, 0};
     bool sha = rr->sha[0] != '\0' && !b->evaled;
+    bool ok;
     int rc = -1;
-    /* EVALSHA sha numkeys KEYS... window ttl finishes takes FINISHES... TAKES... */
-    if (ac != NULL && redis_args_str(&head, sha ? "EVALSHA" : "EVAL") == 0 &&
-        redis_args_str(&head, sha ? rr->sha : RATELIMIT_LUA) == 0 &&
-        redis_args_num(&head, (int64_t)b->keys.n) == 0 &&
-        redis_args_num(&counts, RATELIMIT_WINDOW_MS) == 0 &&
-        redis_args_num(&counts, rr->slot_ttl_ms) == 0 &&
-        redis_args_num(&counts, (int64_t)b->nfinishes) == 0 &&
-        redis_args_num(&counts, (int64_t)b->ntakes) == 0)
+    redis_args_reset(head, empty);
+    redis_args_reset(counts, empty);
+    /* EVALSHA sha numkeys KEYS... window ttl finishes takes LIMITS... FINISHES... TAKES... */
+    ok = ac != NULL && redis_args_str(head, sha ? "EVALSHA" : "EVAL") == 0 &&
+         redis_args_str(head, sha ? rr->sha : RATELIMIT_LUA) == 0 &&
+         redis_args_num(head, (int64_t)b->keys.n) == 0 &&
+         redis_args_num(counts, RATELIMIT_WINDOW_MS) == 0 &&
+         redis_args_num(counts, rr->slot_ttl_ms) == 0 &&
+         redis_args_num(counts, (int64_t)b->nfinishes) == 0 &&
+         redis_args_num(counts, (int64_t)b->ntakes) == 0;
+    for (size_t o = 0; ok && o < b->keys.n / 3; o++)
+        for (int k = 0; ok && k < RL_KINDS; k++)
+            ok = redis_args_num(counts, b->limit[o][k]) == 0;
+    if (ok)
         rc = redis_args_send(parts, sizeof(parts) / sizeof(parts[0]), ac, on_answer, b);
-    redis_args_clear(&head);
-    redis_args_clear(&counts);
     if (rc == 0) {
         b->sent_us = clock_us();
         rr->takes_in_flight += b->ntakes > 0;
@@ -196,9 +226,16 @@ static struct batch *current(struct ratelimit_redis *rr)
     struct batch *b = rr->last;
     if (b != NULL && b->ntakes + b->nfinishes < BATCH_MAX)
         return b;
-    if ((b = malloc(sizeof(*b))) == NULL)
+    if ((b = rr->spare) != NULL) {
+        rr->spare = NULL;
+        b->next = NULL;
+        b->ntakes = b->nfinishes = 0;
+        b->evaled = false;
+    } else if ((b = malloc(sizeof(*b))) != NULL) {
+        memset(b, 0, offsetof(struct batch, limit));
+    } else {
         return NULL;
-    memset(b, 0, offsetof(struct batch, take));
+    }
     b->rr = rr;
     if (rr->last != NULL)
         rr->last->next = b;
@@ -211,8 +248,7 @@ static struct batch *current(struct ratelimit_redis *rr)
 
 static int64_t num(const redisReply *r, size_t i)
 {
-    return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer
-                                                                           : 0;
+    return r->element[i]->integer;
 }
 
 static struct ratelimit_status status(int64_t limit, int64_t used, int64_t reset_ms)
@@ -222,33 +258,54 @@ static struct ratelimit_status status(int64_t limit, int64_t used, int64_t reset
     return (struct ratelimit_status){limit, limit > used ? limit - used : 0, reset_ms};
 }
 
-/* One take's part of the answer. */
+/* Where each take's part of the flat answer starts (at[i]): 0 when the
+ * answer is all integers laid out as the script writes them for these
+ * takes, else -1 (not our script's answer). */
+static int answer_shape(const struct batch *b, const redisReply *r, size_t *at)
+{
+    size_t i = 1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return -1;
+    for (size_t e = 0; e < r->elements; e++)
+        if (r->element[e]->type != REDIS_REPLY_INTEGER)
+            return -1;
+    for (size_t t = 0; t < b->ntakes; t++) {
+        if (i >= r->elements || (num(r, i) != 0 && num(r, i) != 1))
+            return -1;
+        at[t] = i;
+        i += num(r, i) == 0 ? 6 : 1 + b->take[t].n * 3;
+    }
+    return i == r->elements ? 0 : -1;
+}
+
+/* One take's part of the answer, from r->element[at]. */
 static void answer_take(struct ratelimit_redis *rr, const struct take *t, const redisReply *r,
-                        int64_t now)
+                        size_t at)
 {
     struct ratelimit_status st[RATELIMIT_MAX_ASKS][RL_KINDS];
     struct ratelimit_refusal why;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        (num(r, 0) == 0 && (r->elements < 6 || num(r, 1) < 0 || (size_t)num(r, 1) >= t->n ||
-                            num(r, 2) < 0 || num(r, 2) >= RL_KINDS)) ||
-        (num(r, 0) == 1 && r->elements < 1 + t->n * 3)) {
-        stats_ratelimit_redis_error(rr->stats); /* not our script's answer: decide here */
-        t->cb(t->arg, -1, NULL, NULL, 0);
-    } else if (num(r, 0) == 0) {
-        why = (struct ratelimit_refusal){.ask = (size_t)num(r, 1),
-                                         .kind = (enum ratelimit_kind)num(r, 2),
-                                         .limit = num(r, 3), .used = num(r, 4),
-                                         .retry_ms = num(r, 5)};
+    if (num(r, at) == 0) {
+        if (num(r, at + 1) < 0 || (size_t)num(r, at + 1) >= t->n || num(r, at + 2) < 0 ||
+            num(r, at + 2) >= RL_KINDS) {
+            stats_ratelimit_redis_error(rr->stats); /* not our script's answer: decide here */
+            t->cb(t->arg, -1, NULL, NULL, 0);
+            return;
+        }
+        why = (struct ratelimit_refusal){.ask = (size_t)num(r, at + 1),
+                                         .kind = (enum ratelimit_kind)num(r, at + 2),
+                                         .limit = num(r, at + 3), .used = num(r, at + 4),
+                                         .retry_ms = num(r, at + 5)};
         t->cb(t->arg, 1, NULL, &why, 0);
-    } else {
-        for (size_t i = 0; i < t->n; i++)
-            for (int k = RL_REQUESTS; k <= RL_TOKENS; k++)
-                st[i][k] = status(t->limit[i][k], num(r, 1 + i * 3 + (size_t)k),
-                                  num(r, 1 + i * 3 + 2));
-        for (size_t i = 0; i < t->n; i++) /* not in the answer: no header shows it */
-            st[i][RL_PARALLEL] = (struct ratelimit_status){t->limit[i][RL_PARALLEL], 0, 0};
-        t->cb(t->arg, 0, st, NULL, now);
+        return;
     }
+    for (size_t i = 0; i < t->n; i++) {
+        size_t a = at + 1 + i * 3;
+        for (int k = RL_REQUESTS; k <= RL_TOKENS; k++)
+            st[i][k] = status(t->limit[i][k], num(r, a + (size_t)k), num(r, a + 2));
+        /* not in the answer: no header shows it */
+        st[i][RL_PARALLEL] = (struct ratelimit_status){t->limit[i][RL_PARALLEL], 0, 0};
+    }
+    t->cb(t->arg, 0, st, NULL, num(r, 0));
 }
 
 static void on_answer(redisAsyncContext *c, void *r, void *arg)
@@ -256,6 +313,7 @@ static void on_answer(redisAsyncContext *c, void *r, void *arg)
     struct batch *b = arg;
     struct ratelimit_redis *rr = b->rr;
     const redisReply *reply = r;
+    size_t at[BATCH_MAX];
     rr->in_flight--;
     rr->takes_in_flight -= b->ntakes > 0;
     rr->progress_ms = clock_ms();
@@ -266,8 +324,7 @@ static void on_answer(redisAsyncContext *c, void *r, void *arg)
         if (send_batch(b) == 0)
             return;
     }
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements != 1 + b->ntakes || reply->element[0]->type != REDIS_REPLY_INTEGER) {
+    if (reply == NULL || answer_shape(b, reply, at) != 0) {
         if (reply != NULL) {
             stats_ratelimit_redis_error(rr->stats);
             redis_link_fail(rr->link, c, reply->type == REDIS_REPLY_ERROR
@@ -277,8 +334,8 @@ static void on_answer(redisAsyncContext *c, void *r, void *arg)
     } else {
         stats_ratelimit_redis_rtt(rr->stats, (double)(clock_us() - b->sent_us) / 1e6);
         for (size_t i = 0; i < b->ntakes; i++)
-            answer_take(rr, &b->take[i], reply->element[1 + i], reply->element[0]->integer);
-        batch_free(b);
+            answer_take(rr, &b->take[i], reply, at[i]);
+        batch_done(b);
     }
     if (reply != NULL)
         flush(rr); /* what queued meanwhile */
@@ -323,6 +380,10 @@ void ratelimit_redis_free(struct ratelimit_redis *rr)
     if (rr->tick != NULL)
         event_free(rr->tick);
     redis_link_free(rr->link); /* calls in flight are answered NULL: their takes fall back */
+    if (rr->spare != NULL) /* after those answers, which may keep one */
+        batch_free(rr->spare);
+    redis_args_clear(&rr->head);
+    redis_args_clear(&rr->counts);
     if (rr->flush != NULL)
         event_free(rr->flush);
     free(rr);
@@ -358,6 +419,8 @@ static int64_t owner(struct batch *b, const char *name)
         if (redis_args_put(&b->keys, key, len + 2) != 0)
             return 0;
     }
+    for (int k = 0; k < RL_KINDS; k++) /* a finish's owner: none, unless a take sets them */
+        b->limit[b->keys.n / 3 - 1][k] = RATELIMIT_NONE;
     return (int64_t)(b->keys.n / 3);
 }
 
@@ -401,7 +464,7 @@ int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask 
         int64_t o = owner(b, h->names[i]);
         ok = o > 0 && redis_args_num(&b->takes, o) == 0;
         for (int k = 0; ok && k < RL_KINDS; k++) {
-            ok = redis_args_num(&b->takes, asks[i].limit[k]) == 0;
+            b->limit[o - 1][k] = asks[i].limit[k];
             b->take[b->ntakes].limit[i][k] = asks[i].limit[k];
         }
     }
