@@ -133,6 +133,9 @@ static int keyinfo_copy(struct keyinfo *dst, const struct keyinfo *src)
     return 0;
 }
 
+/* A key's budget_id names a tier, as LiteLLM's rate-limit tiers: the
+ * budget's rpm_limit / tpm_limit, where set, are the key's own (counted per
+ * key, not shared by the tier's keys), in place of the key's columns. */
 static const char SQL_KEY[] =
     "SELECT k.key_alias, k.user_id, k.team_id, k.models, k.blocked,"
     " " DB_SQL_UNIX_US("k.expires") ","
@@ -141,14 +144,16 @@ static const char SQL_KEY[] =
     " t.max_budget, t.spend, " DB_SQL_UNIX_US("t.budget_reset_at") ", COALESCE(t.blocked, 0),"
     " mb.max_budget, m.spend, " DB_SQL_UNIX_US("mb.budget_reset_at") ", k.tags,"
     " COALESCE(u.user_role = 'proxy_admin', 0), t.models,"
-    " k.max_parallel_requests, k.rpm_limit, k.tpm_limit, u.rpm_limit, u.tpm_limit,"
+    " k.max_parallel_requests, COALESCE(kb.rpm_limit, k.rpm_limit),"
+    " COALESCE(kb.tpm_limit, k.tpm_limit), u.rpm_limit, u.tpm_limit,"
     " t.rpm_limit, t.tpm_limit, mb.rpm_limit, mb.tpm_limit,"
     " JSON_EXTRACT(k.metadata, '$.model_rpm_limit'), JSON_EXTRACT(k.metadata, '$.model_tpm_limit'),"
     " JSON_EXTRACT(t.metadata, '$.model_rpm_limit'), JSON_EXTRACT(t.metadata, '$.model_tpm_limit')"
     " FROM api_keys k LEFT JOIN internal_users u ON u.user_id = k.user_id"
     " LEFT JOIN teams t ON t.team_id = k.team_id"
     " LEFT JOIN team_members m ON m.team_id = k.team_id AND m.user_id = k.user_id"
-    " LEFT JOIN budgets mb ON mb.budget_id = m.budget_id WHERE k.token = ?";
+    " LEFT JOIN budgets mb ON mb.budget_id = m.budget_id"
+    " LEFT JOIN budgets kb ON kb.budget_id = k.budget_id WHERE k.token = ?";
 
 /* A rate limit column: NULL (or unreadable) is no limit (-1). */
 static int64_t limit_cell(const char *v)

@@ -57,6 +57,25 @@ static json_t *info_of(const struct db_result *r, size_t i)
     return o;
 }
 
+/* The key's tier (its budget_id's row, whose rpm / tpm limits are the
+ * key's) as LiteLLM's litellm_budget_table, into info; -1 on a database
+ * error (err filled), -2 out of memory. */
+static int add_tier(MYSQL *db, json_t *info, char *err, size_t errlen)
+{
+    const char *id = json_string_value(json_object_get(info, "budget_id"));
+    struct db_result *r = NULL;
+    struct db_param p[] = {DB_STR(id)};
+    json_t *tier = json_null();
+    if (id != NULL) {
+        if (db_exec(db, "SELECT " BUDGETS_SQL_COLS("") " FROM budgets WHERE budget_id = ?", p, 1,
+                    &r, NULL, NULL, err, errlen) < 0)
+            return -1;
+        tier = r->nrows > 0 ? budgets_json(r, 0, 0) : json_null();
+        db_result_free(r);
+    }
+    return json_object_set_new(info, "litellm_budget_table", tier) < 0 ? -2 : 0;
+}
+
 /* The info object of key token into *out (NULL: not found); -1 answered. */
 static int load_info(struct worker *w, struct evhttp_request *req, MYSQL *db, const char *token,
                      json_t **out)
@@ -64,6 +83,7 @@ static int load_info(struct worker *w, struct evhttp_request *req, MYSQL *db, co
     struct db_result *r = NULL;
     struct db_param p[] = {DB_STR(token)};
     char err[512];
+    int rc;
     *out = NULL;
     if (db_exec(db, SQL_INFO, p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
         worker_db_failed(w, req, err);
@@ -74,6 +94,14 @@ static int load_info(struct worker *w, struct evhttp_request *req, MYSQL *db, co
     else if ((*out = info_of(r, 0)) == NULL)
         httpjson_error(req, 500, "internal_error", NULL, "out of memory");
     db_result_free(r);
+    if (*out != NULL && (rc = add_tier(db, *out, err, sizeof(err))) < 0) {
+        json_decref(*out);
+        *out = NULL;
+        if (rc == -1)
+            worker_db_failed(w, req, err);
+        else
+            httpjson_error(req, 500, "internal_error", NULL, "out of memory");
+    }
     return *out != NULL ? 0 : -1;
 }
 

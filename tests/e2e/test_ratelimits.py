@@ -14,6 +14,9 @@ proxyd/ratelimit.c, call_limits.c).
 - max_parallel_requests 2: of 10 concurrent slow requests the fake upstream
   never has more than 2; the slots come back after client disconnects,
   upstream errors and upstream timeouts.
+- Owners: a user's, team's, team member's budget's and end user's limits
+  are shared by their keys; a key's budget_id (a tier) gives each of its
+  keys the budget's limits as its own.
 
 Run from the repo root:  python3 tests/e2e/run.py tests/e2e/test_ratelimits.py
 """
@@ -238,6 +241,31 @@ class RateLimitsTest(harness.StackTestCase):
         # another key of the team, not the member's: not limited by the member's budget
         self.assertEqual(self.admitted([self.new_key(team_id="rl-team2")[0]], 5,
                                        "team", "rl-team2"), 5)
+
+    def test_tier_limits_are_each_keys_own(self):
+        """A key's budget_id is a tier (LiteLLM's rate-limit tiers): the budget's
+        rpm_limit is the key's own, counted per key, in place of the key's."""
+        s = self.stack
+        st, _, b = s.report("POST", "/budget/new", {"budget_id": "rl-tier", "rpm_limit": 2},
+                            key=MASTER_KEY)
+        self.assertEqual(st, 200, b)
+        for own in ({}, {"rpm_limit": 10}):
+            key, token = self.new_key(budget_id="rl-tier", **own)
+            self.assertEqual(self.admitted([key], 5, "api_key", token), 2)
+        st, _, b = s.report("GET", "/key/info?key=" + token, key=MASTER_KEY)
+        self.assertEqual((st, b["info"]["rpm_limit"], b["info"]["litellm_budget_table"]["rpm_limit"]),
+                         (200, 10, 2), b)
+        key, token = self.new_key(rpm_limit=3)  # no tier: its own
+        st, h, _ = s.chat(key)
+        self.assertEqual((st, h["x-ratelimit-api_key-limit-requests"]), (200, "3"))
+        st, _, b = s.report("POST", "/budget/new", {"budget_id": "rl-tier-tpm", "tpm_limit": 1000},
+                            key=MASTER_KEY)
+        self.assertEqual(st, 200, b)
+        key, token = self.new_key(budget_id="rl-tier-tpm", tpm_limit=100000)
+        st, h, b = s.chat(key, max_tokens=10)
+        self.assertEqual(st, 200, b)
+        self.assertEqual(h.get("x-ratelimit-api_key-limit-tokens"), "1000", h)
+        self.assertNotIn("x-ratelimit-api_key-limit-requests", h)
 
     def test_end_user_and_model_limits(self):
         s = self.stack
