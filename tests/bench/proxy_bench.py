@@ -142,10 +142,16 @@ class Bench:
         self.ttfb, self.stream_cpu = {}, {}   # by case name
         self.answered = {c.name: 0 for c in self.cases}  # streams proxyd answered, by case
 
-    def pids(self, s):
+    def pids(self, s, target=None):
+        """The processes whose CPU a run counts; in the runs through Redis, "proxyd" is
+        the proxyd that shares its limits there, and redis-server is counted too."""
         p = {name: s.daemon(name).proc.pid for name in
              ("fake-upstream", "proxyd", "accountd", "reportd")}
         p["mariadbd"] = mariadb_pid(s)
+        if target == "proxyd-redis":
+            p["proxyd"] = s.daemon("proxyd-redis").proc.pid
+        if self.redis is not None and self.redis.proc is not None:
+            p["redis-server"] = self.redis.proc.pid
         return p
 
     def through_proxyd(self, s, fn):
@@ -175,7 +181,7 @@ class Bench:
 
     def one_run(self, s, label, target, conns, url, lua, seconds, warmup=False, settle=None,
                 round_=0):
-        pids = self.pids(s)
+        pids = self.pids(s, target)
         perf = None
         if self.a.perf and target == "proxyd-vkey" and conns == self.a.connections and not warmup:
             perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g",

@@ -63,6 +63,33 @@ def paired(b, target, base, conns):
     return (statistics.median(each) if each else 0.0), each
 
 
+def cpu_paired(b, target, base, conns):
+    """What target costs per request in CPU against base, round by round at conns:
+    proxyd's and redis-server's CPU time over the run's 2xx answers, in us. The
+    closed loop's req/s moves with every stall of a shared machine; the CPU spent per
+    request much less. Returns (median change in %, each round's, median us of
+    target and of base)."""
+    us = {(r["target"], r["round"]): 1e6 * (r["cpu_s"].get("proxyd", 0) +
+                                            r["cpu_s"].get("redis-server", 0)) / r["ok2xx"]
+          for r in b.runs if r["conns"] == conns and r["ok2xx"] > 0}
+    rounds = sorted(k for t, k in us if t == target and (base, k) in us)
+    each = [100.0 * (us[(target, k)] / us[(base, k)] - 1) for k in rounds]
+    if not each:
+        return 0.0, [], 0.0, 0.0
+    return (statistics.median(each), each, statistics.median(us[(target, k)] for k in rounds),
+            statistics.median(us[(base, k)] for k in rounds))
+
+
+def cpu_line(b, target, conns):
+    """The CPU-per-request comparison of a limited target with the unlimited key."""
+    med, each, t_us, v_us = cpu_paired(b, target, "proxyd-vkey", conns)
+    if each:
+        print("     CPU per request (proxyd%s) at %d connections: %.0f us against %.0f us "
+              "without limits: %+.1f %% (rounds: %s %%)" % (
+                  " + redis-server" if target == "proxyd-redis" else "", conns, t_us, v_us, med,
+                  ", ".join("%+.1f" % x for x in each)))
+
+
 def spread(b, target, conns):
     """How far one target's req/s strays from its own median over the rounds, in %:
     the run's noise."""
@@ -228,6 +255,7 @@ def report(b, args):
               "target: no measurable change)  %s; added p50 at 1 connection %+d us against "
               "%+d us" % (l32["rps"], a.connections, r32["rps"], med, rounds(each), noise,
                           verdict(abs(med) <= noise), l50, v50))
+        cpu_line(b, "proxyd-limited", a.connections)
     if not a.no_limited and not a.no_redis:
         x32 = by[("proxyd-redis", a.connections)]
         x50, _ = added(b, "proxyd-redis", "p50_us")
@@ -238,6 +266,7 @@ def report(b, args):
               "(one Redis round trip: %s)"
               % (x32["rps"], a.connections, r32["rps"], med, rounds(each),
                  verdict(med >= -15.0), x50, v50, b.redis_rtt))
+        cpu_line(b, "proxyd-redis", a.connections)
     ok = r32["rps"] >= TARGET_RPS_32
     misses += [] if ok else ["req/s"]
     print("   throughput through proxyd (virtual key, accounting on) at %d connections: "
@@ -328,14 +357,15 @@ def report(b, args):
     print()
     print("CPU during each wrk run, %% of one core (%d cores = %d%%):" % (os.cpu_count(),
                                                                        100 * os.cpu_count()))
-    procs = ["wrk", "fake-upstream", "proxyd", "accountd", "mariadbd", "reportd", "irq", "other",
-             "all"]
+    procs = ["wrk", "fake-upstream", "proxyd", "accountd", "mariadbd", "reportd", "redis-server",
+             "irq", "other", "all"]
     print("   %-24s %5s" % ("run", "conns") + "".join(" %8s" % p[:8] for p in procs))
     for r in b.runs:
         print("   %-24s %5d" % (run_name(r), r["conns"]) +
               "".join(" %7.0f%%" % r["cpu"].get(p, 0) for p in procs))
-    print("   (irq = hard and soft interrupts, mostly loopback TCP; other = kernel threads, this "
-          "script, any foreign process;\n    all = busy time from /proc/stat)")
+    print("   (proxyd: in the runs through Redis, the proxyd that shares its limits there; irq = "
+          "hard and soft interrupts,\n    mostly loopback TCP; other = kernel threads, this "
+          "script, any foreign process; all = busy time from /proc/stat)")
     for r in b.runs:
         if r.get("quiet", 0) is None:
             print("   ! %s c=%d started while the machine was still busy" % (run_name(r), r["conns"]))
@@ -348,7 +378,7 @@ def report(b, args):
     print("CPU per request in us (accountd, mariadbd: per ledger row committed during the run);")
     print("ceiling = %d cores / total: the req/s this machine could carry if nothing else ran:"
           % os.cpu_count())
-    parts = ["proxyd", "accountd", "mariadbd", "fake-upstream", "wrk", "irq"]
+    parts = ["proxyd", "redis-server", "accountd", "mariadbd", "fake-upstream", "wrk", "irq"]
     print("   %-24s %5s" % ("run", "conns") + "".join(" %9s" % n[:9] for n in parts) +
           " %9s %9s" % ("total", "ceiling"))
     for r in b.runs:
