@@ -23,21 +23,22 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-/* "$LEN\r\n" at p; its length. */
-static size_t bulk_head(char *p, size_t len)
+/* A RESP header, "$LEN\r\n" (a bulk string's) or "*N\r\n" (an array's), at p
+ * (NUMTEXT_MAX + 3 bytes); its length. */
+static size_t resp_head(char *p, char type, size_t n)
 {
-    size_t n = 1;
-    p[0] = '$';
-    n += numtext_i64(p + 1, (int64_t)len);
-    p[n++] = '\r';
-    p[n++] = '\n';
-    return n;
+    size_t h = 1;
+    p[0] = type;
+    h += numtext_i64(p + 1, (int64_t)n);
+    p[h++] = '\r';
+    p[h++] = '\n';
+    return h;
 }
 
 int redis_args_put(struct redis_args *a, const char *s, size_t len)
 {
     char head[NUMTEXT_MAX + 3];
-    size_t h = bulk_head(head, len);
+    size_t h = resp_head(head, '$', len);
     if (grow((void **)&a->arg, &a->max, a->n + 1, sizeof(*a->arg)) != 0 ||
         grow((void **)&a->text, &a->cap, a->len + h + len + 2, 1) != 0)
         return -1;
@@ -92,7 +93,7 @@ int redis_args_send(const struct redis_args *const *parts, size_t n, redisAsyncC
                     redisCallbackFn *fn, void *priv)
 {
     char head[NUMTEXT_MAX + 3];
-    size_t h = 1, args = 0, len = 0;
+    size_t h, args = 0, len = 0;
     char *cmd, *p;
     int rc;
     for (size_t i = 0; i < n; i++) {
@@ -101,10 +102,7 @@ int redis_args_send(const struct redis_args *const *parts, size_t n, redisAsyncC
     }
     if (args == 0)
         return -1;
-    head[0] = '*';
-    h += numtext_i64(head + 1, (int64_t)args);
-    memcpy(head + h, "\r\n", 2);
-    h += 2;
+    h = resp_head(head, '*', args);
     if ((cmd = malloc(h + len)) == NULL)
         return -1;
     memcpy(cmd, head, h);

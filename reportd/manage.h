@@ -121,6 +121,8 @@ int budgets_users(MYSQL *db, const char *id, const char *except_customer, long l
     REPORTD_SQL_RFC3339(t "budget_reset_at") ", " t "tpm_limit, " t "rpm_limit, " \
     REPORTD_SQL_RFC3339(t "created_at") ", " REPORTD_SQL_RFC3339(t "updated_at")
 #define BUDGETS_NCOLS 9
+/* One budget row by budget_id (one parameter), in those columns. */
+#define BUDGETS_SQL_ROW "SELECT " BUDGETS_SQL_COLS("") " FROM budgets WHERE budget_id = ?"
 /* The budget of row i, cells from col on, as LiteLLM's budget table row;
  * JSON null when the budget_id cell is NULL (no budget). */
 json_t *budgets_json(const struct db_result *r, size_t i, size_t col);

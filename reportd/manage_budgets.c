@@ -24,7 +24,6 @@
 #define LIST_PAGE_MAX 1000
 #define LIST_PAGE_DEFAULT 100
 
-static const char SQL_ROW[] = "SELECT " BUDGETS_SQL_COLS("") " FROM budgets WHERE budget_id = ?";
 
 int budgets_read_fields(struct evhttp_request *req, json_t *body, struct budget_fields *f)
 {
@@ -172,7 +171,7 @@ static void answer_budget(struct worker *w, struct evhttp_request *req, MYSQL *d
     struct db_result *r = NULL;
     struct db_param p[] = {DB_STR(id)};
     char err[512];
-    if (db_exec(db, SQL_ROW, p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
+    if (db_exec(db, BUDGETS_SQL_ROW, p, 1, &r, NULL, NULL, err, sizeof(err)) < 0) {
         worker_db_failed(w, req, err);
         return;
     }
@@ -264,9 +263,7 @@ static int deletable(struct evhttp_request *req, MYSQL *db, const char *id,
 {
     struct db_param p[] = {DB_STR(id)};
     long long customers = 0, members = 0;
-    char sql[sizeof(SQL_ROW) + 16];
-    snprintf(sql, sizeof(sql), "%s FOR UPDATE", SQL_ROW);
-    if (db_exec(db, sql, p, 1, row, NULL, NULL, err, errlen) < 0 ||
+    if (db_exec(db, BUDGETS_SQL_ROW " FOR UPDATE", p, 1, row, NULL, NULL, err, errlen) < 0 ||
         budgets_users(db, id, NULL, &customers, &members, err, errlen) < 0)
         return -2;
     if ((*row)->nrows == 0) {

@@ -67,8 +67,7 @@ static int add_tier(MYSQL *db, json_t *info, char *err, size_t errlen)
     struct db_param p[] = {DB_STR(id)};
     json_t *tier = json_null();
     if (id != NULL) {
-        if (db_exec(db, "SELECT " BUDGETS_SQL_COLS("") " FROM budgets WHERE budget_id = ?", p, 1,
-                    &r, NULL, NULL, err, errlen) < 0)
+        if (db_exec(db, BUDGETS_SQL_ROW, p, 1, &r, NULL, NULL, err, errlen) < 0)
             return -1;
         tier = r->nrows > 0 ? budgets_json(r, 0, 0) : json_null();
         db_result_free(r);

@@ -53,47 +53,48 @@ def added(b, target, field):
     return statistics.median(diffs), diffs
 
 
-def paired(b, target, base, conns):
-    """target's req/s against base's, round by round at conns (the two runs of a round
-    are minutes apart at most): the median change in %, and each round's."""
-    rps = {(r["target"], r["round"]): r["ok2xx"] / r["seconds"] for r in b.runs
-           if r["conns"] == conns}
-    rounds = sorted(k for t, k in rps if t == target and (base, k) in rps)
-    each = [100.0 * (rps[(target, k)] / rps[(base, k)] - 1) for k in rounds]
+def rps(r):
+    """A run's 2xx answers per second."""
+    return r["ok2xx"] / r["seconds"]
+
+
+def cpu_us(r):
+    """A run's CPU per 2xx answer in us: proxyd's, plus redis-server's (counted in the
+    runs through Redis). None without answers."""
+    cpu = r["cpu_s"].get("proxyd", 0) + r["cpu_s"].get("redis-server", 0)
+    return 1e6 * cpu / r["ok2xx"] if r["ok2xx"] > 0 else None
+
+
+def paired(b, target, base, conns, value=rps):
+    """target's value (req/s unless told) against base's, round by round at conns (the
+    two runs of a round are minutes apart at most): the median change in %, and each
+    round's."""
+    v = {(r["target"], r["round"]): value(r) for r in b.runs if r["conns"] == conns}
+    rounds = sorted(k for t, k in v if t == target and v.get((base, k)) and
+                    v[(target, k)] is not None)
+    each = [100.0 * (v[(target, k)] / v[(base, k)] - 1) for k in rounds]
     return (statistics.median(each) if each else 0.0), each
 
 
-def cpu_paired(b, target, base, conns):
-    """What target costs per request in CPU against base, round by round at conns:
-    proxyd's and redis-server's CPU time over the run's 2xx answers, in us. The
-    closed loop's req/s moves with every stall of a shared machine; the CPU spent per
-    request much less. Returns (median change in %, each round's, median us of
-    target and of base)."""
-    us = {(r["target"], r["round"]): 1e6 * (r["cpu_s"].get("proxyd", 0) +
-                                            r["cpu_s"].get("redis-server", 0)) / r["ok2xx"]
-          for r in b.runs if r["conns"] == conns and r["ok2xx"] > 0}
-    rounds = sorted(k for t, k in us if t == target and (base, k) in us)
-    each = [100.0 * (us[(target, k)] / us[(base, k)] - 1) for k in rounds]
-    if not each:
-        return 0.0, [], 0.0, 0.0
-    return (statistics.median(each), each, statistics.median(us[(target, k)] for k in rounds),
-            statistics.median(us[(base, k)] for k in rounds))
-
-
 def cpu_line(b, target, conns):
-    """The CPU-per-request comparison of a limited target with the unlimited key."""
-    med, each, t_us, v_us = cpu_paired(b, target, "proxyd-vkey", conns)
+    """The CPU-per-request comparison of a limited target with the unlimited key: the
+    closed loop's req/s moves with every stall of a shared machine; the CPU spent per
+    request much less."""
+    med, each = paired(b, target, "proxyd-vkey", conns, cpu_us)
     if each:
+        us = {t: statistics.median(u for u in (cpu_us(r) for r in b.runs if r["target"] == t
+                                                and r["conns"] == conns) if u is not None)
+              for t in (target, "proxyd-vkey")}
         print("     CPU per request (proxyd%s) at %d connections: %.0f us against %.0f us "
               "without limits: %+.1f %% (rounds: %s %%)" % (
-                  " + redis-server" if target == "proxyd-redis" else "", conns, t_us, v_us, med,
-                  ", ".join("%+.1f" % x for x in each)))
+                  " + redis-server" if target == "proxyd-redis" else "", conns, us[target],
+                  us["proxyd-vkey"], med, ", ".join("%+.1f" % x for x in each)))
 
 
 def spread(b, target, conns):
     """How far one target's req/s strays from its own median over the rounds, in %:
     the run's noise."""
-    v = [r["ok2xx"] / r["seconds"] for r in b.runs if r["target"] == target and
+    v = [rps(r) for r in b.runs if r["target"] == target and
          r["conns"] == conns]
     m = statistics.median(v) if v else 0
     return max(abs(100.0 * (x / m - 1)) for x in v) if m else 0.0
