@@ -7,8 +7,8 @@
  * while it cannot be reached each proxyd limits locally at limit /
  * tollgate.proxyd.ratelimit_instances, or admits everything with
  * ratelimit_fallback: open. tollgate.proxyd.ratelimit_slot_ttl_ms bounds how
- * long a parallel slot of a proxyd killed with -9 stays taken in Redis
- * (default: upstream_timeout_ms plus a minute).
+ * long the parallel slots of a proxyd killed with -9 stay taken in Redis (its
+ * heartbeat's life; default: upstream_timeout_ms plus a minute).
  * The limits themselves are rows of the database (keys, ...).
  */
 #include <stdlib.h>

@@ -345,8 +345,7 @@ void call_limits_take(struct call *c, void (*next)(struct call *c))
     if (rr == NULL)
         take_here(c, false);
     else if (!ratelimit_redis_up(rr) ||
-             ratelimit_redis_take(rr, ls->asks, ls->n, ls->tokens, c->request_id, &ls->redis,
-                                  on_redis, c) < 0)
+             ratelimit_redis_take(rr, ls->asks, ls->n, ls->tokens, &ls->redis, on_redis, c) < 0)
         take_here(c, true);
 }
 
@@ -380,7 +379,7 @@ void call_limits_end(struct call *c)
     for (size_t i = 0; ls->held == HELD_HERE && i < ls->n; i++)
         ratelimit_release(c->px->rate, &ls->here[i]);
     if (ls->held == HELD_REDIS && c->px->rate_redis != NULL)
-        ratelimit_redis_finish(c->px->rate_redis, &ls->redis, c->request_id, ls->used);
+        ratelimit_redis_finish(c->px->rate_redis, &ls->redis, ls->used);
     else if (ls->held == HELD_REDIS) /* teardown: Redis let go first; the slot expires */
         ratelimit_redis_hold_clear(&ls->redis);
     free(ls);

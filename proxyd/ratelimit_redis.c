@@ -17,8 +17,13 @@
  * without its script cache); a batch keeps its arguments until answered
  * for that second send. A call that gets no answer within
  * ANSWER_TIMEOUT_MS drops the link: every take in flight is then answered
- * -1 and falls back. Finishes are best effort: lost with the link, their
- * slots expire.
+ * -1 and falls back. Finishes are best effort: lost with the link.
+ *
+ * Parallel slots are counted per proxyd ID in Redis. Each connect takes a
+ * new ID and keeps its heartbeat key ("tg:rl2:hb:ID") alive, renewed every
+ * third of slot_ttl_ms; what was taken under an older ID is not given
+ * back (its finishes may have been lost with the link) but left to expire
+ * with that ID's heartbeat, as a killed proxyd's slots do.
  */
 #include "ratelimit_redis.h"
 
@@ -29,6 +34,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "ids.h"
 #include "log.h"
 #include "proxy.h"
 #include "ratelimit_lua.h"
@@ -75,6 +81,9 @@ struct ratelimit_redis {
     struct batch *spare;        /* an answered batch, for the next one */
     struct redis_args head, counts; /* a call's own arguments, rewritten per call */
     char sha[41];               /* "" until SCRIPT LOAD answered on this connection */
+    char id[IDS_UUID_LEN + 1];  /* this connection's proxyd ID (the script's "me") */
+    unsigned gen;               /* connections so far: a hold's is its ID's */
+    int64_t beat_ms;            /* the heartbeat last sent */
     bool was_down;              /* an outage was logged: its end is too */
     size_t in_flight;           /* calls sent, not yet answered */
     size_t takes_in_flight;     /* of those, calls with takes */
@@ -99,12 +108,34 @@ static void load_script(struct ratelimit_redis *rr, redisAsyncContext *ac)
         log_warn("redis: cannot queue SCRIPT LOAD");
 }
 
+/* This proxyd's heartbeat key, alive for slot_ttl_ms: while it is, the
+ * slots counted under its ID stand. */
+static void heartbeat(struct ratelimit_redis *rr, redisAsyncContext *ac)
+{
+    char key[sizeof("tg:rl2:hb:") + IDS_UUID_LEN];
+    memcpy(key, "tg:rl2:hb:", sizeof("tg:rl2:hb:") - 1);
+    memcpy(key + sizeof("tg:rl2:hb:") - 1, rr->id, IDS_UUID_LEN + 1);
+    rr->beat_ms = clock_ms();
+    if (redisAsyncCommand(ac, NULL, NULL, "SET %s 1 PX %lld", key, (long long)rr->slot_ttl_ms) !=
+        REDIS_OK)
+        log_warn("redis: cannot queue the rate limits' heartbeat");
+}
+
 static void on_link(void *arg, bool up, const char *why)
 {
     struct ratelimit_redis *rr = arg;
-    stats_ratelimit_redis_up(rr->stats, up);
     /* rr->link is NULL when the first attempt fails inside redis_link_new */
-    load_script(rr, up && rr->link != NULL ? redis_link_ctx(rr->link) : NULL);
+    redisAsyncContext *ac = up && rr->link != NULL ? redis_link_ctx(rr->link) : NULL;
+    stats_ratelimit_redis_up(rr->stats, up);
+    load_script(rr, ac);
+    if (ac != NULL && ids_uuid4(rr->id) != 0) {
+        redis_link_fail(rr->link, ac, "no random bytes for the proxyd ID");
+        return;
+    }
+    if (ac != NULL) {
+        rr->gen++;
+        heartbeat(rr, ac); /* before any take of this connection */
+    }
     if (up && rr->was_down)
         log_info("redis %s:%d answers: rate limits are shared through it again", rr->rc->host,
                  rr->rc->port);
@@ -120,6 +151,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     redis_link_tick(rr->link);
+    redisAsyncContext *ac = redis_link_ctx(rr->link);
+    if (ac != NULL && clock_ms() - rr->beat_ms >= rr->slot_ttl_ms / 3)
+        heartbeat(rr, ac);
     if (rr->in_flight > 0 && clock_ms() - rr->progress_ms > ANSWER_TIMEOUT_MS) {
         stats_ratelimit_redis_error(rr->stats);
         redis_link_drop(rr->link, "no answer to a rate-limit check within 1 s");
@@ -173,15 +207,15 @@ static int send_batch(struct batch *b)
     int rc = -1;
     redis_args_reset(head, empty);
     redis_args_reset(counts, empty);
-    /* EVALSHA sha numkeys KEYS... window ttl finishes takes LIMITS... FINISHES... TAKES... */
+    /* EVALSHA sha numkeys KEYS... window ttl id finishes takes LIMITS... FINISHES... TAKES... */
     ok = ac != NULL && redis_args_str(head, sha ? "EVALSHA" : "EVAL") == 0 &&
          redis_args_str(head, sha ? rr->sha : RATELIMIT_LUA) == 0 &&
          redis_args_num(head, (int64_t)b->keys.n) == 0 &&
          redis_args_num(counts, RATELIMIT_WINDOW_MS) == 0 &&
-         redis_args_num(counts, rr->slot_ttl_ms) == 0 &&
+         redis_args_num(counts, rr->slot_ttl_ms) == 0 && redis_args_str(counts, rr->id) == 0 &&
          redis_args_num(counts, (int64_t)b->nfinishes) == 0 &&
          redis_args_num(counts, (int64_t)b->ntakes) == 0;
-    for (size_t o = 0; ok && o < b->keys.n / 3; o++)
+    for (size_t o = 0; ok && o < b->keys.n / 2; o++)
         for (int k = 0; ok && k < RL_KINDS; k++)
             ok = redis_args_num(counts, b->limit[o][k]) == 0;
     if (ok)
@@ -401,47 +435,47 @@ void ratelimit_redis_hold_clear(struct ratelimit_redis_hold *h)
     memset(h, 0, sizeof(*h));
 }
 
-/* The owner's place in the batch's KEYS (1-based), its three keys added
+/* The owner's place in the batch's KEYS (1-based), its two keys added
  * when new. 0 on ENOMEM. */
 static int64_t owner(struct batch *b, const char *name)
 {
     char key[RATELIMIT_REDIS_NAME_MAX + 2];
     size_t len = strlen(name);
-    for (size_t i = 0; i < b->keys.n; i += 3)
+    for (size_t i = 0; i < b->keys.n; i += 2)
         if (redis_args_len(&b->keys, i) == len + 2 &&
             memcmp(redis_args_at(&b->keys, i), name, len) == 0)
-            return (int64_t)(i / 3 + 1);
+            return (int64_t)(i / 2 + 1);
     memcpy(key, name, len);
     key[len] = ':';
     key[len + 2] = '\0';
-    for (const char *s = "wzp"; *s != '\0'; s++) {
+    for (const char *s = "wz"; *s != '\0'; s++) {
         key[len + 1] = *s;
         if (redis_args_put(&b->keys, key, len + 2) != 0)
             return 0;
     }
     for (int k = 0; k < RL_KINDS; k++) /* a finish's owner: none, unless a take sets them */
-        b->limit[b->keys.n / 3 - 1][k] = RATELIMIT_NONE;
-    return (int64_t)(b->keys.n / 3);
+        b->limit[b->keys.n / 2 - 1][k] = RATELIMIT_NONE;
+    return (int64_t)(b->keys.n / 2);
 }
 
-/* "tg:rl:DESCRIPTOR:VALUE", allocated; NULL on ENOMEM or over
+/* "tg:rl2:DESCRIPTOR:VALUE", allocated; NULL on ENOMEM or over
  * RATELIMIT_REDIS_NAME_MAX. */
 static char *name_of(const struct ratelimit_ask *a)
 {
     size_t d = strlen(a->descriptor), v = strlen(a->value);
     char *s;
-    if (6 + d + 1 + v >= RATELIMIT_REDIS_NAME_MAX || (s = malloc(6 + d + 1 + v + 1)) == NULL)
+    if (7 + d + 1 + v >= RATELIMIT_REDIS_NAME_MAX || (s = malloc(7 + d + 1 + v + 1)) == NULL)
         return NULL;
-    memcpy(s, "tg:rl:", 6);
-    memcpy(s + 6, a->descriptor, d);
-    s[6 + d] = ':';
-    memcpy(s + 6 + d + 1, a->value, v + 1);
+    memcpy(s, "tg:rl2:", 7);
+    memcpy(s + 7, a->descriptor, d);
+    s[7 + d] = ':';
+    memcpy(s + 7 + d + 1, a->value, v + 1);
     return s;
 }
 
 int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask *asks, size_t n,
-                         int64_t tokens, const char *request_id,
-                         struct ratelimit_redis_hold *h, ratelimit_redis_cb cb, void *arg)
+                         int64_t tokens, struct ratelimit_redis_hold *h, ratelimit_redis_cb cb,
+                         void *arg)
 {
     struct batch *b = n <= RATELIMIT_MAX_ASKS ? current(rr) : NULL;
     struct redis_args_mark mark;
@@ -449,8 +483,7 @@ int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask 
     memset(h, 0, sizeof(*h));
     if (ok) {
         mark = redis_args_mark(&b->takes);
-        ok = redis_args_str(&b->takes, request_id) == 0 &&
-             redis_args_num(&b->takes, tokens) == 0 &&
+        ok = redis_args_num(&b->takes, tokens) == 0 &&
              redis_args_num(&b->takes, (int64_t)n) == 0;
     }
     for (size_t i = 0; ok && i < n; i++) {
@@ -469,6 +502,7 @@ int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask 
         }
     }
     h->estimate = tokens;
+    h->gen = rr->gen;
     if (!ok) {
         if (b != NULL)
             redis_args_reset(&b->takes, mark);
@@ -482,17 +516,18 @@ int ratelimit_redis_take(struct ratelimit_redis *rr, const struct ratelimit_ask 
 }
 
 void ratelimit_redis_finish(struct ratelimit_redis *rr, struct ratelimit_redis_hold *h,
-                            const char *request_id, int64_t tokens)
+                            int64_t tokens)
 {
     struct batch *b = NULL;
     struct redis_args_mark mark;
     bool any = false, ok = false;
     for (size_t i = 0; i < h->n; i++)
         any |= h->tokens[i] || h->parallel[i];
+    /* taken under an older connection's ID: left to expire with it */
+    any &= h->gen == rr->gen;
     if (any && ratelimit_redis_up(rr) && (b = current(rr)) != NULL) {
         mark = redis_args_mark(&b->finishes);
-        ok = redis_args_str(&b->finishes, request_id) == 0 &&
-             redis_args_num(&b->finishes, h->t_ms) == 0 &&
+        ok = redis_args_num(&b->finishes, h->t_ms) == 0 &&
              redis_args_num(&b->finishes, (tokens > 0 ? tokens : 0) - h->estimate) == 0 &&
              redis_args_num(&b->finishes, (int64_t)h->n) == 0;
         for (size_t i = 0; ok && i < h->n; i++) {

@@ -333,7 +333,7 @@ class Bench:
                 "redis_host": "127.0.0.1", "redis_port": self.redis.port}})
             st, h, b = s.http("POST", redis_port, "/v1/chat/completions",
                               {"model": "llama3", "messages": CHAT_MESSAGES}, key=lkey)
-            if st != 200 or self.redis.command("KEYS", "tg:rl:*") == []:
+            if st != 200 or self.redis.command("KEYS", "tg:rl2:*") == []:
                 raise RuntimeError("the Redis proxyd answered %d without counting in Redis: %r"
                                    % (st, b))
         chat = {"model": "llama3", "messages": CHAT_MESSAGES}

@@ -76,6 +76,10 @@ class RedisLimitsTest(harness.StackTestCase):
         self.assertEqual(st, 200, b)
         return b["key"], b["token"]
 
+    def slots_in_use(self, token):
+        """The parallel slots Redis counts for the key (ratelimit_lua.h's "c")."""
+        return int(self.redis.command("HGET", "tg:rl2:api_key:%s:w" % token, "c") or 0)
+
     def relayed(self, marker):
         return sum(1 for r in self.stack.upstream_requests()
                    if (r.get("body") or {}).get("mock_content") == marker)
@@ -116,7 +120,7 @@ class RedisLimitsTest(harness.StackTestCase):
         self.assertEqual(self.relayed("rpm-600"), 600)
         # counted in Redis (each proxyd's own share of 600 / 4 would also make 600 in all
         # when HAProxy spreads evenly), and full for every proxyd
-        self.assertEqual(self.redis.command("HGET", "tg:rl:api_key:%s:w" % token, "r"), "600")
+        self.assertEqual(self.redis.command("HGET", "tg:rl2:api_key:%s:w" % token, "r"), "600")
         for port in self.ports:
             self.assertEqual(self.stack.http("POST", port, "/v1/chat/completions",
                                              {"model": "llama3", "messages": []}, key=key)[0], 429)
@@ -163,7 +167,7 @@ class RedisLimitsTest(harness.StackTestCase):
         token = self.stack.sql_value("SELECT token FROM api_keys WHERE max_parallel_requests = 2"
                                      " ORDER BY created_at DESC LIMIT 1")
         # given back at once (not when they expire, SLOT_TTL_MS later)
-        wait_for(lambda: self.redis.command("ZCARD", "tg:rl:api_key:%s:p" % token) == 0, 1,
+        wait_for(lambda: self.slots_in_use(token) == 0, 1,
                  message="the slots were not given back in Redis")
         got = self.clients(self.haproxy.port, [key] * 2, 1, 0.01, "par-2",
                            mock_first_byte_delay_ms=200)
@@ -174,7 +178,7 @@ class RedisLimitsTest(harness.StackTestCase):
             got = self.clients(self.haproxy.port, [key] * 2, 1, 0.01, "par-3",
                                mock_first_byte_delay_ms=200)
             self.assertEqual(got, [200, 200])
-            wait_for(lambda: self.redis.command("ZCARD", "tg:rl:api_key:%s:p" % token) == 0, 1,
+            wait_for(lambda: self.slots_in_use(token) == 0, 1,
                      message="the slots were not given back after SCRIPT FLUSH")
 
     def test_4_slots_of_a_killed_proxyd_expire(self):
