@@ -116,9 +116,9 @@ void answer_publish(struct call *c, const struct usage *u, int status, bool esti
     free(buf);
 }
 
-static void add_header(struct evkeyvalq *h, const char *name, const char *value)
+static void add_header(struct reply_head *h, const char *name, const char *value)
 {
-    if (value != NULL && evhttp_add_header(h, name, value) != 0)
+    if (value != NULL && reply_head_add(h, name, value) != 0)
         log_warn("cannot add header %s", name);
 }
 
@@ -168,9 +168,9 @@ void answer_rewrite_error(struct call *c, struct evbuffer *body, int status)
         log_request(LOG_ERROR, c->request_id, "out of memory rewriting the upstream's error");
 }
 
-void answer_headers(struct call *c, struct evkeyvalq *h, const char *content_type,
-                    const char *cost)
+void answer_headers(struct call *c, const char *content_type, const char *cost)
 {
+    struct reply_head *h = &c->head;
     char num[32];
     add_header(h, "Content-Type", content_type[0] ? content_type : "application/json");
     add_header(h, "x-litellm-call-id", c->request_id);
@@ -221,9 +221,8 @@ void answer_whole(struct call *c, struct relay_transfer *t, CURLcode result)
         answer_rewrite_error(c, t->response, status);
     if (client != NULL && replace_body(t->response, client) < 0)
         log_request(LOG_ERROR, c->request_id, "out of memory rewriting the answer");
-    answer_headers(c, evhttp_request_get_output_headers(c->req), t->content_type,
-                   ok ? cost : NULL);
+    answer_headers(c, t->content_type, ok ? cost : NULL);
     /* The event is queued before the answer leaves, so it is never younger than the 2xx. */
     answer_publish(c, &u, status, false);
-    evhttp_send_reply(c->req, status, NULL, t->response);
+    reply_send(c->req, status, &c->head, t->response);
 }

@@ -71,6 +71,7 @@ void call_free(struct call *c)
     call_limits_end(c);
     config_budget_release(c);
     sse_filter_free(c->sse);
+    reply_head_free(&c->head);
     if (c->error_body != NULL)
         evbuffer_free(c->error_body);
     json_decref(c->body);

@@ -111,7 +111,7 @@ static size_t asks_of(const struct call *c, struct ratelimit_ask *asks, struct a
 
 static void header(struct call *c, const char *name, const char *value)
 {
-    if (evhttp_add_header(evhttp_request_get_output_headers(c->req), name, value) != 0)
+    if (reply_head_add(&c->head, name, value) != 0)
         log_request(LOG_WARN, c->request_id, "cannot add header %s", name);
 }
 

@@ -20,6 +20,7 @@
 #include "price.h"
 #include "protocol.h"
 #include "relay.h"
+#include "reply.h"
 #include "response_id.h"
 #include "router.h"
 
@@ -55,6 +56,7 @@ struct call {
     char crossed[512];            /* why the last deployment was passed over ("": none) */
     bool authorized;              /* counted in px->authorized (global_max_parallel_requests) */
     struct limits_state *limits;  /* its rate limits (call_limits.c); NULL: none */
+    struct reply_head head;       /* its answer's headers (x-ratelimit-*, x-litellm-*) */
     int admit_waits;
     unsigned prompt_counted;  /* bit per tokenizer encoding: prompt_count[enc] is known */
     int64_t prompt_count[2];  /* the chat prompt's exact tokens (-1: not countable) */
@@ -85,9 +87,11 @@ struct call {
 
 #define PROMPT_UNCOUNTED INT64_MIN
 
-/* Answers the client an error in its API's shape and remembers the status. */
-#define call_error(c, status_, ...) \
-    ((c)->status = (status_), httpjson_error_as((c)->req, (c)->front->errors, (status_), __VA_ARGS__))
+/* Answers the client an error in its API's shape (with the headers the
+ * call has) and remembers the status. */
+#define call_error(c, status_, ...)                                                \
+    ((c)->status = (status_), reply_head_to_evhttp(&(c)->head, (c)->req),         \
+     httpjson_error_as((c)->req, (c)->front->errors, (status_), __VA_ARGS__))
 
 /* What the protocol module is told about the current attempt. */
 struct upstream_req call_upstream_req(const struct call *c);
@@ -120,8 +124,8 @@ void answer_price(struct call *c, const struct usage *u, char cost[MONEY_STR_MAX
  * web search), the answer's service tier (answer may be NULL) and the
  * request's duration so far, once: header, stream and ledger price the same. */
 void answer_usage_complete(struct call *c, const json_t *answer, struct usage *u);
-void answer_headers(struct call *c, struct evkeyvalq *h, const char *content_type,
-                    const char *cost);
+/* The answer's headers (x-litellm-*), added to c->head. */
+void answer_headers(struct call *c, const char *content_type, const char *cost);
 void answer_publish(struct call *c, const struct usage *u, int status, bool estimated);
 /* The request's usage event, encoded (malloc'ed; NULL on ENOMEM). */
 uint8_t *answer_pack(const struct call *c, const struct usage *u, int status, bool estimated,

@@ -66,8 +66,8 @@ static int start_reply(struct call *c, struct relay_transfer *t)
             c->proto->stream_free(state);
         return -1;
     }
-    answer_headers(c, evhttp_request_get_output_headers(c->req),
-                   t->content_type[0] ? t->content_type : "text/event-stream", NULL);
+    answer_headers(c, t->content_type[0] ? t->content_type : "text/event-stream", NULL);
+    reply_head_to_evhttp(&c->head, c->req); /* a stream's head is evhttp's (chunked) */
     evhttp_send_reply_start(c->req, (int)t->status, "OK");
     c->started = true;
     c->ttfb_us = call_since_us(&c->t0);
@@ -258,9 +258,9 @@ static void answer_unstarted(struct call *c, struct relay_transfer *t, CURLcode 
         return;
     }
     answer_rewrite_error(c, c->error_body, status);
-    answer_headers(c, evhttp_request_get_output_headers(c->req), t->content_type, NULL);
+    answer_headers(c, t->content_type, NULL);
     answer_publish(c, &u, status, false);
-    evhttp_send_reply(c->req, status, NULL, c->error_body);
+    reply_send(c->req, status, &c->head, c->error_body);
 }
 
 void stream_done(struct call *c, struct relay_transfer *t, CURLcode result)
