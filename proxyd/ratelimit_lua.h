@@ -37,6 +37,8 @@
 #ifndef PROXYD_RATELIMIT_LUA_H
 #define PROXYD_RATELIMIT_LUA_H
 
+#include "ratelimit_redis.h" /* RATELIMIT_REDIS_HEARTBEAT */
+
 static const char RATELIMIT_LUA[] =
     "local B = 10\n"
     "local fmt = string.format\n"
@@ -134,7 +136,7 @@ static const char RATELIMIT_LUA[] =
     "  for n, id in ipairs(ids) do\n"
     "    if id == me then\n"
     "      keep[#keep + 1] = id; c = c + (s.mine or 0)\n"
-    "    elseif redis.call('EXISTS', 'tg:rl2:hb:' .. id) == 1 then\n"
+    "    elseif redis.call('EXISTS', '" RATELIMIT_REDIS_HEARTBEAT "' .. id) == 1 then\n"
     "      keep[#keep + 1] = id; c = c + num(v[n])\n"
     "    else\n"
     "      dead[#dead + 1] = f[n]\n"

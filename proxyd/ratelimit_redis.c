@@ -112,12 +112,9 @@ static void load_script(struct ratelimit_redis *rr, redisAsyncContext *ac)
  * slots counted under its ID stand. */
 static void heartbeat(struct ratelimit_redis *rr, redisAsyncContext *ac)
 {
-    char key[sizeof("tg:rl2:hb:") + IDS_UUID_LEN];
-    memcpy(key, "tg:rl2:hb:", sizeof("tg:rl2:hb:") - 1);
-    memcpy(key + sizeof("tg:rl2:hb:") - 1, rr->id, IDS_UUID_LEN + 1);
     rr->beat_ms = clock_ms();
-    if (redisAsyncCommand(ac, NULL, NULL, "SET %s 1 PX %lld", key, (long long)rr->slot_ttl_ms) !=
-        REDIS_OK)
+    if (redisAsyncCommand(ac, NULL, NULL, "SET " RATELIMIT_REDIS_HEARTBEAT "%s 1 PX %lld", rr->id,
+                          (long long)rr->slot_ttl_ms) != REDIS_OK)
         log_warn("redis: cannot queue the rate limits' heartbeat");
 }
 
@@ -462,14 +459,15 @@ static int64_t owner(struct batch *b, const char *name)
  * RATELIMIT_REDIS_NAME_MAX. */
 static char *name_of(const struct ratelimit_ask *a)
 {
+    size_t p = sizeof(RATELIMIT_REDIS_PREFIX) - 1;
     size_t d = strlen(a->descriptor), v = strlen(a->value);
     char *s;
-    if (7 + d + 1 + v >= RATELIMIT_REDIS_NAME_MAX || (s = malloc(7 + d + 1 + v + 1)) == NULL)
+    if (p + d + 1 + v >= RATELIMIT_REDIS_NAME_MAX || (s = malloc(p + d + 1 + v + 1)) == NULL)
         return NULL;
-    memcpy(s, "tg:rl2:", 7);
-    memcpy(s + 7, a->descriptor, d);
-    s[7 + d] = ':';
-    memcpy(s + 7 + d + 1, a->value, v + 1);
+    memcpy(s, RATELIMIT_REDIS_PREFIX, p);
+    memcpy(s + p, a->descriptor, d);
+    s[p + d] = ':';
+    memcpy(s + p + d + 1, a->value, v + 1);
     return s;
 }
 

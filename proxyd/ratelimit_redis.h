@@ -23,6 +23,10 @@
 #include "config.h"
 #include "ratelimit.h"
 
+/* Every key of the rate limits in Redis starts so; a proxyd's heartbeat key
+ * is RATELIMIT_REDIS_HEARTBEAT + its ID. */
+#define RATELIMIT_REDIS_PREFIX "tg:rl2:"
+#define RATELIMIT_REDIS_HEARTBEAT RATELIMIT_REDIS_PREFIX "hb:"
 #define RATELIMIT_REDIS_NAME_MAX 700 /* "tg:rl2:DESCRIPTOR:VALUE" */
 
 struct stats;

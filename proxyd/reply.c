@@ -19,41 +19,27 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "grow.h"
 #include "log.h"
 #include "numtext.h"
 
 #define DATE_LINE_MAX 64
 
-static bool clean(const char *s)
-{
-    return strpbrk(s, "\r\n") == NULL;
-}
-
-static int grow(struct reply_head *h, size_t more)
-{
-    size_t cap = h->cap != 0 ? h->cap : 512;
-    char *buf;
-    while (cap < h->len + more)
-        cap *= 2;
-    if (cap == h->cap)
-        return 0;
-    if ((buf = realloc(h->buf, cap)) == NULL)
-        return -1;
-    h->buf = buf;
-    h->cap = cap;
-    return 0;
-}
 
 int reply_head_add(struct reply_head *h, const char *name, const char *value)
 {
     size_t n = strlen(name), v = strlen(value);
-    if (!clean(name) || !clean(value) || grow(h, n + v + 4) != 0)
+    char *buf;
+    if (strpbrk(name, ":\r\n") != NULL || strpbrk(value, "\r\n") != NULL ||
+        (buf = grow_array(h->buf, &h->cap, h->len + n + v + 4, 1, 512)) == NULL)
         return -1;
+    h->buf = buf;
     char *p = h->buf + h->len;
     memcpy(p, name, n);
     memcpy(p + n, ": ", 2);
@@ -67,10 +53,11 @@ void reply_head_to_evhttp(struct reply_head *h, struct evhttp_request *req)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     char *p = h->buf, *end = h->buf + h->len;
-    while (p < end) {
-        char *colon = strstr(p, ": "), *eol = colon != NULL ? strstr(colon, "\r\n") : NULL;
+    while (p < end) { /* the buffer holds whole lines, and no name a ':' nor value a '\r' */
+        char *colon = memchr(p, ':', (size_t)(end - p));
+        char *eol = colon != NULL ? memchr(colon, '\r', (size_t)(end - colon)) : NULL;
         if (eol == NULL)
-            break; /* not reached: every line was written whole by reply_head_add */
+            break;
         *colon = '\0';
         *eol = '\0';
         if (evhttp_add_header(out, p, colon + 2) != 0)
@@ -108,17 +95,23 @@ static const char *reason(int status)
     }
 }
 
-/* "Date: ...\r\n", formatted once a second (the loop's thread only). */
+/* "Date: ...\r\n" as evhttp writes it, formatted once a second (the loop's
+ * thread only). */
 static size_t date_line(const char **line)
 {
-    static char buf[DATE_LINE_MAX];
+    static char buf[DATE_LINE_MAX] = "Date: ";
     static size_t len;
     static time_t at = -1;
     time_t now = time(NULL);
     struct tm tm;
-    if (now != at && gmtime_r(&now, &tm) != NULL &&
-        (len = strftime(buf, sizeof(buf), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm)) > 0)
-        at = now;
+    if (now != at && gmtime_r(&now, &tm) != NULL) {
+        int n = evutil_date_rfc1123(buf + 6, sizeof(buf) - 8, &tm);
+        if (n > 0 && (size_t)n < sizeof(buf) - 8) {
+            memcpy(buf + 6 + n, "\r\n", 2);
+            len = 6 + (size_t)n + 2;
+            at = now;
+        }
+    }
     *line = buf;
     return at == now ? len : 0;
 }

@@ -16,7 +16,8 @@ struct reply_head {
 };
 
 /* Adds a header line. -1 (nothing added): a CR or LF in the name or value
- * (a client's text must not make headers of its own), or out of memory. */
+ * (a client's text must not make headers of its own), a ':' in the name,
+ * or out of memory. */
 int reply_head_add(struct reply_head *h, const char *name, const char *value);
 
 /* Hands the lines to evhttp (the request's output headers) and empties h:

@@ -24,7 +24,6 @@
 #define LIST_PAGE_MAX 1000
 #define LIST_PAGE_DEFAULT 100
 
-
 int budgets_read_fields(struct evhttp_request *req, json_t *body, struct budget_fields *f)
 {
     memset(f, 0, sizeof(*f));

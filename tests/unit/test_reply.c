@@ -95,7 +95,8 @@ static void *client(void *arg)
     CHECK(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0, "first answer: %.40s", out);
     CHECK(strstr(out, "HTTP/1.1 429 Too Many Requests\r\n") > out, "second answer missing");
     CHECK(count(out, "Content-Length: 5\r\n") == 2 && count(out, "x-a: 1\r\nx-b: two\r\n") == 2 &&
-              count(out, "\r\n\r\nhello") == 2 && count(out, "Date: ") == 2,
+              count(out, "\r\n\r\nhello") == 2 && count(out, " GMT\r\n") == 2 &&
+              count(out, "Date: ") == 2,
           "answers: %s", out);
     closed = exchange("GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", out,
                       sizeof(out));
@@ -129,6 +130,7 @@ int main(void)
           "a CR LF value was taken");
     CHECK(reply_head_add(&h, "x-model", "a\nb") == -1 && h.len == 0, "an LF value was taken");
     CHECK(reply_head_add(&h, "x:\r\ny", "v") == -1 && h.len == 0, "a CR LF name was taken");
+    CHECK(reply_head_add(&h, "x:y", "v") == -1 && h.len == 0, "a name with ':' was taken");
     CHECK(reply_head_add(&h, "x-ok", "fine") == 0 && h.len == 12, "len %zu", h.len);
     reply_head_free(&h);
 
