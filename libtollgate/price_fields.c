@@ -162,6 +162,8 @@ static int64_t cut_threshold(char *base)
         n = n * 10 + (*p - '0');
     }
     if (*p == 'k') {
+        if (n > INT64_MAX / 1000)
+            return 0; /* as a number too long: no threshold */
         n *= 1000;
         p++;
     }
